@@ -1,0 +1,159 @@
+// Command counting measures the core runtime: generator → Map → KeyBy →
+// running count per key in Pebble-backed keyed state → discard sink, with
+// checkpoints, against a hand-written loop doing the same counting with a Go
+// map and no framework.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	goruntime "runtime"
+	"slices"
+	"time"
+
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/sinks/discard"
+	"github.com/weirstream/weir/sources/generator"
+)
+
+type count struct {
+	key uint64
+	n   int64
+}
+
+// keyOf spreads sequence numbers over keys in a scrambled order, so that
+// consecutive records hit different keys as real traffic does.
+func keyOf(seq, keys uint64) uint64 { return (seq * 0x9E3779B97F4A7C15 >> 20) % keys }
+
+func main() {
+	records := flag.Uint64("records", 30_000_000, "records per run")
+	keys := flag.Uint64("keys", 1_000_000, "distinct keys")
+	cores := flag.Int("cores", 1, "GOMAXPROCS")
+	interval := flag.Duration("checkpoint-interval", time.Second, "checkpoint interval")
+	dir := flag.String("dir", "", "checkpoint directory (default: a temporary directory)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the engine run to this file")
+	flag.Parse()
+	goruntime.GOMAXPROCS(*cores)
+
+	loopRate := handLoop(*records, *keys)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "counting:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	res, err := engine(*records, *keys, *interval, *dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "counting:", err)
+		os.Exit(1)
+	}
+	pprof.StopCPUProfile()
+	fmt.Printf("machine: %s/%s, %d CPUs, GOMAXPROCS=%d; %d records over %d keys\n",
+		goruntime.GOOS, goruntime.GOARCH, goruntime.NumCPU(), *cores, *records, *keys)
+	fmt.Printf("%-34s %14s\n", "", "records/s")
+	fmt.Printf("%-34s %14.0f\n", "hand-written loop (Go map)", loopRate)
+	fmt.Printf("%-34s %14.0f\n", "weir (Pebble state, checkpoints)", res.rate)
+	fmt.Printf("engine / loop: %.2f   (target >= 0.50)\n", res.rate/loopRate)
+	fmt.Printf("engine records/s: %.2fM   (target >= 3M on one core)\n", res.rate/1e6)
+	fmt.Printf("checkpoints: %d, sync pause p50 %v p99 %v max %v (target p99 < 10ms)\n",
+		len(res.pauses), pct(res.pauses, 50), pct(res.pauses, 99), pct(res.pauses, 100))
+	fmt.Printf("checkpoint duration p50 %v p99 %v; bytes written per checkpoint p50 %d\n",
+		pct(res.durations, 50), pct(res.durations, 99), pctInt(res.bytes, 50))
+}
+
+var sinkHole int64
+
+// handLoop is the speed limit: the same work without a framework.
+func handLoop(records, keys uint64) float64 {
+	counts := make(map[uint64]int64)
+	start := time.Now()
+	var sum int64
+	for seq := uint64(0); seq < records; seq++ {
+		k := keyOf(seq, keys)
+		counts[k]++
+		sum += counts[k]
+	}
+	sinkHole = sum
+	return float64(records) / time.Since(start).Seconds()
+}
+
+type result struct {
+	rate      float64
+	pauses    []time.Duration
+	durations []time.Duration
+	bytes     []int64
+}
+
+func engine(records, keys uint64, interval time.Duration, dir string) (result, error) {
+	var res result
+	if dir == "" {
+		d, err := os.MkdirTemp("", "weir-counting-*")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	p := runtime.NewPipeline("counting")
+	seqs := runtime.From(p, "generator", generator.New(func(seq uint64) uint64 { return seq }, generator.Config{Count: records}))
+	ks := operators.Map(seqs, func(seq uint64) uint64 { return keyOf(seq, keys) })
+	counts := operators.Aggregate(operators.KeyBy(ks, func(k uint64) uint64 { return k }), "count",
+		operators.AggregateFunc[uint64, uint64, int64, count]{
+			Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
+			Result: func(k uint64, acc int64) count { return count{k, acc} },
+		}, nil)
+	var dropped discard.Counter
+	runtime.To(counts, "discard", discard.New[count](&dropped))
+	cfg := runtime.Config{
+		CheckpointDir:      dir,
+		CheckpointInterval: interval,
+		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Events: runtime.EventListener{CheckpointCompleted: func(info runtime.CheckpointInfo) {
+			res.pauses = append(res.pauses, info.MaxSyncPause)
+			res.durations = append(res.durations, info.Duration)
+			res.bytes = append(res.bytes, info.BytesWritten)
+		}},
+	}
+	start := time.Now()
+	if err := runtime.Run(context.Background(), p, cfg); err != nil {
+		return res, err
+	}
+	res.rate = float64(records) / time.Since(start).Seconds()
+	if got := uint64(dropped.Count()); got != records {
+		return res, fmt.Errorf("sink saw %d records, want %d", got, records)
+	}
+	return res, nil
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, (len(s)*p+99)/100-1+boolToInt(p == 0))]
+}
+
+func pctInt(xs []int64, p int) int64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

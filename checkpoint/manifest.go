@@ -1,0 +1,107 @@
+package checkpoint
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+)
+
+// ManifestName is the file whose presence makes a checkpoint complete.
+const ManifestName = "MANIFEST"
+
+// manifestVersion is bumped on incompatible changes of the format.
+const manifestVersion = 1
+
+// ErrCorrupt marks a checkpoint that failed verification.
+var ErrCorrupt = errors.New("checkpoint: corrupt")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Manifest describes one complete checkpoint.
+type Manifest struct {
+	Version        int       `json:"version"`
+	Job            string    `json:"job"`
+	ID             uint64    `json:"checkpoint_id"`
+	Created        time.Time `json:"created"`
+	MaxParallelism int       `json:"max_parallelism"`
+	// Final is set on the checkpoint taken when a job ended or was stopped.
+	Final bool `json:"final,omitempty"`
+	// Operators lists the state of every stateful subtask.
+	Operators []SubtaskState `json:"operators"`
+	// Files lists every file of the checkpoint but the manifest.
+	Files []File `json:"files"`
+	// BytesWritten counts the bytes this checkpoint added: files it shares
+	// with its predecessor by hard link are not counted.
+	BytesWritten int64 `json:"bytes_written"`
+}
+
+// SubtaskState locates the state of one operator subtask.
+type SubtaskState struct {
+	Operator    string `json:"operator"`
+	Subtask     int    `json:"subtask"`
+	Parallelism int    `json:"parallelism"`
+	// StateFile is the path of the operator state, relative to the
+	// checkpoint directory, or empty.
+	StateFile string `json:"state_file,omitempty"`
+	// KeyedDir is the path of the keyed state (a Pebble checkpoint),
+	// relative to the checkpoint directory, or empty.
+	KeyedDir string `json:"keyed_dir,omitempty"`
+}
+
+// File is one file of a checkpoint.
+type File struct {
+	Path   string `json:"path"` // relative to the checkpoint directory, with '/'
+	Size   int64  `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// Subtask returns the state of operator's subtask, if the checkpoint has it.
+func (m *Manifest) Subtask(operator string, subtask int) (SubtaskState, bool) {
+	for _, s := range m.Operators {
+		if s.Operator == operator && s.Subtask == subtask {
+			return s, true
+		}
+	}
+	return SubtaskState{}, false
+}
+
+// envelope is the on-disk form: the manifest and a checksum of its bytes.
+type envelope struct {
+	CRC32C   uint32          `json:"crc32c"`
+	Manifest json.RawMessage `json:"manifest"`
+}
+
+func encodeManifest(m *Manifest) ([]byte, error) {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.MarshalIndent(envelope{CRC32C: crc32.Checksum(body, castagnoli), Manifest: body}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+func decodeManifest(data []byte) (*Manifest, error) {
+	var env envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("%w: unreadable manifest: %v", ErrCorrupt, err)
+	}
+	// The checksum covers the compact form, so indentation does not matter.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, env.Manifest); err != nil || crc32.Checksum(compact.Bytes(), castagnoli) != env.CRC32C {
+		return nil, fmt.Errorf("%w: manifest checksum mismatch", ErrCorrupt)
+	}
+	var m Manifest
+	if err := json.Unmarshal(env.Manifest, &m); err != nil {
+		return nil, fmt.Errorf("%w: unreadable manifest body: %v", ErrCorrupt, err)
+	}
+	if m.Version != manifestVersion {
+		return nil, fmt.Errorf("checkpoint: manifest version %d, this build reads %d", m.Version, manifestVersion)
+	}
+	return &m, nil
+}

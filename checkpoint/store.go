@@ -1,0 +1,422 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+const dirPrefix = "chk-"
+
+// Store is a checkpoint directory.
+type Store struct {
+	dir    string
+	logger *slog.Logger
+	// prev is the newest complete checkpoint; files shared with it by hard
+	// link keep its checksums instead of being read again.
+	prev *Manifest
+}
+
+// Open opens the checkpoint directory dir, creating it if needed, and checks
+// that it is writable.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("checkpoint: no directory given")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("checkpoint: cannot create checkpoint directory: %w", err)
+	}
+	probe, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: checkpoint directory %s is not writable: %w", dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return &Store{dir: dir, logger: logger}, nil
+}
+
+// Root returns the checkpoint directory.
+func (s *Store) Root() string { return s.dir }
+
+// Dir returns the directory of checkpoint id.
+func (s *Store) Dir(id uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%s%010d", dirPrefix, id))
+}
+
+// KeyedDir returns the path, relative to a checkpoint directory, of the keyed
+// state of an operator subtask.
+func KeyedDir(operator string, subtask int) string {
+	return filepath.ToSlash(filepath.Join("state", operator, strconv.Itoa(subtask)))
+}
+
+// ids lists the ids of all checkpoint directories, complete or not, in
+// ascending order.
+func (s *Store) ids() ([]uint64, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: list %s: %w", s.dir, err)
+	}
+	var ids []uint64
+	for _, e := range entries {
+		name, ok := strings.CutPrefix(e.Name(), dirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if id, err := strconv.ParseUint(name, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func (s *Store) complete(id uint64) bool {
+	_, err := os.Stat(filepath.Join(s.Dir(id), ManifestName))
+	return err == nil
+}
+
+// Latest returns the manifest of the newest complete checkpoint, or nil if
+// there is none. It does not verify the checkpoint's files.
+func (s *Store) Latest() (*Manifest, error) {
+	ids, err := s.ids()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		if s.complete(ids[i]) {
+			return s.Read(ids[i])
+		}
+	}
+	return nil, nil
+}
+
+// Read reads the manifest of checkpoint id.
+func (s *Store) Read(id uint64) (*Manifest, error) {
+	path := filepath.Join(s.Dir(id), ManifestName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	m, err := decodeManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d: %s: %w", id, path, err)
+	}
+	if m.ID != id {
+		return nil, fmt.Errorf("checkpoint %d: %s: %w: manifest names checkpoint %d", id, path, ErrCorrupt, m.ID)
+	}
+	return m, nil
+}
+
+// NextID returns an id above every checkpoint directory present, complete or
+// not, so that a new run never reuses the id of anything an earlier run may
+// have written or committed.
+func (s *Store) NextID() (uint64, error) {
+	ids, err := s.ids()
+	if err != nil || len(ids) == 0 {
+		return 1, err
+	}
+	return ids[len(ids)-1] + 1, nil
+}
+
+// Verify checks every file of m against its size and checksum. The error
+// names the first bad file and the checkpoint and wraps ErrCorrupt.
+func (s *Store) Verify(m *Manifest) error {
+	dir := s.Dir(m.ID)
+	for _, f := range m.Files {
+		path := filepath.Join(dir, filepath.FromSlash(f.Path))
+		size, sum, err := checksumFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("checkpoint %d: file %s is missing: %w", m.ID, path, ErrCorrupt)
+		case err != nil:
+			return fmt.Errorf("checkpoint %d: file %s: %w", m.ID, path, err)
+		case size != f.Size:
+			return fmt.Errorf("checkpoint %d: file %s has %d bytes, manifest says %d: %w", m.ID, path, size, f.Size, ErrCorrupt)
+		case sum != f.CRC32C:
+			return fmt.Errorf("checkpoint %d: file %s fails its checksum (crc32c %08x, manifest says %08x): %w", m.ID, path, sum, f.CRC32C, ErrCorrupt)
+		}
+	}
+	s.prev = m
+	return nil
+}
+
+// Begin creates the directory of checkpoint id.
+func (s *Store) Begin(id uint64) (string, error) {
+	dir := s.Dir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	return dir, nil
+}
+
+// WriteOperatorState writes the state of an operator subtask into checkpoint
+// id and returns its path relative to the checkpoint directory.
+func (s *Store) WriteOperatorState(id uint64, operator string, subtask int, data []byte) (string, error) {
+	rel := fmt.Sprintf("operators/%s.%d", operator, subtask)
+	path := filepath.Join(s.Dir(id), filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	if err := writeFileSync(path, data); err != nil {
+		return "", fmt.Errorf("checkpoint %d: write state of %s/%d: %w", id, operator, subtask, err)
+	}
+	return rel, nil
+}
+
+// Complete lists and checksums the files of m's checkpoint, then writes the
+// manifest atomically. Only after Complete returns nil is the checkpoint
+// complete.
+func (s *Store) Complete(m *Manifest) error {
+	m.Version = manifestVersion
+	files, written, err := s.listFiles(m.ID)
+	if err != nil {
+		return err
+	}
+	m.Files, m.BytesWritten = files, written
+	data, err := encodeManifest(m)
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: encode manifest: %w", m.ID, err)
+	}
+	dir := s.Dir(m.ID)
+	tmp := filepath.Join(dir, "."+ManifestName+".tmp")
+	if err := writeFileSync(tmp, data); err != nil {
+		return fmt.Errorf("checkpoint %d: write manifest: %w", m.ID, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
+		return fmt.Errorf("checkpoint %d: publish manifest: %w", m.ID, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("checkpoint %d: %w", m.ID, err)
+	}
+	m.BytesWritten += int64(len(data))
+	s.prev = m
+	return nil
+}
+
+// listFiles walks checkpoint id. A file that is a hard link of the same path
+// in the previous checkpoint keeps its checksum without being read, and does
+// not count as written.
+func (s *Store) listFiles(id uint64) ([]File, int64, error) {
+	dir := s.Dir(id)
+	prev := map[string]File{}
+	var prevDir string
+	if s.prev != nil {
+		prevDir = s.Dir(s.prev.ID)
+		for _, f := range s.prev.Files {
+			prev[f.Path] = f
+		}
+	}
+	var files []File
+	var written int64
+	var dirs []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		rel = filepath.ToSlash(rel)
+		if rel == ManifestName || strings.HasPrefix(d.Name(), "."+ManifestName) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if p, ok := prev[rel]; ok && p.Size == info.Size() {
+			if pinfo, err := os.Stat(filepath.Join(prevDir, filepath.FromSlash(rel))); err == nil && os.SameFile(info, pinfo) {
+				files = append(files, p)
+				return nil
+			}
+		}
+		size, sum, err := checksumFile(path)
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: rel, Size: size, CRC32C: sum})
+		written += size
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("checkpoint %d: list files: %w", id, err)
+	}
+	// Make the directory entries durable before the manifest points at them.
+	for _, d := range append(dirs, s.dir) {
+		if err := syncDir(d); err != nil {
+			return nil, 0, fmt.Errorf("checkpoint %d: %w", id, err)
+		}
+	}
+	return files, written, nil
+}
+
+// Abort removes the directory of an incomplete checkpoint.
+func (s *Store) Abort(id uint64) error {
+	if s.complete(id) {
+		return fmt.Errorf("checkpoint %d: refusing to abort a complete checkpoint", id)
+	}
+	return os.RemoveAll(s.Dir(id))
+}
+
+// Retain deletes all but the newest keep complete checkpoints, and every
+// incomplete checkpoint older than the newest complete one.
+func (s *Store) Retain(keep int) error {
+	ids, err := s.ids()
+	if err != nil {
+		return err
+	}
+	kept := 0
+	for i := len(ids) - 1; i >= 0; i-- {
+		id := ids[i]
+		if s.complete(id) {
+			if kept++; kept <= keep {
+				continue
+			}
+		} else if kept == 0 {
+			continue // newer than every complete checkpoint: may be in flight
+		}
+		if err := os.RemoveAll(s.Dir(id)); err != nil {
+			return fmt.Errorf("checkpoint %d: delete: %w", id, err)
+		}
+		s.logger.Debug("deleted checkpoint", "checkpoint", id)
+	}
+	return nil
+}
+
+// RemoveIncomplete deletes every checkpoint directory without a manifest.
+// The runtime calls it at start, after the restored checkpoint was verified.
+func (s *Store) RemoveIncomplete() error {
+	ids, err := s.ids()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !s.complete(id) {
+			if err := os.RemoveAll(s.Dir(id)); err != nil {
+				return fmt.Errorf("checkpoint %d: delete incomplete: %w", id, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ReadOperatorState returns the operator state of a subtask in m, or nil.
+func (s *Store) ReadOperatorState(m *Manifest, operator string, subtask int) ([]byte, error) {
+	st, ok := m.Subtask(operator, subtask)
+	if !ok || st.StateFile == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(filepath.Join(s.Dir(m.ID), filepath.FromSlash(st.StateFile)))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d: state of %s/%d: %w", m.ID, operator, subtask, err)
+	}
+	return data, nil
+}
+
+// RestoreKeyed materializes the keyed state of an operator subtask from m
+// into the live directory dst (replacing it): sstables are hard-linked, since
+// Pebble never changes them, and every other file is copied, because Pebble
+// appends to its MANIFEST and the checkpoint must stay as it was. It reports
+// false if m holds no keyed state for the subtask.
+func (s *Store) RestoreKeyed(m *Manifest, operator string, subtask int, dst string) (bool, error) {
+	st, ok := m.Subtask(operator, subtask)
+	if err := os.RemoveAll(dst); err != nil {
+		return false, err
+	}
+	if !ok || st.KeyedDir == "" {
+		return false, nil
+	}
+	src := filepath.Join(s.Dir(m.ID), filepath.FromSlash(st.KeyedDir))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return false, err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return false, fmt.Errorf("checkpoint %d: keyed state of %s/%d: %w", m.ID, operator, subtask, err)
+	}
+	for _, e := range entries {
+		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+		if strings.HasSuffix(e.Name(), ".sst") {
+			if err := os.Link(from, to); err == nil {
+				continue
+			}
+		}
+		if err := copyFile(from, to); err != nil {
+			return false, fmt.Errorf("checkpoint %d: restore %s: %w", m.ID, from, err)
+		}
+	}
+	return true, syncDir(dst)
+}
+
+func checksumFile(path string) (int64, uint32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	n, err := io.Copy(h, f)
+	return n, h.Sum32(), err
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}

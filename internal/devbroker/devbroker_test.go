@@ -1,0 +1,201 @@
+package devbroker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func start(t *testing.T, cfg Config) *Broker {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Logger = quietLogger()
+	b, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func produce(t *testing.T, addr, topic string, n int) {
+	t.Helper()
+	w := &kafka.Writer{
+		Addr:                   kafka.TCP(addr),
+		Topic:                  topic,
+		Balancer:               &kafka.Hash{},
+		RequiredAcks:           kafka.RequireAll,
+		AllowAutoTopicCreation: true,
+		BatchTimeout:           time.Millisecond,
+	}
+	defer w.Close()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%06d", i)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The first write may race the topic's auto-creation; kafka-go retries
+	// internally, but the topic must exist before the writer caches metadata.
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("WriteMessages: %v", err)
+	}
+}
+
+// consumeAll reads every partition of topic from offset 0 to its end with
+// kafka-go and returns the values, sorted.
+func consumeAll(t *testing.T, addr, topic string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatalf("ReadPartitions: %v", err)
+	}
+	var out []string
+	for _, p := range parts {
+		pc, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
+		if err != nil {
+			t.Fatalf("DialLeader %d: %v", p.ID, err)
+		}
+		last, err := pc.ReadLastOffset()
+		if err != nil {
+			t.Fatalf("ReadLastOffset: %v", err)
+		}
+		next := int64(0)
+		for next < last {
+			if _, err := pc.Seek(next, kafka.SeekAbsolute); err != nil {
+				t.Fatalf("Seek: %v", err)
+			}
+			_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			batch := pc.ReadBatch(1, 1<<20)
+			for {
+				m, err := batch.ReadMessage()
+				if err != nil {
+					break
+				}
+				out = append(out, string(m.Value))
+				next = m.Offset + 1
+			}
+			if err := batch.Close(); err != nil {
+				t.Fatalf("partition %d batch: %v", p.ID, err)
+			}
+		}
+		pc.Close()
+	}
+	sort.Strings(out)
+	return out
+}
+
+func wantValues(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("v%06d", i)
+	}
+	return out
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestProduceConsume(t *testing.T) {
+	b := start(t, Config{Partitions: 4})
+	if err := b.CreateTopic("events", 0); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, b.Addr(), "events", 500)
+	if got := consumeAll(t, b.Addr(), "events"); !equal(got, wantValues(500)) {
+		t.Fatalf("read back %d values, want 500", len(got))
+	}
+	conn, err := kafka.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	parts, err := conn.ReadPartitions("events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 4 {
+		t.Fatalf("topic has %d partitions, want the configured 4", len(parts))
+	}
+}
+
+func TestAutoCreate(t *testing.T) {
+	b := start(t, Config{Partitions: 2})
+	produce(t, b.Addr(), "auto", 50)
+	if got := consumeAll(t, b.Addr(), "auto"); !equal(got, wantValues(50)) {
+		t.Fatalf("read back %d values, want 50", len(got))
+	}
+}
+
+func TestDataDirSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b1 := start(t, Config{DataDir: dir})
+	if err := b1.CreateTopic("durable", 3); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, b1.Addr(), "durable", 300)
+	if err := b1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b2 := start(t, Config{DataDir: dir})
+	if got := consumeAll(t, b2.Addr(), "durable"); !equal(got, wantValues(300)) {
+		t.Fatalf("after restart read back %d values, want 300", len(got))
+	}
+	// The restarted broker keeps appending after the reloaded data.
+	produce(t, b2.Addr(), "durable", 10)
+	if got := consumeAll(t, b2.Addr(), "durable"); len(got) != 310 {
+		t.Fatalf("after restart and append read back %d values, want 310", len(got))
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, cfg := range []Config{
+		{Addr: "nonsense"},
+		{Addr: "0.0.0.0:0"},
+		{Addr: "127.0.0.1:0", Partitions: -1},
+	} {
+		if _, err := Start(cfg); err == nil {
+			t.Errorf("Start(%+v) succeeded, want an error", cfg)
+		}
+	}
+}
+
+func TestCloseTwice(t *testing.T) {
+	b := start(t, Config{})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := b.CreateTopic("x", 1); err != ErrClosed {
+		t.Fatalf("CreateTopic after Close = %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,124 @@
+package kafkatxn
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+)
+
+// Defaults applied by Config.EnsureDefaults.
+const (
+	DefaultTransactionTimeout = 60 * time.Second
+	DefaultRequestTimeout     = 30 * time.Second
+	DefaultRetryTimeout       = 30 * time.Second
+	DefaultMaxBatchBytes      = 512 << 10
+)
+
+// Config configures a Producer (and ResumeCommit).
+type Config struct {
+	// Brokers are the bootstrap broker addresses (host:port). Required unless
+	// Client is set.
+	Brokers []string
+	// Client, when set, is used instead of a client built from Brokers. It
+	// lets many producers share one kafka.Transport (connections and
+	// metadata). It must have Addr set. The Producer does not close it.
+	Client *kafka.Client
+
+	// TransactionalID identifies the producer across restarts. Required.
+	TransactionalID string
+	// TransactionTimeout is how long the coordinator lets a transaction stay
+	// open before aborting it on its own. Default 60s. The broker rejects
+	// values above its transaction.max.timeout.ms (15 minutes by default).
+	TransactionTimeout time.Duration
+
+	// RequestTimeout bounds each request to a broker. Default 30s.
+	RequestTimeout time.Duration
+	// RetryTimeout bounds the time spent retrying retriable errors
+	// (coordinator moving or loading, concurrent transactions, leader
+	// changes, network errors) of one operation. Default 30s. The context
+	// passed to an operation bounds it as well.
+	RetryTimeout time.Duration
+	// MaxBatchBytes is a soft limit on the encoded size of one produce
+	// request; Produce splits larger record slices. Default 512 KiB.
+	MaxBatchBytes int
+
+	// Logger receives debug and warning messages. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills in the zero fields that have defaults and returns cfg.
+func (cfg *Config) EnsureDefaults() *Config {
+	if cfg.TransactionTimeout == 0 {
+		cfg.TransactionTimeout = DefaultTransactionTimeout
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.RetryTimeout == 0 {
+		cfg.RetryTimeout = DefaultRetryTimeout
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// Validate reports the first invalid field of a Config on which
+// EnsureDefaults has run.
+func (cfg *Config) Validate() error {
+	var errs []error
+	if cfg.TransactionalID == "" {
+		errs = append(errs, errors.New("TransactionalID is required"))
+	}
+	if cfg.Client == nil && len(cfg.Brokers) == 0 {
+		errs = append(errs, errors.New("Brokers is required when Client is nil"))
+	}
+	if cfg.Client != nil && cfg.Client.Addr == nil {
+		errs = append(errs, errors.New("Client.Addr is required"))
+	}
+	if cfg.TransactionTimeout < time.Millisecond || cfg.TransactionTimeout.Milliseconds() > 1<<31-1 {
+		errs = append(errs, fmt.Errorf("TransactionTimeout %v out of range", cfg.TransactionTimeout))
+	}
+	if cfg.RequestTimeout < 0 || cfg.RetryTimeout < 0 {
+		errs = append(errs, errors.New("RequestTimeout and RetryTimeout must not be negative"))
+	}
+	if cfg.MaxBatchBytes < 0 {
+		errs = append(errs, errors.New("MaxBatchBytes must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("kafkatxn: invalid config: %w", err)
+	}
+	return nil
+}
+
+// client returns the configured client or a new one with its own transport;
+// owned reports whether the caller must close the transport.
+func (cfg *Config) client() (c *kafka.Client, owned bool) {
+	if cfg.Client != nil {
+		return cfg.Client, false
+	}
+	return NewClient(cfg.Brokers, cfg.RequestTimeout), true
+}
+
+// NewClient returns a kafka.Client with its own transport, suitable for
+// Config.Client. Close its transport with CloseClient.
+func NewClient(brokers []string, requestTimeout time.Duration) *kafka.Client {
+	return &kafka.Client{
+		Addr:      kafka.TCP(brokers...),
+		Timeout:   requestTimeout,
+		Transport: &kafka.Transport{ClientID: "weir-kafkatxn"},
+	}
+}
+
+// CloseClient closes the idle connections of a client made by NewClient.
+func CloseClient(c *kafka.Client) {
+	if t, ok := c.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+}

@@ -1,0 +1,108 @@
+package operators
+
+import (
+	"fmt"
+
+	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/state"
+)
+
+// Reduce keeps, per key, the fold of the key's records with fn (the first
+// record is the initial value) and emits the new value after every record.
+// values stores the accumulated value; nil selects the built-in codec.
+func Reduce[K comparable, T any](s runtime.KeyedStream[K, T], name string, fn func(acc, rec T) T, values state.Codec[T]) runtime.Stream[T] {
+	return Aggregate(s, name, AggregateFunc[K, T, T, T]{
+		Add: func(acc T, rec T, first bool) T {
+			if first {
+				return rec
+			}
+			return fn(acc, rec)
+		},
+		Result: func(_ K, acc T) T { return acc },
+	}, values)
+}
+
+// AggregateFunc describes a running aggregation: Add folds a record into the
+// accumulator (first is true for a key's first record, when acc is the zero
+// value) and Result derives the emitted record.
+type AggregateFunc[K comparable, In, Acc, Out any] struct {
+	Add    func(acc Acc, rec In, first bool) Acc
+	Result func(key K, acc Acc) Out
+}
+
+// Aggregate keeps an accumulator per key, folds every record into it with
+// agg.Add and emits agg.Result after every record. accs stores the
+// accumulator; nil selects the built-in codec.
+func Aggregate[K comparable, In, Acc, Out any](s runtime.KeyedStream[K, In], name string, agg AggregateFunc[K, In, Acc, Out], accs state.Codec[Acc]) runtime.Stream[Out] {
+	if accs == nil {
+		accs = state.CodecFor[Acc]()
+	}
+	if accs == nil {
+		var zero Acc
+		s.Pipeline().Fail(fmt.Errorf("aggregate %q: accumulators of type %T need a codec", name, zero))
+	}
+	return runtime.ApplyKeyed(s, name, func() runtime.KeyedOperator[K, In, Out] {
+		return &aggregateOp[K, In, Acc, Out]{agg: agg, accs: accs}
+	})
+}
+
+type aggregateOp[K comparable, In, Acc, Out any] struct {
+	runtime.OperatorBase
+	agg  AggregateFunc[K, In, Acc, Out]
+	accs state.Codec[Acc]
+	acc  *state.Value[K, Acc]
+	out  runtime.Collector[Out]
+}
+
+func (o *aggregateOp[K, In, Acc, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[Out]) error {
+	acc, err := state.NewValue(ctx.Scope, "acc", o.accs)
+	o.acc, o.out = acc, out
+	return err
+}
+
+func (o *aggregateOp[K, In, Acc, Out]) Process(key K, rec In) {
+	acc, ok := o.acc.Get()
+	acc = o.agg.Add(acc, rec, !ok)
+	o.acc.Put(acc)
+	o.out.Collect(o.agg.Result(key, acc))
+}
+
+// ProcessFunc handles one record of a keyed stream: key is the record's key,
+// whose state the handles created at setup now address; out receives any
+// number of records. An error stops the job.
+type ProcessFunc[K comparable, In, Out any] func(key K, rec In, out runtime.Collector[Out]) error
+
+// Process runs a keyed process function. setup runs once per subtask when
+// the job starts: it creates the state handles (state.NewValue,
+// state.NewMap on ctx.Scope) and returns the function that handles records.
+func Process[K comparable, In, Out any](s runtime.KeyedStream[K, In], name string, setup func(ctx *runtime.KeyedContext[K]) (ProcessFunc[K, In, Out], error)) runtime.Stream[Out] {
+	return runtime.ApplyKeyed(s, name, func() runtime.KeyedOperator[K, In, Out] {
+		return &processOp[K, In, Out]{setup: setup}
+	})
+}
+
+type processOp[K comparable, In, Out any] struct {
+	runtime.OperatorBase
+	setup func(*runtime.KeyedContext[K]) (ProcessFunc[K, In, Out], error)
+	fn    ProcessFunc[K, In, Out]
+	ctx   *runtime.KeyedContext[K]
+	out   runtime.Collector[Out]
+}
+
+func (o *processOp[K, In, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[Out]) error {
+	fn, err := o.setup(ctx)
+	if err != nil {
+		return err
+	}
+	if fn == nil {
+		return fmt.Errorf("operators: Process %q: setup returned no function", ctx.Operator)
+	}
+	o.fn, o.ctx, o.out = fn, ctx, out
+	return nil
+}
+
+func (o *processOp[K, In, Out]) Process(key K, rec In) {
+	if err := o.fn(key, rec, o.out); err != nil {
+		o.ctx.Fail(fmt.Errorf("process %q: %w", o.ctx.Operator, err))
+	}
+}

@@ -1,0 +1,151 @@
+package runtime
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/weirstream/weir/state"
+)
+
+// Config configures the execution of a job. The zero value plus a
+// CheckpointDir is a working configuration; RegisterFlags binds the standard
+// command-line flags to it.
+type Config struct {
+	// CheckpointDir holds checkpoints and the live state. A job started on a
+	// directory with a complete checkpoint resumes from the newest one.
+	CheckpointDir string
+	// CheckpointInterval is the time between checkpoints (default 1s). Sinks
+	// commit at checkpoints, so it is also the latency of committed output.
+	CheckpointInterval time.Duration
+	// CheckpointTimeout aborts a checkpoint that takes longer (default 2m).
+	CheckpointTimeout time.Duration
+	// RetainCheckpoints is how many complete checkpoints to keep (default 3).
+	RetainCheckpoints int
+	// Parallelism is the number of subtasks of operators that do not set
+	// their own (default 1).
+	Parallelism int
+	// MaxParallelism is the number of key groups (default 128). It bounds
+	// the parallelism of keyed operators and cannot change for a job's state.
+	MaxParallelism int
+	// BatchSize is the number of records per batch between tasks (default
+	// 1024).
+	BatchSize int
+	// ChannelBuffers is the number of batches in flight per connection
+	// between two subtasks (default 4).
+	ChannelBuffers int
+	// StateCacheEntries bounds the cached entries of each keyed state of a
+	// subtask (default 1<<21); see package state.
+	StateCacheEntries int
+	// Logger receives the runtime's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Events receives checkpoint events, for metrics and tests.
+	Events EventListener
+}
+
+// EventListener has optional hooks the runtime calls from its coordinator
+// goroutine; they must return quickly.
+type EventListener struct {
+	CheckpointCompleted func(CheckpointInfo)
+	CheckpointFailed    func(id uint64, err error)
+}
+
+// CheckpointInfo describes a completed checkpoint.
+type CheckpointInfo struct {
+	ID       uint64
+	Final    bool
+	Duration time.Duration // from trigger to durable manifest
+	// MaxSyncPause is the longest time a task spent in the synchronous part
+	// (operator snapshots, freezing keyed state, forwarding the barrier).
+	MaxSyncPause time.Duration
+	BytesWritten int64 // bytes this checkpoint added to storage
+	Files        int
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = time.Second
+	}
+	if c.CheckpointTimeout == 0 {
+		c.CheckpointTimeout = 2 * time.Minute
+	}
+	if c.RetainCheckpoints == 0 {
+		c.RetainCheckpoints = 3
+	}
+	if c.Parallelism == 0 {
+		c.Parallelism = 1
+	}
+	if c.MaxParallelism == 0 {
+		c.MaxParallelism = state.DefaultMaxParallelism
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1024
+	}
+	if c.ChannelBuffers == 0 {
+		c.ChannelBuffers = 4
+	}
+	if c.StateCacheEntries == 0 {
+		c.StateCacheEntries = 1 << 21
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports settings that cannot work, naming the flag to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.CheckpointDir == "", "--checkpoint-dir is required: a directory for checkpoints and state")
+	check(c.CheckpointInterval < time.Millisecond, "--checkpoint-interval %v is too short (minimum 1ms)", c.CheckpointInterval)
+	check(c.CheckpointTimeout < c.CheckpointInterval, "--checkpoint-timeout %v is shorter than --checkpoint-interval %v", c.CheckpointTimeout, c.CheckpointInterval)
+	check(c.RetainCheckpoints < 1, "--retain-checkpoints %d: keep at least 1", c.RetainCheckpoints)
+	check(c.MaxParallelism < 1 || c.MaxParallelism > 1<<15, "--max-parallelism %d out of range [1, 32768]", c.MaxParallelism)
+	check(c.Parallelism < 1 || c.Parallelism > c.MaxParallelism, "--parallelism %d out of range [1, --max-parallelism %d]", c.Parallelism, c.MaxParallelism)
+	check(c.BatchSize < 1, "batch size %d < 1", c.BatchSize)
+	check(c.ChannelBuffers < 1, "channel buffers %d < 1", c.ChannelBuffers)
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", errInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Flags holds the standard job flags after RegisterFlags; call Config after
+// parsing.
+type Flags struct {
+	cfg      *Config
+	logLevel slog.Level
+}
+
+// RegisterFlags binds the standard job flags to fs, with cfg's current values
+// as defaults (set CheckpointDir first to give the job a default directory).
+// After fs.Parse, Config returns the configuration.
+func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
+	cfg.EnsureDefaults()
+	f := &Flags{cfg: &cfg}
+	fs.StringVar(&f.cfg.CheckpointDir, "checkpoint-dir", cfg.CheckpointDir, "directory for checkpoints and state; a job resumes from the newest checkpoint in it")
+	fs.DurationVar(&f.cfg.CheckpointInterval, "checkpoint-interval", cfg.CheckpointInterval, "time between checkpoints; output is committed at each")
+	fs.DurationVar(&f.cfg.CheckpointTimeout, "checkpoint-timeout", cfg.CheckpointTimeout, "abort a checkpoint that takes longer than this")
+	fs.IntVar(&f.cfg.RetainCheckpoints, "retain-checkpoints", cfg.RetainCheckpoints, "number of complete checkpoints to keep")
+	fs.IntVar(&f.cfg.Parallelism, "parallelism", cfg.Parallelism, "subtasks per operator, unless the pipeline sets it")
+	fs.IntVar(&f.cfg.MaxParallelism, "max-parallelism", cfg.MaxParallelism, "number of key groups; fixed for the lifetime of a job's state")
+	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	return f
+}
+
+// Config returns the parsed configuration, with a text logger to stderr at
+// the chosen level unless cfg had a Logger.
+func (f *Flags) Config() Config {
+	c := *f.cfg
+	if c.Logger == nil || c.Logger == slog.Default() {
+		c.Logger = newLogger(f.logLevel)
+	}
+	return c
+}

@@ -1,0 +1,81 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+)
+
+// ErrEndOfInput is returned by Source.Read when a bounded source has emitted
+// its last record. The runtime then takes a final checkpoint, lets every sink
+// commit, and ends the job cleanly.
+var ErrEndOfInput = errors.New("weir: end of input")
+
+// Collector receives the records an operator or source emits. Collect must not
+// retain the record's memory beyond the call unless the record type is a value.
+type Collector[T any] interface {
+	Collect(T)
+}
+
+// CollectorFunc adapts a function to a Collector.
+type CollectorFunc[T any] func(T)
+
+// Collect calls f(rec).
+func (f CollectorFunc[T]) Collect(rec T) { f(rec) }
+
+// TaskInfo tells a source, operator or sink which parallel instance (subtask)
+// it is.
+type TaskInfo struct {
+	Job         string // job name given to NewPipeline
+	Operator    string // user-visible operator name
+	Subtask     int    // index of this instance, 0 <= Subtask < Parallelism
+	Parallelism int    // number of instances of the operator
+	Logger      *slog.Logger
+}
+
+// Source produces the records of a stream. The runtime creates one Source per
+// subtask through the factory given to From and calls it from one goroutine:
+//
+//	Open(restored) → Read … Read [Snapshot at each barrier, between Reads] … → Close
+//
+// restored is what Snapshot returned for the same subtask in the checkpoint
+// being restored, or nil on a fresh start; the source must resume exactly
+// after the position it describes. Read emits a bounded chunk of records
+// (typically up to a few thousand) and returns so that the runtime can inject
+// barriers; a source with nothing to read should wait briefly (at most about
+// 100 ms) and return with nothing emitted. Read returns ErrEndOfInput when a
+// bounded source is exhausted; it is not called again after that.
+type Source[T any] interface {
+	Open(ctx context.Context, info TaskInfo, restored []byte) error
+	Read(ctx context.Context, out Collector[T]) error
+	Snapshot() ([]byte, error)
+	Close() error
+}
+
+// Sink consumes the records of a stream, committing them in two phases so that
+// output is exactly-once across crashes. The runtime creates one Sink per
+// subtask and calls it from one goroutine:
+//
+//	Open(restored) → Write … Write → PreCommit(n) → Write … → Commit(n) … → Close
+//
+// PreCommit(n) runs when barrier n reaches the sink: everything written so far
+// must become durable but not yet visible, and the returned state must let a
+// later Open finish the job. Commit(n) runs once checkpoint n is complete
+// (durable) and must make visible everything pre-committed at or before n;
+// Commit may run again for the same data after a crash, so it must be
+// idempotent. Checkpoints can fail, so PreCommit(n+1) may arrive without
+// Commit(n); the next Commit covers both.
+//
+// Open receives the state returned by PreCommit in the checkpoint being
+// restored (nil on a fresh start). That checkpoint is complete, so Open must
+// commit what the state promises and discard anything written after it.
+//
+// Sinks that cannot hide uncommitted data (stdout, for example) make PreCommit
+// a flush and Commit a no-op; they are at-least-once and must say so.
+type Sink[T any] interface {
+	Open(ctx context.Context, info TaskInfo, restored []byte) error
+	Write(ctx context.Context, rec T) error
+	PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error)
+	Commit(ctx context.Context, checkpointID uint64) error
+	Close() error
+}

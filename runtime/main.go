@@ -1,0 +1,61 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Main runs p as the job binary's main function and exits: 0 after a clean
+// end (inputs exhausted, or stopped by SIGINT/SIGTERM after a final
+// checkpoint), 1 when the job fails, 2 for an invalid configuration or
+// pipeline. A second signal exits at once; the next start resumes from the
+// last complete checkpoint.
+func Main(p *Pipeline, cfg Config) {
+	os.Exit(Exec(p, cfg))
+}
+
+// Exec is Main without the exit: it returns the exit code.
+func Exec(p *Pipeline, cfg Config) int {
+	cfg.EnsureDefaults()
+	logger := cfg.Logger
+	j, err := Start(context.Background(), p, cfg)
+	if err != nil {
+		logger.Error("cannot start job", "job", p.Name(), "err", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name(), err)
+		if isUsageError(err) {
+			return 2
+		}
+		return 1
+	}
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	go func() {
+		sig := <-signals
+		logger.Info("signal received: stopping with a final checkpoint; send again to exit at once", "signal", sig.String())
+		j.Stop()
+		sig = <-signals
+		logger.Warn("second signal: exiting now; the next start resumes from the last checkpoint", "signal", sig.String())
+		os.Exit(1)
+	}()
+	if err := j.Wait(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name(), err)
+		return 1
+	}
+	return 0
+}
+
+func isUsageError(err error) bool {
+	return errors.Is(err, ErrInvalidPipeline) || errors.Is(err, errInvalidConfig)
+}
+
+var errInvalidConfig = errors.New("weir: invalid configuration")
+
+func newLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}

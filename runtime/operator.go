@@ -1,0 +1,74 @@
+package runtime
+
+import (
+	"github.com/weirstream/weir/state"
+)
+
+// Operator transforms a stream of In into a stream of Out. The runtime
+// creates one Operator per subtask through the factory given to Apply and
+// calls it from the subtask's goroutine:
+//
+//	Open → Process … Process [Snapshot(n) at barrier n] … [NotifyCheckpointComplete(n)] … → Finish → Close
+//
+// Snapshot returns the operator (non-keyed) state to keep in checkpoint n; it
+// runs while the stream is paused, so it must be quick. Finish runs at the
+// end of a bounded input, before the final checkpoint, and may emit records.
+// Process has no error result because it sits on the hot path: report an
+// error with OperatorContext.Fail, which stops the job.
+type Operator[In, Out any] interface {
+	Open(ctx *OperatorContext, out Collector[Out]) error
+	Process(rec In)
+	Snapshot(checkpointID uint64) ([]byte, error)
+	NotifyCheckpointComplete(checkpointID uint64) error
+	Finish() error
+	Close() error
+}
+
+// KeyedOperator is an Operator on a keyed stream. Before each Process the
+// runtime makes key the current key of the operator's state scope, so state
+// handles created from KeyedContext.Scope read and write that key's state.
+// Keyed state is checkpointed by the runtime; Snapshot is only for additional
+// non-keyed state.
+type KeyedOperator[K comparable, In, Out any] interface {
+	Open(ctx *KeyedContext[K], out Collector[Out]) error
+	Process(key K, rec In)
+	Snapshot(checkpointID uint64) ([]byte, error)
+	NotifyCheckpointComplete(checkpointID uint64) error
+	Finish() error
+	Close() error
+}
+
+// OperatorContext is given to an operator subtask at Open.
+type OperatorContext struct {
+	TaskInfo
+	// Restored is what Snapshot returned in the restored checkpoint, or nil.
+	Restored []byte
+	fail     func(error)
+}
+
+// Fail reports an error met while processing a record; the job stops with it.
+func (c *OperatorContext) Fail(err error) { c.fail(err) }
+
+// KeyedContext is given to a keyed operator subtask at Open.
+type KeyedContext[K comparable] struct {
+	OperatorContext
+	// Scope creates state handles (state.NewValue, state.NewMap) bound to the
+	// current key.
+	Scope *state.Scope[K]
+}
+
+// OperatorBase gives an operator no-op lifecycle methods, so that an
+// operator only writes the methods it needs. Embed it.
+type OperatorBase struct{}
+
+// Snapshot returns no state.
+func (OperatorBase) Snapshot(uint64) ([]byte, error) { return nil, nil }
+
+// NotifyCheckpointComplete does nothing.
+func (OperatorBase) NotifyCheckpointComplete(uint64) error { return nil }
+
+// Finish does nothing.
+func (OperatorBase) Finish() error { return nil }
+
+// Close does nothing.
+func (OperatorBase) Close() error { return nil }

@@ -1,0 +1,415 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/fault"
+	"github.com/weirstream/weir/state"
+)
+
+// A task is one subtask of a chain of operators, run by one goroutine. Its
+// head is either a source or a gate; the operators chained behind the head
+// call each other directly.
+
+type commandKind uint8
+
+const (
+	triggerCommand  commandKind = iota // sources: inject barrier
+	completeCommand                    // checkpoint complete: commit
+	abortCommand                       // checkpoint aborted
+	stopCommand                        // sources: stop reading (before a final checkpoint)
+)
+
+type command struct {
+	kind       commandKind
+	checkpoint uint64
+	final      bool
+}
+
+// member is one chained operator subtask of a task.
+type member struct {
+	node    *node
+	inst    instance
+	backend *state.Backend // keyed operators only
+	in      any            // Collector[In]
+}
+
+type task struct {
+	job     *job
+	head    *node
+	subtask int
+	logger  *slog.Logger
+
+	members []*member // upstream first
+	source  reader    // source tasks
+	gate    *gate     // other tasks
+	inputs  []any     // per gate connection: the collector it feeds
+	writers []outputWriter
+
+	control chan command
+	results chan state.Result // from the members' state backends
+
+	// alignment of the barrier being received
+	aligning uint64
+	blocked  []bool
+	nBlocked int
+	parked   [][]envelope
+	ended    []bool // per connection: end of data received
+	nEnded   int
+
+	ack        *taskAck // checkpoint waiting for its asynchronous parts
+	final      uint64   // id of the final barrier seen, if any
+	endOfData  bool     // this task sent end of data downstream
+	stopped    bool     // source: read no more
+	finished   bool     // final checkpoint committed: exit
+	err        error
+	drainQuota int
+}
+
+// taskAck is a task's acknowledgement of a checkpoint.
+type taskAck struct {
+	task       *task
+	checkpoint uint64
+	states     []checkpoint.SubtaskState // StateFile holds nothing yet; data in blobs
+	blobs      [][]byte
+	pending    int // state backends still writing
+	syncPause  time.Duration
+	err        error
+}
+
+func (t *task) String() string { return fmt.Sprintf("%s/%d", t.head.name, t.subtask) }
+
+func (t *task) fail(err error) {
+	if t.err == nil && err != nil {
+		t.err = err
+	}
+}
+
+// run is the task's goroutine.
+func (t *task) run(ctx context.Context) error {
+	var err error
+	if t.source != nil {
+		err = t.runSource(ctx)
+	} else {
+		err = t.runGate(ctx)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("task %s: %w", t, err)
+	}
+	return err
+}
+
+func (t *task) runSource(ctx context.Context) error {
+	for !t.finished {
+		if t.stopped || t.endOfData {
+			if err := t.waitEvent(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := t.pollEvents(ctx); err != nil {
+			return err
+		}
+		if t.stopped || t.finished {
+			continue
+		}
+		err := t.source.read(ctx)
+		switch {
+		case errors.Is(err, ErrEndOfInput):
+			if err := t.endData(); err != nil {
+				return err
+			}
+			t.job.coord.sourceEnded()
+		case err != nil:
+			return fmt.Errorf("source %q: %w", t.head.name, err)
+		}
+		if err := t.check(); err != nil {
+			return err
+		}
+		t.drain(t.drainQuota)
+	}
+	return nil
+}
+
+func (t *task) runGate(ctx context.Context) error {
+	for !t.finished {
+		if t.draining() {
+			select {
+			case env := <-t.gate.ch:
+				t.onEnvelope(ctx, env)
+				t.drain(t.drainQuota)
+			default:
+				if err := t.pollEvents(ctx); err != nil {
+					return err
+				}
+				t.drain(8 * t.drainQuota) // idle: catch up
+			}
+		} else {
+			select {
+			case env := <-t.gate.ch:
+				t.onEnvelope(ctx, env)
+			case cmd := <-t.control:
+				t.onCommand(ctx, cmd)
+			case res := <-t.results:
+				t.onResult(res)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := t.check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pollEvents handles every pending command and state result without waiting.
+func (t *task) pollEvents(ctx context.Context) error {
+	for {
+		select {
+		case cmd := <-t.control:
+			t.onCommand(ctx, cmd)
+		case res := <-t.results:
+			t.onResult(res)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+			return t.check()
+		}
+	}
+}
+
+// waitEvent waits for one command or state result.
+func (t *task) waitEvent(ctx context.Context) error {
+	if t.draining() {
+		t.drain(8 * t.drainQuota)
+		return t.pollEvents(ctx)
+	}
+	select {
+	case cmd := <-t.control:
+		t.onCommand(ctx, cmd)
+	case res := <-t.results:
+		t.onResult(res)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return t.check()
+}
+
+func (t *task) check() error {
+	if t.err != nil {
+		return t.err
+	}
+	for _, m := range t.members {
+		if m.backend != nil {
+			if err := m.backend.Err(); err != nil {
+				return fmt.Errorf("operator %q: %w", m.node.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (t *task) onEnvelope(ctx context.Context, env envelope) {
+	ch := env.channel
+	if t.blocked[ch] {
+		t.parked[ch] = append(t.parked[ch], env)
+		return
+	}
+	switch env.kind {
+	case dataEnvelope:
+		t.gate.types[ch].deliver(env.batch, t.inputs[ch])
+		t.gate.conns[ch].free <- env.batch
+	case barrierEnvelope:
+		t.onBarrier(ctx, ch, env)
+	case endEnvelope:
+		t.ended[ch] = true
+		if t.nEnded++; t.nEnded == len(t.ended) {
+			t.fail(t.endData())
+		}
+	}
+}
+
+// onBarrier aligns barrier env.checkpoint: a connection that delivered it is
+// blocked (its later envelopes parked) until every connection has.
+func (t *task) onBarrier(ctx context.Context, ch int, env envelope) {
+	if t.nBlocked == 0 {
+		t.aligning = env.checkpoint
+	} else if env.checkpoint != t.aligning {
+		t.fail(fmt.Errorf("barrier %d arrived while aligning barrier %d", env.checkpoint, t.aligning))
+		return
+	}
+	t.blocked[ch] = true
+	if t.nBlocked++; t.nBlocked < len(t.blocked) {
+		return
+	}
+	t.checkpoint(ctx, env.checkpoint, env.final)
+	t.nBlocked = 0
+	clear(t.blocked)
+	for i, q := range t.parked {
+		t.parked[i] = nil
+		for _, p := range q {
+			t.onEnvelope(ctx, p)
+		}
+	}
+}
+
+func (t *task) onCommand(ctx context.Context, cmd command) {
+	switch cmd.kind {
+	case triggerCommand:
+		if t.source != nil {
+			t.checkpoint(ctx, cmd.checkpoint, cmd.final)
+			if cmd.final {
+				t.stopped = true
+			}
+		}
+	case stopCommand:
+		t.stopped = true
+	case completeCommand:
+		for _, m := range t.members {
+			if err := m.inst.notifyComplete(ctx, cmd.checkpoint); err != nil {
+				t.fail(fmt.Errorf("operator %q: checkpoint %d complete: %w", m.node.name, cmd.checkpoint, err))
+				return
+			}
+		}
+		if t.final != 0 && cmd.checkpoint >= t.final {
+			t.finished = true
+		}
+	case abortCommand:
+		if t.ack != nil && t.ack.checkpoint == cmd.checkpoint {
+			t.ack = nil
+		}
+	}
+}
+
+// checkpoint takes the synchronous part of checkpoint id: operator state,
+// the freeze of keyed state, and the barrier sent downstream.
+func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
+	start := time.Now()
+	ack := &taskAck{task: t, checkpoint: id}
+	for _, m := range t.members {
+		data, err := m.inst.snapshot(ctx, id)
+		if err != nil {
+			t.fail(fmt.Errorf("operator %q: snapshot for checkpoint %d: %w", m.node.name, id, err))
+			return
+		}
+		st := checkpoint.SubtaskState{Operator: m.node.name, Subtask: t.subtask, Parallelism: t.job.parallelism(m.node)}
+		if m.backend != nil {
+			if m.backend.Draining() { // the previous checkpoint was slow; rare
+				m.backend.Drain(0)
+			}
+			st.KeyedDir = checkpoint.KeyedDir(m.node.name, t.subtask)
+			dest := filepath.Join(t.job.store.Dir(id), filepath.FromSlash(st.KeyedDir))
+			if err := m.backend.Freeze(id, dest); err != nil {
+				t.fail(err)
+				return
+			}
+			ack.pending++
+		}
+		if data == nil && st.KeyedDir == "" {
+			continue
+		}
+		ack.states = append(ack.states, st)
+		ack.blobs = append(ack.blobs, data)
+	}
+	for _, w := range t.writers {
+		w.control(envelope{kind: barrierEnvelope, checkpoint: id, final: final})
+	}
+	ack.syncPause = time.Since(start)
+	if final {
+		t.final = id
+	}
+	fault.Point("after-snapshot")
+	if ack.pending == 0 {
+		t.job.coord.acknowledge(ack)
+		return
+	}
+	t.ack = ack
+}
+
+// drain encodes frozen keyed state, a bounded amount at a time so that
+// records keep flowing.
+func (t *task) drain(budget int) {
+	for _, m := range t.members {
+		if m.backend != nil && m.backend.Draining() {
+			m.backend.Drain(budget)
+		}
+	}
+}
+
+func (t *task) draining() bool {
+	for _, m := range t.members {
+		if m.backend != nil && m.backend.Draining() {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *task) onResult(res state.Result) {
+	for _, m := range t.members {
+		if m.backend != nil {
+			m.backend.Applied(res) // no-op for the other backends' epochs
+		}
+	}
+	if res.Fatal {
+		t.fail(res.Err)
+		return
+	}
+	ack := t.ack
+	if ack == nil || ack.checkpoint != res.CheckpointID {
+		return // aborted checkpoint
+	}
+	if res.Err != nil && ack.err == nil {
+		ack.err = res.Err
+	}
+	if ack.pending--; ack.pending == 0 {
+		t.ack = nil
+		t.job.coord.acknowledge(ack)
+	}
+}
+
+// endData runs when the task's input is exhausted: operators finish (and may
+// emit), then end of data goes downstream. The task stays up for the final
+// checkpoint, which follows the end of data on every connection.
+func (t *task) endData() error {
+	if t.endOfData {
+		return nil
+	}
+	t.endOfData = true
+	for _, m := range t.members {
+		if err := m.inst.finish(); err != nil {
+			return fmt.Errorf("operator %q: finish: %w", m.node.name, err)
+		}
+	}
+	for _, w := range t.writers {
+		w.control(envelope{kind: endEnvelope})
+	}
+	return nil
+}
+
+// close releases the members, downstream first.
+func (t *task) close() error {
+	var errs []error
+	for i := len(t.members) - 1; i >= 0; i-- {
+		m := t.members[i]
+		if m == nil || m.inst == nil {
+			continue // never opened
+		}
+		if err := m.inst.close(); err != nil {
+			errs = append(errs, fmt.Errorf("operator %q: close: %w", m.node.name, err))
+		}
+		if m.backend != nil {
+			if err := m.backend.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("operator %q: close state: %w", m.node.name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

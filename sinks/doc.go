@@ -1,0 +1,12 @@
+// Package sinks is the home of weir's sinks, one package each: file
+// (exactly-once, two-phase), kafka (exactly-once with transactions, or
+// at-least-once), stdout (at-least-once) and discard.
+//
+// A sink is a runtime.Sink: records written between two barriers form an
+// epoch; at barrier n the sink pre-commits the epoch (durable, invisible)
+// and returns what a restart needs to finish it; when checkpoint n is
+// complete the runtime calls Commit(n) and the epoch becomes visible. After a
+// crash the job restarts from the last complete checkpoint: the sink commits
+// what that checkpoint promised and discards the rest, which the sources
+// replay.
+package sinks

@@ -1,0 +1,275 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/weirstream/weir/internal/kafkatxn"
+	"github.com/weirstream/weir/runtime"
+)
+
+// Sink writes records of type T to a Kafka topic. It implements
+// runtime.Sink[T]; the runtime creates one per subtask and calls it from one
+// goroutine.
+type Sink[T any] struct {
+	cfg    Config[T]
+	encode func(T) (Message, error)
+
+	log        *slog.Logger
+	client     *kafkago.Client
+	part       Partitioner
+	partitions int
+	w          writer
+	err        error // sticky: the sink is broken and must be recovered
+}
+
+var _ runtime.Sink[Message] = (*Sink[Message])(nil)
+
+// writer is what a mode implements.
+type writer interface {
+	write(ctx context.Context, partition int, m Message) error
+	preCommit(ctx context.Context, checkpointID uint64) ([]byte, error)
+	commit(ctx context.Context, checkpointID uint64) error
+	close()
+}
+
+// New validates cfg and returns a Sink to be opened by the runtime.
+func New[T any](cfg Config[T]) (*Sink[T], error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Sink[T]{cfg: cfg, encode: cfg.encoder()}, nil
+}
+
+// Open connects to the cluster and, in exactly-once mode, finishes what the
+// restored state promises: it commits the transactions pre-committed at the
+// restored checkpoint and aborts every other transaction of the subtask's
+// transactional ids (see the package documentation).
+func (s *Sink[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
+	if s.w != nil {
+		return errors.New("kafka sink: already open")
+	}
+	log := s.cfg.Logger
+	if log == nil {
+		log = info.Logger
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s.log = log.With("job", info.Job, "operator", info.Operator, "subtask", info.Subtask,
+		"topic", s.cfg.Topic, "mode", s.cfg.Mode.String())
+	s.part = s.cfg.Partitioner
+	if s.part == nil {
+		s.part = HashPartitioner(info.Subtask)
+	}
+	s.client = kafkatxn.NewClient(s.cfg.Brokers, s.cfg.RequestTimeout)
+	if err := s.open(ctx, info, restored); err != nil {
+		s.closeClient()
+		return fmt.Errorf("kafka sink: open subtask %d of %q: %w", info.Subtask, s.cfg.Topic, err)
+	}
+	return nil
+}
+
+func (s *Sink[T]) open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
+	meta, err := s.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{s.cfg.Topic}})
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
+		var terr error
+		if len(meta.Topics) == 1 {
+			terr = meta.Topics[0].Error
+		}
+		return fmt.Errorf("metadata: topic not found or without partitions: %v", terr)
+	}
+	s.partitions = len(meta.Topics[0].Partitions)
+
+	switch s.cfg.Mode {
+	case AtLeastOnce:
+		if len(restored) != 0 {
+			s.log.Warn("kafka sink: ignoring restored state in at-least-once mode", "bytes", len(restored))
+		}
+		s.w = &atLeastOnce{
+			batch: s.cfg.BatchSize,
+			w: &kafkago.Writer{
+				Addr:         s.client.Addr,
+				Transport:    s.client.Transport,
+				Topic:        s.cfg.Topic,
+				Balancer:     balancer(s.part),
+				RequiredAcks: kafkago.RequireAll,
+				BatchSize:    s.cfg.BatchSize,
+				BatchTimeout: 5 * time.Millisecond,
+			},
+		}
+		return nil
+	}
+
+	s.warnTimeouts()
+	w := &exactlyOnce{
+		topic:   s.cfg.Topic,
+		client:  s.client,
+		log:     s.log,
+		timeout: s.cfg.TransactionTimeout,
+		reqTO:   s.cfg.RequestTimeout,
+		batch:   s.cfg.BatchSize,
+		bufs:    make([][]kafkatxn.Record, s.partitions),
+	}
+	for i := range s.cfg.PoolSize {
+		w.slots = append(w.slots, &slot{
+			index: i,
+			txid:  fmt.Sprintf("%s-%d-%d", s.cfg.TransactionalIDPrefix, info.Subtask, i),
+		})
+	}
+	if err := w.recover(ctx, restored); err != nil {
+		w.close()
+		return err
+	}
+	s.w = w
+	return nil
+}
+
+// warnTimeouts warns when a promised transaction risks being aborted by the
+// broker before the sink commits it.
+func (s *Sink[T]) warnTimeouts() {
+	need := 3 * (s.cfg.CheckpointInterval + s.cfg.ExpectedRestartTime)
+	if s.cfg.TransactionTimeout < need {
+		s.log.Warn("kafka sink: TransactionTimeout is less than 3×(CheckpointInterval+ExpectedRestartTime); "+
+			"if the broker aborts a pre-committed transaction before its checkpoint commits it, its records are lost",
+			"transaction_timeout", s.cfg.TransactionTimeout,
+			"checkpoint_interval", s.cfg.CheckpointInterval,
+			"expected_restart_time", s.cfg.ExpectedRestartTime,
+			"recommended_at_least", need)
+	}
+}
+
+// Write encodes rec and buffers it for its partition, sending the buffer
+// when it holds BatchSize records.
+func (s *Sink[T]) Write(ctx context.Context, rec T) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	m, err := s.encode(rec)
+	if err != nil {
+		return fmt.Errorf("kafka sink: encode record for %q: %w", s.cfg.Topic, err)
+	}
+	p := s.part(m.Key, s.partitions)
+	if p < 0 || p >= s.partitions {
+		return fmt.Errorf("kafka sink: partitioner returned %d for %d partitions of %q", p, s.partitions, s.cfg.Topic)
+	}
+	// NB: every write error is sticky, ErrTooManyPending too: the record was
+	// not written, so no later checkpoint of this sink may complete.
+	return s.fail(s.w.write(ctx, p, m))
+}
+
+// PreCommit sends every buffered record and waits for the acknowledgements.
+// In exactly-once mode it returns the list of transactions that Commit (or,
+// after a failure, Open) must commit.
+func (s *Sink[T]) PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	st, err := s.w.preCommit(ctx, checkpointID)
+	return st, s.fail(err)
+}
+
+// Commit commits every transaction pre-committed at or before checkpointID.
+// It is idempotent.
+func (s *Sink[T]) Commit(ctx context.Context, checkpointID uint64) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	return s.fail(s.w.commit(ctx, checkpointID))
+}
+
+// Close releases the sink's connections. It aborts the transaction of the
+// current epoch, if any, but leaves pre-committed transactions open for the
+// next Open to commit.
+func (s *Sink[T]) Close() error {
+	if s.w != nil {
+		s.w.close()
+		s.w = nil
+	}
+	s.closeClient()
+	if s.err == nil {
+		s.err = errors.New("kafka sink: closed")
+	}
+	return nil
+}
+
+func (s *Sink[T]) closeClient() {
+	if s.client != nil {
+		kafkatxn.CloseClient(s.client)
+		s.client = nil
+	}
+}
+
+func (s *Sink[T]) usable() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.w == nil {
+		return errors.New("kafka sink: not open")
+	}
+	return nil
+}
+
+// fail makes err sticky: after a failed write or commit the sink's
+// transactions are in an unknown state, and only a restore fixes that.
+func (s *Sink[T]) fail(err error) error {
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return err
+}
+
+// balancer adapts a Partitioner to kafka-go's Writer.
+type balancer Partitioner
+
+func (b balancer) Balance(msg kafkago.Message, partitions ...int) int {
+	return partitions[b(msg.Key, len(partitions))]
+}
+
+// atLeastOnce writes through kafka-go's Writer with acks=all.
+type atLeastOnce struct {
+	w     *kafkago.Writer
+	batch int
+	buf   []kafkago.Message
+}
+
+func (a *atLeastOnce) write(ctx context.Context, _ int, m Message) error {
+	km := kafkago.Message{Key: m.Key, Value: m.Value, Time: m.Time}
+	for _, h := range m.Headers {
+		km.Headers = append(km.Headers, kafkago.Header{Key: h.Key, Value: h.Value})
+	}
+	a.buf = append(a.buf, km)
+	if len(a.buf) >= a.batch {
+		return a.flush(ctx)
+	}
+	return nil
+}
+
+func (a *atLeastOnce) flush(ctx context.Context) error {
+	if len(a.buf) == 0 {
+		return nil
+	}
+	if err := a.w.WriteMessages(ctx, a.buf...); err != nil {
+		return fmt.Errorf("kafka sink: write %d messages to %q: %w", len(a.buf), a.w.Topic, err)
+	}
+	clear(a.buf)
+	a.buf = a.buf[:0]
+	return nil
+}
+
+func (a *atLeastOnce) preCommit(ctx context.Context, _ uint64) ([]byte, error) {
+	return nil, a.flush(ctx)
+}
+
+func (a *atLeastOnce) commit(context.Context, uint64) error { return nil }
+
+func (a *atLeastOnce) close() { _ = a.w.Close() }

@@ -1,0 +1,436 @@
+package file
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/weirstream/weir/runtime"
+)
+
+// Defaults applied by Config.EnsureDefaults.
+const (
+	// DefaultMaxLinesPerRead bounds the lines one Read call emits, so that
+	// the runtime can inject barriers between Reads.
+	DefaultMaxLinesPerRead = 4096
+	// DefaultBufferSize is the size of the bufio.Reader of each source.
+	// Lines longer than the buffer are still read whole, with one extra copy.
+	DefaultBufferSize = 1 << 20
+)
+
+// ErrSnapshotMismatch marks a restore whose snapshot does not describe the
+// current input: the file list, a file's size or the parallelism changed
+// since the checkpoint was taken. Reading on would silently produce wrong
+// data, so Open refuses. Test for it with errors.Is.
+var ErrSnapshotMismatch = errors.New("sources/file: snapshot does not match the input")
+
+// snapshotVersion is the first byte of every snapshot.
+const snapshotVersion = 1
+
+// Config describes a line source.
+type Config struct {
+	// Paths lists files or filepath.Match glob patterns. They are expanded
+	// when the source is constructed; the union is deduplicated and sorted
+	// by path. As in the shell, a wildcard in the last path element does
+	// not match names starting with a dot (write ".*" for those). A pattern
+	// that matches nothing, or a file that cannot be opened, is an error
+	// naming it.
+	Paths []string
+	// MaxLinesPerRead bounds the number of lines one Read emits
+	// (DefaultMaxLinesPerRead if zero).
+	MaxLinesPerRead int
+	// BufferSize is the read buffer size in bytes (DefaultBufferSize if
+	// zero; bufio enforces a minimum of 16).
+	BufferSize int
+}
+
+// EnsureDefaults fills in zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.MaxLinesPerRead == 0 {
+		c.MaxLinesPerRead = DefaultMaxLinesPerRead
+	}
+	if c.BufferSize == 0 {
+		c.BufferSize = DefaultBufferSize
+	}
+}
+
+// Validate reports a configuration error without touching the file system.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Paths) == 0:
+		return errors.New("sources/file: no paths given")
+	case c.MaxLinesPerRead < 0:
+		return fmt.Errorf("sources/file: MaxLinesPerRead %d is negative", c.MaxLinesPerRead)
+	case c.BufferSize < 0:
+		return fmt.Errorf("sources/file: BufferSize %d is negative", c.BufferSize)
+	}
+	return nil
+}
+
+// Files is a validated, sorted list of input files. It is immutable and
+// makes one Source per subtask with NewSource; file i of the sorted list is
+// read by subtask i % parallelism.
+type Files struct {
+	cfg   Config
+	paths []string
+}
+
+// Lines expands paths (files or glob patterns) and returns the files whose
+// lines form the stream. It is New(Config{Paths: paths}).
+func Lines(paths ...string) (*Files, error) {
+	return New(Config{Paths: paths})
+}
+
+// MustLines is like Lines but panics on error. It is meant for examples and
+// tests whose inputs are known to exist.
+func MustLines(paths ...string) *Files {
+	f, err := Lines(paths...)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// New validates cfg, expands its patterns and checks that every file can be
+// opened for reading.
+func New(cfg Config) (*Files, error) {
+	cfg.Paths = slices.Clone(cfg.Paths)
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	paths, err := expand(cfg.Paths)
+	if err != nil {
+		return nil, err
+	}
+	return &Files{cfg: cfg, paths: paths}, nil
+}
+
+// Paths returns the expanded, sorted file list.
+func (f *Files) Paths() []string { return slices.Clone(f.paths) }
+
+// NewSource returns a new, unopened Source. The method value f.NewSource is
+// the per-subtask factory the runtime needs.
+func (f *Files) NewSource() runtime.Source[string] {
+	return &lineSource{files: f}
+}
+
+func expand(patterns []string) ([]string, error) {
+	var out []string
+	for _, p := range patterns {
+		matches, err := filepath.Glob(p)
+		if err != nil {
+			return nil, fmt.Errorf("sources/file: pattern %q: %w", p, err)
+		}
+		if hasMeta(p) && !strings.HasPrefix(filepath.Base(p), ".") {
+			// Like the shell, a wildcard does not match a leading dot: "out/*"
+			// skips "out/.weir", the staging directory of sinks/file.
+			matches = slices.DeleteFunc(matches, func(m string) bool {
+				return strings.HasPrefix(filepath.Base(m), ".")
+			})
+		}
+		if len(matches) == 0 {
+			if !hasMeta(p) {
+				// A plain path: the stat error says why (missing, permission).
+				if _, err := os.Stat(p); err != nil {
+					return nil, fmt.Errorf("sources/file: %w", err)
+				}
+			}
+			return nil, fmt.Errorf("sources/file: pattern %q matches no file", p)
+		}
+		out = append(out, matches...)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	for _, p := range out {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("sources/file: %w", err)
+		}
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("sources/file: %s is not a regular file (mode %s)", p, st.Mode())
+		}
+		fh, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("sources/file: %w", err)
+		}
+		fh.Close()
+	}
+	return out, nil
+}
+
+func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\`) }
+
+// lineSource reads the files assigned to one subtask, in order.
+type lineSource struct {
+	files *Files
+	info  runtime.TaskInfo
+
+	// cur is the index in files.paths of the file being read; it advances
+	// by info.Parallelism and is >= len(files.paths) once all are read.
+	cur  int
+	pos  int64 // byte offset of the next unread line in cur
+	size int64 // size of cur when it was opened
+
+	f    *os.File
+	r    *bufio.Reader
+	long []byte // scratch for lines longer than the read buffer
+}
+
+func (s *lineSource) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
+	if info.Parallelism < 1 || info.Subtask < 0 || info.Subtask >= info.Parallelism {
+		return fmt.Errorf("sources/file: invalid task info: subtask %d of %d", info.Subtask, info.Parallelism)
+	}
+	s.info = info
+	s.cur, s.pos = info.Subtask, 0
+	wantSize := int64(-1)
+	if restored != nil {
+		snap, err := decodeSnapshot(restored)
+		if err != nil {
+			return err
+		}
+		if err := s.check(snap); err != nil {
+			return err
+		}
+		s.cur, s.pos, wantSize = snap.cur, snap.pos, snap.size
+	}
+	if s.cur < len(s.files.paths) {
+		return s.openCurrent(wantSize)
+	}
+	return nil
+}
+
+// check verifies that snap was taken by this subtask over the same files.
+func (s *lineSource) check(snap snapshot) error {
+	n := len(s.files.paths)
+	switch {
+	case snap.parallelism != s.info.Parallelism || snap.subtask != s.info.Subtask:
+		return fmt.Errorf("%w: snapshot of subtask %d of %d restored into subtask %d of %d",
+			ErrSnapshotMismatch, snap.subtask, snap.parallelism, s.info.Subtask, s.info.Parallelism)
+	case snap.numFiles != n:
+		return fmt.Errorf("%w: snapshot covers %d files, the pattern now matches %d",
+			ErrSnapshotMismatch, snap.numFiles, n)
+	case snap.cur%snap.parallelism != snap.subtask:
+		return fmt.Errorf("%w: file index %d does not belong to subtask %d", ErrSnapshotMismatch, snap.cur, snap.subtask)
+	case snap.cur < n && snap.path != s.files.paths[snap.cur]:
+		return fmt.Errorf("%w: file %d was %s, now %s", ErrSnapshotMismatch, snap.cur, snap.path, s.files.paths[snap.cur])
+	}
+	return nil
+}
+
+// openCurrent opens files.paths[s.cur] and seeks to s.pos. If wantSize >= 0
+// the file must have exactly that size.
+func (s *lineSource) openCurrent(wantSize int64) error {
+	path := s.files.paths[s.cur]
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("sources/file: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("sources/file: %w", err)
+	}
+	if wantSize >= 0 && st.Size() != wantSize {
+		f.Close()
+		return fmt.Errorf("%w: %s had %d bytes at the checkpoint, now %d", ErrSnapshotMismatch, path, wantSize, st.Size())
+	}
+	if s.pos > st.Size() {
+		f.Close()
+		return fmt.Errorf("%w: offset %d is beyond the end of %s (%d bytes)", ErrSnapshotMismatch, s.pos, path, st.Size())
+	}
+	if s.pos > 0 {
+		if _, err := f.Seek(s.pos, io.SeekStart); err != nil {
+			f.Close()
+			return fmt.Errorf("sources/file: %w", err)
+		}
+	}
+	s.f, s.size = f, st.Size()
+	if s.r == nil {
+		s.r = bufio.NewReaderSize(f, s.files.cfg.BufferSize)
+	} else {
+		s.r.Reset(f)
+	}
+	return nil
+}
+
+func (s *lineSource) Read(ctx context.Context, out runtime.Collector[string]) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := len(s.files.paths)
+	if s.cur >= n {
+		return runtime.ErrEndOfInput
+	}
+	for emitted := 0; emitted < s.files.cfg.MaxLinesPerRead; {
+		line, ok, err := s.next()
+		if err != nil {
+			return fmt.Errorf("sources/file: read %s at offset %d: %w", s.files.paths[s.cur], s.pos, err)
+		}
+		if ok {
+			out.Collect(string(line))
+			emitted++
+			continue
+		}
+		// End of the current file: move to the next one of this subtask.
+		err = s.f.Close()
+		s.f = nil
+		if err != nil {
+			return fmt.Errorf("sources/file: close %s: %w", s.files.paths[s.cur], err)
+		}
+		s.cur += s.info.Parallelism
+		s.pos, s.size = 0, 0
+		if s.cur >= n {
+			if emitted == 0 {
+				return runtime.ErrEndOfInput
+			}
+			return nil // ErrEndOfInput on the next call, with nothing emitted
+		}
+		if err := s.openCurrent(-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// next returns the next line of the current file without its "\n" or
+// "\r\n"; the slice is valid until the next call. ok is false at the end of
+// the file.
+func (s *lineSource) next() (line []byte, ok bool, err error) {
+	frag, err := s.r.ReadSlice('\n')
+	switch err {
+	case nil:
+	case io.EOF:
+		if len(frag) == 0 {
+			return nil, false, nil
+		}
+		// A final line without a newline.
+	case bufio.ErrBufferFull:
+		// NB: a line longer than the buffer; collect it in s.long.
+		s.long = append(s.long[:0], frag...)
+		for err == bufio.ErrBufferFull {
+			frag, err = s.r.ReadSlice('\n')
+			s.long = append(s.long, frag...)
+		}
+		if err != nil && err != io.EOF {
+			return nil, false, err
+		}
+		frag = s.long
+	default:
+		return nil, false, err
+	}
+	s.pos += int64(len(frag))
+	return trimEOL(frag), true, nil
+}
+
+// trimEOL strips one trailing "\n" or "\r\n". A lone trailing "\r" (without
+// "\n") is data and stays.
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// Snapshot encodes the position of the next unread line:
+//
+//	version byte (1)
+//	uvarint parallelism, subtask, number of files, file index, byte offset
+//	uvarint path length, path bytes (empty once every file is read)
+//	uvarint file size
+func (s *lineSource) Snapshot() ([]byte, error) {
+	var path string
+	if s.cur < len(s.files.paths) {
+		path = s.files.paths[s.cur]
+	}
+	b := make([]byte, 0, 32+len(path))
+	b = append(b, snapshotVersion)
+	for _, v := range []uint64{uint64(s.info.Parallelism), uint64(s.info.Subtask),
+		uint64(len(s.files.paths)), uint64(s.cur), uint64(s.pos), uint64(len(path))} {
+		b = binary.AppendUvarint(b, v)
+	}
+	b = append(b, path...)
+	b = binary.AppendUvarint(b, uint64(s.size))
+	return b, nil
+}
+
+func (s *lineSource) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+type snapshot struct {
+	parallelism, subtask, numFiles, cur int
+	pos, size                           int64
+	path                                string
+}
+
+func decodeSnapshot(b []byte) (snapshot, error) {
+	var snap snapshot
+	if len(b) == 0 || b[0] != snapshotVersion {
+		if len(b) == 0 {
+			return snap, errors.New("sources/file: empty snapshot")
+		}
+		return snap, fmt.Errorf("sources/file: unknown snapshot version %d", b[0])
+	}
+	d := decoder{b: b[1:]}
+	snap.parallelism = d.int()
+	snap.subtask = d.int()
+	snap.numFiles = d.int()
+	snap.cur = d.int()
+	snap.pos = int64(d.int())
+	snap.path = string(d.bytes(d.int()))
+	snap.size = int64(d.int())
+	if d.err != nil || len(d.b) != 0 || snap.parallelism < 1 {
+		return snap, errors.New("sources/file: corrupt snapshot")
+	}
+	return snap, nil
+}
+
+// decoder reads uvarints, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+func (d *decoder) int() int {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 || v > uint64(maxInt>>1) {
+		d.err = errors.New("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return int(v)
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > len(d.b) {
+		d.err = errors.New("short buffer")
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}

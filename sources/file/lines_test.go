@@ -1,0 +1,438 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir/runtime"
+)
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readAll opens src with restored and reads until ErrEndOfInput.
+func readAll(t *testing.T, src runtime.Source[string], info runtime.TaskInfo, restored []byte) []string {
+	t.Helper()
+	ctx := context.Background()
+	if err := src.Open(ctx, info, restored); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer src.Close()
+	var got []string
+	out := runtime.CollectorFunc[string](func(s string) { got = append(got, s) })
+	for i := 0; ; i++ {
+		err := src.Read(ctx, out)
+		if errors.Is(err, runtime.ErrEndOfInput) {
+			return got
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if i > 1e6 {
+			t.Fatal("source never ends")
+		}
+	}
+}
+
+func single() runtime.TaskInfo { return runtime.TaskInfo{Subtask: 0, Parallelism: 1} }
+
+func TestLineSplitting(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	tests := []struct {
+		name    string
+		content string
+		want    []string
+	}{
+		{"empty file", "", nil},
+		{"one line no newline", "a", []string{"a"}},
+		{"one line", "a\n", []string{"a"}},
+		{"final line without newline", "a\nb", []string{"a", "b"}},
+		{"crlf", "a\r\nb\r\n", []string{"a", "b"}},
+		{"crlf final without newline", "a\r\nb", []string{"a", "b"}},
+		{"lone cr is data", "a\rb\nc\r", []string{"a\rb", "c\r"}},
+		{"empty lines", "\n\n", []string{"", ""}},
+		{"only crlf", "\r\n", []string{""}},
+		{"empty line in the middle", "a\n\nb\n", []string{"a", "", "b"}},
+		{"long line", long + "\nb\n", []string{long, "b"}},
+		{"long final line without newline", "a\n" + long, []string{"a", long}},
+		{"long crlf line", long + "\r\n", []string{long}},
+		{"line exactly the buffer size", strings.Repeat("y", 16) + "\n" + strings.Repeat("z", 15) + "\n",
+			[]string{strings.Repeat("y", 16), strings.Repeat("z", 15)}},
+		{"utf8 and nul", "héllo\x00\nwörld\n", []string{"héllo\x00", "wörld"}},
+	}
+	for _, tc := range tests {
+		for _, bufSize := range []int{16, 0} {
+			t.Run(fmt.Sprintf("%s/buf=%d", tc.name, bufSize), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "in.txt")
+				writeFile(t, path, tc.content)
+				in, err := New(Config{Paths: []string{path}, BufferSize: bufSize, MaxLinesPerRead: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := readAll(t, in.NewSource(), single(), nil)
+				if !slices.Equal(got, tc.want) {
+					t.Fatalf("got %q, want %q", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+func TestVeryLongLine(t *testing.T) {
+	// Longer than bufio.Scanner's default 64 KiB token limit and than the
+	// default 1 MiB buffer.
+	long := strings.Repeat("0123456789abcdef", 200_000) // 3.2 MB
+	path := filepath.Join(t.TempDir(), "in.txt")
+	writeFile(t, path, "a\n"+long+"\nb")
+	got := readAll(t, MustLines(path).NewSource(), single(), nil)
+	if len(got) != 3 || got[0] != "a" || got[1] != long || got[2] != "b" {
+		t.Fatalf("got %d lines, want [a <%d bytes> b]", len(got), len(long))
+	}
+}
+
+func TestMaxLinesPerRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.txt")
+	writeFile(t, path, strings.Repeat("l\n", 10_000))
+	src := MustLines(path).NewSource()
+	ctx := context.Background()
+	if err := src.Open(ctx, single(), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var counts []int
+	for {
+		n := 0
+		err := src.Read(ctx, runtime.CollectorFunc[string](func(string) { n++ }))
+		if errors.Is(err, runtime.ErrEndOfInput) {
+			if n != 0 {
+				t.Fatalf("ErrEndOfInput with %d records emitted", n)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts = append(counts, n)
+	}
+	if want := []int{4096, 4096, 1808}; !slices.Equal(counts, want) {
+		t.Fatalf("lines per Read = %v, want %v", counts, want)
+	}
+}
+
+// randomFiles writes nfiles files with random lines (some empty, some long,
+// some CRLF, some without final newline) and returns their paths and the
+// expected lines of each.
+func randomFiles(t *testing.T, rng *rand.Rand, dir string, nfiles int) ([]string, [][]string) {
+	t.Helper()
+	var paths []string
+	var lines [][]string
+	for i := range nfiles {
+		var sb strings.Builder
+		var want []string
+		n := rng.IntN(50)
+		for j := range n {
+			var line string
+			switch rng.IntN(10) {
+			case 0:
+				line = ""
+			case 1:
+				line = strings.Repeat("L", 20+rng.IntN(100))
+			default:
+				line = fmt.Sprintf("f%d-l%d", i, j)
+			}
+			want = append(want, line)
+			sb.WriteString(line)
+			switch {
+			case j == n-1 && line != "" && rng.IntN(3) == 0: // no final newline
+			case rng.IntN(4) == 0:
+				sb.WriteString("\r\n")
+			default:
+				sb.WriteString("\n")
+			}
+		}
+		path := filepath.Join(dir, fmt.Sprintf("in-%02d.txt", i))
+		writeFile(t, path, sb.String())
+		paths = append(paths, path)
+		lines = append(lines, want)
+	}
+	return paths, lines
+}
+
+var seedFlag = flag.Uint64("seed", 0, "seed for randomized tests (0: from the clock)")
+
+// seed returns the seed of a randomized test and prints it if the test fails.
+func seed(t *testing.T) uint64 {
+	s := *seedFlag
+	if s == 0 {
+		s = uint64(time.Now().UnixNano())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reproduce with: go test ./sources/file -run '^%s$' -seed %d", t.Name(), s)
+		}
+	})
+	return s
+}
+
+// TestSnapshotRestore reads part of the input, snapshots, restores a fresh
+// source from the snapshot and checks that the concatenation is every line
+// exactly once, for every split point.
+func TestSnapshotRestore(t *testing.T) {
+	s := seed(t)
+	rng := rand.New(rand.NewPCG(s, s))
+	dir := t.TempDir()
+	_, want := randomFiles(t, rng, dir, 4)
+	for _, par := range []int{1, 2, 3} {
+		for sub := range par {
+			info := runtime.TaskInfo{Subtask: sub, Parallelism: par}
+			var expect []string
+			for i := sub; i < len(want); i += par {
+				expect = append(expect, want[i]...)
+			}
+			for split := 0; ; split++ {
+				cfg := Config{Paths: []string{filepath.Join(dir, "*.txt")}, MaxLinesPerRead: 1 + rng.IntN(7), BufferSize: 16}
+				in, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := context.Background()
+				src := in.NewSource()
+				if err := src.Open(ctx, info, nil); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				out := runtime.CollectorFunc[string](func(s string) { got = append(got, s) })
+				ended := false
+				for range split {
+					if err := src.Read(ctx, out); errors.Is(err, runtime.ErrEndOfInput) {
+						ended = true
+						break
+					} else if err != nil {
+						t.Fatal(err)
+					}
+				}
+				snap, err := src.Snapshot()
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Crash: the old instance is abandoned; a new one resumes.
+				src.Close()
+				got = append(got, readAll(t, in.NewSource(), info, snap)...)
+				if !slices.Equal(got, expect) {
+					t.Fatalf("parallelism %d subtask %d split after %d reads (seed %d):\ngot  %q\nwant %q",
+						par, sub, split, s, got, expect)
+				}
+				if ended {
+					break
+				}
+			}
+		}
+	}
+}
+
+func TestPartitioning(t *testing.T) {
+	s := seed(t)
+	rng := rand.New(rand.NewPCG(s, s))
+	dir := t.TempDir()
+	paths, want := randomFiles(t, rng, dir, 5)
+	// Give the paths out of order and with a duplicate: the list is sorted
+	// and deduplicated.
+	in, err := Lines(paths[3], filepath.Join(dir, "in-0[0-2].txt"), paths[4], paths[3], paths[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.Paths(); !slices.Equal(got, paths) {
+		t.Fatalf("paths = %q, want %q", got, paths)
+	}
+	for _, par := range []int{1, 2, 3, 5, 7} {
+		var all []string
+		for sub := range par {
+			got := readAll(t, in.NewSource(), runtime.TaskInfo{Subtask: sub, Parallelism: par}, nil)
+			var expect []string
+			for i := sub; i < len(want); i += par {
+				expect = append(expect, want[i]...)
+			}
+			if !slices.Equal(got, expect) {
+				t.Fatalf("parallelism %d subtask %d (seed %d): got %q, want %q", par, sub, s, got, expect)
+			}
+			all = append(all, got...)
+		}
+		if n := len(slices.Concat(want...)); len(all) != n {
+			t.Fatalf("parallelism %d: %d lines in total, want %d", par, len(all), n)
+		}
+	}
+}
+
+func TestConstructionErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.txt"), "a\n")
+	if err := os.Mkdir(filepath.Join(dir, "sub.txt"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		paths   []string
+		wantErr string
+	}{
+		{"no paths", nil, "no paths"},
+		{"glob matches nothing", []string{filepath.Join(dir, "*.csv")}, `"` + filepath.Join(dir, "*.csv") + `" matches no file`},
+		{"one of several globs matches nothing", []string{filepath.Join(dir, "a.txt"), filepath.Join(dir, "z*")}, "z*\" matches no file"},
+		{"missing file", []string{filepath.Join(dir, "missing.txt")}, filepath.Join(dir, "missing.txt") + ": no such file"},
+		{"bad pattern", []string{filepath.Join(dir, "[")}, "syntax error in pattern"},
+		{"directory", []string{filepath.Join(dir, "sub.txt")}, "sub.txt is not a regular file"},
+		{"glob matching a directory", []string{filepath.Join(dir, "*.txt")}, "sub.txt is not a regular file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Lines(tc.paths...)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+	t.Run("wildcards skip dot entries", func(t *testing.T) {
+		d := t.TempDir()
+		writeFile(t, filepath.Join(d, "part-1"), "p\n")
+		writeFile(t, filepath.Join(d, ".hidden"), "h\n")
+		if err := os.Mkdir(filepath.Join(d, ".weir"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		in, err := Lines(filepath.Join(d, "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := in.Paths(), []string{filepath.Join(d, "part-1")}; !slices.Equal(got, want) {
+			t.Fatalf("paths = %q, want %q", got, want)
+		}
+		in, err = Lines(filepath.Join(d, ".h*"))
+		if err != nil || len(in.Paths()) != 1 {
+			t.Fatalf("explicit dot pattern: %v %v", in, err)
+		}
+		if _, err := Lines(filepath.Join(d, "*.weir")); err == nil || !strings.Contains(err.Error(), "matches no file") {
+			t.Fatalf("err = %v, want matches no file", err)
+		}
+	})
+	t.Run("unreadable file", func(t *testing.T) {
+		path := filepath.Join(dir, "secret.txt")
+		writeFile(t, path, "s\n")
+		if err := os.Chmod(path, 0); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := os.Open(path); err == nil {
+			f.Close()
+			t.Skip("running with privileges that ignore file modes")
+		}
+		_, err := Lines(path)
+		if err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, os.ErrPermission) {
+			t.Fatalf("err = %v, want a permission error naming %s", err, path)
+		}
+	})
+}
+
+func TestRestoreMismatch(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt"), filepath.Join(dir, "c.txt")
+	writeFile(t, a, "a1\na2\na3\n")
+	writeFile(t, b, "b1\nb2\n")
+	ctx := context.Background()
+	// A snapshot after the first line of a.
+	in, _ := New(Config{Paths: []string{a, b}, MaxLinesPerRead: 1})
+	src := in.NewSource()
+	if err := src.Open(ctx, single(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Read(ctx, runtime.CollectorFunc[string](func(string) {})); err != nil {
+		t.Fatal(err)
+	}
+	mid, _ := src.Snapshot()
+	src.Close()
+
+	info2 := runtime.TaskInfo{Subtask: 0, Parallelism: 2}
+	tests := []struct {
+		name    string
+		setup   func()
+		files   []string
+		info    runtime.TaskInfo
+		snap    []byte
+		wantErr error
+		wantMsg string
+	}{
+		{"ok", func() {}, []string{a, b}, single(), mid, nil, ""},
+		{"file list grew", func() { writeFile(t, c, "c\n") }, []string{a, b, c}, single(), mid, ErrSnapshotMismatch, "covers 2 files"},
+		{"other file at the index", func() {}, []string{c, b}, single(), mid, ErrSnapshotMismatch, "was " + a},
+		{"parallelism changed", func() {}, []string{a, b}, info2, mid, ErrSnapshotMismatch, "subtask 0 of 1 restored into subtask 0 of 2"},
+		{"file size changed", func() { writeFile(t, a, "a1\na2\na3\na4\n") }, []string{a, b}, single(), mid, ErrSnapshotMismatch, "had 9 bytes"},
+		{"unknown version", func() {}, []string{a, b}, single(), append([]byte{9}, mid[1:]...), nil, "unknown snapshot version 9"},
+		{"truncated", func() {}, []string{a, b}, single(), mid[:len(mid)-3], nil, "corrupt snapshot"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup()
+			src := MustLines(tc.files...).NewSource()
+			err := src.Open(ctx, tc.info, tc.snap)
+			src.Close()
+			if tc.wantMsg == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantMsg) || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
+				t.Fatalf("err = %v, want %v containing %q", err, tc.wantErr, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestReadAfterCancel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.txt")
+	writeFile(t, path, "a\n")
+	src := MustLines(path).NewSource()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := src.Open(ctx, single(), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	cancel()
+	if err := src.Read(ctx, runtime.CollectorFunc[string](func(string) {})); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func BenchmarkRead(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "in.txt")
+	var sb strings.Builder
+	for i := range 100_000 {
+		fmt.Fprintf(&sb, "line number %d with some payload\n", i)
+	}
+	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	in := MustLines(path)
+	b.SetBytes(int64(sb.Len()))
+	b.ReportAllocs()
+	ctx := context.Background()
+	for b.Loop() {
+		src := in.NewSource()
+		if err := src.Open(ctx, single(), nil); err != nil {
+			b.Fatal(err)
+		}
+		out := runtime.CollectorFunc[string](func(string) {})
+		for src.Read(ctx, out) == nil {
+		}
+		src.Close()
+	}
+}

@@ -1,0 +1,600 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirstream/weir/runtime"
+)
+
+// ErrClosed is returned by Read after Close.
+var ErrClosed = errors.New("kafka source: closed")
+
+// Source reads the partitions of Config.Topics assigned to one subtask. It
+// implements runtime.Source[T]; like every source, it is used from one
+// goroutine, except for the counters, which may be read from any goroutine.
+type Source[T any] struct {
+	cfg Config[T]
+
+	info   runtime.TaskInfo
+	log    *slog.Logger
+	cl     *kgo.Client
+	dlq    *kafkago.Writer
+	decomp kgo.Decompressor
+	iso    kgo.IsolationLevel
+
+	parts        []*partition // assigned partitions, sorted
+	byTP         map[topicPartition]*partition
+	staleLeader  bool      // refresh metadata before the next fetch
+	partitionErr error     // a retriable partition error of the current Read
+	failingFrom  time.Time // first of a run of failed fetches, or zero
+	closed       bool
+
+	decodeErrors atomic.Int64
+	deadLettered atomic.Int64
+}
+
+var _ runtime.Source[Record] = (*Source[Record])(nil)
+
+type partition struct {
+	topicPartition
+	topicID [16]byte
+	leader  int32
+	epoch   int32 // leader epoch, -1 if unknown
+	next    int64 // next offset to read
+	end     int64 // StopAtEnd: stop before this offset; -1 when unbounded
+}
+
+func (p *partition) done() bool { return p.end >= 0 && p.next >= p.end }
+
+// New returns an unopened source; it validates cfg so that a bad
+// configuration fails at construction.
+func New[T any](cfg Config[T]) (*Source[T], error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Source[T]{cfg: cfg}, nil
+}
+
+// DecodeErrors returns how many records the Deserializer rejected and the
+// policy skipped or dead-lettered.
+func (s *Source[T]) DecodeErrors() int64 { return s.decodeErrors.Load() }
+
+// DeadLettered returns how many records were written to the dead-letter topic.
+func (s *Source[T]) DeadLettered() int64 { return s.deadLettered.Load() }
+
+// Open connects, computes this subtask's partitions, and positions each at
+// its restored offset, or at Config.StartFrom if restored is nil or lacks
+// the partition (a partition added to a topic since the checkpoint).
+// Restored state that names a partition this subtask does not own is an
+// error: changing the parallelism of a Kafka source is not supported.
+func (s *Source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
+	if info.Parallelism < 1 || info.Subtask < 0 || info.Subtask >= info.Parallelism {
+		return fmt.Errorf("kafka source: bad task info: subtask %d of %d", info.Subtask, info.Parallelism)
+	}
+	s.info = info
+	s.log = info.Logger
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("source", "kafka", "subtask", info.Subtask)
+	var state map[topicPartition]int64
+	if restored != nil {
+		var err error
+		if state, err = decodeState(restored); err != nil {
+			return err
+		}
+	}
+
+	s.iso = kgo.ReadCommitted()
+	if s.cfg.Isolation == ReadUncommitted {
+		s.iso = kgo.ReadUncommitted()
+	}
+	s.decomp = kgo.DefaultDecompressor()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(s.cfg.Brokers...),
+		kgo.DialTimeout(s.cfg.DialTimeout),
+		kgo.RetryTimeout(s.cfg.RetryTimeout),
+	)
+	if err != nil {
+		return fmt.Errorf("kafka source: %w", err)
+	}
+	s.cl = cl
+
+	all, err := s.metadata(ctx)
+	if err != nil {
+		return err
+	}
+	s.byTP = make(map[topicPartition]*partition)
+	for i, p := range all {
+		if i%info.Parallelism == info.Subtask {
+			p.end = -1
+			s.parts = append(s.parts, p)
+			s.byTP[p.topicPartition] = p
+		}
+	}
+	for tp := range state {
+		if _, ok := s.byTP[tp]; !ok {
+			return fmt.Errorf("kafka source: restored state has partition %s, which subtask %d of %d does not own (or which no longer exists); changing parallelism or deleting partitions is not supported", tp, info.Subtask, info.Parallelism)
+		}
+	}
+
+	var fresh []*partition
+	for _, p := range s.parts {
+		if off, ok := state[p.topicPartition]; ok {
+			p.next = off
+		} else {
+			fresh = append(fresh, p)
+		}
+	}
+	if len(fresh) > 0 {
+		if err := s.positionFresh(ctx, fresh); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Mode == StopAtEnd && len(s.parts) > 0 {
+		ends, err := s.listOffsets(ctx, s.parts, -1)
+		if err != nil {
+			return err
+		}
+		for _, p := range s.parts {
+			p.end = ends[p.topicPartition]
+		}
+	}
+	if s.cfg.OnDecodeError == DeadLetter {
+		s.dlq = &kafkago.Writer{
+			Addr:                   kafkago.TCP(s.cfg.Brokers...),
+			Topic:                  s.cfg.DeadLetterTopic,
+			Balancer:               &kafkago.Hash{},
+			RequiredAcks:           kafkago.RequireAll,
+			AllowAutoTopicCreation: true,
+			BatchTimeout:           time.Millisecond,
+			Transport:              &kafkago.Transport{DialTimeout: s.cfg.DialTimeout},
+		}
+	}
+	s.log.Debug("kafka source opened", "partitions", len(s.parts), "restored", state != nil)
+	return nil
+}
+
+func (s *Source[T]) positionFresh(ctx context.Context, fresh []*partition) error {
+	var ts int64
+	switch s.cfg.StartFrom.kind {
+	case startEarliest:
+		ts = -2
+	case startLatest:
+		ts = -1
+	case startTimestamp:
+		ts = s.cfg.StartFrom.ts.UnixMilli()
+	}
+	offs, err := s.listOffsets(ctx, fresh, ts)
+	if err != nil {
+		return err
+	}
+	var ends map[topicPartition]int64
+	for _, p := range fresh {
+		off := offs[p.topicPartition]
+		if off < 0 { // no record at or after the timestamp: start at the end
+			if ends == nil {
+				if ends, err = s.listOffsets(ctx, fresh, -1); err != nil {
+					return err
+				}
+			}
+			off = ends[p.topicPartition]
+		}
+		p.next = off
+	}
+	return nil
+}
+
+// metadata returns every partition of the configured topics, sorted.
+func (s *Source[T]) metadata(ctx context.Context) ([]*partition, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, t := range s.cfg.Topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	req.AllowAutoTopicCreation = false
+	resp, err := req.RequestWith(ctx, s.cl)
+	if err != nil {
+		return nil, fmt.Errorf("kafka source: metadata from %v: %w", s.cfg.Brokers, err)
+	}
+	var out []*partition
+	for _, t := range resp.Topics {
+		name := ""
+		if t.Topic != nil {
+			name = *t.Topic
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return nil, fmt.Errorf("kafka source: topic %q: %w", name, err)
+		}
+		for _, rp := range t.Partitions {
+			out = append(out, &partition{
+				topicPartition: topicPartition{name, rp.Partition},
+				topicID:        t.TopicID,
+				leader:         rp.Leader,
+				epoch:          rp.LeaderEpoch,
+			})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return lessTP(out[i].topicPartition, out[j].topicPartition) })
+	return out, nil
+}
+
+// refreshLeaders updates the leaders of the assigned partitions.
+func (s *Source[T]) refreshLeaders(ctx context.Context) error {
+	all, err := s.metadata(ctx)
+	if err != nil {
+		return err
+	}
+	for _, np := range all {
+		if p, ok := s.byTP[np.topicPartition]; ok {
+			p.leader, p.epoch, p.topicID = np.leader, np.epoch, np.topicID
+		}
+	}
+	s.staleLeader = false
+	return nil
+}
+
+// listOffsets asks the partition leaders for the offset of the timestamp ts
+// (-2 earliest, -1 end: last stable offset under read_committed).
+func (s *Source[T]) listOffsets(ctx context.Context, parts []*partition, ts int64) (map[topicPartition]int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	req.IsolationLevel = s.isoLevel()
+	idx := map[string]int{}
+	for _, p := range parts {
+		i, ok := idx[p.topic]
+		if !ok {
+			i = len(req.Topics)
+			idx[p.topic] = i
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = p.topic
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = p.partition
+		rp.Timestamp = ts
+		rp.CurrentLeaderEpoch = -1
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+	}
+	resp, err := req.RequestWith(ctx, s.cl)
+	if err != nil {
+		return nil, fmt.Errorf("kafka source: list offsets: %w", err)
+	}
+	out := make(map[topicPartition]int64, len(parts))
+	for _, t := range resp.Topics {
+		for _, rp := range t.Partitions {
+			tp := topicPartition{t.Topic, rp.Partition}
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				return nil, fmt.Errorf("kafka source: list offsets of %s: %w", tp, err)
+			}
+			out[tp] = rp.Offset
+		}
+	}
+	for _, p := range parts {
+		if _, ok := out[p.topicPartition]; !ok {
+			return nil, fmt.Errorf("kafka source: list offsets: no answer for %s", p.topicPartition)
+		}
+	}
+	return out, nil
+}
+
+// Read fetches once from the leaders of the assigned partitions that are not
+// finished, waiting at most Config.MaxWait for data, and emits what arrived.
+func (s *Source[T]) Read(ctx context.Context, out runtime.Collector[T]) error {
+	if s.closed {
+		return ErrClosed
+	}
+	if s.cl == nil {
+		return errors.New("kafka source: Read before Open")
+	}
+	byLeader := s.groupByLeader()
+	if len(byLeader) == 0 {
+		if s.cfg.Mode == StopAtEnd {
+			return runtime.ErrEndOfInput
+		}
+		// An unbounded source that owns no partitions idles.
+		return waitOrDone(ctx, s.cfg.MaxWait)
+	}
+	if s.staleLeader || byLeader[-1] != nil {
+		if err := s.refreshLeaders(ctx); err != nil {
+			return s.retryable(ctx, err)
+		}
+		byLeader = s.groupByLeader()
+	}
+	if leaderless := byLeader[-1]; leaderless != nil {
+		// Try again after a back-off (see the end of Read).
+		s.staleLeader = true
+		s.partitionErr = fmt.Errorf("%s: %w", leaderless[0].topicPartition, kerr.LeaderNotAvailable)
+		delete(byLeader, -1)
+	}
+
+	type result struct {
+		parts []*partition
+		resp  *kmsg.FetchResponse
+		err   error
+	}
+	results := make([]result, 0, len(byLeader))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for leader, parts := range byLeader {
+		req := s.fetchRequest(parts)
+		wg.Go(func() {
+			resp, err := req.RequestWith(ctx, s.cl.Broker(int(leader)))
+			mu.Lock()
+			results = append(results, result{parts, resp, err})
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	sort.Slice(results, func(i, j int) bool { // deterministic emission order
+		return lessTP(results[i].parts[0].topicPartition, results[j].parts[0].topicPartition)
+	})
+
+	var dead []kafkago.Message
+	var failed error
+	for _, r := range results {
+		if r.err == nil {
+			r.err = kerr.ErrorForCode(r.resp.ErrorCode)
+		}
+		if r.err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failed = r.err
+			s.staleLeader = true
+			continue
+		}
+		var err error
+		if dead, err = s.process(r.parts, r.resp, out, dead); err != nil {
+			return err
+		}
+	}
+	if len(dead) > 0 {
+		if err := s.dlq.WriteMessages(ctx, dead...); err != nil {
+			return fmt.Errorf("kafka source: write %d records to dead-letter topic %q: %w", len(dead), s.cfg.DeadLetterTopic, err)
+		}
+		s.deadLettered.Add(int64(len(dead)))
+	}
+	if failed == nil && s.partitionErr != nil {
+		failed = s.partitionErr
+	}
+	s.partitionErr = nil
+	if failed != nil {
+		return s.retryable(ctx, fmt.Errorf("kafka source: fetch: %w", failed))
+	}
+	s.failingFrom = time.Time{}
+	return nil
+}
+
+// groupByLeader groups the unfinished partitions by leader; -1 is no leader.
+func (s *Source[T]) groupByLeader() map[int32][]*partition {
+	byLeader := map[int32][]*partition{}
+	for _, p := range s.parts {
+		if !p.done() {
+			byLeader[p.leader] = append(byLeader[p.leader], p)
+		}
+	}
+	return byLeader
+}
+
+// retryable logs err and returns nil after a short pause, unless fetches
+// have been failing for longer than Config.RetryTimeout.
+func (s *Source[T]) retryable(ctx context.Context, err error) error {
+	now := time.Now()
+	if s.failingFrom.IsZero() {
+		s.failingFrom = now
+	}
+	if now.Sub(s.failingFrom) > s.cfg.RetryTimeout {
+		return fmt.Errorf("%w (failing for %v)", err, now.Sub(s.failingFrom).Round(time.Millisecond))
+	}
+	s.log.Warn("kafka source: retrying", "err", err)
+	s.staleLeader = true
+	// Back off so that an unreachable broker does not make Read spin.
+	return waitOrDone(ctx, s.cfg.MaxWait)
+}
+
+func waitOrDone(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// isoLevel is the protocol's isolation level: 0 uncommitted, 1 committed.
+func (s *Source[T]) isoLevel() int8 {
+	if s.cfg.Isolation == ReadUncommitted {
+		return 0
+	}
+	return 1
+}
+
+func (s *Source[T]) fetchRequest(parts []*partition) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(s.cfg.MaxWait / time.Millisecond)
+	req.MinBytes = 1
+	req.MaxBytes = s.cfg.MaxBytesPerRead
+	req.IsolationLevel = s.isoLevel()
+	req.SessionID = 0
+	req.SessionEpoch = -1                                      // full fetch, no fetch session
+	perPart := max(s.cfg.MaxBytesPerRead/int32(len(parts)), 1) // the broker still returns at least one batch
+	for _, p := range parts {
+		n := len(req.Topics)
+		if n == 0 || req.Topics[n-1].Topic != p.topic {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = p.topic
+			rt.TopicID = p.topicID
+			req.Topics = append(req.Topics, rt)
+			n++
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p.partition
+		rp.CurrentLeaderEpoch = p.epoch
+		rp.FetchOffset = p.next
+		rp.LogStartOffset = -1
+		rp.PartitionMaxBytes = perPart
+		req.Topics[n-1].Partitions = append(req.Topics[n-1].Partitions, rp)
+	}
+	return req
+}
+
+// process emits the records of one fetch response and advances the offsets.
+func (s *Source[T]) process(parts []*partition, resp *kmsg.FetchResponse, out runtime.Collector[T], dead []kafkago.Message) ([]kafkago.Message, error) {
+	byID := map[[16]byte]string{}
+	for _, p := range parts {
+		byID[p.topicID] = p.topic
+	}
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		topic := rt.Topic
+		if topic == "" {
+			topic = byID[rt.TopicID]
+		}
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			p, ok := s.byTP[topicPartition{topic, rp.Partition}]
+			if !ok || p.done() {
+				continue
+			}
+			switch err := kerr.ErrorForCode(rp.ErrorCode); {
+			case err == nil:
+			case errors.Is(err, kerr.OffsetOutOfRange):
+				return dead, fmt.Errorf("kafka source: %s: offset %d is out of range (log start %d, high watermark %d); records were deleted before they were read, so the position cannot be resumed exactly: %w",
+					p.topicPartition, p.next, rp.LogStartOffset, rp.HighWatermark, err)
+			case kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicID):
+				// Typically a leader change: refresh metadata and
+				// back off before the next fetch (see Read).
+				s.staleLeader = true
+				s.partitionErr = fmt.Errorf("%s: %w", p.topicPartition, err)
+				continue
+			default:
+				return dead, fmt.Errorf("kafka source: fetch %s at offset %d: %w", p.topicPartition, p.next, err)
+			}
+			fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+				Offset:         p.next,
+				IsolationLevel: s.iso,
+				Topic:          p.topic,
+				Partition:      p.partition,
+			}, rp, s.decomp, nil)
+			if fp.Err != nil {
+				return dead, fmt.Errorf("kafka source: decode fetch of %s at offset %d: %w", p.topicPartition, p.next, fp.Err)
+			}
+			var err error
+			if dead, err = s.emit(p, fp.Records, out, dead); err != nil {
+				return dead, err
+			}
+			// next also moves past control records and aborted
+			// batches, which emit nothing.
+			if next > p.next {
+				p.next = next
+			}
+			if p.end >= 0 && p.next > p.end {
+				p.next = p.end
+			}
+		}
+	}
+	return dead, nil
+}
+
+func (s *Source[T]) emit(p *partition, recs []*kgo.Record, out runtime.Collector[T], dead []kafkago.Message) ([]kafkago.Message, error) {
+	var hdrs []Header
+	for _, kr := range recs {
+		if kr.Offset < p.next {
+			continue
+		}
+		if p.end >= 0 && kr.Offset >= p.end {
+			p.next = p.end
+			break
+		}
+		hdrs = hdrs[:0]
+		for _, h := range kr.Headers {
+			hdrs = append(hdrs, Header{Key: h.Key, Value: h.Value})
+		}
+		rec := Record{
+			Topic:     p.topic,
+			Partition: p.partition,
+			Offset:    kr.Offset,
+			Key:       kr.Key,
+			Value:     kr.Value,
+			Headers:   hdrs,
+			Time:      kr.Timestamp,
+		}
+		v, err := s.cfg.Deserializer(rec)
+		if err != nil {
+			switch s.cfg.OnDecodeError {
+			case Skip:
+				s.decodeErrors.Add(1)
+			case DeadLetter:
+				s.decodeErrors.Add(1)
+				dead = append(dead, deadLetter(kr, err))
+			default:
+				return dead, &DecodeError{Topic: p.topic, Partition: p.partition, Offset: kr.Offset, Err: err}
+			}
+		} else {
+			out.Collect(v)
+		}
+		p.next = kr.Offset + 1
+	}
+	return dead, nil
+}
+
+func deadLetter(kr *kgo.Record, err error) kafkago.Message {
+	m := kafkago.Message{Key: kr.Key, Value: kr.Value, Time: kr.Timestamp}
+	for _, h := range kr.Headers {
+		m.Headers = append(m.Headers, kafkago.Header{Key: h.Key, Value: h.Value})
+	}
+	m.Headers = append(m.Headers,
+		kafkago.Header{Key: "weir.source.topic", Value: []byte(kr.Topic)},
+		kafkago.Header{Key: "weir.source.partition", Value: strconv.AppendInt(nil, int64(kr.Partition), 10)},
+		kafkago.Header{Key: "weir.source.offset", Value: strconv.AppendInt(nil, kr.Offset, 10)},
+		kafkago.Header{Key: "weir.decode.error", Value: []byte(err.Error())},
+	)
+	return m
+}
+
+// Snapshot returns the next offset to read of every assigned partition.
+func (s *Source[T]) Snapshot() ([]byte, error) {
+	if s.byTP == nil {
+		return nil, errors.New("kafka source: Snapshot before Open")
+	}
+	next := make(map[topicPartition]int64, len(s.parts))
+	for _, p := range s.parts {
+		next[p.topicPartition] = p.next
+	}
+	return encodeState(next), nil
+}
+
+// Close releases the connections. It is safe to call more than once.
+func (s *Source[T]) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.dlq != nil {
+		err = s.dlq.Close()
+	}
+	if s.cl != nil {
+		s.cl.Close()
+	}
+	return err
+}

@@ -1,0 +1,333 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ErrDraining is returned by Freeze when the previous epoch has not been
+// drained yet; the caller must finish Drain first.
+var ErrDraining = errors.New("state: previous epoch still draining")
+
+// Config configures a Backend.
+type Config struct {
+	// Dir is the directory of the subtask's live Pebble database. If it holds
+	// a database (for example one restored from a checkpoint), it is opened.
+	Dir string
+	// MaxParallelism is the number of key groups (default
+	// DefaultMaxParallelism).
+	MaxParallelism int
+	// CacheEntries bounds the clean entries cached per state (default 1<<21).
+	CacheEntries int
+	// BlockCache is a Pebble block cache shared by the job's backends; nil
+	// gives this backend a small one of its own.
+	BlockCache *pebble.Cache
+	// Logger receives Pebble's log lines (default slog.Default()).
+	Logger *slog.Logger
+	// Results receives the outcome of each snapshot; several backends may
+	// share one channel (nil: the backend makes its own, see Results).
+	Results chan Result
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *Config) EnsureDefaults() {
+	if c.MaxParallelism == 0 {
+		c.MaxParallelism = DefaultMaxParallelism
+	}
+	if c.CacheEntries == 0 {
+		c.CacheEntries = 1 << 21
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Results == nil {
+		c.Results = make(chan Result, 4)
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("state: Config.Dir is empty")
+	case c.MaxParallelism < 1 || c.MaxParallelism > 1<<15:
+		return fmt.Errorf("state: MaxParallelism %d out of range [1, 32768]", c.MaxParallelism)
+	case c.CacheEntries < 16:
+		return fmt.Errorf("state: CacheEntries %d too small (minimum 16)", c.CacheEntries)
+	}
+	return nil
+}
+
+// Backend holds the keyed state of one operator subtask. Apart from the
+// background writer it starts, it is used from the subtask's goroutine only.
+type Backend struct {
+	cfg            Config
+	maxParallelism int
+	db             *pebble.DB
+	// stored is false while Pebble is known to be empty, which spares the
+	// first read of every key a Pebble lookup on a fresh start.
+	stored bool
+
+	tables []tableOps
+	names  map[uint32]string
+
+	epoch        uint32 // current epoch; changes are stamped with it
+	frozenEpoch  uint32 // epoch being drained, or 0
+	appliedEpoch uint32 // newest epoch whose changes are in Pebble
+	delta        *delta    // changes of the frozen epoch, as they are encoded
+	pending      *snapshot // frozen epoch in progress
+	opts         *pebble.Options
+
+	writes  chan *snapshot
+	recycle chan *delta // written deltas, whose buffers the next epoch reuses
+	results chan Result
+	closing chan struct{} // closed by Close: results are no longer read
+	done    chan struct{} // closed by the writer when it exits
+	err     error
+}
+
+// snapshot is one epoch's way from Freeze to a Pebble checkpoint.
+type snapshot struct {
+	id    uint64 // checkpoint id
+	epoch uint32
+	dest  string
+	delta *delta
+}
+
+// Result reports the durable part of a snapshot.
+type Result struct {
+	CheckpointID uint64
+	// Dir holds the Pebble checkpoint when Err is nil.
+	Dir string
+	// Err is set when the checkpoint could not be written. The state itself
+	// is still intact in the live database (Fatal is false), so only this
+	// checkpoint fails.
+	Err error
+	// Fatal means the live database could not be updated: the job must stop.
+	Fatal bool
+
+	b     *Backend
+	epoch uint32
+}
+
+// Open opens (or creates) the Pebble database in cfg.Dir.
+func Open(cfg Config) (*Backend, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	_, statErr := os.Stat(filepath.Join(cfg.Dir, "CURRENT"))
+	existed := statErr == nil
+	opts := &pebble.Options{
+		Cache:      cfg.BlockCache,
+		DisableWAL: true, // durability comes from checkpoints, not the WAL
+		Logger:     pebbleLogger{cfg.Logger},
+		// Every checkpoint ingests one sstable into L0. Compact L0 less
+		// eagerly than by default, and never stall ingestion: the state is
+		// read through the cache, so a deeper L0 costs little.
+		L0CompactionThreshold: 8,
+		L0StopWritesThreshold: 1 << 20,
+	}
+	opts.EnsureDefaults()
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("state: open Pebble in %s: %w", cfg.Dir, err)
+	}
+	b := &Backend{
+		cfg:            cfg,
+		maxParallelism: cfg.MaxParallelism,
+		db:             db,
+		opts:           opts,
+		stored:         existed,
+		names:          make(map[uint32]string),
+		epoch:          1,
+		writes:         make(chan *snapshot, 1),
+		recycle:        make(chan *delta, 2),
+		results:        cfg.Results,
+		closing:        make(chan struct{}),
+		done:           make(chan struct{}),
+	}
+	go b.writer()
+	return b, nil
+}
+
+func (b *Backend) register(name string, t tableOps) (uint32, error) {
+	if name == "" {
+		return 0, errors.New("state: empty state name")
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	id := h.Sum32()
+	if prev, ok := b.names[id]; ok {
+		if prev == name {
+			return 0, fmt.Errorf("state: state %q registered twice", name)
+		}
+		return 0, fmt.Errorf("state: states %q and %q collide; rename one", prev, name)
+	}
+	b.names[id] = name
+	b.tables = append(b.tables, t)
+	return id, nil
+}
+
+func (b *Backend) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// Err returns the first error met while reading or encoding state. Handles
+// have no error results (state access sits on the hot path), so the runtime
+// checks Err after each batch of records.
+func (b *Backend) Err() error { return b.err }
+
+// Freeze closes the current epoch for checkpoint id, whose Pebble checkpoint
+// will be written to dest. It is O(number of states); the changed entries are
+// encoded by later Drain calls.
+func (b *Backend) Freeze(id uint64, dest string) error {
+	if b.pending != nil {
+		return ErrDraining
+	}
+	b.frozenEpoch = b.epoch
+	b.epoch++
+	select {
+	case b.delta = <-b.recycle:
+		b.delta.reset()
+	default:
+		b.delta = &delta{}
+	}
+	b.pending = &snapshot{id: id, epoch: b.frozenEpoch, dest: dest, delta: b.delta}
+	for _, t := range b.tables {
+		t.freeze()
+	}
+	return nil
+}
+
+// Draining reports whether a frozen epoch still has entries to encode.
+func (b *Backend) Draining() bool { return b.pending != nil }
+
+// Drain encodes up to budget frozen entries (all if budget <= 0) and, once
+// the epoch is fully encoded, hands it to the background writer. It reports
+// whether the epoch is fully encoded.
+func (b *Backend) Drain(budget int) bool {
+	if b.pending == nil {
+		return true
+	}
+	done := true
+	for _, t := range b.tables {
+		if budget <= 0 {
+			_, d := t.drainSome(int(^uint(0) >> 1))
+			done = done && d
+			continue
+		}
+		used, d := t.drainSome(budget)
+		budget -= used
+		done = done && d
+		if budget == 0 {
+			break
+		}
+	}
+	if !done {
+		return false
+	}
+	for _, t := range b.tables { // tables skipped by an exhausted budget
+		if _, d := t.drainSome(0); !d {
+			return false
+		}
+	}
+	s := b.pending
+	b.pending, b.delta, b.frozenEpoch = nil, nil, 0
+	b.writes <- s // capacity 1; at most one snapshot is in flight
+	return true
+}
+
+// Results delivers the outcome of each handed-off snapshot, in order. The
+// caller must pass each to Applied.
+func (b *Backend) Results() <-chan Result { return b.results }
+
+// Applied records that res's epoch is in Pebble, so its entries may be
+// evicted from the cache. Results of other backends are ignored.
+func (b *Backend) Applied(res Result) {
+	if res.b == b && !res.Fatal && res.epoch > b.appliedEpoch {
+		b.appliedEpoch = res.epoch
+		b.stored = true
+	}
+}
+
+// writer applies snapshots to Pebble and checkpoints them, one at a time, off
+// the subtask's goroutine.
+func (b *Backend) writer() {
+	defer close(b.done)
+	for s := range b.writes {
+		res := Result{CheckpointID: s.id, Dir: s.dest, b: b, epoch: s.epoch}
+		if err := b.ingest(s); err != nil {
+			res.Err, res.Fatal = err, true
+		} else if err := b.checkpoint(s.dest); err != nil {
+			res.Err = err
+		}
+		select {
+		case b.results <- res:
+		case <-b.closing:
+		}
+		select {
+		case b.recycle <- s.delta:
+		default:
+		}
+	}
+}
+
+
+func (b *Backend) checkpoint(dest string) error {
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return fmt.Errorf("state: checkpoint to %s: %w", dest, err)
+	}
+	if err := b.db.Checkpoint(dest); err != nil {
+		return fmt.Errorf("state: checkpoint to %s: %w", dest, err)
+	}
+	return nil
+}
+
+// Entries returns the number of cached entries, over all states.
+func (b *Backend) Entries() int {
+	n := 0
+	for _, t := range b.tables {
+		n += t.entries()
+	}
+	return n
+}
+
+// DiskBytes returns the size of the live Pebble database's files.
+func (b *Backend) DiskBytes() uint64 {
+	return b.db.Metrics().DiskSpaceUsage()
+}
+
+// Close stops the writer (after the snapshot in flight, whose result is
+// dropped) and closes Pebble. The state of the current epoch is not saved:
+// only checkpoints are durable.
+func (b *Backend) Close() error {
+	close(b.closing)
+	close(b.writes)
+	<-b.done
+	return b.db.Close()
+}
+
+// pebbleLogger routes Pebble's log lines to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
+	os.Exit(1)
+}

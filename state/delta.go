@@ -1,0 +1,182 @@
+package state
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// delta is the encoded changes of one epoch. Writing it as a sorted sstable
+// and ingesting that is much cheaper than applying a batch: Pebble would sort
+// the batch with byte comparisons and then flush it through its memtable.
+type delta struct {
+	buf  []byte // keys and values, back to back
+	recs []deltaRec
+	tmp  []deltaRec // scratch for sorting
+}
+
+// deltaRec locates one change in delta.buf. hi and lo hold the first 16 bytes
+// of the key, big-endian and zero-padded, so that most comparisons while
+// sorting are two integer comparisons.
+type deltaRec struct {
+	hi, lo  uint64
+	off     uint32
+	klen    uint32
+	vlen    uint32
+	deleted bool
+}
+
+func (d *delta) reset() {
+	d.buf = d.buf[:0]
+	d.recs = d.recs[:0]
+}
+
+// add appends a change; key is the Pebble key, value nil for a deletion.
+func (d *delta) add(key []byte, appendValue func([]byte) []byte, deleted bool) {
+	off := len(d.buf)
+	d.buf = append(d.buf, key...)
+	if !deleted {
+		d.buf = appendValue(d.buf)
+	}
+	var pad [16]byte
+	copy(pad[:], key)
+	d.recs = append(d.recs, deltaRec{
+		hi:      binary.BigEndian.Uint64(pad[:8]),
+		lo:      binary.BigEndian.Uint64(pad[8:]),
+		off:     uint32(off),
+		klen:    uint32(len(key)),
+		vlen:    uint32(len(d.buf) - off - len(key)),
+		deleted: deleted,
+	})
+}
+
+func (d *delta) key(r *deltaRec) []byte { return d.buf[r.off : r.off+r.klen] }
+
+func (d *delta) value(r *deltaRec) []byte {
+	return d.buf[r.off+r.klen : r.off+r.klen+r.vlen]
+}
+
+// sort orders the changes by key. The 16-byte prefixes are radix sorted,
+// which is several times faster than comparison sorting a million changes;
+// runs of equal prefix (keys longer than 16 bytes) are then sorted by
+// comparison.
+func (d *delta) sort() {
+	d.recs, d.tmp = radixSort(d.recs, d.tmp)
+	for i := 0; i < len(d.recs); {
+		j := i + 1
+		for j < len(d.recs) && d.recs[j].hi == d.recs[i].hi && d.recs[j].lo == d.recs[i].lo {
+			j++
+		}
+		if j-i > 1 {
+			d.sortRun(d.recs[i:j])
+		}
+		i = j
+	}
+}
+
+// radixSort sorts recs by (hi, lo) with a least-significant-digit radix sort
+// on 16-bit digits, skipping digits that are the same in every record (most
+// of them: key group and state id vary little). It returns the sorted slice
+// and the spare buffer.
+func radixSort(recs, tmp []deltaRec) ([]deltaRec, []deltaRec) {
+	if cap(tmp) < len(recs) {
+		tmp = make([]deltaRec, len(recs))
+	}
+	tmp = tmp[:len(recs)]
+	var counts [1 << 16]int
+	for pass := 0; pass < 8; pass++ {
+		digit := func(r *deltaRec) int {
+			if pass < 4 {
+				return int(r.lo >> (16 * pass) & 0xffff)
+			}
+			return int(r.hi >> (16 * (pass - 4)) & 0xffff)
+		}
+		clear(counts[:])
+		for i := range recs {
+			counts[digit(&recs[i])]++
+		}
+		if len(recs) == 0 || counts[digit(&recs[0])] == len(recs) {
+			continue // every record has the same digit
+		}
+		sum := 0
+		for i, c := range counts {
+			counts[i] = sum
+			sum += c
+		}
+		for i := range recs {
+			dgt := digit(&recs[i])
+			tmp[counts[dgt]] = recs[i]
+			counts[dgt]++
+		}
+		recs, tmp = tmp, recs
+	}
+	return recs, tmp
+}
+
+func (d *delta) sortRun(run []deltaRec) {
+	slices.SortFunc(run, func(a, b deltaRec) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.lo, b.lo); c != 0 {
+			return c
+		}
+		if a.klen <= 16 && b.klen <= 16 {
+			return cmp.Compare(a.klen, b.klen)
+		}
+		return bytes.Compare(d.key(&a), d.key(&b))
+	})
+}
+
+// writeSST writes the sorted delta to path as an sstable for db.
+func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
+	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts)
+	for i := range d.recs {
+		r := &d.recs[i]
+		k := d.key(r)
+		if i+1 < len(d.recs) && bytes.Equal(k, d.key(&d.recs[i+1])) {
+			return fmt.Errorf("state: key %x changed twice in one epoch", k)
+		}
+		if r.deleted {
+			err = w.Delete(k)
+		} else {
+			err = w.Set(k, d.value(r))
+		}
+		if err != nil {
+			w.Close()
+			return err
+		}
+	}
+	return w.Close() // syncs and closes the file
+}
+
+// ingest writes the epoch's delta into db through an sstable.
+func (b *Backend) ingest(s *snapshot) error {
+	d := s.delta
+	if len(d.recs) == 0 {
+		return nil
+	}
+	d.sort()
+	path := fmt.Sprintf("%s/ingest-%d.sst", b.cfg.Dir, s.epoch)
+	opts := b.opts.MakeWriterOptions(0, b.db.TableFormat())
+	if err := d.writeSST(path, opts); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("state: write epoch %d: %w", s.epoch, err)
+	}
+	if err := b.db.Ingest(nil, []string{path}); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("state: ingest epoch %d: %w", s.epoch, err)
+	}
+	return nil
+}

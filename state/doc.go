@@ -1,0 +1,38 @@
+// Package state holds the keyed state of weir operators: typed handles
+// (Value, Map), the codecs that turn keys and values into bytes, the key-group
+// partitioning that lets state move between subtasks, and the Backend that
+// keeps it all in Pebble.
+//
+// # Layout
+//
+// Every record of a keyed stream belongs to a key group: a stable hash of its
+// key modulo the job's maximum parallelism (default 128). Key groups, not
+// subtasks, are the unit of state ownership; a subtask owns a contiguous range
+// of them, so a restore with another parallelism can hand ranges to other
+// subtasks. In Pebble every entry is stored under
+//
+//	[key group: 2 bytes][state id: 4 bytes][encoded key]
+//
+// where the state id is a hash of the state's name, so state is found by name
+// after a restart.
+//
+// # Cache and checkpoints
+//
+// Pebble is the store of record, but reads and writes go through an in-memory
+// cache of decoded entries, one hash map per state. Writes are never written
+// through: an entry changed in epoch n (the records between barriers n-1 and
+// n) is only marked dirty. When barrier n passes, Backend.Freeze closes the
+// epoch in O(1) by swapping the list of dirty keys; the frozen entries are
+// then encoded into a Pebble batch a slice at a time between records
+// (Backend.Drain), and an entry changed again before it was encoded is
+// encoded first (copy on write), so the batch holds exactly the state at the
+// barrier. A background goroutine applies the batch, flushes the memtable and
+// takes a Pebble checkpoint (hard links to immutable sstables) into the
+// checkpoint directory. A checkpoint therefore writes only what changed since
+// the last one, and the pause at the barrier does not grow with the state.
+//
+// Entries whose latest change is durable in Pebble may be evicted when the
+// cache is full; dirty entries stay until their epoch is written, so the
+// memory a subtask needs beyond the cache bound is the state it changes
+// within one checkpoint interval.
+package state

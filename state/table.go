@@ -1,0 +1,209 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// entry is one cached state entry.
+type entry[V any] struct {
+	val V
+	// epoch is the epoch of the entry's last change, or 0 if it is exactly
+	// what Pebble holds.
+	epoch uint32
+	// drained marks a frozen entry that Drain already encoded.
+	drained bool
+	// deleted marks a tombstone: the key has no value, whatever Pebble holds.
+	deleted bool
+}
+
+// table is the cache of one named state of one operator subtask. It is used
+// from the subtask's goroutine only.
+type table[K comparable, V any] struct {
+	b     *Backend
+	scope *Scope[K]
+	id    uint32
+	vals  Codec[V]
+
+	m      map[K]entry[V]
+	dirty  []K // keys first changed in the current epoch
+	frozen []K // keys changed in the frozen epoch, encoded up to drain
+	drain  int
+	// scan walks the whole map instead of frozen, when most entries are
+	// frozen: a sequential walk is much cheaper than a lookup per key.
+	scan     func() (K, entry[V], bool)
+	stopScan func()
+
+	// noEvictBefore suppresses eviction passes until this many epochs have
+	// been applied, after a pass found too little to evict.
+	noEvictBefore uint32
+}
+
+// tableOps is the type-independent view of a table the Backend drives.
+type tableOps interface {
+	freeze()
+	drainSome(budget int) (used int, done bool)
+	entries() int
+}
+
+func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*table[K, V], error) {
+	if vals == nil {
+		return nil, fmt.Errorf("state: %q: nil value codec", name)
+	}
+	t := &table[K, V]{b: s.backend, scope: s, vals: vals, m: make(map[K]entry[V])}
+	id, err := s.backend.register(name, t)
+	if err != nil {
+		return nil, err
+	}
+	t.id = id
+	return t, nil
+}
+
+func (t *table[K, V]) get(k K) (V, bool) {
+	if e, ok := t.m[k]; ok {
+		return e.val, !e.deleted
+	}
+	return t.load(k)
+}
+
+// load reads k from Pebble into the cache.
+func (t *table[K, V]) load(k K) (V, bool) {
+	var zero V
+	if !t.b.stored {
+		return zero, false
+	}
+	raw, closer, err := t.b.db.Get(t.pebbleKey(k))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return zero, false
+	}
+	if err != nil {
+		t.b.fail(fmt.Errorf("state: read %q: %w", t.b.names[t.id], err))
+		return zero, false
+	}
+	v, err := t.vals.Decode(raw)
+	closer.Close()
+	if err != nil {
+		t.b.fail(fmt.Errorf("state: decode %q: %w", t.b.names[t.id], err))
+		return zero, false
+	}
+	t.makeRoom()
+	t.m[k] = entry[V]{val: v}
+	return v, true
+}
+
+func (t *table[K, V]) put(k K, v V) { t.set(k, entry[V]{val: v, epoch: t.b.epoch}) }
+
+func (t *table[K, V]) delete(k K) { t.set(k, entry[V]{epoch: t.b.epoch, deleted: true}) }
+
+func (t *table[K, V]) set(k K, n entry[V]) {
+	e, ok := t.m[k]
+	switch {
+	case !ok:
+		t.makeRoom()
+		t.dirty = append(t.dirty, k)
+	case e.epoch != t.b.epoch:
+		if e.epoch == t.b.frozenEpoch && !e.drained {
+			// Copy on write: the frozen epoch still needs the old value.
+			t.encode(k, e)
+		}
+		t.dirty = append(t.dirty, k)
+	}
+	t.m[k] = n
+}
+
+func (t *table[K, V]) freeze() {
+	t.frozen, t.dirty = t.dirty, t.frozen[:0]
+	t.drain = 0
+	if len(t.frozen) > len(t.m)/4 {
+		clear(t.frozen)
+		t.frozen = t.frozen[:0]
+		t.scan, t.stopScan = iter.Pull2(maps.All(t.m))
+	}
+}
+
+func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
+	fe := t.b.frozenEpoch
+	if t.scan != nil {
+		for used < budget {
+			k, e, ok := t.scan()
+			if !ok {
+				t.stopScan()
+				t.scan, t.stopScan = nil, nil
+				return used, true
+			}
+			used++
+			if e.epoch == fe && !e.drained {
+				t.encode(k, e)
+				e.drained = true
+				t.m[k] = e
+			}
+		}
+		return used, false
+	}
+	for used < budget && t.drain < len(t.frozen) {
+		k := t.frozen[t.drain]
+		t.drain++
+		used++
+		e := t.m[k]
+		if e.epoch != fe || e.drained {
+			continue // changed again since the barrier: encoded on write
+		}
+		t.encode(k, e)
+		e.drained = true
+		t.m[k] = e
+	}
+	if t.drain < len(t.frozen) {
+		return used, false
+	}
+	clear(t.frozen) // release references held by the key slice
+	t.frozen = t.frozen[:0]
+	t.drain = 0
+	return used, true
+}
+
+func (t *table[K, V]) entries() int { return len(t.m) }
+
+func (t *table[K, V]) encode(k K, e entry[V]) {
+	t.b.delta.add(t.pebbleKey(k), func(dst []byte) []byte { return t.vals.Append(dst, e.val) }, e.deleted)
+}
+
+// pebbleKey returns [key group][state id][key] in a buffer valid until the
+// next call.
+func (t *table[K, V]) pebbleKey(k K) []byte {
+	s := t.scope
+	kg := KeyGroupOf(s.hash(k), t.b.maxParallelism)
+	b := binary.BigEndian.AppendUint16(s.keyBuf[:0], uint16(kg))
+	b = binary.BigEndian.AppendUint32(b, t.id)
+	b = s.keys.Append(b, k)
+	s.keyBuf = b
+	return b
+}
+
+// makeRoom evicts entries whose latest change is durable in Pebble when the
+// cache is over its bound. Eviction picks entries in map order, which Go
+// randomizes: an approximation of random replacement that needs no
+// bookkeeping on the hot path.
+func (t *table[K, V]) makeRoom() {
+	limit := t.b.cfg.CacheEntries
+	if len(t.m) < limit || t.b.appliedEpoch < t.noEvictBefore {
+		return
+	}
+	target := limit / 16
+	evicted := 0
+	applied := t.b.appliedEpoch
+	for k, e := range t.m {
+		if e.epoch <= applied { // frozen and pending epochs are > applied
+			delete(t.m, k)
+			if evicted++; evicted >= target {
+				return
+			}
+		}
+	}
+	// Mostly dirty entries: they must stay until their epoch is written.
+	t.noEvictBefore = applied + 1
+}
