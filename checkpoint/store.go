@@ -16,6 +16,10 @@ import (
 
 const dirPrefix = "chk-"
 
+// ErrUnusableDir is wrapped when the checkpoint directory cannot be created
+// or written.
+var ErrUnusableDir = errors.New("checkpoint: unusable checkpoint directory")
+
 // Store is a checkpoint directory.
 type Store struct {
 	dir    string
@@ -29,17 +33,17 @@ type Store struct {
 // that it is writable.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if dir == "" {
-		return nil, errors.New("checkpoint: no directory given")
+		return nil, fmt.Errorf("%w: no directory given", ErrUnusableDir)
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("checkpoint: cannot create checkpoint directory: %w", err)
+		return nil, fmt.Errorf("%w %s: %w", ErrUnusableDir, dir, err)
 	}
 	probe, err := os.CreateTemp(dir, ".probe-*")
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: checkpoint directory %s is not writable: %w", dir, err)
+		return nil, fmt.Errorf("%w %s: not writable: %w", ErrUnusableDir, dir, err)
 	}
 	probe.Close()
 	os.Remove(probe.Name())

@@ -43,6 +43,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Events receives checkpoint events, for metrics and tests.
 	Events EventListener
+
+	// flagErrs holds values given on the command line that EnsureDefaults
+	// would otherwise silently replace (an explicit 0).
+	flagErrs []error
 }
 
 // EventListener has optional hooks the runtime calls from its coordinator
@@ -103,6 +107,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
+	errs = append(errs, c.flagErrs...)
 	check(c.CheckpointDir == "", "--checkpoint-dir is required: a directory for checkpoints and state")
 	check(c.CheckpointInterval < time.Millisecond, "--checkpoint-interval %v is too short (minimum 1ms)", c.CheckpointInterval)
 	check(c.CheckpointTimeout < c.CheckpointInterval, "--checkpoint-timeout %v is shorter than --checkpoint-interval %v", c.CheckpointTimeout, c.CheckpointInterval)
@@ -120,6 +125,7 @@ func (c *Config) Validate() error {
 // Flags holds the standard job flags after RegisterFlags; call Config after
 // parsing.
 type Flags struct {
+	fs       *flag.FlagSet
 	cfg      *Config
 	logLevel slog.Level
 }
@@ -129,7 +135,7 @@ type Flags struct {
 // After fs.Parse, Config returns the configuration.
 func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 	cfg.EnsureDefaults()
-	f := &Flags{cfg: &cfg}
+	f := &Flags{fs: fs, cfg: &cfg}
 	fs.StringVar(&f.cfg.CheckpointDir, "checkpoint-dir", cfg.CheckpointDir, "directory for checkpoints and state; a job resumes from the newest checkpoint in it")
 	fs.DurationVar(&f.cfg.CheckpointInterval, "checkpoint-interval", cfg.CheckpointInterval, "time between checkpoints; output is committed at each")
 	fs.DurationVar(&f.cfg.CheckpointTimeout, "checkpoint-timeout", cfg.CheckpointTimeout, "abort a checkpoint that takes longer than this")
@@ -144,6 +150,11 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 // the chosen level unless cfg had a Logger.
 func (f *Flags) Config() Config {
 	c := *f.cfg
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Value.String() == "0" || fl.Value.String() == "0s" {
+			c.flagErrs = append(c.flagErrs, fmt.Errorf("--%s %s: must be positive", fl.Name, fl.Value))
+		}
+	})
 	if c.Logger == nil || c.Logger == slog.Default() {
 		c.Logger = newLogger(f.logLevel)
 	}

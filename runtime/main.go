@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/weirstream/weir/checkpoint"
 )
 
 // Main runs p as the job binary's main function and exits: 0 after a clean
@@ -51,7 +53,8 @@ func Exec(p *Pipeline, cfg Config) int {
 }
 
 func isUsageError(err error) bool {
-	return errors.Is(err, ErrInvalidPipeline) || errors.Is(err, errInvalidConfig)
+	return errors.Is(err, ErrInvalidPipeline) || errors.Is(err, errInvalidConfig) ||
+		errors.Is(err, checkpoint.ErrUnusableDir)
 }
 
 var errInvalidConfig = errors.New("weir: invalid configuration")

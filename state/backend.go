@@ -122,8 +122,9 @@ func Open(cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	_, statErr := os.Stat(filepath.Join(cfg.Dir, "CURRENT"))
-	existed := statErr == nil
+	// A non-empty directory holds a database (restored from a checkpoint).
+	entries, _ := os.ReadDir(cfg.Dir)
+	existed := len(entries) > 0
 	opts := &pebble.Options{
 		Cache:      cfg.BlockCache,
 		DisableWAL: true, // durability comes from checkpoints, not the WAL

@@ -107,7 +107,7 @@ func (t *table[K, V]) set(k K, n entry[V]) {
 		t.makeRoom()
 		t.dirty = append(t.dirty, k)
 	case e.epoch != t.b.epoch:
-		if e.epoch == t.b.frozenEpoch && !e.drained {
+		if t.b.frozenEpoch != 0 && e.epoch == t.b.frozenEpoch && !e.drained {
 			// Copy on write: the frozen epoch still needs the old value.
 			t.encode(k, e)
 		}
