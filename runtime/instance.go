@@ -30,8 +30,8 @@ func (s *sourceInstance[T]) snapshot(context.Context, uint64) ([]byte, error) {
 	return s.src.Snapshot()
 }
 func (s *sourceInstance[T]) notifyComplete(context.Context, uint64) error { return nil }
-func (s *sourceInstance[T]) finish() error                              { return nil }
-func (s *sourceInstance[T]) close() error                               { return s.src.Close() }
+func (s *sourceInstance[T]) finish() error                                { return nil }
+func (s *sourceInstance[T]) close() error                                 { return s.src.Close() }
 
 type sinkInstance[T any] struct {
 	sink Sink[T]

@@ -90,9 +90,13 @@ func (s *pausingSource) Read(ctx context.Context, out runtime.Collector[uint64])
 	}))
 }
 
+func newGen(n uint64) func() runtime.Source[uint64] {
+	return generator.New(func(seq uint64) uint64 { return seq }, generator.Config{Count: n, ChunkSize: 100})
+}
+
 func countingPipeline(n uint64, keys uint64, out *memOutput, resume <-chan struct{}) *runtime.Pipeline {
 	p := runtime.NewPipeline("count")
-	gen := generator.New(func(seq uint64) uint64 { return seq }, generator.Config{Count: n, ChunkSize: 100})
+	gen := newGen(n)
 	nums := runtime.From(p, "gen", func() runtime.Source[uint64] {
 		return &pausingSource{Source: gen(), resume: resume, half: n / 2}
 	})

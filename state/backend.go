@@ -70,16 +70,17 @@ type Backend struct {
 	cfg            Config
 	maxParallelism int
 	db             *pebble.DB
-	// stored is false while Pebble is known to be empty, which spares the
-	// first read of every key a Pebble lookup on a fresh start.
-	stored bool
+	// complete is true while every entry Pebble holds is also cached: the
+	// database was empty at Open and nothing has been evicted since. A cache
+	// miss then needs no Pebble lookup, which spares every new key one.
+	complete bool
 
 	tables []tableOps
 	names  map[uint32]string
 
-	epoch        uint32 // current epoch; changes are stamped with it
-	frozenEpoch  uint32 // epoch being drained, or 0
-	appliedEpoch uint32 // newest epoch whose changes are in Pebble
+	epoch        uint32    // current epoch; changes are stamped with it
+	frozenEpoch  uint32    // epoch being drained, or 0
+	appliedEpoch uint32    // newest epoch whose changes are in Pebble
 	delta        *delta    // changes of the frozen epoch, as they are encoded
 	pending      *snapshot // frozen epoch in progress
 	opts         *pebble.Options
@@ -145,7 +146,7 @@ func Open(cfg Config) (*Backend, error) {
 		maxParallelism: cfg.MaxParallelism,
 		db:             db,
 		opts:           opts,
-		stored:         existed,
+		complete:       !existed,
 		names:          make(map[uint32]string),
 		epoch:          1,
 		writes:         make(chan *snapshot, 1),
@@ -256,7 +257,6 @@ func (b *Backend) Results() <-chan Result { return b.results }
 func (b *Backend) Applied(res Result) {
 	if res.b == b && !res.Fatal && res.epoch > b.appliedEpoch {
 		b.appliedEpoch = res.epoch
-		b.stored = true
 	}
 }
 
@@ -281,7 +281,6 @@ func (b *Backend) writer() {
 		}
 	}
 }
-
 
 func (b *Backend) checkpoint(dest string) error {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {

@@ -64,7 +64,9 @@ func (uint64Codec) Decode(src []byte) (uint64, error) {
 
 type int64Codec struct{}
 
-func (int64Codec) Append(dst []byte, v int64) []byte { return binary.BigEndian.AppendUint64(dst, uint64(v)) }
+func (int64Codec) Append(dst []byte, v int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(v))
+}
 func (int64Codec) Decode(src []byte) (int64, error) {
 	v, err := uint64Codec{}.Decode(src)
 	return int64(v), err
@@ -72,7 +74,9 @@ func (int64Codec) Decode(src []byte) (int64, error) {
 
 type intCodec struct{}
 
-func (intCodec) Append(dst []byte, v int) []byte { return binary.BigEndian.AppendUint64(dst, uint64(v)) }
+func (intCodec) Append(dst []byte, v int) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(v))
+}
 func (intCodec) Decode(src []byte) (int, error) {
 	v, err := uint64Codec{}.Decode(src)
 	return int(v), err
@@ -80,7 +84,9 @@ func (intCodec) Decode(src []byte) (int, error) {
 
 type int32Codec struct{}
 
-func (int32Codec) Append(dst []byte, v int32) []byte { return binary.BigEndian.AppendUint32(dst, uint32(v)) }
+func (int32Codec) Append(dst []byte, v int32) []byte {
+	return binary.BigEndian.AppendUint32(dst, uint32(v))
+}
 func (int32Codec) Decode(src []byte) (int32, error) {
 	if err := fixedLen(src, 4, "int32"); err != nil {
 		return 0, err

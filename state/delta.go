@@ -22,23 +22,29 @@ type delta struct {
 	tmp  []deltaRec // scratch for sorting
 }
 
-// deltaRec locates one change in delta.buf. hi and lo hold the first 16 bytes
-// of the key, big-endian and zero-padded, so that most comparisons while
-// sorting are two integer comparisons.
+// deltaRec is one change. hi and lo hold the first 16 bytes of the key,
+// big-endian and zero-padded, so that most comparisons while sorting are
+// integer comparisons; small keys and values are held entirely in the record
+// (the key in hi and lo, the value in small), so that writing the sorted
+// records does not jump around delta.buf, where larger ones are.
 type deltaRec struct {
 	hi, lo  uint64
-	off     uint32
+	small   [8]byte
+	off     uint32 // in delta.buf, unless inline
 	klen    uint32
 	vlen    uint32
 	deleted bool
 }
+
+func (r *deltaRec) inlineKey() bool   { return r.klen <= 16 }
+func (r *deltaRec) inlineValue() bool { return r.vlen <= 8 }
 
 func (d *delta) reset() {
 	d.buf = d.buf[:0]
 	d.recs = d.recs[:0]
 }
 
-// add appends a change; key is the Pebble key, value nil for a deletion.
+// add appends a change; key is the Pebble key.
 func (d *delta) add(key []byte, appendValue func([]byte) []byte, deleted bool) {
 	off := len(d.buf)
 	d.buf = append(d.buf, key...)
@@ -47,20 +53,45 @@ func (d *delta) add(key []byte, appendValue func([]byte) []byte, deleted bool) {
 	}
 	var pad [16]byte
 	copy(pad[:], key)
-	d.recs = append(d.recs, deltaRec{
+	r := deltaRec{
 		hi:      binary.BigEndian.Uint64(pad[:8]),
 		lo:      binary.BigEndian.Uint64(pad[8:]),
 		off:     uint32(off),
 		klen:    uint32(len(key)),
 		vlen:    uint32(len(d.buf) - off - len(key)),
 		deleted: deleted,
-	})
+	}
+	if r.inlineKey() && r.inlineValue() {
+		copy(r.small[:], d.buf[off+len(key):])
+		d.buf = d.buf[:off] // all in the record
+	}
+	d.recs = append(d.recs, r)
 }
 
-func (d *delta) key(r *deltaRec) []byte { return d.buf[r.off : r.off+r.klen] }
+// key returns r's key, in scratch if it is inline.
+func (d *delta) key(r *deltaRec, scratch *[16]byte) []byte {
+	if r.inlineKey() && r.inlineValue() {
+		binary.BigEndian.PutUint64(scratch[:8], r.hi)
+		binary.BigEndian.PutUint64(scratch[8:], r.lo)
+		return scratch[:r.klen]
+	}
+	return d.buf[r.off : r.off+r.klen]
+}
 
 func (d *delta) value(r *deltaRec) []byte {
+	if r.inlineKey() && r.inlineValue() {
+		return r.small[:r.vlen]
+	}
 	return d.buf[r.off+r.klen : r.off+r.klen+r.vlen]
+}
+
+// sameKey reports whether a and b have the same key.
+func (d *delta) sameKey(a, b *deltaRec) bool {
+	if a.hi != b.hi || a.lo != b.lo || a.klen != b.klen {
+		return false
+	}
+	var sa, sb [16]byte
+	return a.klen <= 16 || bytes.Equal(d.key(a, &sa), d.key(b, &sb))
 }
 
 // sort orders the changes by key. The 16-byte prefixes are radix sorted,
@@ -131,7 +162,8 @@ func (d *delta) sortRun(run []deltaRec) {
 		if a.klen <= 16 && b.klen <= 16 {
 			return cmp.Compare(a.klen, b.klen)
 		}
-		return bytes.Compare(d.key(&a), d.key(&b))
+		var sa, sb [16]byte
+		return bytes.Compare(d.key(&a, &sa), d.key(&b, &sb))
 	})
 }
 
@@ -142,10 +174,12 @@ func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
 		return err
 	}
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts)
+	var scratch [16]byte
 	for i := range d.recs {
 		r := &d.recs[i]
-		k := d.key(r)
-		if i+1 < len(d.recs) && bytes.Equal(k, d.key(&d.recs[i+1])) {
+		k := d.key(r, &scratch)
+		if i+1 < len(d.recs) && d.sameKey(r, &d.recs[i+1]) {
+			w.Close()
 			return fmt.Errorf("state: key %x changed twice in one epoch", k)
 		}
 		if r.deleted {

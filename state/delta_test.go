@@ -37,7 +37,8 @@ func TestDeltaSortOrdersKeys(t *testing.T) {
 		d.sort()
 		slices.SortFunc(want, bytes.Compare)
 		for i := range d.recs {
-			if got := d.key(&d.recs[i]); !bytes.Equal(got, want[i]) {
+			var scratch [16]byte
+			if got := d.key(&d.recs[i], &scratch); !bytes.Equal(got, want[i]) {
 				t.Fatalf("seed %d, n=%d: position %d: got key %x, want %x", seed, n, i, got, want[i])
 			}
 		}

@@ -74,7 +74,7 @@ func (t *table[K, V]) get(k K) (V, bool) {
 // load reads k from Pebble into the cache.
 func (t *table[K, V]) load(k K) (V, bool) {
 	var zero V
-	if !t.b.stored {
+	if t.b.complete {
 		return zero, false
 	}
 	raw, closer, err := t.b.db.Get(t.pebbleKey(k))
@@ -198,6 +198,7 @@ func (t *table[K, V]) makeRoom() {
 	applied := t.b.appliedEpoch
 	for k, e := range t.m {
 		if e.epoch <= applied { // frozen and pending epochs are > applied
+			t.b.complete = false
 			delete(t.m, k)
 			if evicted++; evicted >= target {
 				return
