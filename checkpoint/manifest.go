@@ -49,6 +49,10 @@ type SubtaskState struct {
 	// KeyedDir is the path of the keyed state (a Pebble checkpoint),
 	// relative to the checkpoint directory, or empty.
 	KeyedDir string `json:"keyed_dir,omitempty"`
+	// EventTime is kept for the first operator of each task: for a source,
+	// the largest event time it emitted; for other operators, the watermark
+	// of their input.
+	EventTime *int64 `json:"event_time,omitempty"`
 }
 
 // File is one file of a checkpoint.

@@ -106,3 +106,41 @@ func (o *processOp[K, In, Out]) Process(key K, rec In) {
 		o.ctx.Fail(fmt.Errorf("process %q: %w", o.ctx.Operator, err))
 	}
 }
+
+// TimerFunc handles a timer of a keyed process function: key is the timer's
+// key, whose state the handles now address.
+type TimerFunc[K comparable, Out any] func(key K, timer runtime.Timer, out runtime.Collector[Out]) error
+
+// ProcessWithTimers is Process for functions that use timers: setup also
+// returns the function called when a timer fires, and ctx.Timers registers
+// event-time and processing-time timers for the current key. Timers are
+// keyed state: they survive crashes and fire after recovery.
+func ProcessWithTimers[K comparable, In, Out any](s runtime.KeyedStream[K, In], name string, setup func(ctx *runtime.KeyedContext[K]) (ProcessFunc[K, In, Out], TimerFunc[K, Out], error)) runtime.Stream[Out] {
+	return runtime.ApplyKeyed(s, name, func() runtime.KeyedOperator[K, In, Out] {
+		return &timedProcessOp[K, In, Out]{timedSetup: setup}
+	})
+}
+
+type timedProcessOp[K comparable, In, Out any] struct {
+	processOp[K, In, Out]
+	timedSetup func(*runtime.KeyedContext[K]) (ProcessFunc[K, In, Out], TimerFunc[K, Out], error)
+	onTimer    TimerFunc[K, Out]
+}
+
+func (o *timedProcessOp[K, In, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[Out]) error {
+	fn, onTimer, err := o.timedSetup(ctx)
+	if err != nil {
+		return err
+	}
+	if fn == nil || onTimer == nil {
+		return fmt.Errorf("operators: ProcessWithTimers %q: setup returned a nil function", ctx.Operator)
+	}
+	o.fn, o.onTimer, o.ctx, o.out = fn, onTimer, ctx, out
+	return nil
+}
+
+func (o *timedProcessOp[K, In, Out]) OnTimer(key K, timer runtime.Timer) {
+	if err := o.onTimer(key, timer, o.out); err != nil {
+		o.ctx.Fail(fmt.Errorf("process %q: timer: %w", o.ctx.Operator, err))
+	}
+}

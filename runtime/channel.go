@@ -15,7 +15,9 @@ type envelopeKind uint8
 const (
 	dataEnvelope envelopeKind = iota
 	barrierEnvelope
-	endEnvelope // end of data: the sender will send no more records
+	endEnvelope       // end of data: the sender will send no more records
+	watermarkEnvelope // the sender's watermark advanced
+	idleEnvelope      // the sender is idle: ignore it for watermarks until its next one
 )
 
 type envelope struct {
@@ -23,7 +25,8 @@ type envelope struct {
 	kind       envelopeKind
 	batch      any // *[]T for data
 	checkpoint uint64
-	final      bool // barrier of the job's final checkpoint
+	final      bool  // barrier of the job's final checkpoint
+	watermark  int64 // for watermark envelopes
 }
 
 // connection is the link from one sending subtask to one receiving subtask.
@@ -137,6 +140,8 @@ type writer[T any] struct {
 	route func(T) int // target connection; nil means round robin by batch
 	next  int
 	batch int
+	sent  uint64        // records sent, for metrics (task goroutine only)
+	bp    *backpressure // the task's backpressure time; nil: not measured
 }
 
 func (w *writer[T]) collector() any { return Collector[T](w) }
@@ -165,6 +170,15 @@ func (w *writer[T]) acquire(i int) *[]T {
 	select {
 	case b := <-w.conns[i].free:
 		w.bufs[i] = b.(*[]T)
+		return w.bufs[i]
+	default:
+	}
+	if w.bp != nil { // the receiver is behind: time the wait
+		defer w.bp.end(w.bp.begin())
+	}
+	select {
+	case b := <-w.conns[i].free:
+		w.bufs[i] = b.(*[]T)
 	case <-w.ctx.Done():
 		// The job is failing: collect into a throwaway buffer until the
 		// task notices.
@@ -177,6 +191,7 @@ func (w *writer[T]) acquire(i int) *[]T {
 func (w *writer[T]) send(i int) {
 	b := w.bufs[i]
 	w.bufs[i] = nil
+	w.sent += uint64(len(*b))
 	w.put(i, envelope{kind: dataEnvelope, batch: b})
 }
 

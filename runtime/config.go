@@ -43,6 +43,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Events receives checkpoint events, for metrics and tests.
 	Events EventListener
+	// MetricsAddr is the address of the HTTP server for /metrics, /healthz,
+	// /readyz, /api/status and the status page; empty (the default of
+	// Config, not of the --metrics-addr flag) serves nothing. A port of 0
+	// picks a free one: see Job.MetricsAddr. If the address cannot be
+	// bound, the job logs a warning and runs without the server.
+	MetricsAddr string
+	// ReadyCheckpointFactor makes /readyz report unready when no checkpoint
+	// completed for this many checkpoint intervals (default 3).
+	ReadyCheckpointFactor float64
 
 	// flagErrs holds values given on the command line that EnsureDefaults
 	// would otherwise silently replace (an explicit 0).
@@ -97,6 +106,9 @@ func (c *Config) EnsureDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.ReadyCheckpointFactor == 0 {
+		c.ReadyCheckpointFactor = 3
+	}
 }
 
 // Validate reports settings that cannot work, naming the flag to fix.
@@ -116,6 +128,7 @@ func (c *Config) Validate() error {
 	check(c.Parallelism < 1 || c.Parallelism > c.MaxParallelism, "--parallelism %d out of range [1, --max-parallelism %d]", c.Parallelism, c.MaxParallelism)
 	check(c.BatchSize < 1, "batch size %d < 1", c.BatchSize)
 	check(c.ChannelBuffers < 1, "channel buffers %d < 1", c.ChannelBuffers)
+	check(!(c.ReadyCheckpointFactor >= 1), "--ready-checkpoint-factor %v: must be at least 1", c.ReadyCheckpointFactor)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", errInvalidConfig, errors.Join(errs...))
 	}
@@ -143,6 +156,12 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 	fs.IntVar(&f.cfg.Parallelism, "parallelism", cfg.Parallelism, "subtasks per operator, unless the pipeline sets it")
 	fs.IntVar(&f.cfg.MaxParallelism, "max-parallelism", cfg.MaxParallelism, "number of key groups; fixed for the lifetime of a job's state")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	metricsAddr := cfg.MetricsAddr
+	if metricsAddr == "" {
+		metricsAddr = DefaultMetricsAddr
+	}
+	fs.StringVar(&f.cfg.MetricsAddr, "metrics-addr", metricsAddr, `address for /metrics, /healthz, /readyz and the status page; "" turns it off`)
+	fs.Float64Var(&f.cfg.ReadyCheckpointFactor, "ready-checkpoint-factor", cfg.ReadyCheckpointFactor, "/readyz fails when no checkpoint completed for this many checkpoint intervals")
 	return f
 }
 

@@ -43,7 +43,10 @@ func newCoordinator(j *Job, next uint64) *coordinator {
 }
 
 // acknowledge is called by tasks.
-func (c *coordinator) acknowledge(a *taskAck) { c.acks <- a }
+func (c *coordinator) acknowledge(a *taskAck) {
+	a.acked = time.Now()
+	c.acks <- a
+}
 
 // sourceEnded is called by source tasks at the end of their input.
 func (c *coordinator) sourceEnded() { c.ended <- struct{}{} }
@@ -97,7 +100,7 @@ func (c *coordinator) run(ctx context.Context) error {
 			c.stopping = true
 			c.job.logger.Info("stopping: taking a final checkpoint")
 		case <-timeout:
-			if err := c.abort(ctx, fmt.Errorf("checkpoint %d timed out after %v", c.inflight.id, c.job.cfg.CheckpointTimeout)); err != nil {
+			if err := c.abort(ctx, fmt.Errorf("checkpoint %d %w after %v", c.inflight.id, errCheckpointTimedOut, c.job.cfg.CheckpointTimeout)); err != nil {
 				return err
 			}
 		}
@@ -154,6 +157,7 @@ func (c *coordinator) onAck(ctx context.Context, a *taskAck) (done bool, err err
 	in.timer.Stop()
 	c.job.logger.Info("checkpoint completed", "checkpoint", info.ID, "duration", info.Duration,
 		"sync_pause_max", info.MaxSyncPause, "bytes_written", info.BytesWritten, "final", info.Final)
+	c.job.metrics.checkpointCompleted(info, in)
 	fault.Point("after-manifest")
 	c.broadcast(ctx, c.job.tasks, command{kind: completeCommand, checkpoint: in.id})
 	if err := c.job.store.Retain(c.job.cfg.RetainCheckpoints); err != nil {
@@ -206,6 +210,7 @@ func (c *coordinator) abort(ctx context.Context, cause error) error {
 	c.inflight = nil
 	in.timer.Stop()
 	c.job.logger.Warn("checkpoint aborted", "checkpoint", in.id, "err", cause)
+	c.job.metrics.checkpointAborted(in, cause)
 	if f := c.job.cfg.Events.CheckpointFailed; f != nil {
 		f(in.id, cause)
 	}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"time"
 
 	"github.com/weirstream/weir/state"
 )
@@ -11,6 +12,10 @@ import (
 type instance interface {
 	snapshot(ctx context.Context, checkpointID uint64) ([]byte, error)
 	notifyComplete(ctx context.Context, checkpointID uint64) error
+	// watermark runs when the task's input watermark advances, before the
+	// watermark goes downstream; processingTime runs on the task's clock.
+	watermark(wm int64)
+	processingTime(now int64)
 	finish() error
 	close() error
 }
@@ -18,12 +23,48 @@ type instance interface {
 // reader is implemented by source instances.
 type reader interface {
 	read(ctx context.Context) error
+	// eventTime returns the watermark to send after a read, if it advanced,
+	// and whether the source just turned idle.
+	eventTime(now time.Time) (wm int64, advanced, idle bool)
+	// maxEventTime and restoreEventTime carry the largest timestamp emitted
+	// through checkpoints; ok is false for sources without event time.
+	maxEventTime() (ts int64, ok bool)
+	restoreEventTime(ts int64)
 }
 
 type sourceInstance[T any] struct {
 	src Source[T]
 	out Collector[T]
+	wm  *watermarker[T] // nil without event time
+	eventHandlers
 }
+
+func (s *sourceInstance[T]) eventTime(now time.Time) (int64, bool, bool) {
+	if s.wm == nil {
+		return 0, false, false
+	}
+	return s.wm.check(now)
+}
+
+func (s *sourceInstance[T]) maxEventTime() (int64, bool) {
+	if s.wm == nil {
+		return 0, false
+	}
+	return s.wm.maxTime, true
+}
+
+func (s *sourceInstance[T]) restoreEventTime(ts int64) {
+	if s.wm != nil {
+		s.wm.maxTime = ts
+		s.wm.emitted = ts - s.wm.strategy.MaxOutOfOrderness.Milliseconds() - 1
+	}
+}
+
+// eventHandlers is embedded by instances that ignore time.
+type eventHandlers struct{}
+
+func (eventHandlers) watermark(int64)      {}
+func (eventHandlers) processingTime(int64) {}
 
 func (s *sourceInstance[T]) read(ctx context.Context) error { return s.src.Read(ctx, s.out) }
 func (s *sourceInstance[T]) snapshot(context.Context, uint64) ([]byte, error) {
@@ -37,6 +78,7 @@ type sinkInstance[T any] struct {
 	sink Sink[T]
 	ctx  context.Context
 	fail func(error)
+	eventHandlers
 }
 
 func (s *sinkInstance[T]) Collect(rec T) {
@@ -62,6 +104,13 @@ type operatorInstance struct {
 	}
 }
 
+func (o operatorInstance) watermark(wm int64) {
+	if h, ok := o.op.(WatermarkHandler); ok {
+		h.OnWatermark(wm)
+	}
+}
+func (o operatorInstance) processingTime(int64) {}
+
 func (o operatorInstance) snapshot(_ context.Context, id uint64) ([]byte, error) {
 	return o.op.Snapshot(id)
 }
@@ -72,8 +121,30 @@ func (o operatorInstance) finish() error { return o.op.Finish() }
 func (o operatorInstance) close() error  { return o.op.Close() }
 
 type keyedInstance[K comparable, In, Out any] struct {
-	op KeyedOperator[K, In, Out]
+	op     KeyedOperator[K, In, Out]
+	timers *TimerService[K] // nil unless op is a TimerHandler
 }
+
+func (o keyedInstance[K, In, Out]) watermark(wm int64) {
+	if o.timers != nil {
+		h := o.op.(TimerHandler[K])
+		o.timers.event.Fire(wm, func(key K, at int64) { h.OnTimer(key, Timer{At: at, Domain: EventTime}) })
+	}
+	if h, ok := o.op.(WatermarkHandler); ok {
+		h.OnWatermark(wm)
+	}
+}
+
+func (o keyedInstance[K, In, Out]) processingTime(now int64) {
+	if o.timers != nil {
+		h := o.op.(TimerHandler[K])
+		o.timers.processing.Fire(now, func(key K, at int64) { h.OnTimer(key, Timer{At: at, Domain: ProcessingTime}) })
+	}
+}
+
+// usesProcessingTime reports whether the instance has processing-time
+// timers to drive.
+func (o keyedInstance[K, In, Out]) usesProcessingTime() bool { return o.timers != nil }
 
 func (o keyedInstance[K, In, Out]) snapshot(_ context.Context, id uint64) ([]byte, error) {
 	return o.op.Snapshot(id)
@@ -84,7 +155,7 @@ func (o keyedInstance[K, In, Out]) notifyComplete(_ context.Context, id uint64) 
 func (o keyedInstance[K, In, Out]) finish() error { return o.op.Finish() }
 func (o keyedInstance[K, In, Out]) close() error  { return o.op.Close() }
 
-type nopInstance struct{}
+type nopInstance struct{ eventHandlers }
 
 func (nopInstance) snapshot(context.Context, uint64) ([]byte, error) { return nil, nil }
 func (nopInstance) notifyComplete(context.Context, uint64) error     { return nil }

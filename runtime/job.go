@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -30,6 +32,9 @@ type Job struct {
 	tasks    []*task
 	coord    *coordinator
 	cache    *pebble.Cache
+	metrics  *jobMetrics   // see metrics.go
+	http     *statusServer // see status.go; nil without Config.MetricsAddr
+	started  time.Time
 
 	cancel context.CancelCauseFunc
 	done   chan struct{}
@@ -67,6 +72,7 @@ func Start(ctx context.Context, p *Pipeline, cfg Config) (*Job, error) {
 	if err := j.restore(); err != nil {
 		return nil, err
 	}
+	j.metrics, j.started = newJobMetrics(j), time.Now()
 	ctx, j.cancel = context.WithCancelCause(ctx)
 	j.cache = pebble.NewCache(64 << 20)
 	if err := j.build(ctx); err != nil {
@@ -75,6 +81,7 @@ func Start(ctx context.Context, p *Pipeline, cfg Config) (*Job, error) {
 		j.cache.Unref()
 		return nil, err
 	}
+	j.serve()
 	go j.run(ctx)
 	return j, nil
 }
@@ -178,6 +185,7 @@ func (j *Job) liveDir() string { return filepath.Join(j.cfg.CheckpointDir, "live
 
 func (j *Job) run(ctx context.Context) {
 	defer close(j.done)
+	defer j.stopServing()
 	defer j.cache.Unref()
 	var wg sync.WaitGroup
 	for _, t := range j.tasks {
@@ -199,6 +207,7 @@ func (j *Job) run(ctx context.Context) {
 	wg.Wait()
 	j.cancel(nil) // tasks are done; stop the coordinator if still running
 	<-coordDone
+	j.metrics.closeState() // no more state sizes for scrapes
 	closeErr := j.closeTasks()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		j.err = cause
@@ -248,6 +257,7 @@ func (j *Job) build(ctx context.Context) error {
 				control:    make(chan command, 16),
 				results:    make(chan state.Result, 8),
 				drainQuota: 2 * j.cfg.BatchSize,
+				wm:         MinWatermark,
 			}
 			byHead[n] = append(byHead[n], t)
 			j.tasks = append(j.tasks, t)
@@ -284,6 +294,10 @@ func (j *Job) build(ctx context.Context) error {
 			t.gate.seal(j.cfg.ChannelBuffers)
 			n := len(t.gate.conns)
 			t.blocked, t.parked, t.ended = make([]bool, n), make([][]envelope, n), make([]bool, n)
+			t.chWm, t.chIdle = make([]int64, n), make([]bool, n)
+			for i := range t.chWm {
+				t.chWm[i] = MinWatermark
+			}
 		}
 	}
 	for _, t := range j.tasks {
@@ -292,6 +306,11 @@ func (j *Job) build(ctx context.Context) error {
 		}
 		if t.source == nil && len(t.gate.conns) == 0 {
 			return fmt.Errorf("%w: operator %q has no input", ErrInvalidPipeline, t.head.name)
+		}
+		if j.restored != nil {
+			if st, ok := j.restored.Subtask(t.head.name, t.subtask); ok && st.EventTime != nil {
+				t.restoreEventTime(*st.EventTime)
+			}
 		}
 	}
 	return nil
@@ -334,12 +353,13 @@ func (j *Job) open(ctx context.Context, t *task, conns map[*edge][]*connection) 
 	nodes := j.chain(t.head)
 	byNode := map[*node]*member{}
 	t.members = make([]*member, len(nodes))
+	t.stats.members, t.stats.start = make([]memberStats, len(nodes)), monoNow()
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		var outs []any
-		for _, e := range n.outputs {
+		for k, e := range n.outputs {
 			if j.chained(e) {
-				outs = append(outs, byNode[e.to].in)
+				outs = append(outs, t.stats.countChained(n.out, i, k, slices.Index(nodes, e.to), byNode[e.to].in))
 				continue
 			}
 			var route any
@@ -348,12 +368,14 @@ func (j *Job) open(ctx context.Context, t *task, conns map[*edge][]*connection) 
 			}
 			w := n.out.newWriter(ctx, conns[e], route, j.cfg.BatchSize)
 			t.writers = append(t.writers, w)
+			t.stats.countWriter(i, k, w)
 			outs = append(outs, w.collector())
 		}
 		env := &subtaskEnv{
-			ctx:  ctx,
-			info: TaskInfo{Job: j.p.name, Operator: n.name, Subtask: t.subtask, Parallelism: j.parallelism(n), Logger: t.logger.With("operator", n.name)},
-			fail: t.fail,
+			ctx:       ctx,
+			info:      TaskInfo{Job: j.p.name, Operator: n.name, Subtask: t.subtask, Parallelism: j.parallelism(n), Logger: t.logger.With("operator", n.name)},
+			fail:      t.fail,
+			watermark: &t.wm,
 		}
 		if n.out != nil {
 			if len(outs) == 0 {
@@ -383,9 +405,13 @@ func (j *Job) open(ctx context.Context, t *task, conns map[*edge][]*connection) 
 			}
 			return fmt.Errorf("open operator %q: %w", n.name, err)
 		}
-		m.inst, m.in = inst, in
+		m.inst, m.in = j.instrument(t, i, n, inst), in
 		byNode[n] = m
 		t.members[i] = m
+		if pt, ok := inst.(interface{ usesProcessingTime() bool }); ok && pt.usesProcessingTime() && t.ticker == nil {
+			t.ticker = time.NewTicker(processingTimeTick)
+			t.clock = t.ticker.C
+		}
 	}
 	if r, ok := t.members[0].inst.(reader); ok {
 		t.source = r
@@ -395,9 +421,13 @@ func (j *Job) open(ctx context.Context, t *task, conns map[*edge][]*connection) 
 		for i := range t.inputs {
 			t.inputs[i] = t.members[0].in
 		}
+		t.stats.members[0].in = &t.stats.gateIn
 	}
 	return nil
 }
+
+// processingTimeTick is how often processing-time timers are checked.
+const processingTimeTick = 10 * time.Millisecond
 
 func (j *Job) openBackend(n *node, t *task) (*state.Backend, error) {
 	dir := filepath.Join(j.liveDir(), n.name, strconv.Itoa(t.subtask))

@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"time"
+
 	"github.com/weirstream/weir/state"
 )
 
@@ -42,12 +44,20 @@ type KeyedOperator[K comparable, In, Out any] interface {
 type OperatorContext struct {
 	TaskInfo
 	// Restored is what Snapshot returned in the restored checkpoint, or nil.
-	Restored []byte
-	fail     func(error)
+	Restored  []byte
+	fail      func(error)
+	watermark *int64 // the task's current input watermark
 }
 
 // Fail reports an error met while processing a record; the job stops with it.
 func (c *OperatorContext) Fail(err error) { c.fail(err) }
+
+// Watermark returns the current event-time watermark of the operator's
+// input (MinWatermark before the first).
+func (c *OperatorContext) Watermark() int64 { return *c.watermark }
+
+// ProcessingTime returns the wall clock in ms since the epoch.
+func (c *OperatorContext) ProcessingTime() int64 { return time.Now().UnixMilli() }
 
 // KeyedContext is given to a keyed operator subtask at Open.
 type KeyedContext[K comparable] struct {
@@ -55,6 +65,9 @@ type KeyedContext[K comparable] struct {
 	// Scope creates state handles (state.NewValue, state.NewMap) bound to the
 	// current key.
 	Scope *state.Scope[K]
+	// Timers registers timers for the current key; it is nil unless the
+	// operator implements TimerHandler.
+	Timers *TimerService[K]
 }
 
 // OperatorBase gives an operator no-op lifecycle methods, so that an

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/weirstream/weir/state"
 )
@@ -175,7 +176,15 @@ func connect(from, to *node, part partitioning, router func(int, int) any) {
 }
 
 // From adds a source called name. newSource is called once per subtask.
-func From[T any](p *Pipeline, name string, newSource func() Source[T]) Stream[T] {
+// WithWatermarks gives the stream event time.
+func From[T any](p *Pipeline, name string, newSource func() Source[T], opts ...SourceOption[T]) Stream[T] {
+	var o sourceOptions[T]
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.watermarks != nil && o.watermarks.Timestamp == nil {
+		p.Fail(fmt.Errorf("source %q: watermark strategy without a Timestamp function", name))
+	}
 	n, ok := p.add(name, sourceNode, typeOf[T]())
 	if !ok {
 		return Stream[T]{p: p, n: &node{name: name}}
@@ -185,7 +194,12 @@ func From[T any](p *Pipeline, name string, newSource func() Source[T]) Stream[T]
 		if err := src.Open(env.ctx, env.info, env.restored); err != nil {
 			return nil, nil, err
 		}
-		return &sourceInstance[T]{src: src, out: env.out.(Collector[T])}, nil, nil
+		inst := &sourceInstance[T]{src: src, out: env.out.(Collector[T])}
+		if o.watermarks != nil {
+			inst.wm = &watermarker[T]{strategy: *o.watermarks, out: inst.out, maxTime: MinWatermark, emitted: MinWatermark, lastRec: time.Now()}
+			inst.out = inst.wm
+		}
+		return inst, nil, nil
 	}
 	return Stream[T]{p: p, n: n}
 }
@@ -243,7 +257,7 @@ func Apply[In, Out any](s Stream[In], name string, newOp func() Operator[In, Out
 	}
 	n.build = func(env *subtaskEnv) (instance, any, error) {
 		op := newOp()
-		octx := &OperatorContext{TaskInfo: env.info, Restored: env.restored, fail: env.fail}
+		octx := &OperatorContext{TaskInfo: env.info, Restored: env.restored, fail: env.fail, watermark: env.watermark}
 		if err := op.Open(octx, env.out.(Collector[Out])); err != nil {
 			return nil, nil, err
 		}
@@ -273,13 +287,18 @@ func ApplyKeyed[K comparable, In, Out any](s KeyedStream[K, In], name string, ne
 		}
 		op := newOp()
 		kctx := &KeyedContext[K]{
-			OperatorContext: OperatorContext{TaskInfo: env.info, Restored: env.restored, fail: env.fail},
+			OperatorContext: OperatorContext{TaskInfo: env.info, Restored: env.restored, fail: env.fail, watermark: env.watermark},
 			Scope:           scope,
+		}
+		if _, ok := op.(TimerHandler[K]); ok {
+			if kctx.Timers, err = newTimerService(scope); err != nil {
+				return nil, nil, err
+			}
 		}
 		if err := op.Open(kctx, env.out.(Collector[Out])); err != nil {
 			return nil, nil, err
 		}
-		return keyedInstance[K, In, Out]{op}, &keyedCollector[K, In, Out]{op: op, key: key, scope: scope}, nil
+		return keyedInstance[K, In, Out]{op: op, timers: kctx.Timers}, &keyedCollector[K, In, Out]{op: op, key: key, scope: scope}, nil
 	}
 	router := func(maxParallelism, parallelism int) any {
 		hash := state.Hasher(keys)
@@ -326,7 +345,8 @@ type subtaskEnv struct {
 	ctx      context.Context
 	info     TaskInfo
 	restored []byte
-	backend  *state.Backend // keyed nodes only
-	out      any            // Collector[Out] of the node, nil for sinks
-	fail     func(error)
+	backend   *state.Backend // keyed nodes only
+	out       any            // Collector[Out] of the node, nil for sinks
+	fail      func(error)
+	watermark *int64 // the task's current input watermark
 }

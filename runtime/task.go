@@ -63,6 +63,14 @@ type task struct {
 	ended    []bool // per connection: end of data received
 	nEnded   int
 
+	// event time
+	wm     int64            // current input watermark, MinWatermark before any
+	chWm   []int64          // per connection
+	chIdle []bool           // per connection: idle, ignored for the watermark
+	idle   bool             // this task told downstream it is idle
+	clock  <-chan time.Time // drives processing-time timers; nil if none
+	ticker *time.Ticker
+
 	ack        *taskAck // checkpoint waiting for its asynchronous parts
 	final      uint64   // id of the final barrier seen, if any
 	endOfData  bool     // this task sent end of data downstream
@@ -70,6 +78,8 @@ type task struct {
 	finished   bool     // final checkpoint committed: exit
 	err        error
 	drainQuota int
+
+	stats taskStats // metrics; see metrics.go
 }
 
 // taskAck is a task's acknowledgement of a checkpoint.
@@ -81,6 +91,9 @@ type taskAck struct {
 	pending    int // state backends still writing
 	syncPause  time.Duration
 	err        error
+	// for weir_checkpoint_duration_seconds
+	alignment      time.Duration // first to last barrier at the gate
+	syncEnd, acked time.Time
 }
 
 func (t *task) String() string { return fmt.Sprintf("%s/%d", t.head.name, t.subtask) }
@@ -128,11 +141,18 @@ func (t *task) runSource(ctx context.Context) error {
 			t.job.coord.sourceEnded()
 		case err != nil:
 			return fmt.Errorf("source %q: %w", t.head.name, err)
+		default:
+			if wm, advanced, idle := t.source.eventTime(time.Now()); advanced {
+				t.advance(wm)
+			} else if idle {
+				t.goIdle()
+			}
 		}
 		if err := t.check(); err != nil {
 			return err
 		}
 		t.drain(t.drainQuota)
+		t.publish()
 	}
 	return nil
 }
@@ -151,12 +171,16 @@ func (t *task) runGate(ctx context.Context) error {
 				t.drain(8 * t.drainQuota) // idle: catch up
 			}
 		} else {
+			t.stats.idleBegin()
 			select {
 			case env := <-t.gate.ch:
+				t.stats.idleEnd()
 				t.onEnvelope(ctx, env)
 			case cmd := <-t.control:
+				t.stats.idleEnd()
 				t.onCommand(ctx, cmd)
 			case res := <-t.results:
+				t.stats.idleEnd()
 				t.onResult(res)
 			case <-ctx.Done():
 				return ctx.Err()
@@ -165,8 +189,61 @@ func (t *task) runGate(ctx context.Context) error {
 		if err := t.check(); err != nil {
 			return err
 		}
+		t.publish()
 	}
 	return nil
+}
+
+// tick fires the processing-time timers that are due.
+func (t *task) tick(now time.Time) {
+	ms := now.UnixMilli()
+	for _, m := range t.members {
+		m.inst.processingTime(ms)
+	}
+}
+
+// advance makes wm the task's watermark: the members act on it in chain
+// order (so records emitted upstream reach downstream operators before the
+// watermark does), then it goes downstream.
+func (t *task) advance(wm int64) {
+	if wm <= t.wm {
+		return
+	}
+	t.wm, t.idle = wm, false
+	for _, m := range t.members {
+		m.inst.watermark(wm)
+	}
+	for _, w := range t.writers {
+		w.control(envelope{kind: watermarkEnvelope, watermark: wm})
+	}
+}
+
+// goIdle tells downstream to ignore this task for watermarks until its
+// next one.
+func (t *task) goIdle() {
+	if t.idle {
+		return
+	}
+	t.idle = true
+	for _, w := range t.writers {
+		w.control(envelope{kind: idleEnvelope})
+	}
+}
+
+// inputWatermark recomputes the task's watermark from its connections: the
+// minimum over those not idle. Connections that ended sent MaxWatermark.
+func (t *task) inputWatermark() {
+	wm, active := MaxWatermark, false
+	for i, w := range t.chWm {
+		if !t.chIdle[i] {
+			wm, active = min(wm, w), true
+		}
+	}
+	if !active {
+		t.goIdle()
+		return
+	}
+	t.advance(wm)
 }
 
 // pollEvents handles every pending command and state result without waiting.
@@ -177,6 +254,8 @@ func (t *task) pollEvents(ctx context.Context) error {
 			t.onCommand(ctx, cmd)
 		case res := <-t.results:
 			t.onResult(res)
+		case now := <-t.clock:
+			t.tick(now)
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -191,11 +270,17 @@ func (t *task) waitEvent(ctx context.Context) error {
 		t.drain(8 * t.drainQuota)
 		return t.pollEvents(ctx)
 	}
+	t.stats.idleBegin()
 	select {
 	case cmd := <-t.control:
+		t.stats.idleEnd()
 		t.onCommand(ctx, cmd)
 	case res := <-t.results:
+		t.stats.idleEnd()
 		t.onResult(res)
+	case now := <-t.clock:
+		t.stats.idleEnd()
+		t.tick(now)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -224,10 +309,17 @@ func (t *task) onEnvelope(ctx context.Context, env envelope) {
 	}
 	switch env.kind {
 	case dataEnvelope:
+		t.stats.delivered(t.gate.types[ch], env.batch)
 		t.gate.types[ch].deliver(env.batch, t.inputs[ch])
 		t.gate.conns[ch].free <- env.batch
 	case barrierEnvelope:
 		t.onBarrier(ctx, ch, env)
+	case watermarkEnvelope:
+		t.chWm[ch], t.chIdle[ch] = max(t.chWm[ch], env.watermark), false
+		t.inputWatermark()
+	case idleEnvelope:
+		t.chIdle[ch] = true
+		t.inputWatermark()
 	case endEnvelope:
 		t.ended[ch] = true
 		if t.nEnded++; t.nEnded == len(t.ended) {
@@ -241,6 +333,7 @@ func (t *task) onEnvelope(ctx context.Context, env envelope) {
 func (t *task) onBarrier(ctx context.Context, ch int, env envelope) {
 	if t.nBlocked == 0 {
 		t.aligning = env.checkpoint
+		t.stats.alignFrom = time.Now()
 	} else if env.checkpoint != t.aligning {
 		t.fail(fmt.Errorf("barrier %d arrived while aligning barrier %d", env.checkpoint, t.aligning))
 		return
@@ -292,7 +385,7 @@ func (t *task) onCommand(ctx context.Context, cmd command) {
 // the freeze of keyed state, and the barrier sent downstream.
 func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 	start := time.Now()
-	ack := &taskAck{task: t, checkpoint: id}
+	ack := &taskAck{task: t, checkpoint: id, alignment: t.stats.alignment()}
 	for _, m := range t.members {
 		data, err := m.inst.snapshot(ctx, id)
 		if err != nil {
@@ -300,6 +393,9 @@ func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 			return
 		}
 		st := checkpoint.SubtaskState{Operator: m.node.name, Subtask: t.subtask, Parallelism: t.job.parallelism(m.node)}
+		if m == t.members[0] {
+			st.EventTime = t.eventTime()
+		}
 		if m.backend != nil {
 			if m.backend.Draining() { // the previous checkpoint was slow; rare
 				m.backend.Drain(0)
@@ -312,7 +408,7 @@ func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 			}
 			ack.pending++
 		}
-		if data == nil && st.KeyedDir == "" {
+		if data == nil && st.KeyedDir == "" && st.EventTime == nil {
 			continue
 		}
 		ack.states = append(ack.states, st)
@@ -322,6 +418,7 @@ func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 		w.control(envelope{kind: barrierEnvelope, checkpoint: id, final: final})
 	}
 	ack.syncPause = time.Since(start)
+	ack.syncEnd = start.Add(ack.syncPause)
 	if final {
 		t.final = id
 	}
@@ -331,6 +428,34 @@ func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 		return
 	}
 	t.ack = ack
+}
+
+// eventTime returns what a checkpoint keeps of the task's event time: a
+// source's largest timestamp, or the input watermark of other tasks.
+func (t *task) eventTime() *int64 {
+	if t.source != nil {
+		if ts, ok := t.source.maxEventTime(); ok && ts != MinWatermark {
+			return &ts
+		}
+		return nil
+	}
+	if t.wm == MinWatermark {
+		return nil
+	}
+	wm := t.wm
+	return &wm
+}
+
+// restoreEventTime sets the event time a checkpoint kept.
+func (t *task) restoreEventTime(ts int64) {
+	if t.source != nil {
+		t.source.restoreEventTime(ts)
+		return
+	}
+	t.wm = ts
+	for i := range t.chWm {
+		t.chWm[i] = ts
+	}
 }
 
 // drain encodes frozen keyed state, a bounded amount at a time so that
@@ -383,6 +508,7 @@ func (t *task) endData() error {
 		return nil
 	}
 	t.endOfData = true
+	t.advance(MaxWatermark) // end of input: every event-time timer fires
 	for _, m := range t.members {
 		if err := m.inst.finish(); err != nil {
 			return fmt.Errorf("operator %q: finish: %w", m.node.name, err)
@@ -396,6 +522,9 @@ func (t *task) endData() error {
 
 // close releases the members, downstream first.
 func (t *task) close() error {
+	if t.ticker != nil {
+		t.ticker.Stop()
+	}
 	var errs []error
 	for i := len(t.members) - 1; i >= 0; i-- {
 		m := t.members[i]

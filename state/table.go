@@ -8,6 +8,8 @@ import (
 	"maps"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/weirstream/weir/internal/invariants"
 )
 
 // entry is one cached state entry.
@@ -134,6 +136,9 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 			if !ok {
 				t.stopScan()
 				t.scan, t.stopScan = nil, nil
+				if invariants.Enabled {
+					t.checkDrained(fe)
+				}
 				return used, true
 			}
 			used++
@@ -160,6 +165,9 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 	if t.drain < len(t.frozen) {
 		return used, false
 	}
+	if invariants.Enabled {
+		t.checkDrained(fe)
+	}
 	clear(t.frozen) // release references held by the key slice
 	t.frozen = t.frozen[:0]
 	t.drain = 0
@@ -167,6 +175,15 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 }
 
 func (t *table[K, V]) entries() int { return len(t.m) }
+
+// checkDrained verifies that every entry of the frozen epoch fe was encoded.
+func (t *table[K, V]) checkDrained(fe uint32) {
+	for k, e := range t.m {
+		if e.epoch == fe && !e.drained {
+			panic(fmt.Sprintf("state: entry %v of epoch %d was not encoded for its checkpoint", k, fe))
+		}
+	}
+}
 
 func (t *table[K, V]) encode(k K, e entry[V]) {
 	t.b.delta.add(t.pebbleKey(k), func(dst []byte) []byte { return t.vals.Append(dst, e.val) }, e.deleted)

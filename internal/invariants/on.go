@@ -1,0 +1,6 @@
+//go:build invariants || race
+
+package invariants
+
+// Enabled is true: expensive self-checks run.
+const Enabled = true

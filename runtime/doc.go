@@ -1,0 +1,52 @@
+// Package runtime builds and runs weir jobs: the typed DSL on which package
+// operators is built (Pipeline, Stream, KeyedStream, From, To, Apply,
+// ApplyKeyed, Merge), the execution engine, the checkpoint coordinator and
+// Main, which turns a pipeline into a job binary.
+//
+// # Building
+//
+// A pipeline is a graph of named operators built first and run later.
+// Sources (From) produce a Stream[T]; every transformation takes a stream and
+// returns a new one; sinks (To) end a branch. Errors found while building
+// (a duplicate name, a key type without a codec) are kept and returned by
+// Run, Start and Main before anything starts.
+//
+// # Execution
+//
+// Each operator runs as Parallelism subtasks. Operators connected one to one
+// with equal parallelism form a chain that one goroutine, a task, runs as
+// plain function calls. Other edges cross goroutines: a task's writers batch
+// records per receiving subtask and hand the batches to the receiver's gate
+// under credit-based flow control (see channel.go), so that a slow operator
+// slows its inputs down and memory stays bounded. Records of a keyed stream
+// are routed by key group (see package state), which is what makes state
+// redistributable.
+//
+// # Checkpoints
+//
+// The coordinator triggers checkpoint n every CheckpointInterval, at most one
+// at a time. Source tasks snapshot their position and send barrier n
+// downstream, in order with the records. A task with several input
+// connections aligns the barrier: a connection that delivered it is held back
+// until all have. Then every operator of the task snapshots: sources their
+// offsets, sinks pre-commit, keyed state freezes its epoch in constant time
+// and is written to Pebble and checkpointed in the background (see package
+// state). When every task has acknowledged, the coordinator writes the
+// checkpoint's manifest (see package checkpoint), which completes it, and
+// only then tells the sinks to commit. A checkpoint that times out or that a
+// task declines is aborted; what the sinks pre-committed for it is committed
+// with the next one.
+//
+// On start, Run restores the newest complete checkpoint of the checkpoint
+// directory after verifying it; a bounded input ends with a final
+// checkpoint and a clean exit, and Job.Stop (SIGINT/SIGTERM under Main) takes
+// a final checkpoint before ending.
+//
+// # Event time
+//
+// A source given WithWatermarks assigns event times and emits watermarks,
+// which flow with the records; operators with several inputs forward the
+// minimum, idle inputs excepted. Keyed operators that implement TimerHandler
+// get event-time and processing-time timers, stored as keyed state. The
+// watermark of every task is part of each checkpoint.
+package runtime
