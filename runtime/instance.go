@@ -174,10 +174,41 @@ type keyedCollector[K comparable, In, Out any] struct {
 	op    KeyedOperator[K, In, Out]
 	key   func(In) K
 	scope *state.Scope[K]
+	recs  []In
+	keys  []K
 }
 
+// Records are processed in small groups: first every record's state is
+// looked up, which lets the CPU overlap the cache misses of many lookups into
+// a large state, then the records are processed one by one, in order, against
+// warm caches. The task flushes the group whenever it must be processed: at
+// the end of each batch, and before barriers, watermarks and timers.
 func (c *keyedCollector[K, In, Out]) Collect(rec In) {
-	k := c.key(rec)
-	c.scope.SetKey(k)
-	c.op.Process(k, rec)
+	c.recs = append(c.recs, rec)
+	if len(c.recs) == keyedGroup {
+		c.flush()
+	}
 }
+
+const keyedGroup = 64
+
+func (c *keyedCollector[K, In, Out]) flush() {
+	if len(c.recs) == 0 {
+		return
+	}
+	c.keys = c.keys[:0]
+	for _, rec := range c.recs {
+		k := c.key(rec)
+		c.keys = append(c.keys, k)
+		c.scope.Prefetch(k)
+	}
+	for i, rec := range c.recs {
+		c.scope.SetKey(c.keys[i])
+		c.op.Process(c.keys[i], rec)
+	}
+	clear(c.recs)
+	c.recs = c.recs[:0]
+}
+
+// flusher is implemented by collectors that hold records back.
+type flusher interface{ flush() }

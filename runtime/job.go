@@ -408,6 +408,9 @@ func (j *Job) open(ctx context.Context, t *task, conns map[*edge][]*connection) 
 		m.inst, m.in = j.instrument(t, i, n, inst), in
 		byNode[n] = m
 		t.members[i] = m
+		if f, ok := in.(flusher); ok {
+			m.buffer = f
+		}
 		if pt, ok := inst.(interface{ usesProcessingTime() bool }); ok && pt.usesProcessingTime() && t.ticker == nil {
 			t.ticker = time.NewTicker(processingTimeTick)
 			t.clock = t.ticker.C

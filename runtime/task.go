@@ -38,6 +38,7 @@ type member struct {
 	inst    instance
 	backend *state.Backend // keyed operators only
 	in      any            // Collector[In]
+	buffer  flusher        // in, if it holds records back
 }
 
 type task struct {
@@ -133,6 +134,7 @@ func (t *task) runSource(ctx context.Context) error {
 			continue
 		}
 		err := t.source.read(ctx)
+		t.flush()
 		switch {
 		case errors.Is(err, ErrEndOfInput):
 			if err := t.endData(); err != nil {
@@ -194,8 +196,20 @@ func (t *task) runGate(ctx context.Context) error {
 	return nil
 }
 
+// flush makes the members process the records they hold back (see
+// keyedCollector), upstream first, so that what one emits while flushing is
+// flushed by the next.
+func (t *task) flush() {
+	for _, m := range t.members {
+		if m.buffer != nil {
+			m.buffer.flush()
+		}
+	}
+}
+
 // tick fires the processing-time timers that are due.
 func (t *task) tick(now time.Time) {
+	t.flush()
 	ms := now.UnixMilli()
 	for _, m := range t.members {
 		m.inst.processingTime(ms)
@@ -211,6 +225,11 @@ func (t *task) advance(wm int64) {
 	}
 	t.wm, t.idle = wm, false
 	for _, m := range t.members {
+		// Records that upstream members emitted (for example when the
+		// watermark fired their timers) precede the watermark.
+		if m.buffer != nil {
+			m.buffer.flush()
+		}
 		m.inst.watermark(wm)
 	}
 	for _, w := range t.writers {
@@ -312,6 +331,7 @@ func (t *task) onEnvelope(ctx context.Context, env envelope) {
 		t.stats.delivered(t.gate.types[ch], env.batch)
 		t.gate.types[ch].deliver(env.batch, t.inputs[ch])
 		t.gate.conns[ch].free <- env.batch
+		t.flush()
 	case barrierEnvelope:
 		t.onBarrier(ctx, ch, env)
 	case watermarkEnvelope:
@@ -384,6 +404,7 @@ func (t *task) onCommand(ctx context.Context, cmd command) {
 // checkpoint takes the synchronous part of checkpoint id: operator state,
 // the freeze of keyed state, and the barrier sent downstream.
 func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
+	t.flush()
 	start := time.Now()
 	ack := &taskAck{task: t, checkpoint: id, alignment: t.stats.alignment()}
 	for _, m := range t.members {
@@ -510,6 +531,9 @@ func (t *task) endData() error {
 	t.endOfData = true
 	t.advance(MaxWatermark) // end of input: every event-time timer fires
 	for _, m := range t.members {
+		if m.buffer != nil {
+			m.buffer.flush()
+		}
 		if err := m.inst.finish(); err != nil {
 			return fmt.Errorf("operator %q: finish: %w", m.node.name, err)
 		}

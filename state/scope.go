@@ -14,6 +14,7 @@ type Scope[K comparable] struct {
 	hash    func(K) uint64
 	key     K
 	keyBuf  []byte
+	tables  []interface{ prefetch(K) }
 }
 
 // NewScope returns a scope for keys of type K whose state lives in b.
@@ -33,6 +34,15 @@ func (s *Scope[K]) SetKey(k K) { s.key = k }
 
 // Key returns the current key.
 func (s *Scope[K]) Key() K { return s.key }
+
+// Prefetch looks k up in the cache of every state of the scope without using
+// the result. Called for a group of keys before they are processed, it lets
+// the CPU overlap the cache misses of the lookups.
+func (s *Scope[K]) Prefetch(k K) {
+	for _, t := range s.tables {
+		t.prefetch(k)
+	}
+}
 
 // Value is a single value of type T per key.
 type Value[K comparable, T any] struct {

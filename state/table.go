@@ -63,8 +63,11 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 		return nil, err
 	}
 	t.id = id
+	s.tables = append(s.tables, t)
 	return t, nil
 }
+
+func (t *table[K, V]) prefetch(k K) { _, _ = t.m[k] }
 
 func (t *table[K, V]) get(k K) (V, bool) {
 	if e, ok := t.m[k]; ok {
