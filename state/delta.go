@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -208,7 +209,8 @@ func (b *Backend) ingest(s *snapshot) error {
 		os.Remove(path)
 		return fmt.Errorf("state: write epoch %d: %w", s.epoch, err)
 	}
-	if err := b.db.Ingest(nil, []string{path}); err != nil {
+	// NB: not nil: Pebble's invariants builds (-race) panic on a nil ctx.
+	if err := b.db.Ingest(context.Background(), []string{path}); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("state: ingest epoch %d: %w", s.epoch, err)
 	}

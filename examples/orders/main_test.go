@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/orders"
+	"github.com/weirstream/weir/internal/verify"
+	"github.com/weirstream/weir/runtime"
+	source "github.com/weirstream/weir/sources/kafka"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// TestEmbedded runs the example as 'go run ./examples/orders' does, smaller,
+// and checks what it reports against the sample data.
+func TestEmbedded(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"--sample-orders", "500", "--sample-seed", "7",
+		"--checkpoint-interval", "50ms", "--log-level", "warn"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
+	}
+	sample, err := orders.Generate(7, 500, 100, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unique, dups := orders.Count(sample)
+	if dups == 0 {
+		t.Fatal("sample has no duplicates; the test proves nothing")
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		fmt.Sprintf("orders in: %d, duplicates dropped: %d, totals written: %d\n", len(sample), dups, unique),
+		fmt.Sprintf("count: %d records, as expected\nOK\n", unique),
+		"final totals: all 100 customers match",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// broker starts a broker with single-partition input and output topics, so
+// that the order of processing is the order of the input.
+func broker(t *testing.T) *devbroker.Broker {
+	t.Helper()
+	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	for _, topic := range []string{"orders", "customer-totals", "dead"} {
+		if err := b.CreateTopic(topic, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+func produceRaw(t *testing.T, b *devbroker.Broker, values ...string) {
+	t.Helper()
+	w := &kafkago.Writer{Addr: kafkago.TCP(b.Addr()), Topic: "orders", RequiredAcks: kafkago.RequireAll, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	msgs := make([]kafkago.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafkago.Message{Value: []byte(v)}
+	}
+	if err := w.WriteMessages(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func order(id, customer string, cents int64) string {
+	v, _ := json.Marshal(Order{OrderID: id, Customer: customer, AmountCents: cents})
+	return string(v)
+}
+
+func testConfig(b *devbroker.Broker) jobConfig {
+	return jobConfig{
+		Brokers: []string{b.Addr()}, InputTopic: "orders", OutputTopic: "customer-totals",
+		StopAtEnd: true, DedupTTL: 24 * time.Hour, TransactionalIDPrefix: "test-orders",
+		CheckpointInterval: 50 * time.Millisecond,
+	}
+}
+
+func runJob(t *testing.T, cfg jobConfig, st *stats) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	return runtime.Run(ctx, buildPipeline(cfg, st), runtime.Config{
+		CheckpointDir: t.TempDir(), CheckpointInterval: 50 * time.Millisecond, Logger: quiet,
+	})
+}
+
+// output returns the committed output records in order.
+func output(t *testing.T, b *devbroker.Broker, topic string) []CustomerTotal {
+	t.Helper()
+	var out []CustomerTotal
+	err := verify.ReadTopic(t.Context(), verify.ReadConfig{Brokers: []string{b.Addr()}, Topic: topic}, func(r verify.Record) {
+		var ct CustomerTotal
+		if err := json.Unmarshal(r.Value, &ct); err != nil {
+			ct.OrderID = "raw:" + string(r.Value)
+		}
+		out = append(out, ct)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDedupTTL drives dedup with a clock that advances a minute per record:
+// a copy within the TTL is dropped, a copy after it counts as a new order,
+// and the running total follows.
+func TestDedupTTL(t *testing.T) {
+	b := broker(t)
+	in := []string{order("A", "c1", 100), order("B", "c1", 10), order("B", "c1", 10)}
+	for i := range 12 {
+		in = append(in, order(fmt.Sprintf("F%02d", i), "c2", 1))
+	}
+	in = append(in, order("A", "c1", 100)) // 15 minutes after the first A
+	produceRaw(t, b, in...)
+
+	var minutes atomic.Int64
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cfg := testConfig(b)
+	cfg.DedupTTL = 10 * time.Minute
+	cfg.Now = func() time.Time { return base.Add(time.Duration(minutes.Add(1)) * time.Minute) }
+	var st stats
+	if err := runJob(t, cfg, &st); err != nil {
+		t.Fatal(err)
+	}
+	got := output(t, b, "customer-totals")
+	var ids []string
+	var lastC1 int64
+	for _, ct := range got {
+		ids = append(ids, ct.OrderID)
+		if ct.Customer == "c1" {
+			lastC1 = ct.TotalCents
+		}
+	}
+	want := "A B F00 F01 F02 F03 F04 F05 F06 F07 F08 F09 F10 F11 A"
+	if strings.Join(ids, " ") != want {
+		t.Errorf("output order ids %q, want %q", strings.Join(ids, " "), want)
+	}
+	if lastC1 != 210 {
+		t.Errorf("last total of c1 = %d, want 210 (A twice, B once)", lastC1)
+	}
+	if st.dropped.Load() != 1 {
+		t.Errorf("dropped %d duplicates, want 1", st.dropped.Load())
+	}
+}
+
+// TestBadInput checks the three policies for input that is not an order.
+func TestBadInput(t *testing.T) {
+	good := []string{order("A", "c1", 5), order("B", "c2", 7)}
+	bad := `{"order_id": 12`
+	input := []string{good[0], bad, good[1], `{"customer": "c3"}`}
+
+	t.Run("fail", func(t *testing.T) {
+		b := broker(t)
+		produceRaw(t, b, input...)
+		var st stats
+		err := runJob(t, testConfig(b), &st)
+		var de *source.DecodeError
+		if !errors.As(err, &de) || de.Topic != "orders" || de.Partition != 0 || de.Offset != 1 {
+			t.Fatalf("job error %v, want a decode error of orders/0 at offset 1", err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "orders/0 at offset 1") {
+			t.Errorf("error %q does not name topic, partition and offset", msg)
+		}
+	})
+	t.Run("skip", func(t *testing.T) {
+		b := broker(t)
+		produceRaw(t, b, input...)
+		o := &options{onBadInput: "skip", dedupTTL: time.Hour}
+		cfg, err := o.jobConfig([]string{b.Addr()}, runtime.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		merged := testConfig(b)
+		merged.OnBadInput, merged.DeadLetterTopic = cfg.OnBadInput, cfg.DeadLetterTopic
+		var st stats
+		if err := runJob(t, merged, &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := output(t, b, "customer-totals"); len(got) != 2 {
+			t.Errorf("output %+v, want the 2 good orders", got)
+		}
+	})
+	t.Run("dead-letter", func(t *testing.T) {
+		b := broker(t)
+		produceRaw(t, b, input...)
+		o := &options{onBadInput: "dead-letter", deadLetter: "dead", dedupTTL: time.Hour}
+		cfg, err := o.jobConfig([]string{b.Addr()}, runtime.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		merged := testConfig(b)
+		merged.OnBadInput, merged.DeadLetterTopic = cfg.OnBadInput, cfg.DeadLetterTopic
+		var st stats
+		if err := runJob(t, merged, &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := output(t, b, "customer-totals"); len(got) != 2 {
+			t.Errorf("output %+v, want the 2 good orders", got)
+		}
+		dead := output(t, b, "dead")
+		if len(dead) != 2 || dead[0].OrderID != "raw:"+bad {
+			t.Errorf("dead-letter topic holds %+v, want the 2 bad records, %q first", dead, bad)
+		}
+	})
+	t.Run("flag", func(t *testing.T) {
+		o := &options{onBadInput: "ignore", dedupTTL: time.Hour}
+		if _, err := o.jobConfig(nil, runtime.Config{}); err == nil || !strings.Contains(err.Error(), "--on-bad-input") {
+			t.Errorf("jobConfig accepted --on-bad-input ignore: %v", err)
+		}
+	})
+}
