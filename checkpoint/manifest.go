@@ -29,6 +29,9 @@ type Manifest struct {
 	MaxParallelism int       `json:"max_parallelism"`
 	// Final is set on the checkpoint taken when a job ended or was stopped.
 	Final bool `json:"final,omitempty"`
+	// EndOfInput is set on the final checkpoint of a job whose inputs all
+	// ended: restored, such a job only finishes its commits.
+	EndOfInput bool `json:"end_of_input,omitempty"`
 	// Operators lists the state of every stateful subtask.
 	Operators []SubtaskState `json:"operators"`
 	// Files lists every file of the checkpoint but the manifest.

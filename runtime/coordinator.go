@@ -22,6 +22,8 @@ type coordinator struct {
 	endedSources int
 	stopping     bool
 	finalID      uint64 // id of the final checkpoint once triggered
+	finalDone    bool   // the final checkpoint completed
+	endOfInput   bool   // the final checkpoint follows the end of every input
 }
 
 type inflight struct {
@@ -74,6 +76,10 @@ func (c *coordinator) run(ctx context.Context) error {
 	defer ticker.Stop()
 	sources := c.sources()
 	stop := c.stop
+	if r := c.job.restored; r != nil && r.EndOfInput {
+		c.endedSources = len(sources)
+		c.job.logger.Info("the inputs ended before the restored checkpoint: finishing its commits", "checkpoint", r.ID)
+	}
 	for {
 		var timeout <-chan time.Time
 		if c.inflight != nil {
@@ -121,6 +127,7 @@ func (c *coordinator) trigger(ctx context.Context, final bool) error {
 	c.inflight = &inflight{id: id, final: final, started: time.Now(), timer: time.NewTimer(c.job.cfg.CheckpointTimeout)}
 	if final {
 		c.finalID = id
+		c.endOfInput = !c.stopping
 	}
 	c.job.logger.Debug("checkpoint triggered", "checkpoint", id, "final", final)
 	c.broadcast(ctx, c.sources(), command{kind: triggerCommand, checkpoint: id, final: final})
@@ -166,6 +173,7 @@ func (c *coordinator) onAck(ctx context.Context, a *taskAck) (done bool, err err
 	if f := c.job.cfg.Events.CheckpointCompleted; f != nil {
 		f(info)
 	}
+	c.finalDone = in.final
 	return in.final, nil
 }
 
@@ -178,6 +186,7 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 		Created:        time.Now().UTC(),
 		MaxParallelism: c.job.cfg.MaxParallelism,
 		Final:          in.final,
+		EndOfInput:     in.final && c.endOfInput,
 	}
 	info := CheckpointInfo{ID: in.id, Final: in.final}
 	for _, a := range in.acks {

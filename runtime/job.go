@@ -211,7 +211,7 @@ func (j *Job) run(ctx context.Context) {
 	closeErr := j.closeTasks()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		j.err = cause
-	} else if cause != nil && j.coord.finalID == 0 {
+	} else if cause != nil && !j.coord.finalDone {
 		j.err = cause // cancelled from outside before the end
 	}
 	if j.err == nil {
@@ -311,6 +311,9 @@ func (j *Job) build(ctx context.Context) error {
 			if st, ok := j.restored.Subtask(t.head.name, t.subtask); ok && st.EventTime != nil {
 				t.restoreEventTime(*st.EventTime)
 			}
+			// The inputs ended before the restored checkpoint: operators
+			// finished then and must not finish (and emit) again.
+			t.endOfData = j.restored.EndOfInput
 		}
 	}
 	return nil

@@ -189,3 +189,41 @@ func TestTimedOutCheckpointIsAborted(t *testing.T) {
 		t.Fatalf("committed %d records, want 10000", n)
 	}
 }
+
+// finishingOp emits one record when its input ends.
+type finishingOp struct {
+	runtime.OperatorBase
+	out runtime.Collector[string]
+}
+
+func (o *finishingOp) Open(_ *runtime.OperatorContext, out runtime.Collector[string]) error {
+	o.out = out
+	return nil
+}
+func (o *finishingOp) Process(string) {}
+func (o *finishingOp) Finish() error  { o.out.Collect("finished"); return nil }
+
+// TestRestartAfterEndDoesNotFinishAgain runs a bounded job to its end, then
+// starts it again on the same checkpoint directory: the operators finished
+// in the first run and must not emit their end-of-input output again.
+func TestRestartAfterEndDoesNotFinishAgain(t *testing.T) {
+	dir := t.TempDir()
+	out := &memOutput{}
+	build := func() *runtime.Pipeline {
+		p := runtime.NewPipeline("finish")
+		nums := runtime.From(p, "gen", newGen(100))
+		strs := operators.Map(nums, func(v uint64) string { return fmt.Sprint(v) })
+		fin := runtime.Apply(strs, "finisher", func() runtime.Operator[string, string] { return &finishingOp{} })
+		runtime.To(fin, "sink", newMemSink(out))
+		return p
+	}
+	cfg := runtime.Config{CheckpointDir: dir, CheckpointInterval: 10 * time.Millisecond}
+	for run := range 2 {
+		if err := runtime.Run(context.Background(), build(), cfg); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+	if got := out.lines(); len(got) != 1 || got[0] != "finished" {
+		t.Fatalf("after a restart of an ended job the output is %q, want one %q", got, "finished")
+	}
+}

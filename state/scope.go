@@ -60,6 +60,8 @@ func NewValue[K comparable, T any](s *Scope[K], name string, codec Codec[T]) (*V
 }
 
 // Get returns the value for the current key and whether there is one.
+// NB: a value that refers to memory (a slice, a map, a pointer) is the cached
+// copy: change it only through Put, or the change may miss checkpoints.
 func (v *Value[K, T]) Get() (T, bool) { return v.t.get(v.t.scope.key) }
 
 // Put sets the value for the current key.

@@ -1,0 +1,136 @@
+package checkpoint
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func sampleManifest() *Manifest {
+	return &Manifest{
+		Version:        manifestVersion,
+		Job:            "job <&> \u2028 ünïcode",
+		ID:             42,
+		Created:        time.Date(2026, 11, 25, 19, 30, 0, 123456789, time.UTC),
+		MaxParallelism: 128,
+		Final:          true,
+		Operators: []SubtaskState{
+			{Operator: "count", Subtask: 0, Parallelism: 2, KeyedDir: "state/count/0"},
+			{Operator: "src", Subtask: 1, Parallelism: 2, StateFile: "operators/src.1"},
+		},
+		Files: []File{
+			{Path: "operators/src.1", Size: 9, CRC32C: 0xdeadbeef},
+			{Path: "state/count/0/000004.sst", Size: 1 << 40, CRC32C: 0},
+		},
+		BytesWritten: 12345,
+	}
+}
+
+func TestManifestRoundTrip(t *testing.T) {
+	for _, m := range []*Manifest{sampleManifest(), {Version: manifestVersion, ID: 1}} {
+		data, err := encodeManifest(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeManifest(data)
+		if err != nil {
+			t.Fatalf("decode: %v\n%s", err, data)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("round trip changed the manifest:\n got %+v\nwant %+v", got, m)
+		}
+	}
+	m := sampleManifest()
+	if st, ok := m.Subtask("src", 1); !ok || st.StateFile != "operators/src.1" {
+		t.Fatalf("Subtask(src, 1) = %+v, %v", st, ok)
+	}
+	if _, ok := m.Subtask("src", 0); ok {
+		t.Fatal("Subtask(src, 0) found a subtask the manifest does not have")
+	}
+}
+
+func TestManifestVersionMismatch(t *testing.T) {
+	m := sampleManifest()
+	m.Version = manifestVersion + 1
+	data, err := encodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeManifest(data); err == nil {
+		t.Fatal("decoded a manifest of an unknown version")
+	}
+}
+
+// TestManifestFlippedByte flips every byte of an encoded manifest: the
+// result must fail with ErrCorrupt or (for a change of insignificant
+// whitespace or of letter case in a field name) decode to the same
+// manifest. It must never decode to a different manifest.
+func TestManifestFlippedByte(t *testing.T) {
+	seed := rand.Uint64()
+	rng := rand.New(rand.NewPCG(seed, 3))
+	want := sampleManifest()
+	data, err := encodeManifest(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range data {
+		for _, mask := range []byte{0x01, 0x20, 0x80, byte(1 + rng.IntN(255))} {
+			bad := bytes.Clone(data)
+			bad[i] ^= mask
+			got, err := decodeManifest(bad)
+			if mask == 0x01 && err == nil {
+				t.Fatalf("seed %d: byte %d (%q) ^ 0x01 went unnoticed", seed, i, data[i])
+			}
+			if err == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("seed %d: byte %d (%q) ^ %#x decoded to a different manifest: %+v", seed, i, data[i], mask, got)
+			}
+			if err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("seed %d: byte %d ^ %#x: error %v does not wrap ErrCorrupt", seed, i, mask, err)
+			}
+		}
+	}
+	for _, bad := range [][]byte{nil, data[:len(data)/2], []byte("{}"), []byte(`{"crc32c":0,"manifest":{}}`)} {
+		if _, err := decodeManifest(bad); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decode(%q) = %v, want ErrCorrupt", bad, err)
+		}
+	}
+}
+
+func FuzzDecodeManifest(f *testing.F) {
+	data, err := encodeManifest(sampleManifest())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte(`{"crc32c":0,"manifest":null}`))
+	f.Add([]byte(`{"crc32c":1,"manifest":{"version":1}}`))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decodeManifest(data)
+		if err != nil {
+			return
+		}
+		// What decodes must encode and decode to the same manifest.
+		again, err := encodeManifest(m)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		m2, err := decodeManifest(again)
+		if err != nil || !sameManifest(m, m2) {
+			t.Fatalf("round trip of a decoded manifest: %+v, %v; want %+v", m2, err, m)
+		}
+	})
+}
+
+// sameManifest compares manifests, with times compared as instants.
+func sameManifest(a, b *Manifest) bool {
+	if !a.Created.Equal(b.Created) {
+		return false
+	}
+	ac, bc := *a, *b
+	ac.Created, bc.Created = time.Time{}, time.Time{}
+	return reflect.DeepEqual(ac, bc)
+}

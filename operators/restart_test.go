@@ -1,0 +1,183 @@
+package operators_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir/runtime"
+)
+
+// pausingSource wraps a deterministic source. Once its subtasks together
+// have emitted pauseAt records it calls onPause, and once a checkpoint has
+// completed too, it signals reached. It emits nothing more (the job keeps
+// running: barriers pass), so that the test can stop or kill the job in the
+// middle of its input.
+type pausingSource struct {
+	runtime.Source[uint64]
+	emitted   *atomic.Int64
+	completed *atomic.Int64 // checkpoints completed
+	pauseAt   int64         // 0: never pause
+	onPause   func()
+	reached   func()
+}
+
+func (s *pausingSource) Read(ctx context.Context, out runtime.Collector[uint64]) error {
+	if s.pauseAt > 0 && s.emitted.Load() >= s.pauseAt {
+		s.onPause()
+		if s.completed.Load() > 0 {
+			s.reached()
+		}
+		// Nothing to read: wait briefly, as the Source contract asks.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+		return nil
+	}
+	return s.Source.Read(ctx, runtime.CollectorFunc[uint64](func(v uint64) {
+		s.emitted.Add(1)
+		out.Collect(v)
+	}))
+}
+
+// restartRun is one run of the counting job on a checkpoint directory.
+type restartRun struct {
+	job          *runtime.Job
+	checkpointed chan struct{} // a checkpoint completed
+	out          *output[string]
+	reached      chan struct{}
+	cancel       context.CancelFunc
+}
+
+// startCounting starts the counting job on dir. out stands for the external
+// system the sink commits to, so it is shared by the runs.
+func startCounting(t *testing.T, dir string, out *output[string], n, keys uint64, pauseAt int64, onPause func()) *restartRun {
+	t.Helper()
+	r := &restartRun{out: out, reached: make(chan struct{}), checkpointed: make(chan struct{}, 1)}
+	var once sync.Once
+	var emitted, completed atomic.Int64
+	gen := numbers(n)
+	p := runtime.NewPipeline("restart")
+	countPipeline(p, func() runtime.Source[uint64] {
+		return &pausingSource{Source: gen(), emitted: &emitted, completed: &completed, pauseAt: pauseAt,
+			onPause: onPause, reached: func() { once.Do(func() { close(r.reached) }) }}
+	}, keys, r.out)
+	cfg := testConfig(t, 2)
+	cfg.CheckpointDir = dir
+	cfg.StateCacheEntries = 16 // restored state is read from Pebble
+	cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) {
+		completed.Add(1)
+		select {
+		case r.checkpointed <- struct{}{}:
+		default:
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	j, err := runtime.Start(ctx, p, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	r.job = j
+	return r
+}
+
+// await waits for ch to be closed, failing if the job ends first.
+func (r *restartRun) await(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	ended := make(chan error, 1)
+	go func() { ended <- r.job.Wait() }()
+	select {
+	case <-ch:
+	case err := <-ended:
+		t.Fatalf("job ended before %s: %v", what, err)
+	}
+}
+
+// TestRestartIsExactlyOnce interrupts a counting job in the middle of its
+// input, by Stop (final checkpoint) or by cancelling it (a crash: no final
+// checkpoint), runs it again on the same checkpoint directory, and checks
+// that the output committed by both runs together is exactly that of one
+// uninterrupted run. A third run finds the input exhausted and commits
+// nothing.
+func TestRestartIsExactlyOnce(t *testing.T) {
+	const n, keys = 4000, 37
+	want := wantCounts(n, keys)
+	for _, mode := range []string{"stop", "crash"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			out := newOutput[string]()
+			// A crash hits once the records before the pause are in a
+			// complete checkpoint, before the sinks commit it: the restored
+			// sinks must commit it.
+			onPause := func() {}
+			if mode == "crash" {
+				onPause = func() { out.down.Store(true) }
+			}
+			first := startCounting(t, dir, out, n, keys, n/3, onPause)
+			first.await(t, first.reached, "the source paused")
+			if mode == "stop" {
+				first.job.Stop()
+				if err := first.job.Wait(); err != nil {
+					t.Fatalf("first run: %v", err)
+				}
+			} else {
+				first.await(t, out.crashed, "the crash")
+				first.cancel()
+				if err := first.job.Wait(); err == nil {
+					t.Fatal("first run: cancelled job reported success")
+				}
+			}
+			first.cancel()
+			out.down.Store(false)
+			if id := first.job.RestoredFrom(); id != 0 {
+				t.Fatalf("first run restored from checkpoint %d", id)
+			}
+			out1 := out.records()
+			// After a crash, even the first checkpoint's commit may be lost.
+			if (mode == "stop" && len(out1) == 0) || len(out1) >= len(want) {
+				t.Fatalf("first run committed %d of %d records: not interrupted in the middle", len(out1), len(want))
+			}
+
+			second := startCounting(t, dir, out, n, keys, 0, nil)
+			if second.job.RestoredFrom() == 0 {
+				t.Fatal("second run did not restore a checkpoint")
+			}
+			if err := second.job.Wait(); err != nil {
+				t.Fatalf("second run: %v", err)
+			}
+			second.cancel()
+			out2 := out.records()[len(out1):]
+			got := sorted(out.records())
+			if !slices.Equal(got, want) {
+				dups := 0
+				for i := 1; i < len(got); i++ {
+					if got[i] == got[i-1] {
+						dups++
+					}
+				}
+				t.Fatalf("runs committed %d+%d records (%d duplicates), want %d; first difference at %d",
+					len(out1), len(out2), dups, len(want), firstDiff(got, want))
+			}
+
+			third := startCounting(t, dir, out, n, keys, 0, nil)
+			restored := third.job.RestoredFrom()
+			if err := third.job.Wait(); err != nil {
+				t.Fatalf("third run: %v", err)
+			}
+			third.cancel()
+			if restored <= second.job.RestoredFrom() {
+				t.Fatalf("third run restored checkpoint %d, not newer than the second run's %d", restored, second.job.RestoredFrom())
+			}
+			if out3 := out.records()[len(out1)+len(out2):]; len(out3) != 0 {
+				t.Fatalf("third run of a finished job committed %d records, e.g. %q", len(out3), out3[0])
+			}
+		})
+	}
+}

@@ -1,0 +1,494 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var metamorphicSeed = flag.Uint64("state.seed", 0, "seed of TestBackendMetamorphic (0: random)")
+
+// model is what the state of a backend should be: the Value and Map states
+// of a string-keyed scope and the Value state of an int64-keyed scope.
+type model struct {
+	vals map[string]int64
+	maps map[string]map[string]string
+	ints map[int64][]byte
+}
+
+func newModel() model {
+	return model{vals: map[string]int64{}, maps: map[string]map[string]string{}, ints: map[int64][]byte{}}
+}
+
+func (m model) clone() model {
+	c := model{vals: maps.Clone(m.vals), maps: map[string]map[string]string{}, ints: map[int64][]byte{}}
+	for k, v := range m.maps {
+		c.maps[k] = maps.Clone(v)
+	}
+	for k, v := range m.ints {
+		c.ints[k] = bytes.Clone(v)
+	}
+	return c
+}
+
+// The key universes are small so that keys are rewritten often (copy on
+// write) and larger than the smallest cache (eviction). Some string keys are
+// longer than the 16-byte sort prefix of delta.
+var (
+	strKeys = func() []string {
+		var ks []string
+		for i := range 60 {
+			ks = append(ks, fmt.Sprintf("k%d", i))
+		}
+		for i := range 20 {
+			ks = append(ks, fmt.Sprintf("a-long-shared-prefix-%d", i))
+		}
+		return ks
+	}()
+	intKeys = func() []int64 {
+		var ks []int64
+		for i := range 50 {
+			ks = append(ks, int64(i)-10)
+		}
+		return ks
+	}()
+	mapKeys = []string{"u0", "u1", "u2", "u3", "u4", "u5"}
+)
+
+// stateHandles are the states of a backend under test.
+type stateHandles struct {
+	b  *Backend
+	ss *Scope[string]
+	v  *Value[string, int64]
+	mp *Map[string, string, string]
+	is *Scope[int64]
+	iv *Value[int64, []byte]
+}
+
+func openStates(t *testing.T, cfg Config) *stateHandles {
+	t.Helper()
+	b, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &stateHandles{b: b}
+	if h.ss, err = NewScope(b, String); err != nil {
+		t.Fatal(err)
+	}
+	if h.v, err = NewValue(h.ss, "value", Int64); err != nil {
+		t.Fatal(err)
+	}
+	if h.mp, err = NewMap(h.ss, "map", String, String); err != nil {
+		t.Fatal(err)
+	}
+	if h.is, err = NewScope[int64](b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h.iv, err = NewValue(h.is, "ints", Bytes); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// metaConfig is one configuration of the metamorphic test.
+type metaConfig struct {
+	name           string
+	cacheEntries   int
+	maxParallelism int
+	ops            int
+	freezeProb     float64 // per step, when not draining
+	drainProb      float64 // per step, when draining
+	maxBudget      int     // Drain budget is 1..maxBudget, or 0 (all)
+	waitProb       float64 // wait for the result right after a hand-off
+}
+
+// runner drives one backend with random operations and checks every read
+// against the model.
+type runner struct {
+	t    *testing.T
+	seed uint64
+	rng  *rand.Rand
+	h    *stateHandles
+	m    model
+	step int
+
+	mc metaConfig
+
+	nextID    uint64
+	root      string           // where checkpoints go
+	snapshots map[uint64]model // model as of each frozen checkpoint
+	done      map[uint64]string
+	handedOff int // snapshots handed to the writer
+	received  int
+}
+
+func (r *runner) fatalf(format string, args ...any) {
+	r.t.Helper()
+	r.t.Fatalf("seed %d (rerun with -state.seed=%d), step %d: %s", r.seed, r.seed, r.step, fmt.Sprintf(format, args...))
+}
+
+func (r *runner) randValue() string {
+	n := r.rng.IntN(8)
+	if r.rng.IntN(4) == 0 {
+		n = 100 + r.rng.IntN(200) // long: multi-byte length prefix in the map codec
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + r.rng.IntN(26))
+	}
+	return string(b)
+}
+
+// op applies one random state operation and checks reads against the model.
+func (r *runner) op() {
+	h, m, rng := r.h, r.m, r.rng
+	sk := strKeys[rng.IntN(len(strKeys))]
+	ik := intKeys[rng.IntN(len(intKeys))]
+	uk := mapKeys[rng.IntN(len(mapKeys))]
+	h.ss.SetKey(sk)
+	h.is.SetKey(ik)
+	switch op := rng.IntN(15); op {
+	case 0, 1:
+		v := rng.Int64()
+		h.v.Put(v)
+		m.vals[sk] = v
+	case 2:
+		h.v.Delete()
+		delete(m.vals, sk)
+	case 3, 4:
+		got, ok := h.v.Get()
+		want, wok := m.vals[sk]
+		if got != want || ok != wok {
+			r.fatalf("value[%q] = %d, %v; want %d, %v", sk, got, ok, want, wok)
+		}
+	case 5, 6:
+		v := r.randValue()
+		h.mp.Put(uk, v)
+		if m.maps[sk] == nil {
+			m.maps[sk] = map[string]string{}
+		}
+		m.maps[sk][uk] = v
+	case 7:
+		h.mp.Delete(uk)
+		delete(m.maps[sk], uk)
+		if len(m.maps[sk]) == 0 {
+			delete(m.maps, sk)
+		}
+	case 8:
+		got, ok := h.mp.Get(uk)
+		want, wok := m.maps[sk][uk]
+		if got != want || ok != wok {
+			r.fatalf("map[%q][%q] = %q, %v; want %q, %v", sk, uk, got, ok, want, wok)
+		}
+	case 9:
+		if rng.IntN(4) == 0 {
+			h.mp.Clear()
+			delete(m.maps, sk)
+		} else {
+			r.checkMap(sk, m.maps[sk])
+		}
+	case 10, 11:
+		v := []byte(r.randValue())
+		h.iv.Put(v)
+		m.ints[ik] = bytes.Clone(v)
+	case 12:
+		h.iv.Delete()
+		delete(m.ints, ik)
+	default:
+		got, ok := h.iv.Get()
+		want, wok := m.ints[ik]
+		if !bytes.Equal(got, want) || ok != wok {
+			r.fatalf("ints[%d] = %q, %v; want %q, %v", ik, got, ok, want, wok)
+		}
+	}
+	if err := h.b.Err(); err != nil {
+		r.fatalf("backend error: %v", err)
+	}
+}
+
+// checkMap compares the whole map of the current string key with want.
+func (r *runner) checkMap(sk string, want map[string]string) {
+	r.t.Helper()
+	got := maps.Collect(r.h.mp.All())
+	if !maps.Equal(got, want) {
+		r.fatalf("map[%q] = %v; want %v", sk, got, want)
+	}
+	if n := r.h.mp.Len(); n != len(want) {
+		r.fatalf("map[%q].Len() = %d; want %d", sk, n, len(want))
+	}
+}
+
+// checkAll reads every key of the universe and compares with want.
+func (r *runner) checkAll(want model, what string) {
+	r.t.Helper()
+	h := r.h
+	for _, sk := range strKeys {
+		h.ss.SetKey(sk)
+		got, ok := h.v.Get()
+		w, wok := want.vals[sk]
+		if got != w || ok != wok {
+			r.fatalf("%s: value[%q] = %d, %v; want %d, %v", what, sk, got, ok, w, wok)
+		}
+		gm := maps.Collect(h.mp.All())
+		if !maps.Equal(gm, want.maps[sk]) {
+			r.fatalf("%s: map[%q] = %v; want %v", what, sk, gm, want.maps[sk])
+		}
+		for _, uk := range mapKeys {
+			got, ok := h.mp.Get(uk)
+			w, wok := want.maps[sk][uk]
+			if got != w || ok != wok {
+				r.fatalf("%s: map[%q][%q] = %q, %v; want %q, %v", what, sk, uk, got, ok, w, wok)
+			}
+		}
+	}
+	for _, ik := range intKeys {
+		h.is.SetKey(ik)
+		got, ok := h.iv.Get()
+		w, wok := want.ints[ik]
+		if !bytes.Equal(got, w) || ok != wok {
+			r.fatalf("%s: ints[%d] = %q, %v; want %q, %v", what, ik, got, ok, w, wok)
+		}
+	}
+	if err := h.b.Err(); err != nil {
+		r.fatalf("%s: backend error: %v", what, err)
+	}
+}
+
+func (r *runner) onResult(res Result) {
+	r.t.Helper()
+	r.received++
+	if res.Err != nil || res.Fatal {
+		r.fatalf("checkpoint %d failed (fatal %v): %v", res.CheckpointID, res.Fatal, res.Err)
+	}
+	if _, ok := r.snapshots[res.CheckpointID]; !ok {
+		r.fatalf("result for unknown checkpoint %d", res.CheckpointID)
+	}
+	for id := range r.done {
+		if id >= res.CheckpointID {
+			r.fatalf("result for checkpoint %d after checkpoint %d: out of order", res.CheckpointID, id)
+		}
+	}
+	r.done[res.CheckpointID] = res.Dir
+	r.h.b.Applied(res)
+}
+
+func (r *runner) pollResults() {
+	for {
+		select {
+		case res := <-r.h.b.Results():
+			r.onResult(res)
+		default:
+			return
+		}
+	}
+}
+
+func (r *runner) waitResults() {
+	for r.received < r.handedOff {
+		r.onResult(<-r.h.b.Results())
+	}
+}
+
+func (r *runner) freeze() {
+	id := r.nextID
+	r.nextID++
+	dest := filepath.Join(r.root, fmt.Sprintf("chk-%d", id))
+	if err := r.h.b.Freeze(id, dest); err != nil {
+		r.fatalf("Freeze(%d): %v", id, err)
+	}
+	r.snapshots[id] = r.m.clone()
+}
+
+func (r *runner) drain(budget int) {
+	if !r.h.b.Draining() {
+		return
+	}
+	if r.h.b.Drain(budget) {
+		r.handedOff++
+		if r.h.b.Draining() {
+			r.fatalf("Drain reported done but the backend is still draining")
+		}
+		if r.rng.Float64() < r.mc.waitProb {
+			r.waitResults()
+		}
+	}
+}
+
+// run performs mc.ops operations with freezes and partial drains
+// interleaved, then drains and waits for every checkpoint.
+func (r *runner) run(ops int) {
+	for r.step = 0; r.step < ops; r.step++ {
+		r.pollResults()
+		if r.step > 0 && r.step%(ops/5) == 0 {
+			// At least five checkpoints per run, whatever the dice say.
+			r.drain(0)
+			r.freeze()
+			continue
+		}
+		if r.h.b.Draining() {
+			if r.rng.Float64() < 0.02 {
+				if err := r.h.b.Freeze(r.nextID, filepath.Join(r.root, "never")); !errors.Is(err, ErrDraining) {
+					r.fatalf("Freeze while draining = %v, want ErrDraining", err)
+				}
+			}
+			if r.rng.Float64() < r.mc.drainProb {
+				budget := 1 + r.rng.IntN(r.mc.maxBudget)
+				if r.rng.IntN(10) == 0 {
+					budget = 0
+				}
+				r.drain(budget)
+				continue
+			}
+		} else if r.rng.Float64() < r.mc.freezeProb {
+			r.freeze()
+			continue
+		}
+		r.op()
+	}
+	if r.h.b.Draining() {
+		r.drain(0)
+	}
+	r.waitResults()
+}
+
+// copyCheckpoint materializes a Pebble checkpoint into a new live directory
+// the way checkpoint.Store.RestoreKeyed does: sstables are hard-linked,
+// everything else is copied.
+func copyCheckpoint(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+		if strings.HasSuffix(e.Name(), ".sst") {
+			if err := os.Link(from, to); err == nil {
+				continue
+			}
+		}
+		in, err := os.Open(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.Create(to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			t.Fatal(err)
+		}
+		in.Close()
+		if err := out.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestBackendMetamorphic drives a Backend with random Value and Map
+// operations over many epochs, freezing and partially draining while more
+// writes arrive (the copy-on-write path), with caches small enough that
+// reads go to Pebble. Every read is checked against a model. Then every
+// checkpoint is restored into a new Backend, which must hold exactly the
+// model as of that checkpoint, and which is itself driven further and
+// checkpointed again (reads and writes of entries loaded from a restored
+// database).
+func TestBackendMetamorphic(t *testing.T) {
+	seed := *metamorphicSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	configs := []metaConfig{
+		{name: "small-cache/frequent-checkpoints", cacheEntries: 16, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.3, maxBudget: 4, waitProb: 0.7},
+		{name: "small-cache/long-epochs", cacheEntries: 16, maxParallelism: 7, ops: 3000, freezeProb: 0.005, drainProb: 0.1, maxBudget: 16, waitProb: 0.5},
+		{name: "large-cache/slow-drain", cacheEntries: 1 << 12, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.05, maxBudget: 2, waitProb: 0.2},
+		{name: "one-key-group", cacheEntries: 32, maxParallelism: 1, ops: 2000, freezeProb: 0.015, drainProb: 0.5, maxBudget: 64, waitProb: 1},
+	}
+	for _, mc := range configs {
+		if raceEnabled || testing.Short() {
+			mc.ops /= 2
+		}
+		t.Run(mc.name, func(t *testing.T) { testBackendMetamorphic(t, seed, mc) })
+	}
+}
+
+func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("seed %d (rerun with -state.seed=%d): panic: %v\n%s", seed, seed, p, debug.Stack())
+		}
+	}()
+	dir := t.TempDir()
+	r := &runner{
+		t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), m: newModel(), mc: mc,
+		nextID: 1, root: filepath.Join(dir, "checkpoints"),
+		snapshots: map[uint64]model{}, done: map[uint64]string{},
+	}
+	r.h = openStates(t, Config{Dir: filepath.Join(dir, "live"), MaxParallelism: mc.maxParallelism, CacheEntries: mc.cacheEntries})
+	defer func() {
+		if err := r.h.b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	r.run(mc.ops)
+	r.checkAll(r.m, "live backend at the end")
+	if len(r.done) < 5 {
+		r.fatalf("only %d checkpoints were taken", len(r.done))
+	}
+
+	// Restore checkpoints while the live backend is still open: the first,
+	// the last two and a random sample of the others (restoring is slow).
+	ids := slices.Sorted(maps.Keys(r.done))
+	for n, id := range ids {
+		if n > 0 && n < len(ids)-2 && r.rng.IntN(len(ids)) >= 4 {
+			continue
+		}
+		restoreDir := filepath.Join(dir, fmt.Sprintf("restore-%d", id))
+		copyCheckpoint(t, r.done[id], restoreDir)
+		rr := &runner{
+			t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, id)), m: r.snapshots[id].clone(), mc: mc,
+			nextID: 1000 + id, root: filepath.Join(dir, fmt.Sprintf("rechk-%d", id)),
+			snapshots: map[uint64]model{}, done: map[uint64]string{},
+		}
+		rr.h = openStates(t, Config{Dir: restoreDir, MaxParallelism: mc.maxParallelism, CacheEntries: 16})
+		rr.checkAll(rr.m, fmt.Sprintf("checkpoint %d restored", id))
+		// Reading every key of a restored backend with a tiny cache keeps
+		// the cache bounded.
+		if n := rr.h.b.Entries(); n > 3*16 {
+			rr.fatalf("checkpoint %d restored: %d cached entries after reading every key, cache bound is 16 per state", id, n)
+		}
+		// Only the newest few are driven further, to bound the runtime.
+		if n >= len(ids)-2 || n == 0 {
+			rr.run(400)
+			rr.freeze()
+			rr.drain(0)
+			rr.waitResults()
+			rr.checkAll(rr.m, fmt.Sprintf("checkpoint %d restored and changed", id))
+			last := rr.nextID - 1
+			again := filepath.Join(dir, fmt.Sprintf("restore-again-%d", id))
+			copyCheckpoint(t, rr.done[last], again)
+			rr2 := &runner{t: t, seed: seed, rng: rr.rng, m: rr.snapshots[last], mc: mc}
+			rr2.h = openStates(t, Config{Dir: again, MaxParallelism: mc.maxParallelism, CacheEntries: 16})
+			rr2.checkAll(rr2.m, fmt.Sprintf("checkpoint %d of a backend restored from checkpoint %d", last, id))
+			if err := rr2.h.b.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := rr.h.b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
