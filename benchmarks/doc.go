@@ -1,7 +1,14 @@
 // Package benchmarks holds weir's performance benchmarks: programs under
 // cmd/ that measure the engine and, in the same run, a hand-written Go
-// program doing the same work, and print both side by side. Machines here are
-// shared and noisy, so the ratio measured within one run is what counts.
+// program (or a second mode) doing the same work, and print both side by
+// side. Machines here are shared and noisy, so the ratio measured within one
+// run is what counts.
 //
-//	go run ./benchmarks/cmd/counting     # core runtime: keyed counting with checkpoints
+//	go run ./benchmarks/cmd/counting   # core runtime: keyed counting in Pebble-backed state with checkpoints
+//	go run ./benchmarks/cmd/kafka      # Kafka → Map → Kafka: exactly-once vs at-least-once
+//	go run ./benchmarks/cmd/windows    # event-time windows vs plain Go windows
+//	go run ./benchmarks/cmd/nexmark    # Nexmark queries vs reference loops and Flink's published numbers
+//
+// Package nexmark is the framework-independent half of the Nexmark harness:
+// the event generator and the reference implementations of the queries.
 package benchmarks

@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/pprof"
 	goruntime "runtime"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -92,9 +92,9 @@ func handLoop(records, keys uint64) float64 {
 type result struct {
 	rate            float64
 	allocsPerRecord float64
-	pauses    []time.Duration
-	durations []time.Duration
-	bytes     []int64
+	pauses          []time.Duration
+	durations       []time.Duration
+	bytes           []int64
 }
 
 func engine(records, keys uint64, interval time.Duration, dir string) (result, error) {
@@ -120,6 +120,7 @@ func engine(records, keys uint64, interval time.Duration, dir string) (result, e
 	cfg := runtime.Config{
 		CheckpointDir:      dir,
 		CheckpointInterval: interval,
+		CheckpointTimeout:  max(2*time.Minute, interval),
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Events: runtime.EventListener{CheckpointCompleted: func(info runtime.CheckpointInfo) {
 			res.pauses = append(res.pauses, info.MaxSyncPause)
