@@ -4,7 +4,7 @@
 GO ?= go
 GOFLAGS_TEST ?= -race -timeout 20m
 
-.PHONY: all build run test test-deps vet bench bench-core bench-kafka clean
+.PHONY: all build run test test-deps vet bench bench-core bench-nexmark bench-kafka clean
 
 all: build
 
@@ -28,6 +28,15 @@ test-deps:
 			echo "note: kcat not installed and not root; its test will be skipped"; \
 		fi; \
 	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (status page browser test)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+				|| echo "warning: could not install chromium; the browser test will be skipped"; \
+		else \
+			echo "note: chromium not installed and not root; the browser test will be skipped"; \
+		fi; \
+	fi
 
 vet:
 	$(GO) vet ./...
@@ -35,10 +44,16 @@ vet:
 test: test-deps vet
 	$(GO) test $(GOFLAGS_TEST) ./...
 
-bench: bench-core
+bench: bench-core bench-nexmark
 
 bench-core:
 	$(GO) run ./benchmarks/cmd/counting
+
+# Quick mode: every query on 2M events, one core, outputs compared line by
+# line with the references. The full run (100M events per query) is
+# `go run ./benchmarks/cmd/nexmark --full`.
+bench-nexmark:
+	$(GO) run ./benchmarks/cmd/nexmark --events 2000000 --cores 1
 
 bench-kafka:
 	$(GO) run ./benchmarks/cmd/kafka

@@ -42,6 +42,16 @@
 // checkpoint and a clean exit, and Job.Stop (SIGINT/SIGTERM under Main) takes
 // a final checkpoint before ending.
 //
+// # Observability
+//
+// With Config.MetricsAddr (the --metrics-addr flag) a job serves Prometheus
+// metrics at /metrics, /healthz, /readyz (unready when checkpoints stop
+// completing) and a status page at / backed by /api/status, the JSON of
+// Job.Status. Tasks count records in plain fields and publish them once per
+// batch; the metrics are read at scrape time, so the hot path makes no
+// atomic operation or map lookup per record. Sources and sinks may report
+// more through LagReporter and TransactionReporter.
+//
 // # Event time
 //
 // A source given WithWatermarks assigns event times and emits watermarks,

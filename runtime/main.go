@@ -39,10 +39,10 @@ func Exec(p *Pipeline, cfg Config) int {
 	defer signal.Stop(signals)
 	go func() {
 		sig := <-signals
-		logger.Info("signal received: stopping with a final checkpoint; send again to exit at once", "signal", sig.String())
+		logger.Info("signal received: stopping with a final checkpoint; send again to exit at once", "job", p.Name(), "signal", sig.String())
 		j.Stop()
 		sig = <-signals
-		logger.Warn("second signal: exiting now; the next start resumes from the last checkpoint", "signal", sig.String())
+		logger.Warn("second signal: exiting now; the next start resumes from the last checkpoint", "job", p.Name(), "signal", sig.String())
 		os.Exit(1)
 	}()
 	if err := j.Wait(); err != nil {

@@ -305,15 +305,15 @@ func newJobMetrics(j *Job) *jobMetrics {
 		ConstLabels: constLabels,
 		Buckets:     prometheus.ExponentialBuckets(0.0001, 2, 18), // 0.1ms to ~13s
 	}, []string{"operator", "subtask"})
-	if j.restored != nil {
-		restarts.Lock()
-		if restarts.n == nil {
-			restarts.n = map[string]uint64{}
-		}
-		restarts.n[j.p.name]++
-		m.restarts = restarts.n[j.p.name]
-		restarts.Unlock()
+	restarts.Lock()
+	if restarts.n == nil {
+		restarts.n = map[string]uint64{}
 	}
+	if j.restored != nil {
+		restarts.n[j.p.name]++
+	}
+	m.restarts = restarts.n[j.p.name]
+	restarts.Unlock()
 	m.reg.MustRegister(m.checkpointDuration, m.checkpointSize, m.commitDuration,
 		jobCollector{m}, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -45,14 +45,14 @@ type OperatorStatus struct {
 	Keyed       bool   `json:"keyed"`
 	// Task is the first operator of the chain the operator runs in; busy
 	// and backpressure are measured per chain.
-	Task               string  `json:"task"`
-	RecordsIn          uint64  `json:"records_in"`
-	RecordsOut         uint64  `json:"records_out"`
-	RecordsInPerSecond float64 `json:"records_in_per_second"`
-	RecordsOutPerSec   float64 `json:"records_out_per_second"`
-	Busy               float64 `json:"busy"`          // fraction of time, averaged over subtasks
-	Backpressured      float64 `json:"backpressured"` // fraction of time, averaged over subtasks
-	StateBytes         uint64  `json:"state_bytes"`   // keyed state on disk
+	Task                string  `json:"task"`
+	RecordsIn           uint64  `json:"records_in"`
+	RecordsOut          uint64  `json:"records_out"`
+	RecordsInPerSecond  float64 `json:"records_in_per_second"`
+	RecordsOutPerSecond float64 `json:"records_out_per_second"`
+	Busy                float64 `json:"busy"`          // fraction of time, averaged over subtasks
+	Backpressured       float64 `json:"backpressured"` // fraction of time, averaged over subtasks
+	StateBytes          uint64  `json:"state_bytes"`   // keyed state on disk
 }
 
 // EdgeStatus is a connection between two operators.
@@ -165,7 +165,7 @@ func (j *Job) Status() Status {
 		os := OperatorStatus{
 			Name: n.name, Kind: n.kind.String(), Parallelism: par, Keyed: n.keyed, Task: taskOf[n.name],
 			RecordsIn: c.in, RecordsOut: c.out,
-			RecordsInPerSecond: rate(c.in, b.in), RecordsOutPerSec: rate(c.out, b.out),
+			RecordsInPerSecond: rate(c.in, b.in), RecordsOutPerSecond: rate(c.out, b.out),
 			StateBytes: stateBytes[n.name],
 		}
 		if dt > 0 {

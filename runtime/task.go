@@ -184,6 +184,9 @@ func (t *task) runGate(ctx context.Context) error {
 			case res := <-t.results:
 				t.stats.idleEnd()
 				t.onResult(res)
+			case now := <-t.clock: // processing-time timers
+				t.stats.idleEnd()
+				t.tick(now)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -224,6 +227,7 @@ func (t *task) advance(wm int64) {
 		return
 	}
 	t.wm, t.idle = wm, false
+	t.reportWatermark(wm) // weir_watermark_lag_seconds
 	for _, m := range t.members {
 		// Records that upstream members emitted (for example when the
 		// watermark fired their timers) precede the watermark.

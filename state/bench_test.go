@@ -25,3 +25,16 @@ func BenchmarkValueCounting(b *testing.B) {
 		count.Put(n + 1)
 	}
 }
+
+// BenchmarkPlainMapCounting is the same counting with a plain map, to read
+// BenchmarkValueCounting against on the same machine at the same moment.
+func BenchmarkPlainMapCounting(b *testing.B) {
+	m := make(map[uint64]int64)
+	var sum int64
+	for i := range uint64(b.N) {
+		k := (i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000
+		m[k]++
+		sum += m[k]
+	}
+	_ = sum
+}

@@ -64,6 +64,7 @@ type exactlyOnce struct {
 	cur   *slot // the slot of the current epoch, if it has one
 	next  int   // where the search for a free slot starts
 	bufs  [][]kafkatxn.Record
+	txns  *txnCounts
 }
 
 func (w *exactlyOnce) config(txid string) kafkatxn.Config {
@@ -94,6 +95,7 @@ func (w *exactlyOnce) recover(ctx context.Context, restored []byte) error {
 			}
 			return fmt.Errorf("commit transaction %q of checkpoint %d: %w", p.TransactionalID, p.Checkpoint, err)
 		}
+		w.txns.committed.Add(1)
 		w.log.Info("kafka sink: committed transaction of restored checkpoint",
 			"restored_checkpoint", st.Checkpoint, "txn_checkpoint", p.Checkpoint, "transactional_id", p.TransactionalID)
 		for _, sl := range w.slots {
@@ -233,6 +235,7 @@ func (w *exactlyOnce) commit(ctx context.Context, checkpointID uint64) error {
 			return fmt.Errorf("kafka sink: commit checkpoint %d: %w", checkpointID, err)
 		}
 		sl.state = slotCommitted
+		w.txns.committed.Add(1)
 		w.log.Debug("kafka sink: committed", "commit_checkpoint", checkpointID, "txn", sl)
 	}
 	for _, sl := range w.slots {
@@ -249,6 +252,8 @@ func (w *exactlyOnce) close() {
 		if err := sl.prod.Abort(ctx); err != nil {
 			w.log.Debug("kafka sink: abort on close failed; the next Open or the transaction timeout aborts it",
 				"transactional_id", sl.txid, "err", err)
+		} else {
+			w.txns.aborted.Add(1)
 		}
 		cancel()
 	}

@@ -26,6 +26,7 @@ type Sink[T any] struct {
 	partitions int
 	w          writer
 	err        error // sticky: the sink is broken and must be recovered
+	txns       txnCounts
 }
 
 var _ runtime.Sink[Message] = (*Sink[Message])(nil)
@@ -119,6 +120,7 @@ func (s *Sink[T]) open(ctx context.Context, info runtime.TaskInfo, restored []by
 		reqTO:   s.cfg.RequestTimeout,
 		batch:   s.cfg.BatchSize,
 		bufs:    make([][]kafkatxn.Record, s.partitions),
+		txns:    &s.txns,
 	}
 	for i := range s.cfg.PoolSize {
 		w.slots = append(w.slots, &slot{

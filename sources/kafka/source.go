@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"sync"
@@ -52,9 +53,10 @@ type partition struct {
 	topicPartition
 	topicID [16]byte
 	leader  int32
-	epoch   int32 // leader epoch, -1 if unknown
-	next    int64 // next offset to read
-	end     int64 // StopAtEnd: stop before this offset; -1 when unbounded
+	epoch   int32        // leader epoch, -1 if unknown
+	next    int64        // next offset to read
+	end     int64        // StopAtEnd: stop before this offset; -1 when unbounded
+	lag     atomic.Int64 // high watermark minus next after the last fetch; -1: unknown
 }
 
 func (p *partition) done() bool { return p.end >= 0 && p.next >= p.end }
@@ -122,6 +124,7 @@ func (s *Source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []
 	for i, p := range all {
 		if i%info.Parallelism == info.Subtask {
 			p.end = -1
+			p.lag.Store(-1)
 			s.parts = append(s.parts, p)
 			s.byTP[p.topicPartition] = p
 		}
@@ -432,7 +435,13 @@ func (s *Source[T]) fetchRequest(parts []*partition) *kmsg.FetchRequest {
 	req.ReplicaID = -1
 	req.MaxWaitMillis = int32(s.cfg.MaxWait / time.Millisecond)
 	req.MinBytes = 1
-	req.MaxBytes = s.cfg.MaxBytesPerRead
+	// NB: the bound is enforced per partition only. A broker that hits the
+	// request-wide MaxBytes in the middle of a partition may return that
+	// partition's batches without its aborted-transaction list (kfake
+	// does), which would let aborted records through under
+	// read_committed. The per-partition limits below sum to
+	// MaxBytesPerRead anyway.
+	req.MaxBytes = math.MaxInt32
 	req.IsolationLevel = s.isoLevel()
 	req.SessionID = 0
 	req.SessionEpoch = -1                                      // full fetch, no fetch session
@@ -510,6 +519,7 @@ func (s *Source[T]) process(parts []*partition, resp *kmsg.FetchResponse, out ru
 			if p.end >= 0 && p.next > p.end {
 				p.next = p.end
 			}
+			p.lag.Store(max(rp.HighWatermark-p.next, 0))
 		}
 	}
 	return dead, nil

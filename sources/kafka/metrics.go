@@ -1,0 +1,20 @@
+package kafka
+
+import "github.com/weirstream/weir/runtime"
+
+var _ runtime.LagReporter = (*Source[Record])(nil)
+
+// SourceLag returns, for every partition of the subtask that has been
+// fetched from, how many offsets the read position is behind the partition's
+// high watermark as of the last fetch. The runtime exports it as
+// weir_source_lag_records; it is safe to call from any goroutine.
+func (s *Source[T]) SourceLag() []runtime.PartitionLag {
+	// NB: parts is set by Open, before the runtime polls.
+	out := make([]runtime.PartitionLag, 0, len(s.parts))
+	for _, p := range s.parts {
+		if lag := p.lag.Load(); lag >= 0 {
+			out = append(out, runtime.PartitionLag{Partition: p.topicPartition.String(), Records: lag})
+		}
+	}
+	return out
+}
