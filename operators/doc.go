@@ -12,4 +12,20 @@
 // Operators with equal parallelism connected one to one run in the same
 // goroutine as plain function calls (chaining); KeyBy, Union and changes of
 // parallelism move records between goroutines in batches.
+//
+// # Event time
+//
+// Window groups a keyed stream into Tumbling, Sliding or Session windows of
+// event time, evaluated by WindowAggregate, WindowReduce or WindowProcess;
+// each returns the results and a stream of the records too late for any
+// window. WindowJoin and IntervalJoin join two streams; Dedup drops repeated
+// ids. All are keyed operators whose state and event-time or processing-time
+// timers are checkpointed, so their output is exactly-once across crashes,
+// including what timers pending at a crash emit after recovery.
+//
+// The runtime has one-input operators only. A join therefore tags the
+// records of its inputs as Either, merges the tagged streams
+// (runtime.Merge, whose watermark is the minimum of its inputs'), keys the
+// union by the join key and runs one keyed operator with timers on it: the
+// runtime needs no change for two-input operators.
 package operators

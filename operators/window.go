@@ -1,0 +1,490 @@
+package operators
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/state"
+)
+
+// Windows says how records are grouped into event-time windows: Tumbling,
+// Sliding or Session.
+type Windows struct {
+	kind        windowKind
+	size, slide time.Duration // tumbling: slide == size
+	gap         time.Duration
+}
+
+type windowKind uint8
+
+const (
+	slidingWindows windowKind = iota // includes tumbling
+	sessionWindows
+)
+
+// Tumbling returns fixed, non-overlapping windows of the given size, aligned
+// to the epoch: [0,size), [size,2·size), …
+func Tumbling(size time.Duration) Windows {
+	return Windows{kind: slidingWindows, size: size, slide: size}
+}
+
+// Sliding returns windows of the given size starting every slide (hopping
+// windows), aligned to the epoch: a record belongs to size/slide windows.
+func Sliding(size, slide time.Duration) Windows {
+	return Windows{kind: slidingWindows, size: size, slide: slide}
+}
+
+// Session returns per-key windows that close after gap without records: a
+// record at t opens [t, t+gap), and windows that overlap merge. A record
+// exactly gap after the last one starts a new session: so a session that
+// fired (the watermark reached its end-1) can never merge with a record that
+// is not late, and streaming sessions are what a batch computation gives.
+func Session(gap time.Duration) Windows {
+	return Windows{kind: sessionWindows, gap: gap}
+}
+
+// WindowedStream is a keyed stream grouped into windows, to be evaluated by
+// WindowAggregate, WindowReduce or WindowProcess. Create it with Window.
+type WindowedStream[K comparable, T any] struct {
+	in       runtime.KeyedStream[K, T]
+	name     string
+	windows  Windows
+	ts       func(T) int64
+	lateness time.Duration
+}
+
+// Window groups the records of s into windows of event time. ts returns a
+// record's event time in ms since the epoch (usually the function the
+// source's watermark strategy uses). name names the window operator, whose
+// state holds the open windows.
+//
+// A window fires (emits its result) when the watermark reaches its last
+// millisecond, End-1; the end of a bounded input fires every window.
+func Window[K comparable, T any](s runtime.KeyedStream[K, T], name string, windows Windows, ts func(T) int64) WindowedStream[K, T] {
+	if ts == nil {
+		s.Pipeline().Fail(fmt.Errorf("window %q: nil timestamp function", name))
+	}
+	return WindowedStream[K, T]{in: s, name: name, windows: windows, ts: ts}
+}
+
+// AllowedLateness keeps each window's state for d after it fired. A record
+// for a fired window that arrives while the watermark is below
+// End-1+d updates the window and fires it again (the result is emitted once
+// more, updated); the state is dropped when the watermark reaches End-1+d.
+// A record all of whose windows are gone is late: it goes to the late
+// stream. The default is zero: records are late once their windows fired.
+func (w WindowedStream[K, T]) AllowedLateness(d time.Duration) WindowedStream[K, T] {
+	if d < 0 {
+		w.in.Pipeline().Fail(fmt.Errorf("window %q: negative allowed lateness %v", w.name, d))
+		d = 0
+	}
+	w.lateness = d
+	return w
+}
+
+// WindowAggregateFunc is an incremental window aggregation. Add folds a
+// record into a window's accumulator (first is true for the window's first
+// record, when acc is the zero value). Merge combines the accumulators of
+// session windows that a record joins into one; it is required for session
+// windows only. Result derives the emitted record, given the key and the
+// window.
+type WindowAggregateFunc[K comparable, In, Acc, Out any] struct {
+	Add    func(acc Acc, rec In, first bool) Acc
+	Merge  func(a, b Acc) Acc
+	Result func(key K, w TimeWindow, acc Acc) Out
+}
+
+// WindowResult is the result of WindowReduce: a key's reduced value in one
+// window.
+type WindowResult[K comparable, V any] struct {
+	Key    K
+	Window TimeWindow
+	Value  V
+}
+
+// WindowFunc is a full-window function: it receives all records of the
+// window at once when the window fires (in arrival order; for merged
+// sessions, the merged windows' records in window order) and may emit any
+// number of records. It must not keep recs.
+type WindowFunc[K comparable, T, Out any] func(key K, w TimeWindow, recs []T, out runtime.Collector[Out]) error
+
+// WindowAggregate evaluates w incrementally: per key and window only the
+// accumulator is kept (accs encodes it; nil selects the built-in codec). It
+// returns the results and the late records, which are dropped unless routed
+// somewhere (for example to a sink).
+func WindowAggregate[K comparable, T, Acc, Out any](w WindowedStream[K, T], agg WindowAggregateFunc[K, T, Acc, Out], accs state.Codec[Acc]) (results runtime.Stream[Out], late runtime.Stream[T]) {
+	p := w.in.Pipeline()
+	accs = codecOr(p, accs, fmt.Sprintf("window %q: accumulators", w.name))
+	if agg.Add == nil || agg.Result == nil {
+		p.Fail(fmt.Errorf("window %q: WindowAggregateFunc needs Add and Result", w.name))
+	}
+	if w.windows.kind == sessionWindows && agg.Merge == nil {
+		p.Fail(fmt.Errorf("window %q: session windows need WindowAggregateFunc.Merge", w.name))
+	}
+	return buildWindow(w, contents[K, T, Acc, Out]{
+		add:   agg.Add,
+		merge: agg.Merge,
+		emit: func(key K, win TimeWindow, acc Acc, out runtime.Collector[Out]) error {
+			out.Collect(agg.Result(key, win, acc))
+			return nil
+		},
+		codec: accs,
+	})
+}
+
+// WindowReduce evaluates w with a reduce function: the first record of a
+// window is its initial value, and fn folds in the others (it must be
+// associative for session windows, whose values are combined with it too).
+// values encodes the reduced value; nil selects the built-in codec.
+func WindowReduce[K comparable, T any](w WindowedStream[K, T], fn func(acc, rec T) T, values state.Codec[T]) (results runtime.Stream[WindowResult[K, T]], late runtime.Stream[T]) {
+	return WindowAggregate(w, WindowAggregateFunc[K, T, T, WindowResult[K, T]]{
+		Add: func(acc, rec T, first bool) T {
+			if first {
+				return rec
+			}
+			return fn(acc, rec)
+		},
+		Merge: fn,
+		Result: func(key K, win TimeWindow, v T) WindowResult[K, T] {
+			return WindowResult[K, T]{Key: key, Window: win, Value: v}
+		},
+	}, values)
+}
+
+// WindowProcess evaluates w with a full-window function: the window's
+// records are kept (recs encodes one; nil selects the built-in codec) and
+// handed to fn when the window fires.
+func WindowProcess[K comparable, T, Out any](w WindowedStream[K, T], fn WindowFunc[K, T, Out], recs state.Codec[T]) (results runtime.Stream[Out], late runtime.Stream[T]) {
+	p := w.in.Pipeline()
+	recs = codecOr(p, recs, fmt.Sprintf("window %q: records", w.name))
+	if fn == nil {
+		p.Fail(fmt.Errorf("window %q: nil window function", w.name))
+	}
+	return buildWindow(w, contents[K, T, []T, Out]{
+		add:   func(l []T, rec T, _ bool) []T { return append(l, rec) },
+		merge: func(a, b []T) []T { return append(slices.Clip(a), b...) },
+		emit:  fn,
+		codec: listCodec[T]{elems: recs},
+	})
+}
+
+// contents is what a window keeps (S) and how it becomes output.
+type contents[K comparable, T, S, Out any] struct {
+	add   func(s S, rec T, first bool) S
+	merge func(a, b S) S
+	emit  func(key K, w TimeWindow, s S, out runtime.Collector[Out]) error
+	codec state.Codec[S]
+}
+
+// windowEmit is what the window operator emits: a result or a late record.
+// Two chained operators split it into the results and the late stream.
+type windowEmit[Out, T any] struct {
+	result Out
+	late   T
+	isLate bool
+}
+
+func buildWindow[K comparable, T, S, Out any](w WindowedStream[K, T], c contents[K, T, S, Out]) (runtime.Stream[Out], runtime.Stream[T]) {
+	p := w.in.Pipeline()
+	cfg := windowConfig{kind: w.windows.kind}
+	switch w.windows.kind {
+	case sessionWindows:
+		cfg.gap = millis(p, fmt.Sprintf("window %q: session gap", w.name), w.windows.gap)
+	default:
+		cfg.size = millis(p, fmt.Sprintf("window %q: size", w.name), w.windows.size)
+		cfg.slide = millis(p, fmt.Sprintf("window %q: slide", w.name), w.windows.slide)
+	}
+	if w.lateness > 0 {
+		cfg.lateness = w.lateness.Milliseconds()
+	}
+	ts := w.ts
+	raw := runtime.ApplyKeyed(w.in, w.name, func() runtime.KeyedOperator[K, T, windowEmit[Out, T]] {
+		return &windowOp[K, T, S, Out]{cfg: cfg, ts: ts, c: c}
+	})
+	results := runtime.Apply(raw, w.name+".results", func() runtime.Operator[windowEmit[Out, T], Out] {
+		return &splitOp[windowEmit[Out, T], Out]{pick: func(e windowEmit[Out, T]) (Out, bool) { return e.result, !e.isLate }}
+	})
+	late := runtime.Apply(raw, w.name+".late", func() runtime.Operator[windowEmit[Out, T], T] {
+		return &splitOp[windowEmit[Out, T], T]{pick: func(e windowEmit[Out, T]) (T, bool) { return e.late, e.isLate }}
+	})
+	return results, late
+}
+
+// splitOp emits what pick selects.
+type splitOp[In, Out any] struct {
+	runtime.OperatorBase
+	pick func(In) (Out, bool)
+	out  runtime.Collector[Out]
+}
+
+func (o *splitOp[In, Out]) Open(_ *runtime.OperatorContext, out runtime.Collector[Out]) error {
+	o.out = out
+	return nil
+}
+
+func (o *splitOp[In, Out]) Process(rec In) {
+	if v, ok := o.pick(rec); ok {
+		o.out.Collect(v)
+	}
+}
+
+type windowConfig struct {
+	kind        windowKind
+	size, slide int64 // ms
+	gap         int64
+	lateness    int64
+}
+
+// windowOp is the window operator. Per key, its state is one value: the
+// key's open windows (panes) sorted by start, each with its end and
+// contents. A key has few open windows (one or two tumbling windows, size/
+// slide sliding ones, a few sessions), so one small slice per key costs one
+// state lookup per record, where a map entry per window would cost one per
+// window and a Go map per key.
+//
+// Timers: a window registers, when it is created, one event-time timer at
+// End-1 to fire it and, with allowed lateness L, one at End-1+L to drop it
+// (with L = 0 the first does both). A timer carries only its time: OnTimer
+// fires the key's windows whose last millisecond is the timer's and drops
+// those past their lateness. Timers of sessions that merged away are not
+// deleted (another window of the key may share their time); they fire and
+// find nothing to do.
+type windowOp[K comparable, T, S, Out any] struct {
+	runtime.OperatorBase
+	cfg windowConfig
+	ts  func(T) int64
+	c   contents[K, T, S, Out]
+
+	env     timeEnv[K]
+	out     runtime.Collector[windowEmit[Out, T]]
+	results resultCollector[Out, T]
+	panes   *state.Value[K, []pane[S]]
+}
+
+// pane is one open window of a key.
+type pane[S any] struct {
+	Start, End int64
+	Contents   S
+}
+
+// resultCollector wraps results in windowEmit.
+type resultCollector[Out, T any] struct {
+	out runtime.Collector[windowEmit[Out, T]]
+}
+
+func (c resultCollector[Out, T]) Collect(v Out) { c.out.Collect(windowEmit[Out, T]{result: v}) }
+
+func (o *windowOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[windowEmit[Out, T]]) error {
+	return o.open(envOf(ctx), out)
+}
+
+func (o *windowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) error {
+	o.env, o.out, o.results = env, out, resultCollector[Out, T]{out: out}
+	var err error
+	o.panes, err = state.NewValue(env.scope, "windows", state.Codec[[]pane[S]](paneCodec[S]{o.c.codec}))
+	return err
+}
+
+// isLate reports whether a window ending at end is gone (or would be
+// dropped at once) at watermark wm.
+func (o *windowOp[K, T, S, Out]) isLate(end, wm int64) bool {
+	return addSat(end-1, o.cfg.lateness) <= wm
+}
+
+func (o *windowOp[K, T, S, Out]) Process(key K, rec T) {
+	ts := o.ts(rec)
+	wm := o.env.watermark()
+	if o.cfg.kind == sessionWindows {
+		o.addToSession(key, rec, ts, wm)
+		return
+	}
+	panes, _ := o.panes.Get()
+	stored := false // the state holds panes as they are (changed in place)
+	if len(panes) > 0 {
+		// NB: Put before changing panes in place: if the value belongs to
+		// a checkpoint still being written, Put encodes it first (copy on
+		// write).
+		o.panes.Put(panes)
+		stored = true
+	}
+	added := false
+	size, slide := o.cfg.size, o.cfg.slide
+	for start := floorTo(ts, slide); start > ts-size; start -= slide {
+		end := start + size
+		if o.isLate(end, wm) {
+			continue
+		}
+		added = true
+		i := paneIndex(panes, start)
+		if i < len(panes) && panes[i].Start == start {
+			panes[i].Contents = o.c.add(panes[i].Contents, rec, false)
+		} else {
+			var zero S
+			panes = slices.Insert(panes, i, pane[S]{Start: start, End: end, Contents: o.c.add(zero, rec, true)})
+			stored = false
+			o.registerTimers(end, wm)
+		}
+		if end-1 <= wm { // fired before: fire again, updated
+			o.fire(key, panes[i])
+		}
+	}
+	if !added {
+		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
+		return
+	}
+	if !stored {
+		o.panes.Put(panes)
+	}
+}
+
+// paneIndex returns the index of the first pane that starts at or after
+// start. A key has few panes: a linear scan beats a binary search.
+func paneIndex[S any](panes []pane[S], start int64) int {
+	for i := range panes {
+		if panes[i].Start >= start {
+			return i
+		}
+	}
+	return len(panes)
+}
+
+// registerTimers sets the timers of a window ending at end, created at
+// watermark wm.
+func (o *windowOp[K, T, S, Out]) registerTimers(end, wm int64) {
+	if end-1 > wm {
+		o.env.timers.RegisterEventTime(end - 1)
+	}
+	if o.cfg.lateness > 0 {
+		o.env.timers.RegisterEventTime(addSat(end-1, o.cfg.lateness))
+	}
+}
+
+func (o *windowOp[K, T, S, Out]) fire(key K, p pane[S]) {
+	w := TimeWindow{p.Start, p.End}
+	if err := o.c.emit(key, w, p.Contents, o.results); err != nil {
+		o.env.fail(fmt.Errorf("window %q: key %v, window %v: %w", o.env.name, key, w, err))
+	}
+}
+
+// OnTimer fires the key's windows whose last millisecond is at and drops
+// those past their allowed lateness.
+func (o *windowOp[K, T, S, Out]) OnTimer(key K, t runtime.Timer) {
+	if t.Domain != runtime.EventTime {
+		return
+	}
+	panes, ok := o.panes.Get()
+	if !ok {
+		return
+	}
+	keep := 0
+	for _, p := range panes {
+		if p.End-1 == t.At {
+			o.fire(key, p)
+		}
+		if addSat(p.End-1, o.cfg.lateness) > t.At {
+			keep++
+		}
+	}
+	switch {
+	case keep == 0:
+		o.panes.Delete()
+	case keep < len(panes):
+		o.panes.Put(panes) // copy on write before the change in place; see Process
+		o.panes.Put(slices.DeleteFunc(panes, func(p pane[S]) bool { return addSat(p.End-1, o.cfg.lateness) <= t.At }))
+	}
+}
+
+// addToSession merges rec into the key's sessions.
+func (o *windowOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
+	panes, _ := o.panes.Get()
+	start, end := ts, addSat(ts, o.cfg.gap)
+	// Sessions do not overlap, so those that overlap [start, end) are
+	// consecutive in start order.
+	first := len(panes)
+	last := first
+	for i, p := range panes {
+		if p.Start < end && p.End > start {
+			if first == len(panes) {
+				first = i
+			}
+			last = i + 1
+		}
+	}
+	merged := panes[first:last]
+	if len(merged) == 0 && o.isLate(end, wm) {
+		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
+		return
+	}
+	var contents S
+	for i, p := range merged {
+		start, end = min(start, p.Start), max(end, p.End)
+		if i == 0 {
+			contents = p.Contents
+		} else {
+			contents = o.c.merge(contents, p.Contents)
+		}
+	}
+	contents = o.c.add(contents, rec, len(merged) == 0)
+	if len(merged) == 0 {
+		first = paneIndex(panes, start)
+		last = first
+	}
+	// A new slice: the old one may belong to a checkpoint being written.
+	next := make([]pane[S], 0, len(panes)-len(merged)+1)
+	next = append(append(append(next, panes[:first]...), pane[S]{Start: start, End: end, Contents: contents}), panes[last:]...)
+	o.panes.Put(next)
+	o.registerTimers(end, wm) // Register is idempotent: an unchanged end costs a lookup
+	if end-1 <= wm {
+		o.fire(key, next[first])
+	}
+}
+
+// paneCodec stores a key's panes: their number, then start, end and
+// length-prefixed contents of each.
+type paneCodec[S any] struct{ contents state.Codec[S] }
+
+func (c paneCodec[S]) Append(dst []byte, ps []pane[S]) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ps)))
+	for _, p := range ps {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(p.Start))
+		dst = binary.BigEndian.AppendUint64(dst, uint64(p.End))
+		// Reserve a fixed-size length, so that contents encode in place.
+		at := len(dst)
+		dst = binary.BigEndian.AppendUint32(dst, 0)
+		dst = c.contents.Append(dst, p.Contents)
+		binary.BigEndian.PutUint32(dst[at:], uint32(len(dst)-at-4))
+	}
+	return dst
+}
+
+func (c paneCodec[S]) Decode(src []byte) ([]pane[S], error) {
+	n, k := binary.Uvarint(src)
+	if k <= 0 || n > uint64(len(src)) {
+		return nil, fmt.Errorf("%w: window list header", state.ErrCorruptValue)
+	}
+	src = src[k:]
+	ps := make([]pane[S], 0, n)
+	for range n {
+		if len(src) < 20 {
+			return nil, fmt.Errorf("%w: window of %d bytes", state.ErrCorruptValue, len(src))
+		}
+		start, end := int64(binary.BigEndian.Uint64(src)), int64(binary.BigEndian.Uint64(src[8:]))
+		m := binary.BigEndian.Uint32(src[16:])
+		if uint64(m) > uint64(len(src)-20) {
+			return nil, fmt.Errorf("%w: window contents of %d bytes", state.ErrCorruptValue, m)
+		}
+		v, err := c.contents.Decode(src[20 : 20+m])
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, pane[S]{Start: start, End: end, Contents: v})
+		src = src[20+m:]
+	}
+	if len(src) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after windows", state.ErrCorruptValue, len(src))
+	}
+	return ps, nil
+}
