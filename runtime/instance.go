@@ -198,10 +198,9 @@ func (c *keyedCollector[K, In, Out]) flush() {
 	}
 	c.keys = c.keys[:0]
 	for _, rec := range c.recs {
-		k := c.key(rec)
-		c.keys = append(c.keys, k)
-		c.scope.Prefetch(k)
+		c.keys = append(c.keys, c.key(rec))
 	}
+	c.scope.Prefetch(c.keys)
 	for i, rec := range c.recs {
 		c.scope.SetKey(c.keys[i])
 		c.op.Process(c.keys[i], rec)

@@ -257,6 +257,9 @@ func (b *Backend) Results() <-chan Result { return b.results }
 func (b *Backend) Applied(res Result) {
 	if res.b == b && !res.Fatal && res.epoch > b.appliedEpoch {
 		b.appliedEpoch = res.epoch
+		for _, t := range b.tables {
+			t.applied(res.epoch)
+		}
 	}
 }
 

@@ -114,38 +114,46 @@ func (d *delta) sort() {
 }
 
 // radixSort sorts recs by (hi, lo) with a least-significant-digit radix sort
-// on 16-bit digits, skipping digits that are the same in every record (most
-// of them: key group and state id vary little). It returns the sorted slice
-// and the spare buffer.
+// on bytes. One scan counts all sixteen digits; digits that are the same in
+// every record (most of them: the key group and state id vary little, and
+// small integer keys have leading zero bytes) cost no pass. It returns the
+// sorted slice and the spare buffer.
 func radixSort(recs, tmp []deltaRec) ([]deltaRec, []deltaRec) {
+	if len(recs) < 2 {
+		return recs, tmp
+	}
 	if cap(tmp) < len(recs) {
 		tmp = make([]deltaRec, len(recs))
 	}
 	tmp = tmp[:len(recs)]
-	var counts [1 << 16]int
-	for pass := 0; pass < 8; pass++ {
-		digit := func(r *deltaRec) int {
-			if pass < 4 {
-				return int(r.lo >> (16 * pass) & 0xffff)
-			}
-			return int(r.hi >> (16 * (pass - 4)) & 0xffff)
+	digit := func(r *deltaRec, d int) int {
+		if d < 8 {
+			return int(r.lo >> (8 * d) & 0xff)
 		}
-		clear(counts[:])
-		for i := range recs {
-			counts[digit(&recs[i])]++
+		return int(r.hi >> (8 * (d - 8)) & 0xff)
+	}
+	var counts [16][256]int
+	for i := range recs {
+		r := &recs[i]
+		for d := 0; d < 8; d++ {
+			counts[d][r.lo>>(8*d)&0xff]++
+			counts[8+d][r.hi>>(8*d)&0xff]++
 		}
-		if len(recs) == 0 || counts[digit(&recs[0])] == len(recs) {
+	}
+	for d := 0; d < 16; d++ {
+		c := &counts[d]
+		if c[digit(&recs[0], d)] == len(recs) {
 			continue // every record has the same digit
 		}
 		sum := 0
-		for i, c := range counts {
-			counts[i] = sum
-			sum += c
+		for i, n := range c {
+			c[i] = sum
+			sum += n
 		}
 		for i := range recs {
-			dgt := digit(&recs[i])
-			tmp[counts[dgt]] = recs[i]
-			counts[dgt]++
+			dg := digit(&recs[i], d)
+			tmp[c[dg]] = recs[i]
+			c[dg]++
 		}
 		recs, tmp = tmp, recs
 	}

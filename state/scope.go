@@ -14,7 +14,7 @@ type Scope[K comparable] struct {
 	hash    func(K) uint64
 	key     K
 	keyBuf  []byte
-	tables  []interface{ prefetch(K) }
+	tables  []interface{ prefetch([]K) }
 }
 
 // NewScope returns a scope for keys of type K whose state lives in b.
@@ -35,12 +35,13 @@ func (s *Scope[K]) SetKey(k K) { s.key = k }
 // Key returns the current key.
 func (s *Scope[K]) Key() K { return s.key }
 
-// Prefetch looks k up in the cache of every state of the scope without using
-// the result. Called for a group of keys before they are processed, it lets
-// the CPU overlap the cache misses of the lookups.
-func (s *Scope[K]) Prefetch(k K) {
+// Prefetch looks keys up in the cache of every state of the scope without
+// using the results. Called for a group of keys before they are processed,
+// it lets the CPU overlap the cache misses of the lookups, which a tight loop
+// of independent lookups allows and record-by-record processing does not.
+func (s *Scope[K]) Prefetch(keys []K) {
 	for _, t := range s.tables {
-		t.prefetch(k)
+		t.prefetch(keys)
 	}
 }
 

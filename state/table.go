@@ -44,11 +44,20 @@ type table[K comparable, V any] struct {
 	// noEvictBefore suppresses eviction passes until this many epochs have
 	// been applied, after a pass found too little to evict.
 	noEvictBefore uint32
+	// tombs lists deletions in epoch order, so that their tombstones leave
+	// the cache once Pebble has them (see applied).
+	tombs []tomb[K]
+}
+
+type tomb[K comparable] struct {
+	epoch uint32
+	key   K
 }
 
 // tableOps is the type-independent view of a table the Backend drives.
 type tableOps interface {
 	freeze()
+	applied(epoch uint32)
 	drainSome(budget int) (used int, done bool)
 	entries() int
 }
@@ -67,7 +76,11 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 	return t, nil
 }
 
-func (t *table[K, V]) prefetch(k K) { _, _ = t.m[k] }
+func (t *table[K, V]) prefetch(keys []K) {
+	for _, k := range keys {
+		_, _ = t.m[k]
+	}
+}
 
 func (t *table[K, V]) get(k K) (V, bool) {
 	if e, ok := t.m[k]; ok {
@@ -103,7 +116,28 @@ func (t *table[K, V]) load(k K) (V, bool) {
 
 func (t *table[K, V]) put(k K, v V) { t.set(k, entry[V]{val: v, epoch: t.b.epoch}) }
 
-func (t *table[K, V]) delete(k K) { t.set(k, entry[V]{epoch: t.b.epoch, deleted: true}) }
+func (t *table[K, V]) delete(k K) {
+	t.set(k, entry[V]{epoch: t.b.epoch, deleted: true})
+	t.tombs = append(t.tombs, tomb[K]{epoch: t.b.epoch, key: k})
+}
+
+// applied drops the tombstones of epochs up to epoch, which Pebble now has:
+// without them the cache is still exact (a miss is a miss in Pebble too),
+// and state that is deleted as fast as it is created (timers, expired
+// windows) does not pile up in memory.
+func (t *table[K, V]) applied(epoch uint32) {
+	n := 0
+	for ; n < len(t.tombs) && t.tombs[n].epoch <= epoch; n++ {
+		k := t.tombs[n].key
+		if e, ok := t.m[k]; ok && e.deleted && e.epoch <= epoch {
+			delete(t.m, k)
+		}
+	}
+	if n > 0 {
+		clear(t.tombs[:n])
+		t.tombs = append(t.tombs[:0], t.tombs[n:]...)
+	}
+}
 
 func (t *table[K, V]) set(k K, n entry[V]) {
 	e, ok := t.m[k]

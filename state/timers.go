@@ -16,12 +16,15 @@ import (
 // Timers are keyed state: they are stored in Pebble under the key's key
 // group, checkpointed with the rest and restored after a crash, so a timer
 // that was pending at a crash fires after recovery as it would have without
-// it. An in-memory heap orders them for firing; it is rebuilt from Pebble when
-// the subtask opens.
+// it. In memory they are grouped by time: timers tend to share times (the
+// end of a window), so registering one is a map insert and an append, and
+// only distinct times go through a heap. The groups are rebuilt from Pebble
+// when the subtask opens.
 type Timers[K comparable] struct {
 	scope *Scope[K]
 	set   *table[timerKey[K], bool]
-	queue timerHeap[K]
+	due   map[int64][]K // keys with a timer at each time; may hold deleted ones
+	times int64Heap     // the distinct times of due
 }
 
 type timerKey[K comparable] struct {
@@ -41,16 +44,24 @@ func NewTimers[K comparable](s *Scope[K], name string) (*Timers[K], error) {
 	if err != nil {
 		return nil, err
 	}
-	tm := &Timers[K]{scope: s, set: set}
+	tm := &Timers[K]{scope: s, set: set, due: map[int64][]K{}}
 	err = s.backend.scan(set.id, func(key, _ []byte) error {
 		tk, err := ts.keys.Decode(key)
 		if err != nil {
 			return fmt.Errorf("state: timers %q: %w", name, err)
 		}
-		heap.Push(&tm.queue, tk)
+		tm.enqueue(tk)
 		return nil
 	})
 	return tm, err
+}
+
+func (tm *Timers[K]) enqueue(tk timerKey[K]) {
+	keys, ok := tm.due[tk.at]
+	if !ok {
+		heap.Push(&tm.times, tk.at)
+	}
+	tm.due[tk.at] = append(keys, tk.key)
 }
 
 // Register sets a timer at time at for the current key.
@@ -60,56 +71,44 @@ func (tm *Timers[K]) Register(at int64) {
 		return
 	}
 	tm.set.put(tk, true)
-	heap.Push(&tm.queue, tk)
+	tm.enqueue(tk)
 }
 
 // Delete removes the current key's timer at time at, if any.
 func (tm *Timers[K]) Delete(at int64) {
 	tk := timerKey[K]{at: at, key: tm.scope.key}
 	if _, ok := tm.set.get(tk); ok {
-		tm.set.delete(tk) // the heap entry is dropped when it comes up
+		tm.set.delete(tk) // its entry in due is skipped when the time comes
 	}
-}
-
-// Next returns the time of the earliest timer and whether there is one.
-func (tm *Timers[K]) Next() (int64, bool) {
-	for len(tm.queue) > 0 {
-		tk := tm.queue[0]
-		if _, ok := tm.set.get(tk); ok {
-			return tk.at, true
-		}
-		heap.Pop(&tm.queue) // deleted
-	}
-	return 0, false
 }
 
 // Fire removes every timer at or before now, in time order, and calls fire
 // for each with its key made current. Timers that fire registers are fired
 // too if they are due.
 func (tm *Timers[K]) Fire(now int64, fire func(key K, at int64)) {
-	for {
-		at, ok := tm.Next()
-		if !ok || at > now {
-			return
+	for len(tm.times) > 0 && tm.times[0] <= now {
+		at := heap.Pop(&tm.times).(int64)
+		keys := tm.due[at]
+		delete(tm.due, at)
+		for _, k := range keys {
+			tk := timerKey[K]{at: at, key: k}
+			if _, ok := tm.set.get(tk); !ok {
+				continue // deleted
+			}
+			tm.set.delete(tk)
+			tm.scope.SetKey(k)
+			fire(k, at)
 		}
-		tk := heap.Pop(&tm.queue).(timerKey[K])
-		tm.set.delete(tk)
-		tm.scope.SetKey(tk.key)
-		fire(tk.key, tk.at)
 	}
 }
 
-// Len returns the number of pending timers (including deleted ones not yet
-// dropped from the heap).
-func (tm *Timers[K]) Len() int { return len(tm.queue) }
+type int64Heap []int64
 
-type timerHeap[K comparable] []timerKey[K]
-
-func (h timerHeap[K]) Len() int           { return len(h) }
-func (h timerHeap[K]) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h timerHeap[K]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap[K]) Push(x any)        { *h = append(*h, x.(timerKey[K])) }
-func (h *timerHeap[K]) Pop() any {
+func (h int64Heap) Len() int           { return len(h) }
+func (h int64Heap) Less(i, j int) bool { return h[i] < h[j] }
+func (h int64Heap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *int64Heap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *int64Heap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]
