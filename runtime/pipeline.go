@@ -342,9 +342,9 @@ func Merge[T any](name string, streams ...Stream[T]) Stream[T] {
 
 // subtaskEnv is what a node's build function needs for one subtask.
 type subtaskEnv struct {
-	ctx      context.Context
-	info     TaskInfo
-	restored []byte
+	ctx       context.Context
+	info      TaskInfo
+	restored  []byte
 	backend   *state.Backend // keyed nodes only
 	out       any            // Collector[Out] of the node, nil for sinks
 	fail      func(error)

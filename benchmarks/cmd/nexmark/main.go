@@ -1,0 +1,335 @@
+// Command nexmark runs the Nexmark queries q0–q5, q7 and q8 as weir jobs
+// with exactly-once checkpoints (Pebble state, every second by default) over
+// the deterministic Nexmark generator, runs the single-threaded reference
+// implementation of each query over the same events in the same process,
+// checks that the engine's output equals the reference's, and reports
+// throughput, latency and checkpoint costs next to the reference and to
+// Flink's published per-core numbers.
+//
+//	go run ./benchmarks/cmd/nexmark                       # all queries, 2M events each, one core
+//	go run ./benchmarks/cmd/nexmark --full                # 100M events per query
+//	go run ./benchmarks/cmd/nexmark --queries q5,q7 --events 10000000 --cpuprofile q5.prof
+//
+// What is measured, per query:
+//
+//   - events/s: events the source emitted divided by the wall time of the
+//     whole job (start, restore check, processing, the final checkpoint and
+//     its commit). Per core divides by --cores, which sets GOMAXPROCS and the
+//     parallelism of every operator.
+//   - latency: from the source emitting an event to the sink receiving a
+//     result traced to it. The source records the emission time of the first
+//     event of every block of 128 event numbers (a lock-free ring); a result
+//     carries the number of the event it came from or, if the watermark fired
+//     it, of the newest event the firing operator had seen; the sink samples
+//     once per block. The sample is the wall time since the block began, so
+//     it can be up to one block's emission time (tens of µs) too long. It is
+//     the time to reach the sink, not to be committed (commits follow the
+//     checkpoints).
+//   - checkpoints: the number completed (the final one included) and the
+//     99th percentile of their duration, from trigger to durable manifest.
+//   - reference events/s: the QnReference function over the same events,
+//     generated on the fly as for the engine (generation is included on both
+//     sides; result hashing is not). References of the stateless queries
+//     q0–q2 run over segments of 1M events to bound their memory.
+//   - CPU seconds: the process's user+system CPU time during each run, and
+//     ratio_to_reference_cpu = reference CPU / engine CPU, which is steadier
+//     than the wall-time ratio on a shared machine (the reference's CPU time
+//     includes hashing its results; the engine's includes all its goroutines:
+//     checkpoints, Pebble compactions, the sink).
+//   - output_matches_reference: the engine's committed results equal the
+//     reference's as a multiset: line for line up to --exact-limit events,
+//     above that by count and a 64-bit multiset hash (sum of result hashes).
+//
+// Results go to --out as results.json, results.csv and results.svg. Any
+// output mismatch makes the command exit 1 after writing them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/weirstream/weir/benchmarks/nexmark"
+	"github.com/weirstream/weir/runtime"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// options are the command-line settings.
+type options struct {
+	queries    []nexmark.Query
+	events     int64
+	cores      int
+	out        string
+	interval   time.Duration
+	dir        string
+	rate       float64
+	seed       uint64
+	oooGroup   int64
+	exactLimit int64
+	cpuProfile string
+	progress   bool
+	watermarks bool
+	logLevel   slog.Level
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("nexmark", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	queries := fs.String("queries", "q0,q1,q2,q3,q4,q5,q7,q8", "comma-separated queries to run")
+	fs.Int64Var(&o.events, "events", 2_000_000, "events per query")
+	full := fs.Bool("full", false, "run 100M events per query (overrides --events)")
+	fs.IntVar(&o.cores, "cores", 1, "GOMAXPROCS, also the parallelism of every operator")
+	fs.StringVar(&o.out, "out", "results/nexmark", "directory for results.json, results.csv and results.svg")
+	fs.DurationVar(&o.interval, "checkpoint-interval", time.Second, "checkpoint interval")
+	fs.StringVar(&o.dir, "checkpoint-dir", "", "directory under which each query gets a fresh checkpoint directory (default: a temporary directory, removed afterwards)")
+	fs.Float64Var(&o.rate, "rate", 0, "source rate limit in events/s over all subtasks; 0 means as fast as possible")
+	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
+	fs.Int64Var(&o.oooGroup, "out-of-order-group", 1, "generator out-of-order group size; above 1 the watermark is bounded by the generator's out-of-orderness")
+	fs.Int64Var(&o.exactLimit, "exact-limit", 2_000_000, "compare outputs line by line up to this many events, by count and multiset hash above")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each engine run to this file (one file per query, named FILE-qN.EXT, when several run)")
+	fs.BoolVar(&o.progress, "progress", true, "show a progress line on stderr")
+	fs.BoolVar(&o.watermarks, "watermarks", false, "give the source event time and watermarks also for q0-q3, which do not use them")
+	o.logLevel = slog.LevelWarn
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelWarn, "log level of the jobs: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *full {
+		o.events = 100_000_000
+	}
+	if o.events <= 0 {
+		return nil, fmt.Errorf("--events %d: must be positive", o.events)
+	}
+	if o.cores < 1 {
+		return nil, fmt.Errorf("--cores %d: must be at least 1", o.cores)
+	}
+	for _, name := range strings.Split(*queries, ",") {
+		name = strings.TrimSpace(name)
+		q := nexmark.QueryByName(name)
+		if q == nil {
+			return nil, fmt.Errorf("--queries: unknown query %q (have q0, q1, q2, q3, q4, q5, q7, q8)", name)
+		}
+		o.queries = append(o.queries, q)
+	}
+	return &o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parse(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "nexmark:", err)
+		}
+		return 2
+	}
+	prev := goruntime.GOMAXPROCS(o.cores)
+	defer goruntime.GOMAXPROCS(prev)
+
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "weir-nexmark-*")
+		if err != nil {
+			fmt.Fprintln(stderr, "nexmark:", err)
+			return 1
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(stderr, "nexmark:", err)
+		return 1
+	}
+	machine := machineInfo(o.cores)
+	fmt.Fprintf(stdout, "nexmark: %d events per query, %s; checkpoints every %v\n", o.events, machine, o.interval)
+	var results []Result
+	failed := false
+	for _, q := range o.queries {
+		r, err := runQuery(q, o, dir, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "\nnexmark: %s: %v\n", q.Name(), err)
+			failed = true
+			continue
+		}
+		r.Machine = machine
+		results = append(results, r)
+		if !r.OutputMatchesReference {
+			failed = true
+		}
+	}
+	printTable(stdout, results)
+	if len(results) > 0 {
+		if err := writeResults(o.out, results); err != nil {
+			fmt.Fprintln(stderr, "nexmark:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "results: %s\n", strings.Join(resultFiles(o.out), ", "))
+	}
+	if failed {
+		fmt.Fprintln(stderr, "nexmark: FAILED: an output differs from its reference or a query failed")
+		return 1
+	}
+	return 0
+}
+
+func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result, error) {
+	r := Result{Query: q.Name(), Events: o.events, Cores: o.cores, Watermarks: o.watermarks || q.UsesEventTime()}
+	g, err := nexmark.NewGenerator(nexmark.Config{Seed: o.seed, NumEvents: o.events, OutOfOrderGroupSize: o.oooGroup})
+	if err != nil {
+		return r, err
+	}
+	exact := o.events <= o.exactLimit
+	r.Comparison = "multiset-hash"
+	if exact {
+		r.Comparison = "exact"
+	}
+
+	if o.progress {
+		fmt.Fprintf(stderr, "\r\033[K%s: reference loop over %d events…", q.Name(), o.events)
+	}
+	goruntime.GC()
+	cpu0 := cpuTime()
+	want, refElapsed := q.RunReference(g, exact)
+	r.ReferenceCPUSeconds = (cpuTime() - cpu0).Seconds() // includes result hashing
+	r.ReferenceEventsPerSecond = float64(o.events) / refElapsed.Seconds()
+
+	goruntime.GC()
+	ckDir, err := os.MkdirTemp(dir, q.Name()+"-*")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(ckDir)
+	var emitted atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if o.progress {
+			progress(stderr, q.Name(), o.events, &emitted, stop)
+		}
+	}()
+	if o.cpuProfile != "" {
+		f, err := os.Create(profilePath(o.cpuProfile, q.Name(), len(o.queries) > 1))
+		if err != nil {
+			return r, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return r, err
+		}
+	}
+	cpu0 = cpuTime()
+	res, err := q.RunEngine(context.Background(), nexmark.EngineRun{
+		Generator: g,
+		Config: runtime.Config{
+			CheckpointDir:      ckDir,
+			CheckpointInterval: o.interval,
+			Parallelism:        o.cores,
+			Logger:             slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})),
+		},
+		RatePerSecond: o.rate,
+		KeepLines:     exact,
+		Watermarks:    o.watermarks,
+		Emitted:       &emitted,
+	})
+	engineCPU := cpuTime() - cpu0
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	close(stop)
+	<-done
+	if err != nil {
+		return r, err
+	}
+	r.Results = res.Output.Count
+	r.ElapsedSeconds = res.Elapsed.Seconds()
+	r.EventsPerSecond = float64(o.events) / res.Elapsed.Seconds()
+	r.EventsPerSecondPerCore = r.EventsPerSecond / float64(o.cores)
+	r.LatencySamples = len(res.Latencies)
+	r.LatencyP50Ms = ms(percentile(res.Latencies, 50))
+	r.LatencyP99Ms = ms(percentile(res.Latencies, 99))
+	r.Checkpoints = len(res.Checkpoints)
+	r.CheckpointP99Ms = ms(percentile(res.Checkpoints, 99))
+	r.RatioToReference = r.EventsPerSecond / r.ReferenceEventsPerSecond
+	r.EngineCPUSeconds = engineCPU.Seconds()
+	if r.EngineCPUSeconds > 0 && r.ReferenceCPUSeconds > 0 {
+		r.RatioToReferenceCPU = r.ReferenceCPUSeconds / r.EngineCPUSeconds
+	}
+	if f, ok := flinkPerCore[q.Name()]; ok {
+		ratio := r.EventsPerSecondPerCore / f
+		r.FlinkEventsPerSecondPerCore, r.RatioToFlink = &f, &ratio
+	}
+	r.OutputMatchesReference = res.Output.Equal(want)
+	if !r.OutputMatchesReference {
+		fmt.Fprintf(stderr, "\r\033[K%s: OUTPUT MISMATCH: %s\n", q.Name(), nexmark.Diff(res.Output, want, 5))
+	}
+	return r, nil
+}
+
+// profilePath is the CPU profile file of query q: path itself for a single
+// query, else path with "-q" inserted before its extension.
+func profilePath(path, q string, several bool) string {
+	if !several {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + q + ext
+}
+
+// progress rewrites one status line on w until stop is closed.
+func progress(w io.Writer, name string, total int64, emitted *atomic.Int64, stop <-chan struct{}) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		select {
+		case <-stop:
+			fmt.Fprintf(w, "\r\033[K")
+			return
+		case <-t.C:
+			n := emitted.Load()
+			fmt.Fprintf(w, "\r\033[K%s: engine %5.1f%% (%d/%d events, %.2fM events/s)",
+				name, 100*float64(n)/float64(total), n, total, float64(n)/time.Since(start).Seconds()/1e6)
+		}
+	}
+}
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// machineInfo describes the CPU, from /proc/cpuinfo where available.
+func machineInfo(cores int) string {
+	model := goruntime.GOARCH
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs, GOMAXPROCS=%d", model, goruntime.NumCPU(), cores)
+}

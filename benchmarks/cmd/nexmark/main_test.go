@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// required are the fields every result must have, in JSON and CSV.
+var required = []string{
+	"query", "events", "events_per_second", "events_per_second_per_core", "latency_p50_ms", "latency_p99_ms",
+	"checkpoints", "checkpoint_p99_ms", "reference_events_per_second", "ratio_to_reference",
+	"flink_events_per_second_per_core", "ratio_to_flink", "output_matches_reference",
+}
+
+func TestRunWritesResults(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{
+		"--queries", "q0,q3,q7", "--events", "3000", "--out", out, "--progress=false",
+		"--checkpoint-interval", "10ms", "--checkpoint-dir", t.TempDir(),
+	}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
+	}
+
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []map[string]any
+	if err := json.Unmarshal(b, &results); err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 3 {
+		t.Fatalf("%d results, want 3", len(results))
+	}
+	for _, r := range results {
+		for _, f := range required {
+			if _, ok := r[f]; !ok {
+				t.Errorf("%v: no field %q", r["query"], f)
+			}
+		}
+		if r["output_matches_reference"] != true {
+			t.Errorf("%v: output does not match", r["query"])
+		}
+		if r["events"] != float64(3000) {
+			t.Errorf("%v: events = %v", r["query"], r["events"])
+		}
+		if eps, _ := r["events_per_second"].(float64); eps <= 0 {
+			t.Errorf("%v: events_per_second = %v", r["query"], r["events_per_second"])
+		}
+		if n, _ := r["checkpoints"].(float64); n < 1 {
+			t.Errorf("%v: checkpoints = %v, want the final one at least", r["query"], r["checkpoints"])
+		}
+		flink := r["flink_events_per_second_per_core"]
+		if (r["query"] == "q3") != (flink == nil) {
+			t.Errorf("%v: flink_events_per_second_per_core = %v", r["query"], flink)
+		}
+	}
+
+	f, err := os.Open(filepath.Join(out, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 {
+		t.Fatalf("%d CSV rows, want a header and 3", len(rows))
+	}
+	for _, c := range required {
+		if !slices.Contains(rows[0], c) {
+			t.Errorf("CSV has no column %q", c)
+		}
+	}
+	if rows[1][0] != "q0" || rows[2][0] != "q3" || rows[3][0] != "q7" {
+		t.Errorf("CSV queries %q %q %q", rows[1][0], rows[2][0], rows[3][0])
+	}
+
+	svg, err := os.ReadFile(filepath.Join(out, "results.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(svg)
+	if !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") {
+		t.Errorf("not an SVG document:\n%s", s)
+	}
+	for _, want := range []string{">q0<", ">q3<", ">q7<", "Flink", "reference"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"--queries", "q6"}, {"--events", "0"}, {"--cores", "0"}, {"extra"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestChartMarksMismatch(t *testing.T) {
+	f := 1000.0
+	s := chart([]Result{{Query: "q1", EventsPerSecondPerCore: 2e6, ReferenceEventsPerSecond: 3e6, FlinkEventsPerSecondPerCore: &f}})
+	if !strings.Contains(s, "q1 ✗") {
+		t.Errorf("a mismatching query is not marked:\n%s", s)
+	}
+}

@@ -1,0 +1,269 @@
+package nexmark
+
+// This file and queries_engine.go, codec.go and harness.go are the weir half
+// of the harness: the generator as a replayable runtime source, the queries
+// written in the DSL, and the plumbing that runs them and compares their
+// output with the references above.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/weirstream/weir/runtime"
+)
+
+// Record is an event as the Nexmark source emits it, with its event number,
+// which is also the source's offset. Only the payload named by Kind is set.
+//
+// NB: unlike Event, persons and auctions (8% of the events) are held by
+// pointer, so that a Record is 112 bytes rather than 312: records are passed
+// by value through every operator of the source's chain, and those copies
+// cost more than the two small allocations.
+type Record struct {
+	N       int64 // event number
+	Kind    EventKind
+	Bid     Bid
+	Person  *Person
+	Auction *Auction
+}
+
+// Time returns the event time (ms) of the payload.
+func (r *Record) Time() int64 {
+	switch r.Kind {
+	case KindPerson:
+		return r.Person.DateTime
+	case KindAuction:
+		return r.Auction.DateTime
+	default:
+		return r.Bid.DateTime
+	}
+}
+
+// Event returns the payload as an Event.
+func (r *Record) Event() Event {
+	switch r.Kind {
+	case KindPerson:
+		return PersonEvent(*r.Person)
+	case KindAuction:
+		return AuctionEvent(*r.Auction)
+	default:
+		return BidEvent(r.Bid)
+	}
+}
+
+// Traced is a query result with the number of the input event it is traced
+// to, for latency measurement: the event it was computed from or, for results
+// fired by the watermark, the newest event the firing operator had seen.
+// Origin is -1 when unknown.
+type Traced[R any] struct {
+	Result R
+	Origin int64
+}
+
+// SourceConfig configures Source.
+type SourceConfig struct {
+	// Generator produces the events; the source emits events 0 to
+	// Generator.NumEvents()-1 (it must be bounded for a job to end).
+	Generator *Generator
+	// RatePerSecond limits the events per second over all subtasks; 0 means
+	// as fast as possible.
+	RatePerSecond float64
+	// ChunkSize is the number of events per Read (default 1024). The
+	// watermark advances after each Read.
+	ChunkSize int
+	// Clock, if set, records when sampled events were emitted.
+	Clock *EmitClock
+	// Emitted, if set, is increased by the number of events emitted, once
+	// per Read (for progress reports).
+	Emitted *atomic.Int64
+}
+
+// Source returns a source factory for runtime.From. Subtask s of p emits the
+// event numbers s, s+p, s+2p, …; its checkpointed offset is the next event
+// number it would emit, so a restored source replays exactly what followed
+// the checkpoint.
+func Source(cfg SourceConfig) func() runtime.Source[Record] {
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = 1024
+	}
+	return func() runtime.Source[Record] { return &source{cfg: cfg, g: cfg.Generator} }
+}
+
+// Watermarks returns the watermark strategy matching g: monotonous
+// timestamps when g keeps events in order, otherwise bounded by g's
+// out-of-orderness, so that the watermark never passes an event still to
+// come and no event is late.
+func Watermarks(g *Generator) runtime.SourceOption[Record] {
+	ts := func(r Record) int64 { return r.Time() }
+	if g.Config().OutOfOrderGroupSize == 1 {
+		return runtime.WithWatermarks(runtime.Monotonous(ts))
+	}
+	return runtime.WithWatermarks(runtime.BoundedOutOfOrderness(ts, g.MaxOutOfOrderness()))
+}
+
+// MaxOutOfOrderness returns how much earlier than the latest event so far a
+// later event's time can be: zero for in-order generators, otherwise a bound
+// on the spread of event times inside one out-of-order group.
+func (g *Generator) MaxOutOfOrderness() time.Duration {
+	k := g.cfg.OutOfOrderGroupSize
+	if k == 1 {
+		return 0
+	}
+	r := g.cfg.FirstEventRate
+	ms := ((k-1)*1000+r-1)/r + 1
+	return time.Duration(ms) * time.Millisecond
+}
+
+var errBadOffset = errors.New("nexmark: unreadable source offset in checkpoint")
+
+type source struct {
+	cfg      SourceConfig
+	g        *Generator
+	next     int64 // next event number this subtask emits
+	stride   int64
+	interval time.Duration // per event of this subtask, for the rate limit
+	due      time.Time
+}
+
+const sourceStateVersion = 1
+
+func (s *source) Open(_ context.Context, info runtime.TaskInfo, restored []byte) error {
+	if s.g == nil {
+		return errors.New("nexmark: SourceConfig.Generator is nil")
+	}
+	s.next, s.stride = int64(info.Subtask), int64(info.Parallelism)
+	if restored != nil {
+		if len(restored) != 9 || restored[0] != sourceStateVersion {
+			return errBadOffset
+		}
+		s.next = int64(binary.BigEndian.Uint64(restored[1:]))
+		if s.next%s.stride != int64(info.Subtask) {
+			return fmt.Errorf("nexmark: restored offset %d does not belong to subtask %d of %d", s.next, info.Subtask, info.Parallelism)
+		}
+	}
+	if s.cfg.RatePerSecond > 0 {
+		s.interval = time.Duration(float64(time.Second) * float64(s.stride) / s.cfg.RatePerSecond)
+		s.due = time.Now()
+	}
+	return nil
+}
+
+func (s *source) Read(ctx context.Context, out runtime.Collector[Record]) error {
+	n := s.cfg.ChunkSize
+	if s.interval > 0 {
+		if wait := time.Until(s.due); wait > 0 {
+			// Pacing: sleep at most 100 ms so that barriers are not delayed.
+			select {
+			case <-time.After(min(wait, 100*time.Millisecond)):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		n = min(n, int(time.Since(s.due)/s.interval)+1)
+		s.due = s.due.Add(time.Duration(n) * s.interval)
+	}
+	limit, emitted := s.g.NumEvents(), 0
+	defer func() {
+		if s.cfg.Emitted != nil {
+			s.cfg.Emitted.Add(int64(emitted))
+		}
+	}()
+	clock := s.cfg.Clock
+	var e Event // on the stack: filling it needs no write barriers
+	for range n {
+		if s.next >= limit {
+			return runtime.ErrEndOfInput
+		}
+		if clock != nil && s.next&(emitBlock-1) < s.stride {
+			clock.record(s.next) // the first event of its block this subtask emits
+		}
+		s.g.FillEvent(s.next, &e)
+		switch e.Kind {
+		case KindBid:
+			out.Collect(Record{N: s.next, Kind: KindBid, Bid: e.Bid})
+		case KindPerson:
+			p := new(Person)
+			*p = e.Person
+			out.Collect(Record{N: s.next, Kind: KindPerson, Person: p})
+		default:
+			a := new(Auction)
+			*a = e.Auction
+			out.Collect(Record{N: s.next, Kind: KindAuction, Auction: a})
+		}
+		s.next += s.stride
+		emitted++
+	}
+	return nil
+}
+
+func (s *source) Snapshot() ([]byte, error) {
+	b := make([]byte, 9)
+	b[0] = sourceStateVersion
+	binary.BigEndian.PutUint64(b[1:], uint64(s.next))
+	return b, nil
+}
+
+func (s *source) Close() error { return nil }
+
+// emitBlock is the sampling granularity of EmitClock: the emission time of
+// the first event of each block of this many event numbers is recorded.
+const emitBlock = 128
+
+// EmitClock records when a source emitted the first event of each block of
+// 128 event numbers, in a fixed ring that sources write and sinks read
+// without locks. A sink that receives a result traced to event n looks up
+// n's block; the latency so measured is at most one block's emission time
+// too long.
+type EmitClock struct {
+	start time.Time
+	slots []emitSlot
+	mask  int64
+}
+
+type emitSlot struct {
+	block atomic.Int64 // block number + 1; 0 means empty
+	nanos atomic.Int64 // since start
+}
+
+// NewEmitClock returns a clock that remembers the last 1<<20 blocks (134M
+// events), plenty for results traced to recent events.
+func NewEmitClock() *EmitClock {
+	const slots = 1 << 20
+	return &EmitClock{start: time.Now(), slots: make([]emitSlot, slots), mask: slots - 1}
+}
+
+func (c *EmitClock) record(n int64) {
+	b := n / emitBlock
+	sl := &c.slots[b&c.mask]
+	if sl.block.Load() == b+1 {
+		return // another subtask recorded this block first
+	}
+	sl.nanos.Store(int64(time.Since(c.start)))
+	sl.block.Store(b + 1)
+}
+
+// Since returns the time elapsed since the block of event n was emitted, and
+// false if it was not recorded (or already overwritten).
+func (c *EmitClock) Since(n int64) (time.Duration, bool) {
+	if n < 0 {
+		return 0, false
+	}
+	b := n / emitBlock
+	sl := &c.slots[b&c.mask]
+	if sl.block.Load() != b+1 {
+		return 0, false
+	}
+	t := sl.nanos.Load()
+	if sl.block.Load() != b+1 {
+		return 0, false
+	}
+	return time.Since(c.start) - time.Duration(t), true
+}
+
+// Block returns the block of event n, so that a sink can measure once per
+// block.
+func Block(n int64) int64 { return n / emitBlock }
