@@ -149,7 +149,7 @@ func (j *job) killRandomly(t *testing.T, rng *rand.Rand) bool {
 	select {
 	case <-progressed:
 		// The moment of the crash is the random variable under test.
-		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 	case <-scanDone:
 	}
@@ -257,7 +257,7 @@ func TestCrashRecoveryIsExactlyOnce(t *testing.T) {
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	bin := buildWordcount(t)
-	input, counts := writeInput(t, rng, 6, 100000)
+	input, counts := writeInput(t, rng, 6, 150000)
 
 	reference := newJob(t, bin, input)
 	reference.runToEnd(t)
@@ -271,15 +271,21 @@ func TestCrashRecoveryIsExactlyOnce(t *testing.T) {
 	j.crashAt(t, "before-manifest:2")
 	j.crashAt(t, "after-manifest:2")
 	j.crashAt(t, "after-snapshot:3")
-	kills := 3
-	for range 5 {
-		if j.killRandomly(t, rng) {
-			kills++
+	// Then SIGKILL at random moments, at least five times.
+	random := 0
+	for range 8 {
+		if random == 5 {
+			break
 		}
+		if !j.killRandomly(t, rng) {
+			break // the job finished first
+		}
+		random++
 	}
-	if kills < 5 {
-		t.Fatalf("only %d kills: the input is too small to crash the job often enough", kills)
+	if random < 5 {
+		t.Fatalf("only %d random kills: the input is too small to crash the job often enough", random)
 	}
+	kills := 3 + random
 	j.runToEnd(t)
 
 	if res := checkOutput(t, j.output, counts); !res.exact() {
