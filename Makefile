@@ -15,28 +15,25 @@ build:
 run:
 	$(GO) run ./examples/wordcount
 
-# test-deps installs the Debian packages some tests use (kcat: a Kafka client
-# no one here wrote). Tests that need them skip with a message when absent,
-# but CI runs as root and installs them.
+# test-deps installs the Debian packages some tests use: kcat (a Kafka client
+# no one here wrote) and chromium (the status page browser test). Tests that
+# need them skip with a message when absent, but CI runs as root and installs
+# them.
+define apt-install
+	@if ! command -v $(1) >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing $(1) for $(2)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null) \
+				|| echo "warning: could not install $(1); $(2) will be skipped"; \
+		else \
+			echo "note: $(1) is not installed and this is not root; $(2) will be skipped"; \
+		fi; \
+	fi
+endef
+
 test-deps:
-	@if ! command -v kcat >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing kcat"; \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null) \
-				|| echo "warning: could not install kcat; its test will be skipped"; \
-		else \
-			echo "note: kcat not installed and not root; its test will be skipped"; \
-		fi; \
-	fi
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing chromium (status page browser test)"; \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-				|| echo "warning: could not install chromium; the browser test will be skipped"; \
-		else \
-			echo "note: chromium not installed and not root; the browser test will be skipped"; \
-		fi; \
-	fi
+	$(call apt-install,kcat,the kcat cross-check)
+	$(call apt-install,chromium,the browser test)
 
 vet:
 	$(GO) vet ./...
