@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
-
-	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/weirstream/weir/internal/orders"
 )
@@ -52,30 +49,8 @@ func runProduceOrders(ctx context.Context, e *env, args []string) error {
 	if err := checkReachable(ctx, brokers, *dialTimeout); err != nil {
 		return err
 	}
-	msgs := make([]kafkago.Message, len(batch))
-	for i, o := range batch {
-		v, err := json.Marshal(o)
-		if err != nil {
-			return err
-		}
-		msgs[i] = kafkago.Message{Key: []byte(o.OrderID), Value: v}
-	}
-	w := &kafkago.Writer{
-		Addr:                   kafkago.TCP(brokers...),
-		Topic:                  *topic,
-		Balancer:               &kafkago.Hash{}, // a duplicate lands in its original's partition
-		RequiredAcks:           kafkago.RequireAll,
-		AllowAutoTopicCreation: true,
-		BatchSize:              1000,
-		BatchTimeout:           10 * time.Millisecond,
-		Transport:              &kafkago.Transport{DialTimeout: *dialTimeout},
-	}
-	defer w.Close()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("write to topic %q at %v: %w", *topic, brokers, err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("write to topic %q: %w", *topic, err)
+	if err := orders.Produce(ctx, brokers, *topic, batch, *dialTimeout); err != nil {
+		return err
 	}
 	unique, dups := orders.Count(batch)
 	fmt.Fprintf(e.stdout, "wrote %d records to topic %q: %d unique orders, %d duplicates\n", len(batch), *topic, unique, dups)

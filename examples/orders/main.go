@@ -63,8 +63,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/verify"
@@ -343,7 +341,7 @@ func runEmbedded(ctx context.Context, o *options, rc runtime.Config, stdout, std
 		defer os.RemoveAll(dir)
 		rc.CheckpointDir = dir
 	}
-	if err := produceOrders(ctx, brokers, o.input, sample); err != nil {
+	if err := orders.Produce(ctx, brokers, o.input, sample, 0); err != nil {
 		return fail(err)
 	}
 	unique, dups := orders.Count(sample)
@@ -370,30 +368,6 @@ func runEmbedded(ctx context.Context, o *options, rc runtime.Config, stdout, std
 		return 1
 	}
 	return 0
-}
-
-func produceOrders(ctx context.Context, brokers []string, topic string, batch []Order) error {
-	msgs := make([]kafkago.Message, len(batch))
-	for i, o := range batch {
-		v, err := json.Marshal(o)
-		if err != nil {
-			return err
-		}
-		msgs[i] = kafkago.Message{Key: []byte(o.OrderID), Value: v}
-	}
-	w := &kafkago.Writer{
-		Addr:         kafkago.TCP(brokers...),
-		Topic:        topic,
-		Balancer:     &kafkago.Hash{}, // a duplicate lands in its original's partition
-		RequiredAcks: kafkago.RequireAll,
-		BatchSize:    1000,
-		BatchTimeout: time.Millisecond,
-	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		w.Close()
-		return fmt.Errorf("write sample orders to %q: %w", topic, err)
-	}
-	return w.Close()
 }
 
 // checkOutput reads the output read_committed, as 'weir verify --key
