@@ -19,7 +19,6 @@ type tallyOp struct {
 	out       runtime.Collector[string]
 	count     uint64
 	completed uint64 // newest checkpoint notified complete
-	fail      func(error)
 }
 
 func (o *tallyOp) Open(ctx *runtime.OperatorContext, out runtime.Collector[string]) error {

@@ -368,11 +368,6 @@ func TestAggregateSameResultAtAnyParallelism(t *testing.T) {
 // record of the key.
 func TestKeyByRoutesEachKeyToOneSubtask(t *testing.T) {
 	const n, keys, par = 2000, 50, 3
-	type seen struct {
-		key     string
-		subtask int
-		first   bool
-	}
 	p := runtime.NewPipeline("route")
 	s := runtime.From(p, "src", numbers(n)).SetParallelism(2)
 	k := operators.KeyBy(s, func(v uint64) string { return "key-" + strconv.FormatUint(v%keys, 10) })
