@@ -23,13 +23,18 @@
 // through: an entry changed in epoch n (the records between barriers n-1 and
 // n) is only marked dirty. When barrier n passes, Backend.Freeze closes the
 // epoch in O(1) by swapping the list of dirty keys; the frozen entries are
-// then encoded into a Pebble batch a slice at a time between records
-// (Backend.Drain), and an entry changed again before it was encoded is
-// encoded first (copy on write), so the batch holds exactly the state at the
-// barrier. A background goroutine applies the batch, flushes the memtable and
-// takes a Pebble checkpoint (hard links to immutable sstables) into the
-// checkpoint directory. A checkpoint therefore writes only what changed since
-// the last one, and the pause at the barrier does not grow with the state.
+// then encoded a slice at a time between records (Backend.Drain), walking
+// the dirty keys, or the whole map when most entries changed, and an entry
+// changed again before it was encoded is encoded first (copy on write), so
+// the encoded delta holds exactly the state at the barrier. A background
+// goroutine sorts the delta, writes it as one sstable, ingests that into
+// Pebble and takes a Pebble checkpoint (hard links to immutable sstables)
+// into the checkpoint directory. A checkpoint therefore writes only what
+// changed since the last one, and the pause at the barrier does not grow with
+// the state.
+//
+// Timers (see Timers) are keyed state too, stored and checkpointed the same
+// way.
 //
 // Entries whose latest change is durable in Pebble may be evicted when the
 // cache is full; dirty entries stay until their epoch is written, so the
