@@ -22,15 +22,13 @@
 //
 // # Pipeline
 //
-//	Kafka source "orders" → KeyBy(order_id) → Process "dedup"
+//	Kafka source "orders" → Dedup "dedup" by order_id
 //	                      → KeyBy(customer) → Process "totals" → Kafka sink "customer-totals"
 //
-// Dedup keeps, per order id, the processing time the order was first seen.
-// A copy seen again within --dedup-ttl is dropped; one seen later is treated
-// as a new order. NB: expired entries are dropped lazily, when their key is
-// seen again: an order id that never reappears keeps its entry (a few bytes
-// in the job's state) forever. Once the runtime has timers, dedup will
-// register one per entry and delete it when the TTL ends.
+// Dedup (operators.Dedup) remembers each order id for --dedup-ttl of
+// processing time after its first copy arrived: copies within that time are
+// dropped, and a timer forgets the id when it ends, so the state holds the
+// ids of one TTL.
 //
 // # Without --brokers
 //
@@ -98,15 +96,16 @@ type jobConfig struct {
 	DedupTTL              time.Duration
 	TransactionalIDPrefix string
 	CheckpointInterval    time.Duration
-	// Now is the clock of dedup (default time.Now).
-	Now func() time.Time
 }
 
 // stats counts what one run of the job did. The counts are per process: a
 // restored job counts the records it replays again.
 type stats struct {
-	in, dropped, written atomic.Int64
+	in, distinct, written atomic.Int64
 }
+
+// dropped returns the number of duplicates dedup dropped.
+func (st *stats) dropped() int64 { return st.in.Load() - st.distinct.Load() }
 
 // decodeOrder parses an input record; a record that is not a complete order
 // is an error, handled by the source's decode error policy.
@@ -124,9 +123,6 @@ func decodeOrder(r source.Record) (Order, error) {
 // buildPipeline returns the job. It fails (p.Err) on an invalid source or
 // sink configuration.
 func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	p := runtime.NewPipeline("orders")
 	srcCfg := source.Config[Order]{
 		Brokers:         cfg.Brokers,
@@ -166,24 +162,8 @@ func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 	})
 	in = operators.Map(in, func(o Order) Order { st.in.Add(1); return o })
 
-	// Dedup: the first-seen time per order id, expired lazily.
-	distinct := operators.Process(operators.KeyBy(in, func(o Order) string { return o.OrderID }), "dedup",
-		func(ctx *runtime.KeyedContext[string]) (operators.ProcessFunc[string, Order, Order], error) {
-			firstSeen, err := state.NewValue(ctx.Scope, "first-seen", state.Int64)
-			if err != nil {
-				return nil, err
-			}
-			return func(_ string, o Order, out runtime.Collector[Order]) error {
-				now := cfg.Now().UnixNano()
-				if seen, ok := firstSeen.Get(); ok && now-seen < int64(cfg.DedupTTL) {
-					st.dropped.Add(1)
-					return nil
-				}
-				firstSeen.Put(now)
-				out.Collect(o)
-				return nil
-			}, nil
-		})
+	distinct := operators.Dedup(in, "dedup", func(o Order) string { return o.OrderID }, cfg.DedupTTL)
+	distinct = operators.Map(distinct, func(o Order) Order { st.distinct.Add(1); return o })
 
 	// Running total per customer.
 	totals := operators.Process(operators.KeyBy(distinct, func(o Order) string { return o.Customer }), "totals",
@@ -304,7 +284,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var st stats
 	code := runtime.Exec(buildPipeline(cfg, &st), rc)
 	fmt.Fprintf(stdout, "orders in: %d, duplicates dropped: %d, totals written: %d (this run)\n",
-		st.in.Load(), st.dropped.Load(), st.written.Load())
+		st.in.Load(), st.dropped(), st.written.Load())
 	return code
 }
 
@@ -358,7 +338,7 @@ func runEmbedded(ctx context.Context, o *options, rc runtime.Config, stdout, std
 		return code
 	}
 	fmt.Fprintf(stdout, "orders in: %d, duplicates dropped: %d, totals written: %d\n",
-		st.in.Load(), st.dropped.Load(), st.written.Load())
+		st.in.Load(), st.dropped(), st.written.Load())
 
 	ok, err := checkOutput(ctx, brokers, o.output, sample, stdout)
 	if err != nil {
