@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -38,7 +37,7 @@ type table[K comparable, V any] struct {
 	drain  int
 	// scan walks the whole map instead of frozen, when most entries are
 	// frozen: a sequential walk is much cheaper than a lookup per key.
-	scan     func() (K, entry[V], bool)
+	scan     func() ([]frozenEntry[K, V], bool)
 	stopScan func()
 
 	// noEvictBefore suppresses eviction passes until this many epochs have
@@ -155,13 +154,40 @@ func (t *table[K, V]) set(k K, n entry[V]) {
 	t.m[k] = n
 }
 
+// frozenEntry is an entry of the frozen epoch found by a scan.
+type frozenEntry[K comparable, V any] struct {
+	k K
+	e entry[V]
+}
+
+// scanBatch is how many frozen entries a scan hands over at a time: one
+// coroutine switch per batch instead of per entry.
+const scanBatch = 512
+
 func (t *table[K, V]) freeze() {
 	t.frozen, t.dirty = t.dirty, t.frozen[:0]
 	t.drain = 0
 	if len(t.frozen) > len(t.m)/4 {
 		clear(t.frozen)
 		t.frozen = t.frozen[:0]
-		t.scan, t.stopScan = iter.Pull2(maps.All(t.m))
+		fe := t.b.frozenEpoch
+		t.scan, t.stopScan = iter.Pull(func(yield func([]frozenEntry[K, V]) bool) {
+			batch := make([]frozenEntry[K, V], 0, scanBatch)
+			for k, e := range t.m {
+				if e.epoch != fe || e.drained {
+					continue
+				}
+				if batch = append(batch, frozenEntry[K, V]{k, e}); len(batch) == scanBatch {
+					if !yield(batch) {
+						return
+					}
+					batch = batch[:0]
+				}
+			}
+			if len(batch) > 0 {
+				yield(batch)
+			}
+		})
 	}
 }
 
@@ -169,7 +195,7 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 	fe := t.b.frozenEpoch
 	if t.scan != nil {
 		for used < budget {
-			k, e, ok := t.scan()
+			batch, ok := t.scan()
 			if !ok {
 				t.stopScan()
 				t.scan, t.stopScan = nil, nil
@@ -178,12 +204,14 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 				}
 				return used, true
 			}
-			used++
-			if e.epoch == fe && !e.drained {
-				t.encode(k, e)
-				e.drained = true
-				t.m[k] = e
+			// NB: a batch is encoded whole, before any record can change
+			// its entries again: they are exactly as the scan saw them.
+			for _, f := range batch {
+				t.encode(f.k, f.e)
+				f.e.drained = true
+				t.m[f.k] = f.e
 			}
+			used += len(batch)
 		}
 		return used, false
 	}

@@ -31,7 +31,7 @@ type count struct {
 func keyOf(seq, keys uint64) uint64 { return (seq * 0x9E3779B97F4A7C15 >> 20) % keys }
 
 func main() {
-	records := flag.Uint64("records", 30_000_000, "records per run")
+	records := flag.Uint64("records", 60_000_000, "records per run (long enough for Pebble compactions to reach a steady state)")
 	keys := flag.Uint64("keys", 1_000_000, "distinct keys")
 	cores := flag.Int("cores", 1, "GOMAXPROCS")
 	interval := flag.Duration("checkpoint-interval", time.Second, "checkpoint interval")
