@@ -93,11 +93,19 @@ func (o *windowJoinOp[K, A, B, Out]) Open(ctx *runtime.KeyedContext[K], out runt
 func (o *windowJoinOp[K, A, B, Out]) open(env timeEnv[K], out runtime.Collector[Out]) error {
 	o.env, o.out = env, out
 	var err error
-	if o.left, err = state.NewMap(env.scope, "left", state.Int64, state.Codec[[]A](listCodec[A]{o.on.LeftCodec})); err != nil {
-		return err
-	}
-	o.right, err = state.NewMap(env.scope, "right", state.Int64, state.Codec[[]B](listCodec[B]{o.on.RightCodec}))
+	o.left, o.right, err = joinBuffers(env, o.on)
 	return err
+}
+
+// joinBuffers registers the state of a join: each side's records of a key,
+// grouped by event time.
+func joinBuffers[K comparable, A, B any](env timeEnv[K], on JoinOn[K, A, B]) (*state.Map[K, int64, []A], *state.Map[K, int64, []B], error) {
+	left, err := state.NewMap(env.scope, "left", state.Int64, state.Codec[[]A](listCodec[A]{on.LeftCodec}))
+	if err != nil {
+		return nil, nil, err
+	}
+	right, err := state.NewMap(env.scope, "right", state.Int64, state.Codec[[]B](listCodec[B]{on.RightCodec}))
+	return left, right, err
 }
 
 func (o *windowJoinOp[K, A, B, Out]) Process(_ K, e Either[A, B]) {
@@ -186,10 +194,7 @@ func (o *intervalJoinOp[K, A, B, Out]) Open(ctx *runtime.KeyedContext[K], out ru
 func (o *intervalJoinOp[K, A, B, Out]) open(env timeEnv[K], out runtime.Collector[Out]) error {
 	o.env, o.out = env, out
 	var err error
-	if o.left, err = state.NewMap(env.scope, "left", state.Int64, state.Codec[[]A](listCodec[A]{o.on.LeftCodec})); err != nil {
-		return err
-	}
-	o.right, err = state.NewMap(env.scope, "right", state.Int64, state.Codec[[]B](listCodec[B]{o.on.RightCodec}))
+	o.left, o.right, err = joinBuffers(env, o.on)
 	return err
 }
 

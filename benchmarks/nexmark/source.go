@@ -7,13 +7,12 @@ package nexmark
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/sources/generator"
 )
 
 // Record is an event as the Nexmark source emits it, with its event number,
@@ -118,53 +117,23 @@ func (g *Generator) MaxOutOfOrderness() time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
-var errBadOffset = errors.New("nexmark: unreadable source offset in checkpoint")
-
 type source struct {
-	cfg      SourceConfig
-	g        *Generator
-	next     int64 // next event number this subtask emits
-	stride   int64
-	interval time.Duration // per event of this subtask, for the rate limit
-	due      time.Time
+	cfg SourceConfig
+	g   *Generator
+	seq generator.Sequence // event numbers
 }
-
-const sourceStateVersion = 1
 
 func (s *source) Open(_ context.Context, info runtime.TaskInfo, restored []byte) error {
 	if s.g == nil {
 		return errors.New("nexmark: SourceConfig.Generator is nil")
 	}
-	s.next, s.stride = int64(info.Subtask), int64(info.Parallelism)
-	if restored != nil {
-		if len(restored) != 9 || restored[0] != sourceStateVersion {
-			return errBadOffset
-		}
-		s.next = int64(binary.BigEndian.Uint64(restored[1:]))
-		if s.next%s.stride != int64(info.Subtask) {
-			return fmt.Errorf("nexmark: restored offset %d does not belong to subtask %d of %d", s.next, info.Subtask, info.Parallelism)
-		}
-	}
-	if s.cfg.RatePerSecond > 0 {
-		s.interval = time.Duration(float64(time.Second) * float64(s.stride) / s.cfg.RatePerSecond)
-		s.due = time.Now()
-	}
-	return nil
+	return s.seq.Open(info, restored, s.cfg.RatePerSecond)
 }
 
 func (s *source) Read(ctx context.Context, out runtime.Collector[Record]) error {
-	n := s.cfg.ChunkSize
-	if s.interval > 0 {
-		if wait := time.Until(s.due); wait > 0 {
-			// Pacing: sleep at most 100 ms so that barriers are not delayed.
-			select {
-			case <-time.After(min(wait, 100*time.Millisecond)):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		n = min(n, int(time.Since(s.due)/s.interval)+1)
-		s.due = s.due.Add(time.Duration(n) * s.interval)
+	n, err := s.seq.Quota(ctx, s.cfg.ChunkSize)
+	if err != nil {
+		return err
 	}
 	limit, emitted := s.g.NumEvents(), 0
 	defer func() {
@@ -173,39 +142,36 @@ func (s *source) Read(ctx context.Context, out runtime.Collector[Record]) error 
 		}
 	}()
 	clock := s.cfg.Clock
+	stride := int64(s.seq.Stride)
 	var e Event // on the stack: filling it needs no write barriers
 	for range n {
-		if s.next >= limit {
+		next := int64(s.seq.Next)
+		if next >= limit {
 			return runtime.ErrEndOfInput
 		}
-		if clock != nil && s.next&(emitBlock-1) < s.stride {
-			clock.record(s.next) // the first event of its block this subtask emits
+		if clock != nil && next&(emitBlock-1) < stride {
+			clock.record(next) // the first event of its block this subtask emits
 		}
-		s.g.FillEvent(s.next, &e)
+		s.g.FillEvent(next, &e)
 		switch e.Kind {
 		case KindBid:
-			out.Collect(Record{N: s.next, Kind: KindBid, Bid: e.Bid})
+			out.Collect(Record{N: next, Kind: KindBid, Bid: e.Bid})
 		case KindPerson:
 			p := new(Person)
 			*p = e.Person
-			out.Collect(Record{N: s.next, Kind: KindPerson, Person: p})
+			out.Collect(Record{N: next, Kind: KindPerson, Person: p})
 		default:
 			a := new(Auction)
 			*a = e.Auction
-			out.Collect(Record{N: s.next, Kind: KindAuction, Auction: a})
+			out.Collect(Record{N: next, Kind: KindAuction, Auction: a})
 		}
-		s.next += s.stride
+		s.seq.Next += s.seq.Stride
 		emitted++
 	}
 	return nil
 }
 
-func (s *source) Snapshot() ([]byte, error) {
-	b := make([]byte, 9)
-	b[0] = sourceStateVersion
-	binary.BigEndian.PutUint64(b[1:], uint64(s.next))
-	return b, nil
-}
+func (s *source) Snapshot() ([]byte, error) { return s.seq.Snapshot(), nil }
 
 func (s *source) Close() error { return nil }
 
