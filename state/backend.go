@@ -74,6 +74,9 @@ type Backend struct {
 	// database was empty at Open and nothing has been evicted since. A cache
 	// miss then needs no Pebble lookup, which spares every new key one.
 	complete bool
+	// full is set while the frozen epoch is snapshotted in full (see
+	// Freeze).
+	full bool
 
 	tables []tableOps
 	names  map[uint32]string
@@ -99,6 +102,9 @@ type snapshot struct {
 	epoch uint32
 	dest  string
 	delta *delta
+	// full means delta holds the whole state, which replaces what Pebble
+	// holds (see Freeze).
+	full bool
 }
 
 // Result reports the durable part of a snapshot.
@@ -135,6 +141,8 @@ func Open(cfg Config) (*Backend, error) {
 		// read through the cache, so a deeper L0 costs little.
 		L0CompactionThreshold: 8,
 		L0StopWritesThreshold: 1 << 20,
+		// Full snapshots excise what they replace (see Freeze).
+		FormatMajorVersion: pebble.FormatFlushableIngestExcises,
 	}
 	opts.EnsureDefaults()
 	db, err := pebble.Open(cfg.Dir, opts)
@@ -191,10 +199,25 @@ func (b *Backend) Err() error { return b.err }
 // Freeze closes the current epoch for checkpoint id, whose Pebble checkpoint
 // will be written to dest. It is O(number of states); the changed entries are
 // encoded by later Drain calls.
+//
+// Usually the snapshot is a delta: the entries changed in the epoch, which
+// Pebble adds on top of what it has, compacting the overlapping tables later.
+// When at least half of the cached entries changed and the cache holds all
+// of the state, the snapshot is full instead: every live entry, written as
+// one table that replaces everything Pebble holds (an ingest that excises
+// the whole key space). It costs at most twice the delta and leaves Pebble
+// nothing to compact, which for a small state that changes constantly (a
+// million counters updated every second) is most of the cost of a delta.
 func (b *Backend) Freeze(id uint64, dest string) error {
 	if b.pending != nil {
 		return ErrDraining
 	}
+	changed, cached := 0, 0
+	for _, t := range b.tables {
+		changed += t.changed()
+		cached += t.entries()
+	}
+	b.full = b.complete && cached > 0 && 2*changed >= cached
 	b.frozenEpoch = b.epoch
 	b.epoch++
 	select {
@@ -203,7 +226,7 @@ func (b *Backend) Freeze(id uint64, dest string) error {
 	default:
 		b.delta = &delta{}
 	}
-	b.pending = &snapshot{id: id, epoch: b.frozenEpoch, dest: dest, delta: b.delta}
+	b.pending = &snapshot{id: id, epoch: b.frozenEpoch, dest: dest, delta: b.delta, full: b.full}
 	for _, t := range b.tables {
 		t.freeze()
 	}
@@ -243,7 +266,7 @@ func (b *Backend) Drain(budget int) bool {
 		}
 	}
 	s := b.pending
-	b.pending, b.delta, b.frozenEpoch = nil, nil, 0
+	b.pending, b.delta, b.frozenEpoch, b.full = nil, nil, 0, false
 	b.writes <- s // capacity 1; at most one snapshot is in flight
 	return true
 }

@@ -110,6 +110,7 @@ type metaConfig struct {
 	drainProb      float64 // per step, when draining
 	maxBudget      int     // Drain budget is 1..maxBudget, or 0 (all)
 	waitProb       float64 // wait for the result right after a hand-off
+	wantFull       bool    // the run must take full and delta snapshots
 }
 
 // runner drives one backend with random operations and checks every read
@@ -128,7 +129,8 @@ type runner struct {
 	root      string           // where checkpoints go
 	snapshots map[uint64]model // model as of each frozen checkpoint
 	done      map[uint64]string
-	handedOff int // snapshots handed to the writer
+	full      []uint64 // ids of the full snapshots
+	handedOff int      // snapshots handed to the writer
 	received  int
 }
 
@@ -307,6 +309,9 @@ func (r *runner) freeze() {
 		r.fatalf("Freeze(%d): %v", id, err)
 	}
 	r.snapshots[id] = r.m.clone()
+	if r.h.b.full {
+		r.full = append(r.full, id)
+	}
 }
 
 func (r *runner) drain(budget int) {
@@ -414,7 +419,10 @@ func TestBackendMetamorphic(t *testing.T) {
 	configs := []metaConfig{
 		{name: "small-cache/frequent-checkpoints", cacheEntries: 16, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.3, maxBudget: 4, waitProb: 0.7},
 		{name: "small-cache/long-epochs", cacheEntries: 16, maxParallelism: 7, ops: 3000, freezeProb: 0.005, drainProb: 0.1, maxBudget: 16, waitProb: 0.5},
-		{name: "large-cache/slow-drain", cacheEntries: 1 << 12, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.05, maxBudget: 2, waitProb: 0.2},
+		{name: "large-cache/slow-drain", cacheEntries: 1 << 12, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.05, maxBudget: 2, waitProb: 0.2, wantFull: true},
+		// Long epochs change much of the state: mostly full snapshots,
+		// drained slowly while writes copy entries on write.
+		{name: "large-cache/long-epochs", cacheEntries: 1 << 12, maxParallelism: 128, ops: 3000, freezeProb: 0.004, drainProb: 0.03, maxBudget: 2, waitProb: 0.3, wantFull: true},
 		{name: "one-key-group", cacheEntries: 32, maxParallelism: 1, ops: 2000, freezeProb: 0.015, drainProb: 0.5, maxBudget: 64, waitProb: 1},
 	}
 	for _, mc := range configs {
@@ -448,12 +456,16 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 	if len(r.done) < 5 {
 		r.fatalf("only %d checkpoints were taken", len(r.done))
 	}
+	if mc.wantFull && (len(r.full) == 0 || len(r.full) == len(r.done)) {
+		r.fatalf("%d of %d snapshots were full; the test needs both kinds", len(r.full), len(r.done))
+	}
 
 	// Restore checkpoints while the live backend is still open: the first,
-	// the last two and a random sample of the others (restoring is slow).
+	// the last two, the full snapshots and a random sample of the others
+	// (restoring is slow).
 	ids := slices.Sorted(maps.Keys(r.done))
 	for n, id := range ids {
-		if n > 0 && n < len(ids)-2 && r.rng.IntN(len(ids)) >= 4 {
+		if n > 0 && n < len(ids)-2 && !slices.Contains(r.full, id) && r.rng.IntN(len(ids)) >= 4 {
 			continue
 		}
 		restoreDir := filepath.Join(dir, fmt.Sprintf("restore-%d", id))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -204,10 +205,17 @@ func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
 	return w.Close() // syncs and closes the file
 }
 
+// everything is a key range that holds every key of a Backend: keys start
+// with a key group below 1<<15.
+var everything = pebble.KeyRange{Start: []byte{0}, End: []byte{0xff}}
+
 // ingest writes the epoch's delta into db through an sstable.
 func (b *Backend) ingest(s *snapshot) error {
 	d := s.delta
 	if len(d.recs) == 0 {
+		if s.full { // the state is empty
+			return b.db.Excise(context.Background(), everything)
+		}
 		return nil
 	}
 	d.sort()
@@ -218,7 +226,13 @@ func (b *Backend) ingest(s *snapshot) error {
 		return fmt.Errorf("state: write epoch %d: %w", s.epoch, err)
 	}
 	// NB: not nil: Pebble's invariants builds (-race) panic on a nil ctx.
-	if err := b.db.Ingest(context.Background(), []string{path}); err != nil {
+	var err error
+	if s.full {
+		_, err = b.db.IngestAndExcise(context.Background(), []string{path}, nil, nil, everything)
+	} else {
+		err = b.db.Ingest(context.Background(), []string{path})
+	}
+	if err != nil {
 		os.Remove(path)
 		return fmt.Errorf("state: ingest epoch %d: %w", s.epoch, err)
 	}

@@ -17,10 +17,33 @@ type entry[V any] struct {
 	// epoch is the epoch of the entry's last change, or 0 if it is exactly
 	// what Pebble holds.
 	epoch uint32
-	// drained marks a frozen entry that Drain already encoded.
-	drained bool
-	// deleted marks a tombstone: the key has no value, whatever Pebble holds.
-	deleted bool
+	// mark holds, in its low 31 bits, the frozen epoch whose snapshot has
+	// encoded the entry, and in its top bit whether the entry is a
+	// tombstone: the key has no value, whatever Pebble holds. (Packed: with
+	// small values an entry fits 16 bytes, and the cache's size is what its
+	// speed depends on.)
+	mark uint32
+}
+
+const tombstone = 1 << 31
+
+func (e *entry[V]) deleted() bool { return e.mark&tombstone != 0 }
+
+func (e *entry[V]) setEncoded(fe uint32) { e.mark = e.mark&tombstone | fe }
+
+// owed reports whether the snapshot of frozen epoch fe still needs e's value
+// (its value as of the barrier, which e still is unless e.epoch > fe). A
+// delta snapshot needs the entries changed in fe, tombstones included; a
+// full one needs every live entry as of the barrier.
+func (e *entry[V]) owed(fe uint32, full bool) bool {
+	switch {
+	case fe == 0 || e.mark&^tombstone == fe:
+		return false
+	case full:
+		return e.epoch <= fe && !e.deleted()
+	default:
+		return e.epoch == fe
+	}
 }
 
 // table is the cache of one named state of one operator subtask. It is used
@@ -59,6 +82,7 @@ type tableOps interface {
 	applied(epoch uint32)
 	drainSome(budget int) (used int, done bool)
 	entries() int
+	changed() int
 }
 
 func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*table[K, V], error) {
@@ -83,7 +107,7 @@ func (t *table[K, V]) prefetch(keys []K) {
 
 func (t *table[K, V]) get(k K) (V, bool) {
 	if e, ok := t.m[k]; ok {
-		return e.val, !e.deleted
+		return e.val, !e.deleted()
 	}
 	return t.load(k)
 }
@@ -116,7 +140,7 @@ func (t *table[K, V]) load(k K) (V, bool) {
 func (t *table[K, V]) put(k K, v V) { t.set(k, entry[V]{val: v, epoch: t.b.epoch}) }
 
 func (t *table[K, V]) delete(k K) {
-	t.set(k, entry[V]{epoch: t.b.epoch, deleted: true})
+	t.set(k, entry[V]{epoch: t.b.epoch, mark: tombstone})
 	t.tombs = append(t.tombs, tomb[K]{epoch: t.b.epoch, key: k})
 }
 
@@ -128,7 +152,7 @@ func (t *table[K, V]) applied(epoch uint32) {
 	n := 0
 	for ; n < len(t.tombs) && t.tombs[n].epoch <= epoch; n++ {
 		k := t.tombs[n].key
-		if e, ok := t.m[k]; ok && e.deleted && e.epoch <= epoch {
+		if e, ok := t.m[k]; ok && e.deleted() && e.epoch <= epoch {
 			delete(t.m, k)
 		}
 	}
@@ -145,7 +169,7 @@ func (t *table[K, V]) set(k K, n entry[V]) {
 		t.makeRoom()
 		t.dirty = append(t.dirty, k)
 	case e.epoch != t.b.epoch:
-		if t.b.frozenEpoch != 0 && e.epoch == t.b.frozenEpoch && !e.drained {
+		if e.owed(t.b.frozenEpoch, t.b.full) {
 			// Copy on write: the frozen epoch still needs the old value.
 			t.encode(k, e)
 		}
@@ -164,17 +188,23 @@ type frozenEntry[K comparable, V any] struct {
 // coroutine switch per batch instead of per entry.
 const scanBatch = 512
 
+// changed returns the number of keys changed in the current epoch.
+func (t *table[K, V]) changed() int { return len(t.dirty) }
+
+// freeze starts the snapshot of the epoch just closed. A full snapshot, and a
+// delta that changed much of the table, scan the whole map; a small delta
+// goes through the list of changed keys.
 func (t *table[K, V]) freeze() {
 	t.frozen, t.dirty = t.dirty, t.frozen[:0]
 	t.drain = 0
-	if len(t.frozen) > len(t.m)/4 {
+	if full := t.b.full; full || len(t.frozen) > len(t.m)/4 {
 		clear(t.frozen)
 		t.frozen = t.frozen[:0]
 		fe := t.b.frozenEpoch
 		t.scan, t.stopScan = iter.Pull(func(yield func([]frozenEntry[K, V]) bool) {
 			batch := make([]frozenEntry[K, V], 0, scanBatch)
 			for k, e := range t.m {
-				if e.epoch != fe || e.drained {
+				if !e.owed(fe, full) {
 					continue
 				}
 				if batch = append(batch, frozenEntry[K, V]{k, e}); len(batch) == scanBatch {
@@ -200,7 +230,7 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 				t.stopScan()
 				t.scan, t.stopScan = nil, nil
 				if invariants.Enabled {
-					t.checkDrained(fe)
+					t.checkDrained(fe, t.b.full)
 				}
 				return used, true
 			}
@@ -208,7 +238,7 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 			// its entries again: they are exactly as the scan saw them.
 			for _, f := range batch {
 				t.encode(f.k, f.e)
-				f.e.drained = true
+				f.e.setEncoded(fe)
 				t.m[f.k] = f.e
 			}
 			used += len(batch)
@@ -220,18 +250,18 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 		t.drain++
 		used++
 		e := t.m[k]
-		if e.epoch != fe || e.drained {
+		if !e.owed(fe, false) {
 			continue // changed again since the barrier: encoded on write
 		}
 		t.encode(k, e)
-		e.drained = true
+		e.setEncoded(fe)
 		t.m[k] = e
 	}
 	if t.drain < len(t.frozen) {
 		return used, false
 	}
 	if invariants.Enabled {
-		t.checkDrained(fe)
+		t.checkDrained(fe, t.b.full)
 	}
 	clear(t.frozen) // release references held by the key slice
 	t.frozen = t.frozen[:0]
@@ -241,17 +271,18 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 
 func (t *table[K, V]) entries() int { return len(t.m) }
 
-// checkDrained verifies that every entry of the frozen epoch fe was encoded.
-func (t *table[K, V]) checkDrained(fe uint32) {
+// checkDrained verifies that every entry the snapshot of frozen epoch fe
+// needs was encoded.
+func (t *table[K, V]) checkDrained(fe uint32, full bool) {
 	for k, e := range t.m {
-		if e.epoch == fe && !e.drained {
+		if e.owed(fe, full) {
 			panic(fmt.Sprintf("state: entry %v of epoch %d was not encoded for its checkpoint", k, fe))
 		}
 	}
 }
 
 func (t *table[K, V]) encode(k K, e entry[V]) {
-	t.b.delta.add(t.pebbleKey(k), func(dst []byte) []byte { return t.vals.Append(dst, e.val) }, e.deleted)
+	t.b.delta.add(t.pebbleKey(k), func(dst []byte) []byte { return t.vals.Append(dst, e.val) }, e.deleted())
 }
 
 // pebbleKey returns [key group][state id][key] in a buffer valid until the
@@ -272,7 +303,8 @@ func (t *table[K, V]) pebbleKey(k K) []byte {
 // bookkeeping on the hot path.
 func (t *table[K, V]) makeRoom() {
 	limit := t.b.cfg.CacheEntries
-	if len(t.m) < limit || t.b.appliedEpoch < t.noEvictBefore {
+	if len(t.m) < limit || t.b.appliedEpoch < t.noEvictBefore || t.b.full {
+		// NB: a full snapshot being drained still needs clean entries.
 		return
 	}
 	target := limit / 16
