@@ -169,8 +169,23 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 // the chosen level unless cfg had a Logger.
 func (f *Flags) Config() Config {
 	c := *f.cfg
+	// EnsureDefaults reads a zero number as "not set": a zero given on the
+	// command line would silently become the default, so it is an error.
 	f.fs.Visit(func(fl *flag.Flag) {
-		if fl.Value.String() == "0" || fl.Value.String() == "0s" {
+		g, ok := fl.Value.(flag.Getter)
+		if !ok {
+			return
+		}
+		var zero bool
+		switch v := g.Get().(type) {
+		case int:
+			zero = v == 0
+		case time.Duration:
+			zero = v == 0
+		case float64:
+			zero = v == 0
+		}
+		if zero {
 			c.flagErrs = append(c.flagErrs, fmt.Errorf("--%s %s: must be positive", fl.Name, fl.Value))
 		}
 	})
