@@ -70,7 +70,9 @@
 // # At least once
 //
 // With Mode AtLeastOnce the sink writes through kafka-go's Writer with
-// acks=all; PreCommit flushes and Commit does nothing. After a failure the
+// acks=all, asynchronously; PreCommit waits until every message written so
+// far is acknowledged (a failed write fails the checkpoint) and Commit does
+// nothing. After a failure the
 // records written since the last checkpoint are written again: consumers may
 // see duplicates. The sink is then at-least-once, and says so here.
 package kafka
