@@ -46,6 +46,15 @@ type table[K comparable, V any] struct {
 	// tombs lists deletions in epoch order, so that their tombstones leave
 	// the cache once Pebble has them (see applied).
 	tombs []tomb[K]
+
+	// ns is the namespace of a table of a Namespaced state, whose Pebble
+	// keys carry it after the state id (see pebbleKey).
+	ns         int64
+	namespaced bool
+	// complete is like Backend.complete for this table alone: Pebble holds
+	// nothing of it that the cache lacks (a namespace created since Open),
+	// until the table evicts.
+	complete bool
 }
 
 type tomb[K comparable] struct {
@@ -65,7 +74,7 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 	if vals == nil {
 		return nil, fmt.Errorf("state: %q: nil value codec", name)
 	}
-	t := &table[K, V]{b: s.backend, scope: s, vals: vals, m: make(map[K]entry[V])}
+	t := makeTable(s, vals)
 	id, err := s.backend.register(name, t)
 	if err != nil {
 		return nil, err
@@ -73,6 +82,12 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 	t.id = id
 	s.tables = append(s.tables, t)
 	return t, nil
+}
+
+// makeTable returns a table that is not registered with the Backend: a
+// Namespaced state registers once and drives its tables itself.
+func makeTable[K comparable, V any](s *Scope[K], vals Codec[V]) *table[K, V] {
+	return &table[K, V]{b: s.backend, scope: s, vals: vals, m: make(map[K]entry[V])}
 }
 
 func (t *table[K, V]) prefetch(keys []K) {
@@ -91,7 +106,7 @@ func (t *table[K, V]) get(k K) (V, bool) {
 // load reads k from Pebble into the cache.
 func (t *table[K, V]) load(k K) (V, bool) {
 	var zero V
-	if t.b.complete {
+	if t.b.complete || t.complete {
 		return zero, false
 	}
 	raw, closer, err := t.b.db.Get(t.pebbleKey(k))
@@ -152,6 +167,33 @@ func (t *table[K, V]) set(k K, n entry[V]) {
 		t.dirty = append(t.dirty, k)
 	}
 	t.m[k] = n
+}
+
+// update sets k's value to fn(value, whether there is one) with one map
+// lookup, where get then put take two. The frozen epoch's value is encoded
+// before fn runs (copy on write), so fn may change it in place.
+func (t *table[K, V]) update(k K, fn func(v V, ok bool) V) {
+	e, ok := t.m[k]
+	if !ok && !t.b.complete && !t.complete {
+		if _, found := t.load(k); found {
+			e, ok = t.m[k]
+		}
+	}
+	var v V
+	has := false
+	if ok {
+		v, has = e.val, !e.deleted
+		if e.epoch != t.b.epoch {
+			if t.b.frozenEpoch != 0 && e.epoch == t.b.frozenEpoch && !e.drained {
+				t.encode(k, e)
+			}
+			t.dirty = append(t.dirty, k)
+		}
+	} else {
+		t.makeRoom()
+		t.dirty = append(t.dirty, k)
+	}
+	t.m[k] = entry[V]{val: fn(v, has), epoch: t.b.epoch}
 }
 
 // frozenEntry is an entry of the frozen epoch found by a scan.
@@ -254,13 +296,17 @@ func (t *table[K, V]) encode(k K, e entry[V]) {
 	t.b.delta.add(t.pebbleKey(k), func(dst []byte) []byte { return t.vals.Append(dst, e.val) }, e.deleted)
 }
 
-// pebbleKey returns [key group][state id][key] in a buffer valid until the
-// next call.
+// pebbleKey returns [key group][state id][key], or for a namespace table
+// [key group][state id][namespace][key], in a buffer valid until the next
+// call.
 func (t *table[K, V]) pebbleKey(k K) []byte {
 	s := t.scope
 	kg := KeyGroupOf(s.hash(k), t.b.maxParallelism)
 	b := binary.BigEndian.AppendUint16(s.keyBuf[:0], uint16(kg))
 	b = binary.BigEndian.AppendUint32(b, t.id)
+	if t.namespaced {
+		b = appendNamespace(b, t.ns)
+	}
 	b = s.keys.Append(b, k)
 	s.keyBuf = b
 	return b
@@ -280,7 +326,7 @@ func (t *table[K, V]) makeRoom() {
 	applied := t.b.appliedEpoch
 	for k, e := range t.m {
 		if e.epoch <= applied { // frozen and pending epochs are > applied
-			t.b.complete = false
+			t.b.complete, t.complete = false, false
 			delete(t.m, k)
 			if evicted++; evicted >= target {
 				return
