@@ -21,7 +21,10 @@
 // window. WindowJoin and IntervalJoin join two streams; Dedup drops repeated
 // ids. All are keyed operators whose state and event-time or processing-time
 // timers are checkpointed, so their output is exactly-once across crashes,
-// including what timers pending at a crash emit after recovery.
+// including what timers pending at a crash emit after recovery. Tumbling and
+// sliding windows, which are the same for every key, need no timers: their
+// state is organized by window (state.Namespaced), and a watermark fires a
+// window for all its keys at once and drops it in one step.
 //
 // The runtime has one-input operators only. A join therefore tags the
 // records of its inputs as Either, merges the tagged streams

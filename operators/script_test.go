@@ -212,13 +212,10 @@ type harness[In any] struct {
 	event, proc *state.Timers[string]
 	wm, now     int64
 	key         func(In) string
-	op          interface {
-		Process(string, In)
-		OnTimer(string, runtime.Timer)
-	}
-	out  []string
-	err  error
-	size func() int // state entries of the current key
+	op          interface{ Process(string, In) }
+	out         []string
+	err         error
+	size        func() int // state entries of the current key
 }
 
 func (h *harness[In]) stateSize(key string) int {
@@ -272,12 +269,20 @@ func (h *harness[In]) watermark(wm int64) {
 		return // as the runtime: watermarks only advance
 	}
 	h.wm = wm
-	h.event.Fire(wm, func(k string, at int64) { h.op.OnTimer(k, runtime.Timer{At: at, Domain: runtime.EventTime}) })
+	if th, ok := h.op.(runtime.TimerHandler[string]); ok {
+		h.event.Fire(wm, func(k string, at int64) { th.OnTimer(k, runtime.Timer{At: at, Domain: runtime.EventTime}) })
+	}
+	// As runtime.keyedInstance: OnWatermark runs after the timers.
+	if wh, ok := h.op.(runtime.WatermarkHandler); ok {
+		wh.OnWatermark(wm)
+	}
 }
 
 func (h *harness[In]) clock(now int64) {
 	h.now = now
-	h.proc.Fire(now, func(k string, at int64) { h.op.OnTimer(k, runtime.Timer{At: at, Domain: runtime.ProcessingTime}) })
+	if th, ok := h.op.(runtime.TimerHandler[string]); ok {
+		h.proc.Fire(now, func(k string, at int64) { th.OnTimer(k, runtime.Timer{At: at, Domain: runtime.ProcessingTime}) })
+	}
 }
 
 func (h *harness[In]) drain() ([]string, error) {
@@ -424,21 +429,37 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 	return nil
 }
 
-func openWindow[S any](t *testing.T, h *harness[rec], env timeEnv[string], cfg windowConfig, c contents[string, rec, S, string]) *windowOp[string, rec, S, string] {
-	op := &windowOp[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}
-	err := op.open(env, runtime.CollectorFunc[windowEmit[string, rec]](func(e windowEmit[string, rec]) {
+func openWindow[S any](t *testing.T, h *harness[rec], env timeEnv[string], cfg windowConfig, c contents[string, rec, S, string]) interface{ Process(string, rec) } {
+	out := runtime.CollectorFunc[windowEmit[string, rec]](func(e windowEmit[string, rec]) {
 		if e.isLate {
 			h.collect("late " + e.late.String())
 		} else {
 			h.collect(e.result)
 		}
-	}))
-	if err != nil {
+	})
+	if cfg.kind == sessionWindows {
+		op := &sessionOp[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}
+		if err := op.open(env, out); err != nil {
+			t.Fatal(err)
+		}
+		h.size = func() int {
+			ps, _ := op.panes.Get()
+			return len(ps)
+		}
+		return op
+	}
+	op := &fixedWindowOp[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}
+	if err := op.open(env, out); err != nil {
 		t.Fatal(err)
 	}
 	h.size = func() int {
-		ps, _ := op.panes.Get()
-		return len(ps)
+		n := 0
+		for ns := range op.windows.Namespaces() {
+			if _, ok := op.windows.Get(ns); ok {
+				n++
+			}
+		}
+		return n
 	}
 	return op
 }

@@ -202,7 +202,10 @@ func buildWindow[K comparable, T, S, Out any](w WindowedStream[K, T], c contents
 	}
 	ts := w.ts
 	raw := runtime.ApplyKeyed(w.in, w.name, func() runtime.KeyedOperator[K, T, windowEmit[Out, T]] {
-		return &windowOp[K, T, S, Out]{cfg: cfg, ts: ts, c: c}
+		if cfg.kind == sessionWindows {
+			return &sessionOp[K, T, S, Out]{cfg: cfg, ts: ts, c: c}
+		}
+		return &fixedWindowOp[K, T, S, Out]{cfg: cfg, ts: ts, c: c}
 	})
 	results := runtime.Apply(raw, w.name+".results", func() runtime.Operator[windowEmit[Out, T], Out] {
 		return &splitOp[windowEmit[Out, T], Out]{pick: func(e windowEmit[Out, T]) (Out, bool) { return e.result, !e.isLate }}
@@ -238,21 +241,15 @@ type windowConfig struct {
 	lateness    int64
 }
 
-// windowOp is the window operator. Per key, its state is one value: the
-// key's open windows (panes) sorted by start, each with its end and
-// contents. A key has few open windows (one or two tumbling windows, size/
-// slide sliding ones, a few sessions), so one small slice per key costs one
-// state lookup per record, where a map entry per window would cost one per
-// window and a Go map per key.
-//
-// Timers: a window registers, when it is created, one event-time timer at
-// End-1 to fire it and, with allowed lateness L, one at End-1+L to drop it
-// (with L = 0 the first does both). A timer carries only its time: OnTimer
-// fires the key's windows whose last millisecond is the timer's and drops
-// those past their lateness. Timers of sessions that merged away are not
-// deleted (another window of the key may share their time); they fire and
-// find nothing to do.
-type windowOp[K comparable, T, S, Out any] struct {
+// fixedWindowOp is the operator of tumbling and sliding windows. Their
+// windows are the same for every key, so the state is organized by window:
+// a state.Namespaced whose namespace is the window start holds each key's
+// contents of that window. A record updates its windows (one lookup each);
+// a watermark fires each window that it completes by walking the window's
+// keys, and drops the window's state in one step once its allowed lateness
+// has passed. No timers: their cost per key and window (register, fire,
+// delete, each persisted) was most of the cost of a window.
+type fixedWindowOp[K comparable, T, S, Out any] struct {
 	runtime.OperatorBase
 	cfg windowConfig
 	ts  func(T) int64
@@ -260,7 +257,128 @@ type windowOp[K comparable, T, S, Out any] struct {
 
 	env     timeEnv[K]
 	out     runtime.Collector[windowEmit[Out, T]]
-	results resultCollector[Out, T]
+	results runtime.Collector[Out] // a resultCollector, boxed once
+	windows *state.Namespaced[K, S]
+	// fired is the last watermark the operator acted on: window [s, e)
+	// fired iff e-1 <= fired. It is checkpointed as operator state, as the
+	// task's watermark is not restored until after Open (and not at all
+	// when the operator shares a task with its source).
+	fired int64
+}
+
+func (o *fixedWindowOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[windowEmit[Out, T]]) error {
+	if err := o.open(envOf(ctx), out); err != nil {
+		return err
+	}
+	switch len(ctx.Restored) {
+	case 0:
+	case 8:
+		o.fired = int64(binary.BigEndian.Uint64(ctx.Restored))
+	default:
+		return fmt.Errorf("window %q: %w: restored state of %d bytes", ctx.Operator, state.ErrCorruptValue, len(ctx.Restored))
+	}
+	return nil
+}
+
+func (o *fixedWindowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) error {
+	o.env, o.out, o.results = env, out, resultCollector[Out, T]{out: out}
+	o.fired = runtime.MinWatermark
+	var err error
+	// NB: not "windows", the name of the per-key panes (sessions, and all
+	// windows before): a checkpoint holding those must not be read as this.
+	o.windows, err = state.NewNamespaced(env.scope, "windows-by-start", o.c.codec)
+	return err
+}
+
+// Snapshot keeps the watermark up to which windows fired.
+func (o *fixedWindowOp[K, T, S, Out]) Snapshot(uint64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(nil, uint64(o.fired)), nil
+}
+
+// isLate reports whether a window ending at end is gone (or would be
+// dropped at once) at watermark wm.
+func (o *fixedWindowOp[K, T, S, Out]) isLate(end, wm int64) bool {
+	return addSat(end-1, o.cfg.lateness) <= wm
+}
+
+func (o *fixedWindowOp[K, T, S, Out]) Process(key K, rec T) {
+	ts := o.ts(rec)
+	// NB: the task's watermark may be ahead of fired (records flushed
+	// before the operator sees the watermark) or behind it (just
+	// restored, in a source's task).
+	wm := max(o.env.watermark(), o.fired)
+	added := false
+	size, slide := o.cfg.size, o.cfg.slide
+	var acc S
+	add := func(s S, ok bool) S {
+		acc = o.c.add(s, rec, !ok)
+		return acc
+	}
+	for start := floorTo(ts, slide); start > ts-size; start -= slide {
+		end := start + size
+		if o.isLate(end, wm) {
+			continue
+		}
+		added = true
+		o.windows.Update(start, add)
+		if end-1 <= o.fired { // fired before: fire again, updated
+			o.fire(key, start, end, acc)
+		}
+	}
+	if !added {
+		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
+	}
+}
+
+func (o *fixedWindowOp[K, T, S, Out]) fire(key K, start, end int64, acc S) {
+	w := TimeWindow{start, end}
+	if err := o.c.emit(key, w, acc, o.results); err != nil {
+		o.env.fail(fmt.Errorf("window %q: key %v, window %v: %w", o.env.name, key, w, err))
+	}
+}
+
+// OnWatermark fires, in window order, the windows that wm completes (one
+// result per key), then drops those past their allowed lateness.
+func (o *fixedWindowOp[K, T, S, Out]) OnWatermark(wm int64) {
+	if wm <= o.fired {
+		return
+	}
+	for start := range o.windows.Namespaces() {
+		end := start + o.cfg.size
+		if end-1 > wm {
+			break
+		}
+		if end-1 > o.fired {
+			o.windows.All(start, func(key K, acc S) { o.fire(key, start, end, acc) })
+		}
+		if o.isLate(end, wm) {
+			o.windows.Drop(start)
+		}
+	}
+	o.fired = wm
+}
+
+// sessionOp is the operator of session windows, which are per key. Per key,
+// its state is one value: the key's open sessions (panes) sorted by start,
+// each with its end and contents. A key has few open sessions, so one small
+// slice per key costs one state lookup per record.
+//
+// Timers: a session registers, when it is created or extended, one
+// event-time timer at End-1 to fire it and, with allowed lateness L, one at
+// End-1+L to drop it (with L = 0 the first does both). A timer carries only
+// its time: OnTimer fires the key's sessions whose last millisecond is the
+// timer's and drops those past their lateness. Timers of sessions that
+// merged away are not deleted (another session of the key may share their
+// time); they fire and find nothing to do.
+type sessionOp[K comparable, T, S, Out any] struct {
+	runtime.OperatorBase
+	cfg windowConfig
+	ts  func(T) int64
+	c   contents[K, T, S, Out]
+
+	env     timeEnv[K]
+	out     runtime.Collector[windowEmit[Out, T]]
+	results runtime.Collector[Out] // a resultCollector, boxed once
 	panes   *state.Value[K, []pane[S]]
 }
 
@@ -277,11 +395,11 @@ type resultCollector[Out, T any] struct {
 
 func (c resultCollector[Out, T]) Collect(v Out) { c.out.Collect(windowEmit[Out, T]{result: v}) }
 
-func (o *windowOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[windowEmit[Out, T]]) error {
+func (o *sessionOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[windowEmit[Out, T]]) error {
 	return o.open(envOf(ctx), out)
 }
 
-func (o *windowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) error {
+func (o *sessionOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) error {
 	o.env, o.out, o.results = env, out, resultCollector[Out, T]{out: out}
 	var err error
 	o.panes, err = state.NewValue(env.scope, "windows", state.Codec[[]pane[S]](paneCodec[S]{o.c.codec}))
@@ -290,54 +408,12 @@ func (o *windowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[wind
 
 // isLate reports whether a window ending at end is gone (or would be
 // dropped at once) at watermark wm.
-func (o *windowOp[K, T, S, Out]) isLate(end, wm int64) bool {
+func (o *sessionOp[K, T, S, Out]) isLate(end, wm int64) bool {
 	return addSat(end-1, o.cfg.lateness) <= wm
 }
 
-func (o *windowOp[K, T, S, Out]) Process(key K, rec T) {
-	ts := o.ts(rec)
-	wm := o.env.watermark()
-	if o.cfg.kind == sessionWindows {
-		o.addToSession(key, rec, ts, wm)
-		return
-	}
-	panes, _ := o.panes.Get()
-	stored := false // the state holds panes as they are (changed in place)
-	if len(panes) > 0 {
-		// NB: Put before changing panes in place: if the value belongs to
-		// a checkpoint still being written, Put encodes it first (copy on
-		// write).
-		o.panes.Put(panes)
-		stored = true
-	}
-	added := false
-	size, slide := o.cfg.size, o.cfg.slide
-	for start := floorTo(ts, slide); start > ts-size; start -= slide {
-		end := start + size
-		if o.isLate(end, wm) {
-			continue
-		}
-		added = true
-		i := paneIndex(panes, start)
-		if i < len(panes) && panes[i].Start == start {
-			panes[i].Contents = o.c.add(panes[i].Contents, rec, false)
-		} else {
-			var zero S
-			panes = slices.Insert(panes, i, pane[S]{Start: start, End: end, Contents: o.c.add(zero, rec, true)})
-			stored = false
-			o.registerTimers(end, wm)
-		}
-		if end-1 <= wm { // fired before: fire again, updated
-			o.fire(key, panes[i])
-		}
-	}
-	if !added {
-		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
-		return
-	}
-	if !stored {
-		o.panes.Put(panes)
-	}
+func (o *sessionOp[K, T, S, Out]) Process(key K, rec T) {
+	o.addToSession(key, rec, o.ts(rec), o.env.watermark())
 }
 
 // paneIndex returns the index of the first pane that starts at or after
@@ -351,9 +427,9 @@ func paneIndex[S any](panes []pane[S], start int64) int {
 	return len(panes)
 }
 
-// registerTimers sets the timers of a window ending at end, created at
+// registerTimers sets the timers of a session ending at end, created at
 // watermark wm.
-func (o *windowOp[K, T, S, Out]) registerTimers(end, wm int64) {
+func (o *sessionOp[K, T, S, Out]) registerTimers(end, wm int64) {
 	if end-1 > wm {
 		o.env.timers.RegisterEventTime(end - 1)
 	}
@@ -362,16 +438,16 @@ func (o *windowOp[K, T, S, Out]) registerTimers(end, wm int64) {
 	}
 }
 
-func (o *windowOp[K, T, S, Out]) fire(key K, p pane[S]) {
+func (o *sessionOp[K, T, S, Out]) fire(key K, p pane[S]) {
 	w := TimeWindow{p.Start, p.End}
 	if err := o.c.emit(key, w, p.Contents, o.results); err != nil {
 		o.env.fail(fmt.Errorf("window %q: key %v, window %v: %w", o.env.name, key, w, err))
 	}
 }
 
-// OnTimer fires the key's windows whose last millisecond is at and drops
+// OnTimer fires the key's sessions whose last millisecond is at and drops
 // those past their allowed lateness.
-func (o *windowOp[K, T, S, Out]) OnTimer(key K, t runtime.Timer) {
+func (o *sessionOp[K, T, S, Out]) OnTimer(key K, t runtime.Timer) {
 	if t.Domain != runtime.EventTime {
 		return
 	}
@@ -398,7 +474,7 @@ func (o *windowOp[K, T, S, Out]) OnTimer(key K, t runtime.Timer) {
 }
 
 // addToSession merges rec into the key's sessions.
-func (o *windowOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
+func (o *sessionOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
 	panes, _ := o.panes.Get()
 	start, end := ts, addSat(ts, o.cfg.gap)
 	// Sessions do not overlap, so those that overlap [start, end) are

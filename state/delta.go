@@ -22,7 +22,16 @@ type delta struct {
 	buf  []byte // keys and values, back to back
 	recs []deltaRec
 	tmp  []deltaRec // scratch for sorting
+	// spans are range deletions [start, end), back to back in spanBuf;
+	// they delete what earlier epochs wrote (not the points of this delta,
+	// which share their sequence number when ingested).
+	spans   []deltaSpan
+	spanBuf []byte
 }
+
+// deltaSpan is a range deletion: spanBuf[off:mid] is its start, and
+// spanBuf[mid:end] its end.
+type deltaSpan struct{ off, mid, end uint32 }
 
 // deltaRec is one change. hi and lo hold the first 16 bytes of the key,
 // big-endian and zero-padded, so that most comparisons while sorting are
@@ -44,7 +53,21 @@ func (r *deltaRec) inlineValue() bool { return r.vlen <= 8 }
 func (d *delta) reset() {
 	d.buf = d.buf[:0]
 	d.recs = d.recs[:0]
+	d.spans = d.spans[:0]
+	d.spanBuf = d.spanBuf[:0]
 }
+
+// deleteRange adds a range deletion of [start, end).
+func (d *delta) deleteRange(start, end []byte) {
+	off := len(d.spanBuf)
+	d.spanBuf = append(d.spanBuf, start...)
+	mid := len(d.spanBuf)
+	d.spanBuf = append(d.spanBuf, end...)
+	d.spans = append(d.spans, deltaSpan{uint32(off), uint32(mid), uint32(len(d.spanBuf))})
+}
+
+func (d *delta) spanStart(s deltaSpan) []byte { return d.spanBuf[s.off:s.mid] }
+func (d *delta) spanEnd(s deltaSpan) []byte   { return d.spanBuf[s.mid:s.end] }
 
 // add appends a change; key is the Pebble key.
 func (d *delta) add(key []byte, appendValue func([]byte) []byte, deleted bool) {
@@ -99,7 +122,9 @@ func (d *delta) sameKey(a, b *deltaRec) bool {
 // sort orders the changes by key. The 16-byte prefixes are radix sorted,
 // which is several times faster than comparison sorting a million changes;
 // runs of equal prefix (keys longer than 16 bytes) are then sorted by
-// comparison.
+// comparison, or if they are long, radix sorted on their next 16 bytes (the
+// keys of a Namespaced state share a 14-byte prefix per key group and
+// namespace).
 func (d *delta) sort() {
 	d.recs, d.tmp = radixSort(d.recs, d.tmp)
 	for i := 0; i < len(d.recs); {
@@ -108,7 +133,41 @@ func (d *delta) sort() {
 			j++
 		}
 		if j-i > 1 {
-			d.sortRun(d.recs[i:j])
+			d.sortLongRun(d.recs[i:j])
+		}
+		i = j
+	}
+}
+
+// sortLongRun sorts a run of keys with the same first 16 bytes: if the run
+// is long and all its keys are longer than 16 bytes, by radix on their next
+// 16 bytes and then by comparison where those tie; otherwise by comparison.
+func (d *delta) sortLongRun(run []deltaRec) {
+	if len(run) < 256 || slices.ContainsFunc(run, func(r deltaRec) bool { return r.klen <= 16 }) {
+		d.sortRun(run)
+		return
+	}
+	hi, lo := run[0].hi, run[0].lo
+	for i := range run {
+		r := &run[i]
+		var pad [16]byte
+		copy(pad[:], d.buf[r.off+16:r.off+r.klen])
+		r.hi, r.lo = binary.BigEndian.Uint64(pad[:8]), binary.BigEndian.Uint64(pad[8:])
+	}
+	sorted, _ := radixSort(run, d.tmp[:0])
+	if &sorted[0] != &run[0] {
+		copy(run, sorted)
+	}
+	for i := 0; i < len(run); {
+		j := i + 1
+		for j < len(run) && run[j].hi == run[i].hi && run[j].lo == run[i].lo {
+			j++
+		}
+		for k := i; k < j; k++ {
+			run[k].hi, run[k].lo = hi, lo
+		}
+		if j-i > 1 {
+			d.sortRun(run[i:j])
 		}
 		i = j
 	}
@@ -202,6 +261,26 @@ func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
 			return err
 		}
 	}
+	// Range deletions go to a block of their own, so they need not be
+	// interleaved with the points, but Pebble wants them sorted and not
+	// overlapping.
+	slices.SortFunc(d.spans, func(a, b deltaSpan) int { return bytes.Compare(d.spanStart(a), d.spanStart(b)) })
+	var prevEnd []byte
+	for i, s := range d.spans {
+		start, end := d.spanStart(s), d.spanEnd(s)
+		if i > 0 && bytes.Equal(start, d.spanStart(d.spans[i-1])) {
+			continue // the same range deleted twice in one epoch
+		}
+		if prevEnd != nil && bytes.Compare(prevEnd, start) > 0 {
+			w.Close()
+			return fmt.Errorf("state: range deletions ending at %x and starting at %x overlap", prevEnd, start)
+		}
+		if err := w.DeleteRange(start, end); err != nil {
+			w.Close()
+			return err
+		}
+		prevEnd = end
+	}
 	return w.Close() // syncs and closes the file
 }
 
@@ -212,10 +291,10 @@ var everything = pebble.KeyRange{Start: []byte{0}, End: []byte{0xff}}
 // ingest writes the epoch's delta into db through an sstable.
 func (b *Backend) ingest(s *snapshot) error {
 	d := s.delta
-	if len(d.recs) == 0 {
-		if s.full { // the state is empty
-			return b.db.Excise(context.Background(), everything)
-		}
+	switch {
+	case s.full && len(d.recs) == 0: // the state is empty
+		return b.db.Excise(context.Background(), everything)
+	case len(d.recs) == 0 && len(d.spans) == 0:
 		return nil
 	}
 	d.sort()

@@ -1,7 +1,7 @@
 // Package state holds the keyed state of weir operators: typed handles
-// (Value, Map), the codecs that turn keys and values into bytes, the key-group
-// partitioning that lets state move between subtasks, and the Backend that
-// keeps it all in Pebble.
+// (Value, Map, Namespaced), the codecs that turn keys and values into bytes,
+// the key-group partitioning that lets state move between subtasks, and the
+// Backend that keeps it all in Pebble.
 //
 // # Layout
 //
@@ -42,6 +42,15 @@
 //
 // Timers (see Timers) are keyed state too, stored and checkpointed the same
 // way.
+//
+// A Namespaced state holds a value per key and namespace (for windows: the
+// window start), stored under
+//
+//	[key group][state id][namespace][encoded key]
+//
+// with one cache per namespace, so that a whole namespace is visited (All)
+// or dropped (Drop) at once: dropping forgets its cache and adds one range
+// deletion per key group to the next checkpoint's sstable.
 //
 // Entries whose latest change is durable in Pebble may be evicted when the
 // cache is full; dirty entries stay until their epoch is written, so the

@@ -69,6 +69,15 @@ type table[K comparable, V any] struct {
 	// tombs lists deletions in epoch order, so that their tombstones leave
 	// the cache once Pebble has them (see applied).
 	tombs []tomb[K]
+
+	// ns is the namespace of a table of a Namespaced state, whose Pebble
+	// keys carry it after the state id (see pebbleKey).
+	ns         int64
+	namespaced bool
+	// complete is like Backend.complete for this table alone: Pebble holds
+	// nothing of it that the cache lacks (a namespace created since Open),
+	// until the table evicts.
+	complete bool
 }
 
 type tomb[K comparable] struct {
@@ -89,7 +98,7 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 	if vals == nil {
 		return nil, fmt.Errorf("state: %q: nil value codec", name)
 	}
-	t := &table[K, V]{b: s.backend, scope: s, vals: vals, m: make(map[K]entry[V])}
+	t := makeTable(s, vals)
 	id, err := s.backend.register(name, t)
 	if err != nil {
 		return nil, err
@@ -97,6 +106,12 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 	t.id = id
 	s.tables = append(s.tables, t)
 	return t, nil
+}
+
+// makeTable returns a table that is not registered with the Backend: a
+// Namespaced state registers once and drives its tables itself.
+func makeTable[K comparable, V any](s *Scope[K], vals Codec[V]) *table[K, V] {
+	return &table[K, V]{b: s.backend, scope: s, vals: vals, m: make(map[K]entry[V])}
 }
 
 func (t *table[K, V]) prefetch(keys []K) {
@@ -115,7 +130,7 @@ func (t *table[K, V]) get(k K) (V, bool) {
 // load reads k from Pebble into the cache.
 func (t *table[K, V]) load(k K) (V, bool) {
 	var zero V
-	if t.b.complete {
+	if t.b.complete || t.complete {
 		return zero, false
 	}
 	raw, closer, err := t.b.db.Get(t.pebbleKey(k))
@@ -164,18 +179,38 @@ func (t *table[K, V]) applied(epoch uint32) {
 
 func (t *table[K, V]) set(k K, n entry[V]) {
 	e, ok := t.m[k]
+	t.changing(k, e, ok)
+	t.m[k] = n
+}
+
+// changing prepares the change of k, whose cached entry is e (if ok), in the
+// current epoch: the first change of an epoch lists k as dirty and, if the
+// frozen epoch still needs the old value, encodes it first (copy on write).
+func (t *table[K, V]) changing(k K, e entry[V], ok bool) {
 	switch {
 	case !ok:
 		t.makeRoom()
 		t.dirty = append(t.dirty, k)
 	case e.epoch != t.b.epoch:
 		if e.owed(t.b.frozenEpoch, t.b.full) {
-			// Copy on write: the frozen epoch still needs the old value.
 			t.encode(k, e)
 		}
 		t.dirty = append(t.dirty, k)
 	}
-	t.m[k] = n
+}
+
+// update sets k's value to fn(value, whether there is one) with one map
+// lookup, where get then put take two. The frozen epoch's value is encoded
+// before fn runs (copy on write), so fn may change it in place.
+func (t *table[K, V]) update(k K, fn func(v V, ok bool) V) {
+	e, ok := t.m[k]
+	if !ok && !t.b.complete && !t.complete {
+		if _, found := t.load(k); found {
+			e, ok = t.m[k]
+		}
+	}
+	t.changing(k, e, ok)
+	t.m[k] = entry[V]{val: fn(e.val, ok && !e.deleted()), epoch: t.b.epoch}
 }
 
 // frozenEntry is an entry of the frozen epoch found by a scan.
@@ -285,13 +320,17 @@ func (t *table[K, V]) encode(k K, e entry[V]) {
 	t.b.delta.add(t.pebbleKey(k), func(dst []byte) []byte { return t.vals.Append(dst, e.val) }, e.deleted())
 }
 
-// pebbleKey returns [key group][state id][key] in a buffer valid until the
-// next call.
+// pebbleKey returns [key group][state id][key], or for a namespace table
+// [key group][state id][namespace][key], in a buffer valid until the next
+// call.
 func (t *table[K, V]) pebbleKey(k K) []byte {
 	s := t.scope
 	kg := KeyGroupOf(s.hash(k), t.b.maxParallelism)
 	b := binary.BigEndian.AppendUint16(s.keyBuf[:0], uint16(kg))
 	b = binary.BigEndian.AppendUint32(b, t.id)
+	if t.namespaced {
+		b = appendNamespace(b, t.ns)
+	}
 	b = s.keys.Append(b, k)
 	s.keyBuf = b
 	return b
@@ -312,7 +351,7 @@ func (t *table[K, V]) makeRoom() {
 	applied := t.b.appliedEpoch
 	for k, e := range t.m {
 		if e.epoch <= applied { // frozen and pending epochs are > applied
-			t.b.complete = false
+			t.b.complete, t.complete = false, false
 			delete(t.m, k)
 			if evicted++; evicted >= target {
 				return

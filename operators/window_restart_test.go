@@ -1,0 +1,108 @@
+package operators_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/runtime"
+)
+
+// TestWindowRestartKeepsFiredWindows stops (or crashes) a job with tumbling
+// windows and allowed lateness in the middle of its input, when windows
+// that already fired are kept for their lateness, and restarts it from its
+// checkpoint: a restored window that fired before the checkpoint must not
+// fire again, and the others must fire once. Parallelism 1 puts the window
+// operator in its source's task, whose watermark a restore does not set;
+// parallelism 2 gives it a task of its own.
+func TestWindowRestartKeepsFiredWindows(t *testing.T) {
+	const n, keys = 3000, 7
+	const step, size = 10, 100 // ms of event time per record, window size
+	var want []string
+	counts := map[string]int{}
+	for v := uint64(0); v < n; v++ {
+		start := int64(v) * step / size * size
+		counts[fmt.Sprintf("k%d@[%d,%d)", v%keys, start, start+size)]++
+	}
+	for w, c := range counts {
+		want = append(want, fmt.Sprintf("%s=%d", w, c))
+	}
+	slices.Sort(want)
+	for _, par := range []int{1, 2} {
+		for _, mode := range []string{"stop", "crash"} {
+			t.Run(fmt.Sprintf("parallelism=%d/%s", par, mode), func(t *testing.T) {
+				dir := t.TempDir()
+				out := newOutput[string]()
+				start := func(pauseAt int64, onPause func()) *restartRun {
+					r := &restartRun{out: out, reached: make(chan struct{}), checkpointed: make(chan struct{}, 1)}
+					var once sync.Once
+					var emitted, completed atomic.Int64
+					gen := numbers(n)
+					p := runtime.NewPipeline("windows-restart")
+					src := runtime.From(p, "src", func() runtime.Source[uint64] {
+						return &pausingSource{Source: gen(), emitted: &emitted, completed: &completed, pauseAt: pauseAt,
+							onPause: onPause, reached: func() { once.Do(func() { close(r.reached) }) }}
+					}, runtime.WithWatermarks(runtime.Monotonous(func(v uint64) int64 { return int64(v) * step })))
+					keyed := operators.KeyBy(src, func(v uint64) string { return fmt.Sprintf("k%d", v%keys) })
+					win := operators.Window(keyed, "count", operators.Tumbling(size*time.Millisecond), func(v uint64) int64 { return int64(v) * step }).
+						AllowedLateness(time.Second)
+					res, _ := operators.WindowAggregate(win, operators.WindowAggregateFunc[string, uint64, int64, string]{
+						Add: func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
+						Result: func(k string, w operators.TimeWindow, acc int64) string {
+							return fmt.Sprintf("%s@%v=%d", k, w, acc)
+						},
+					}, nil)
+					runtime.To(res, "sink", newMemSink(out))
+					cfg := testConfig(t, par)
+					cfg.CheckpointDir = dir
+					cfg.StateCacheEntries = 16 // restored windows are read from Pebble
+					cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) { completed.Add(1) }
+					ctx, cancel := context.WithCancel(context.Background())
+					r.cancel = cancel
+					j, err := runtime.Start(ctx, p, cfg)
+					if err != nil {
+						cancel()
+						t.Fatal(err)
+					}
+					r.job = j
+					return r
+				}
+				first := start(n/2, func() {})
+				first.await(t, first.reached, "the source paused")
+				if mode == "stop" {
+					first.job.Stop()
+					if err := first.job.Wait(); err != nil {
+						t.Fatalf("first run: %v", err)
+					}
+				} else {
+					// The next checkpoint completes, and the process dies
+					// before the sink commits it.
+					out.down.Store(true)
+					first.await(t, out.crashed, "the crash")
+					first.cancel()
+					first.job.Wait()
+				}
+				first.cancel()
+				out.down.Store(false)
+				out1 := len(out.records())
+				if mode == "stop" && (out1 == 0 || out1 >= len(want)) {
+					t.Fatalf("first run committed %d of %d windows: not interrupted in the middle", out1, len(want))
+				}
+				second := start(0, nil)
+				if second.job.RestoredFrom() == 0 {
+					t.Fatal("second run did not restore a checkpoint")
+				}
+				if err := second.job.Wait(); err != nil {
+					t.Fatalf("second run: %v", err)
+				}
+				second.cancel()
+				check(t, "windows", out.records(), want)
+			})
+		}
+	}
+}

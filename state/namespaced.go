@@ -1,0 +1,359 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+	"iter"
+	"maps"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Namespaced is a value of type V per key and namespace, where a namespace
+// is an int64 shared by many keys: for event-time windows, the start of a
+// window that every key has. It is the state of work that is done a
+// namespace at a time rather than a key at a time: All visits every key's
+// value in a namespace, and Drop forgets a whole namespace at once, which
+// for windows replaces a timer and a deletion per key and window with a map
+// walk and a few range deletions per window.
+//
+// In memory each live namespace has a cache of its own, so dropping one is
+// O(1); in Pebble its entries are stored under
+//
+//	[key group][state id][namespace, sign bit flipped][key]
+//
+// so that a namespace is one key range per key group, which Drop deletes
+// with range deletions in the next checkpoint.
+//
+// NB: Config.CacheEntries bounds each namespace's cache, not their sum. A
+// namespace whose values were all deleted stays listed by Namespaces until
+// it is dropped, but a restore does not find it.
+type Namespaced[K comparable, V any] struct {
+	scope *Scope[K]
+	b     *Backend
+	id    uint32
+	vals  Codec[V]
+	// live holds the namespaces, ascending. There are few (a window
+	// operator has size/slide of them, plus those kept for lateness), so a
+	// linear scan finds one faster than a map.
+	live []namespace[K, V]
+	// dropped lists the namespaces of the current epoch's Drops whose
+	// entries Pebble may hold: the next Freeze deletes their ranges.
+	dropped []int64
+	keyBuf  []byte
+}
+
+type namespace[K comparable, V any] struct {
+	ns int64
+	t  *table[K, V]
+	// stored means Pebble may hold entries of ns: it was found at Open, or
+	// its table went through a Freeze.
+	stored bool
+}
+
+// NewNamespaced registers a namespaced state called name on s (see NewValue
+// for naming) and finds the namespaces Pebble holds for it.
+func NewNamespaced[K comparable, V any](s *Scope[K], name string, codec Codec[V]) (*Namespaced[K, V], error) {
+	if codec == nil {
+		return nil, fmt.Errorf("state: %q: nil value codec", name)
+	}
+	n := &Namespaced[K, V]{scope: s, b: s.backend, vals: codec}
+	id, err := s.backend.register(name, n)
+	if err != nil {
+		return nil, err
+	}
+	n.id = id
+	s.tables = append(s.tables, n)
+	if err := n.load(); err != nil {
+		return nil, fmt.Errorf("state: namespaced %q: %w", name, err)
+	}
+	return n, nil
+}
+
+// load creates a table, empty and reading through to Pebble, for each
+// namespace Pebble holds: it seeks from namespace to namespace in each key
+// group, so it costs a seek per key group and namespace, not a read per
+// entry.
+func (n *Namespaced[K, V]) load() error {
+	if n.b.complete {
+		return nil // nothing stored
+	}
+	found := map[int64]bool{}
+	for kg := 0; kg < n.b.maxParallelism; kg++ {
+		prefix := n.prefix(nil, kg)
+		it, err := n.b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		for valid := it.First(); valid; {
+			k := it.Key()
+			if len(k) < len(prefix)+8 {
+				it.Close()
+				return fmt.Errorf("%w: key %x has no namespace", ErrCorruptValue, k)
+			}
+			ns := int64(binary.BigEndian.Uint64(k[len(prefix):]) ^ (1 << 63))
+			found[ns] = true
+			valid = it.SeekGE(prefixEnd(k[:len(prefix)+8]))
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	for _, ns := range slices.Sorted(maps.Keys(found)) {
+		n.live = append(n.live, namespace[K, V]{ns: ns, t: n.newTable(ns, false), stored: true})
+	}
+	return nil
+}
+
+func (n *Namespaced[K, V]) newTable(ns int64, complete bool) *table[K, V] {
+	t := makeTable(n.scope, n.vals)
+	t.id, t.ns, t.namespaced, t.complete = n.id, ns, true, complete
+	return t
+}
+
+// prefix appends [key group][state id] to dst.
+func (n *Namespaced[K, V]) prefix(dst []byte, kg int) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(kg))
+	return binary.BigEndian.AppendUint32(dst, n.id)
+}
+
+// appendNamespace appends ns with its sign bit flipped, so that byte order
+// is numeric order.
+func appendNamespace(dst []byte, ns int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(ns)^(1<<63))
+}
+
+// prefixEnd returns the smallest key greater than every key that starts
+// with prefix, or nil if there is none (prefix is all 0xff).
+func prefixEnd(prefix []byte) []byte {
+	end := slices.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i]++; end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// find returns the index of ns in live, or -1.
+func (n *Namespaced[K, V]) find(ns int64) int {
+	for i := len(n.live) - 1; i >= 0; i-- { // new namespaces are hit most
+		if n.live[i].ns == ns {
+			return i
+		}
+	}
+	return -1
+}
+
+// Get returns the current key's value in namespace ns and whether there is
+// one. See Value.Get about values that refer to memory.
+func (n *Namespaced[K, V]) Get(ns int64) (V, bool) {
+	if i := n.find(ns); i >= 0 {
+		return n.live[i].t.get(n.scope.key)
+	}
+	var zero V
+	return zero, false
+}
+
+// Put sets the current key's value in namespace ns, creating the namespace
+// if it has none.
+func (n *Namespaced[K, V]) Put(ns int64, v V) {
+	i := n.find(ns)
+	if i < 0 {
+		i = n.add(ns)
+	}
+	n.live[i].t.put(n.scope.key, v)
+}
+
+// Update sets the current key's value in namespace ns to fn(value, whether
+// there is one), creating the namespace if it has none. It costs one lookup
+// where Get then Put cost two, and fn may change the value in place (a
+// checkpoint being written gets the old value first).
+func (n *Namespaced[K, V]) Update(ns int64, fn func(v V, ok bool) V) {
+	i := n.find(ns)
+	if i < 0 {
+		i = n.add(ns)
+	}
+	n.live[i].t.update(n.scope.key, fn)
+}
+
+// Delete removes the current key's value in namespace ns.
+func (n *Namespaced[K, V]) Delete(ns int64) {
+	if i := n.find(ns); i >= 0 {
+		n.live[i].t.delete(n.scope.key)
+	}
+}
+
+// add creates namespace ns and returns its index in live.
+func (n *Namespaced[K, V]) add(ns int64) int {
+	i, _ := slices.BinarySearchFunc(n.live, ns, func(l namespace[K, V], ns int64) int {
+		switch {
+		case l.ns < ns:
+			return -1
+		case l.ns > ns:
+			return 1
+		}
+		return 0
+	})
+	// NB: Pebble holds nothing of ns that counts: a namespace it held was
+	// found at Open and is live, or was dropped, and its range deletion
+	// reaches Pebble before any entry of the new table can be evicted
+	// (which would make the table read Pebble again).
+	n.live = slices.Insert(n.live, i, namespace[K, V]{ns: ns, t: n.newTable(ns, true)})
+	return i
+}
+
+// Namespaces iterates over the namespaces in ascending order. The state may
+// change during the iteration: each step yields the smallest namespace
+// greater than the previous one.
+func (n *Namespaced[K, V]) Namespaces() iter.Seq[int64] {
+	return func(yield func(int64) bool) {
+		for i := 0; i < len(n.live); {
+			ns := n.live[i].ns
+			if !yield(ns) {
+				return
+			}
+			for i = 0; i < len(n.live) && n.live[i].ns <= ns; i++ {
+			}
+		}
+	}
+}
+
+// All calls fn with every key's value in namespace ns, in unspecified
+// order, with the key made current. fn must not change namespace ns.
+func (n *Namespaced[K, V]) All(ns int64, fn func(key K, v V)) {
+	i := n.find(ns)
+	if i < 0 {
+		return
+	}
+	t := n.live[i].t
+	if !n.b.complete && !t.complete {
+		if err := n.allStored(t, fn); err != nil {
+			n.b.fail(fmt.Errorf("state: read %q: %w", n.b.names[n.id], err))
+			return
+		}
+	}
+	for k, e := range t.m {
+		if !e.deleted() {
+			n.scope.key = k
+			fn(k, e.val)
+		}
+	}
+}
+
+// allStored calls fn with the entries of t that Pebble holds and the cache
+// does not: the cache is newer, tombstones included.
+func (n *Namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V)) error {
+	for kg := 0; kg < n.b.maxParallelism; kg++ {
+		n.keyBuf = appendNamespace(n.prefix(n.keyBuf[:0], kg), t.ns)
+		it, err := n.b.db.NewIter(&pebble.IterOptions{LowerBound: n.keyBuf, UpperBound: prefixEnd(n.keyBuf)})
+		if err != nil {
+			return err
+		}
+		skip := len(n.keyBuf)
+		for it.First(); it.Valid(); it.Next() {
+			k, err := n.scope.keys.Decode(it.Key()[skip:])
+			if err != nil {
+				it.Close()
+				return err
+			}
+			if _, ok := t.m[k]; ok {
+				continue
+			}
+			raw, err := it.ValueAndErr()
+			if err != nil {
+				it.Close()
+				return err
+			}
+			v, err := n.vals.Decode(raw)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			n.scope.key = k
+			fn(k, v)
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Drop removes namespace ns with every key's value in it.
+func (n *Namespaced[K, V]) Drop(ns int64) {
+	i := n.find(ns)
+	if i < 0 {
+		return
+	}
+	l := n.live[i]
+	if n.b.frozenEpoch != 0 {
+		// The checkpoint being written still needs the namespace as it
+		// was at the barrier: encode what is left of it first.
+		l.t.drainSome(int(^uint(0) >> 1))
+	}
+	n.live = slices.Delete(n.live, i, i+1)
+	if l.stored {
+		n.dropped = append(n.dropped, ns)
+	}
+}
+
+// prefetch looks keys up in the newest namespace, which in-order input
+// hits most.
+func (n *Namespaced[K, V]) prefetch(keys []K) {
+	if len(n.live) > 0 {
+		n.live[len(n.live)-1].t.prefetch(keys)
+	}
+}
+
+// freeze freezes every namespace and turns the epoch's Drops into range
+// deletions in its delta (Backend.Freeze has installed the frozen epoch's
+// delta): one per key group, as the key group leads the Pebble key.
+func (n *Namespaced[K, V]) freeze() {
+	for i := range n.live {
+		n.live[i].t.freeze()
+		n.live[i].stored = true
+	}
+	for _, ns := range n.dropped {
+		for kg := 0; kg < n.b.maxParallelism; kg++ {
+			n.keyBuf = appendNamespace(n.prefix(n.keyBuf[:0], kg), ns)
+			n.b.delta.deleteRange(n.keyBuf, prefixEnd(n.keyBuf))
+		}
+	}
+	n.dropped = n.dropped[:0]
+}
+
+func (n *Namespaced[K, V]) applied(epoch uint32) {
+	for _, l := range n.live {
+		l.t.applied(epoch)
+	}
+}
+
+func (n *Namespaced[K, V]) drainSome(budget int) (used int, done bool) {
+	done = true
+	for _, l := range n.live {
+		// NB: with the budget spent, drainSome(0) still reports whether a
+		// table is done.
+		u, d := l.t.drainSome(budget - used)
+		used += u
+		done = done && d
+	}
+	return used, done
+}
+
+func (n *Namespaced[K, V]) changed() int {
+	sum := 0
+	for _, l := range n.live {
+		sum += l.t.changed()
+	}
+	return sum
+}
+
+func (n *Namespaced[K, V]) entries() int {
+	sum := 0
+	for _, l := range n.live {
+		sum += l.t.entries()
+	}
+	return sum
+}
