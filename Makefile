@@ -4,7 +4,7 @@
 GO ?= go
 GOFLAGS_TEST ?= -race -timeout 20m
 
-.PHONY: all build run test test-deps vet bench bench-core bench-nexmark bench-kafka clean
+.PHONY: all build run test test-deps vet bench bench-core bench-windows bench-nexmark bench-kafka clean
 
 all: build
 
@@ -41,10 +41,13 @@ vet:
 test: test-deps vet
 	$(GO) test $(GOFLAGS_TEST) ./...
 
-bench: bench-core bench-nexmark
+bench: bench-core bench-windows bench-nexmark
 
 bench-core:
 	$(GO) run ./benchmarks/cmd/counting
+
+bench-windows:
+	$(GO) run ./benchmarks/cmd/windows
 
 # Quick mode: every query on 2M events, one core, outputs compared line by
 # line with the references. The full run (100M events per query) is

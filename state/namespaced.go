@@ -42,6 +42,10 @@ type Namespaced[K comparable, V any] struct {
 	// entries Pebble may hold: the next Freeze deletes their ranges.
 	dropped []int64
 	keyBuf  []byte
+	// spare is the emptied cache of the last namespace dropped, for the
+	// next one created: namespaces come and go (a window a key), and a
+	// large map is much cheaper to clear than to grow again.
+	spare map[K]entry[V]
 }
 
 type namespace[K comparable, V any] struct {
@@ -108,6 +112,9 @@ func (n *Namespaced[K, V]) load() error {
 
 func (n *Namespaced[K, V]) newTable(ns int64, complete bool) *table[K, V] {
 	t := makeTable(n.scope, n.vals)
+	if n.spare != nil {
+		t.m, n.spare = n.spare, nil
+	}
 	t.id, t.ns, t.namespaced, t.complete = n.id, ns, true, complete
 	return t
 }
@@ -294,6 +301,8 @@ func (n *Namespaced[K, V]) Drop(ns int64) {
 		l.t.drainSome(int(^uint(0) >> 1))
 	}
 	n.live = slices.Delete(n.live, i, i+1)
+	clear(l.t.m)
+	n.spare = l.t.m
 	if l.stored {
 		n.dropped = append(n.dropped, ns)
 	}

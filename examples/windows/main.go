@@ -61,7 +61,7 @@ func viewAt(n uint64) View {
 		Page: fmt.Sprintf("/page/%d", mix(i^0xfeed)%8),
 		TS:   start + int64(i)*50 - int64(mix(i^0xbeef)%uint64(disorder.Milliseconds())),
 	}
-	if n%500 == 499 {
+	if n%500 == 250 { // NB: not a repeat (n%20 == 19), which dedup would drop
 		v.TS -= 30_000
 	}
 	return v

@@ -53,9 +53,9 @@ func (c config) eventAt(seq uint64) event {
 }
 
 func main() {
-	records := flag.Uint64("records", 2_000_000, "records per run")
+	records := flag.Uint64("records", 10_000_000, "records per run (enough for ten tumbling windows and several checkpoints)")
 	keys := flag.Uint64("keys", 1_000_000, "distinct keys")
-	span := flag.Duration("span", 20*time.Second, "event time covered by the records (default: one record per key and 10 s window)")
+	span := flag.Duration("span", 100*time.Second, "event time covered by the records (default: one record per key and 10 s window)")
 	cores := flag.Int("cores", 1, "GOMAXPROCS")
 	interval := flag.Duration("checkpoint-interval", time.Second, "checkpoint interval")
 	only := flag.String("only", "", "run only this window kind (tumbling or sliding)")
@@ -75,7 +75,7 @@ func main() {
 	}
 	fmt.Printf("machine: %s/%s, %d CPUs, GOMAXPROCS=%d; %d records over %d keys, %v of event time, checkpoints every %v\n",
 		goruntime.GOOS, goruntime.GOARCH, goruntime.NumCPU(), *cores, *records, *keys, *span, *interval)
-	fmt.Printf("%-22s %14s %14s %8s %12s\n", "window", "weir rec/s", "Go loop rec/s", "ratio", "windows")
+	fmt.Printf("%-22s %14s %14s %8s %12s %12s\n", "window", "weir rec/s", "Go loop rec/s", "ratio", "windows", "allocs/rec")
 	for _, kind := range []struct {
 		name        string
 		size, slide time.Duration
@@ -99,7 +99,7 @@ func main() {
 				kind.name, res.sums.windows, res.sums.counted, want.windows, want.counted)
 			os.Exit(1)
 		}
-		fmt.Printf("%-22s %14.0f %14.0f %8.2f %12d\n", fmt.Sprintf("%s %v/%v", kind.name, kind.size, kind.slide), res.rate, loopRate, res.rate/loopRate, want.windows)
+		fmt.Printf("%-22s %14.0f %14.0f %8.2f %12d %12.4f\n", fmt.Sprintf("%s %v/%v", kind.name, kind.size, kind.slide), res.rate, loopRate, res.rate/loopRate, want.windows, res.allocs)
 	}
 	fmt.Println("target: weir/loop >= 0.50")
 }
@@ -165,8 +165,9 @@ func (h *endHeap) Pop() any {
 }
 
 type engineResult struct {
-	rate float64
-	sums sums
+	rate   float64
+	allocs float64 // heap allocations per record
+	sums   sums
 }
 
 func engine(c config, interval time.Duration, cacheEntries int) (engineResult, error) {
@@ -197,10 +198,14 @@ func engine(c config, interval time.Duration, cacheEntries int) (engineResult, e
 		StateCacheEntries:  cacheEntries,
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
 	start := time.Now()
 	if err := runtime.Run(context.Background(), p, cfg); err != nil {
 		return res, err
 	}
 	res.rate = float64(c.records) / time.Since(start).Seconds()
+	goruntime.ReadMemStats(&after)
+	res.allocs = float64(after.Mallocs-before.Mallocs) / float64(c.records)
 	return res, nil
 }
