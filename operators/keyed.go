@@ -61,9 +61,7 @@ func (o *aggregateOp[K, In, Acc, Out]) Open(ctx *runtime.KeyedContext[K], out ru
 }
 
 func (o *aggregateOp[K, In, Acc, Out]) Process(key K, rec In) {
-	acc, ok := o.acc.Get()
-	acc = o.agg.Add(acc, rec, !ok)
-	o.acc.Put(acc)
+	acc := o.acc.Update(func(acc Acc, ok bool) Acc { return o.agg.Add(acc, rec, !ok) })
 	o.out.Collect(o.agg.Result(key, acc))
 }
 

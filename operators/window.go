@@ -309,18 +309,14 @@ func (o *fixedWindowOp[K, T, S, Out]) Process(key K, rec T) {
 	wm := max(o.env.watermark(), o.fired)
 	added := false
 	size, slide := o.cfg.size, o.cfg.slide
-	var acc S
-	add := func(s S, ok bool) S {
-		acc = o.c.add(s, rec, !ok)
-		return acc
-	}
+	add := func(s S, ok bool) S { return o.c.add(s, rec, !ok) }
 	for start := floorTo(ts, slide); start > ts-size; start -= slide {
 		end := start + size
 		if o.isLate(end, wm) {
 			continue
 		}
 		added = true
-		o.windows.Update(start, add)
+		acc := o.windows.Update(start, add)
 		if end-1 <= o.fired { // fired before: fire again, updated
 			o.fire(key, start, end, acc)
 		}

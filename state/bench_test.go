@@ -38,3 +38,26 @@ func BenchmarkPlainMapCounting(b *testing.B) {
 	}
 	_ = sum
 }
+
+// BenchmarkValueCountingUpdate is BenchmarkValueCounting with Value.Update,
+// one lookup per record instead of two.
+func BenchmarkValueCountingUpdate(b *testing.B) {
+	be, err := Open(Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	scope, err := NewScope[uint64](be, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	count, err := NewValue(scope, "count", Int64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range uint64(b.N) {
+		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
+		count.Update(func(n int64, _ bool) int64 { return n + 1 })
+	}
+}

@@ -174,15 +174,15 @@ func (n *Namespaced[K, V]) Put(ns int64, v V) {
 }
 
 // Update sets the current key's value in namespace ns to fn(value, whether
-// there is one), creating the namespace if it has none. It costs one lookup
+// there is one), creating the namespace if it has none, and returns it. It costs one lookup
 // where Get then Put cost two, and fn may change the value in place (a
 // checkpoint being written gets the old value first).
-func (n *Namespaced[K, V]) Update(ns int64, fn func(v V, ok bool) V) {
+func (n *Namespaced[K, V]) Update(ns int64, fn func(v V, ok bool) V) V {
 	i := n.find(ns)
 	if i < 0 {
 		i = n.add(ns)
 	}
-	n.live[i].t.update(n.scope.key, fn)
+	return n.live[i].t.update(n.scope.key, fn)
 }
 
 // Delete removes the current key's value in namespace ns.

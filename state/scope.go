@@ -68,6 +68,12 @@ func (v *Value[K, T]) Get() (T, bool) { return v.t.get(v.t.scope.key) }
 // Put sets the value for the current key.
 func (v *Value[K, T]) Put(val T) { v.t.put(v.t.scope.key, val) }
 
+// Update sets the value for the current key to fn(value, whether there is
+// one) and returns it. It costs one lookup where Get then Put cost two, and
+// fn may change a value that refers to memory in place (a checkpoint being
+// written gets the old value first).
+func (v *Value[K, T]) Update(fn func(val T, ok bool) T) T { return v.t.update(v.t.scope.key, fn) }
+
 // Delete removes the value for the current key.
 func (v *Value[K, T]) Delete() { v.t.delete(v.t.scope.key) }
 

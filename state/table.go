@@ -202,7 +202,7 @@ func (t *table[K, V]) changing(k K, e entry[V], ok bool) {
 // update sets k's value to fn(value, whether there is one) with one map
 // lookup, where get then put take two. The frozen epoch's value is encoded
 // before fn runs (copy on write), so fn may change it in place.
-func (t *table[K, V]) update(k K, fn func(v V, ok bool) V) {
+func (t *table[K, V]) update(k K, fn func(v V, ok bool) V) V {
 	e, ok := t.m[k]
 	if !ok && !t.b.complete && !t.complete {
 		if _, found := t.load(k); found {
@@ -210,7 +210,9 @@ func (t *table[K, V]) update(k K, fn func(v V, ok bool) V) {
 		}
 	}
 	t.changing(k, e, ok)
-	t.m[k] = entry[V]{val: fn(e.val, ok && !e.deleted()), epoch: t.b.epoch}
+	v := fn(e.val, ok && !e.deleted())
+	t.m[k] = entry[V]{val: v, epoch: t.b.epoch}
+	return v
 }
 
 // frozenEntry is an entry of the frozen epoch found by a scan.
