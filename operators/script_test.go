@@ -438,7 +438,7 @@ func openWindow[S any](t *testing.T, h *harness[rec], env timeEnv[string], cfg w
 		}
 	})
 	if cfg.kind == sessionWindows {
-		op := &sessionOp[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}
+		op := &sessionOp[string, rec, S, string]{windowBase: windowBase[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}}
 		if err := op.open(env, out); err != nil {
 			t.Fatal(err)
 		}
@@ -448,7 +448,7 @@ func openWindow[S any](t *testing.T, h *harness[rec], env timeEnv[string], cfg w
 		}
 		return op
 	}
-	op := &fixedWindowOp[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}
+	op := &fixedWindowOp[string, rec, S, string]{windowBase: windowBase[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}}
 	if err := op.open(env, out); err != nil {
 		t.Fatal(err)
 	}

@@ -203,9 +203,9 @@ func buildWindow[K comparable, T, S, Out any](w WindowedStream[K, T], c contents
 	ts := w.ts
 	raw := runtime.ApplyKeyed(w.in, w.name, func() runtime.KeyedOperator[K, T, windowEmit[Out, T]] {
 		if cfg.kind == sessionWindows {
-			return &sessionOp[K, T, S, Out]{cfg: cfg, ts: ts, c: c}
+			return &sessionOp[K, T, S, Out]{windowBase: windowBase[K, T, S, Out]{cfg: cfg, ts: ts, c: c}}
 		}
-		return &fixedWindowOp[K, T, S, Out]{cfg: cfg, ts: ts, c: c}
+		return &fixedWindowOp[K, T, S, Out]{windowBase: windowBase[K, T, S, Out]{cfg: cfg, ts: ts, c: c}}
 	})
 	results := runtime.Apply(raw, w.name+".results", func() runtime.Operator[windowEmit[Out, T], Out] {
 		return &splitOp[windowEmit[Out, T], Out]{pick: func(e windowEmit[Out, T]) (Out, bool) { return e.result, !e.isLate }}
@@ -250,14 +250,7 @@ type windowConfig struct {
 // has passed. No timers: their cost per key and window (register, fire,
 // delete, each persisted) was most of the cost of a window.
 type fixedWindowOp[K comparable, T, S, Out any] struct {
-	runtime.OperatorBase
-	cfg windowConfig
-	ts  func(T) int64
-	c   contents[K, T, S, Out]
-
-	env     timeEnv[K]
-	out     runtime.Collector[windowEmit[Out, T]]
-	results runtime.Collector[Out] // a resultCollector, boxed once
+	windowBase[K, T, S, Out]
 	windows *state.Namespaced[K, S]
 	// fired is the last watermark the operator acted on: window [s, e)
 	// fired iff e-1 <= fired. It is checkpointed as operator state, as the
@@ -281,7 +274,7 @@ func (o *fixedWindowOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out run
 }
 
 func (o *fixedWindowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) error {
-	o.env, o.out, o.results = env, out, resultCollector[Out, T]{out: out}
+	o.setOutput(env, out)
 	o.fired = runtime.MinWatermark
 	var err error
 	// NB: not "windows", the name of the per-key panes (sessions, and all
@@ -293,12 +286,6 @@ func (o *fixedWindowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector
 // Snapshot keeps the watermark up to which windows fired.
 func (o *fixedWindowOp[K, T, S, Out]) Snapshot(uint64) ([]byte, error) {
 	return binary.BigEndian.AppendUint64(nil, uint64(o.fired)), nil
-}
-
-// isLate reports whether a window ending at end is gone (or would be
-// dropped at once) at watermark wm.
-func (o *fixedWindowOp[K, T, S, Out]) isLate(end, wm int64) bool {
-	return addSat(end-1, o.cfg.lateness) <= wm
 }
 
 func (o *fixedWindowOp[K, T, S, Out]) Process(key K, rec T) {
@@ -323,13 +310,6 @@ func (o *fixedWindowOp[K, T, S, Out]) Process(key K, rec T) {
 	}
 	if !added {
 		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
-	}
-}
-
-func (o *fixedWindowOp[K, T, S, Out]) fire(key K, start, end int64, acc S) {
-	w := TimeWindow{start, end}
-	if err := o.c.emit(key, w, acc, o.results); err != nil {
-		o.env.fail(fmt.Errorf("window %q: key %v, window %v: %w", o.env.name, key, w, err))
 	}
 }
 
@@ -367,15 +347,8 @@ func (o *fixedWindowOp[K, T, S, Out]) OnWatermark(wm int64) {
 // merged away are not deleted (another session of the key may share their
 // time); they fire and find nothing to do.
 type sessionOp[K comparable, T, S, Out any] struct {
-	runtime.OperatorBase
-	cfg windowConfig
-	ts  func(T) int64
-	c   contents[K, T, S, Out]
-
-	env     timeEnv[K]
-	out     runtime.Collector[windowEmit[Out, T]]
-	results runtime.Collector[Out] // a resultCollector, boxed once
-	panes   *state.Value[K, []pane[S]]
+	windowBase[K, T, S, Out]
+	panes *state.Value[K, []pane[S]]
 }
 
 // pane is one open window of a key.
@@ -396,16 +369,41 @@ func (o *sessionOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime
 }
 
 func (o *sessionOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) error {
-	o.env, o.out, o.results = env, out, resultCollector[Out, T]{out: out}
+	o.setOutput(env, out)
 	var err error
 	o.panes, err = state.NewValue(env.scope, "windows", state.Codec[[]pane[S]](paneCodec[S]{o.c.codec}))
 	return err
 }
 
+// windowBase is what the window operators share: configuration, output
+// and firing.
+type windowBase[K comparable, T, S, Out any] struct {
+	runtime.OperatorBase
+	cfg windowConfig
+	ts  func(T) int64
+	c   contents[K, T, S, Out]
+
+	env     timeEnv[K]
+	out     runtime.Collector[windowEmit[Out, T]]
+	results runtime.Collector[Out] // a resultCollector, boxed once
+}
+
+func (o *windowBase[K, T, S, Out]) setOutput(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) {
+	o.env, o.out, o.results = env, out, resultCollector[Out, T]{out: out}
+}
+
 // isLate reports whether a window ending at end is gone (or would be
 // dropped at once) at watermark wm.
-func (o *sessionOp[K, T, S, Out]) isLate(end, wm int64) bool {
+func (o *windowBase[K, T, S, Out]) isLate(end, wm int64) bool {
 	return addSat(end-1, o.cfg.lateness) <= wm
+}
+
+// fire emits the result of key's window [start, end) holding contents.
+func (o *windowBase[K, T, S, Out]) fire(key K, start, end int64, contents S) {
+	w := TimeWindow{start, end}
+	if err := o.c.emit(key, w, contents, o.results); err != nil {
+		o.env.fail(fmt.Errorf("window %q: key %v, window %v: %w", o.env.name, key, w, err))
+	}
 }
 
 func (o *sessionOp[K, T, S, Out]) Process(key K, rec T) {
@@ -434,13 +432,6 @@ func (o *sessionOp[K, T, S, Out]) registerTimers(end, wm int64) {
 	}
 }
 
-func (o *sessionOp[K, T, S, Out]) fire(key K, p pane[S]) {
-	w := TimeWindow{p.Start, p.End}
-	if err := o.c.emit(key, w, p.Contents, o.results); err != nil {
-		o.env.fail(fmt.Errorf("window %q: key %v, window %v: %w", o.env.name, key, w, err))
-	}
-}
-
 // OnTimer fires the key's sessions whose last millisecond is at and drops
 // those past their allowed lateness.
 func (o *sessionOp[K, T, S, Out]) OnTimer(key K, t runtime.Timer) {
@@ -454,7 +445,7 @@ func (o *sessionOp[K, T, S, Out]) OnTimer(key K, t runtime.Timer) {
 	keep := 0
 	for _, p := range panes {
 		if p.End-1 == t.At {
-			o.fire(key, p)
+			o.fire(key, p.Start, p.End, p.Contents)
 		}
 		if addSat(p.End-1, o.cfg.lateness) > t.At {
 			keep++
@@ -510,7 +501,7 @@ func (o *sessionOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
 	o.panes.Put(next)
 	o.registerTimers(end, wm) // Register is idempotent: an unchanged end costs a lookup
 	if end-1 <= wm {
-		o.fire(key, next[first])
+		o.fire(key, next[first].Start, next[first].End, next[first].Contents)
 	}
 }
 

@@ -5,19 +5,7 @@ import "testing"
 // BenchmarkValueCounting measures a running count per key over 1M keys in
 // the cache, the hot path of keyed state, without checkpoints.
 func BenchmarkValueCounting(b *testing.B) {
-	be, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer be.Close()
-	scope, err := NewScope[uint64](be, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	count, err := NewValue(scope, "count", Int64)
-	if err != nil {
-		b.Fatal(err)
-	}
+	scope, count := countingState(b)
 	b.ResetTimer()
 	for i := range uint64(b.N) {
 		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
@@ -42,11 +30,22 @@ func BenchmarkPlainMapCounting(b *testing.B) {
 // BenchmarkValueCountingUpdate is BenchmarkValueCounting with Value.Update,
 // one lookup per record instead of two.
 func BenchmarkValueCountingUpdate(b *testing.B) {
+	scope, count := countingState(b)
+	b.ResetTimer()
+	for i := range uint64(b.N) {
+		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
+		count.Update(func(n int64, _ bool) int64 { return n + 1 })
+	}
+}
+
+// countingState returns a scope over uint64 keys and a count per key, in a
+// backend closed when b ends.
+func countingState(b *testing.B) (*Scope[uint64], *Value[uint64, int64]) {
 	be, err := Open(Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer be.Close()
+	b.Cleanup(func() { be.Close() })
 	scope, err := NewScope[uint64](be, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -55,9 +54,5 @@ func BenchmarkValueCountingUpdate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	for i := range uint64(b.N) {
-		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
-		count.Update(func(n int64, _ bool) int64 { return n + 1 })
-	}
+	return scope, count
 }
