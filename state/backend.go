@@ -202,12 +202,12 @@ func (b *Backend) Err() error { return b.err }
 //
 // Usually the snapshot is a delta: the entries changed in the epoch, which
 // Pebble adds on top of what it has, compacting the overlapping tables later.
-// When at least half of the cached entries changed and the cache holds all
-// of the state, the snapshot is full instead: every live entry, written as
-// one table that replaces everything Pebble holds (an ingest that excises
-// the whole key space). It costs at most twice the delta and leaves Pebble
-// nothing to compact, which for a small state that changes constantly (a
-// million counters updated every second) is most of the cost of a delta.
+// When at least three quarters of the cached entries changed and the cache
+// holds all of the state, the snapshot is full instead: every live entry,
+// written as one table that replaces everything Pebble holds (an ingest that
+// excises the whole key space). It costs at most 4/3 of the delta and leaves
+// Pebble nothing to compact, which for a small state that changes constantly
+// (a million counters updated every second) is most of the cost of a delta.
 func (b *Backend) Freeze(id uint64, dest string) error {
 	if b.pending != nil {
 		return ErrDraining
@@ -217,7 +217,7 @@ func (b *Backend) Freeze(id uint64, dest string) error {
 		changed += t.changed()
 		cached += t.entries()
 	}
-	b.full = b.complete && cached > 0 && 2*changed >= cached
+	b.full = b.complete && cached > 0 && 4*changed >= 3*cached
 	b.frozenEpoch = b.epoch
 	b.epoch++
 	select {

@@ -34,9 +34,9 @@
 // the state.
 //
 // One exception keeps small, busy states cheap: when the cache holds all of
-// the state and at least half of it changed in the epoch, the snapshot is
-// full: every live entry, ingested with an excise of the whole key space, so
-// that the new table replaces every older one. It writes at most twice what
+// the state and at least three quarters of it changed in the epoch, the
+// snapshot is full: every live entry, ingested with an excise of the whole
+// key space, so that the new table replaces every older one. It writes at most 4/3 of what
 // the delta would, and leaves Pebble nothing to compact; with deltas, a state
 // rewritten every second makes Pebble merge the same keys over and over.
 //

@@ -94,7 +94,6 @@ func (s *Sequence) Open(info runtime.TaskInfo, restored []byte, ratePerSecond fl
 	}
 	if ratePerSecond > 0 {
 		s.interval = time.Duration(float64(time.Second) * float64(s.Stride) / ratePerSecond)
-		s.due = time.Now()
 	}
 	return nil
 }
@@ -105,6 +104,11 @@ func (s *Sequence) Open(info runtime.TaskInfo, restored []byte, ratePerSecond fl
 func (s *Sequence) Quota(ctx context.Context, chunk int) (int, error) {
 	if s.interval == 0 {
 		return chunk, nil
+	}
+	if s.due.IsZero() {
+		// The schedule starts with the first read, not at Open: the time
+		// other subtasks take to open must not become a burst.
+		s.due = time.Now()
 	}
 	if wait := time.Until(s.due); wait > 0 {
 		// Pacing, not synchronization.
