@@ -43,7 +43,7 @@ func (m model) clone() model {
 
 // The key universes are small so that keys are rewritten often (copy on
 // write) and larger than the smallest cache (eviction). Some string keys are
-// longer than the 16-byte sort prefix of delta.
+// longer than the 24-byte sort prefix of delta.
 var (
 	strKeys = func() []string {
 		var ks []string

@@ -33,13 +33,14 @@ type delta struct {
 // spanBuf[mid:end] its end.
 type deltaSpan struct{ off, mid, end uint32 }
 
-// deltaRec is one change. hi and lo hold the first 16 bytes of the key,
+// deltaRec is one change. prefix holds the first 24 bytes of the key,
 // big-endian and zero-padded, so that most comparisons while sorting are
 // integer comparisons; small keys and values are held entirely in the record
-// (the key in hi and lo, the value in small), so that writing the sorted
-// records does not jump around delta.buf, where larger ones are.
+// (the key in prefix, the value in small), so that writing the sorted records
+// does not jump around delta.buf, where larger ones are. 24 bytes hold a
+// key group, a state id, a namespace and an 8-byte key.
 type deltaRec struct {
-	hi, lo  uint64
+	prefix  [3]uint64
 	small   [8]byte
 	off     uint32 // in delta.buf, unless inline
 	klen    uint32
@@ -47,8 +48,9 @@ type deltaRec struct {
 	deleted bool
 }
 
-func (r *deltaRec) inlineKey() bool   { return r.klen <= 16 }
-func (r *deltaRec) inlineValue() bool { return r.vlen <= 8 }
+const inlineKeyBytes = 24
+
+func (r *deltaRec) inline() bool { return r.klen <= inlineKeyBytes && r.vlen <= 8 }
 
 func (d *delta) reset() {
 	d.buf = d.buf[:0]
@@ -76,17 +78,18 @@ func (d *delta) add(key []byte, appendValue func([]byte) []byte, deleted bool) {
 	if !deleted {
 		d.buf = appendValue(d.buf)
 	}
-	var pad [16]byte
+	var pad [inlineKeyBytes]byte
 	copy(pad[:], key)
 	r := deltaRec{
-		hi:      binary.BigEndian.Uint64(pad[:8]),
-		lo:      binary.BigEndian.Uint64(pad[8:]),
 		off:     uint32(off),
 		klen:    uint32(len(key)),
 		vlen:    uint32(len(d.buf) - off - len(key)),
 		deleted: deleted,
 	}
-	if r.inlineKey() && r.inlineValue() {
+	for i := range r.prefix {
+		r.prefix[i] = binary.BigEndian.Uint64(pad[8*i:])
+	}
+	if r.inline() {
 		copy(r.small[:], d.buf[off+len(key):])
 		d.buf = d.buf[:off] // all in the record
 	}
@@ -94,17 +97,18 @@ func (d *delta) add(key []byte, appendValue func([]byte) []byte, deleted bool) {
 }
 
 // key returns r's key, in scratch if it is inline.
-func (d *delta) key(r *deltaRec, scratch *[16]byte) []byte {
-	if r.inlineKey() && r.inlineValue() {
-		binary.BigEndian.PutUint64(scratch[:8], r.hi)
-		binary.BigEndian.PutUint64(scratch[8:], r.lo)
+func (d *delta) key(r *deltaRec, scratch *[inlineKeyBytes]byte) []byte {
+	if r.inline() {
+		for i, w := range r.prefix {
+			binary.BigEndian.PutUint64(scratch[8*i:], w)
+		}
 		return scratch[:r.klen]
 	}
 	return d.buf[r.off : r.off+r.klen]
 }
 
 func (d *delta) value(r *deltaRec) []byte {
-	if r.inlineKey() && r.inlineValue() {
+	if r.inline() {
 		return r.small[:r.vlen]
 	}
 	return d.buf[r.off+r.klen : r.off+r.klen+r.vlen]
@@ -112,69 +116,33 @@ func (d *delta) value(r *deltaRec) []byte {
 
 // sameKey reports whether a and b have the same key.
 func (d *delta) sameKey(a, b *deltaRec) bool {
-	if a.hi != b.hi || a.lo != b.lo || a.klen != b.klen {
+	if a.prefix != b.prefix || a.klen != b.klen {
 		return false
 	}
-	var sa, sb [16]byte
-	return a.klen <= 16 || bytes.Equal(d.key(a, &sa), d.key(b, &sb))
+	var sa, sb [inlineKeyBytes]byte
+	return a.klen <= inlineKeyBytes || bytes.Equal(d.key(a, &sa), d.key(b, &sb))
 }
 
-// sort orders the changes by key. The 16-byte prefixes are radix sorted,
+// sort orders the changes by key. The 24-byte prefixes are radix sorted,
 // which is several times faster than comparison sorting a million changes;
-// runs of equal prefix (keys longer than 16 bytes) are then sorted by
-// comparison, or if they are long, radix sorted on their next 16 bytes (the
-// keys of a Namespaced state share a 14-byte prefix per key group and
-// namespace).
+// runs of equal prefix (keys longer than 24 bytes) are then sorted by
+// comparison.
 func (d *delta) sort() {
 	d.recs, d.tmp = radixSort(d.recs, d.tmp)
 	for i := 0; i < len(d.recs); {
 		j := i + 1
-		for j < len(d.recs) && d.recs[j].hi == d.recs[i].hi && d.recs[j].lo == d.recs[i].lo {
+		for j < len(d.recs) && d.recs[j].prefix == d.recs[i].prefix {
 			j++
 		}
 		if j-i > 1 {
-			d.sortLongRun(d.recs[i:j])
+			d.sortRun(d.recs[i:j])
 		}
 		i = j
 	}
 }
 
-// sortLongRun sorts a run of keys with the same first 16 bytes: if the run
-// is long and all its keys are longer than 16 bytes, by radix on their next
-// 16 bytes and then by comparison where those tie; otherwise by comparison.
-func (d *delta) sortLongRun(run []deltaRec) {
-	if len(run) < 256 || slices.ContainsFunc(run, func(r deltaRec) bool { return r.klen <= 16 }) {
-		d.sortRun(run)
-		return
-	}
-	hi, lo := run[0].hi, run[0].lo
-	for i := range run {
-		r := &run[i]
-		var pad [16]byte
-		copy(pad[:], d.buf[r.off+16:r.off+r.klen])
-		r.hi, r.lo = binary.BigEndian.Uint64(pad[:8]), binary.BigEndian.Uint64(pad[8:])
-	}
-	sorted, _ := radixSort(run, d.tmp[:0])
-	if &sorted[0] != &run[0] {
-		copy(run, sorted)
-	}
-	for i := 0; i < len(run); {
-		j := i + 1
-		for j < len(run) && run[j].hi == run[i].hi && run[j].lo == run[i].lo {
-			j++
-		}
-		for k := i; k < j; k++ {
-			run[k].hi, run[k].lo = hi, lo
-		}
-		if j-i > 1 {
-			d.sortRun(run[i:j])
-		}
-		i = j
-	}
-}
-
-// radixSort sorts recs by (hi, lo) with a least-significant-digit radix sort
-// on bytes. One scan counts all sixteen digits; digits that are the same in
+// radixSort sorts recs by prefix with a least-significant-digit radix sort
+// on bytes. One scan counts all the digits; digits that are the same in
 // every record (most of them: the key group and state id vary little, and
 // small integer keys have leading zero bytes) cost no pass. It returns the
 // sorted slice and the spare buffer.
@@ -186,21 +154,22 @@ func radixSort(recs, tmp []deltaRec) ([]deltaRec, []deltaRec) {
 		tmp = make([]deltaRec, len(recs))
 	}
 	tmp = tmp[:len(recs)]
+	const words = len(deltaRec{}.prefix)
+	// digit d is byte d%8 (from the least significant) of word words-1-d/8.
 	digit := func(r *deltaRec, d int) int {
-		if d < 8 {
-			return int(r.lo >> (8 * d) & 0xff)
-		}
-		return int(r.hi >> (8 * (d - 8)) & 0xff)
+		return int(r.prefix[words-1-d/8] >> (8 * (d % 8)) & 0xff)
 	}
-	var counts [16][256]int
+	var counts [8 * words][256]int
 	for i := range recs {
 		r := &recs[i]
-		for d := 0; d < 8; d++ {
-			counts[d][r.lo>>(8*d)&0xff]++
-			counts[8+d][r.hi>>(8*d)&0xff]++
+		for w := range words {
+			x := r.prefix[words-1-w]
+			for b := range 8 {
+				counts[8*w+b][x>>(8*b)&0xff]++
+			}
 		}
 	}
-	for d := 0; d < 16; d++ {
+	for d := range counts {
 		c := &counts[d]
 		if c[digit(&recs[0], d)] == len(recs) {
 			continue // every record has the same digit
@@ -222,16 +191,15 @@ func radixSort(recs, tmp []deltaRec) ([]deltaRec, []deltaRec) {
 
 func (d *delta) sortRun(run []deltaRec) {
 	slices.SortFunc(run, func(a, b deltaRec) int {
-		if c := cmp.Compare(a.hi, b.hi); c != 0 {
-			return c
+		for i := range a.prefix {
+			if c := cmp.Compare(a.prefix[i], b.prefix[i]); c != 0 {
+				return c
+			}
 		}
-		if c := cmp.Compare(a.lo, b.lo); c != 0 {
-			return c
-		}
-		if a.klen <= 16 && b.klen <= 16 {
+		if a.klen <= inlineKeyBytes && b.klen <= inlineKeyBytes {
 			return cmp.Compare(a.klen, b.klen)
 		}
-		var sa, sb [16]byte
+		var sa, sb [inlineKeyBytes]byte
 		return bytes.Compare(d.key(&a, &sa), d.key(&b, &sb))
 	})
 }
@@ -243,7 +211,7 @@ func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
 		return err
 	}
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts)
-	var scratch [16]byte
+	var scratch [inlineKeyBytes]byte
 	for i := range d.recs {
 		r := &d.recs[i]
 		k := d.key(r, &scratch)

@@ -22,10 +22,10 @@ func TestDeltaSortOrdersKeys(t *testing.T) {
 				key = binary.BigEndian.AppendUint16(nil, uint16(rng.IntN(128)))
 				key = binary.BigEndian.AppendUint32(key, 7)
 				key = binary.BigEndian.AppendUint64(key, rng.Uint64()%1000)
-			case 1: // long keys sharing a 16-byte prefix
-				key = append([]byte("0123456789abcdef"), byte(rng.IntN(256)), byte(rng.IntN(256)))
+			case 1: // long keys sharing the 24-byte sort prefix
+				key = append([]byte("0123456789abcdefghijklmn"), byte(rng.IntN(256)), byte(rng.IntN(256)))
 			default: // prefixes of each other
-				key = []byte("0123456789abcdef")[:1+rng.IntN(16)]
+				key = []byte("0123456789abcdefghijklmn")[:1+rng.IntN(24)]
 			}
 			if seen[string(key)] {
 				continue
@@ -37,7 +37,7 @@ func TestDeltaSortOrdersKeys(t *testing.T) {
 		d.sort()
 		slices.SortFunc(want, bytes.Compare)
 		for i := range d.recs {
-			var scratch [16]byte
+			var scratch [inlineKeyBytes]byte
 			if got := d.key(&d.recs[i], &scratch); !bytes.Equal(got, want[i]) {
 				t.Fatalf("seed %d, n=%d: position %d: got key %x, want %x", seed, n, i, got, want[i])
 			}

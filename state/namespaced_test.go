@@ -446,9 +446,9 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 	}
 }
 
-// TestDeltaSortLongRuns sorts keys that share 16 bytes, as those of a
-// namespace in a key group do, in runs long enough for the radix sort of
-// their next 16 bytes, with lengths that make padded suffixes tie.
+// TestDeltaSortLongRuns sorts keys that share 14 bytes, as those of a
+// namespace in a key group do, in long runs: some with lengths that make
+// their zero-padded 24-byte sort prefixes tie, some longer than the prefix.
 func TestDeltaSortLongRuns(t *testing.T) {
 	seed := rand.Uint64()
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -462,8 +462,8 @@ func TestDeltaSortLongRuns(t *testing.T) {
 		switch rng.IntN(3) {
 		case 0:
 			key = binary.BigEndian.AppendUint64(key, rng.Uint64()%5000)
-		case 1: // a suffix and its zero-padded extensions tie on 16 bytes
-			key = append(key, make([]byte, 2+rng.IntN(4))...) // longer than 16 bytes
+		case 1: // a suffix and its zero-padded extensions tie on the prefix
+			key = append(key, make([]byte, 2+rng.IntN(4))...)
 			key = append(key, byte(rng.IntN(3)))
 			key = append(key, make([]byte, rng.IntN(3))...)
 		default: // longer than 32 bytes
@@ -480,7 +480,7 @@ func TestDeltaSortLongRuns(t *testing.T) {
 	d.sort()
 	slices.SortFunc(want, bytes.Compare)
 	for i := range d.recs {
-		var scratch [16]byte
+		var scratch [inlineKeyBytes]byte
 		if got := d.key(&d.recs[i], &scratch); !bytes.Equal(got, want[i]) {
 			t.Fatalf("seed %d: position %d: got key %x, want %x", seed, i, got, want[i])
 		}
