@@ -280,6 +280,11 @@ func (o *fixedWindowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector
 	// NB: not "windows", the name of the per-key panes (sessions, and all
 	// windows before): a checkpoint holding those must not be read as this.
 	o.windows, err = state.NewNamespaced(env.scope, "windows-by-start", o.c.codec)
+	if err == nil {
+		// A record belongs to size/slide windows, the newest ones when
+		// the input is in order.
+		o.windows.SetPrefetch(int((o.cfg.size + o.cfg.slide - 1) / o.cfg.slide))
+	}
 	return err
 }
 

@@ -42,6 +42,8 @@ type Namespaced[K comparable, V any] struct {
 	// entries Pebble may hold: the next Freeze deletes their ranges.
 	dropped []int64
 	keyBuf  []byte
+	// prefetchNewest is how many of the newest namespaces Prefetch reads.
+	prefetchNewest int
 	// spare is the emptied cache of the last namespace dropped, for the
 	// next one created: namespaces come and go (a window a key), and a
 	// large map is much cheaper to clear than to grow again.
@@ -62,7 +64,7 @@ func NewNamespaced[K comparable, V any](s *Scope[K], name string, codec Codec[V]
 	if codec == nil {
 		return nil, fmt.Errorf("state: %q: nil value codec", name)
 	}
-	n := &Namespaced[K, V]{scope: s, b: s.backend, vals: codec}
+	n := &Namespaced[K, V]{scope: s, b: s.backend, vals: codec, prefetchNewest: 1}
 	id, err := s.backend.register(name, n)
 	if err != nil {
 		return nil, err
@@ -308,11 +310,15 @@ func (n *Namespaced[K, V]) Drop(ns int64) {
 	}
 }
 
-// prefetch looks keys up in the newest namespace, which in-order input
-// hits most.
+// SetPrefetch sets how many of the newest namespaces Scope.Prefetch looks
+// keys up in (default 1): the number of namespaces a record usually updates,
+// such as the windows a record of in-order input belongs to. Looking up
+// where records will not go costs more than it saves.
+func (n *Namespaced[K, V]) SetPrefetch(newest int) { n.prefetchNewest = max(newest, 0) }
+
 func (n *Namespaced[K, V]) prefetch(keys []K) {
-	if len(n.live) > 0 {
-		n.live[len(n.live)-1].t.prefetch(keys)
+	for i := max(len(n.live)-n.prefetchNewest, 0); i < len(n.live); i++ {
+		n.live[i].t.prefetch(keys)
 	}
 }
 
