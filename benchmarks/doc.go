@@ -9,6 +9,8 @@
 //	go run ./benchmarks/cmd/windows    # event-time windows vs plain Go windows
 //	go run ./benchmarks/cmd/nexmark    # Nexmark queries vs reference loops and Flink's published numbers
 //
+// The package itself has what the programs share (StartCPUProfile).
+//
 // Package nexmark is the framework-independent half of the Nexmark harness:
 // the event generator and the reference implementations of the queries.
 package benchmarks

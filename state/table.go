@@ -204,10 +204,8 @@ func (t *table[K, V]) changing(k K, e entry[V], ok bool) {
 // before fn runs (copy on write), so fn may change it in place.
 func (t *table[K, V]) update(k K, fn func(v V, ok bool) V) V {
 	e, ok := t.m[k]
-	if !ok && !t.b.complete && !t.complete {
-		if _, found := t.load(k); found {
-			e, ok = t.m[k]
-		}
+	if !ok {
+		e.val, ok = t.load(k) // loaded entries are as Pebble has them: epoch 0
 	}
 	t.changing(k, e, ok)
 	v := fn(e.val, ok && !e.deleted())

@@ -59,8 +59,8 @@ func testRun(t *testing.T, parallelism int) {
 	if parallelism == 1 && late["page-counts"] != views/500 {
 		t.Fatalf("%d views late for their page count, want %d", late["page-counts"], views/500)
 	}
-	if parallelism == 1 && (late["page-counts"] == 0 || late["user-sessions"] == 0) {
-		t.Fatalf("late views %v: the example does not show the late outputs", late)
+	if parallelism == 1 && late["user-sessions"] == 0 {
+		t.Fatalf("late views %v: the example does not show late sessions", late)
 	}
 	if counted+late["page-counts"] != len(distinct) {
 		t.Fatalf("%d views counted + %d late = %d, want the %d distinct views", counted, late["page-counts"], counted+late["page-counts"], len(distinct))

@@ -11,10 +11,10 @@ import (
 	"log/slog"
 	"os"
 	goruntime "runtime"
-	"runtime/pprof"
 	"slices"
 	"time"
 
+	"github.com/weirstream/weir/benchmarks"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/sinks/discard"
@@ -43,21 +43,17 @@ func main() {
 	// The machine is shared: measure the loop before and after the engine
 	// and keep the faster, which makes the ratio conservative.
 	loopRate := handLoop(*records, *keys)
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "counting:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
-	res, err := engine(*records, *keys, *interval, *dir)
+	stopProfile, err := benchmarks.StartCPUProfile(*cpuProfile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "counting:", err)
 		os.Exit(1)
 	}
-	pprof.StopCPUProfile()
+	res, err := engine(*records, *keys, *interval, *dir)
+	stopProfile()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "counting:", err)
+		os.Exit(1)
+	}
 	loopRate = max(loopRate, handLoop(*records, *keys))
 	fmt.Printf("machine: %s/%s, %d CPUs, GOMAXPROCS=%d; %d records over %d keys\n",
 		goruntime.GOOS, goruntime.GOARCH, goruntime.NumCPU(), *cores, *records, *keys)

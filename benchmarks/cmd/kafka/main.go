@@ -21,12 +21,12 @@ import (
 	"log/slog"
 	"os"
 	goruntime "runtime"
-	"runtime/pprof"
 	"strings"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/weirstream/weir/benchmarks"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/verify"
 	"github.com/weirstream/weir/operators"
@@ -75,21 +75,16 @@ func bench(records, valueBytes, partitions, parallelism int, interval time.Durat
 			if err := b.CreateTopic(topic, partitions); err != nil {
 				return err
 			}
-			var stop func()
-			if cpuProfile != "" && mode == sink.ExactlyOnce && round == 0 {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				stop = func() { pprof.StopCPUProfile(); f.Close() }
+			profile := ""
+			if mode == sink.ExactlyOnce && round == 0 {
+				profile = cpuProfile
+			}
+			stop, err := benchmarks.StartCPUProfile(profile)
+			if err != nil {
+				return err
 			}
 			rate, err := runJob(brokers, topic, mode, parallelism, interval, records, quiet)
-			if stop != nil {
-				stop()
-			}
+			stop()
 			if err != nil {
 				return fmt.Errorf("%v run: %w", mode, err)
 			}

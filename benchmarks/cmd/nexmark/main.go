@@ -54,12 +54,12 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/weirstream/weir/benchmarks"
 	"github.com/weirstream/weir/benchmarks/nexmark"
 	"github.com/weirstream/weir/runtime"
 )
@@ -222,15 +222,13 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 			progress(stderr, q.Name(), o.events, &emitted, stop)
 		}
 	}()
+	profile := ""
 	if o.cpuProfile != "" {
-		f, err := os.Create(profilePath(o.cpuProfile, q.Name(), len(o.queries) > 1))
-		if err != nil {
-			return r, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return r, err
-		}
+		profile = profilePath(o.cpuProfile, q.Name(), len(o.queries) > 1)
+	}
+	stopProfile, err := benchmarks.StartCPUProfile(profile)
+	if err != nil {
+		return r, err
 	}
 	cpu0 = cpuTime()
 	res, err := q.RunEngine(context.Background(), nexmark.EngineRun{
@@ -247,9 +245,7 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 		Emitted:       &emitted,
 	})
 	engineCPU := cpuTime() - cpu0
-	if o.cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	close(stop)
 	<-done
 	if err != nil {

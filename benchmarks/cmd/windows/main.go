@@ -16,9 +16,9 @@ import (
 	"log/slog"
 	"os"
 	goruntime "runtime"
-	"runtime/pprof"
 	"time"
 
+	"github.com/weirstream/weir/benchmarks"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/sinks/discard"
@@ -60,19 +60,16 @@ func main() {
 	interval := flag.Duration("checkpoint-interval", time.Second, "checkpoint interval")
 	only := flag.String("only", "", "run only this window kind (tumbling or sliding)")
 	cacheEntries := flag.Int("state-cache-entries", 0, "runtime.Config.StateCacheEntries (0: the default)")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (engine and loops) to this file")
 	flag.Parse()
 	goruntime.GOMAXPROCS(*cores)
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "windows:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchmarks.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "windows:", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 	fmt.Printf("machine: %s/%s, %d CPUs, GOMAXPROCS=%d; %d records over %d keys, %v of event time, checkpoints every %v\n",
 		goruntime.GOOS, goruntime.GOARCH, goruntime.NumCPU(), *cores, *records, *keys, *span, *interval)
 	fmt.Printf("%-22s %14s %14s %8s %12s %12s\n", "window", "weir rec/s", "Go loop rec/s", "ratio", "windows", "allocs/rec")
