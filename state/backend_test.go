@@ -334,8 +334,9 @@ func (r *runner) drain(budget int) {
 func (r *runner) run(ops int) {
 	for r.step = 0; r.step < ops; r.step++ {
 		r.pollResults()
-		if r.step > 0 && r.step%(ops/5) == 0 {
-			// At least five checkpoints per run, whatever the dice say.
+		if r.step > 0 && r.step%(ops/6) == 0 {
+			// At least five checkpoints per run (steps ops/6 … 5·ops/6),
+			// whatever the dice say.
 			r.drain(0)
 			r.freeze()
 			continue
