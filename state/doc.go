@@ -19,12 +19,15 @@
 // # Cache and checkpoints
 //
 // Pebble is the store of record, but reads and writes go through an in-memory
-// cache of decoded entries, one hash map per state. Writes are never written
+// cache of decoded entries, one hash table per state (our own, with linear
+// probing: a lookup into a large state costs one CPU cache miss where a Go
+// map costs two, and looking keys up is most of a keyed operator's work).
+// Writes are never written
 // through: an entry changed in epoch n (the records between barriers n-1 and
 // n) is only marked dirty. When barrier n passes, Backend.Freeze closes the
 // epoch in O(1) by swapping the list of dirty keys; the frozen entries are
 // then encoded a slice at a time between records (Backend.Drain), walking
-// the dirty keys, or the whole map when most entries changed, and an entry
+// the dirty keys, or all slots when most entries changed, and an entry
 // changed again before it was encoded is encoded first (copy on write), so
 // the encoded delta holds exactly the state at the barrier. A background
 // goroutine sorts the delta, writes it as one sstable, ingests that into
@@ -36,9 +39,10 @@
 // One exception keeps small, busy states cheap: when the cache holds all of
 // the state and at least three quarters of it changed in the epoch, the
 // snapshot is full: every live entry, ingested with an excise of the whole
-// key space, so that the new table replaces every older one. It writes at most 4/3 of what
-// the delta would, and leaves Pebble nothing to compact; with deltas, a state
-// rewritten every second makes Pebble merge the same keys over and over.
+// key space, so that the new table replaces every older one. It writes at
+// most 4/3 of what the delta would, and leaves Pebble nothing to compact;
+// with deltas, a state rewritten every second makes Pebble merge the same
+// keys over and over.
 //
 // Timers (see Timers) are keyed state too, stored and checkpointed the same
 // way.
@@ -55,5 +59,6 @@
 // Entries whose latest change is durable in Pebble may be evicted when the
 // cache is full; dirty entries stay until their epoch is written, so the
 // memory a subtask needs beyond the cache bound is the state it changes
-// within one checkpoint interval.
+// within one checkpoint interval. (Eviction also waits while a checkpoint
+// walks all slots, which must not see entries move.)
 package state

@@ -47,7 +47,7 @@ type Namespaced[K comparable, V any] struct {
 	// spare is the emptied cache of the last namespace dropped, for the
 	// next one created: namespaces come and go (a window a key), and a
 	// large map is much cheaper to clear than to grow again.
-	spare map[K]entry[V]
+	spare hashTable[K, V]
 }
 
 type namespace[K comparable, V any] struct {
@@ -114,8 +114,8 @@ func (n *Namespaced[K, V]) load() error {
 
 func (n *Namespaced[K, V]) newTable(ns int64, complete bool) *table[K, V] {
 	t := makeTable(n.scope, n.vals)
-	if n.spare != nil {
-		t.m, n.spare = n.spare, nil
+	if n.spare.slots != nil {
+		t.m, n.spare = n.spare, hashTable[K, V]{}
 	}
 	t.id, t.ns, t.namespaced, t.complete = n.id, ns, true, complete
 	return t
@@ -243,10 +243,10 @@ func (n *Namespaced[K, V]) All(ns int64, fn func(key K, v V)) {
 			return
 		}
 	}
-	for k, e := range t.m {
-		if !e.deleted() {
-			n.scope.key = k
-			fn(k, e.val)
+	for _, s := range t.m.slots {
+		if s.e.mark&occupied != 0 && !s.e.deleted() {
+			n.scope.key = s.k
+			fn(s.k, s.e.val)
 		}
 	}
 }
@@ -267,7 +267,7 @@ func (n *Namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V)) error 
 				it.Close()
 				return err
 			}
-			if _, ok := t.m[k]; ok {
+			if t.m.find(k) >= 0 {
 				continue
 			}
 			raw, err := it.ValueAndErr()
@@ -303,7 +303,7 @@ func (n *Namespaced[K, V]) Drop(ns int64) {
 		l.t.drainSome(int(^uint(0) >> 1))
 	}
 	n.live = slices.Delete(n.live, i, i+1)
-	clear(l.t.m)
+	l.t.m.reset()
 	n.spare = l.t.m
 	if l.stored {
 		n.dropped = append(n.dropped, ns)

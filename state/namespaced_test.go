@@ -217,8 +217,8 @@ func TestNamespacedCheckpointAndRestore(t *testing.T) {
 		want1[7][k] = int64(i)
 		more = append(more, k)
 	}
-	if t7 := r1.n.live[r1.n.find(7)].t; t7.complete || len(t7.m) >= len(want1[7]) {
-		t.Fatalf("namespace 7 did not evict: %d of %d entries cached", len(t7.m), len(want1[7]))
+	if t7 := r1.n.live[r1.n.find(7)].t; t7.complete || t7.m.len() >= len(want1[7]) {
+		t.Fatalf("namespace 7 did not evict: %d of %d entries cached", t7.m.len(), len(want1[7]))
 	}
 	r1.check(want1, more, "checkpoint 1 restored, changed, evicted")
 

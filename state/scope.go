@@ -11,10 +11,12 @@ import (
 type Scope[K comparable] struct {
 	backend *Backend
 	keys    Codec[K]
-	hash    func(K) uint64
-	key     K
-	keyBuf  []byte
-	tables  []interface{ prefetch([]K) }
+	hash    func(K) uint64 // places keys in key groups
+	// slotHash places keys in the cache's hash tables; nil means hash.
+	slotHash func(K) uint64
+	key      K
+	keyBuf   []byte
+	tables   []interface{ prefetch([]K) }
 }
 
 // NewScope returns a scope for keys of type K whose state lives in b.

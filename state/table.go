@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"iter"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -17,19 +16,25 @@ type entry[V any] struct {
 	// epoch is the epoch of the entry's last change, or 0 if it is exactly
 	// what Pebble holds.
 	epoch uint32
-	// mark holds, in its low 31 bits, the frozen epoch whose snapshot has
-	// encoded the entry, and in its top bit whether the entry is a
-	// tombstone: the key has no value, whatever Pebble holds. (Packed: with
+	// mark holds, in its low 30 bits, the frozen epoch whose snapshot has
+	// encoded the entry; in its top bit whether the entry is a tombstone
+	// (the key has no value, whatever Pebble holds); and in the next bit
+	// whether the hash table's slot holding it is in use. (Packed: with
 	// small values an entry fits 16 bytes, and the cache's size is what its
-	// speed depends on.)
+	// speed depends on. Epochs count checkpoints since the Backend opened:
+	// 2^30 of them take 34 years at one a second.)
 	mark uint32
 }
 
-const tombstone = 1 << 31
+const (
+	tombstone   = 1 << 31
+	occupied    = 1 << 30
+	encodedMask = occupied - 1
+)
 
 func (e *entry[V]) deleted() bool { return e.mark&tombstone != 0 }
 
-func (e *entry[V]) setEncoded(fe uint32) { e.mark = e.mark&tombstone | fe }
+func (e *entry[V]) setEncoded(fe uint32) { e.mark = e.mark&^encodedMask | fe }
 
 // owed reports whether the snapshot of frozen epoch fe still needs e's value
 // (its value as of the barrier, which e still is unless e.epoch > fe). A
@@ -37,7 +42,7 @@ func (e *entry[V]) setEncoded(fe uint32) { e.mark = e.mark&tombstone | fe }
 // full one needs every live entry as of the barrier.
 func (e *entry[V]) owed(fe uint32, full bool) bool {
 	switch {
-	case fe == 0 || e.mark&^tombstone == fe:
+	case fe == 0 || e.mark&encodedMask == fe:
 		return false
 	case full:
 		return e.epoch <= fe && !e.deleted()
@@ -54,18 +59,23 @@ type table[K comparable, V any] struct {
 	id    uint32
 	vals  Codec[V]
 
-	m      map[K]entry[V]
+	m      hashTable[K, V]
 	dirty  []K // keys first changed in the current epoch
 	frozen []K // keys changed in the frozen epoch, encoded up to drain
 	drain  int
-	// scan walks the whole map instead of frozen, when most entries are
-	// frozen: a sequential walk is much cheaper than a lookup per key.
-	scan     func() ([]frozenEntry[K, V], bool)
-	stopScan func()
+	// scanning says that the frozen epoch is encoded by a walk over all
+	// slots (up to scanAt) instead of through frozen: when most entries are
+	// frozen, a sequential walk is much cheaper than a lookup per key. While
+	// it lasts no entry is removed (removals move entries); scanGrown is
+	// m.grown when the walk started over.
+	scanning  bool
+	scanAt    int
+	scanGrown int
 
 	// noEvictBefore suppresses eviction passes until this many epochs have
 	// been applied, after a pass found too little to evict.
 	noEvictBefore uint32
+	evictAt       int // the slot the next eviction pass starts at
 	// tombs lists deletions in epoch order, so that their tombstones leave
 	// the cache once Pebble has them (see applied).
 	tombs []tomb[K]
@@ -111,17 +121,18 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 // makeTable returns a table that is not registered with the Backend: a
 // Namespaced state registers once and drives its tables itself.
 func makeTable[K comparable, V any](s *Scope[K], vals Codec[V]) *table[K, V] {
-	return &table[K, V]{b: s.backend, scope: s, vals: vals, m: make(map[K]entry[V])}
+	t := &table[K, V]{b: s.backend, scope: s, vals: vals}
+	t.m.hash = s.slotHash
+	if t.m.hash == nil {
+		t.m.hash = s.hash
+	}
+	return t
 }
 
-func (t *table[K, V]) prefetch(keys []K) {
-	for _, k := range keys {
-		_, _ = t.m[k]
-	}
-}
+func (t *table[K, V]) prefetch(keys []K) { t.m.touch(keys) }
 
 func (t *table[K, V]) get(k K) (V, bool) {
-	if e, ok := t.m[k]; ok {
+	if e, ok := t.m.get(k); ok {
 		return e.val, !e.deleted()
 	}
 	return t.load(k)
@@ -148,7 +159,7 @@ func (t *table[K, V]) load(k K) (V, bool) {
 		return zero, false
 	}
 	t.makeRoom()
-	t.m[k] = entry[V]{val: v}
+	t.m.set(k, entry[V]{val: v})
 	return v, true
 }
 
@@ -164,11 +175,16 @@ func (t *table[K, V]) delete(k K) {
 // and state that is deleted as fast as it is created (timers, expired
 // windows) does not pile up in memory.
 func (t *table[K, V]) applied(epoch uint32) {
+	if t.scanning {
+		return // removals move entries; the next call removes these
+	}
 	n := 0
 	for ; n < len(t.tombs) && t.tombs[n].epoch <= epoch; n++ {
 		k := t.tombs[n].key
-		if e, ok := t.m[k]; ok && e.deleted() && e.epoch <= epoch {
-			delete(t.m, k)
+		if i := t.m.find(k); i >= 0 {
+			if e := t.m.slots[i].e; e.deleted() && e.epoch <= epoch {
+				t.m.removeAt(i)
+			}
 		}
 	}
 	if n > 0 {
@@ -178,9 +194,9 @@ func (t *table[K, V]) applied(epoch uint32) {
 }
 
 func (t *table[K, V]) set(k K, n entry[V]) {
-	e, ok := t.m[k]
+	e, ok := t.m.get(k)
 	t.changing(k, e, ok)
-	t.m[k] = n
+	t.m.set(k, n)
 }
 
 // changing prepares the change of k, whose cached entry is e (if ok), in the
@@ -203,94 +219,63 @@ func (t *table[K, V]) changing(k K, e entry[V], ok bool) {
 // lookup, where get then put take two. The frozen epoch's value is encoded
 // before fn runs (copy on write), so fn may change it in place.
 func (t *table[K, V]) update(k K, fn func(v V, ok bool) V) V {
-	e, ok := t.m[k]
-	if !ok {
-		e.val, ok = t.load(k) // loaded entries are as Pebble has them: epoch 0
+	if i := t.m.find(k); i >= 0 {
+		// The common case: one probe.
+		e := t.m.slots[i].e
+		t.changing(k, e, true) // moves no entries: k is cached
+		v := fn(e.val, !e.deleted())
+		n := entry[V]{val: v, epoch: t.b.epoch}
+		if s := &t.m.slots[i]; s.k == k && s.e.mark&occupied != 0 {
+			n.mark = occupied
+			s.e = n
+		} else {
+			t.m.set(k, n) // fn used the state, which moved k
+		}
+		return v
 	}
-	t.changing(k, e, ok)
-	v := fn(e.val, ok && !e.deleted())
-	t.m[k] = entry[V]{val: v, epoch: t.b.epoch}
+	old, ok := t.load(k) // loaded entries are as Pebble has them: epoch 0
+	t.changing(k, entry[V]{val: old}, ok)
+	v := fn(old, ok)
+	t.m.set(k, entry[V]{val: v, epoch: t.b.epoch})
 	return v
 }
-
-// frozenEntry is an entry of the frozen epoch found by a scan.
-type frozenEntry[K comparable, V any] struct {
-	k K
-	e entry[V]
-}
-
-// scanBatch is how many frozen entries a scan hands over at a time: one
-// coroutine switch per batch instead of per entry.
-const scanBatch = 512
 
 // changed returns the number of keys changed in the current epoch.
 func (t *table[K, V]) changed() int { return len(t.dirty) }
 
 // freeze starts the snapshot of the epoch just closed. A full snapshot, and a
-// delta that changed much of the table, scan the whole map; a small delta
-// goes through the list of changed keys.
+// delta that changed much of the table, scan all slots; a small delta goes
+// through the list of changed keys.
 func (t *table[K, V]) freeze() {
 	t.frozen, t.dirty = t.dirty, t.frozen[:0]
 	t.drain = 0
-	if full := t.b.full; full || len(t.frozen) > len(t.m)/4 {
+	if t.b.full || len(t.frozen) > t.m.len()/4 {
 		clear(t.frozen)
 		t.frozen = t.frozen[:0]
-		fe := t.b.frozenEpoch
-		t.scan, t.stopScan = iter.Pull(func(yield func([]frozenEntry[K, V]) bool) {
-			batch := make([]frozenEntry[K, V], 0, scanBatch)
-			for k, e := range t.m {
-				if !e.owed(fe, full) {
-					continue
-				}
-				if batch = append(batch, frozenEntry[K, V]{k, e}); len(batch) == scanBatch {
-					if !yield(batch) {
-						return
-					}
-					batch = batch[:0]
-				}
-			}
-			if len(batch) > 0 {
-				yield(batch)
-			}
-		})
+		t.scanning, t.scanAt, t.scanGrown = true, 0, t.m.grown
 	}
 }
 
+// skippedSlotCost is how many slots a scan skips for the cost of encoding one
+// entry, in drain budgets.
+const skippedSlotCost = 16
+
 func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 	fe := t.b.frozenEpoch
-	if t.scan != nil {
-		for used < budget {
-			batch, ok := t.scan()
-			if !ok {
-				t.stopScan()
-				t.scan, t.stopScan = nil, nil
-				if invariants.Enabled {
-					t.checkDrained(fe, t.b.full)
-				}
-				return used, true
-			}
-			// NB: a batch is encoded whole, before any record can change
-			// its entries again: they are exactly as the scan saw them.
-			for _, f := range batch {
-				t.encode(f.k, f.e)
-				f.e.setEncoded(fe)
-				t.m[f.k] = f.e
-			}
-			used += len(batch)
-		}
-		return used, false
+	if t.scanning {
+		return t.drainScan(fe, budget)
 	}
 	for used < budget && t.drain < len(t.frozen) {
 		k := t.frozen[t.drain]
 		t.drain++
 		used++
-		e := t.m[k]
-		if !e.owed(fe, false) {
+		i := t.m.find(k)
+		if i < 0 || !t.m.slots[i].e.owed(fe, false) {
 			continue // changed again since the barrier: encoded on write
 		}
-		t.encode(k, e)
-		e.setEncoded(fe)
-		t.m[k] = e
+		s := &t.m.slots[i]
+		t.encode(k, s.e)
+		s.e.setEncoded(fe)
 	}
 	if t.drain < len(t.frozen) {
 		return used, false
@@ -304,14 +289,44 @@ func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
 	return used, true
 }
 
-func (t *table[K, V]) entries() int { return len(t.m) }
+// drainScan encodes the entries owed to frozen epoch fe in slot order.
+func (t *table[K, V]) drainScan(fe uint32, budget int) (used int, done bool) {
+	if t.m.grown != t.scanGrown {
+		// Growing moved every entry: start over. The entries encoded so
+		// far are not owed any more and are skipped.
+		t.scanAt, t.scanGrown = 0, t.m.grown
+	}
+	full, skipped := t.b.full, 0
+	for ; t.scanAt < len(t.m.slots) && used < budget; t.scanAt++ {
+		s := &t.m.slots[t.scanAt]
+		if s.e.mark&occupied == 0 || !s.e.owed(fe, full) {
+			if skipped++; skipped == skippedSlotCost {
+				used, skipped = used+1, 0
+			}
+			continue
+		}
+		t.encode(s.k, s.e)
+		s.e.setEncoded(fe)
+		used++
+	}
+	if t.scanAt < len(t.m.slots) {
+		return used, false
+	}
+	t.scanning = false
+	if invariants.Enabled {
+		t.checkDrained(fe, full)
+	}
+	return used, true
+}
+
+func (t *table[K, V]) entries() int { return t.m.len() }
 
 // checkDrained verifies that every entry the snapshot of frozen epoch fe
 // needs was encoded.
 func (t *table[K, V]) checkDrained(fe uint32, full bool) {
-	for k, e := range t.m {
-		if e.owed(fe, full) {
-			panic(fmt.Sprintf("state: entry %v of epoch %d was not encoded for its checkpoint", k, fe))
+	for _, s := range t.m.slots {
+		if s.e.mark&occupied != 0 && s.e.owed(fe, full) {
+			panic(fmt.Sprintf("state: entry %v of epoch %d was not encoded for its checkpoint", s.k, fe))
 		}
 	}
 }
@@ -337,26 +352,33 @@ func (t *table[K, V]) pebbleKey(k K) []byte {
 }
 
 // makeRoom evicts entries whose latest change is durable in Pebble when the
-// cache is over its bound. Eviction picks entries in map order, which Go
-// randomizes: an approximation of random replacement that needs no
+// cache is over its bound. Eviction walks the slots round robin, which is
+// hash order: an approximation of random replacement that needs no
 // bookkeeping on the hot path.
 func (t *table[K, V]) makeRoom() {
 	limit := t.b.cfg.CacheEntries
-	if len(t.m) < limit || t.b.appliedEpoch < t.noEvictBefore || t.b.full {
-		// NB: a full snapshot being drained still needs clean entries.
+	if t.m.len() < limit || t.b.appliedEpoch < t.noEvictBefore || t.scanning {
+		// NB: a full snapshot being drained still needs clean entries, and
+		// a scan must not see entries move.
 		return
 	}
 	target := limit / 16
 	evicted := 0
 	applied := t.b.appliedEpoch
-	for k, e := range t.m {
-		if e.epoch <= applied { // frozen and pending epochs are > applied
+	// Start where the previous pass stopped, so that passes spread over the
+	// table.
+	for n := 0; n < len(t.m.slots); n++ {
+		i := t.evictAt
+		s := &t.m.slots[i]
+		if s.e.mark&occupied != 0 && s.e.epoch <= applied { // frozen and pending epochs are > applied
 			t.b.complete, t.complete = false, false
-			delete(t.m, k)
+			t.m.removeAt(i) // NB: may move a later entry to i; it is looked at next
 			if evicted++; evicted >= target {
 				return
 			}
+			continue
 		}
+		t.evictAt = (i + 1) & (len(t.m.slots) - 1)
 	}
 	// Mostly dirty entries: they must stay until their epoch is written.
 	t.noEvictBefore = applied + 1

@@ -39,6 +39,8 @@ func NewTimers[K comparable](s *Scope[K], name string) (*Timers[K], error) {
 		backend: s.backend,
 		keys:    timerKeyCodec[K]{keys: s.keys},
 		hash:    func(tk timerKey[K]) uint64 { return s.hash(tk.key) }, // the key's key group
+		// A key's timers share its key group but not a cache slot.
+		slotHash: func(tk timerKey[K]) uint64 { return mix64(s.hash(tk.key) ^ uint64(tk.at)) },
 	}
 	set, err := newTable(ts, name, Bool)
 	if err != nil {

@@ -1,0 +1,69 @@
+package state
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestHashTable checks the hash table against a Go map through random sets,
+// removals (which shift entries back) and growth, with a hash that gives
+// few distinct homes so that probe sequences overlap and wrap around.
+func TestHashTable(t *testing.T) {
+	seed := *metamorphicSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for _, tc := range []struct {
+		name string
+		hash func(uint64) uint64
+	}{
+		{"spread", mix64},
+		{"clustered", func(k uint64) uint64 { return mix64(k % 5) }},
+		{"one-home", func(uint64) uint64 { return 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := hashTable[uint64, int64]{hash: tc.hash}
+			model := map[uint64]int64{}
+			for step := range 20000 {
+				k := rng.Uint64N(300)
+				switch op := rng.IntN(10); {
+				case op < 6:
+					v := rng.Int64()
+					h.set(k, entry[int64]{val: v})
+					model[k] = v
+				case op < 9:
+					h.remove(k)
+					delete(model, k)
+				default:
+					if rng.IntN(50) == 0 {
+						h.reset()
+						clear(model)
+					}
+				}
+				if step%97 != 0 {
+					continue
+				}
+				if h.len() != len(model) {
+					t.Fatalf("seed %d step %d: len %d, want %d", seed, step, h.len(), len(model))
+				}
+				for k := range uint64(300) {
+					e, ok := h.get(k)
+					want, wantOK := model[k]
+					if ok != wantOK || ok && (e.val != want || e.mark&occupied == 0) {
+						t.Fatalf("seed %d step %d: get(%d) = %v, %v; want %v, %v", seed, step, k, e.val, ok, want, wantOK)
+					}
+				}
+				used := 0
+				for i := range h.slots {
+					if h.used(i) {
+						used++
+					}
+				}
+				if used != len(model) {
+					t.Fatalf("seed %d step %d: %d slots in use, want %d", seed, step, used, len(model))
+				}
+			}
+		})
+	}
+}
