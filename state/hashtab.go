@@ -102,6 +102,7 @@ func (h *hashTable[K, V]) grow() {
 	size := max(minTableSlots, 2*len(h.slots))
 	old := h.slots
 	h.slots = make([]slot[K, V], size)
+	adviseHugePages(h.slots)
 	h.shift = uint(64 - bits.TrailingZeros(uint(size)))
 	h.grown++
 	mask := size - 1
