@@ -67,3 +67,22 @@ func TestHashTable(t *testing.T) {
 		})
 	}
 }
+
+// TestHashTableLarge grows a table past the size at which its slots are
+// advised to use huge pages, and checks every entry survives the moves.
+func TestHashTableLarge(t *testing.T) {
+	h := hashTable[uint64, int64]{hash: mix64}
+	const n = 300_000 // 2^19 slots of 24 bytes: 12 MiB
+	for k := range uint64(n) {
+		h.set(k, entry[int64]{val: int64(k)})
+	}
+	if h.len() != n || h.grown < 10 {
+		t.Fatalf("len %d after %d growths, want %d after more than 10", h.len(), h.grown, n)
+	}
+	for k := range uint64(n + 10) {
+		e, ok := h.get(k)
+		if ok != (k < n) || ok && e.val != int64(k) {
+			t.Fatalf("get(%d) = %d, %v", k, e.val, ok)
+		}
+	}
+}
