@@ -56,3 +56,22 @@ func countingState(b *testing.B) (*Scope[uint64], *Value[uint64, int64]) {
 	}
 	return scope, count
 }
+
+// BenchmarkValueCountingPrefetched is BenchmarkValueCountingUpdate the way
+// the runtime drives keyed operators: the keys of a group of 64 records are
+// prefetched, then each is updated.
+func BenchmarkValueCountingPrefetched(b *testing.B) {
+	scope, count := countingState(b)
+	keys := make([]uint64, 64)
+	b.ResetTimer()
+	for i := uint64(0); i < uint64(b.N); i += 64 {
+		for j := range keys {
+			keys[j] = ((i + uint64(j)) * 0x9E3779B97F4A7C15 >> 20) % 1_000_000
+		}
+		scope.Prefetch(keys)
+		for _, k := range keys {
+			scope.SetKey(k)
+			count.Update(func(n int64, _ bool) int64 { return n + 1 })
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package state
 
-import "math/bits"
+import (
+	"math/bits"
+	"unsafe"
+)
 
 // hashTable is the cache's map from keys to entries: open addressing with
 // linear probing over one array of slots, each holding its key next to its
@@ -23,7 +26,9 @@ type hashTable[K comparable, V any] struct {
 	n     int  // slots in use
 	// grown counts the times the table grew, which moves every entry.
 	grown int
-	// touched keeps the compiler from dropping touch's loads.
+	// homes and touched are touch's: a reused buffer, and the sum that
+	// keeps the compiler from dropping its loads.
+	homes   []int
 	touched uint32
 }
 
@@ -58,15 +63,28 @@ func (h *hashTable[K, V]) find(k K) int {
 }
 
 // touch reads the home slot of each key, so that the lookups that follow
-// find it in the CPU cache. The loads are independent: the CPU overlaps
-// their misses.
+// find it in the CPU cache. The loads are independent, so the CPU overlaps
+// their misses, but only in a tight loop: the homes are computed first,
+// since a call to the hash function between two loads keeps the next load
+// from starting early. (BenchmarkValueCountingPrefetched: 175 ns a record
+// with loads and calls interleaved, 135 with the homes first, 92 when the
+// second cache line a lookup may need is read too.)
 func (h *hashTable[K, V]) touch(keys []K) {
 	if h.n == 0 {
 		return
 	}
-	var sum uint32
+	homes := h.homes[:0]
 	for _, k := range keys {
-		sum += h.slots[h.home(k)].e.mark
+		homes = append(homes, h.home(k))
+	}
+	h.homes = homes
+	var sum uint32
+	mask := len(h.slots) - 1
+	for _, i := range homes {
+		// The first byte of the home slot and the mark (last field) of the
+		// next one: a slot can straddle two cache lines, and a probe often
+		// goes on to the next slot.
+		sum += uint32(*(*byte)(unsafe.Pointer(&h.slots[i]))) + h.slots[(i+1)&mask].e.mark
 	}
 	h.touched = sum
 }
