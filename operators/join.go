@@ -69,43 +69,42 @@ func WindowJoin[K comparable, A, B, Out any](left runtime.Stream[A], right runti
 	sz := millis(p, fmt.Sprintf("join %q: window size", name), size)
 	keyed := on.union(left, right, name)
 	return runtime.ApplyKeyed(keyed, name, func() runtime.KeyedOperator[K, Either[A, B], Out] {
-		return &windowJoinOp[K, A, B, Out]{on: on, size: sz, join: join}
+		return &windowJoinOp[K, A, B, Out]{joinBase: joinBase[K, A, B, Out]{on: on}, size: sz, join: join}
 	})
 }
 
-// windowJoinOp buffers, per key and window start, the records of both sides
-// until the window's timer at End-1.
-type windowJoinOp[K comparable, A, B, Out any] struct {
+// joinBase is what both joins keep: each side's records of a key, grouped
+// by event time.
+type joinBase[K comparable, A, B, Out any] struct {
 	runtime.OperatorBase
 	on    JoinOn[K, A, B]
-	size  int64
-	join  func(K, TimeWindow, A, B) Out
 	env   timeEnv[K]
 	out   runtime.Collector[Out]
 	left  *state.Map[K, int64, []A]
 	right *state.Map[K, int64, []B]
 }
 
-func (o *windowJoinOp[K, A, B, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[Out]) error {
+func (o *joinBase[K, A, B, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[Out]) error {
 	return o.open(envOf(ctx), out)
 }
 
-func (o *windowJoinOp[K, A, B, Out]) open(env timeEnv[K], out runtime.Collector[Out]) error {
+func (o *joinBase[K, A, B, Out]) open(env timeEnv[K], out runtime.Collector[Out]) error {
 	o.env, o.out = env, out
 	var err error
-	o.left, o.right, err = joinBuffers(env, o.on)
+	o.left, err = state.NewMap(env.scope, "left", state.Int64, state.Codec[[]A](listCodec[A]{o.on.LeftCodec}))
+	if err != nil {
+		return err
+	}
+	o.right, err = state.NewMap(env.scope, "right", state.Int64, state.Codec[[]B](listCodec[B]{o.on.RightCodec}))
 	return err
 }
 
-// joinBuffers registers the state of a join: each side's records of a key,
-// grouped by event time.
-func joinBuffers[K comparable, A, B any](env timeEnv[K], on JoinOn[K, A, B]) (*state.Map[K, int64, []A], *state.Map[K, int64, []B], error) {
-	left, err := state.NewMap(env.scope, "left", state.Int64, state.Codec[[]A](listCodec[A]{on.LeftCodec}))
-	if err != nil {
-		return nil, nil, err
-	}
-	right, err := state.NewMap(env.scope, "right", state.Int64, state.Codec[[]B](listCodec[B]{on.RightCodec}))
-	return left, right, err
+// windowJoinOp buffers, per key and window start, the records of both sides
+// until the window's timer at End-1.
+type windowJoinOp[K comparable, A, B, Out any] struct {
+	joinBase[K, A, B, Out]
+	size int64
+	join func(K, TimeWindow, A, B) Out
 }
 
 func (o *windowJoinOp[K, A, B, Out]) Process(_ K, e Either[A, B]) {
@@ -168,7 +167,7 @@ func IntervalJoin[K comparable, A, B, Out any](left runtime.Stream[A], right run
 	lo, hi := lower.Milliseconds(), upper.Milliseconds()
 	keyed := on.union(left, right, name)
 	return runtime.ApplyKeyed(keyed, name, func() runtime.KeyedOperator[K, Either[A, B], Out] {
-		return &intervalJoinOp[K, A, B, Out]{on: on, lower: lo, upper: hi, join: join}
+		return &intervalJoinOp[K, A, B, Out]{joinBase: joinBase[K, A, B, Out]{on: on}, lower: lo, upper: hi, join: join}
 	})
 }
 
@@ -176,26 +175,10 @@ func IntervalJoin[K comparable, A, B, Out any](left runtime.Stream[A], right run
 // A left record at ta is dropped by the timer at ta+upper, a right record at
 // tb by the timer at tb-lower; a timer's time says which entries it drops.
 type intervalJoinOp[K comparable, A, B, Out any] struct {
-	runtime.OperatorBase
-	on           JoinOn[K, A, B]
+	joinBase[K, A, B, Out]
 	lower, upper int64
 	join         func(K, A, B) Out
-	env          timeEnv[K]
-	out          runtime.Collector[Out]
-	left         *state.Map[K, int64, []A]
-	right        *state.Map[K, int64, []B]
 	match        []int64 // scratch
-}
-
-func (o *intervalJoinOp[K, A, B, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[Out]) error {
-	return o.open(envOf(ctx), out)
-}
-
-func (o *intervalJoinOp[K, A, B, Out]) open(env timeEnv[K], out runtime.Collector[Out]) error {
-	o.env, o.out = env, out
-	var err error
-	o.left, o.right, err = joinBuffers(env, o.on)
-	return err
 }
 
 // matching returns the sorted times in m within [lo, hi].

@@ -387,7 +387,7 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 		})
 		out := runtime.CollectorFunc[string](h.collect)
 		if kind == "window-join" {
-			op := &windowJoinOp[string, rec, rec, string]{on: on, size: a.int("size"), join: func(k string, w TimeWindow, l, r rec) string {
+			op := &windowJoinOp[string, rec, rec, string]{joinBase: joinBase[string, rec, rec, string]{on: on}, size: a.int("size"), join: func(k string, w TimeWindow, l, r rec) string {
 				return fmt.Sprintf("%s@%v=(%d,%d)", k, w, l.V, r.V)
 			}}
 			if err := op.open(env, out); err != nil {
@@ -395,7 +395,7 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 			}
 			h.op, h.size = op, func() int { return op.left.Len() + op.right.Len() }
 		} else {
-			op := &intervalJoinOp[string, rec, rec, string]{on: on, lower: a.int("lower"), upper: a.int("upper"), join: func(k string, l, r rec) string {
+			op := &intervalJoinOp[string, rec, rec, string]{joinBase: joinBase[string, rec, rec, string]{on: on}, lower: a.int("lower"), upper: a.int("upper"), join: func(k string, l, r rec) string {
 				return fmt.Sprintf("%s=(%d,%d)", k, l.V, r.V)
 			}}
 			if err := op.open(env, out); err != nil {
