@@ -37,10 +37,10 @@ func (s *Scope[K]) SetKey(k K) { s.key = k }
 // Key returns the current key.
 func (s *Scope[K]) Key() K { return s.key }
 
-// Prefetch looks keys up in the cache of every state of the scope without
-// using the results. Called for a group of keys before they are processed,
+// Prefetch reads the cache slots of keys in every state of the scope without
+// using what it reads. Called for a group of keys before they are processed,
 // it lets the CPU overlap the cache misses of the lookups, which a tight loop
-// of independent lookups allows and record-by-record processing does not.
+// of independent loads allows and record-by-record processing does not.
 func (s *Scope[K]) Prefetch(keys []K) {
 	for _, t := range s.tables {
 		t.prefetch(keys)
