@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -71,9 +72,14 @@ type Backend struct {
 	maxParallelism int
 	db             *pebble.DB
 	// complete is true while every entry Pebble holds is also cached: the
-	// database was empty at Open and nothing has been evicted since. A cache
-	// miss then needs no Pebble lookup, which spares every new key one.
+	// database was empty at Open, or every state was loaded whole after a
+	// restore (checked at each Freeze), and nothing has been evicted since. A
+	// cache miss then needs no Pebble lookup, which spares every new key one.
 	complete bool
+	// orphans is 1 if Pebble holds state that no handle registered (a job
+	// changed since its checkpoint), 0 if not, -1 until checked: a full
+	// snapshot would delete it.
+	orphans int8
 	// full is set while the frozen epoch is snapshotted in full (see
 	// Freeze).
 	full bool
@@ -155,6 +161,7 @@ func Open(cfg Config) (*Backend, error) {
 		db:             db,
 		opts:           opts,
 		complete:       !existed,
+		orphans:        -1,
 		names:          make(map[uint32]string),
 		epoch:          1,
 		writes:         make(chan *snapshot, 1),
@@ -185,6 +192,54 @@ func (b *Backend) register(name string, t tableOps) (uint32, error) {
 	return id, nil
 }
 
+// cachedAll reports whether the cache holds everything Pebble does: every
+// state is cached whole, and Pebble holds no state of unregistered names.
+func (b *Backend) cachedAll() bool {
+	for _, t := range b.tables {
+		if !t.cachedAll() {
+			return false
+		}
+	}
+	if b.orphans < 0 {
+		found, err := b.holdsUnregistered()
+		if err != nil {
+			b.fail(fmt.Errorf("state: look for state of unregistered names: %w", err))
+			return false
+		}
+		b.orphans = 0
+		if found {
+			b.orphans = 1
+		}
+	}
+	return b.orphans == 0
+}
+
+// holdsUnregistered reports whether Pebble holds keys of a state id that no
+// handle registered, seeking from one [key group][state id] prefix to the
+// next.
+func (b *Backend) holdsUnregistered() (bool, error) {
+	it, err := b.db.NewIter(nil)
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	for valid := it.First(); valid; {
+		k := it.Key()
+		if len(k) < 6 {
+			return true, nil
+		}
+		if _, ok := b.names[binary.BigEndian.Uint32(k[2:6])]; !ok {
+			return true, nil
+		}
+		end := prefixEnd(k[:6])
+		if end == nil {
+			break
+		}
+		valid = it.SeekGE(end)
+	}
+	return false, it.Error()
+}
+
 func (b *Backend) fail(err error) {
 	if b.err == nil {
 		b.err = err
@@ -211,6 +266,9 @@ func (b *Backend) Err() error { return b.err }
 func (b *Backend) Freeze(id uint64, dest string) error {
 	if b.pending != nil {
 		return ErrDraining
+	}
+	if !b.complete {
+		b.complete = b.cachedAll()
 	}
 	changed, cached := 0, 0
 	for _, t := range b.tables {

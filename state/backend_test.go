@@ -367,6 +367,55 @@ func (r *runner) run(ops int) {
 	r.waitResults()
 }
 
+// ensureBothKinds adds the kind of snapshot the dice did not produce: a
+// delta after an epoch with one change, a full snapshot after one that
+// rewrites every value.
+func (r *runner) ensureBothKinds() {
+	h, m := r.h, r.m
+	checkpoint := func(wantFull bool) {
+		r.freeze()
+		r.drain(0)
+		r.waitResults()
+		if full := slices.Contains(r.full, r.nextID-1); full != wantFull {
+			r.fatalf("ensureBothKinds: snapshot %d full = %v, want %v", r.nextID-1, full, wantFull)
+		}
+	}
+	if len(r.full) == len(r.done) {
+		// Close the epoch the run left open, then make one change.
+		r.freeze()
+		r.drain(0)
+		r.waitResults()
+		v := r.rng.Int64()
+		h.ss.SetKey(strKeys[0])
+		h.v.Put(v)
+		m.vals[strKeys[0]] = v
+		checkpoint(false)
+	}
+	if len(r.full) == 0 {
+		for sk := range m.vals {
+			v := r.rng.Int64()
+			h.ss.SetKey(sk)
+			h.v.Put(v)
+			m.vals[sk] = v
+		}
+		for sk, mm := range m.maps {
+			h.ss.SetKey(sk)
+			for uk := range mm {
+				v := r.randValue()
+				h.mp.Put(uk, v)
+				mm[uk] = v
+			}
+		}
+		for ik := range m.ints {
+			v := []byte(r.randValue())
+			h.is.SetKey(ik)
+			h.iv.Put(v)
+			m.ints[ik] = bytes.Clone(v)
+		}
+		checkpoint(true)
+	}
+}
+
 // copyCheckpoint materializes a Pebble checkpoint into a new live directory
 // the way checkpoint.Store.RestoreKeyed does: sstables are hard-linked,
 // everything else is copied.
@@ -453,6 +502,9 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 		}
 	}()
 	r.run(mc.ops)
+	if mc.wantFull {
+		r.ensureBothKinds()
+	}
 	r.checkAll(r.m, "live backend at the end")
 	if len(r.done) < 5 {
 		r.fatalf("only %d checkpoints were taken", len(r.done))
@@ -465,6 +517,7 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 	// the last two, the full snapshots and a random sample of the others
 	// (restoring is slow).
 	ids := slices.Sorted(maps.Keys(r.done))
+	restoredFull := 0
 	for n, id := range ids {
 		if n > 0 && n < len(ids)-2 && !slices.Contains(r.full, id) && r.rng.IntN(len(ids)) >= 4 {
 			continue
@@ -476,12 +529,13 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 			nextID: 1000 + id, root: filepath.Join(dir, fmt.Sprintf("rechk-%d", id)),
 			snapshots: map[uint64]model{}, done: map[uint64]string{},
 		}
-		rr.h = openStates(t, Config{Dir: restoreDir, MaxParallelism: mc.maxParallelism, CacheEntries: 16})
+		// Restored with the run's cache: a large one loads the state whole
+		// and may take full snapshots again.
+		rr.h = openStates(t, Config{Dir: restoreDir, MaxParallelism: mc.maxParallelism, CacheEntries: mc.cacheEntries})
 		rr.checkAll(rr.m, fmt.Sprintf("checkpoint %d restored", id))
-		// Reading every key of a restored backend with a tiny cache keeps
-		// the cache bounded.
-		if n := rr.h.b.Entries(); n > 3*16 {
-			rr.fatalf("checkpoint %d restored: %d cached entries after reading every key, cache bound is 16 per state", id, n)
+		// Reading every key of a restored backend keeps the cache bounded.
+		if n := rr.h.b.Entries(); n > 3*mc.cacheEntries {
+			rr.fatalf("checkpoint %d restored: %d cached entries after reading every key, cache bound is %d per state", id, n, mc.cacheEntries)
 		}
 		// Only the newest few are driven further, to bound the runtime.
 		if n >= len(ids)-2 || n == 0 {
@@ -489,6 +543,7 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 			rr.freeze()
 			rr.drain(0)
 			rr.waitResults()
+			restoredFull += len(rr.full)
 			rr.checkAll(rr.m, fmt.Sprintf("checkpoint %d restored and changed", id))
 			last := rr.nextID - 1
 			again := filepath.Join(dir, fmt.Sprintf("restore-again-%d", id))
@@ -504,6 +559,7 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 			t.Fatal(err)
 		}
 	}
+	t.Logf("%d full snapshots of restored backends", restoredFull)
 }
 
 // TestScanSurvivesGrowth freezes a full snapshot, drains part of it, then
@@ -568,4 +624,110 @@ func TestScanSurvivesGrowth(t *testing.T) {
 		}
 		r.b.Close()
 	}
+}
+
+// checkpointNow freezes checkpoint id into dest, drains it and waits for it.
+func checkpointNow(t *testing.T, b *Backend, id uint64, dest string) (full bool) {
+	t.Helper()
+	if err := b.Freeze(id, dest); err != nil {
+		t.Fatal(err)
+	}
+	full = b.full
+	if !b.Drain(0) {
+		t.Fatal("Drain(0) did not finish")
+	}
+	res := <-b.Results()
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	b.Applied(res)
+	return full
+}
+
+// TestRestoredBackendTakesFullSnapshots checks that a restored backend whose
+// state fits the cache loads it whole and takes full snapshots again, and
+// that it does not while Pebble holds state no handle registered (a full
+// snapshot would delete it).
+func TestRestoredBackendTakesFullSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	cfg := func(sub string) Config { return Config{Dir: filepath.Join(dir, sub), CacheEntries: 1 << 12} }
+	fill := func(h *stateHandles, round int64) {
+		for i := range 100 {
+			h.ss.SetKey(fmt.Sprintf("k%d", i))
+			h.v.Put(round*1000 + int64(i))
+			if i%10 == 0 {
+				h.mp.Put("u", fmt.Sprint(round))
+			}
+		}
+		for i := range int64(20) {
+			h.is.SetKey(i)
+			h.iv.Put([]byte{byte(round), byte(i)})
+		}
+	}
+	check := func(h *stateHandles, round int64) {
+		t.Helper()
+		for i := range 100 {
+			h.ss.SetKey(fmt.Sprintf("k%d", i))
+			if v, ok := h.v.Get(); !ok || v != round*1000+int64(i) {
+				t.Fatalf("k%d = %d, %v; want %d", i, v, ok, round*1000+int64(i))
+			}
+			if u, ok := h.mp.Get("u"); i%10 == 0 && (!ok || u != fmt.Sprint(round)) {
+				t.Fatalf("map of k%d: u = %q, %v; want %d", i, u, ok, round)
+			}
+		}
+		for i := range int64(20) {
+			h.is.SetKey(i)
+			if v, ok := h.iv.Get(); !ok || !bytes.Equal(v, []byte{byte(round), byte(i)}) {
+				t.Fatalf("int key %d = %v, %v", i, v, ok)
+			}
+		}
+	}
+
+	h := openStates(t, cfg("live"))
+	fill(h, 1)
+	if !checkpointNow(t, h.b, 1, filepath.Join(dir, "chk-1")) {
+		t.Fatal("first snapshot of a fresh backend is not full")
+	}
+	h.b.Close()
+
+	// Restored with every state registered: loaded whole, full again.
+	copyCheckpoint(t, filepath.Join(dir, "chk-1"), filepath.Join(dir, "r1"))
+	r := openStates(t, cfg("r1"))
+	if got := r.b.Entries(); got != 100+10+20 {
+		t.Fatalf("%d entries cached after the restore, want all 130", got)
+	}
+	fill(r, 2)
+	if !checkpointNow(t, r.b, 2, filepath.Join(dir, "chk-2")) {
+		t.Error("a restored backend holding all its state in the cache took a delta snapshot")
+	}
+	r.b.Close()
+	copyCheckpoint(t, filepath.Join(dir, "chk-2"), filepath.Join(dir, "r2"))
+	r = openStates(t, cfg("r2"))
+	check(r, 2)
+	r.b.Close()
+
+	// Restored with only "value" registered: the map and ints states are
+	// orphans, which only deltas leave alone.
+	copyCheckpoint(t, filepath.Join(dir, "chk-1"), filepath.Join(dir, "r3"))
+	b, err := Open(cfg("r3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := NewScope(b, String)
+	v, err := NewValue(ss, "value", Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		ss.SetKey(fmt.Sprintf("k%d", i))
+		v.Put(1000 + int64(i))
+	}
+	if checkpointNow(t, b, 3, filepath.Join(dir, "chk-3")) {
+		t.Error("full snapshot while Pebble holds state of unregistered names")
+	}
+	b.Close()
+	copyCheckpoint(t, filepath.Join(dir, "chk-3"), filepath.Join(dir, "r4"))
+	r = openStates(t, cfg("r4"))
+	defer r.b.Close()
+	check(r, 1)
 }

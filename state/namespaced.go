@@ -310,6 +310,18 @@ func (n *Namespaced[K, V]) Drop(ns int64) {
 	}
 }
 
+// cachedAll reports whether every namespace is cached whole. Namespaces
+// restored at Open are read on demand (they are usually few and short-lived:
+// windows that fire soon); those created since are complete.
+func (n *Namespaced[K, V]) cachedAll() bool {
+	for _, l := range n.live {
+		if !l.t.complete {
+			return false
+		}
+	}
+	return true
+}
+
 // SetPrefetch sets how many of the newest namespaces Scope.Prefetch looks
 // keys up in (default 1): the number of namespaces a record usually updates,
 // such as the windows a record of in-order input belongs to. Looking up

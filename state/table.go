@@ -102,6 +102,9 @@ type tableOps interface {
 	drainSome(budget int) (used int, done bool)
 	entries() int
 	changed() int
+	// cachedAll reports whether the cache holds every entry Pebble holds
+	// of the state.
+	cachedAll() bool
 }
 
 func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*table[K, V], error) {
@@ -115,8 +118,45 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 	}
 	t.id = id
 	s.tables = append(s.tables, t)
-	return t, nil
+	return t, t.warm()
 }
+
+// errCacheFull stops warm when the stored entries do not fit the cache.
+var errCacheFull = errors.New("state: cache full")
+
+// warm loads the entries a restored Backend holds of the table into the
+// cache, if they fit. The table is then complete: a miss needs no Pebble
+// read, and once every state is complete, snapshots may be full again (see
+// Backend.Freeze) instead of deltas that Pebble must compact. Entries beyond
+// the bound are read on demand, as before.
+func (t *table[K, V]) warm() error {
+	limit := t.b.cfg.CacheEntries
+	err := t.b.scan(t.id, func(key, value []byte) error {
+		if t.m.len() >= limit {
+			return errCacheFull
+		}
+		k, err := t.scope.keys.Decode(key)
+		if err != nil {
+			return err
+		}
+		v, err := t.vals.Decode(value)
+		if err != nil {
+			return err
+		}
+		t.m.set(k, entry[V]{val: v})
+		return nil
+	})
+	switch {
+	case errors.Is(err, errCacheFull):
+		return nil
+	case err != nil:
+		return fmt.Errorf("state: load %q: %w", t.b.names[t.id], err)
+	}
+	t.complete = true
+	return nil
+}
+
+func (t *table[K, V]) cachedAll() bool { return t.complete }
 
 // makeTable returns a table that is not registered with the Backend: a
 // Namespaced state registers once and drives its tables itself.

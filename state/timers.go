@@ -47,6 +47,14 @@ func NewTimers[K comparable](s *Scope[K], name string) (*Timers[K], error) {
 		return nil, err
 	}
 	tm := &Timers[K]{scope: s, set: set, due: map[int64][]K{}}
+	if set.complete { // loaded whole by newTable
+		for _, sl := range set.m.slots {
+			if sl.e.mark&occupied != 0 {
+				tm.enqueue(sl.k)
+			}
+		}
+		return tm, nil
+	}
 	err = s.backend.scan(set.id, func(key, _ []byte) error {
 		tk, err := ts.keys.Decode(key)
 		if err != nil {
