@@ -46,7 +46,7 @@ type Namespaced[K comparable, V any] struct {
 	prefetchNewest int
 	// spare is the emptied cache of the last namespace dropped, for the
 	// next one created: namespaces come and go (a window a key), and a
-	// large map is much cheaper to clear than to grow again.
+	// large table is much cheaper to clear than to grow again.
 	spare hashTable[K, V]
 }
 
