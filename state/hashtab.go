@@ -2,6 +2,7 @@ package state
 
 import (
 	"math/bits"
+	"math/rand/v2"
 	"unsafe"
 )
 
@@ -41,7 +42,14 @@ const minTableSlots = 8
 
 func (h *hashTable[K, V]) len() int { return h.n }
 
-func (h *hashTable[K, V]) home(k K) int { return int(h.hash(k) >> h.shift) }
+// home mixes the key's hash with a seed chosen at random per process before
+// taking its top bits: the hashes are stable (key groups depend on them) and
+// easy to invert for integer keys, and without the seed, input crafted to
+// share top bits would make every probe walk one long cluster.
+func (h *hashTable[K, V]) home(k K) int { return int(mix64(h.hash(k)^slotSeed) >> h.shift) }
+
+// slotSeed is the per-process seed of home.
+var slotSeed = rand.Uint64()
 
 func (h *hashTable[K, V]) used(i int) bool { return h.slots[i].e.mark&occupied != 0 }
 

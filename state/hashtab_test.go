@@ -86,3 +86,47 @@ func TestHashTableLarge(t *testing.T) {
 		}
 	}
 }
+
+// TestHashTableResistsCraftedKeys inserts integer keys crafted (mix64 is
+// invertible) so that, without the per-process seed, their homes would all
+// be slot 0 and every probe would walk one cluster of all of them.
+func TestHashTableResistsCraftedKeys(t *testing.T) {
+	h := hashTable[uint64, int64]{hash: mix64}
+	const n = 10_000
+	for i := range uint64(n) {
+		k := unmix64(unmix64(i)) // mix64(mix64(k) ^ 0) == i < 2^14
+		if mix64(mix64(k)) != i {
+			t.Fatalf("unmix64 is not mix64's inverse at %d", i)
+		}
+		h.set(k, entry[int64]{val: 1})
+	}
+	mask, longest := len(h.slots)-1, 0
+	for i := range h.slots {
+		if h.used(i) {
+			longest = max(longest, (i-h.home(h.slots[i].k))&mask)
+		}
+	}
+	if longest > n/10 {
+		t.Fatalf("an entry sits %d slots after its home: crafted keys cluster", longest)
+	}
+}
+
+// unmix64 inverts mix64.
+func unmix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= inverse64(0xc4ceb9fe1a85ec53)
+	x ^= x >> 33
+	x *= inverse64(0xff51afd7ed558ccd)
+	x ^= x >> 33
+	return x
+}
+
+// inverse64 returns the multiplicative inverse of odd a modulo 2^64
+// (Newton's iteration doubles the correct low bits each step).
+func inverse64(a uint64) uint64 {
+	x := a // correct to 3 bits for odd a
+	for range 5 {
+		x *= 2 - a*x
+	}
+	return x
+}
