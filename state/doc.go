@@ -43,11 +43,10 @@
 // most 4/3 of what the delta would, and leaves Pebble nothing to compact;
 // with deltas, a state rewritten every second makes Pebble merge the same
 // keys over and over. The cache holds all of the state when the database
-// started empty, or after a restore, when each state registered on it fitted
-// the cache bound and was loaded whole (window namespaces restored at Open
-// are read on demand: until they are dropped, snapshots are deltas), and
-// Pebble holds no state of names nobody registered (which a full snapshot
-// would delete); an eviction ends it.
+// started empty, or after a restore, when each state registered on it (each
+// namespace of a Namespaced state) fitted the cache bound and was loaded
+// whole, and Pebble holds no state of names nobody registered (which a full
+// snapshot would delete); an eviction ends it.
 //
 // Timers (see Timers) are keyed state too, stored and checkpointed the same
 // way.

@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
 	"maps"
@@ -77,10 +78,9 @@ func NewNamespaced[K comparable, V any](s *Scope[K], name string, codec Codec[V]
 	return n, nil
 }
 
-// load creates a table, empty and reading through to Pebble, for each
-// namespace Pebble holds: it seeks from namespace to namespace in each key
-// group, so it costs a seek per key group and namespace, not a read per
-// entry.
+// load creates a table for each namespace Pebble holds, found by seeking
+// from namespace to namespace in each key group, and loads its entries if
+// they fit the cache (else they are read on demand).
 func (n *Namespaced[K, V]) load() error {
 	if n.b.complete {
 		return nil // nothing stored
@@ -107,8 +107,33 @@ func (n *Namespaced[K, V]) load() error {
 		}
 	}
 	for _, ns := range slices.Sorted(maps.Keys(found)) {
-		n.live = append(n.live, namespace[K, V]{ns: ns, t: n.newTable(ns, false), stored: true})
+		t := n.newTable(ns, false)
+		if err := n.warm(t); err != nil {
+			return err
+		}
+		n.live = append(n.live, namespace[K, V]{ns: ns, t: t, stored: true})
 	}
+	return nil
+}
+
+// warm loads a restored namespace into its cache if it fits, as table.warm
+// does for other states.
+func (n *Namespaced[K, V]) warm(t *table[K, V]) error {
+	limit := n.b.cfg.CacheEntries
+	err := n.allStored(t, func(k K, v V) error {
+		if t.m.len() >= limit {
+			return errCacheFull
+		}
+		t.m.set(k, entry[V]{val: v})
+		return nil
+	})
+	switch {
+	case errors.Is(err, errCacheFull):
+		return nil
+	case err != nil:
+		return err
+	}
+	t.complete = true
 	return nil
 }
 
@@ -238,7 +263,12 @@ func (n *Namespaced[K, V]) All(ns int64, fn func(key K, v V)) {
 	}
 	t := n.live[i].t
 	if !n.b.complete && !t.complete {
-		if err := n.allStored(t, fn); err != nil {
+		err := n.allStored(t, func(k K, v V) error {
+			n.scope.key = k
+			fn(k, v)
+			return nil
+		})
+		if err != nil {
 			n.b.fail(fmt.Errorf("state: read %q: %w", n.b.names[n.id], err))
 			return
 		}
@@ -252,8 +282,8 @@ func (n *Namespaced[K, V]) All(ns int64, fn func(key K, v V)) {
 }
 
 // allStored calls fn with the entries of t that Pebble holds and the cache
-// does not: the cache is newer, tombstones included.
-func (n *Namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V)) error {
+// does not (the cache is newer, tombstones included), until fn fails.
+func (n *Namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V) error) error {
 	for kg := 0; kg < n.b.maxParallelism; kg++ {
 		n.keyBuf = appendNamespace(n.prefix(n.keyBuf[:0], kg), t.ns)
 		it, err := n.b.db.NewIter(&pebble.IterOptions{LowerBound: n.keyBuf, UpperBound: prefixEnd(n.keyBuf)})
@@ -280,8 +310,10 @@ func (n *Namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V)) error 
 				it.Close()
 				return err
 			}
-			n.scope.key = k
-			fn(k, v)
+			if err := fn(k, v); err != nil {
+				it.Close()
+				return err
+			}
 		}
 		if err := it.Close(); err != nil {
 			return err
@@ -310,9 +342,8 @@ func (n *Namespaced[K, V]) Drop(ns int64) {
 	}
 }
 
-// cachedAll reports whether every namespace is cached whole. Namespaces
-// restored at Open are read on demand (they are usually few and short-lived:
-// windows that fire soon); those created since are complete.
+// cachedAll reports whether every namespace is cached whole: restored ones
+// that fitted the cache at Open, and those created since, until they evict.
 func (n *Namespaced[K, V]) cachedAll() bool {
 	for _, l := range n.live {
 		if !l.t.complete {

@@ -489,3 +489,44 @@ func TestDeltaSortLongRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestNamespacedRestoreLoadsWhole restores namespaces that fit the cache:
+// they are loaded whole, so the first checkpoint that rewrites them is full,
+// and restoring it gives the rewritten state.
+func TestNamespacedRestoreLoadsWhole(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: filepath.Join(dir, "live"), CacheEntries: 1 << 10}
+	h := openNamespaced(t, cfg)
+	var keys []string
+	want := map[int64]map[string]int64{10: {}, 20: {}}
+	for i := range 50 {
+		k := fmt.Sprintf("k%d", i)
+		keys = append(keys, k)
+		for ns := range want {
+			h.put(ns, k, int64(i))
+			want[ns][k] = int64(i)
+		}
+	}
+	h.checkpoint(1, filepath.Join(dir, "c1"))
+
+	r := restoreNamespaced(t, filepath.Join(dir, "c1"), filepath.Join(dir, "r1"), Config{CacheEntries: 1 << 10})
+	for _, l := range r.n.live {
+		if !l.t.complete || l.t.m.len() != len(want[l.ns]) {
+			t.Fatalf("restored namespace %d: complete %v with %d of %d entries cached", l.ns, l.t.complete, l.t.m.len(), len(want[l.ns]))
+		}
+	}
+	r.check(want, keys, "restored")
+	for ns := range want {
+		for i, k := range keys {
+			r.put(ns, k, -int64(i))
+			want[ns][k] = -int64(i)
+		}
+	}
+	r.freeze(2, filepath.Join(dir, "c2"))
+	if !r.b.full {
+		t.Error("restored namespaces loaded whole and rewritten: the snapshot is not full")
+	}
+	r.finish()
+	r2 := restoreNamespaced(t, filepath.Join(dir, "c2"), filepath.Join(dir, "r2"), Config{CacheEntries: 1 << 10})
+	r2.check(want, keys, "full snapshot after a restore, restored")
+}
