@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"iter"
 	"maps"
@@ -108,32 +107,12 @@ func (n *Namespaced[K, V]) load() error {
 	}
 	for _, ns := range slices.Sorted(maps.Keys(found)) {
 		t := n.newTable(ns, false)
-		if err := n.warm(t); err != nil {
+		err := t.warm(func(add func(K, V) error) error { return n.allStored(t, add) })
+		if err != nil {
 			return err
 		}
 		n.live = append(n.live, namespace[K, V]{ns: ns, t: t, stored: true})
 	}
-	return nil
-}
-
-// warm loads a restored namespace into its cache if it fits, as table.warm
-// does for other states.
-func (n *Namespaced[K, V]) warm(t *table[K, V]) error {
-	limit := n.b.cfg.CacheEntries
-	err := n.allStored(t, func(k K, v V) error {
-		if t.m.len() >= limit {
-			return errCacheFull
-		}
-		t.m.set(k, entry[V]{val: v})
-		return nil
-	})
-	switch {
-	case errors.Is(err, errCacheFull):
-		return nil
-	case err != nil:
-		return err
-	}
-	t.complete = true
 	return nil
 }
 

@@ -118,30 +118,38 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 	}
 	t.id = id
 	s.tables = append(s.tables, t)
-	return t, t.warm()
+	err = t.warm(func(add func(K, V) error) error {
+		return t.b.scan(t.id, func(key, value []byte) error {
+			k, err := t.scope.keys.Decode(key)
+			if err != nil {
+				return err
+			}
+			v, err := t.vals.Decode(value)
+			if err != nil {
+				return err
+			}
+			return add(k, v)
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state: load %q: %w", name, err)
+	}
+	return t, nil
 }
 
 // errCacheFull stops warm when the stored entries do not fit the cache.
 var errCacheFull = errors.New("state: cache full")
 
-// warm loads the entries a restored Backend holds of the table into the
-// cache, if they fit. The table is then complete: a miss needs no Pebble
-// read, and once every state is complete, snapshots may be full again (see
-// Backend.Freeze) instead of deltas that Pebble must compact. Entries beyond
-// the bound are read on demand, as before.
-func (t *table[K, V]) warm() error {
+// warm loads the entries that stored passes to add (what a restored Backend
+// holds of the table) into the cache, if they fit. The table is then
+// complete: a miss needs no Pebble read, and once every state is complete,
+// snapshots may be full again (see Backend.Freeze) instead of deltas that
+// Pebble must compact. Entries beyond the bound are read on demand.
+func (t *table[K, V]) warm(stored func(add func(K, V) error) error) error {
 	limit := t.b.cfg.CacheEntries
-	err := t.b.scan(t.id, func(key, value []byte) error {
+	err := stored(func(k K, v V) error {
 		if t.m.len() >= limit {
 			return errCacheFull
-		}
-		k, err := t.scope.keys.Decode(key)
-		if err != nil {
-			return err
-		}
-		v, err := t.vals.Decode(value)
-		if err != nil {
-			return err
 		}
 		t.m.set(k, entry[V]{val: v})
 		return nil
@@ -150,7 +158,7 @@ func (t *table[K, V]) warm() error {
 	case errors.Is(err, errCacheFull):
 		return nil
 	case err != nil:
-		return fmt.Errorf("state: load %q: %w", t.b.names[t.id], err)
+		return err
 	}
 	t.complete = true
 	return nil
