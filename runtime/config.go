@@ -37,7 +37,8 @@ type Config struct {
 	// between two subtasks (default 4).
 	ChannelBuffers int
 	// StateCacheEntries bounds the cached entries of each keyed state of a
-	// subtask (default 1<<21); see package state.
+	// subtask (default 1<<21; of each open window, for window state); see
+	// package state.
 	StateCacheEntries int
 	// Logger receives the runtime's logs (default slog.Default()).
 	Logger *slog.Logger

@@ -24,7 +24,9 @@ type Config struct {
 	// MaxParallelism is the number of key groups (default
 	// DefaultMaxParallelism).
 	MaxParallelism int
-	// CacheEntries bounds the clean entries cached per state (default 1<<21).
+	// CacheEntries bounds the clean entries cached per state (default 1<<21;
+	// per namespace for a Namespaced state). A restored state that fits is
+	// loaded whole at registration.
 	CacheEntries int
 	// BlockCache is a Pebble block cache shared by the job's backends; nil
 	// gives this backend a small one of its own.
