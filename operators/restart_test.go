@@ -54,22 +54,31 @@ type restartRun struct {
 	cancel       context.CancelFunc
 }
 
-// startCounting starts the counting job on dir. out stands for the external
-// system the sink commits to, so it is shared by the runs.
-func startCounting(t *testing.T, dir string, out *output[string], n, keys uint64, pauseAt int64, onPause func()) *restartRun {
+// restartJob is a job over the numbers 0..n-1 read through a pausingSource:
+// build adds the rest of the pipeline, ending in a sink that commits to out.
+type restartJob struct {
+	name  string
+	par   int
+	n     uint64
+	build func(p *runtime.Pipeline, src func() runtime.Source[uint64], out *output[string])
+}
+
+// start runs the job on dir. out stands for the external system the sink
+// commits to, so it is shared by the runs.
+func (rj restartJob) start(t *testing.T, dir string, out *output[string], pauseAt int64, onPause func()) *restartRun {
 	t.Helper()
 	r := &restartRun{out: out, reached: make(chan struct{}), checkpointed: make(chan struct{}, 1)}
 	var once sync.Once
 	var emitted, completed atomic.Int64
-	gen := numbers(n)
-	p := runtime.NewPipeline("restart")
-	countPipeline(p, func() runtime.Source[uint64] {
+	gen := numbers(rj.n)
+	p := runtime.NewPipeline(rj.name)
+	rj.build(p, func() runtime.Source[uint64] {
 		return &pausingSource{Source: gen(), emitted: &emitted, completed: &completed, pauseAt: pauseAt,
 			onPause: onPause, reached: func() { once.Do(func() { close(r.reached) }) }}
-	}, keys, r.out)
-	cfg := testConfig(t, 2)
+	}, r.out)
+	cfg := testConfig(t, rj.par)
 	cfg.CheckpointDir = dir
-	cfg.StateCacheEntries = 16 // restored state is read from Pebble
+	cfg.StateCacheEntries = 16 // restored state that does not fit is read from Pebble
 	cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) {
 		completed.Add(1)
 		select {
@@ -86,6 +95,15 @@ func startCounting(t *testing.T, dir string, out *output[string], n, keys uint64
 	}
 	r.job = j
 	return r
+}
+
+// startCounting starts the counting job on dir.
+func startCounting(t *testing.T, dir string, out *output[string], n, keys uint64, pauseAt int64, onPause func()) *restartRun {
+	t.Helper()
+	rj := restartJob{name: "restart", par: 2, n: n, build: func(p *runtime.Pipeline, src func() runtime.Source[uint64], out *output[string]) {
+		countPipeline(p, src, keys, out)
+	}}
+	return rj.start(t, dir, out, pauseAt, onPause)
 }
 
 // await waits for ch to be closed, failing if the job ends first.

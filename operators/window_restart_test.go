@@ -1,11 +1,8 @@
 package operators_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,17 +35,9 @@ func TestWindowRestartKeepsFiredWindows(t *testing.T) {
 			t.Run(fmt.Sprintf("parallelism=%d/%s", par, mode), func(t *testing.T) {
 				dir := t.TempDir()
 				out := newOutput[string]()
-				start := func(pauseAt int64, onPause func()) *restartRun {
-					r := &restartRun{out: out, reached: make(chan struct{}), checkpointed: make(chan struct{}, 1)}
-					var once sync.Once
-					var emitted, completed atomic.Int64
-					gen := numbers(n)
-					p := runtime.NewPipeline("windows-restart")
-					src := runtime.From(p, "src", func() runtime.Source[uint64] {
-						return &pausingSource{Source: gen(), emitted: &emitted, completed: &completed, pauseAt: pauseAt,
-							onPause: onPause, reached: func() { once.Do(func() { close(r.reached) }) }}
-					}, runtime.WithWatermarks(runtime.Monotonous(func(v uint64) int64 { return int64(v) * step })))
-					keyed := operators.KeyBy(src, func(v uint64) string { return fmt.Sprintf("k%d", v%keys) })
+				rj := restartJob{name: "windows-restart", par: par, n: n, build: func(p *runtime.Pipeline, src func() runtime.Source[uint64], out *output[string]) {
+					s := runtime.From(p, "src", src, runtime.WithWatermarks(runtime.Monotonous(func(v uint64) int64 { return int64(v) * step })))
+					keyed := operators.KeyBy(s, func(v uint64) string { return fmt.Sprintf("k%d", v%keys) })
 					win := operators.Window(keyed, "count", operators.Tumbling(size*time.Millisecond), func(v uint64) int64 { return int64(v) * step }).
 						AllowedLateness(time.Second)
 					res, _ := operators.WindowAggregate(win, operators.WindowAggregateFunc[string, uint64, int64, string]{
@@ -58,20 +47,8 @@ func TestWindowRestartKeepsFiredWindows(t *testing.T) {
 						},
 					}, nil)
 					runtime.To(res, "sink", newMemSink(out))
-					cfg := testConfig(t, par)
-					cfg.CheckpointDir = dir
-					cfg.StateCacheEntries = 16 // restored windows are read from Pebble
-					cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) { completed.Add(1) }
-					ctx, cancel := context.WithCancel(context.Background())
-					r.cancel = cancel
-					j, err := runtime.Start(ctx, p, cfg)
-					if err != nil {
-						cancel()
-						t.Fatal(err)
-					}
-					r.job = j
-					return r
-				}
+				}}
+				start := func(pauseAt int64, onPause func()) *restartRun { return rj.start(t, dir, out, pauseAt, onPause) }
 				first := start(n/2, func() {})
 				first.await(t, first.reached, "the source paused")
 				if mode == "stop" {

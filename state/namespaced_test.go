@@ -1,8 +1,6 @@
 package state
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
@@ -443,50 +441,6 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 		}
 		r := restoreNamespaced(t, done[id], filepath.Join(dir, fmt.Sprintf("restore-%d", id)), cfg)
 		r.check(snapshots[id], keys, fmt.Sprintf("seed %d: checkpoint %d restored", seed, id))
-	}
-}
-
-// TestDeltaSortLongRuns sorts keys that share 14 bytes, as those of a
-// namespace in a key group do, in long runs: some with lengths that make
-// their zero-padded 24-byte sort prefixes tie, some longer than the prefix.
-func TestDeltaSortLongRuns(t *testing.T) {
-	seed := rand.Uint64()
-	rng := rand.New(rand.NewPCG(seed, 2))
-	var d delta
-	var want [][]byte
-	seen := map[string]bool{}
-	for len(want) < 3000 {
-		key := binary.BigEndian.AppendUint16(nil, uint16(rng.IntN(2)))
-		key = binary.BigEndian.AppendUint32(key, 7)
-		key = appendNamespace(key, int64(rng.IntN(2)))
-		switch rng.IntN(3) {
-		case 0:
-			key = binary.BigEndian.AppendUint64(key, rng.Uint64()%5000)
-		case 1: // a suffix and its zero-padded extensions tie on the prefix
-			key = append(key, make([]byte, 2+rng.IntN(4))...)
-			key = append(key, byte(rng.IntN(3)))
-			key = append(key, make([]byte, rng.IntN(3))...)
-		default: // longer than 32 bytes
-			key = append(key, bytes.Repeat([]byte{byte(rng.IntN(2))}, 16)...)
-			key = binary.BigEndian.AppendUint32(key, uint32(rng.IntN(100)))
-		}
-		if seen[string(key)] {
-			continue
-		}
-		seen[string(key)] = true
-		want = append(want, key)
-		d.add(key, func(b []byte) []byte { return append(b, 'v') }, false)
-	}
-	d.sort()
-	slices.SortFunc(want, bytes.Compare)
-	for i := range d.recs {
-		var scratch [inlineKeyBytes]byte
-		if got := d.key(&d.recs[i], &scratch); !bytes.Equal(got, want[i]) {
-			t.Fatalf("seed %d: position %d: got key %x, want %x", seed, i, got, want[i])
-		}
-		if i > 0 && d.sameKey(&d.recs[i-1], &d.recs[i]) {
-			t.Fatalf("seed %d: positions %d and %d have the same key", seed, i-1, i)
-		}
 	}
 }
 
