@@ -64,5 +64,6 @@
 // cache is full; dirty entries stay until their epoch is written, so the
 // memory a subtask needs beyond the cache bound is the state it changes
 // within one checkpoint interval. (Eviction also waits while a checkpoint
-// walks all slots, which must not see entries move.)
+// walks all slots, which must not see entries move, and while a full
+// snapshot drains, which owes every entry of the cache.)
 package state

@@ -405,9 +405,13 @@ func (t *table[K, V]) pebbleKey(k K) []byte {
 // bookkeeping on the hot path.
 func (t *table[K, V]) makeRoom() {
 	limit := t.b.cfg.CacheEntries
-	if t.m.len() < limit || t.b.appliedEpoch < t.noEvictBefore || t.scanning {
-		// NB: a full snapshot being drained still needs clean entries, and
-		// a scan must not see entries move.
+	if t.m.len() < limit || t.b.appliedEpoch < t.noEvictBefore || t.scanning || t.b.full {
+		// NB: a scan must not see entries move. And no eviction at all
+		// while a full snapshot drains, even in a table whose scan is
+		// done: an entry evicted then and read back from Pebble would look
+		// owed again (its encoded mark is gone), so a write would encode it
+		// a second time (an ingest error: a key twice in one table). Full
+		// snapshots need the cache to hold the whole state anyway.
 		return
 	}
 	target := limit / 16
