@@ -4,7 +4,7 @@
 GO ?= go
 GOFLAGS_TEST ?= -race -timeout 20m
 
-.PHONY: all build run test test-deps vet bench bench-core bench-windows bench-nexmark bench-kafka clean
+.PHONY: all build run test test-deps test-repeat vet bench bench-core bench-windows bench-nexmark bench-kafka clean
 
 all: build
 
@@ -40,6 +40,13 @@ vet:
 
 test: test-deps vet
 	$(GO) test $(GOFLAGS_TEST) ./...
+
+# test-repeat runs the packages with randomized tests N times (default 10),
+# each time with a fresh seed, and lists the seeds that failed; rerun one with
+# WEIR_TEST_SEED=<seed> go test <package>. Not part of `make test`.
+N ?= 10
+test-repeat: test-deps
+	internal/testseed/repeat.sh $(N)
 
 bench: bench-core bench-windows bench-nexmark
 

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"testing"
+
 	"time"
+
+	"github.com/weirstream/weir/internal/testseed"
 
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
@@ -30,17 +31,6 @@ type tev struct {
 }
 
 func tevTime(e tev) int64 { return e.TS }
-
-// seed returns the seed of a randomized test (WEIR_TEST_SEED overrides) and
-// logs it.
-func seed(t *testing.T) uint64 {
-	s := uint64(time.Now().UnixNano())
-	if v := os.Getenv("WEIR_TEST_SEED"); v != "" {
-		s, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (rerun with WEIR_TEST_SEED=%d)", s, s)
-	return s
-}
 
 const (
 	wtDisorder = 300 // ms of bounded out-of-orderness
@@ -84,7 +74,7 @@ func fromEvents(p *runtime.Pipeline, name string, evs []tev) runtime.Stream[tev]
 }
 
 func TestSlidingWindowsMatchReference(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 1))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 1))
 	evs := lateEvents(rng, 12000, 7)
 	wms := watermarkBefore(evs)
 	for _, c := range []struct {
@@ -169,7 +159,7 @@ func check(t *testing.T, what string, got, want []string) {
 }
 
 func TestSessionWindowsMatchReference(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 2))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 2))
 	const keys, gap, disorder = 5, 150, 100
 	// Bursts: 50 records within 100 ms every 400 ms, so that each key has
 	// sessions of about 10 records.
@@ -228,7 +218,7 @@ func TestSessionWindowsMatchReference(t *testing.T) {
 }
 
 func TestJoinsMatchReference(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 3))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 3))
 	const keys, n, disorder, size, lower, upper = 13, 3000, 200, 1000, -300, 500
 	gen := func(side int64) []tev {
 		evs := make([]tev, n)
@@ -283,7 +273,7 @@ func TestJoinsMatchReference(t *testing.T) {
 }
 
 func TestDedupPipeline(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 4))
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 4))
 	// Each id appears 1-4 times, redeliveries soon after the original (as
 	// at-least-once inputs make them), with the original's event time.
 	type msg struct {

@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/weirstream/weir/internal/testseed"
 )
 
 func TestDeltaSortOrdersKeys(t *testing.T) {
-	seed := rand.Uint64()
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for _, n := range []int{0, 1, 2, 100, 5000} {
 		checkDeltaSort(t, fmt.Sprintf("seed %d, n=%d", seed, n), n, func() []byte {
@@ -32,7 +34,7 @@ func TestDeltaSortOrdersKeys(t *testing.T) {
 // namespace in a key group do, in long runs: some with lengths that make
 // their zero-padded 24-byte sort prefixes tie, some longer than the prefix.
 func TestDeltaSortLongRuns(t *testing.T) {
-	seed := rand.Uint64()
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	checkDeltaSort(t, fmt.Sprintf("seed %d", seed), 3000, func() []byte {
 		key := binary.BigEndian.AppendUint16(nil, uint16(rng.IntN(2)))

@@ -3,16 +3,15 @@ package state
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/weirstream/weir/internal/testseed"
 )
 
 // TestHashTable checks the hash table against a Go map through random sets,
 // removals (which shift entries back) and growth, with a hash that gives
 // few distinct homes so that probe sequences overlap and wrap around.
 func TestHashTable(t *testing.T) {
-	seed := *metamorphicSeed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for _, tc := range []struct {
 		name string

@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"testing"
+
+	"github.com/weirstream/weir/internal/testseed"
 )
 
 // nsState is a backend with one Namespaced state under test.
@@ -292,10 +294,7 @@ func clone(m map[int64]map[string]int64) map[int64]map[string]int64 {
 // read against a model; then restores checkpoints and compares them with
 // the model as of each.
 func TestNamespacedMetamorphic(t *testing.T) {
-	seed := *metamorphicSeed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
+	seed := testseed.Seed(t)
 	for _, mc := range []metaConfig{
 		{name: "small-cache", cacheEntries: 16, maxParallelism: 128, ops: 4000, freezeProb: 0.02, drainProb: 0.3, maxBudget: 4},
 		{name: "large-cache/slow-drain", cacheEntries: 1 << 12, maxParallelism: 7, ops: 4000, freezeProb: 0.01, drainProb: 0.05, maxBudget: 2},
@@ -310,12 +309,12 @@ func TestNamespacedMetamorphic(t *testing.T) {
 func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 	defer func() {
 		if p := recover(); p != nil {
-			t.Fatalf("seed %d (rerun with -state.seed=%d): panic: %v\n%s", seed, seed, p, debug.Stack())
+			t.Fatalf("seed %d: panic: %v\n%s", seed, p, debug.Stack())
 		}
 	}()
 	fatalf := func(step int, format string, args ...any) {
 		t.Helper()
-		t.Fatalf("seed %d (rerun with -state.seed=%d), step %d: %s", seed, seed, step, fmt.Sprintf(format, args...))
+		t.Fatalf("seed %d, step %d: %s", seed, step, fmt.Sprintf(format, args...))
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x4e5))
 	dir := t.TempDir()

@@ -3,7 +3,6 @@ package file
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,26 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/weirstream/weir/internal/testseed"
 
 	"github.com/weirstream/weir/runtime"
 )
-
-var seedFlag = flag.Uint64("seed", 0, "seed for randomized tests (0: from the clock)")
-
-// seed returns the seed of a randomized test and prints it if the test fails.
-func seed(t *testing.T) uint64 {
-	s := *seedFlag
-	if s == 0 {
-		s = uint64(time.Now().UnixNano())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("reproduce with: go test ./sinks/file -run '^%s$' -seed %d", t.Name(), s)
-		}
-	})
-	return s
-}
 
 // crash drops s as a killed process would: buffered records are lost, files
 // stay as they are, nothing is cleaned up.
@@ -565,7 +549,7 @@ func committedLines(t *testing.T, dir string) []string {
 // must be exactly the records of the last committed checkpoint; at the end,
 // every record exactly once.
 func TestRandomCrashes(t *testing.T) {
-	seed := seed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	ctx := context.Background()
 	info := runtime.TaskInfo{Subtask: 0, Parallelism: 1}

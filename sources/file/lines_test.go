@@ -3,7 +3,6 @@ package file
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,7 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/weirstream/weir/internal/testseed"
 
 	"github.com/weirstream/weir/runtime"
 )
@@ -171,27 +171,11 @@ func randomFiles(t *testing.T, rng *rand.Rand, dir string, nfiles int) ([]string
 	return paths, lines
 }
 
-var seedFlag = flag.Uint64("seed", 0, "seed for randomized tests (0: from the clock)")
-
-// seed returns the seed of a randomized test and prints it if the test fails.
-func seed(t *testing.T) uint64 {
-	s := *seedFlag
-	if s == 0 {
-		s = uint64(time.Now().UnixNano())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("reproduce with: go test ./sources/file -run '^%s$' -seed %d", t.Name(), s)
-		}
-	})
-	return s
-}
-
 // TestSnapshotRestore reads part of the input, snapshots, restores a fresh
 // source from the snapshot and checks that the concatenation is every line
 // exactly once, for every split point.
 func TestSnapshotRestore(t *testing.T) {
-	s := seed(t)
+	s := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(s, s))
 	dir := t.TempDir()
 	_, want := randomFiles(t, rng, dir, 4)
@@ -244,7 +228,7 @@ func TestSnapshotRestore(t *testing.T) {
 }
 
 func TestPartitioning(t *testing.T) {
-	s := seed(t)
+	s := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(s, s))
 	dir := t.TempDir()
 	paths, want := randomFiles(t, rng, dir, 5)
