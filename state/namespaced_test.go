@@ -344,8 +344,9 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 			receive(res)
 		default:
 		}
-		if step > 0 && step%(mc.ops/5) == 0 {
-			// At least five checkpoints per run, whatever the dice say.
+		if step > 0 && step%(mc.ops/6) == 0 {
+			// At least five checkpoints per run (steps ops/6 … 5·ops/6),
+			// whatever the dice say.
 			if h.b.Draining() {
 				h.b.Drain(0)
 			}
