@@ -37,10 +37,17 @@
 //
 // The position of a subtask is (file index, byte offset of the next unread
 // line). Snapshot encodes it with a version byte, the parallelism, the number
-// of files, and the path and size of the current file. Open with that
-// snapshot reopens the file, seeks to the offset and continues, so every line
-// is emitted exactly once across a restore. If the file list, the parallelism,
-// the current file's path or its size no longer match, Open fails with
-// ErrSnapshotMismatch instead of silently reading other data: the input files
-// of a job must not change while it can still be restored.
+// of files, and a fingerprint of each of the subtask's files taken when the
+// job first started: size, modification time and a CRC-32C of its first and
+// last 64 KiB. Open with that snapshot checks every fingerprint, reopens the
+// current file, seeks to the offset and continues, so every line is emitted
+// exactly once across a restore. If the file list or the parallelism changed,
+// or any of the subtask's files (read, being read or not opened yet) no
+// longer matches its fingerprint, Open fails with ErrSnapshotMismatch naming
+// the file and the change, instead of silently reading other data: the input
+// files of a job must not change while it can still be restored. A file that
+// changes while the job runs, before the job reaches it, fails the job the
+// same way when it is opened. (Touching a file counts as a change; the
+// fingerprint reads only the ends of a file, so that the job's first start
+// does not read its input twice.)
 package file

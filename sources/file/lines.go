@@ -25,14 +25,16 @@ const (
 	DefaultBufferSize = 1 << 20
 )
 
-// ErrSnapshotMismatch marks a restore whose snapshot does not describe the
-// current input: the file list, a file's size or the parallelism changed
-// since the checkpoint was taken. Reading on would silently produce wrong
-// data, so Open refuses. Test for it with errors.Is.
+// ErrSnapshotMismatch marks input that is not what the job started with: on
+// a restore, the file list, the parallelism or an input file changed since
+// the job first started; while the job runs, a file it has not reached yet
+// changed since then. Reading on would silently produce wrong data, so the
+// source fails. Test for it with errors.Is.
 var ErrSnapshotMismatch = errors.New("sources/file: snapshot does not match the input")
 
-// snapshotVersion is the first byte of every snapshot.
-const snapshotVersion = 1
+// snapshotVersion is the first byte of every snapshot. Version 1 (no
+// fingerprints) is still restored.
+const snapshotVersion = 2
 
 // Config describes a line source.
 type Config struct {
@@ -175,9 +177,11 @@ type lineSource struct {
 
 	// cur is the index in files.paths of the file being read; it advances
 	// by info.Parallelism and is >= len(files.paths) once all are read.
-	cur  int
-	pos  int64 // byte offset of the next unread line in cur
-	size int64 // size of cur when it was opened
+	cur int
+	pos int64 // byte offset of the next unread line in cur
+	// prints holds the fingerprints of the subtask's files (indexes
+	// Subtask, Subtask+Parallelism, …) as the job first saw them.
+	prints []fingerprint
 
 	f    *os.File
 	r    *bufio.Reader
@@ -190,22 +194,77 @@ func (s *lineSource) Open(ctx context.Context, info runtime.TaskInfo, restored [
 	}
 	s.info = info
 	s.cur, s.pos = info.Subtask, 0
-	wantSize := int64(-1)
-	if restored != nil {
-		snap, err := decodeSnapshot(restored)
+	if restored == nil {
+		prints, err := s.fingerprintNow()
 		if err != nil {
 			return err
 		}
-		if err := s.check(snap); err != nil {
-			return err
-		}
-		s.cur, s.pos, wantSize = snap.cur, snap.pos, snap.size
+		s.prints = prints
+	} else if err := s.restore(restored); err != nil {
+		return err
 	}
 	if s.cur < len(s.files.paths) {
-		return s.openCurrent(wantSize)
+		return s.openCurrent()
 	}
 	return nil
 }
+
+// assigned returns the paths of the subtask's files, in reading order.
+func (s *lineSource) assigned() []string {
+	var paths []string
+	for i := s.info.Subtask; i < len(s.files.paths); i += s.info.Parallelism {
+		paths = append(paths, s.files.paths[i])
+	}
+	return paths
+}
+
+// fingerprintNow fingerprints the subtask's files as they are now.
+func (s *lineSource) fingerprintNow() ([]fingerprint, error) {
+	var prints []fingerprint
+	for _, path := range s.assigned() {
+		fp, err := fingerprintPath(path)
+		if err != nil {
+			return nil, err
+		}
+		prints = append(prints, fp)
+	}
+	return prints, nil
+}
+
+// restore sets the position and fingerprints from a snapshot, after checking
+// that it was taken by this subtask over the same files, unchanged.
+func (s *lineSource) restore(b []byte) error {
+	snap, err := decodeSnapshot(b)
+	if err != nil {
+		return err
+	}
+	if err := s.check(snap); err != nil {
+		return err
+	}
+	now, err := s.fingerprintNow()
+	if err != nil {
+		return err
+	}
+	if snap.files == nil { // version 1: only the current file's size is known
+		s.prints = now
+		if i := s.printIndex(snap.cur); i < len(now) && now[i].size != snap.size {
+			return fmt.Errorf("%w: %s had %d bytes at the checkpoint, now %d", ErrSnapshotMismatch, snap.path, snap.size, now[i].size)
+		}
+	} else {
+		for i, f := range snap.files {
+			if d := f.print.changed(now[i]); d != "" {
+				return fmt.Errorf("%w: input file %s changed since the job first started: %s; "+
+					"put the original back, or start the job afresh with an empty checkpoint directory", ErrSnapshotMismatch, f.path, d)
+			}
+		}
+		s.prints = now
+	}
+	s.cur, s.pos = snap.cur, snap.pos
+	return nil
+}
+
+// printIndex returns the index in prints of file index i.
+func (s *lineSource) printIndex(i int) int { return (i - s.info.Subtask) / s.info.Parallelism }
 
 // check verifies that snap was taken by this subtask over the same files.
 func (s *lineSource) check(snap snapshot) error {
@@ -219,32 +278,37 @@ func (s *lineSource) check(snap snapshot) error {
 			ErrSnapshotMismatch, snap.numFiles, n)
 	case snap.cur%snap.parallelism != snap.subtask:
 		return fmt.Errorf("%w: file index %d does not belong to subtask %d", ErrSnapshotMismatch, snap.cur, snap.subtask)
-	case snap.cur < n && snap.path != s.files.paths[snap.cur]:
+	case snap.files == nil && snap.cur < n && snap.path != s.files.paths[snap.cur]:
 		return fmt.Errorf("%w: file %d was %s, now %s", ErrSnapshotMismatch, snap.cur, snap.path, s.files.paths[snap.cur])
+	}
+	for i, path := range s.assigned() {
+		if snap.files != nil && snap.files[i].path != path {
+			return fmt.Errorf("%w: file %d was %s, now %s", ErrSnapshotMismatch, snap.subtask+i*snap.parallelism, snap.files[i].path, path)
+		}
 	}
 	return nil
 }
 
-// openCurrent opens files.paths[s.cur] and seeks to s.pos. If wantSize >= 0
-// the file must have exactly that size.
-func (s *lineSource) openCurrent(wantSize int64) error {
+// openCurrent opens files.paths[s.cur], checks that it is the file the job
+// first saw, and seeks to s.pos.
+func (s *lineSource) openCurrent() error {
 	path := s.files.paths[s.cur]
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("sources/file: %w", err)
 	}
-	st, err := f.Stat()
+	fp, err := fingerprintOf(f)
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("sources/file: %w", err)
+		return fmt.Errorf("sources/file: fingerprint %s: %w", path, err)
 	}
-	if wantSize >= 0 && st.Size() != wantSize {
+	if d := s.prints[s.printIndex(s.cur)].changed(fp); d != "" {
 		f.Close()
-		return fmt.Errorf("%w: %s had %d bytes at the checkpoint, now %d", ErrSnapshotMismatch, path, wantSize, st.Size())
+		return fmt.Errorf("%w: input file %s changed since the job first started: %s", ErrSnapshotMismatch, path, d)
 	}
-	if s.pos > st.Size() {
+	if s.pos > fp.size {
 		f.Close()
-		return fmt.Errorf("%w: offset %d is beyond the end of %s (%d bytes)", ErrSnapshotMismatch, s.pos, path, st.Size())
+		return fmt.Errorf("%w: offset %d is beyond the end of %s (%d bytes)", ErrSnapshotMismatch, s.pos, path, fp.size)
 	}
 	if s.pos > 0 {
 		if _, err := f.Seek(s.pos, io.SeekStart); err != nil {
@@ -252,7 +316,7 @@ func (s *lineSource) openCurrent(wantSize int64) error {
 			return fmt.Errorf("sources/file: %w", err)
 		}
 	}
-	s.f, s.size = f, st.Size()
+	s.f = f
 	if s.r == nil {
 		s.r = bufio.NewReaderSize(f, s.files.cfg.BufferSize)
 	} else {
@@ -286,14 +350,14 @@ func (s *lineSource) Read(ctx context.Context, out runtime.Collector[string]) er
 			return fmt.Errorf("sources/file: close %s: %w", s.files.paths[s.cur], err)
 		}
 		s.cur += s.info.Parallelism
-		s.pos, s.size = 0, 0
+		s.pos = 0
 		if s.cur >= n {
 			if emitted == 0 {
 				return runtime.ErrEndOfInput
 			}
 			return nil // ErrEndOfInput on the next call, with nothing emitted
 		}
-		if err := s.openCurrent(-1); err != nil {
+		if err := s.openCurrent(); err != nil {
 			return err
 		}
 	}
@@ -342,25 +406,30 @@ func trimEOL(b []byte) []byte {
 	return b
 }
 
-// Snapshot encodes the position of the next unread line:
+// Snapshot encodes the position of the next unread line and the
+// fingerprints of the subtask's files:
 //
-//	version byte (1)
+//	version byte (2)
 //	uvarint parallelism, subtask, number of files, file index, byte offset
-//	uvarint path length, path bytes (empty once every file is read)
-//	uvarint file size
+//	uvarint number of the subtask's files, then for each:
+//	  uvarint path length, path bytes, uvarint size, modification time
+//	  (Unix nanoseconds), CRC-32C of its ends
 func (s *lineSource) Snapshot() ([]byte, error) {
-	var path string
-	if s.cur < len(s.files.paths) {
-		path = s.files.paths[s.cur]
-	}
-	b := make([]byte, 0, 32+len(path))
+	paths := s.assigned()
+	b := make([]byte, 0, 16+len(paths)*64)
 	b = append(b, snapshotVersion)
 	for _, v := range []uint64{uint64(s.info.Parallelism), uint64(s.info.Subtask),
-		uint64(len(s.files.paths)), uint64(s.cur), uint64(s.pos), uint64(len(path))} {
+		uint64(len(s.files.paths)), uint64(s.cur), uint64(s.pos), uint64(len(paths))} {
 		b = binary.AppendUvarint(b, v)
 	}
-	b = append(b, path...)
-	b = binary.AppendUvarint(b, uint64(s.size))
+	for i, path := range paths {
+		fp := s.prints[i]
+		b = binary.AppendUvarint(b, uint64(len(path)))
+		b = append(b, path...)
+		b = binary.AppendUvarint(b, uint64(fp.size))
+		b = binary.AppendUvarint(b, uint64(fp.modTime))
+		b = binary.AppendUvarint(b, uint64(fp.ends))
+	}
 	return b, nil
 }
 
@@ -375,16 +444,25 @@ func (s *lineSource) Close() error {
 
 type snapshot struct {
 	parallelism, subtask, numFiles, cur int
-	pos, size                           int64
-	path                                string
+	pos                                 int64
+	// files are the subtask's files (version 2); nil in version 1, which
+	// has path and size of the current file only.
+	files []snapshotFile
+	path  string
+	size  int64
+}
+
+type snapshotFile struct {
+	path  string
+	print fingerprint
 }
 
 func decodeSnapshot(b []byte) (snapshot, error) {
 	var snap snapshot
-	if len(b) == 0 || b[0] != snapshotVersion {
-		if len(b) == 0 {
-			return snap, errors.New("sources/file: empty snapshot")
-		}
+	switch {
+	case len(b) == 0:
+		return snap, errors.New("sources/file: empty snapshot")
+	case b[0] != 1 && b[0] != snapshotVersion:
 		return snap, fmt.Errorf("sources/file: unknown snapshot version %d", b[0])
 	}
 	d := decoder{b: b[1:]}
@@ -393,10 +471,28 @@ func decodeSnapshot(b []byte) (snapshot, error) {
 	snap.numFiles = d.int()
 	snap.cur = d.int()
 	snap.pos = int64(d.int())
-	snap.path = string(d.bytes(d.int()))
-	snap.size = int64(d.int())
+	if b[0] == 1 {
+		snap.path = string(d.bytes(d.int()))
+		snap.size = int64(d.int())
+	} else {
+		n := d.int()
+		if n > len(d.b) {
+			d.err = errors.New("too many files")
+		}
+		snap.files = make([]snapshotFile, 0, min(n, len(d.b)))
+		for range n {
+			f := snapshotFile{path: string(d.bytes(d.int()))}
+			f.print.size = int64(d.int())
+			f.print.modTime = int64(d.uint64())
+			f.print.ends = uint32(d.uint64())
+			snap.files = append(snap.files, f)
+		}
+	}
 	if d.err != nil || len(d.b) != 0 || snap.parallelism < 1 {
 		return snap, errors.New("sources/file: corrupt snapshot")
+	}
+	if snap.files != nil && len(snap.files) != (snap.numFiles-snap.subtask+snap.parallelism-1)/snap.parallelism {
+		return snap, errors.New("sources/file: corrupt snapshot: wrong number of files for the subtask")
 	}
 	return snap, nil
 }
@@ -420,6 +516,20 @@ func (d *decoder) int() int {
 	}
 	d.b = d.b[n:]
 	return int(v)
+}
+
+// uint64 reads a uvarint of any value (int refuses those above maxInt/2).
+func (d *decoder) uint64() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
 }
 
 func (d *decoder) bytes(n int) []byte {

@@ -10,9 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirstream/weir/internal/testseed"
-
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -378,6 +378,108 @@ func TestRestoreMismatch(t *testing.T) {
 				t.Fatalf("err = %v, want %v containing %q", err, tc.wantErr, tc.wantMsg)
 			}
 		})
+	}
+}
+
+// TestRestoreDetectsChangedFiles changes one input file after a snapshot in
+// ways a size check misses, or to a file the snapshot's subtask has not
+// opened yet: the restore must be refused, naming the file and the change.
+func TestRestoreDetectsChangedFiles(t *testing.T) {
+	later := time.Now().Add(time.Hour)
+	tests := []struct {
+		name   string
+		reads  int // Reads of one line each before the snapshot
+		change func(a, b string)
+		file   string // "a" or "b": the one named
+		msg    string
+	}{
+		{"current file rewritten with the same size", 1, func(a, _ string) { writeFile(t, a, "x1\na2\na3\n") }, "a", "content changed"},
+		{"unopened file appended to", 1, func(_, b string) { writeFile(t, b, "b1\nb2\nb3\n") }, "b", "had 6 bytes, now 9"},
+		{"unopened file touched", 1, func(_, b string) { os.Chtimes(b, later, later) }, "b", "modified at"},
+		{"finished file rewritten", 4, func(a, _ string) { writeFile(t, a, "a1\na2\na4\n") }, "a", "content changed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b, snap := snapshotAfter(t, tc.reads)
+			tc.change(a, b)
+			err := MustLines(a, b).NewSource().Open(context.Background(), single(), snap)
+			named := map[string]string{"a": a, "b": b}[tc.file]
+			if !errors.Is(err, ErrSnapshotMismatch) || !strings.Contains(err.Error(), named) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("restore after the change: err = %v, want ErrSnapshotMismatch naming %s with %q", err, named, tc.msg)
+			}
+		})
+	}
+}
+
+// snapshotAfter writes files a (3 lines) and b (2 lines) in a new directory
+// and returns them with the snapshot of a source after reads Reads of one
+// line each.
+func snapshotAfter(t *testing.T, reads int) (a, b string, snap []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	a, b = filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	writeFile(t, a, "a1\na2\na3\n")
+	writeFile(t, b, "b1\nb2\n")
+	ctx := context.Background()
+	in, _ := New(Config{Paths: []string{a, b}, MaxLinesPerRead: 1})
+	src := in.NewSource()
+	if err := src.Open(ctx, single(), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for range reads {
+		if err := src.Read(ctx, runtime.CollectorFunc[string](func(string) {})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b, snap
+}
+
+// TestFileChangedWhileRunning changes a file the source has not reached yet:
+// the source fails when it reaches it, before emitting any of its lines.
+func TestFileChangedWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	writeFile(t, a, "a1\n")
+	writeFile(t, b, "b1\n")
+	ctx := context.Background()
+	src := MustLines(a, b).NewSource()
+	if err := src.Open(ctx, single(), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	writeFile(t, b, "b2\n")
+	var got []string
+	err := src.Read(ctx, runtime.CollectorFunc[string](func(l string) { got = append(got, l) }))
+	if !errors.Is(err, ErrSnapshotMismatch) || !strings.Contains(err.Error(), b) {
+		t.Fatalf("err = %v, want ErrSnapshotMismatch naming %s", err, b)
+	}
+	if slices.Contains(got, "b2") {
+		t.Fatalf("emitted %q from the changed file", got)
+	}
+}
+
+// TestRestoreVersion1Snapshot restores a snapshot of the format before
+// fingerprints (position, current path and size), as older checkpoints hold.
+func TestRestoreVersion1Snapshot(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	writeFile(t, a, "a1\na2\na3\n")
+	writeFile(t, b, "b1\nb2\n")
+	v1 := []byte{1, 1, 0, 2, 0, 3, byte(len(a))} // after "a1\n" of a
+	v1 = append(append(v1, a...), 9)
+	got := readAll(t, MustLines(a, b).NewSource(), single(), v1)
+	if want := []string{"a2", "a3", "b1", "b2"}; !slices.Equal(got, want) {
+		t.Fatalf("restored from a version 1 snapshot: %q, want %q", got, want)
+	}
+	v1[len(v1)-1] = 8 // another size of a
+	err := MustLines(a, b).NewSource().Open(context.Background(), single(), v1)
+	if !errors.Is(err, ErrSnapshotMismatch) || !strings.Contains(err.Error(), "had 8 bytes") {
+		t.Fatalf("version 1 snapshot with another size: err = %v", err)
 	}
 }
 
