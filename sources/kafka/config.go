@@ -103,9 +103,12 @@ const (
 	// Unbounded reads forever; Read returns with nothing emitted when no
 	// data arrives within about 100 ms.
 	Unbounded Mode = iota
-	// StopAtEnd captures, at Open, the end of every assigned partition (the
-	// last stable offset under read_committed, else the high watermark),
-	// emits the records before it, then returns runtime.ErrEndOfInput.
+	// StopAtEnd captures, at the job's first start, the end of every
+	// assigned partition (the last stable offset under read_committed, else
+	// the high watermark), emits the records before it, then returns
+	// runtime.ErrEndOfInput. The ends are kept in the snapshot, so a
+	// restored source stops where an uninterrupted one would: records and
+	// partitions added after the first start are not read.
 	StopAtEnd
 )
 
@@ -115,7 +118,11 @@ type Config[T any] struct {
 	Brokers []string
 	// Topics are read in full: every partition of every topic.
 	Topics []string
-	// StartFrom applies to partitions without restored state. Default Earliest.
+	// StartFrom applies to the partitions found at the job's first start
+	// (Open without restored state). Default Earliest. Every partition found
+	// later (added to a topic while the job runs or since the checkpoint
+	// being restored, or of a topic added to Topics) is read from its
+	// earliest offset: everything in it is new to the job.
 	StartFrom StartFrom
 	// Isolation defaults to ReadCommitted.
 	Isolation Isolation
@@ -144,6 +151,14 @@ type Config[T any] struct {
 	// reached or whose partitions have no leader before it returns an
 	// error. Default 30 s.
 	RetryTimeout time.Duration
+	// PartitionDiscoveryInterval is how often an Unbounded source asks the
+	// brokers for the partitions of Topics, so that it reads partitions
+	// added while it runs; it reads them from their earliest offset, so the
+	// interval delays their records but loses none. Default 10 s: one
+	// metadata request for the configured topics per subtask, which costs
+	// the brokers little. A StopAtEnd source does not discover: its input is
+	// what existed when the job first started.
+	PartitionDiscoveryInterval time.Duration
 }
 
 // EnsureDefaults fills zero tuning fields with their defaults.
@@ -159,6 +174,9 @@ func (c *Config[T]) EnsureDefaults() {
 	}
 	if c.RetryTimeout == 0 {
 		c.RetryTimeout = 30 * time.Second
+	}
+	if c.PartitionDiscoveryInterval == 0 {
+		c.PartitionDiscoveryInterval = 10 * time.Second
 	}
 }
 
@@ -207,7 +225,7 @@ func (c *Config[T]) Validate() error {
 	if c.Mode > StopAtEnd {
 		errs = append(errs, fmt.Errorf("invalid mode %d", c.Mode))
 	}
-	if c.MaxWait < 0 || c.MaxBytesPerRead < 0 || c.DialTimeout < 0 || c.RetryTimeout < 0 {
+	if c.MaxWait < 0 || c.MaxBytesPerRead < 0 || c.DialTimeout < 0 || c.RetryTimeout < 0 || c.PartitionDiscoveryInterval < 0 {
 		errs = append(errs, errors.New("negative timeout or size"))
 	}
 	if err := errors.Join(errs...); err != nil {

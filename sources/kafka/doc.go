@@ -2,13 +2,23 @@
 // positions.
 //
 // The source does not use a consumer group. Every subtask is given a fixed,
-// deterministic share of the partitions of the configured topics (the sorted
-// list of (topic, partition) pairs, entry i to subtask i % parallelism), reads
-// them with plain Fetch requests, and reports in each checkpoint the next
-// offset to read for every partition it owns. Restoring a checkpoint resumes
-// at exactly those offsets, so a record is neither emitted twice nor skipped
-// across a failure: the checkpoint, not a committed group offset, is the
-// source of truth.
+// deterministic share of the partitions of the configured topics (partition
+// p of topic t to subtask (FNV-1a(t) + p) mod parallelism, as in Flink's
+// KafkaTopicPartitionAssigner: a partition's owner depends neither on other
+// topics nor on partitions added later), reads them with plain Fetch requests, and reports in each
+// checkpoint the next offset to read for every partition it owns. Restoring
+// a checkpoint resumes at exactly those offsets, so a record is neither
+// emitted twice nor skipped across a failure: the checkpoint, not a committed
+// group offset, is the source of truth. The parallelism of a restored source
+// must be the one the checkpoint was taken with.
+//
+// Config.StartFrom positions the partitions found at the job's first start.
+// An unbounded source looks for partitions added to its topics every
+// Config.PartitionDiscoveryInterval (default 10 s) and reads those its
+// subtask owns from their earliest offset: they were created after the job
+// started, so everything in them is new. A restored source reads partitions
+// its checkpoint does not know (added since) from their earliest offset too,
+// whatever StartFrom says, so a Latest job does not skip them.
 //
 // By default records are read with isolation level read_committed: records of
 // open transactions are held back until the transaction ends, and records of
@@ -22,6 +32,15 @@
 // copy the raw record to a dead-letter topic and count them.
 //
 // A Source is bounded when Mode is StopAtEnd: it captures the end of every
-// partition it owns at Open and returns runtime.ErrEndOfInput after reading up
-// to there. That is the natural mode for tests, backfills and verification.
+// partition it owns at the job's first start, keeps the ends in its
+// checkpoints, and returns runtime.ErrEndOfInput after reading up to there,
+// so a restarted bounded job emits what an uninterrupted one would: neither
+// records appended since the first start nor partitions added since. That is
+// the natural mode for tests, backfills and verification.
+//
+// Checkpoints of state version 1 (before the ends were kept) are restored:
+// their partitions keep the assignment of that version (entry i of the
+// sorted list of all partitions to subtask i mod parallelism), and only
+// partitions added since follow the rule above. A bounded source restored
+// from one captures its ends at that Open, as version 1 did.
 package kafka

@@ -9,9 +9,11 @@ var _ runtime.LagReporter = (*Source[Record])(nil)
 // high watermark as of the last fetch. The runtime exports it as
 // weir_source_lag_records; it is safe to call from any goroutine.
 func (s *Source[T]) SourceLag() []runtime.PartitionLag {
-	// NB: parts is set by Open, before the runtime polls.
-	out := make([]runtime.PartitionLag, 0, len(s.parts))
-	for _, p := range s.parts {
+	s.partsMu.Lock()
+	parts := s.parts
+	s.partsMu.Unlock()
+	out := make([]runtime.PartitionLag, 0, len(parts))
+	for _, p := range parts {
 		if lag := p.lag.Load(); lag >= 0 {
 			out = append(out, runtime.PartitionLag{Partition: p.topicPartition.String(), Records: lag})
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -36,8 +37,14 @@ type Source[T any] struct {
 	decomp kgo.Decompressor
 	iso    kgo.IsolationLevel
 
-	parts        []*partition // assigned partitions, sorted
+	assign assignment
+	// parts are the assigned partitions, sorted. Only Open and Read change
+	// the slice, always to a new one, under partsMu, since SourceLag reads
+	// it from another goroutine.
+	parts        []*partition
+	partsMu      sync.Mutex
 	byTP         map[topicPartition]*partition
+	lastMetadata time.Time // of the last metadata refresh, which discovers partitions
 	staleLeader  bool      // refresh metadata before the next fetch
 	partitionErr error     // a retriable partition error of the current Read
 	failingFrom  time.Time // first of a run of failed fetches, or zero
@@ -78,9 +85,14 @@ func (s *Source[T]) DecodeErrors() int64 { return s.decodeErrors.Load() }
 // DeadLettered returns how many records were written to the dead-letter topic.
 func (s *Source[T]) DeadLettered() int64 { return s.deadLettered.Load() }
 
-// Open connects, computes this subtask's partitions, and positions each at
-// its restored offset, or at Config.StartFrom if restored is nil or lacks
-// the partition (a partition added to a topic since the checkpoint).
+// Open connects, computes this subtask's partitions (see the package doc), and
+// positions each at its restored offset. A partition without restored
+// offset is positioned at Config.StartFrom on the job's first start
+// (restored is nil), and at its earliest offset otherwise: it was added after
+// the job started, so everything in it is new. A StopAtEnd source restored
+// from a StopAtEnd snapshot keeps the ends of the first start and skips
+// partitions added since.
+//
 // Restored state that names a partition this subtask does not own is an
 // error: changing the parallelism of a Kafka source is not supported.
 func (s *Source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
@@ -93,10 +105,10 @@ func (s *Source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("source", "kafka", "subtask", info.Subtask)
-	var state map[topicPartition]int64
+	var st sourceState
 	if restored != nil {
 		var err error
-		if state, err = decodeState(restored); err != nil {
+		if st, err = decodeState(restored); err != nil {
 			return err
 		}
 	}
@@ -120,42 +132,15 @@ func (s *Source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []
 	if err != nil {
 		return err
 	}
-	s.byTP = make(map[topicPartition]*partition)
-	for i, p := range all {
-		if i%info.Parallelism == info.Subtask {
-			p.end = -1
-			p.lag.Store(-1)
-			s.parts = append(s.parts, p)
-			s.byTP[p.topicPartition] = p
-		}
+	s.lastMetadata = time.Now()
+	if st.v1 {
+		// NB: every subtask restores from the same checkpoint and sees the
+		// same partitions here, so they agree on the version-1 owners.
+		st.legacy = partitionCounts(all)
 	}
-	for tp := range state {
-		if _, ok := s.byTP[tp]; !ok {
-			return fmt.Errorf("kafka source: restored state has partition %s, which subtask %d of %d does not own (or which no longer exists); changing parallelism or deleting partitions is not supported", tp, info.Subtask, info.Parallelism)
-		}
-	}
-
-	var fresh []*partition
-	for _, p := range s.parts {
-		if off, ok := state[p.topicPartition]; ok {
-			p.next = off
-		} else {
-			fresh = append(fresh, p)
-		}
-	}
-	if len(fresh) > 0 {
-		if err := s.positionFresh(ctx, fresh); err != nil {
-			return err
-		}
-	}
-	if s.cfg.Mode == StopAtEnd && len(s.parts) > 0 {
-		ends, err := s.listOffsets(ctx, s.parts, -1)
-		if err != nil {
-			return err
-		}
-		for _, p := range s.parts {
-			p.end = ends[p.topicPartition]
-		}
+	s.assign = newAssignment(info.Subtask, info.Parallelism, st.legacy)
+	if err := s.assignRestored(ctx, all, st, restored != nil); err != nil {
+		return err
 	}
 	if s.cfg.OnDecodeError == DeadLetter {
 		s.dlq = &kafkago.Writer{
@@ -168,19 +153,85 @@ func (s *Source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []
 			Transport:              &kafkago.Transport{DialTimeout: s.cfg.DialTimeout},
 		}
 	}
-	s.log.Debug("kafka source opened", "partitions", len(s.parts), "restored", state != nil)
+	s.log.Debug("kafka source opened", "partitions", len(s.parts), "restored", restored != nil)
 	return nil
 }
 
-func (s *Source[T]) positionFresh(ctx context.Context, fresh []*partition) error {
+// assignRestored takes the owned partitions of all and positions them from
+// st (see Open).
+func (s *Source[T]) assignRestored(ctx context.Context, all []*partition, st sourceState, restored bool) error {
+	exists := make(map[topicPartition]bool, len(all))
+	for _, p := range all {
+		exists[p.topicPartition] = true
+	}
+	for tp := range st.next {
+		if err := s.assign.checkRestored(tp, exists[tp]); err != nil {
+			return err
+		}
+	}
+	keepEnds := s.cfg.Mode == StopAtEnd && st.bounded
+	s.byTP = make(map[topicPartition]*partition)
+	var owned, fresh []*partition
+	for _, p := range all {
+		off, ok := st.next[p.topicPartition]
+		if !s.assign.owns(p.topicPartition) || (keepEnds && !ok) {
+			continue
+		}
+		p.end = -1
+		p.lag.Store(-1)
+		if ok {
+			p.next = off
+			if keepEnds {
+				p.end = st.end[p.topicPartition]
+			}
+		} else {
+			fresh = append(fresh, p)
+		}
+		owned = append(owned, p)
+	}
+	start := s.cfg.StartFrom
+	if restored {
+		start = Earliest
+	}
+	if len(fresh) > 0 {
+		if err := s.positionFresh(ctx, fresh, start); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Mode == StopAtEnd && !keepEnds && len(owned) > 0 {
+		ends, err := s.listOffsets(ctx, owned, -1)
+		if err != nil {
+			return err
+		}
+		for _, p := range owned {
+			p.end = ends[p.topicPartition]
+		}
+	}
+	s.addPartitions(owned)
+	return nil
+}
+
+// addPartitions adds ps to the assigned partitions.
+func (s *Source[T]) addPartitions(ps []*partition) {
+	parts := append(slices.Clone(s.parts), ps...)
+	sort.Slice(parts, func(i, j int) bool { return lessTP(parts[i].topicPartition, parts[j].topicPartition) })
+	for _, p := range ps {
+		s.byTP[p.topicPartition] = p
+	}
+	s.partsMu.Lock()
+	s.parts = parts
+	s.partsMu.Unlock()
+}
+
+func (s *Source[T]) positionFresh(ctx context.Context, fresh []*partition, start StartFrom) error {
 	var ts int64
-	switch s.cfg.StartFrom.kind {
+	switch start.kind {
 	case startEarliest:
 		ts = -2
 	case startLatest:
 		ts = -1
 	case startTimestamp:
-		ts = s.cfg.StartFrom.ts.UnixMilli()
+		ts = start.ts.UnixMilli()
 	}
 	offs, err := s.listOffsets(ctx, fresh, ts)
 	if err != nil {
@@ -237,19 +288,43 @@ func (s *Source[T]) metadata(ctx context.Context) ([]*partition, error) {
 	return out, nil
 }
 
-// refreshLeaders updates the leaders of the assigned partitions.
-func (s *Source[T]) refreshLeaders(ctx context.Context) error {
+// refreshMetadata updates the leaders of the assigned partitions and, for an
+// Unbounded source, starts reading the partitions added to the topics since
+// the last refresh that this subtask owns, from their earliest offset: they
+// were created after the job started, so everything in them is new.
+func (s *Source[T]) refreshMetadata(ctx context.Context) error {
 	all, err := s.metadata(ctx)
 	if err != nil {
 		return err
 	}
+	var added []*partition
 	for _, np := range all {
 		if p, ok := s.byTP[np.topicPartition]; ok {
 			p.leader, p.epoch, p.topicID = np.leader, np.epoch, np.topicID
+		} else if s.cfg.Mode == Unbounded && s.assign.owns(np.topicPartition) {
+			np.end = -1
+			np.lag.Store(-1)
+			added = append(added, np)
 		}
 	}
+	if len(added) > 0 {
+		if err := s.positionFresh(ctx, added, Earliest); err != nil {
+			return err
+		}
+		s.addPartitions(added)
+		s.log.Info("kafka source: reading new partitions from their earliest offset", "partitions", partitionNames(added))
+	}
 	s.staleLeader = false
+	s.lastMetadata = time.Now()
 	return nil
+}
+
+func partitionNames(ps []*partition) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.topicPartition.String()
+	}
+	return out
 }
 
 // listOffsets asks the partition leaders for the offset of the timestamp ts
@@ -305,16 +380,23 @@ func (s *Source[T]) Read(ctx context.Context, out runtime.Collector[T]) error {
 	if s.cl == nil {
 		return errors.New("kafka source: Read before Open")
 	}
+	if s.cfg.Mode == Unbounded && time.Since(s.lastMetadata) >= s.cfg.PartitionDiscoveryInterval {
+		if err := s.refreshMetadata(ctx); err != nil {
+			return s.retryable(ctx, err)
+		}
+	}
 	byLeader := s.groupByLeader()
 	if len(byLeader) == 0 {
 		if s.cfg.Mode == StopAtEnd {
 			return runtime.ErrEndOfInput
 		}
-		// An unbounded source that owns no partitions idles.
+		// An unbounded source that owns no partitions idles until
+		// discovery gives it some.
+		s.failingFrom = time.Time{}
 		return waitOrDone(ctx, s.cfg.MaxWait)
 	}
 	if s.staleLeader || byLeader[-1] != nil {
-		if err := s.refreshLeaders(ctx); err != nil {
+		if err := s.refreshMetadata(ctx); err != nil {
 			return s.retryable(ctx, err)
 		}
 		byLeader = s.groupByLeader()
@@ -581,16 +663,27 @@ func deadLetter(kr *kgo.Record, err error) kafkago.Message {
 	return m
 }
 
-// Snapshot returns the next offset to read of every assigned partition.
+// Snapshot returns the next offset to read of every assigned partition and,
+// for StopAtEnd, its end.
 func (s *Source[T]) Snapshot() ([]byte, error) {
 	if s.byTP == nil {
 		return nil, errors.New("kafka source: Snapshot before Open")
 	}
-	next := make(map[topicPartition]int64, len(s.parts))
-	for _, p := range s.parts {
-		next[p.topicPartition] = p.next
+	st := sourceState{
+		next:    make(map[topicPartition]int64, len(s.parts)),
+		bounded: s.cfg.Mode == StopAtEnd,
+		legacy:  s.assign.legacy,
 	}
-	return encodeState(next), nil
+	if st.bounded {
+		st.end = make(map[topicPartition]int64, len(s.parts))
+	}
+	for _, p := range s.parts {
+		st.next[p.topicPartition] = p.next
+		if st.bounded {
+			st.end[p.topicPartition] = p.end
+		}
+	}
+	return encodeState(st), nil
 }
 
 // Close releases the connections. It is safe to call more than once.

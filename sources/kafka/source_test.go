@@ -159,7 +159,8 @@ func TestPartitionAssignment(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config[string]{Brokers: []string{b.Addr()}, Topics: []string{"b", "a"}, Deserializer: asString, Mode: StopAtEnd}
-	// Sorted: a/0 a/1 a/2 b/0 b/1; parallelism 2.
+	// Partition p of a topic goes to subtask (FNV-1a(topic) + p) mod 2:
+	// the hash of "a" is even, that of "b" odd.
 	want := [][]string{{"a/0", "a/2", "b/1"}, {"a/1", "b/0"}}
 	for sub := range 2 {
 		s := open(t, cfg, task(sub, 2), nil)
@@ -463,9 +464,17 @@ func TestOpenErrors(t *testing.T) {
 	if err := open(missing, task(0, 1), nil); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("missing topic: %v", err)
 	}
-	foreign := encodeState(map[topicPartition]int64{{"one", 1}: 3})
-	if err := open(cfg, task(0, 2), foreign); err == nil || !strings.Contains(err.Error(), "one/1") {
+	other := topicPartition{"one", 0}
+	if owner(other, 2) == 0 {
+		other.partition = 1
+	}
+	foreign := encodeState(sourceState{next: map[topicPartition]int64{other: 3}})
+	if err := open(cfg, task(0, 2), foreign); err == nil || !strings.Contains(err.Error(), other.String()) || !strings.Contains(err.Error(), "parallelism") {
 		t.Errorf("restoring a partition owned by another subtask: %v", err)
+	}
+	gone := encodeState(sourceState{next: map[topicPartition]int64{{"one", 2}: 3}})
+	if err := open(cfg, task(0, 1), gone); err == nil || !strings.Contains(err.Error(), "one/2") || !strings.Contains(err.Error(), "no longer exists") {
+		t.Errorf("restoring a partition that does not exist: %v", err)
 	}
 	if err := open(cfg, task(0, 1), []byte{9}); err == nil {
 		t.Error("restoring corrupt state succeeded")
@@ -481,14 +490,15 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mut := range map[string]func(*Config[string]){
-		"no brokers":       func(c *Config[string]) { c.Brokers = nil },
-		"no topics":        func(c *Config[string]) { c.Topics = nil },
-		"dup topic":        func(c *Config[string]) { c.Topics = []string{"t", "t"} },
-		"no deserializer":  func(c *Config[string]) { c.Deserializer = nil },
-		"dlq without name": func(c *Config[string]) { c.OnDecodeError = DeadLetter },
-		"dlq is source":    func(c *Config[string]) { c.OnDecodeError = DeadLetter; c.DeadLetterTopic = "t" },
-		"name without dlq": func(c *Config[string]) { c.DeadLetterTopic = "d" },
-		"bad mode":         func(c *Config[string]) { c.Mode = 7 },
+		"no brokers":                  func(c *Config[string]) { c.Brokers = nil },
+		"no topics":                   func(c *Config[string]) { c.Topics = nil },
+		"dup topic":                   func(c *Config[string]) { c.Topics = []string{"t", "t"} },
+		"no deserializer":             func(c *Config[string]) { c.Deserializer = nil },
+		"dlq without name":            func(c *Config[string]) { c.OnDecodeError = DeadLetter },
+		"dlq is source":               func(c *Config[string]) { c.OnDecodeError = DeadLetter; c.DeadLetterTopic = "t" },
+		"name without dlq":            func(c *Config[string]) { c.DeadLetterTopic = "d" },
+		"bad mode":                    func(c *Config[string]) { c.Mode = 7 },
+		"negative discovery interval": func(c *Config[string]) { c.PartitionDiscoveryInterval = -time.Second },
 	} {
 		c := ok
 		mut(&c)
