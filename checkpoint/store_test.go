@@ -21,6 +21,7 @@ func openStore(t *testing.T) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -192,10 +193,12 @@ func TestCompleteCountsOnlyNewBytes(t *testing.T) {
 				t.Fatalf("first checkpoint wrote %d bytes, want at least 9000", m1.BytesWritten)
 			}
 			if reopen { // a restarted job learns the previous checkpoint from Verify
+				s.Close()
 				var err error
 				if s, err = Open(s.Root(), quiet); err != nil {
 					t.Fatal(err)
 				}
+				defer s.Close()
 				if err := s.Verify(m1); err != nil {
 					t.Fatal(err)
 				}
@@ -280,9 +283,9 @@ func TestRetain(t *testing.T) {
 	}{
 		// 10 and 11 are newer than the newest complete checkpoint (9): they
 		// may be in flight and stay; 2, 5, 7, 8 are debris.
-		{3, []string{"chk-0000000004", "chk-0000000006", "chk-0000000009", "chk-0000000010", "chk-0000000011", "chk-abc", "live"}},
-		{1, []string{"chk-0000000009", "chk-0000000010", "chk-0000000011", "chk-abc", "live"}},
-		{5, []string{"chk-0000000009", "chk-0000000010", "chk-0000000011", "chk-abc", "live"}},
+		{3, []string{"LOCK", "chk-0000000004", "chk-0000000006", "chk-0000000009", "chk-0000000010", "chk-0000000011", "chk-abc", "live"}},
+		{1, []string{"LOCK", "chk-0000000009", "chk-0000000010", "chk-0000000011", "chk-abc", "live"}},
+		{5, []string{"LOCK", "chk-0000000009", "chk-0000000010", "chk-0000000011", "chk-abc", "live"}},
 	}
 	for _, st := range steps {
 		if err := s.Retain(st.keep); err != nil {
@@ -307,31 +310,106 @@ func TestRetain(t *testing.T) {
 	if err := s2.Retain(1); err != nil {
 		t.Fatal(err)
 	}
-	if got := checkpointDirs(t, s2); len(got) != 3 {
-		t.Fatalf("Retain without complete checkpoints deleted something: %v", got)
+	want := []string{"LOCK", "chk-0000000001", "chk-0000000002", "chk-0000000003"}
+	if got := checkpointDirs(t, s2); !slices.Equal(got, want) {
+		t.Fatalf("Retain without complete checkpoints deleted something: %v, want %v", got, want)
 	}
 }
 
-func TestRemoveIncompleteAndAbort(t *testing.T) {
-	s := openStore(t)
+// TestMoveIncompleteAsideAndAbort checks that incomplete checkpoints are
+// never deleted at start, only moved aside (with a warning naming where),
+// and that an aborted checkpoint keeps its id.
+func TestMoveIncompleteAsideAndAbort(t *testing.T) {
+	var log bytes.Buffer
+	s, err := Open(filepath.Join(t.TempDir(), "checkpoints"), slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	completeCheckpoint(t, s, 1, nil)
 	s.Begin(2)
 	completeCheckpoint(t, s, 3, nil)
 	s.Begin(4)
+	writeFile(t, filepath.Join(s.Dir(4), "state", "count", "0", "000001.sst"), fill(10, 4))
 	if err := s.Abort(3); err == nil {
 		t.Fatal("Abort of a complete checkpoint succeeded")
 	}
 	if err := s.Abort(4); err != nil {
 		t.Fatal(err)
 	}
+	if entries, err := os.ReadDir(s.Dir(4)); err != nil || len(entries) != 0 {
+		t.Fatalf("aborted checkpoint 4: %v, %v; want an empty directory that keeps the id", entries, err)
+	}
+	if id, _ := s.NextID(); id != 5 {
+		t.Fatalf("NextID after aborting checkpoint 4 = %d, want 5", id)
+	}
 	s.Begin(5)
-	if err := s.RemoveIncomplete(); err != nil {
+	sst := filepath.Join("state", "count", "0", "000001.sst")
+	writeFile(t, filepath.Join(s.Dir(5), sst), fill(10, 5))
+	if err := s.MoveIncompleteAside(); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"chk-0000000001", "chk-0000000003"}
+	want := []string{"LOCK", "chk-0000000001", "chk-0000000003", "incomplete"}
 	if got := checkpointDirs(t, s); !slices.Equal(got, want) {
-		t.Fatalf("after RemoveIncomplete: %v, want %v", got, want)
+		t.Fatalf("after MoveIncompleteAside: %v, want %v", got, want)
 	}
+	aside := filepath.Join(s.Root(), "incomplete")
+	if data, err := os.ReadFile(filepath.Join(aside, "chk-0000000005", sst)); err != nil || !bytes.Equal(data, fill(10, 5)) {
+		t.Fatalf("checkpoint 5 moved aside lost its files: %v", err)
+	}
+	for _, id := range []string{"2", "4", "5"} {
+		path := filepath.Join(aside, "chk-000000000"+id)
+		warned := slices.ContainsFunc(strings.Split(log.String(), "\n"), func(l string) bool {
+			return strings.Contains(l, "level=WARN") && strings.Contains(l, "path="+path)
+		})
+		if !warned {
+			t.Errorf("no warning names %s:\n%s", path, log.String())
+		}
+	}
+	if m, err := s.Latest(); err != nil || m.ID != 3 {
+		t.Fatalf("Latest = %+v, %v; want checkpoint 3", m, err)
+	}
+	if id, _ := s.NextID(); id != 6 {
+		t.Fatalf("NextID after moving checkpoint 5 aside = %d, want 6", id)
+	}
+}
+
+// TestMoveIncompleteAsideKeepsNewest checks that the checkpoints moved aside
+// are bounded, and that dropping the oldest keeps ids from being reused.
+func TestMoveIncompleteAsideKeepsNewest(t *testing.T) {
+	s := openStore(t)
+	completeCheckpoint(t, s, 1, nil)
+	var want []string
+	for run := range keepAside + 3 {
+		id := uint64(10 * (run + 1))
+		s.Begin(id)
+		if err := s.MoveIncompleteAside(); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, filepath.Base(s.Dir(id)))
+		if len(want) > keepAside {
+			want = want[1:]
+		}
+		if got := asideDirs(t, s); !slices.Equal(got, want) {
+			t.Fatalf("run %d: moved aside %v, want %v", run, got, want)
+		}
+		if next, _ := s.NextID(); next != id+1 {
+			t.Fatalf("run %d: NextID = %d, want %d", run, next, id+1)
+		}
+	}
+}
+
+func asideDirs(t *testing.T, s *Store) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(s.Root(), "incomplete"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 func TestNextID(t *testing.T) {
@@ -364,6 +442,16 @@ func TestNextID(t *testing.T) {
 	os.Mkdir(filepath.Join(s.Root(), "xchk-999999999999"), 0o755)
 	if id, _ := s.NextID(); id != 123456789013 {
 		t.Fatalf("NextID counted a non-checkpoint entry: %d", id)
+	}
+	// Checkpoints moved aside count, under the name they had.
+	if err := s.MoveIncompleteAside(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Root(), "incomplete", "chk-123456789012")); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := s.NextID(); id != 123456789013 {
+		t.Fatalf("NextID with chk-123456789012 moved aside = %d, want 123456789013", id)
 	}
 }
 

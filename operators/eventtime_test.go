@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/testseed"
-
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/sources/generator"

@@ -70,10 +70,22 @@ func (o *aggregateOp[K, In, Acc, Out]) Process(key K, rec In) {
 // number of records. An error stops the job.
 type ProcessFunc[K comparable, In, Out any] func(key K, rec In, out runtime.Collector[Out]) error
 
+// ProcessContext is what the setup of Process gets: the subtask's
+// OperatorContext (its TaskInfo, Fail, Watermark, ProcessingTime) and the
+// scope on which to create state handles. It has no timers, which Process
+// does not fire; a function that needs them is a ProcessWithTimers, whose
+// setup gets a runtime.KeyedContext with Timers set.
+type ProcessContext[K comparable] struct {
+	*runtime.OperatorContext
+	// Scope creates state handles (state.NewValue, state.NewMap) bound to the
+	// current key.
+	Scope *state.Scope[K]
+}
+
 // Process runs a keyed process function. setup runs once per subtask when
 // the job starts: it creates the state handles (state.NewValue,
 // state.NewMap on ctx.Scope) and returns the function that handles records.
-func Process[K comparable, In, Out any](s runtime.KeyedStream[K, In], name string, setup func(ctx *runtime.KeyedContext[K]) (ProcessFunc[K, In, Out], error)) runtime.Stream[Out] {
+func Process[K comparable, In, Out any](s runtime.KeyedStream[K, In], name string, setup func(ctx *ProcessContext[K]) (ProcessFunc[K, In, Out], error)) runtime.Stream[Out] {
 	return runtime.ApplyKeyed(s, name, func() runtime.KeyedOperator[K, In, Out] {
 		return &processOp[K, In, Out]{setup: setup}
 	})
@@ -81,14 +93,14 @@ func Process[K comparable, In, Out any](s runtime.KeyedStream[K, In], name strin
 
 type processOp[K comparable, In, Out any] struct {
 	runtime.OperatorBase
-	setup func(*runtime.KeyedContext[K]) (ProcessFunc[K, In, Out], error)
+	setup func(*ProcessContext[K]) (ProcessFunc[K, In, Out], error)
 	fn    ProcessFunc[K, In, Out]
 	ctx   *runtime.KeyedContext[K]
 	out   runtime.Collector[Out]
 }
 
 func (o *processOp[K, In, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[Out]) error {
-	fn, err := o.setup(ctx)
+	fn, err := o.setup(&ProcessContext[K]{OperatorContext: &ctx.OperatorContext, Scope: ctx.Scope})
 	if err != nil {
 		return err
 	}
@@ -110,9 +122,10 @@ func (o *processOp[K, In, Out]) Process(key K, rec In) {
 type TimerFunc[K comparable, Out any] func(key K, timer runtime.Timer, out runtime.Collector[Out]) error
 
 // ProcessWithTimers is Process for functions that use timers: setup also
-// returns the function called when a timer fires, and ctx.Timers registers
-// event-time and processing-time timers for the current key. Timers are
-// keyed state: they survive crashes and fire after recovery.
+// returns the function called when a timer fires, and ctx.Timers (never nil
+// here) registers event-time and processing-time timers for the current
+// key. Timers are keyed state: they survive crashes and fire after
+// recovery.
 func ProcessWithTimers[K comparable, In, Out any](s runtime.KeyedStream[K, In], name string, setup func(ctx *runtime.KeyedContext[K]) (ProcessFunc[K, In, Out], TimerFunc[K, Out], error)) runtime.Stream[Out] {
 	return runtime.ApplyKeyed(s, name, func() runtime.KeyedOperator[K, In, Out] {
 		return &timedProcessOp[K, In, Out]{timedSetup: setup}

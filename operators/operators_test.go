@@ -158,17 +158,17 @@ func TestRuntimeErrors(t *testing.T) {
 	boom := errors.New("boom")
 	for _, tc := range []struct {
 		name  string
-		setup func(*runtime.KeyedContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error)
+		setup func(*operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error)
 		want  error
 		text  string
 	}{
-		{"setup fails", func(*runtime.KeyedContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
+		{"setup fails", func(*operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
 			return nil, boom
 		}, boom, `"proc"`},
-		{"setup returns no function", func(*runtime.KeyedContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
+		{"setup returns no function", func(*operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
 			return nil, nil
 		}, nil, "no function"},
-		{"process fails", func(*runtime.KeyedContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
+		{"process fails", func(*operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
 			return func(k, v uint64, out runtime.Collector[uint64]) error {
 				if v == 50 {
 					return boom
@@ -177,7 +177,7 @@ func TestRuntimeErrors(t *testing.T) {
 				return nil
 			}, nil
 		}, boom, `process "proc"`},
-		{"state registered twice", func(ctx *runtime.KeyedContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
+		{"state registered twice", func(ctx *operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
 			if _, err := state.NewValue(ctx.Scope, "x", state.Int64); err != nil {
 				return nil, err
 			}
@@ -322,13 +322,16 @@ func TestReduceKeepsRunningFold(t *testing.T) {
 // "key:count", so the outputs of a correct run are, per key, 1..count
 // exactly once whatever the interleaving.
 func countPipeline(p *runtime.Pipeline, src func() runtime.Source[uint64], keys uint64, out *output[string]) {
-	s := runtime.From(p, "src", src)
+	runtime.To(countStream(runtime.From(p, "src", src), keys), "sink", newMemSink(out))
+}
+
+// countStream is the counting stage of countPipeline.
+func countStream(s runtime.Stream[uint64], keys uint64) runtime.Stream[string] {
 	k := operators.KeyBy(s, func(v uint64) string { return "k" + strconv.FormatUint(v%keys, 10) })
-	c := operators.Aggregate(k, "count", operators.AggregateFunc[string, uint64, int64, string]{
+	return operators.Aggregate(k, "count", operators.AggregateFunc[string, uint64, int64, string]{
 		Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
 		Result: func(k string, acc int64) string { return fmt.Sprintf("%s:%d", k, acc) },
 	}, nil)
-	runtime.To(c, "sink", newMemSink(out))
 }
 
 func wantCounts(n, keys uint64) []string {
@@ -373,7 +376,7 @@ func TestKeyByRoutesEachKeyToOneSubtask(t *testing.T) {
 	k := operators.KeyBy(s, func(v uint64) string { return "key-" + strconv.FormatUint(v%keys, 10) })
 	var mu sync.Mutex
 	subtasks := map[string]map[int]int{} // key → subtask → records
-	out := operators.Process(k, "where", func(ctx *runtime.KeyedContext[string]) (operators.ProcessFunc[string, uint64, string], error) {
+	out := operators.Process(k, "where", func(ctx *operators.ProcessContext[string]) (operators.ProcessFunc[string, uint64, string], error) {
 		if ctx.Parallelism != par {
 			return nil, fmt.Errorf("parallelism %d, want %d", ctx.Parallelism, par)
 		}

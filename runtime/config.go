@@ -15,7 +15,8 @@ import (
 // command-line flags to it.
 type Config struct {
 	// CheckpointDir holds checkpoints and the live state. A job started on a
-	// directory with a complete checkpoint resumes from the newest one.
+	// directory with a complete checkpoint resumes from the newest one. A
+	// job locks it while it runs: a second one on it fails to start.
 	CheckpointDir string
 	// CheckpointInterval is the time between checkpoints (default 1s). Sinks
 	// commit at checkpoints, so it is also the latency of committed output.

@@ -31,6 +31,15 @@ type TaskInfo struct {
 	Subtask     int    // index of this instance, 0 <= Subtask < Parallelism
 	Parallelism int    // number of instances of the operator
 	Logger      *slog.Logger
+	// RestoredCommitted is set for a sink subtask whose Commit of the
+	// checkpoint being restored had returned before the job stopped (the
+	// runtime records each successful Commit next to its checkpoint, see
+	// package checkpoint): what the restored state promises is visible
+	// already, and Open need not commit it again. A sink should not try: a
+	// Kafka broker, for one, forgets a transactional id left idle for
+	// transactional.id.expiration.ms (7 days), and then cannot say whether
+	// its last transaction was committed.
+	RestoredCommitted bool
 }
 
 // Source produces the records of a stream. The runtime creates one Source per
@@ -68,7 +77,8 @@ type Source[T any] interface {
 //
 // Open receives the state returned by PreCommit in the checkpoint being
 // restored (nil on a fresh start). That checkpoint is complete, so Open must
-// commit what the state promises and discard anything written after it.
+// commit what the state promises (unless TaskInfo.RestoredCommitted says
+// that its Commit returned already) and discard anything written after it.
 //
 // Sinks that cannot hide uncommitted data (stdout, for example) make PreCommit
 // a flush and Commit a no-op; they are at-least-once and must say so.
@@ -78,4 +88,24 @@ type Sink[T any] interface {
 	PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error)
 	Commit(ctx context.Context, checkpointID uint64) error
 	Close() error
+}
+
+// PromiseChecker is an optional interface of a Sink whose pre-committed data
+// can expire before Commit: a Kafka transaction, for example, is aborted by
+// the broker once it has been open for the transaction timeout. A checkpoint
+// must never promise what may already be gone, so once every task has
+// acknowledged checkpoint n the coordinator calls CheckPromise(n) on every
+// subtask of such a sink immediately before it writes n's manifest, the last
+// moment it can still back out (a process paused between PreCommit and the
+// manifest is what this catches).
+//
+// An error declines checkpoint n: it is aborted, and the previous complete
+// checkpoint remains the one a restart restores. A sink that declines because
+// data it pre-committed may be lost must also fail its next Write and
+// PreCommit, so that the job fails and restarts from that checkpoint and the
+// input is replayed. CheckPromise runs on the coordinator's goroutine,
+// concurrently with the sink's other methods, so it must be safe for
+// concurrent use, and quick.
+type PromiseChecker interface {
+	CheckPromise(checkpointID uint64) error
 }

@@ -203,6 +203,9 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 		}
 	}
 	fault.Point("before-manifest")
+	if err := c.checkPromises(in.id); err != nil {
+		return info, err
+	}
 	if err := store.Complete(m); err != nil {
 		return info, err
 	}
@@ -210,6 +213,23 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 	info.BytesWritten = m.BytesWritten
 	info.Files = len(m.Files)
 	return info, nil
+}
+
+// checkPromises asks every sink subtask implementing PromiseChecker whether
+// it can still keep what it pre-committed for checkpoint id.
+func (c *coordinator) checkPromises(id uint64) error {
+	for _, t := range c.job.tasks {
+		for i := range t.stats.members {
+			pc, ok := t.stats.members[i].user.(PromiseChecker)
+			if !ok {
+				continue
+			}
+			if err := pc.CheckPromise(id); err != nil {
+				return fmt.Errorf("checkpoint %d declined by sink %q subtask %d: %w", id, t.members[i].node.name, t.subtask, err)
+			}
+		}
+	}
+	return nil
 }
 
 // abort gives up the checkpoint in flight. Data the sinks pre-committed for

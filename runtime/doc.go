@@ -33,14 +33,31 @@
 // and is written to Pebble and checkpointed in the background (see package
 // state). When every task has acknowledged, the coordinator writes the
 // checkpoint's manifest (see package checkpoint), which completes it, and
-// only then tells the sinks to commit. A checkpoint that times out or that a
-// task declines is aborted; what the sinks pre-committed for it is committed
-// with the next one.
+// only then tells the sinks to commit; each sink subtask's successful commit
+// is recorded next to the checkpoint (TaskInfo.RestoredCommitted). A
+// checkpoint that times out or that a task declines is aborted; what the
+// sinks pre-committed for it is committed with the next one. A sink whose
+// pre-committed data could expire before its commit declines the checkpoint
+// just before the manifest (PromiseChecker) and fails the job, which
+// restarts from the last complete checkpoint.
 //
 // On start, Run restores the newest complete checkpoint of the checkpoint
 // directory after verifying it; a bounded input ends with a final
 // checkpoint and a clean exit, and Job.Stop (SIGINT/SIGTERM under Main) takes
 // a final checkpoint before ending.
+//
+// # Failures
+//
+// An error of any operator subtask, returned or reported with Fail, stops
+// the whole job: the failed task acknowledges no further checkpoint, so no
+// checkpoint covers what it did after the error; the other tasks are
+// cancelled, and Run returns the error. So does a panic of user code (an
+// operator's function, a source, a sink, a codec, a timer handler): the task
+// recovers it at its goroutine's boundary, so that records pay nothing for
+// it, and fails with an error wrapping ErrPanic that names the operator, the
+// subtask and the panic value. A restart resumes from the last complete
+// checkpoint. Main exits with status 1 after a failure and 2 only for an
+// invalid configuration or pipeline, or an unusable checkpoint directory.
 //
 // # Observability
 //

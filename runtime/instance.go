@@ -78,6 +78,9 @@ type sinkInstance[T any] struct {
 	sink Sink[T]
 	ctx  context.Context
 	fail func(error)
+	// committed records durably that Commit(checkpointID) returned, for
+	// TaskInfo.RestoredCommitted.
+	committed func(checkpointID uint64) error
 	eventHandlers
 }
 
@@ -90,7 +93,10 @@ func (s *sinkInstance[T]) snapshot(ctx context.Context, id uint64) ([]byte, erro
 	return s.sink.PreCommit(ctx, id)
 }
 func (s *sinkInstance[T]) notifyComplete(ctx context.Context, id uint64) error {
-	return s.sink.Commit(ctx, id)
+	if err := s.sink.Commit(ctx, id); err != nil {
+		return err
+	}
+	return s.committed(id)
 }
 func (s *sinkInstance[T]) finish() error { return nil }
 func (s *sinkInstance[T]) close() error  { return s.sink.Close() }

@@ -79,6 +79,7 @@ func Start(ctx context.Context, p *Pipeline, cfg Config) (*Job, error) {
 		j.cancel(err)
 		j.closeTasks()
 		j.cache.Unref()
+		j.store.Close()
 		return nil, err
 	}
 	j.serve()
@@ -125,14 +126,27 @@ func (j *Job) parallelism(n *node) int {
 	return j.cfg.Parallelism
 }
 
-// restore finds and verifies the newest complete checkpoint. Nothing is
-// deleted unless it verified.
+// restore opens the checkpoint directory, whose lock keeps other processes
+// off it and off the live state inside it until the job ends, and resumes
+// from it.
 func (j *Job) restore() error {
 	store, err := checkpoint.Open(j.cfg.CheckpointDir, j.logger)
 	if err != nil {
 		return err
 	}
 	j.store = store
+	if err := j.resume(); err != nil {
+		store.Close()
+		return err
+	}
+	return nil
+}
+
+// resume finds and verifies the newest complete checkpoint. Nothing is
+// deleted unless it verified, and incomplete checkpoints are only moved
+// aside.
+func (j *Job) resume() error {
+	store := j.store
 	m, err := store.Latest()
 	if err != nil {
 		return err
@@ -147,7 +161,7 @@ func (j *Job) restore() error {
 		j.restored = m
 		j.logger.Info("restoring checkpoint", "checkpoint", m.ID, "dir", store.Dir(m.ID))
 	}
-	if err := store.RemoveIncomplete(); err != nil {
+	if err := store.MoveIncompleteAside(); err != nil {
 		return err
 	}
 	return os.RemoveAll(j.liveDir())
@@ -185,6 +199,7 @@ func (j *Job) liveDir() string { return filepath.Join(j.cfg.CheckpointDir, "live
 
 func (j *Job) run(ctx context.Context) {
 	defer close(j.done)
+	defer j.store.Close() // after the tasks closed their live state
 	defer j.stopServing()
 	defer j.cache.Unref()
 	var wg sync.WaitGroup
@@ -394,6 +409,9 @@ func (j *Job) open(ctx context.Context, t *task, conns map[*edge][]*connection) 
 			}
 			env.restored = data
 		}
+		if n.kind == sinkNode {
+			j.trackCommits(env, n.name, t.subtask)
+		}
 		if n.keyed {
 			b, err := j.openBackend(n, t)
 			if err != nil {
@@ -401,7 +419,7 @@ func (j *Job) open(ctx context.Context, t *task, conns map[*edge][]*connection) 
 			}
 			m.backend, env.backend = b, b
 		}
-		inst, in, err := n.build(env)
+		inst, in, err := t.build(m, env)
 		if err != nil {
 			if m.backend != nil {
 				m.backend.Close()
@@ -430,6 +448,16 @@ func (j *Job) open(ctx context.Context, t *task, conns map[*edge][]*connection) 
 		t.stats.members[0].in = &t.stats.gateIn
 	}
 	return nil
+}
+
+// trackCommits makes a sink subtask's successful Commits durable records in
+// the checkpoint directory and tells the sink, on restore, whether its Commit
+// of the restored checkpoint had returned (TaskInfo.RestoredCommitted).
+func (j *Job) trackCommits(env *subtaskEnv, operator string, subtask int) {
+	env.committed = func(id uint64) error { return j.store.MarkCommitted(id, operator, subtask) }
+	if j.restored != nil {
+		env.info.RestoredCommitted = j.store.Committed(j.restored.ID, operator, subtask)
+	}
 }
 
 // processingTimeTick is how often processing-time timers are checked.

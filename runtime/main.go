@@ -14,9 +14,11 @@ import (
 
 // Main runs p as the job binary's main function and exits: 0 after a clean
 // end (inputs exhausted, or stopped by SIGINT/SIGTERM after a final
-// checkpoint), 1 when the job fails, 2 for an invalid configuration or
-// pipeline. A second signal exits at once; the next start resumes from the
-// last complete checkpoint.
+// checkpoint), 1 when the job fails (a panic of user code included, see
+// ErrPanic) or a second signal makes it exit at once, 2 for an invalid
+// configuration or pipeline or an unusable checkpoint directory (not
+// writable, or locked by another running job). The next start resumes from
+// the last complete checkpoint.
 func Main(p *Pipeline, cfg Config) {
 	os.Exit(Exec(p, cfg))
 }

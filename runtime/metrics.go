@@ -186,7 +186,8 @@ func (typeOps[T]) counting(in any) (any, *uint64) {
 }
 
 // countingCollector counts the records passed along a chained edge. The
-// count is a plain field: only the task goroutine touches it.
+// count is a plain field: only the task goroutine touches it. NB: a panic
+// is traced to its operator through these frames and counts (panic.go).
 type countingCollector[T any] struct {
 	next Collector[T]
 	n    uint64

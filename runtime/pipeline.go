@@ -220,7 +220,7 @@ func To[T any](s Stream[T], name string, newSink func() Sink[T]) SinkHandle {
 		if err := sink.Open(env.ctx, env.info, env.restored); err != nil {
 			return nil, nil, err
 		}
-		inst := &sinkInstance[T]{sink: sink, ctx: env.ctx, fail: env.fail}
+		inst := &sinkInstance[T]{sink: sink, ctx: env.ctx, fail: env.fail, committed: env.committed}
 		return inst, Collector[T](inst), nil
 	}
 	connect(s.n, n, forward, nil)
@@ -348,5 +348,6 @@ type subtaskEnv struct {
 	backend   *state.Backend // keyed nodes only
 	out       any            // Collector[Out] of the node, nil for sinks
 	fail      func(error)
-	watermark *int64 // the task's current input watermark
+	watermark *int64                          // the task's current input watermark
+	committed func(checkpointID uint64) error // sinks only: see sinkInstance
 }

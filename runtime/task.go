@@ -79,6 +79,7 @@ type task struct {
 	finished   bool     // final checkpoint committed: exit
 	err        error
 	drainQuota int
+	entry      int // member the task last called into; see panic.go
 
 	stats taskStats // metrics; see metrics.go
 }
@@ -105,9 +106,14 @@ func (t *task) fail(err error) {
 	}
 }
 
-// run is the task's goroutine.
-func (t *task) run(ctx context.Context) error {
-	var err error
+// run is the task's goroutine. A panic of user code ends it with an error
+// like any other failure (see panic.go).
+func (t *task) run(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("task %s: %w", t, t.recovered(v))
+		}
+	}()
 	if t.source != nil {
 		err = t.runSource(ctx)
 	} else {
@@ -133,6 +139,7 @@ func (t *task) runSource(ctx context.Context) error {
 		if t.stopped || t.finished {
 			continue
 		}
+		t.entry = 0
 		err := t.source.read(ctx)
 		t.flush()
 		switch {
@@ -203,8 +210,9 @@ func (t *task) runGate(ctx context.Context) error {
 // keyedCollector), upstream first, so that what one emits while flushing is
 // flushed by the next.
 func (t *task) flush() {
-	for _, m := range t.members {
+	for i, m := range t.members {
 		if m.buffer != nil {
+			t.entry = i
 			m.buffer.flush()
 		}
 	}
@@ -214,7 +222,8 @@ func (t *task) flush() {
 func (t *task) tick(now time.Time) {
 	t.flush()
 	ms := now.UnixMilli()
-	for _, m := range t.members {
+	for i, m := range t.members {
+		t.entry = i
 		m.inst.processingTime(ms)
 	}
 }
@@ -228,7 +237,8 @@ func (t *task) advance(wm int64) {
 	}
 	t.wm, t.idle = wm, false
 	t.reportWatermark(wm) // weir_watermark_lag_seconds
-	for _, m := range t.members {
+	for i, m := range t.members {
+		t.entry = i
 		// Records that upstream members emitted (for example when the
 		// watermark fired their timers) precede the watermark.
 		if m.buffer != nil {
@@ -333,6 +343,7 @@ func (t *task) onEnvelope(ctx context.Context, env envelope) {
 	switch env.kind {
 	case dataEnvelope:
 		t.stats.delivered(t.gate.types[ch], env.batch)
+		t.entry = 0
 		t.gate.types[ch].deliver(env.batch, t.inputs[ch])
 		t.gate.conns[ch].free <- env.batch
 		t.flush()
@@ -389,7 +400,8 @@ func (t *task) onCommand(ctx context.Context, cmd command) {
 	case stopCommand:
 		t.stopped = true
 	case completeCommand:
-		for _, m := range t.members {
+		for i, m := range t.members {
+			t.entry = i
 			if err := m.inst.notifyComplete(ctx, cmd.checkpoint); err != nil {
 				t.fail(fmt.Errorf("operator %q: checkpoint %d complete: %w", m.node.name, cmd.checkpoint, err))
 				return
@@ -411,7 +423,8 @@ func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 	t.flush()
 	start := time.Now()
 	ack := &taskAck{task: t, checkpoint: id, alignment: t.stats.alignment()}
-	for _, m := range t.members {
+	for i, m := range t.members {
+		t.entry = i
 		data, err := m.inst.snapshot(ctx, id)
 		if err != nil {
 			t.fail(fmt.Errorf("operator %q: snapshot for checkpoint %d: %w", m.node.name, id, err))
@@ -486,8 +499,9 @@ func (t *task) restoreEventTime(ts int64) {
 // drain encodes frozen keyed state, a bounded amount at a time so that
 // records keep flowing.
 func (t *task) drain(budget int) {
-	for _, m := range t.members {
+	for i, m := range t.members {
 		if m.backend != nil && m.backend.Draining() {
+			t.entry = i // encoding runs the user's codecs
 			m.backend.Drain(budget)
 		}
 	}
@@ -534,7 +548,8 @@ func (t *task) endData() error {
 	}
 	t.endOfData = true
 	t.advance(MaxWatermark) // end of input: every event-time timer fires
-	for _, m := range t.members {
+	for i, m := range t.members {
+		t.entry = i
 		if m.buffer != nil {
 			m.buffer.flush()
 		}
@@ -559,7 +574,7 @@ func (t *task) close() error {
 		if m == nil || m.inst == nil {
 			continue // never opened
 		}
-		if err := m.inst.close(); err != nil {
+		if err := t.guard(m, m.inst.close); err != nil {
 			errs = append(errs, fmt.Errorf("operator %q: close: %w", m.node.name, err))
 		}
 		if m.backend != nil {
@@ -568,5 +583,8 @@ func (t *task) close() error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("task %s: %w", t, err)
+	}
+	return nil
 }

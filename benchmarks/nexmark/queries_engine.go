@@ -148,7 +148,7 @@ func EngineQ3(events runtime.Stream[Record]) runtime.Stream[Traced[Q3Result]] {
 	sides := applyRecordOp[q3In, *q3Op](events, "q3-filter")
 	keyed := operators.KeyBy(sides, func(in q3In) int64 { return in.Person })
 	return operators.Process(keyed, "q3-join",
-		func(ctx *runtime.KeyedContext[int64]) (operators.ProcessFunc[int64, q3In, Traced[Q3Result]], error) {
+		func(ctx *operators.ProcessContext[int64]) (operators.ProcessFunc[int64, q3In, Traced[Q3Result]], error) {
 			persons, err := state.NewValue(ctx.Scope, "persons", state.Codec[[]q3Person](q3PersonsCodec))
 			if err != nil {
 				return nil, err

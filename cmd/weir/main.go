@@ -2,7 +2,7 @@
 // sample-data producer, and a verifier that checks a topic for the
 // duplicates and gaps exactly-once processing must not produce.
 //
-//	weir broker         [--addr 127.0.0.1:9092] [--partitions 3] [--data-dir DIR]
+//	weir broker         [--addr 127.0.0.1:9092] [--partitions 3] [--data-dir DIR] [--transactional-id-expiration 168h]
 //	weir produce-orders --brokers ADDR [--topic orders] [--count N] ...
 //	weir verify         --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N]
 //

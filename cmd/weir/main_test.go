@@ -21,6 +21,8 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/kafkatxn"
+	"github.com/weirstream/weir/internal/kafkatxn/kafkatest"
 	"github.com/weirstream/weir/internal/orders"
 )
 
@@ -105,6 +107,7 @@ func TestCLI(t *testing.T) {
 			{[]string{"verify", "--brokers", "x:1", "extra"}, 2, `unexpected argument "extra"`},
 			{[]string{"verify", "-h"}, 0, "read_committed"},
 			{[]string{"broker", "--partitions", "0"}, 2, "--partitions must be at least 1"},
+			{[]string{"broker", "--transactional-id-expiration", "0s"}, 2, "--transactional-id-expiration 0s: want 1ms to"},
 		} {
 			r := weir(t, bin, tc.args...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
@@ -207,14 +210,27 @@ func TestCLI(t *testing.T) {
 	})
 }
 
+func TestBrokerTransactionalIDExpiration(t *testing.T) {
+	bin := buildWeir(t)
+	addr, stop := runBrokerCmd(t, bin, t.TempDir(), "--transactional-id-expiration", "100ms")
+	defer stop()
+	p, err := kafkatxn.New(t.Context(), kafkatxn.Config{Brokers: []string{addr}, TransactionalID: "idle",
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	kafkatest.WaitForgotten(t, []string{addr}, "idle") // in 30s, not 7 days
+}
+
 var addrRE = regexp.MustCompile(`msg="weir broker ready.*" addr=(\S+)`)
 
-// runBrokerCmd starts "weir broker" on a free port, waits for it to log its
-// address, and returns the address and a function that stops it with
-// SIGTERM and checks it exits 0.
-func runBrokerCmd(t *testing.T, bin, dataDir string) (string, func()) {
+// runBrokerCmd starts "weir broker" on a free port with more flags, waits
+// for it to log its address, and returns the address and a function that
+// stops it with SIGTERM and checks it exits 0.
+func runBrokerCmd(t *testing.T, bin, dataDir string, flags ...string) (string, func()) {
 	t.Helper()
-	cmd := exec.Command(bin, "broker", "--addr", "127.0.0.1:0", "--data-dir", dataDir)
+	cmd := exec.Command(bin, append([]string{"broker", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, flags...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

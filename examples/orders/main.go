@@ -5,7 +5,8 @@
 //
 //	orders                       # no setup: embedded broker and sample data
 //	orders --brokers ADDR [--input-topic orders] [--output-topic customer-totals]
-//	       [--dedup-ttl 24h] [--on-bad-input fail|skip|dead-letter] [runtime flags]
+//	       [--dedup-ttl 24h] [--on-bad-input fail|skip|dead-letter]
+//	       [--transaction-timeout 15m] [--expected-restart-time 1m] [runtime flags]
 //
 // Input records (topic orders) are JSON:
 //
@@ -44,8 +45,20 @@
 // from the last checkpoint). --on-bad-input skip drops such records and
 // counts them; --on-bad-input dead-letter copies them to --dead-letter-topic.
 //
-// Topics must exist when the job runs against a real cluster; the sink needs
-// the output topic, and transactions (brokers 0.11 and later).
+// # Transactions
+//
+// The sink writes each checkpoint's totals in a Kafka transaction, which the
+// broker aborts after --transaction-timeout (at most its
+// transaction.max.timeout.ms, 15 minutes by default). If less than
+// --expected-restart-time would be left to commit a checkpoint's
+// transactions (after a pause of the process, for example), the checkpoint
+// is declined and the job fails; its next start resumes from the previous
+// checkpoint. So the timeout must exceed the restart time, and comfortably
+// exceed the checkpoint interval.
+//
+// The input topic must exist when the job runs against a real cluster; the
+// sink asks the broker to create the output topic if it is missing, and
+// needs transactions (brokers 0.11 and later).
 package main
 
 import (
@@ -96,6 +109,8 @@ type jobConfig struct {
 	DedupTTL              time.Duration
 	TransactionalIDPrefix string
 	CheckpointInterval    time.Duration
+	TransactionTimeout    time.Duration // 0: the sink's default
+	ExpectedRestartTime   time.Duration // 0: the sink's default
 }
 
 // stats counts what one run of the job did. The counts are per process: a
@@ -141,6 +156,8 @@ func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 		Mode:                  kafka.ExactlyOnce,
 		TransactionalIDPrefix: cfg.TransactionalIDPrefix,
 		CheckpointInterval:    cfg.CheckpointInterval,
+		TransactionTimeout:    cfg.TransactionTimeout,
+		ExpectedRestartTime:   cfg.ExpectedRestartTime,
 		Encode: func(t CustomerTotal) (kafka.Message, error) {
 			v, err := json.Marshal(t)
 			// Keyed by customer: a customer's totals stay in order.
@@ -167,7 +184,7 @@ func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 
 	// Running total per customer.
 	totals := operators.Process(operators.KeyBy(distinct, func(o Order) string { return o.Customer }), "totals",
-		func(ctx *runtime.KeyedContext[string]) (operators.ProcessFunc[string, Order, CustomerTotal], error) {
+		func(ctx *operators.ProcessContext[string]) (operators.ProcessFunc[string, Order, CustomerTotal], error) {
 			total, err := state.NewValue(ctx.Scope, "total-cents", state.Int64)
 			if err != nil {
 				return nil, err
@@ -195,6 +212,7 @@ type options struct {
 	dedupTTL                time.Duration
 	onBadInput, deadLetter  string
 	txnPrefix               string
+	txnTimeout, restartTime time.Duration
 	stopAtEnd               bool
 	sampleOrders, customers int
 	duplicateRate           float64
@@ -215,6 +233,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.onBadInput, "on-bad-input", "fail", "what to do with input that is not an order: fail, skip or dead-letter")
 	fs.StringVar(&o.deadLetter, "dead-letter-topic", "orders-dead-letter", "topic for bad input with --on-bad-input dead-letter")
 	fs.StringVar(&o.txnPrefix, "transactional-id-prefix", "weir-orders", "prefix of the sink's transactional ids; unique to this job, stable across restarts")
+	fs.DurationVar(&o.txnTimeout, "transaction-timeout", kafka.DefaultTransactionTimeout,
+		"the broker aborts a transaction of the sink open this long (at most its transaction.max.timeout.ms)")
+	fs.DurationVar(&o.restartTime, "expected-restart-time", kafka.DefaultExpectedRestartTime,
+		"time a restart takes; a checkpoint is declined if less than this is left before --transaction-timeout to commit it")
 	fs.BoolVar(&o.stopAtEnd, "stop-at-end", false, "with --brokers: stop after the input present at start (always on without --brokers)")
 	fs.IntVar(&o.sampleOrders, "sample-orders", 10_000, "without --brokers: number of distinct sample orders")
 	fs.IntVar(&o.customers, "sample-customers", 100, "without --brokers: number of sample customers")
@@ -227,6 +249,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	fs.Visit(func(f *flag.Flag) { o.checkpointDirSet = o.checkpointDirSet || f.Name == "checkpoint-dir" })
+	if o.restartTime <= 0 || o.txnTimeout <= o.restartTime {
+		return nil, fmt.Errorf("--transaction-timeout %v must exceed --expected-restart-time %v, which must be positive: "+
+			"a checkpoint keeps that much time to commit its transactions after a restart", o.txnTimeout, o.restartTime)
+	}
 	return o, nil
 }
 
@@ -239,6 +265,8 @@ func (o *options) jobConfig(brokers []string, rc runtime.Config) (jobConfig, err
 		DedupTTL:              o.dedupTTL,
 		TransactionalIDPrefix: o.txnPrefix,
 		CheckpointInterval:    rc.CheckpointInterval,
+		TransactionTimeout:    o.txnTimeout,
+		ExpectedRestartTime:   o.restartTime,
 	}
 	switch o.onBadInput {
 	case "fail":

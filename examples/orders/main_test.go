@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/verify"
 	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/sinks/kafka"
 	source "github.com/weirstream/weir/sources/kafka"
 )
 
@@ -216,4 +218,36 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("jobConfig accepted --on-bad-input ignore: %v", err)
 		}
 	})
+}
+
+// TestTransactionFlags checks that --transaction-timeout and
+// --expected-restart-time reach the sink, and are checked against each other.
+func TestTransactionFlags(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.txnTimeout != kafka.DefaultTransactionTimeout || o.restartTime != kafka.DefaultExpectedRestartTime {
+		t.Errorf("defaults %v and %v, want the sink's", o.txnTimeout, o.restartTime)
+	}
+	o, err = parseFlags([]string{"--transaction-timeout", "2m", "--expected-restart-time", "20s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.jobConfig([]string{"127.0.0.1:1"}, runtime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TransactionTimeout != 2*time.Minute || cfg.ExpectedRestartTime != 20*time.Second {
+		t.Errorf("job config has %v and %v, want 2m and 20s", cfg.TransactionTimeout, cfg.ExpectedRestartTime)
+	}
+	// The sink gets them: it refuses a timeout within the restart time.
+	cfg.ExpectedRestartTime = 2 * time.Minute
+	if err := buildPipeline(cfg, &stats{}).Err(); err == nil || !strings.Contains(err.Error(), "TransactionTimeout 2m0s must exceed ExpectedRestartTime 2m0s") {
+		t.Errorf("pipeline with the timeout equal to the restart time: %v", err)
+	}
+	_, err = parseFlags([]string{"--transaction-timeout", "30s"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--transaction-timeout 30s must exceed --expected-restart-time 1m0s") {
+		t.Errorf("--transaction-timeout 30s with the default restart time: %v", err)
+	}
 }

@@ -91,7 +91,7 @@ func pipeline(paths []string, output string, atLeastOnce bool) (*runtime.Pipelin
 	lines := runtime.From(p, "lines", files.NewSource)
 	words := operators.FlatMap(lines, splitWords)
 	counts := operators.Process(operators.KeyBy(words, func(w string) string { return w }), "count",
-		func(ctx *runtime.KeyedContext[string]) (operators.ProcessFunc[string, string, string], error) {
+		func(ctx *operators.ProcessContext[string]) (operators.ProcessFunc[string, string, string], error) {
 			count, err := state.NewValue(ctx.Scope, "count", state.Int64)
 			if err != nil {
 				return nil, err

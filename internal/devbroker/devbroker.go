@@ -15,14 +15,28 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // ErrClosed is returned by methods called after Close.
 var ErrClosed = errors.New("devbroker: closed")
+
+const (
+	// DefaultTransactionalIDExpiration is Kafka's default
+	// transactional.id.expiration.ms.
+	DefaultTransactionalIDExpiration = 7 * 24 * time.Hour
+	// MinTransactionalIDExpiration and MaxTransactionalIDExpiration bound
+	// Config.TransactionalIDExpiration: the broker keeps it in 32-bit
+	// milliseconds.
+	MinTransactionalIDExpiration = time.Millisecond
+	MaxTransactionalIDExpiration = math.MaxInt32 * time.Millisecond
+)
 
 // Config configures a Broker. The zero value is valid after EnsureDefaults.
 type Config struct {
@@ -34,6 +48,11 @@ type Config struct {
 	// Partitions is the partition count of topics created automatically on
 	// first use (by a producer's or consumer's metadata request). Default 3.
 	Partitions int
+	// TransactionalIDExpiration is how long the broker remembers a
+	// transactional id that no producer uses (Kafka's
+	// transactional.id.expiration.ms). Default 7 days, as Kafka's; set it
+	// short to rehearse a job restarted after a long outage.
+	TransactionalIDExpiration time.Duration
 	// DataDir, if set, makes the broker keep its topics, records, committed
 	// offsets and transaction state in this directory and reload them on the
 	// next Start with the same DataDir. Empty means in memory only.
@@ -51,6 +70,9 @@ func (c *Config) EnsureDefaults() {
 	if c.Partitions == 0 {
 		c.Partitions = 3
 	}
+	if c.TransactionalIDExpiration == 0 {
+		c.TransactionalIDExpiration = DefaultTransactionalIDExpiration
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -67,6 +89,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		return fmt.Errorf("devbroker: partitions must be at least 1, got %d", c.Partitions)
+	}
+	if c.TransactionalIDExpiration < MinTransactionalIDExpiration || c.TransactionalIDExpiration > MaxTransactionalIDExpiration {
+		return fmt.Errorf("devbroker: transactional id expiration %v out of range: want %v to %v",
+			c.TransactionalIDExpiration, MinTransactionalIDExpiration, MaxTransactionalIDExpiration)
 	}
 	return nil
 }
@@ -92,6 +118,9 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.NumBrokers(1),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(cfg.Partitions),
+		kfake.BrokerConfigs(map[string]string{
+			"transactional.id.expiration.ms": strconv.FormatInt(cfg.TransactionalIDExpiration.Milliseconds(), 10),
+		}),
 		kfake.WithLogger(slogLogger{cfg.Logger}),
 		// NB: kfake always listens on 127.0.0.1:<port>; we replace the
 		// listen function so that the configured host is honored too.
@@ -112,7 +141,8 @@ func Start(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("devbroker: expected one listener, got %v", addrs)
 	}
 	b := &Broker{cluster: c, addr: addrs[0], log: cfg.Logger}
-	b.log.Info("devbroker started", "addr", b.addr, "partitions", cfg.Partitions, "data_dir", cfg.DataDir)
+	b.log.Info("devbroker started", "addr", b.addr, "partitions", cfg.Partitions, "data_dir", cfg.DataDir,
+		"transactional_id_expiration", cfg.TransactionalIDExpiration)
 	return b, nil
 }
 

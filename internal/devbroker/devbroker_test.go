@@ -2,6 +2,7 @@ package devbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/weirstream/weir/internal/kafkatxn"
+	"github.com/weirstream/weir/internal/kafkatxn/kafkatest"
 )
 
 func quietLogger() *slog.Logger {
@@ -180,10 +184,39 @@ func TestConfigValidation(t *testing.T) {
 		{Addr: "nonsense"},
 		{Addr: "0.0.0.0:0"},
 		{Addr: "127.0.0.1:0", Partitions: -1},
+		{Addr: "127.0.0.1:0", TransactionalIDExpiration: -time.Second},
+		{Addr: "127.0.0.1:0", TransactionalIDExpiration: MaxTransactionalIDExpiration + time.Millisecond},
 	} {
 		if _, err := Start(cfg); err == nil {
 			t.Errorf("Start(%+v) succeeded, want an error", cfg)
 		}
+	}
+}
+
+// TestTransactionalIDExpiration checks that the broker forgets an idle
+// transactional id after TransactionalIDExpiration, as Kafka does after
+// transactional.id.expiration.ms: a commit resumed after that cannot find it.
+func TestTransactionalIDExpiration(t *testing.T) {
+	b := start(t, Config{TransactionalIDExpiration: 100 * time.Millisecond})
+	if err := b.CreateTopic("expiring", 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg := kafkatxn.Config{Brokers: []string{b.Addr()}, TransactionalID: "idle", Logger: quietLogger()}
+	p, err := kafkatxn.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Produce(t.Context(), "expiring", 0, []kafkatxn.Record{{Value: []byte("v")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.WaitForgotten(t, []string{b.Addr()}, "idle")
+	pid, epoch := p.ProducerID()
+	if err := kafkatxn.ResumeCommit(t.Context(), cfg, pid, epoch); !errors.Is(err, kafka.InvalidProducerIDMapping) {
+		t.Fatalf("commit resumed after the expiration: %v, want INVALID_PRODUCER_ID_MAPPING", err)
 	}
 }
 

@@ -112,7 +112,7 @@ func BuildCountJob(p *runtime.Pipeline, cfg JobConfig) {
 		events = Pace(events, cfg.RatePerSecond)
 	}
 	counts := operators.Process(operators.KeyBy(events, func(e Event) string { return e.Key }), "count",
-		func(ctx *runtime.KeyedContext[string]) (operators.ProcessFunc[string, Event, Count], error) {
+		func(ctx *operators.ProcessContext[string]) (operators.ProcessFunc[string, Event, Count], error) {
 			acc, err := state.NewValue(ctx.Scope, "acc", state.Codec[accumulator](accCodec{}))
 			if err != nil {
 				return nil, err

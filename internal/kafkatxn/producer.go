@@ -48,6 +48,10 @@ type Producer struct {
 	failed error                    // sticky failure of the current transaction
 	fenced bool
 	closed bool
+	// started is when the current transaction began: just before its first
+	// AddPartitionsToTxn, which starts the coordinator's timeout clock.
+	// Zero between transactions.
+	started time.Time
 }
 
 type topicPartition struct {
@@ -126,6 +130,7 @@ func (p *Producer) initProducerID(ctx context.Context) error {
 	}
 	p.added = make(map[topicPartition]bool)
 	p.seq = make(map[topicPartition]int32)
+	p.started = time.Time{}
 	p.failed = nil
 	p.log.Debug("kafkatxn: producer initialized", "producer_id", p.pid, "epoch", p.epoch)
 	return nil
@@ -141,6 +146,17 @@ func (p *Producer) ProducerID() (id int64, epoch int16) {
 
 // TransactionalID returns the producer's transactional id.
 func (p *Producer) TransactionalID() string { return p.cfg.TransactionalID }
+
+// TransactionStarted returns when the current transaction began (the zero
+// time if none has): the moment its first Produce asked the coordinator to
+// add a partition, which is when the coordinator starts counting the
+// transaction timeout. It is read before the request is sent, so the
+// coordinator's count starts no earlier.
+func (p *Producer) TransactionStarted() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started
+}
 
 // InTransaction reports whether the current transaction has added any
 // partition, that is whether Commit has anything to commit.
@@ -187,6 +203,9 @@ func (p *Producer) Produce(ctx context.Context, topic string, partition int, rec
 		return fmt.Errorf("kafkatxn: %s %s/%d (transactional id %q): %w", op, topic, partition, p.cfg.TransactionalID, err)
 	}
 	if !p.added[tp] {
+		if len(p.added) == 0 && p.started.IsZero() {
+			p.started = time.Now()
+		}
 		if err := p.addPartition(ctx, tp); err != nil {
 			return wrap("add partition to transaction", err)
 		}
@@ -304,7 +323,7 @@ func (p *Producer) Commit(ctx context.Context) error {
 		p.fail(err)
 		return p.endErr("commit", err)
 	}
-	clear(p.added)
+	p.endTransaction()
 	return nil
 }
 
@@ -332,8 +351,14 @@ func (p *Producer) Abort(ctx context.Context) error {
 		p.fail(err)
 		return p.endErr("abort", err)
 	}
-	clear(p.added)
+	p.endTransaction()
 	return nil
+}
+
+// endTransaction forgets the transaction that Commit or Abort ended.
+func (p *Producer) endTransaction() {
+	clear(p.added)
+	p.started = time.Time{}
 }
 
 func (p *Producer) endErr(op string, err error) error {
@@ -408,7 +433,11 @@ func ResumeCommit(ctx context.Context, cfg Config, producerID int64, epoch int16
 	prefix := fmt.Sprintf("kafkatxn: resume commit of transactional id %q (producer %d, epoch %d)",
 		cfg.TransactionalID, producerID, epoch)
 	switch {
-	case isFenced(err), errors.Is(err, kafka.InvalidProducerIDMapping):
+	case errors.Is(err, kafka.InvalidProducerIDMapping):
+		return fmt.Errorf("%s: the coordinator does not know the transactional id (it forgets one idle for "+
+			"transactional.id.expiration.ms, 7 days by default), so whether the transaction was committed is unknown: %w: %w",
+			prefix, ErrFenced, err)
+	case isFenced(err):
 		return fmt.Errorf("%s: the transaction can no longer be committed: %w: %w", prefix, ErrFenced, err)
 	case errors.Is(err, kafka.InvalidTransactionState):
 		return fmt.Errorf("%s: %w: %w", prefix, ErrAborted, err)

@@ -343,3 +343,38 @@ func TestResumeCommitNeverBegun(t *testing.T) {
 		t.Fatalf("resume commit of a never begun transaction: %v, want ErrAborted", err)
 	}
 }
+
+// TestTransactionStarted checks that a transaction's start is taken before
+// its first partition is added (when the coordinator starts its timeout) and
+// kept until it ends.
+func TestTransactionStarted(t *testing.T) {
+	c := kafkatest.NewCluster(t, 2, topic)
+	p := newProducer(t, c, "started")
+	if s := p.TransactionStarted(); !s.IsZero() {
+		t.Fatalf("before any Produce: %v", s)
+	}
+	before := time.Now()
+	produce(t, p, 0, "a")
+	first := p.TransactionStarted()
+	if first.Before(before) || first.After(time.Now()) {
+		t.Fatalf("started %v, not during the first Produce (from %v)", first, before)
+	}
+	produce(t, p, 1, "b") // another partition: same transaction
+	if s := p.TransactionStarted(); !s.Equal(first) {
+		t.Fatalf("started moved from %v to %v within a transaction", first, s)
+	}
+	commit(t, p)
+	if s := p.TransactionStarted(); !s.IsZero() {
+		t.Fatalf("after Commit: %v", s)
+	}
+	produce(t, p, 0, "c")
+	if s := p.TransactionStarted(); !s.After(first) {
+		t.Fatalf("the next transaction started %v, not after %v", s, first)
+	}
+	if err := p.Abort(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.TransactionStarted(); !s.IsZero() {
+		t.Fatalf("after Abort: %v", s)
+	}
+}

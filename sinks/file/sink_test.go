@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/weirstream/weir/internal/testseed"
-
 	"github.com/weirstream/weir/runtime"
 )
 

@@ -79,7 +79,9 @@ const (
 type Config[T any] struct {
 	// Brokers are the bootstrap broker addresses (host:port). Required.
 	Brokers []string
-	// Topic is the topic written to. Required; it must exist.
+	// Topic is the topic written to. Required. If it does not exist, the
+	// sink asks the broker to create it, which brokers with
+	// auto.create.topics.enable (and the development broker) do.
 	Topic string
 	// Mode is ExactlyOnce (the default) or AtLeastOnce.
 	Mode Mode
@@ -96,11 +98,14 @@ type Config[T any] struct {
 	TransactionalIDPrefix string
 	// TransactionTimeout is how long the broker keeps a transaction open
 	// before aborting it. Default 15 minutes, the broker's default maximum.
+	// It must exceed ExpectedRestartTime.
 	TransactionTimeout time.Duration
 	// CheckpointInterval and ExpectedRestartTime are the job's checkpoint
-	// interval and the time it takes to restart after a failure. They are
-	// used only to warn at Open when TransactionTimeout is too short.
-	// Defaults 30s and 60s.
+	// interval and the time it takes to restart after a failure. Open warns
+	// when TransactionTimeout is less than three times their sum. A
+	// checkpoint is declined (see CheckPromise) when less than
+	// ExpectedRestartTime would be left to commit its transactions before
+	// TransactionTimeout aborts them. Defaults 30s and 60s.
 	CheckpointInterval  time.Duration
 	ExpectedRestartTime time.Duration
 	// PoolSize is the number of transactional ids per subtask, at least 4.
@@ -167,6 +172,10 @@ func (cfg *Config[T]) Validate() error {
 		}
 		if cfg.TransactionTimeout < time.Second || cfg.TransactionTimeout.Milliseconds() > 1<<31-1 {
 			errs = append(errs, fmt.Errorf("TransactionTimeout %v out of range", cfg.TransactionTimeout))
+		}
+		if cfg.TransactionTimeout <= cfg.ExpectedRestartTime {
+			errs = append(errs, fmt.Errorf("TransactionTimeout %v must exceed ExpectedRestartTime %v, the time kept to commit a checkpoint's transactions after a restart",
+				cfg.TransactionTimeout, cfg.ExpectedRestartTime))
 		}
 	case AtLeastOnce:
 	default:

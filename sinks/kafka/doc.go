@@ -35,6 +35,25 @@
 // checkpoints in a row failed), Write returns an error rather than let a
 // checkpoint's state name every slot.
 //
+// # The transaction timeout
+//
+// The broker aborts a transaction TransactionTimeout after it began (at its
+// first AddPartitionsToTxn), whatever a checkpoint promised. So a checkpoint
+// must complete, and its transactions be committed, in time, even if the
+// process is paused (SIGSTOP, a paused VM, a stalled disk) between the
+// pre-commit and the checkpoint's manifest. The sink implements
+// runtime.PromiseChecker: just before the manifest is written, CheckPromise
+// declines the checkpoint if, for a transaction it would promise, less than
+// ExpectedRestartTime is left before the timeout, the time needed to commit
+// it after a crash right after the manifest. The job then fails (the sink's
+// next Write or PreCommit returns an error wrapping ErrTransactionTimeout)
+// and restarts from the previous checkpoint; the records are written again,
+// none lost and none twice. Open warns when TransactionTimeout is less than
+// three times CheckpointInterval plus ExpectedRestartTime (CheckpointInterval
+// is configuration for this warning only). The broker caps
+// TransactionTimeout at its transaction.max.timeout.ms, 15 minutes by
+// default.
+//
 // # Recovery
 //
 // Open(restored) first commits every transaction listed in the restored
@@ -46,16 +65,26 @@
 // attempt and aborts the transactions they left open: the data written after
 // the restored checkpoint disappears, and the replayed input writes it again.
 //
+// Open does not commit the listed transactions when the runtime recorded
+// that this subtask's Commit of the restored checkpoint had returned
+// (runtime.TaskInfo.RestoredCommitted), as after a clean stop: they are
+// committed, and the broker may no longer know their ids (it forgets a
+// transactional id idle for transactional.id.expiration.ms, 7 days by
+// default), so a restart after a long outage works.
+//
 // If the broker says a promised transaction can no longer be committed (a
 // newer epoch fenced it, typically because the coordinator aborted it when
-// TransactionTimeout expired, or it was aborted), its data is lost. Open
-// logs an error and fails with an error wrapping ErrFenced or ErrAborted; it
-// does not silently continue. To keep this from happening, TransactionTimeout
-// must comfortably exceed the checkpoint interval plus the time a restart
-// takes; Open warns when it is less than three times their sum
-// (CheckpointInterval and ExpectedRestartTime are configuration for this
-// check only). The broker caps TransactionTimeout at its
-// transaction.max.timeout.ms, 15 minutes by default.
+// TransactionTimeout expired before a restart could commit it, or it was
+// aborted, or the broker forgot the id), its data may be lost. Open logs an
+// error and fails with an error wrapping ErrFenced or ErrAborted; it does not
+// silently continue.
+//
+// # The topic
+//
+// Open asks the broker to create a missing topic, as Kafka's producers do;
+// brokers with auto.create.topics.enable (and weir's development broker)
+// create it with their default partition count. Otherwise Open fails with
+// an error naming the topic and how to create it.
 //
 // Read the topic with isolation level read_committed to see each record
 // once. An open transaction holds back read_committed consumers of its

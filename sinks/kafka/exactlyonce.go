@@ -65,6 +65,8 @@ type exactlyOnce struct {
 	next  int   // where the search for a free slot starts
 	bufs  [][]kafkatxn.Record
 	txns  *txnCounts
+
+	promises *promises
 }
 
 func (w *exactlyOnce) config(txid string) kafkatxn.Config {
@@ -77,27 +79,26 @@ func (w *exactlyOnce) config(txid string) kafkatxn.Config {
 	}
 }
 
-// recover commits the transactions listed in the restored state, then fences
-// (and so aborts the open transactions of) every other id of the pool.
-func (w *exactlyOnce) recover(ctx context.Context, restored []byte) error {
+// recover commits the transactions listed in the restored state, unless the
+// runtime recorded that they were committed (committed), then fences (and so
+// aborts the open transactions of) every other id of the pool.
+func (w *exactlyOnce) recover(ctx context.Context, restored []byte, committed bool) error {
 	st, err := decodeState(restored)
 	if err != nil {
 		return err
 	}
+	if committed && len(st.Pending) > 0 {
+		// NB: no EndTxn to confirm it: after transactional.id.expiration.ms
+		// the broker no longer knows the ids, and cannot.
+		w.log.Info("kafka sink: the transactions of the restored checkpoint were committed before the job stopped",
+			"restored_checkpoint", st.Checkpoint, "transactions", len(st.Pending))
+	}
 	for _, p := range st.Pending {
-		if err := kafkatxn.ResumeCommit(ctx, w.config(p.TransactionalID), p.ProducerID, p.Epoch); err != nil {
-			if errors.Is(err, kafkatxn.ErrFenced) || errors.Is(err, kafkatxn.ErrAborted) {
-				w.log.Error("kafka sink: DATA LOSS: a transaction promised by a completed checkpoint can no longer be committed; "+
-					"was TransactionTimeout shorter than the checkpoint interval plus the restart time, "+
-					"or does another producer use the same transactional id?",
-					"restored_checkpoint", st.Checkpoint, "txn_checkpoint", p.Checkpoint,
-					"transactional_id", p.TransactionalID, "producer_id", p.ProducerID, "epoch", p.Epoch, "err", err)
+		if !committed {
+			if err := w.resumeCommit(ctx, st.Checkpoint, p); err != nil {
+				return err
 			}
-			return fmt.Errorf("commit transaction %q of checkpoint %d: %w", p.TransactionalID, p.Checkpoint, err)
 		}
-		w.txns.committed.Add(1)
-		w.log.Info("kafka sink: committed transaction of restored checkpoint",
-			"restored_checkpoint", st.Checkpoint, "txn_checkpoint", p.Checkpoint, "transactional_id", p.TransactionalID)
 		for _, sl := range w.slots {
 			if sl.txid == p.TransactionalID {
 				sl.state = slotCommitted
@@ -120,6 +121,25 @@ func (w *exactlyOnce) recover(ctx context.Context, restored []byte) error {
 		}
 		sl.prod, sl.fresh = p, true
 	}
+	return nil
+}
+
+// resumeCommit commits a transaction listed in the restored state of
+// checkpoint restored.
+func (w *exactlyOnce) resumeCommit(ctx context.Context, restored uint64, p pendingTxn) error {
+	if err := kafkatxn.ResumeCommit(ctx, w.config(p.TransactionalID), p.ProducerID, p.Epoch); err != nil {
+		if errors.Is(err, kafkatxn.ErrFenced) || errors.Is(err, kafkatxn.ErrAborted) {
+			w.log.Error("kafka sink: DATA LOSS: a transaction promised by a completed checkpoint can no longer be committed; "+
+				"was the job down for longer than TransactionTimeout before it could commit it, "+
+				"or does another producer use the same transactional id?",
+				"restored_checkpoint", restored, "txn_checkpoint", p.Checkpoint,
+				"transactional_id", p.TransactionalID, "producer_id", p.ProducerID, "epoch", p.Epoch, "err", err)
+		}
+		return fmt.Errorf("commit transaction %q of checkpoint %d: %w", p.TransactionalID, p.Checkpoint, err)
+	}
+	w.txns.committed.Add(1)
+	w.log.Info("kafka sink: committed transaction of restored checkpoint",
+		"restored_checkpoint", restored, "txn_checkpoint", p.Checkpoint, "transactional_id", p.TransactionalID)
 	return nil
 }
 
@@ -203,6 +223,7 @@ func (w *exactlyOnce) preCommit(ctx context.Context, checkpointID uint64) ([]byt
 	if sl := w.cur; sl != nil && sl.prod.InTransaction() {
 		sl.pid, sl.epoch = sl.prod.ProducerID()
 		sl.state, sl.checkpoint = slotPending, checkpointID
+		w.promises.add(sl.index, promised{checkpoint: checkpointID, txid: sl.txid, started: sl.prod.TransactionStarted()})
 		w.cur = nil
 		w.log.Debug("kafka sink: pre-committed", "txn", sl)
 	}
@@ -235,6 +256,7 @@ func (w *exactlyOnce) commit(ctx context.Context, checkpointID uint64) error {
 			return fmt.Errorf("kafka sink: commit checkpoint %d: %w", checkpointID, err)
 		}
 		sl.state = slotCommitted
+		w.promises.remove(sl.index)
 		w.txns.committed.Add(1)
 		w.log.Debug("kafka sink: committed", "commit_checkpoint", checkpointID, "txn", sl)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/weirstream/weir/internal/kafkatxn"
 	"github.com/weirstream/weir/runtime"
@@ -26,7 +27,8 @@ type Sink[T any] struct {
 	part       Partitioner
 	partitions int
 	w          writer
-	err        error // sticky: the sink is broken and must be recovered
+	err        error     // sticky: the sink is broken and must be recovered
+	promises   *promises // exactly-once only: see CheckPromise
 	txns       txnCounts
 }
 
@@ -79,18 +81,11 @@ func (s *Sink[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []by
 }
 
 func (s *Sink[T]) open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
-	meta, err := s.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{s.cfg.Topic}})
+	n, err := s.topicPartitions(ctx)
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return err
 	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil || len(meta.Topics[0].Partitions) == 0 {
-		var terr error
-		if len(meta.Topics) == 1 {
-			terr = meta.Topics[0].Error
-		}
-		return fmt.Errorf("metadata: topic not found or without partitions: %v", terr)
-	}
-	s.partitions = len(meta.Topics[0].Partitions)
+	s.partitions = n
 
 	switch s.cfg.Mode {
 	case AtLeastOnce:
@@ -110,15 +105,17 @@ func (s *Sink[T]) open(ctx context.Context, info runtime.TaskInfo, restored []by
 	}
 
 	s.warnTimeouts()
+	s.promises = newPromises(s.cfg.TransactionTimeout, s.cfg.ExpectedRestartTime)
 	w := &exactlyOnce{
-		topic:   s.cfg.Topic,
-		client:  s.client,
-		log:     s.log,
-		timeout: s.cfg.TransactionTimeout,
-		reqTO:   s.cfg.RequestTimeout,
-		batch:   s.cfg.BatchSize,
-		bufs:    make([][]kafkatxn.Record, s.partitions),
-		txns:    &s.txns,
+		topic:    s.cfg.Topic,
+		client:   s.client,
+		log:      s.log,
+		timeout:  s.cfg.TransactionTimeout,
+		reqTO:    s.cfg.RequestTimeout,
+		batch:    s.cfg.BatchSize,
+		bufs:     make([][]kafkatxn.Record, s.partitions),
+		txns:     &s.txns,
+		promises: s.promises,
 	}
 	for i := range s.cfg.PoolSize {
 		w.slots = append(w.slots, &slot{
@@ -126,7 +123,7 @@ func (s *Sink[T]) open(ctx context.Context, info runtime.TaskInfo, restored []by
 			txid:  fmt.Sprintf("%s-%d-%d", s.cfg.TransactionalIDPrefix, info.Subtask, i),
 		})
 	}
-	if err := w.recover(ctx, restored); err != nil {
+	if err := w.recover(ctx, restored, info.RestoredCommitted); err != nil {
 		w.close()
 		return err
 	}
@@ -134,13 +131,62 @@ func (s *Sink[T]) open(ctx context.Context, info runtime.TaskInfo, restored []by
 	return nil
 }
 
-// warnTimeouts warns when a promised transaction risks being aborted by the
-// broker before the sink commits it.
+// topicPartitions returns the number of partitions of the topic. Like
+// Kafka's own producers, it asks the broker to create a missing topic (with
+// the broker's default partition count), which brokers with
+// auto.create.topics.enable do; the error of one that does not says how to
+// create the topic.
+func (s *Sink[T]) topicPartitions(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for {
+		// NB: kafka-go's Client.Metadata cannot ask for auto-creation, and
+		// answers from its cache.
+		res, err := s.client.Transport.RoundTrip(ctx, s.client.Addr, &metadataAPI.Request{
+			TopicNames:             []string{s.cfg.Topic},
+			AllowAutoTopicCreation: true,
+		})
+		if err != nil {
+			return 0, fmt.Errorf("metadata of topic %q: %w", s.cfg.Topic, err)
+		}
+		var t metadataAPI.ResponseTopic
+		for _, rt := range res.(*metadataAPI.Response).Topics {
+			if rt.Name == s.cfg.Topic {
+				t = rt
+			}
+		}
+		terr := kafkago.Error(t.ErrorCode)
+		switch {
+		case t.ErrorCode == 0 && len(t.Partitions) > 0:
+			return len(t.Partitions), nil
+		case terr == kafkago.UnknownTopicOrPartition:
+			return 0, fmt.Errorf("topic %q does not exist and the broker did not create it (its auto.create.topics.enable is off): "+
+				"create it first, for example with kafka-topics.sh --bootstrap-server %s --create --topic %s --partitions N "+
+				"(the development broker, 'weir broker', creates topics on first use): %w",
+				s.cfg.Topic, s.cfg.Brokers[0], s.cfg.Topic, terr)
+		case t.ErrorCode != 0 && terr != kafkago.LeaderNotAvailable:
+			return 0, fmt.Errorf("metadata of topic %q: %w", s.cfg.Topic, terr)
+		}
+		// Just created (LEADER_NOT_AVAILABLE, or no partitions yet): a
+		// broker creates topics asynchronously.
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("metadata of topic %q: no partitions with a leader yet: %w", s.cfg.Topic, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// warnTimeouts warns when transactions risk reaching the timeout before
+// their checkpoint completes, which declines the checkpoint (see
+// CheckPromise) and fails the job.
 func (s *Sink[T]) warnTimeouts() {
 	need := 3 * (s.cfg.CheckpointInterval + s.cfg.ExpectedRestartTime)
 	if s.cfg.TransactionTimeout < need {
 		s.log.Warn("kafka sink: TransactionTimeout is less than 3×(CheckpointInterval+ExpectedRestartTime); "+
-			"if the broker aborts a pre-committed transaction before its checkpoint commits it, its records are lost",
+			"a checkpoint whose transactions come within ExpectedRestartTime of the timeout is declined, and the job fails",
 			"transaction_timeout", s.cfg.TransactionTimeout,
 			"checkpoint_interval", s.cfg.CheckpointInterval,
 			"expected_restart_time", s.cfg.ExpectedRestartTime,
@@ -152,6 +198,9 @@ func (s *Sink[T]) warnTimeouts() {
 // when it holds BatchSize records.
 func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	if err := s.usable(); err != nil {
+		return err
+	}
+	if err := s.promises.err(); err != nil {
 		return err
 	}
 	m, err := s.encode(rec)
@@ -172,6 +221,9 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 // after a failure, Open) must commit.
 func (s *Sink[T]) PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error) {
 	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	if err := s.promises.err(); err != nil {
 		return nil, err
 	}
 	st, err := s.w.preCommit(ctx, checkpointID)

@@ -387,7 +387,7 @@ func TestOpenWarnsAboutShortTransactionTimeout(t *testing.T) {
 		cfg := testConfig(c)
 		cfg.TransactionTimeout = tc.timeout
 		cfg.CheckpointInterval = 30 * time.Second
-		cfg.ExpectedRestartTime = time.Minute
+		cfg.ExpectedRestartTime = 30 * time.Second
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		s := open(t, cfg, 0, nil)
 		_ = s.Close()
@@ -409,6 +409,9 @@ func TestConfigValidate(t *testing.T) {
 		"small pool":   func(c *Config[Message]) { c.PoolSize = 3 },
 		"bad mode":     func(c *Config[Message]) { c.Mode = 7 },
 		"tiny timeout": func(c *Config[Message]) { c.TransactionTimeout = time.Millisecond },
+		"timeout within restart time": func(c *Config[Message]) {
+			c.TransactionTimeout, c.ExpectedRestartTime = time.Minute, time.Minute
+		},
 	} {
 		cfg := base
 		mut(&cfg)

@@ -1,6 +1,7 @@
-// Package kafkatest runs an in-process Kafka cluster (franz-go's kfake) and
-// reads topics back with franz-go's consumer, for the tests of the Kafka
-// producer and sink.
+// Package kafkatest runs an in-process Kafka cluster (franz-go's kfake),
+// reads topics back with franz-go's consumer, and makes a broker forget
+// transactional ids as after a long outage, for the tests of the Kafka
+// producer, the sink and the development broker.
 package kafkatest
 
 import (
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // NewCluster starts a one-broker cluster with the given topics, each with
@@ -23,6 +26,85 @@ func NewCluster(t testing.TB, partitions int32, topics ...string) *kfake.Cluster
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// ExpireTransactionalIDs makes the broker at brokers forget txids, as a
+// broker does after transactional.id.expiration.ms (7 days by default)
+// without use: it sets the broker's expiration to 1ms, waits until none of
+// txids is known (see WaitForgotten), and removes the setting again.
+func ExpireTransactionalIDs(t testing.TB, brokers []string, txids ...string) {
+	t.Helper()
+	setBrokerConfig(t, brokers, "transactional.id.expiration.ms", kmsg.StringPtr("1"))
+	WaitForgotten(t, brokers, txids...)
+	setBrokerConfig(t, brokers, "transactional.id.expiration.ms", nil)
+}
+
+// setBrokerConfig sets (or, with a nil value, deletes) a dynamic broker
+// config with IncrementalAlterConfigs.
+func setBrokerConfig(t testing.TB, brokers []string, name string, value *string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	rc.Name, rc.Value, rc.Op = name, value, kmsg.IncrementalAlterConfigOpSet
+	if value == nil {
+		rc.Op = kmsg.IncrementalAlterConfigOpDelete
+	}
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType = kmsg.ConfigResourceTypeBroker
+	res.Configs = append(res.Configs, rc)
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.Resources = append(req.Resources, res)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil && len(resp.Resources) == 1 {
+		err = kerr.ErrorForCode(resp.Resources[0].ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("set broker config %s: %v", name, err)
+	}
+}
+
+// WaitForgotten waits until the broker at brokers no longer knows any of
+// txids, as after transactional.id.expiration.ms without use: until
+// DescribeTransactions answers TRANSACTIONAL_ID_NOT_FOUND for each. (Asking
+// does not count as use.) It fails the test after 30 seconds.
+func WaitForgotten(t testing.TB, brokers []string, txids ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req := kmsg.NewPtrDescribeTransactionsRequest()
+		req.TransactionalIDs = txids
+		resp, err := req.RequestWith(ctx, cl)
+		known := map[string]int16{}
+		if err == nil {
+			for _, st := range resp.TransactionStates {
+				if st.ErrorCode != kerr.TransactionalIDNotFound.Code {
+					known[st.TransactionalID] = st.ErrorCode
+				}
+			}
+			if len(known) == 0 {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the broker still knows transactional ids %v after 30s (last error %v)", known, err)
+		case <-tick.C:
+		}
+	}
 }
 
 // Record is a consumed record.

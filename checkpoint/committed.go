@@ -1,0 +1,58 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// committedName is the subdirectory of a complete checkpoint that records
+// which sink subtasks finished committing it: one empty file per subtask,
+// named <operator>.<subtask> like its state file under operators/. It is
+// written after the MANIFEST, so the manifest does not list it.
+const committedName = "committed"
+
+// MarkCommitted records durably that the sink subtask (operator, subtask)
+// finished committing checkpoint id, so that a restore from id need not (and
+// does not try to) commit it again. If the checkpoint is gone (retention
+// deleted it after a newer one completed), nothing can restore it and
+// nothing is recorded.
+func (s *Store) MarkCommitted(id uint64, operator string, subtask int) error {
+	chk := s.Dir(id)
+	dir := filepath.Join(chk, committedName)
+	// NB: Mkdir, not MkdirAll, which would bring a deleted checkpoint back.
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("checkpoint %d: record commit of %s/%d: %w", id, operator, subtask, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%s.%d", operator, subtask)), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err == nil {
+		err = f.Close()
+	}
+	// The file is empty: its directory entry, and the one of committed/
+	// (which another subtask may have just created), are what must last.
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err == nil {
+		err = syncDir(chk)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // deleted meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: record commit of %s/%d: %w", id, operator, subtask, err)
+	}
+	return nil
+}
+
+// Committed reports whether MarkCommitted recorded that the sink subtask
+// (operator, subtask) finished committing checkpoint id.
+func (s *Store) Committed(id uint64, operator string, subtask int) bool {
+	_, err := os.Stat(filepath.Join(s.Dir(id), committedName, fmt.Sprintf("%s.%d", operator, subtask)))
+	return err == nil
+}
