@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weirstream/weir/internal/testseed"
 )
 
 // TestCorruptCheckpointIsRefused flips one byte in a file of the newest
@@ -17,7 +19,7 @@ func TestCorruptCheckpointIsRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the example")
 	}
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 4))
 	bin := buildWordcount(t)
 	input, _ := writeInput(t, rng, 2, 2000)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/fault"
+	"github.com/weirstream/weir/internal/testseed"
 )
 
 // The crash tests run wordcount as a child process, kill it with SIGKILL at
@@ -33,19 +34,13 @@ func buildWordcount(t *testing.T) string {
 	return bin
 }
 
-func testSeed(t *testing.T) uint64 {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("WEIR_TEST_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Logf("seed %d (rerun with WEIR_TEST_SEED=%d)", seed, seed)
-	return seed
-}
-
 // writeInput writes files of random text and returns their glob and the
-// number of times each word occurs.
+// number of times each word occurs. WEIR_CRASH_INPUT_SCALE, a factor in
+// (0, 1], shrinks the files: a smaller input stands in for a faster machine,
+// to check that no test depends on the speed of the job.
 func writeInput(t *testing.T, rng *rand.Rand, files, linesPerFile int) (string, map[string]int) {
 	t.Helper()
+	linesPerFile = max(1, int(float64(linesPerFile)*inputScale(t)))
 	dir := t.TempDir()
 	vocab := make([]string, 3000)
 	for i := range vocab {
@@ -73,20 +68,40 @@ func writeInput(t *testing.T, rng *rand.Rand, files, linesPerFile int) (string, 
 	return filepath.Join(dir, "*.txt"), counts
 }
 
+func inputScale(t *testing.T) float64 {
+	s := os.Getenv("WEIR_CRASH_INPUT_SCALE")
+	if s == "" {
+		return 1
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f > 0 && f <= 1) {
+		t.Fatalf("WEIR_CRASH_INPUT_SCALE=%q: want a factor in (0, 1]", s)
+	}
+	t.Logf("input scaled by %v (WEIR_CRASH_INPUT_SCALE)", f)
+	return f
+}
+
+// minInterval is the shortest checkpoint interval the tests use: about the
+// time a checkpoint takes to write, so shorter ones would mostly find the
+// previous checkpoint still in flight and skip the tick.
+const minInterval = 10 * time.Millisecond
+
 // job is one wordcount job: its flags stay the same across restarts.
 type job struct {
 	bin, input, output, checkpoints string
+	interval                        time.Duration // --checkpoint-interval
 	atLeastOnce                     bool
 }
 
 func newJob(t *testing.T, bin, input string) *job {
 	dir := t.TempDir()
-	return &job{bin: bin, input: input, output: filepath.Join(dir, "out"), checkpoints: filepath.Join(dir, "ckpt")}
+	return &job{bin: bin, input: input, output: filepath.Join(dir, "out"), checkpoints: filepath.Join(dir, "ckpt"),
+		interval: 150 * time.Millisecond}
 }
 
 func (j *job) command(env ...string) *exec.Cmd {
 	args := []string{"--input", j.input, "--output", j.output, "--checkpoint-dir", j.checkpoints,
-		"--checkpoint-interval", "150ms", "--parallelism", "2"}
+		"--checkpoint-interval", j.interval.String(), "--parallelism", "2"}
 	if j.atLeastOnce {
 		args = append(args, "--at-least-once")
 	}
@@ -95,12 +110,15 @@ func (j *job) command(env ...string) *exec.Cmd {
 	return cmd
 }
 
-// runToEnd runs the job until it exits, which must be cleanly.
-func (j *job) runToEnd(t *testing.T) {
+// runToEnd runs the job until it exits, which must be cleanly, and returns
+// how long that took.
+func (j *job) runToEnd(t *testing.T) time.Duration {
 	t.Helper()
+	start := time.Now()
 	if out, err := j.command().CombinedOutput(); err != nil {
 		t.Fatalf("wordcount failed: %v\n%s", err, tail(out))
 	}
+	return time.Since(start)
 }
 
 // crashAt runs the job with a crash armed at a point of the checkpoint
@@ -118,8 +136,9 @@ func (j *job) crashAt(t *testing.T, point string) {
 
 // killRandomly starts the job, waits until it has completed a checkpoint in
 // this run (so that every run makes progress), then kills it after a random
-// delay. It reports false if the job finished before it could be killed.
-func (j *job) killRandomly(t *testing.T, rng *rand.Rand) bool {
+// delay shorter than maxDelay. It reports false if the job finished before
+// it could be killed.
+func (j *job) killRandomly(t *testing.T, rng *rand.Rand, maxDelay time.Duration) bool {
 	t.Helper()
 	cmd := j.command()
 	stderr, err := cmd.StderrPipe()
@@ -148,8 +167,10 @@ func (j *job) killRandomly(t *testing.T, rng *rand.Rand) bool {
 	exited := make(chan error, 1)
 	select {
 	case <-progressed:
-		// The moment of the crash is the random variable under test.
-		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
+		// The moment of the crash is the random variable under test. A
+		// fraction of maxDelay: a seed gives the same moments relative to
+		// the job's speed on any machine.
+		time.Sleep(time.Duration(rng.Float64() * float64(maxDelay)))
 		cmd.Process.Signal(syscall.SIGKILL)
 	case <-scanDone:
 	}
@@ -254,18 +275,21 @@ func TestCrashRecoveryIsExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: several seconds")
 	}
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	bin := buildWordcount(t)
 	input, counts := writeInput(t, rng, 6, 150000)
 
 	reference := newJob(t, bin, input)
-	reference.runToEnd(t)
+	r := reference.runToEnd(t)
 	if res := checkOutput(t, reference.output, counts); !res.exact() {
 		t.Fatalf("uninterrupted run: %v", res)
 	}
 
 	j := newJob(t, bin, input)
+	pace := paceFor(r)
+	j.interval = pace.interval
+	t.Logf("uninterrupted run took %v: %v", r.Round(time.Millisecond), pace)
 	// Crashes at chosen points of the protocol: while a checkpoint is being
 	// written, and between the sinks' pre-commit and their commit.
 	j.crashAt(t, "before-manifest:2")
@@ -273,25 +297,40 @@ func TestCrashRecoveryIsExactlyOnce(t *testing.T) {
 	j.crashAt(t, "after-snapshot:3")
 	// Then SIGKILL at random moments, at least five times.
 	random := 0
-	for range 8 {
-		if random == 5 {
-			break
-		}
-		if !j.killRandomly(t, rng) {
-			break // the job finished first
-		}
+	for random < 5 && j.killRandomly(t, rng, pace.maxKillDelay) {
 		random++
 	}
 	if random < 5 {
-		t.Fatalf("only %d random kills: the input is too small to crash the job often enough", random)
+		t.Fatalf("only %d random kills: the job finished first (%v)", random, pace)
 	}
 	kills := 3 + random
-	j.runToEnd(t)
+	last := j.runToEnd(t)
 
 	if res := checkOutput(t, j.output, counts); !res.exact() {
 		t.Fatalf("after %d crashes: %v", kills, res)
 	}
-	t.Logf("%d crashes; committed output identical to an uninterrupted run's", kills)
+	t.Logf("%d crashes; committed output identical to an uninterrupted run's; the run after them took %v",
+		kills, last.Round(time.Millisecond))
+}
+
+// crashPace is the timing of the crashing runs.
+type crashPace struct{ interval, maxKillDelay time.Duration }
+
+// paceFor scales the crashing runs' timing to r, the duration of an
+// uninterrupted run, so that the job cannot run out of input before the
+// kills are done however fast the machine is. A killed run keeps only what
+// it read before its last completed barrier: about interval + kill delay of
+// processing, at most 3/80 of r; a crash at a protocol point keeps at most
+// two intervals and the writing of a checkpoint. The eight crashes use up
+// at most about a quarter of r, so the input outlasts them even when the
+// fixed costs of a run (start, restore, writing a checkpoint) are a good
+// part of r.
+func paceFor(r time.Duration) crashPace {
+	return crashPace{interval: max(r/80, minInterval), maxKillDelay: r / 40}
+}
+
+func (p crashPace) String() string {
+	return fmt.Sprintf("checkpoint interval %v, kill delay < %v", p.interval.Round(time.Millisecond), p.maxKillDelay.Round(time.Millisecond))
 }
 
 // TestCrashCheckerCatchesDuplicates proves the check above can fail: with the
@@ -301,13 +340,17 @@ func TestCrashCheckerCatchesDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: several seconds")
 	}
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	bin := buildWordcount(t)
 	input, counts := writeInput(t, rng, 2, 100000)
 
 	j := newJob(t, bin, input)
 	j.atLeastOnce = true
+	// The first checkpoint must come before the end of the input, or the
+	// crash at the second finds nothing to replay: as early as the tests
+	// checkpoint, whatever the speed of the machine.
+	j.interval = minInterval
 	j.crashAt(t, "before-manifest:2")
 	j.runToEnd(t)
 	res := checkOutput(t, j.output, counts)
