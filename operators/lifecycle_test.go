@@ -65,13 +65,14 @@ func TestOperatorStateSurvivesStop(t *testing.T) {
 		reached := make(chan struct{})
 		var once sync.Once
 		var completed atomic.Int64
+		shared := &pauses{subtasks: 2, completed: &completed, onPause: func() {},
+			reached: func() { once.Do(func() { close(reached) }) }}
 		gen := numbers(n)
 		p := runtime.NewPipeline("tally")
 		s := runtime.From(p, "src", func() runtime.Source[uint64] {
-			// Each subtask pauses on its own count, so that none reaches
-			// the end of its input (which would finish its operators).
-			return &pausingSource{Source: gen(), emitted: new(atomic.Int64), completed: &completed, pauseAt: pauseAt,
-				onPause: func() {}, reached: func() { once.Do(func() { close(reached) }) }}
+			// No subtask reaches the end of its input (which would finish
+			// its operators).
+			return &pausingSource{Source: gen(), pauseAt: pauseAt, pauses: shared}
 		})
 		tally := runtime.Apply(s, "tally", func() runtime.Operator[uint64, string] { return &tallyOp{} })
 		runtime.To(tally, "sink", newMemSink(out)).SetParallelism(1)

@@ -11,24 +11,38 @@ import (
 	"github.com/weirstream/weir/runtime"
 )
 
-// pausingSource wraps a deterministic source. Once its subtasks together
-// have emitted pauseAt records it calls onPause, and once a checkpoint has
-// completed too, it signals reached. It emits nothing more (the job keeps
-// running: barriers pass), so that the test can stop or kill the job in the
-// middle of its input.
+// pausingSource wraps a deterministic source. Once it has emitted pauseAt
+// records it calls onPause and emits nothing more (the job keeps running:
+// barriers pass), so that the test can stop or kill the job in the middle of
+// its input; once every subtask has paused and a checkpoint has completed, it
+// signals reached. Each subtask pauses on its own count: with a shared one,
+// a subtask the scheduler favoured could emit everything before the pause
+// while another emitted nothing, holding the job's watermark back.
 type pausingSource struct {
 	runtime.Source[uint64]
-	emitted   *atomic.Int64
-	completed *atomic.Int64 // checkpoints completed
-	pauseAt   int64         // 0: never pause
-	onPause   func()
-	reached   func()
+	emitted int64 // by this subtask
+	pauseAt int64 // 0: never pause
+	paused  bool
+	*pauses
+}
+
+// pauses is what the subtasks of a pausingSource share.
+type pauses struct {
+	subtasks       int64
+	pausedSubtasks atomic.Int64
+	completed      *atomic.Int64
+	onPause        func()
+	reached        func()
 }
 
 func (s *pausingSource) Read(ctx context.Context, out runtime.Collector[uint64]) error {
-	if s.pauseAt > 0 && s.emitted.Load() >= s.pauseAt {
+	if s.pauseAt > 0 && s.emitted >= s.pauseAt {
+		if !s.paused {
+			s.paused = true
+			s.pausedSubtasks.Add(1)
+		}
 		s.onPause()
-		if s.completed.Load() > 0 {
+		if s.pausedSubtasks.Load() == s.subtasks && s.completed.Load() > 0 {
 			s.reached()
 		}
 		// Nothing to read: wait briefly, as the Source contract asks.
@@ -40,7 +54,7 @@ func (s *pausingSource) Read(ctx context.Context, out runtime.Collector[uint64])
 		return nil
 	}
 	return s.Source.Read(ctx, runtime.CollectorFunc[uint64](func(v uint64) {
-		s.emitted.Add(1)
+		s.emitted++
 		out.Collect(v)
 	}))
 }
@@ -69,12 +83,13 @@ func (rj restartJob) start(t *testing.T, dir string, out *output[string], pauseA
 	t.Helper()
 	r := &restartRun{out: out, reached: make(chan struct{}), checkpointed: make(chan struct{}, 1)}
 	var once sync.Once
-	var emitted, completed atomic.Int64
+	var completed atomic.Int64
+	shared := &pauses{subtasks: int64(rj.par), completed: &completed, onPause: onPause,
+		reached: func() { once.Do(func() { close(r.reached) }) }}
 	gen := numbers(rj.n)
 	p := runtime.NewPipeline(rj.name)
 	rj.build(p, func() runtime.Source[uint64] {
-		return &pausingSource{Source: gen(), emitted: &emitted, completed: &completed, pauseAt: pauseAt,
-			onPause: onPause, reached: func() { once.Do(func() { close(r.reached) }) }}
+		return &pausingSource{Source: gen(), pauseAt: pauseAt / int64(rj.par), pauses: shared}
 	}, r.out)
 	cfg := testConfig(t, rj.par)
 	cfg.CheckpointDir = dir
