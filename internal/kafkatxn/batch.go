@@ -136,11 +136,17 @@ func encodeRecordSet(h batchHeader, recs []Record, now time.Time) []byte {
 // not counting the batch header.
 func estimateSize(recs []Record) int {
 	n := 0
-	for _, r := range recs {
-		n += recordOverhead + len(r.Key) + len(r.Value)
-		for _, h := range r.Headers {
-			n += 2*binary.MaxVarintLen32 + len(h.Key) + len(h.Value)
-		}
+	for i := range recs {
+		n += recs[i].Size()
+	}
+	return n
+}
+
+// Size returns an upper bound of the encoded size of r in a record batch.
+func (r *Record) Size() int {
+	n := recordOverhead + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += 2*binary.MaxVarintLen32 + len(h.Key) + len(h.Value)
 	}
 	return n
 }

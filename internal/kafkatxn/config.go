@@ -27,7 +27,8 @@ type Config struct {
 	// metadata). It must have Addr set. The Producer does not close it.
 	Client *kafka.Client
 
-	// TransactionalID identifies the producer across restarts. Required.
+	// TransactionalID identifies the producer across restarts. Required by
+	// New and ResumeCommit; NewIdempotent requires it empty.
 	TransactionalID string
 	// TransactionTimeout is how long the coordinator lets a transaction stay
 	// open before aborting it on its own. Default 60s. The broker rejects
@@ -69,12 +70,19 @@ func (cfg *Config) EnsureDefaults() *Config {
 	return cfg
 }
 
-// Validate reports the first invalid field of a Config on which
-// EnsureDefaults has run.
-func (cfg *Config) Validate() error {
+// Validate reports the invalid fields of a Config for a transactional
+// Producer or ResumeCommit, on which EnsureDefaults has run.
+func (cfg *Config) Validate() error { return cfg.validate(true) }
+
+// validate reports the invalid fields of a Config for a transactional or an
+// idempotent producer.
+func (cfg *Config) validate(transactional bool) error {
 	var errs []error
-	if cfg.TransactionalID == "" {
+	switch {
+	case transactional && cfg.TransactionalID == "":
 		errs = append(errs, errors.New("TransactionalID is required"))
+	case !transactional && cfg.TransactionalID != "":
+		errs = append(errs, fmt.Errorf("TransactionalID %q must be empty for an idempotent producer", cfg.TransactionalID))
 	}
 	if cfg.Client == nil && len(cfg.Brokers) == 0 {
 		errs = append(errs, errors.New("Brokers is required when Client is nil"))

@@ -1,6 +1,6 @@
-// Package kafkatxn is a minimal transactional Kafka producer built on the
-// protocol-level kafka.Client of github.com/segmentio/kafka-go, whose
-// high-level Writer has no transactions.
+// Package kafkatxn is a minimal transactional (and idempotent) Kafka
+// producer built on the protocol-level kafka.Client of
+// github.com/segmentio/kafka-go, whose high-level Writer has neither.
 //
 // A Producer owns one transactional id. New finds the transaction
 // coordinator and calls InitProducerID, which fences every older producer
@@ -23,6 +23,12 @@
 // If one has, or the transaction was aborted, the promise to commit can no
 // longer be kept and ResumeCommit returns an error wrapping ErrFenced or
 // ErrAborted: that is data loss, and the caller must make it loud.
+//
+// IdempotentProducer writes the same record batches without transactions:
+// NewIdempotent gets a producer id from InitProducerID without a
+// transactional id, and each batch carries it and a per-partition sequence
+// number, so the broker drops a batch resent after a lost acknowledgement.
+// Partitions may be written concurrently.
 //
 // NB: the package speaks EndTxn v0–v3 (what kafka-go implements), so it gets
 // pre-KIP-890 semantics: EndTxn does not bump the epoch, and a Producer

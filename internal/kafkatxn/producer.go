@@ -265,18 +265,31 @@ func (p *Producer) addPartition(ctx context.Context, tp topicPartition) error {
 
 func (p *Producer) produceBatch(ctx context.Context, tp topicPartition, recs []Record) error {
 	base := p.seq[tp]
-	raw := encodeRecordSet(batchHeader{
+	h := batchHeader{
 		ProducerID:    p.pid,
 		ProducerEpoch: p.epoch,
 		BaseSequence:  base,
 		Attributes:    attrTransactional,
-	}, recs, time.Now())
-	err := retry(ctx, &p.cfg, p.log, "produce", func(ctx context.Context) error {
-		res, err := p.client.RawProduce(ctx, &kafka.RawProduceRequest{
+	}
+	if err := sendBatch(ctx, &p.cfg, p.client, p.log, tp, h, recs); err != nil {
+		return err
+	}
+	p.seq[tp] = nextSequence(base, len(recs))
+	return nil
+}
+
+// sendBatch produces recs to tp as one record batch with header h and
+// acks=all (within cfg.TransactionalID's transaction, if set), retrying
+// retriable errors with the same batch: the broker deduplicates it by its
+// producer id and sequence.
+func sendBatch(ctx context.Context, cfg *Config, client *kafka.Client, log *slog.Logger, tp topicPartition, h batchHeader, recs []Record) error {
+	raw := encodeRecordSet(h, recs, time.Now())
+	return retry(ctx, cfg, log, "produce", func(ctx context.Context) error {
+		res, err := client.RawProduce(ctx, &kafka.RawProduceRequest{
 			Topic:           tp.topic,
 			Partition:       int(tp.partition),
 			RequiredAcks:    kafka.RequireAll,
-			TransactionalID: p.cfg.TransactionalID,
+			TransactionalID: cfg.TransactionalID,
 			RawRecords:      protocol.RawRecordSet{Reader: bytes.NewReader(raw)},
 		})
 		if err != nil {
@@ -295,11 +308,6 @@ func (p *Producer) produceBatch(ctx context.Context, tp topicPartition, recs []R
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	p.seq[tp] = nextSequence(base, len(recs))
-	return nil
 }
 
 // nextSequence adds n to a producer sequence number, wrapping to 0 after

@@ -18,9 +18,10 @@ const (
 	// ExactlyOnce writes each epoch in a Kafka transaction committed when
 	// its checkpoint completes. It is the default.
 	ExactlyOnce Mode = iota
-	// AtLeastOnce writes with acks=all and flushes at each checkpoint;
-	// records written after the last completed checkpoint are written
-	// again after a failure.
+	// AtLeastOnce writes with acks=all, asynchronously, and waits at each
+	// checkpoint until everything written is acknowledged; records written
+	// after the last completed checkpoint are written again after a
+	// failure.
 	AtLeastOnce
 )
 
@@ -72,6 +73,7 @@ const (
 	DefaultPoolSize            = 6
 	DefaultBatchSize           = 1000
 	DefaultRequestTimeout      = 30 * time.Second
+	DefaultMaxInFlightBytes    = 16 << 20
 	minPoolSize                = 4
 )
 
@@ -117,6 +119,13 @@ type Config[T any] struct {
 	// BatchSize is the number of records buffered per partition before they
 	// are sent. Default 1000.
 	BatchSize int
+	// MaxInFlightBytes bounds, in AtLeastOnce mode, the records a subtask
+	// has written and the broker not yet acknowledged, buffered or sent, by
+	// their encoded size: Write blocks while it is reached. The sink's
+	// memory for them is a small multiple of it. Default 16 MiB.
+	// (ExactlyOnce mode sends synchronously and holds at most BatchSize
+	// records per partition.)
+	MaxInFlightBytes int
 	// RequestTimeout bounds each request to a broker. Default 30s.
 	RequestTimeout time.Duration
 	// Logger overrides the logger given by the runtime in TaskInfo.
@@ -142,6 +151,9 @@ func (cfg *Config[T]) EnsureDefaults() *Config[T] {
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.MaxInFlightBytes == 0 {
+		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	return cfg
 }
@@ -183,6 +195,9 @@ func (cfg *Config[T]) Validate() error {
 	}
 	if cfg.BatchSize < 1 {
 		errs = append(errs, errors.New("BatchSize must be positive"))
+	}
+	if cfg.MaxInFlightBytes < 1 {
+		errs = append(errs, fmt.Errorf("MaxInFlightBytes %d must be positive", cfg.MaxInFlightBytes))
 	}
 	if cfg.CheckpointInterval < 0 || cfg.ExpectedRestartTime < 0 || cfg.RequestTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

@@ -93,15 +93,24 @@
 //
 // Limitations: the pool ids depend on the subtask index, so changing the
 // parallelism (or shrinking PoolSize) leaves the transactions of vanished ids
-// open until TransactionTimeout expires. The sink writes partitions one after
-// another, synchronously.
+// open until TransactionTimeout expires. An exactly-once sink writes
+// partitions one after another, synchronously.
 //
 // # At least once
 //
-// With Mode AtLeastOnce the sink writes through kafka-go's Writer with
-// acks=all, asynchronously; PreCommit waits until every message written so
-// far is acknowledged (a failed write fails the checkpoint) and Commit does
-// nothing. After a failure the
-// records written since the last checkpoint are written again: consumers may
-// see duplicates. The sink is then at-least-once, and says so here.
+// With Mode AtLeastOnce the sink writes without transactions, with acks=all,
+// through an idempotent producer: a producer id from InitProducerID and a
+// sequence number on every batch, so that a batch resent after a lost
+// acknowledgement is written once. It sends a partition's records once
+// BatchSize of them (or 512 KiB) are buffered, asynchronously: each partition
+// has one request in flight, which keeps its order, while other partitions
+// and Write carry on. The records written and not yet acknowledged, buffered
+// or sent, are bounded by MaxInFlightBytes (16 MiB per subtask by default,
+// counted by encoded size): Write blocks while the bound is reached.
+// PreCommit sends every buffered record and waits until all are acknowledged
+// (a failed write fails the checkpoint, and the sink), so everything written
+// before a barrier is in the log before its checkpoint completes; Commit does
+// nothing. After a failure the records written since the last completed
+// checkpoint are written again: consumers may see duplicates. The sink is
+// then at-least-once, and says so here.
 package kafka

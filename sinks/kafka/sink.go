@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -92,15 +91,15 @@ func (s *Sink[T]) open(ctx context.Context, info runtime.TaskInfo, restored []by
 		if len(restored) != 0 {
 			s.log.Warn("kafka sink: ignoring restored state in at-least-once mode", "bytes", len(restored))
 		}
-		s.w = newAtLeastOnce(&kafkago.Writer{
-			Addr:         s.client.Addr,
-			Transport:    s.client.Transport,
-			Topic:        s.cfg.Topic,
-			Balancer:     balancer(s.part),
-			RequiredAcks: kafkago.RequireAll,
-			BatchSize:    s.cfg.BatchSize,
-			BatchTimeout: 5 * time.Millisecond,
-		}, s.cfg.BatchSize)
+		prod, err := kafkatxn.NewIdempotent(ctx, kafkatxn.Config{
+			Client:         s.client,
+			RequestTimeout: s.cfg.RequestTimeout,
+			Logger:         s.log,
+		})
+		if err != nil {
+			return err
+		}
+		s.w = newAtLeastOnce(s.cfg.Topic, prod, s.partitions, s.cfg.BatchSize, s.cfg.MaxInFlightBytes)
 		return nil
 	}
 
@@ -195,7 +194,8 @@ func (s *Sink[T]) warnTimeouts() {
 }
 
 // Write encodes rec and buffers it for its partition, sending the buffer
-// when it holds BatchSize records.
+// when it holds BatchSize records. In at-least-once mode it blocks while
+// MaxInFlightBytes of records are unacknowledged.
 func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -241,7 +241,8 @@ func (s *Sink[T]) Commit(ctx context.Context, checkpointID uint64) error {
 
 // Close releases the sink's connections. It aborts the transaction of the
 // current epoch, if any, but leaves pre-committed transactions open for the
-// next Open to commit.
+// next Open to commit. In at-least-once mode it abandons the records not yet
+// acknowledged, which a restore writes again.
 func (s *Sink[T]) Close() error {
 	if s.w != nil {
 		s.w.close()
@@ -279,105 +280,3 @@ func (s *Sink[T]) fail(err error) error {
 	}
 	return err
 }
-
-// balancer adapts a Partitioner to kafka-go's Writer.
-type balancer Partitioner
-
-func (b balancer) Balance(msg kafkago.Message, partitions ...int) int {
-	return partitions[b(msg.Key, len(partitions))]
-}
-
-// atLeastOnce writes through kafka-go's Writer with acks=all, asynchronously:
-// the writer fills its batches across calls and sends them while records keep
-// coming, and a checkpoint's pre-commit waits until every message written so
-// far is acknowledged (or fails the checkpoint with the first write error).
-type atLeastOnce struct {
-	w     *kafkago.Writer
-	batch int
-	buf   []kafkago.Message
-
-	mu       sync.Mutex
-	pending  int   // messages handed to the writer and not yet completed
-	err      error // first failed write
-	progress chan struct{}
-}
-
-func newAtLeastOnce(w *kafkago.Writer, batch int) *atLeastOnce {
-	a := &atLeastOnce{w: w, batch: batch, progress: make(chan struct{}, 1)}
-	w.Async = true
-	w.Completion = a.completed
-	return a
-}
-
-func (a *atLeastOnce) completed(msgs []kafkago.Message, err error) {
-	a.mu.Lock()
-	a.pending -= len(msgs)
-	if err != nil && a.err == nil {
-		a.err = fmt.Errorf("kafka sink: write %d messages to %q: %w", len(msgs), a.w.Topic, err)
-	}
-	a.mu.Unlock()
-	select {
-	case a.progress <- struct{}{}:
-	default:
-	}
-}
-
-// state returns the number of unacknowledged messages and the first error.
-func (a *atLeastOnce) state() (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.pending, a.err
-}
-
-func (a *atLeastOnce) write(ctx context.Context, _ int, m Message) error {
-	km := kafkago.Message{Key: m.Key, Value: m.Value, Time: m.Time}
-	for _, h := range m.Headers {
-		km.Headers = append(km.Headers, kafkago.Header{Key: h.Key, Value: h.Value})
-	}
-	a.buf = append(a.buf, km)
-	if len(a.buf) >= a.batch {
-		return a.send(ctx)
-	}
-	return nil
-}
-
-// send hands the buffered messages to the writer.
-func (a *atLeastOnce) send(ctx context.Context) error {
-	if _, err := a.state(); err != nil {
-		return err
-	}
-	if len(a.buf) == 0 {
-		return nil
-	}
-	a.mu.Lock()
-	a.pending += len(a.buf)
-	a.mu.Unlock()
-	// NB: the writer keeps the messages until they complete: the next
-	// batch gets a new buffer.
-	if err := a.w.WriteMessages(ctx, a.buf...); err != nil {
-		return fmt.Errorf("kafka sink: write %d messages to %q: %w", len(a.buf), a.w.Topic, err)
-	}
-	a.buf = make([]kafkago.Message, 0, a.batch)
-	return nil
-}
-
-func (a *atLeastOnce) preCommit(ctx context.Context, _ uint64) ([]byte, error) {
-	if err := a.send(ctx); err != nil {
-		return nil, err
-	}
-	for {
-		n, err := a.state()
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		select {
-		case <-a.progress:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("kafka sink: %d messages to %q not acknowledged: %w", n, a.w.Topic, ctx.Err())
-		}
-	}
-}
-
-func (a *atLeastOnce) commit(context.Context, uint64) error { return nil }
-
-func (a *atLeastOnce) close() { _ = a.w.Close() }

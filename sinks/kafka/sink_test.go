@@ -409,6 +409,9 @@ func TestConfigValidate(t *testing.T) {
 		"small pool":   func(c *Config[Message]) { c.PoolSize = 3 },
 		"bad mode":     func(c *Config[Message]) { c.Mode = 7 },
 		"tiny timeout": func(c *Config[Message]) { c.TransactionTimeout = time.Millisecond },
+		"negative in-flight bound": func(c *Config[Message]) {
+			c.Mode, c.MaxInFlightBytes = AtLeastOnce, -1
+		},
 		"timeout within restart time": func(c *Config[Message]) {
 			c.TransactionTimeout, c.ExpectedRestartTime = time.Minute, time.Minute
 		},

@@ -5,7 +5,12 @@
 // and prints both throughputs and their ratio (target: exactly-once at 80%
 // or more of at-least-once).
 //
-//	go run ./benchmarks/cmd/kafka [--records N] [--value-bytes B] [--partitions P] [--parallelism K] [--rounds R]
+//	go run ./benchmarks/cmd/kafka [--records N] [--value-bytes B] [--partitions P] [--parallelism K] [--rounds R] [--modes M] [--brokers ADDR]
+//
+// It ends with the peak resident set size of the process. The in-process
+// broker keeps every topic in memory, which dwarfs the job's: to compare the
+// memory of the two sinks, run a broker apart ('weir broker') and each mode
+// alone, with --brokers and --modes.
 //
 // Each run reads the whole input topic (StopAtEnd) and ends after its final
 // checkpoint has committed; its rate is records divided by wall time from
@@ -42,27 +47,92 @@ func main() {
 	parallelism := flag.Int("parallelism", 2, "subtasks per operator")
 	interval := flag.Duration("checkpoint-interval", time.Second, "checkpoint interval")
 	rounds := flag.Int("rounds", 2, "alternate at-least-once and exactly-once runs this many times; the best of each counts")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the exactly-once runs to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the first run of the last of --modes to this file")
+	modeList := flag.String("modes", "at-least-once,exactly-once", "comma-separated sink modes to run")
+	brokers := flag.String("brokers", "", "comma-separated addresses of a running broker to use instead of an in-process one")
 	flag.Parse()
-	if err := bench(*records, *valueBytes, *partitions, *parallelism, *interval, *rounds, *cpuProfile); err != nil {
+	modes, err := parseModes(*modeList)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kafka bench:", err)
+		os.Exit(2)
+	}
+	var external []string
+	if *brokers != "" {
+		external = strings.Split(*brokers, ",")
+	}
+	if err := bench(*records, *valueBytes, *partitions, *parallelism, *interval, *rounds, modes, external, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "kafka bench:", err)
 		os.Exit(1)
 	}
 }
 
-func bench(records, valueBytes, partitions, parallelism int, interval time.Duration, rounds int, cpuProfile string) error {
+// parseModes parses the --modes flag.
+func parseModes(list string) ([]sink.Mode, error) {
+	var modes []sink.Mode
+	for _, name := range strings.Split(list, ",") {
+		switch name {
+		case sink.AtLeastOnce.String():
+			modes = append(modes, sink.AtLeastOnce)
+		case sink.ExactlyOnce.String():
+			modes = append(modes, sink.ExactlyOnce)
+		default:
+			return nil, fmt.Errorf("--modes: unknown mode %q (want %v or %v)", name, sink.AtLeastOnce, sink.ExactlyOnce)
+		}
+	}
+	return modes, nil
+}
+
+// cluster is where the benchmark's topics live.
+type cluster struct {
+	brokers []string
+	prefix  string // of topic names
+	create  func(topic string, partitions int) error
+	close   func()
+}
+
+// startCluster starts an in-process development broker, or uses the
+// brokers at external, where topics get a prefix unique to this run.
+func startCluster(external []string, partitions int, log *slog.Logger) (*cluster, error) {
+	if len(external) > 0 {
+		cl := &kafkago.Client{Addr: kafkago.TCP(external...), Timeout: 30 * time.Second}
+		return &cluster{
+			brokers: external,
+			prefix:  fmt.Sprintf("bench-%d-", time.Now().UnixNano()),
+			create: func(topic string, partitions int) error {
+				res, err := cl.CreateTopics(context.Background(), &kafkago.CreateTopicsRequest{
+					Topics: []kafkago.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
+				})
+				if err == nil {
+					err = res.Errors[topic]
+				}
+				if err != nil {
+					return fmt.Errorf("create topic %q: %w", topic, err)
+				}
+				return nil
+			},
+			close: func() {},
+		}, nil
+	}
+	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: partitions, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &cluster{brokers: []string{b.Addr()}, create: b.CreateTopic, close: func() { _ = b.Close() }}, nil
+}
+
+func bench(records, valueBytes, partitions, parallelism int, interval time.Duration, rounds int, modes []sink.Mode, external []string, cpuProfile string) error {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: partitions, Logger: quiet})
+	c, err := startCluster(external, partitions, quiet)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	brokers := []string{b.Addr()}
-	if err := b.CreateTopic("input", partitions); err != nil {
+	defer c.close()
+	brokers, input := c.brokers, c.prefix+"input"
+	if err := c.create(input, partitions); err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := fill(brokers, "input", records, valueBytes); err != nil {
+	if err := fill(brokers, input, records, valueBytes); err != nil {
 		return err
 	}
 	fmt.Printf("input: %d records of %d bytes in %d partitions, written in %v\n",
@@ -70,20 +140,20 @@ func bench(records, valueBytes, partitions, parallelism int, interval time.Durat
 
 	best := map[sink.Mode]float64{}
 	for round := range rounds {
-		for _, mode := range []sink.Mode{sink.AtLeastOnce, sink.ExactlyOnce} {
-			topic := fmt.Sprintf("output-%d-%s", round, mode)
-			if err := b.CreateTopic(topic, partitions); err != nil {
+		for _, mode := range modes {
+			topic := fmt.Sprintf("%soutput-%d-%s", c.prefix, round, mode)
+			if err := c.create(topic, partitions); err != nil {
 				return err
 			}
 			profile := ""
-			if mode == sink.ExactlyOnce && round == 0 {
+			if mode == modes[len(modes)-1] && round == 0 {
 				profile = cpuProfile
 			}
 			stop, err := benchmarks.StartCPUProfile(profile)
 			if err != nil {
 				return err
 			}
-			rate, err := runJob(brokers, topic, mode, parallelism, interval, records, quiet)
+			rate, err := runJob(brokers, input, topic, mode, parallelism, interval, records, quiet)
 			stop()
 			if err != nil {
 				return fmt.Errorf("%v run: %w", mode, err)
@@ -98,7 +168,14 @@ func bench(records, valueBytes, partitions, parallelism int, interval time.Durat
 	fmt.Printf("%-16s %12s\n", "", "records/s")
 	fmt.Printf("%-16s %12.0f\n", "at-least-once", alo)
 	fmt.Printf("%-16s %12.0f\n", "exactly-once", eo)
-	fmt.Printf("exactly-once / at-least-once: %.2f   (target >= 0.80)\n", eo/alo)
+	if alo > 0 && eo > 0 {
+		fmt.Printf("exactly-once / at-least-once: %.2f   (target >= 0.80)\n", eo/alo)
+	}
+	where := "broker included"
+	if len(external) > 0 {
+		where = "broker apart"
+	}
+	fmt.Printf("peak RSS (%s): %s\n", where, peakRSS())
 	return nil
 }
 
@@ -135,7 +212,7 @@ func fill(brokers []string, topic string, n, size int) error {
 }
 
 // runJob runs input → Map → output once and returns records per second.
-func runJob(brokers []string, topic string, mode sink.Mode, parallelism int, interval time.Duration, records int, log *slog.Logger) (float64, error) {
+func runJob(brokers []string, input, topic string, mode sink.Mode, parallelism int, interval time.Duration, records int, log *slog.Logger) (float64, error) {
 	dir, err := os.MkdirTemp("", "weir-kafka-bench-*")
 	if err != nil {
 		return 0, err
@@ -143,7 +220,7 @@ func runJob(brokers []string, topic string, mode sink.Mode, parallelism int, int
 	defer os.RemoveAll(dir)
 	srcCfg := source.Config[sink.Message]{
 		Brokers: brokers,
-		Topics:  []string{"input"},
+		Topics:  []string{input},
 		Mode:    source.StopAtEnd,
 		Deserializer: func(r source.Record) (sink.Message, error) {
 			// The record's memory belongs to the fetch buffer.
@@ -196,6 +273,21 @@ func runJob(brokers []string, topic string, mode sink.Mode, parallelism int, int
 		return 0, fmt.Errorf("output %q holds %d committed records, want %d", topic, n, records)
 	}
 	return float64(records) / elapsed.Seconds(), nil
+}
+
+// peakRSS returns the peak resident set size of the process (VmHWM), or
+// "unknown" off Linux.
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
 
 func cpuModel() string {

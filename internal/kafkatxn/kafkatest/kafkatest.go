@@ -1,15 +1,22 @@
 // Package kafkatest runs an in-process Kafka cluster (franz-go's kfake),
-// reads topics back with franz-go's consumer, and makes a broker forget
-// transactional ids as after a long outage, for the tests of the Kafka
+// reads topics back with franz-go's consumer, makes a broker forget
+// transactional ids as after a long outage, and loses a produce
+// acknowledgement as a network failure does, for the tests of the Kafka
 // producer, the sink and the development broker.
 package kafkatest
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	kafka "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -190,4 +197,58 @@ func Values(recs []Record, drop string) []string {
 		}
 	}
 	return vs
+}
+
+// LoseProduceAck makes the cluster write the next produce request and then
+// close the connection instead of answering, as when a network failure
+// loses the acknowledgement: the producer cannot know that the records were
+// written, and sends them again. The returned function reports whether that
+// happened. The cluster must have one broker.
+func LoseProduceAck(t testing.TB, c *kfake.Cluster) (lost func() bool) {
+	t.Helper()
+	var taken, done atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !taken.CompareAndSwap(false, true) {
+			return nil, nil, false // the write below, or a later request
+		}
+		// NB: the cluster cannot handle the request and drop the
+		// answer, so the request is written through another
+		// connection while this one sleeps.
+		preq := req.(*kmsg.ProduceRequest)
+		c.SleepControl(func() { writeAgain(t, c, preq) })
+		done.Store(true)
+		return nil, errors.New("kafkatest: acknowledgement lost"), true
+	})
+	return done.Load
+}
+
+// writeAgain produces the record batches of preq, unchanged, through a new
+// connection.
+func writeAgain(t testing.TB, c *kfake.Cluster, preq *kmsg.ProduceRequest) {
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...), Timeout: 10 * time.Second, Transport: tr}
+	txid := ""
+	if preq.TransactionID != nil {
+		txid = *preq.TransactionID
+	}
+	for _, pt := range preq.Topics {
+		for _, pp := range pt.Partitions {
+			set := binary.BigEndian.AppendUint32(nil, uint32(len(pp.Records)))
+			set = append(set, pp.Records...)
+			res, err := cl.RawProduce(context.Background(), &kafka.RawProduceRequest{
+				Topic:           pt.Topic,
+				Partition:       int(pp.Partition),
+				RequiredAcks:    kafka.RequiredAcks(preq.Acks),
+				TransactionalID: txid,
+				RawRecords:      protocol.RawRecordSet{Reader: bytes.NewReader(set)},
+			})
+			if err == nil {
+				err = res.Error
+			}
+			if err != nil {
+				t.Errorf("kafkatest: write %s/%d again: %v", pt.Topic, pp.Partition, err)
+			}
+		}
+	}
 }
