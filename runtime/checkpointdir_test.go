@@ -27,13 +27,15 @@ func TestExecHelperProcess(t *testing.T) {
 	}
 	resume := make(chan struct{})
 	close(resume)
-	os.Exit(runtime.Exec(countingPipeline(100, 10, &memOutput{}, resume), runtime.Config{CheckpointDir: dir}))
+	// A locked directory is not worth a restart: it must fail at once.
+	restart := runtime.RestartStrategy{Attempts: 3, Backoff: time.Millisecond}
+	os.Exit(runtime.Exec(countingPipeline(100, 10, &memOutput{}, resume), runtime.Config{CheckpointDir: dir, Restart: restart}))
 }
 
 // TestSecondJobOnCheckpointDirFails starts a job, then a second one on the
 // same checkpoint directory, in this process and in a child: both must fail
 // at once, naming the directory and the pid of the first, the child with
-// exit status 2, and leave the first job's live state and checkpoints alone.
+// exit status 2 and no restart, and leave the first job's live state and checkpoints alone.
 func TestSecondJobOnCheckpointDirFails(t *testing.T) {
 	dir := t.TempDir()
 	checkpointed := make(chan uint64, 1)
@@ -79,6 +81,9 @@ func TestSecondJobOnCheckpointDirFails(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("second job binary's message does not mention %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(string(out), "restarting") {
+		t.Errorf("second job binary restarted on a locked directory:\n%s", out)
 	}
 
 	// The first job is untouched: its live state is there and it still

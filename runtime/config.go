@@ -54,6 +54,10 @@ type Config struct {
 	// ReadyCheckpointFactor makes /readyz report unready when no checkpoint
 	// completed for this many checkpoint intervals (default 3).
 	ReadyCheckpointFactor float64
+	// Restart restarts a failed job in the process under Run and Exec (not
+	// Start, which runs one attempt). The zero value (the default of
+	// Config, not of the --restart-* flags) never restarts.
+	Restart RestartStrategy
 
 	// flagErrs holds values given on the command line that EnsureDefaults
 	// would otherwise silently replace (an explicit 0).
@@ -111,6 +115,7 @@ func (c *Config) EnsureDefaults() {
 	if c.ReadyCheckpointFactor == 0 {
 		c.ReadyCheckpointFactor = 3
 	}
+	c.Restart.ensureDefaults()
 }
 
 // Validate reports settings that cannot work, naming the flag to fix.
@@ -131,6 +136,12 @@ func (c *Config) Validate() error {
 	check(c.BatchSize < 1, "batch size %d < 1", c.BatchSize)
 	check(c.ChannelBuffers < 1, "channel buffers %d < 1", c.ChannelBuffers)
 	check(!(c.ReadyCheckpointFactor >= 1), "--ready-checkpoint-factor %v: must be at least 1", c.ReadyCheckpointFactor)
+	if r := c.Restart; r.Attempts != 0 {
+		check(r.Attempts < 0, "--restart-attempts %d: must be 0 (never restart) or more", r.Attempts)
+		check(r.Backoff < 0, "--restart-backoff %v: must not be negative", r.Backoff)
+		check(r.MaxBackoff < r.Backoff, "--restart-max-backoff %v is less than --restart-backoff %v", r.MaxBackoff, r.Backoff)
+		check(r.ResetAfter <= 0, "--restart-reset-after %v: must be positive", r.ResetAfter)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", errInvalidConfig, errors.Join(errs...))
 	}
@@ -149,6 +160,9 @@ type Flags struct {
 // as defaults (set CheckpointDir first to give the job a default directory).
 // After fs.Parse, Config returns the configuration.
 func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
+	if cfg.Restart == (RestartStrategy{}) {
+		cfg.Restart = defaultRestart
+	}
 	cfg.EnsureDefaults()
 	f := &Flags{fs: fs, cfg: &cfg}
 	fs.StringVar(&f.cfg.CheckpointDir, "checkpoint-dir", cfg.CheckpointDir, "directory for checkpoints and state; a job resumes from the newest checkpoint in it")
@@ -164,8 +178,15 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 	}
 	fs.StringVar(&f.cfg.MetricsAddr, "metrics-addr", metricsAddr, `address for /metrics, /healthz, /readyz and the status page; "" turns it off`)
 	fs.Float64Var(&f.cfg.ReadyCheckpointFactor, "ready-checkpoint-factor", cfg.ReadyCheckpointFactor, "/readyz fails when no checkpoint completed for this many checkpoint intervals")
+	fs.IntVar(&f.cfg.Restart.Attempts, restartAttemptsFlag, cfg.Restart.Attempts, "restarts in a row from the last checkpoint after a failure before the job fails; 0: never restart")
+	fs.DurationVar(&f.cfg.Restart.Backoff, "restart-backoff", cfg.Restart.Backoff, "wait before the first restart in a row; each further one waits twice as long")
+	fs.DurationVar(&f.cfg.Restart.MaxBackoff, "restart-max-backoff", cfg.Restart.MaxBackoff, "longest wait before a restart")
+	fs.DurationVar(&f.cfg.Restart.ResetAfter, "restart-reset-after", cfg.Restart.ResetAfter, "a failure after running this long is the first in a row again")
 	return f
 }
+
+// restartAttemptsFlag is the one numeric flag for which 0 is a setting.
+const restartAttemptsFlag = "restart-attempts"
 
 // Config returns the parsed configuration, with a text logger to stderr at
 // the chosen level unless cfg had a Logger.
@@ -175,7 +196,7 @@ func (f *Flags) Config() Config {
 	// command line would silently become the default, so it is an error.
 	f.fs.Visit(func(fl *flag.Flag) {
 		g, ok := fl.Value.(flag.Getter)
-		if !ok {
+		if !ok || fl.Name == restartAttemptsFlag { // 0 means never restart
 			return
 		}
 		var zero bool

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirstream/weir/runtime"
 )
@@ -20,6 +21,10 @@ func TestFlagsExplicitZeros(t *testing.T) {
 		{[]string{"--ready-checkpoint-factor", "0"}, "--ready-checkpoint-factor 0: must be positive"},
 		{[]string{"--checkpoint-dir", "0"}, ""},
 		{[]string{"--parallelism", "2", "--checkpoint-interval", "250ms"}, ""},
+		{[]string{"--restart-attempts", "0"}, ""}, // never restart
+		{[]string{"--restart-backoff", "0s"}, "--restart-backoff 0s: must be positive"},
+		{[]string{"--restart-attempts", "-1"}, "--restart-attempts -1: must be 0 (never restart) or more"},
+		{[]string{"--restart-backoff", "1m"}, "--restart-max-backoff 30s is less than --restart-backoff 1m0s"},
 	} {
 		fs := flag.NewFlagSet("job", flag.ContinueOnError)
 		f := runtime.RegisterFlags(fs, runtime.Config{CheckpointDir: t.TempDir()})
@@ -34,5 +39,32 @@ func TestFlagsExplicitZeros(t *testing.T) {
 		case c.wantError != "" && (err == nil || !strings.Contains(err.Error(), c.wantError)):
 			t.Errorf("%v: Validate = %v, want an error containing %q", c.args, err, c.wantError)
 		}
+	}
+}
+
+// The job binary restarts by default; Config's zero value does not.
+func TestFlagsRestartDefaults(t *testing.T) {
+	fs := flag.NewFlagSet("job", flag.ContinueOnError)
+	f := runtime.RegisterFlags(fs, runtime.Config{CheckpointDir: t.TempDir()})
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	want := runtime.RestartStrategy{Attempts: 10, Backoff: time.Second, MaxBackoff: 30 * time.Second, ResetAfter: 10 * time.Minute}
+	if got := f.Config().Restart; got != want {
+		t.Errorf("flag defaults: Restart = %+v, want %+v", got, want)
+	}
+	// The backoffs of the default attempts outlast a broker restart of a minute.
+	var total, d time.Duration
+	for d = want.Backoff; want.Attempts > 0; want.Attempts-- {
+		total += d
+		d = min(2*d, want.MaxBackoff)
+	}
+	if total < 2*time.Minute {
+		t.Errorf("default restarts wait %v in all, want more than 2m", total)
+	}
+	cfg := runtime.Config{CheckpointDir: t.TempDir()}
+	cfg.EnsureDefaults()
+	if cfg.Restart != (runtime.RestartStrategy{}) {
+		t.Errorf("Config's default Restart = %+v, want none", cfg.Restart)
 	}
 }

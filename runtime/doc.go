@@ -55,9 +55,20 @@
 // operator's function, a source, a sink, a codec, a timer handler): the task
 // recovers it at its goroutine's boundary, so that records pay nothing for
 // it, and fails with an error wrapping ErrPanic that names the operator, the
-// subtask and the panic value. A restart resumes from the last complete
-// checkpoint. Main exits with status 1 after a failure and 2 only for an
-// invalid configuration or pipeline, or an unusable checkpoint directory.
+// subtask and the panic value.
+//
+// Run and Main restart a failed job in the process by Config.Restart (the
+// --restart-* flags), like Flink's exponential-delay restart strategy: each
+// attempt is a new Job that resumes from the last complete checkpoint, after
+// a backoff that doubles with each restart in a row; a panic is restarted
+// too, and a record that fails deterministically fails every attempt until
+// they run out. Errors no restart can fix end the job at once: invalid
+// configuration or pipeline, an unusable or locked checkpoint directory, a
+// corrupt or incompatible checkpoint, and errors wrapping ErrUnrecoverable
+// (see RestartStrategy). The zero Config.Restart never restarts, and Start
+// always runs a single attempt. Main exits with status 1 after a failure it
+// does not restart and 2 only for an invalid configuration or pipeline, or
+// an unusable checkpoint directory; a signal during a backoff exits with 0.
 //
 // # Observability
 //
@@ -67,7 +78,8 @@
 // Job.Status. Tasks count records in plain fields and publish them once per
 // batch; the metrics are read at scrape time, so the hot path makes no
 // atomic operation or map lookup per record. Sources and sinks may report
-// more through LagReporter and TransactionReporter.
+// more through LagReporter and TransactionReporter. Under a restart loop
+// the server outlives the attempts and serves the latest one.
 //
 // # Event time
 //

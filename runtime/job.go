@@ -34,6 +34,7 @@ type Job struct {
 	cache    *pebble.Cache
 	metrics  *jobMetrics   // see metrics.go
 	http     *statusServer // see status.go; nil without Config.MetricsAddr
+	loop     *restartLoop  // see restart.go; nil under Start
 	started  time.Time
 
 	cancel context.CancelCauseFunc
@@ -44,20 +45,23 @@ type Job struct {
 // job is the internal name used by tasks.
 type job = Job
 
-// Run runs p until its inputs end, Stop is called through Start's Job, or an
-// error occurs. Cancelling ctx stops the job at once, without a final
-// checkpoint; the next run resumes from the last complete one.
+// Run runs p until its inputs end or an error occurs that cfg.Restart does
+// not restart the job after (with the zero RestartStrategy: any error).
+// Cancelling ctx stops the job at once, without a final checkpoint; the
+// next run resumes from the last complete one.
 func Run(ctx context.Context, p *Pipeline, cfg Config) error {
-	j, err := Start(ctx, p, cfg)
-	if err != nil {
-		return err
-	}
-	return j.Wait()
+	return newRestartLoop(p, cfg).run(ctx)
 }
 
 // Start validates p and cfg, restores the newest checkpoint of
-// cfg.CheckpointDir if there is one, and starts the job.
+// cfg.CheckpointDir if there is one, and starts the job. It runs one
+// attempt: cfg.Restart applies to Run and Exec only.
 func Start(ctx context.Context, p *Pipeline, cfg Config) (*Job, error) {
+	return start(ctx, p, cfg, nil)
+}
+
+// start is Start for an attempt of loop, or for none.
+func start(ctx context.Context, p *Pipeline, cfg Config, loop *restartLoop) (*Job, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -68,7 +72,7 @@ func Start(ctx context.Context, p *Pipeline, cfg Config) (*Job, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	j := &Job{p: p, cfg: cfg, logger: cfg.Logger.With("job", p.name), done: make(chan struct{})}
+	j := &Job{p: p, cfg: cfg, logger: cfg.Logger.With("job", p.name), loop: loop, done: make(chan struct{})}
 	if err := j.restore(); err != nil {
 		return nil, err
 	}

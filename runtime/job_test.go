@@ -95,6 +95,13 @@ func newGen(n uint64) func() runtime.Source[uint64] {
 }
 
 func countingPipeline(n uint64, keys uint64, out *memOutput, resume <-chan struct{}) *runtime.Pipeline {
+	return countingPipelineTo(n, keys, newMemSink(out), resume)
+}
+
+// countingPipelineTo counts n records over keys keys into sink, emitting each
+// key's count at every record; the source holds back the second half of its
+// input until resume is closed.
+func countingPipelineTo(n uint64, keys uint64, sink func() runtime.Sink[string], resume <-chan struct{}) *runtime.Pipeline {
 	p := runtime.NewPipeline("count")
 	gen := newGen(n)
 	nums := runtime.From(p, "gen", func() runtime.Source[uint64] {
@@ -105,7 +112,7 @@ func countingPipeline(n uint64, keys uint64, out *memOutput, resume <-chan struc
 		Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
 		Result: func(k uint64, acc int64) string { return fmt.Sprintf("%d\t%d", k, acc) },
 	}, nil)
-	runtime.To(counts, "sink", newMemSink(out))
+	runtime.To(counts, "sink", sink)
 	return p
 }
 

@@ -251,13 +251,6 @@ const (
 // historyLen is the number of checkpoints the status keeps.
 const historyLen = 32
 
-// restarts counts, per job name, the starts of a job from a checkpoint in
-// this process.
-var restarts struct {
-	sync.Mutex
-	n map[string]uint64
-}
-
 // jobMetrics holds a job's metrics and checkpoint history.
 type jobMetrics struct {
 	j   *Job
@@ -268,8 +261,8 @@ type jobMetrics struct {
 	commitDuration     *prometheus.HistogramVec // operator, subtask
 
 	completed, failed, aborted atomic.Uint64
-	lastCompleted              atomic.Int64 // unix nanoseconds
-	restarts                   uint64
+	lastCompleted              atomic.Int64   // unix nanoseconds
+	restarts                   *atomic.Uint64 // the restart loop's count; nil under Start
 
 	scrapeMu sync.Mutex // serializes Collect, for the monotonic guards
 
@@ -306,15 +299,9 @@ func newJobMetrics(j *Job) *jobMetrics {
 		ConstLabels: constLabels,
 		Buckets:     prometheus.ExponentialBuckets(0.0001, 2, 18), // 0.1ms to ~13s
 	}, []string{"operator", "subtask"})
-	restarts.Lock()
-	if restarts.n == nil {
-		restarts.n = map[string]uint64{}
+	if j.loop != nil {
+		m.restarts = &j.loop.restarts
 	}
-	if j.restored != nil {
-		restarts.n[j.p.name]++
-	}
-	m.restarts = restarts.n[j.p.name]
-	restarts.Unlock()
 	m.reg.MustRegister(m.checkpointDuration, m.checkpointSize, m.commitDuration,
 		jobCollector{m}, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -419,7 +406,7 @@ var (
 	descLastCompleted = prometheus.NewDesc("weir_last_checkpoint_completed_timestamp_seconds",
 		"Unix time of the last completed checkpoint (0: none yet).", []string{"job"}, nil)
 	descRestarts = prometheus.NewDesc("weir_restarts_total",
-		"Starts of the job from a checkpoint in this process.", []string{"job"}, nil)
+		"Restarts of the job after a failure in this process (Config.Restart, the --restart-* flags).", []string{"job"}, nil)
 	descRestored = prometheus.NewDesc("weir_restored_checkpoint_id",
 		"Id of the checkpoint the job resumed from (0: a fresh start).", []string{"job"}, nil)
 	descRunning = prometheus.NewDesc("weir_job_running",
@@ -448,7 +435,11 @@ func (c jobCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCheckpoints, float64(m.failed.Load()), job, outcomeFailed)
 	counter(descCheckpoints, float64(m.aborted.Load()), job, outcomeAborted)
 	gauge(descLastCompleted, float64(m.lastCompleted.Load())/1e9, job)
-	counter(descRestarts, float64(m.restarts), job)
+	var restarts uint64
+	if m.restarts != nil {
+		restarts = m.restarts.Load()
+	}
+	counter(descRestarts, float64(restarts), job)
 	gauge(descRestored, float64(j.RestoredFrom()), job)
 	running := 1.0
 	if j.ended() {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -244,11 +245,20 @@ func (m *jobMetrics) lastFailure() string {
 	return ""
 }
 
-// statusServer serves metrics, health and status over HTTP.
+// statusServer serves metrics, health and status over HTTP. Under a
+// restart loop it outlives the attempts, so that scrapes and probes keep
+// their address; it serves the latest attempt.
 type statusServer struct {
-	srv  *http.Server
-	addr string
-	done chan struct{}
+	srv    *http.Server
+	addr   string
+	done   chan struct{}
+	served atomic.Pointer[servedJob]
+}
+
+// servedJob is the job a status server serves, and its /metrics handler.
+type servedJob struct {
+	j       *Job
+	metrics http.Handler
 }
 
 // MetricsAddr returns the address the job serves /metrics, health and status
@@ -263,9 +273,15 @@ func (j *Job) MetricsAddr() string {
 //go:embed status.html
 var statusPage []byte
 
-// serve starts the status server at Config.MetricsAddr, if set. A job that
-// cannot bind it runs on without it.
+// serve starts the status server at Config.MetricsAddr, if set, or takes
+// over the one of the previous attempt. A job that cannot bind it runs on
+// without it.
 func (j *Job) serve() {
+	if j.loop != nil && j.loop.http != nil {
+		j.http = j.loop.http
+		j.http.attach(j)
+		return
+	}
 	addr := j.cfg.MetricsAddr
 	if addr == "" {
 		return
@@ -276,9 +292,39 @@ func (j *Job) serve() {
 		return
 	}
 	errLog := slog.NewLogLogger(j.logger.Handler(), slog.LevelWarn)
+	s := &statusServer{
+		addr: ln.Addr().String(),
+		done: make(chan struct{}),
+	}
+	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.attach(j)
+	j.http = s
+	if j.loop != nil {
+		j.loop.http = s // closed by the loop
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			j.logger.Warn("status server stopped", "addr", s.addr, "err", err)
+		}
+	}()
+	j.logger.Info("serving metrics and status", "url", "http://"+s.addr+"/")
+}
+
+// attach makes s serve j.
+func (s *statusServer) attach(j *Job) {
+	h := promhttp.HandlerFor(j.metrics.reg, promhttp.HandlerOpts{ErrorLog: s.srv.ErrorLog})
+	s.served.Store(&servedJob{j: j, metrics: h})
+}
+
+func (s *statusServer) mux() *http.ServeMux {
+	job := func() *Job { return s.served.Load().j }
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(j.metrics.reg, promhttp.HandlerOpts{ErrorLog: errLog}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		s.served.Load().metrics.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		j := job()
 		state := "running"
 		if j.ended() {
 			state = "ended"
@@ -286,6 +332,7 @@ func (j *Job) serve() {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "job": j.p.name, "state": state})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		j := job()
 		ready, why := j.readiness(time.Now())
 		body := map[string]any{"ready": ready, "job": j.p.name}
 		code := http.StatusOK
@@ -298,34 +345,27 @@ func (j *Job) serve() {
 		writeJSON(w, code, body)
 	})
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, j.Status())
+		writeJSON(w, http.StatusOK, job().Status())
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write(statusPage)
 	})
-	s := &statusServer{
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog},
-		addr: ln.Addr().String(),
-		done: make(chan struct{}),
-	}
-	j.http = s
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			j.logger.Warn("status server stopped", "addr", s.addr, "err", err)
-		}
-	}()
-	j.logger.Info("serving metrics and status", "url", "http://"+s.addr+"/")
+	return mux
 }
 
-// stopServing closes the status server at the end of the job.
+// stopServing closes the status server at the end of the job, unless a
+// restart loop owns it.
 func (j *Job) stopServing() {
-	if j.http != nil {
-		j.http.srv.Close()
-		<-j.http.done
+	if j.http != nil && j.loop == nil {
+		j.http.close()
 	}
+}
+
+func (s *statusServer) close() {
+	s.srv.Close()
+	<-s.done
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

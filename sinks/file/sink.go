@@ -35,10 +35,12 @@ var (
 	// ErrDataLoss reports that a file a complete checkpoint promised can no
 	// longer be found (neither staged nor committed) or has the wrong size.
 	// The sink never continues past it: the output would be incomplete.
-	ErrDataLoss = errors.New("sinks/file: committed data is missing")
+	// It wraps runtime.ErrUnrecoverable: restarting the job cannot help.
+	ErrDataLoss = fmt.Errorf("sinks/file: committed data is missing (%w)", runtime.ErrUnrecoverable)
 	// ErrConflict reports a visible file that the sink did not write in the
-	// place of a file it has to commit. The sink never overwrites it.
-	ErrConflict = errors.New("sinks/file: output file already exists")
+	// place of a file it has to commit. The sink never overwrites it. It
+	// wraps runtime.ErrUnrecoverable.
+	ErrConflict = fmt.Errorf("sinks/file: output file already exists (%w)", runtime.ErrUnrecoverable)
 )
 
 // stateVersion is the first byte of every state returned by PreCommit.

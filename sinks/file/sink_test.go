@@ -707,3 +707,13 @@ func BenchmarkWrite(b *testing.B) {
 	b.StopTimer()
 	s.Close()
 }
+
+// TestLossIsUnrecoverable: a job whose output lost committed data must stop,
+// not be restarted in a loop by the runtime's restart strategy.
+func TestLossIsUnrecoverable(t *testing.T) {
+	for _, err := range []error{ErrDataLoss, ErrConflict} {
+		if !errors.Is(err, runtime.ErrUnrecoverable) {
+			t.Errorf("%v does not wrap runtime.ErrUnrecoverable", err)
+		}
+	}
+}

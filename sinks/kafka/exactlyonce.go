@@ -10,6 +10,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/weirstream/weir/internal/kafkatxn"
+	"github.com/weirstream/weir/runtime"
 )
 
 // slotState is where a transactional id of the pool is in its cycle:
@@ -134,6 +135,7 @@ func (w *exactlyOnce) resumeCommit(ctx context.Context, restored uint64, p pendi
 				"or does another producer use the same transactional id?",
 				"restored_checkpoint", restored, "txn_checkpoint", p.Checkpoint,
 				"transactional_id", p.TransactionalID, "producer_id", p.ProducerID, "epoch", p.Epoch, "err", err)
+			err = fmt.Errorf("%w: %w", runtime.ErrUnrecoverable, err) // no restart brings it back
 		}
 		return fmt.Errorf("commit transaction %q of checkpoint %d: %w", p.TransactionalID, p.Checkpoint, err)
 	}
@@ -252,6 +254,7 @@ func (w *exactlyOnce) commit(ctx context.Context, checkpointID uint64) error {
 			if errors.Is(err, kafkatxn.ErrFenced) || errors.Is(err, kafkatxn.ErrAborted) {
 				w.log.Error("kafka sink: DATA LOSS: a pre-committed transaction of a completed checkpoint can no longer be committed",
 					"commit_checkpoint", checkpointID, "txn", sl, "err", err)
+				err = fmt.Errorf("%w: %w", runtime.ErrUnrecoverable, err)
 			}
 			return fmt.Errorf("kafka sink: commit checkpoint %d: %w", checkpointID, err)
 		}

@@ -29,8 +29,9 @@ const (
 // a restore, the file list, the parallelism or an input file changed since
 // the job first started; while the job runs, a file it has not reached yet
 // changed since then. Reading on would silently produce wrong data, so the
-// source fails. Test for it with errors.Is.
-var ErrSnapshotMismatch = errors.New("sources/file: snapshot does not match the input")
+// source fails. Test for it with errors.Is. It wraps runtime.ErrUnrecoverable:
+// restarting the job cannot help.
+var ErrSnapshotMismatch = fmt.Errorf("sources/file: snapshot does not match the input (%w)", runtime.ErrUnrecoverable)
 
 // snapshotVersion is the first byte of every snapshot. Version 1 (no
 // fingerprints) is still restored.

@@ -461,6 +461,9 @@ func TestFileChangedWhileRunning(t *testing.T) {
 	if slices.Contains(got, "b2") {
 		t.Fatalf("emitted %q from the changed file", got)
 	}
+	if !errors.Is(err, runtime.ErrUnrecoverable) {
+		t.Fatalf("err = %v: a restart would meet the same file; want runtime.ErrUnrecoverable", err)
+	}
 }
 
 // TestRestoreVersion1Snapshot restores a snapshot of the format before
