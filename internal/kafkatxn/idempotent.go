@@ -61,20 +61,11 @@ func NewIdempotent(ctx context.Context, cfg Config) (*IdempotentProducer, error)
 	// NB: kafka-go routes InitProducerID to the coordinator of its
 	// (here empty) transactional id, a broker like any other; every broker
 	// allocates producer ids.
-	err := retry(ctx, &p.cfg, p.log, "init producer id", func(ctx context.Context) error {
-		res, err := client.InitProducerID(ctx, &kafka.InitProducerIDRequest{
-			TransactionTimeoutMs: math.MaxInt32, // what Kafka's Java producer sends without a transactional id
-			ProducerID:           -1,
-			ProducerEpoch:        -1,
-		})
-		if err != nil {
-			return err
-		}
-		if res.Error != nil {
-			return res.Error
-		}
-		p.pid, p.epoch = int64(res.Producer.ProducerID), int16(res.Producer.ProducerEpoch)
-		return nil
+	var err error
+	p.pid, p.epoch, err = initProducerID(ctx, client, &p.cfg, p.log, &kafka.InitProducerIDRequest{
+		TransactionTimeoutMs: math.MaxInt32, // what Kafka's Java producer sends without a transactional id
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
 	})
 	if err != nil {
 		p.closeClient()

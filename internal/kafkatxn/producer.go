@@ -107,23 +107,14 @@ func findCoordinator(ctx context.Context, cfg *Config, client *kafka.Client, log
 // transactional id, resetting the sequence numbers. Callers hold p.mu or own
 // p exclusively.
 func (p *Producer) initProducerID(ctx context.Context) error {
-	err := retry(ctx, &p.cfg, p.log, "init producer id", func(ctx context.Context) error {
-		res, err := p.client.InitProducerID(ctx, &kafka.InitProducerIDRequest{
-			TransactionalID:      p.cfg.TransactionalID,
-			TransactionTimeoutMs: int(p.cfg.TransactionTimeout.Milliseconds()),
-			// -1/-1: not a KIP-360 epoch bump of a known producer, but a
-			// (re)initialization of the transactional id.
-			ProducerID:    -1,
-			ProducerEpoch: -1,
-		})
-		if err != nil {
-			return err
-		}
-		if res.Error != nil {
-			return res.Error
-		}
-		p.pid, p.epoch = int64(res.Producer.ProducerID), int16(res.Producer.ProducerEpoch)
-		return nil
+	// -1/-1: not a KIP-360 epoch bump of a known producer, but a
+	// (re)initialization of the transactional id.
+	var err error
+	p.pid, p.epoch, err = initProducerID(ctx, p.client, &p.cfg, p.log, &kafka.InitProducerIDRequest{
+		TransactionalID:      p.cfg.TransactionalID,
+		TransactionTimeoutMs: int(p.cfg.TransactionTimeout.Milliseconds()),
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
 	})
 	if err != nil {
 		return fmt.Errorf("kafkatxn: init producer id for transactional id %q: %w", p.cfg.TransactionalID, err)
@@ -529,4 +520,21 @@ func retry(ctx context.Context, cfg *Config, log *slog.Logger, op string, fn fun
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// initProducerID sends req, with retries, and returns the producer id and
+// epoch the broker assigned.
+func initProducerID(ctx context.Context, client *kafka.Client, cfg *Config, log *slog.Logger, req *kafka.InitProducerIDRequest) (pid int64, epoch int16, err error) {
+	err = retry(ctx, cfg, log, "init producer id", func(ctx context.Context) error {
+		res, err := client.InitProducerID(ctx, req)
+		if err != nil {
+			return err
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		pid, epoch = int64(res.Producer.ProducerID), int16(res.Producer.ProducerEpoch)
+		return nil
+	})
+	return pid, epoch, err
 }
