@@ -244,7 +244,7 @@ func (c *coordinator) abort(ctx context.Context, cause error) error {
 		f(in.id, cause)
 	}
 	if err := c.job.store.Abort(in.id); err != nil {
-		c.job.logger.Warn("could not remove aborted checkpoint", "checkpoint", in.id, "err", err)
+		c.job.logger.Warn("could not empty aborted checkpoint", "checkpoint", in.id, "err", err)
 	}
 	c.broadcast(ctx, c.job.tasks, command{kind: abortCommand, checkpoint: in.id})
 	if in.final {
