@@ -11,18 +11,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/internal/fault"
 	"github.com/weirstream/weir/internal/testseed"
+	"github.com/weirstream/weir/weirtest"
 )
 
-// The crash tests run wordcount as a child process, kill it with SIGKILL at
-// random moments and at chosen points of the checkpoint protocol, restart it
-// with the same flags each time, and compare the committed output with what
-// an uninterrupted run writes.
+// The crash tests run wordcount as a child process through the crash-test
+// kit (weirtest): once uninterrupted, and once killed with SIGKILL at random
+// moments and at chosen points of the checkpoint protocol, restarted with
+// the same flags each time; the committed outputs must be equal.
 
 func buildWordcount(t *testing.T) string {
 	t.Helper()
@@ -81,16 +80,10 @@ func inputScale(t *testing.T) float64 {
 	return f
 }
 
-// minInterval is the shortest checkpoint interval the tests use: about the
-// time a checkpoint takes to write, so shorter ones would mostly find the
-// previous checkpoint still in flight and skip the tick.
-const minInterval = 10 * time.Millisecond
-
 // job is one wordcount job: its flags stay the same across restarts.
 type job struct {
 	bin, input, output, checkpoints string
 	interval                        time.Duration // --checkpoint-interval
-	atLeastOnce                     bool
 }
 
 func newJob(t *testing.T, bin, input string) *job {
@@ -102,9 +95,6 @@ func newJob(t *testing.T, bin, input string) *job {
 func (j *job) command(env ...string) *exec.Cmd {
 	args := []string{"--input", j.input, "--output", j.output, "--checkpoint-dir", j.checkpoints,
 		"--checkpoint-interval", j.interval.String(), "--parallelism", "2"}
-	if j.atLeastOnce {
-		args = append(args, "--at-least-once")
-	}
 	cmd := exec.Command(j.bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	return cmd
@@ -119,80 +109,6 @@ func (j *job) runToEnd(t *testing.T) time.Duration {
 		t.Fatalf("wordcount failed: %v\n%s", err, tail(out))
 	}
 	return time.Since(start)
-}
-
-// crashAt runs the job with a crash armed at a point of the checkpoint
-// protocol and checks that it died there.
-func (j *job) crashAt(t *testing.T, point string) {
-	t.Helper()
-	out, err := j.command(fault.EnvVar + "=" + point).CombinedOutput()
-	if !killed(err) {
-		t.Fatalf("crash at %s: want death by SIGKILL, got %v\n%s", point, err, tail(out))
-	}
-	if !bytes.Contains(out, []byte("injected crash")) {
-		t.Fatalf("crash at %s: the child did not report the injected crash\n%s", point, tail(out))
-	}
-}
-
-// killRandomly starts the job, waits until it has completed a checkpoint in
-// this run (so that every run makes progress), then kills it after a random
-// delay shorter than maxDelay. It reports false if the job finished before
-// it could be killed.
-func (j *job) killRandomly(t *testing.T, rng *rand.Rand, maxDelay time.Duration) bool {
-	t.Helper()
-	cmd := j.command()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	progressed := make(chan struct{})
-	var log bytes.Buffer
-	scanDone := make(chan struct{})
-	go func() {
-		defer close(scanDone)
-		sc := bufio.NewScanner(stderr)
-		signalled := false
-		for sc.Scan() {
-			log.Write(sc.Bytes())
-			log.WriteByte('\n')
-			if !signalled && strings.Contains(sc.Text(), "checkpoint completed") {
-				signalled = true
-				close(progressed)
-			}
-		}
-	}()
-	exited := make(chan error, 1)
-	select {
-	case <-progressed:
-		// The moment of the crash is the random variable under test. A
-		// fraction of maxDelay: a seed gives the same moments relative to
-		// the job's speed on any machine.
-		time.Sleep(time.Duration(rng.Float64() * float64(maxDelay)))
-		cmd.Process.Signal(syscall.SIGKILL)
-	case <-scanDone:
-	}
-	<-scanDone
-	go func() { exited <- cmd.Wait() }()
-	err = <-exited
-	if err == nil {
-		return false
-	}
-	if !killed(err) {
-		t.Fatalf("wordcount failed: %v\n%s", err, tail(log.Bytes()))
-	}
-	return true
-}
-
-func killed(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 func tail(out []byte) []byte {
@@ -271,94 +187,78 @@ func (r outputCheck) String() string {
 	return fmt.Sprintf("%d duplicate, %d lost, %d malformed lines (for example %q)", r.dups, r.lost, r.malformed, r.example)
 }
 
+// crashJob is the kit's job for wordcount on input: the same flags as
+// newJob's, with the kit's directories and checkpoint interval.
+func crashJob(t *testing.T, bin, input string, extra ...string) weirtest.Job {
+	return weirtest.Job{
+		Binary: bin,
+		Args: append([]string{"--input", input, "--output", "{dir}/out", "--checkpoint-dir", "{dir}/ckpt",
+			"--checkpoint-interval", "{interval}", "--parallelism", "2"}, extra...),
+		Output:  weirtest.Files{Dir: "{dir}/out"},
+		WorkDir: t.TempDir(),
+		Logf:    t.Logf,
+	}
+}
+
+// TestCrashRecoveryIsExactlyOnce crashes wordcount at three points of the
+// checkpoint protocol (while a checkpoint is being written, and between the
+// sinks' pre-commit and their commit) and kills it at five random moments.
+// The kit paces the crashes by the uninterrupted run's duration R
+// (checkpoint interval R/80, kill delays below R/40 after each start's first
+// checkpoint, for eight crashes), so that a faster machine cannot finish the
+// job before they land.
 func TestCrashRecoveryIsExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: several seconds")
 	}
 	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
-	bin := buildWordcount(t)
 	input, counts := writeInput(t, rng, 6, 150000)
-
-	reference := newJob(t, bin, input)
-	r := reference.runToEnd(t)
-	if res := checkOutput(t, reference.output, counts); !res.exact() {
+	job := crashJob(t, buildWordcount(t), input)
+	job.Seed, job.Kills = seed, 5
+	job.ProtocolCrashes = []string{"before-manifest:2", "after-manifest:2", "after-snapshot:3"}
+	r := weirtest.Test(t, job)
+	if r.Kills != 8 {
+		t.Fatalf("%d crashes landed, want 8: %v", r.Kills, r)
+	}
+	if res := checkOutput(t, filepath.Join(r.Clean.Dir, "out"), counts); !res.exact() {
 		t.Fatalf("uninterrupted run: %v", res)
 	}
-
-	j := newJob(t, bin, input)
-	pace := paceFor(r)
-	j.interval = pace.interval
-	t.Logf("uninterrupted run took %v: %v", r.Round(time.Millisecond), pace)
-	// Crashes at chosen points of the protocol: while a checkpoint is being
-	// written, and between the sinks' pre-commit and their commit.
-	j.crashAt(t, "before-manifest:2")
-	j.crashAt(t, "after-manifest:2")
-	j.crashAt(t, "after-snapshot:3")
-	// Then SIGKILL at random moments, at least five times.
-	random := 0
-	for random < 5 && j.killRandomly(t, rng, pace.maxKillDelay) {
-		random++
+	if res := checkOutput(t, filepath.Join(r.Crashed.Dir, "out"), counts); !res.exact() {
+		t.Fatalf("after %d crashes: %v", r.Kills, res)
 	}
-	if random < 5 {
-		t.Fatalf("only %d random kills: the job finished first (%v)", random, pace)
-	}
-	kills := 3 + random
-	last := j.runToEnd(t)
-
-	if res := checkOutput(t, j.output, counts); !res.exact() {
-		t.Fatalf("after %d crashes: %v", kills, res)
-	}
-	t.Logf("%d crashes; committed output identical to an uninterrupted run's; the run after them took %v",
-		kills, last.Round(time.Millisecond))
 }
 
-// crashPace is the timing of the crashing runs.
-type crashPace struct{ interval, maxKillDelay time.Duration }
-
-// paceFor scales the crashing runs' timing to r, the duration of an
-// uninterrupted run, so that the job cannot run out of input before the
-// kills are done however fast the machine is. A killed run keeps only what
-// it read before its last completed barrier: about interval + kill delay of
-// processing, at most 3/80 of r; a crash at a protocol point keeps at most
-// two intervals and the writing of a checkpoint. The eight crashes use up
-// at most about a quarter of r, so the input outlasts them even when the
-// fixed costs of a run (start, restore, writing a checkpoint) are a good
-// part of r.
-func paceFor(r time.Duration) crashPace {
-	return crashPace{interval: max(r/80, minInterval), maxKillDelay: r / 40}
-}
-
-func (p crashPace) String() string {
-	return fmt.Sprintf("checkpoint interval %v, kill delay < %v", p.interval.Round(time.Millisecond), p.maxKillDelay.Round(time.Millisecond))
-}
-
-// TestCrashCheckerCatchesDuplicates proves the check above can fail: with the
-// sink writing at least once, a crash before a checkpoint completes makes
-// the replayed records appear twice.
+// TestCrashCheckerCatchesDuplicates proves the checks above can fail: with
+// the sink writing at least once, a crash before a checkpoint completes
+// makes the replayed records appear twice, and both the kit and checkOutput
+// must see them.
 func TestCrashCheckerCatchesDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: several seconds")
 	}
 	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
-	bin := buildWordcount(t)
 	input, counts := writeInput(t, rng, 2, 100000)
-
-	j := newJob(t, bin, input)
-	j.atLeastOnce = true
-	// The first checkpoint must come before the end of the input, or the
-	// crash at the second finds nothing to replay: as early as the tests
-	// checkpoint, whatever the speed of the machine.
-	j.interval = minInterval
-	j.crashAt(t, "before-manifest:2")
-	j.runToEnd(t)
-	res := checkOutput(t, j.output, counts)
+	// NB: the kit's interval (R/10 for one crash) puts the second
+	// checkpoint well before the end of the input, whatever the speed of
+	// the machine, so the crash there leaves an epoch to replay.
+	job := crashJob(t, buildWordcount(t), input, "--at-least-once")
+	job.Seed = seed
+	job.ProtocolCrashes = []string{"before-manifest:2"}
+	r, err := weirtest.Check(t.Context(), job)
+	if !errors.Is(err, weirtest.ErrOutputsDiffer) || r.Duplicates == 0 {
+		t.Fatalf("at-least-once output after a crash: the kit found no duplicates: %v", err)
+	}
+	if r.Lost != 0 || r.Different != 0 {
+		t.Fatalf("at-least-once output after a crash: %v", r)
+	}
+	res := checkOutput(t, filepath.Join(r.Crashed.Dir, "out"), counts)
 	if res.dups == 0 {
 		t.Fatalf("at-least-once output after a crash has no duplicates: the checker cannot catch them (%v)", res)
 	}
 	if res.lost != 0 || res.malformed != 0 {
 		t.Fatalf("at-least-once output: %v", res)
 	}
-	t.Logf("checker found %v", res)
+	t.Logf("checker found %v; kit: %v", res, r)
 }

@@ -2,41 +2,21 @@ package e2e
 
 import (
 	"context"
-	"flag"
-	"fmt"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/testseed"
+	"github.com/weirstream/weir/weirtest"
 )
 
-var seedFlag = flag.Uint64("seed", 0, "seed of the randomized crash tests (0: time-based)")
-
-var childLogs = flag.Bool("child-logs", false, "log the tail of every job run's stderr")
-
 const jobPkg = "github.com/weirstream/weir/internal/e2e/kafkajob"
-
-// testSeed returns the seed of a randomized test and reports it if the test
-// fails.
-func testSeed(t *testing.T) uint64 {
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed %d; reproduce with: go test ./internal/e2e -run '^%s$' -seed %d", seed, t.Name(), seed)
-		}
-	})
-	t.Logf("seed %d", seed)
-	return seed
-}
 
 // env is one broker with an input topic of sequenced events.
 type env struct {
@@ -72,141 +52,108 @@ func newEnv(t *testing.T, cfg devbroker.Config, events, keys int) *env {
 	return e
 }
 
-func (e *env) jobArgs(dir string, extra ...string) []string {
-	return append([]string{
-		"--brokers", e.brokers[0],
-		"--input-topic", "events",
-		"--output-topic", "counts",
-		"--checkpoint-dir", dir,
-		"--checkpoint-interval", "200ms",
-		"--parallelism", "2",
-		"--sink-batch", "100",
-		"--max-bytes-per-read", "16384",
-		"--log-level", "info",
-	}, extra...)
+// crashJob is the counting job binary for the crash-test kit: each run
+// writes its own output topic, under its own transactional ids, at the
+// kit's pace.
+func (e *env) crashJob(t *testing.T, extra ...string) weirtest.Job {
+	return weirtest.Job{
+		Binary: jobBinary(t),
+		Args: append([]string{
+			"--brokers", e.brokers[0],
+			"--input-topic", "events",
+			"--output-topic", "counts-{run}",
+			"--transactional-id-prefix", "kafkajob-{run}",
+			"--checkpoint-dir", "{dir}/ckpt",
+			"--checkpoint-interval", "{interval}",
+			"--parallelism", "2",
+			"--sink-batch", "100",
+			"--max-bytes-per-read", "16384",
+			"--log-level", "info",
+		}, extra...),
+		Output:  weirtest.KafkaTopic{Brokers: e.brokers, Topic: "counts-{run}"},
+		WorkDir: t.TempDir(),
+		Logf:    t.Logf,
+	}
 }
 
-func (e *env) check(t *testing.T) *Outcome {
+// check reads the counting job's output topic read_committed and checks it
+// against the input, keyed state included.
+func (e *env) check(t *testing.T, topic string) *Outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	o, err := CheckCounts(ctx, e.brokers, "counts", e.perKey)
+	o, err := CheckCounts(ctx, e.brokers, topic, e.perKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return o
 }
 
-func (e *env) count(t *testing.T, iso Isolation) int {
+func (e *env) count(t *testing.T, topic string, iso Isolation) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	n, err := CountRecords(ctx, e.brokers, "counts", iso)
+	n, err := CountRecords(ctx, e.brokers, topic, iso)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-// crashRun is one start of the job: killed by an injected crash point, by
-// the test after a random delay, or left to finish.
-type crashRun struct {
-	crashAt string        // WEIR_CRASH_AT, or ""
-	killIn  time.Duration // >= 0: SIGKILL this long after the run's first checkpoint
-	finish  bool
-}
-
-// runJob starts the job binary once per run with the same flags, and
-// fails the test unless each crashing run dies by SIGKILL and the last exits 0.
-func runJob(t *testing.T, bin string, args []string, runs []crashRun) {
-	t.Helper()
-	for i, r := range runs {
-		var envv []string
-		if r.crashAt != "" {
-			envv = append(envv, "WEIR_CRASH_AT="+r.crashAt)
-		}
-		c := StartChild(t, bin, envv, args...)
-		what := "injected crash " + r.crashAt
-		if r.crashAt == "" && !r.finish {
-			what = fmt.Sprintf("SIGKILL %v after the first checkpoint", r.killIn)
-			select {
-			case <-c.Checkpoints():
-				kill := time.NewTimer(r.killIn)
-				select {
-				case <-kill.C:
-					c.Kill()
-				case <-c.Exited():
-					kill.Stop()
-				}
-			case <-c.Exited():
-			}
-		}
-		if r.finish {
-			what = "final run"
-		}
-		code, killed, err := c.Wait(2 * time.Minute)
-		if err != nil {
-			c.Kill()
-			t.Fatalf("run %d (%s): %v\n%s", i, what, err, c.Log())
-		}
-		switch {
-		case r.finish && code != 0:
-			t.Fatalf("run %d (%s): exit code %d, want 0\n%s", i, what, code, c.Log())
-		case !r.finish && !killed:
-			t.Fatalf("run %d (%s): exited with code %d before it was killed; the input is too small for this plan\n%s", i, what, code, c.Log())
-		}
-		t.Logf("run %d (%s): ok", i, what)
-		if *childLogs {
-			t.Logf("%s", c.Log())
-		}
-	}
-}
-
-// TestCrashRecoveryExactlyOnce kills the counting job (Kafka → keyed running
-// count → transactional Kafka sink, run as a child process) at random
-// moments and at the two points around the checkpoint manifest, restarts it
-// with the same flags each time, and checks that the committed output holds
-// every input record exactly once, with keyed state that survived every
-// crash, while the aborted transactions of the killed runs are visible under
-// read_uncommitted only.
+// TestCrashRecoveryExactlyOnce runs the counting job (Kafka → keyed running
+// count → transactional Kafka sink, a child process) through the crash-test
+// kit: once cleanly, and once killed at random moments and at the two
+// points around the checkpoint manifest, restarted with the same flags each
+// time. The committed outputs must be equal, the crashed run's must hold
+// every input record exactly once with keyed state that survived every
+// crash, and the aborted transactions of the killed starts must be visible
+// under read_uncommitted only.
 func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test runs a job binary many times; skipped in -short mode")
 	}
-	seed := testSeed(t)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	bin := jobBinary(t)
 	e := newEnv(t, devbroker.Config{}, 100_000, 100)
-
-	runs := []crashRun{
+	job := e.crashJob(t, "--rate", "5000")
+	job.Seed, job.Kills = seed, 5
+	job.ProtocolCrashes = []string{
 		// Between pre-commit and commit: the checkpoint is durable, its
 		// transactions are not committed; the restart must commit them.
-		{crashAt: "after-manifest:" + strconv.Itoa(2+rng.IntN(3))},
+		"after-manifest:" + strconv.Itoa(2+rng.IntN(3)),
 		// Sinks pre-committed, checkpoint not durable: the restart must
 		// abort the pre-committed transactions and replay.
-		{crashAt: "before-manifest:" + strconv.Itoa(2+rng.IntN(3))},
+		"before-manifest:" + strconv.Itoa(2+rng.IntN(3)),
 	}
-	for range 5 {
-		runs = append(runs, crashRun{killIn: time.Duration(rng.Int64N(int64(500 * time.Millisecond)))})
+	r, kitErr := weirtest.Check(t.Context(), job)
+	if r == nil || r.Crashed.Name == "" {
+		t.Fatal(kitErr)
 	}
-	rng.Shuffle(len(runs), func(i, j int) { runs[i], runs[j] = runs[j], runs[i] })
-	runs = append(runs, crashRun{finish: true})
-	runJob(t, bin, e.jobArgs(filepath.Join(t.TempDir(), "ckpt"), "--rate", "5000"), runs)
-
-	o := e.check(t)
+	crashed := "counts-" + r.Crashed.Name
+	o := e.check(t, crashed)
 	if !o.OK() {
-		t.Errorf("output under read_committed is not exactly the input:\n%s", report(o))
+		t.Errorf("crashed run's output under read_committed is not exactly the input:\n%s", report(o))
 		if d := o.Report.Duplicates; len(d) > 0 {
-			dumpTxns(t, e.brokers, "counts", d[0].First.Partition, max(0, d[0].First.Offset-800), d[0].Again.Offset+200)
+			dumpTxns(t, e.brokers, crashed, d[0].First.Partition, max(0, d[0].First.Offset-800), d[0].Again.Offset+200)
 		}
 	}
-	committed, uncommitted := o.Report.Records, e.count(t, ReadUncommitted)
+	if kitErr != nil {
+		t.Fatal(kitErr)
+	}
+	t.Log(r)
+	if r.Kills != 7 {
+		t.Errorf("%d kills landed, want 7", r.Kills)
+	}
+	if o := e.check(t, "counts-"+r.Clean.Name); !o.OK() {
+		t.Errorf("clean run's output is not exactly the input:\n%s", report(o))
+	}
+	committed, uncommitted := o.Report.Records, e.count(t, crashed, ReadUncommitted)
 	t.Logf("output records: %d read_committed, %d read_uncommitted", committed, uncommitted)
 	if uncommitted <= committed {
 		t.Errorf("read_uncommitted shows %d records, read_committed %d: the killed runs should have left aborted transactions that only read_uncommitted sees", uncommitted, committed)
 	}
 	if kcat, err := exec.LookPath("kcat"); err == nil {
-		if n := kcatCount(t, kcat, e.brokers[0], "counts", "read_committed"); n != committed {
+		if n := kcatCount(t, kcat, e.brokers[0], crashed, "read_committed"); n != committed {
 			t.Errorf("kcat sees %d records under read_committed, weir's reader %d", n, committed)
 		}
 	} else {
@@ -216,28 +163,36 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 
 // TestCrashRecoveryAtLeastOnceHasDuplicates runs the same job with the
 // at-least-once sink and one crash after the sinks' pre-commit of a
-// checkpoint that never completes: the replay writes the epoch again, and the checker must report
-// duplicates. It proves that the exactly-once check above can fail.
+// checkpoint that never completes: the replay writes the epoch again, and
+// both the kit and the state checker must report duplicates. It proves that
+// the exactly-once checks above can fail.
 func TestCrashRecoveryAtLeastOnceHasDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test runs a job binary; skipped in -short mode")
 	}
-	bin := jobBinary(t)
 	e := newEnv(t, devbroker.Config{}, 20_000, 20)
 	// NB: before-manifest comes after every sink has pre-committed, which
 	// for the at-least-once sink means flushed, checkpoint 3's epoch; the
 	// restart restores checkpoint 2 and writes that epoch again. The pace
 	// keeps the sink ahead of the source, so the epoch is not empty.
-	runJob(t, bin, e.jobArgs(filepath.Join(t.TempDir(), "ckpt"), "--rate", "5000", "--sink-mode", "at-least-once"),
-		[]crashRun{{crashAt: "before-manifest:3"}, {finish: true}})
-	o := e.check(t)
+	job := e.crashJob(t, "--rate", "5000", "--sink-mode", "at-least-once")
+	job.Seed = testseed.Seed(t)
+	job.ProtocolCrashes = []string{"before-manifest:3"}
+	r, err := weirtest.Check(t.Context(), job)
+	if !errors.Is(err, weirtest.ErrOutputsDiffer) || r.Duplicates == 0 {
+		t.Fatalf("the kit found no duplicates in at-least-once output after a crash: %v", err)
+	}
+	if r.Lost != 0 || r.Different != 0 {
+		t.Errorf("at-least-once output lost or changed records: %v", r)
+	}
+	o := e.check(t, "counts-"+r.Crashed.Name)
 	if len(o.Report.Duplicates) == 0 || o.OK() {
 		t.Fatalf("the checker found no duplicates in at-least-once output after a crash:\n%s", report(o))
 	}
 	if len(o.Report.Gaps) != 0 || len(o.Wrong) != 0 || len(o.Short) != 0 {
 		t.Errorf("at-least-once output lost records or state:\n%s", report(o))
 	}
-	t.Logf("at-least-once: %d records, %d duplicates found, as expected", o.Report.Records, len(o.Report.Duplicates))
+	t.Logf("at-least-once: %d records, %d duplicates found by the checker, as expected; kit: %v", o.Report.Records, len(o.Report.Duplicates), r)
 }
 
 func report(o *Outcome) string {

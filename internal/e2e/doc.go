@@ -2,7 +2,8 @@
 // against a Kafka-protocol broker: a counting job (Kafka → keyed running
 // count and sum → Kafka) that both the job binary in kafkajob and in-process
 // tests build, and helpers to fill an input topic with sequenced records, read
-// a topic at either isolation level, and build and supervise job binaries.
+// a topic at either isolation level. The crash tests run the job binaries
+// (kafkajob, eventtimejob) through the public crash-test kit, weirtest.
 //
 // The counting job's input records are {"key":"k-7","seq":12}: Keys keys,
 // and per key the sequence 0, 1, 2, … in partition order. Its output records

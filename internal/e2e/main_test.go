@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,9 +15,8 @@ var quietLog = slog.New(slog.DiscardHandler)
 
 var (
 	binDir   string
-	binOnce  sync.Once
-	binPath  string
-	binError error
+	binMu    sync.Mutex
+	binBuilt = map[string]string{} // package → binary
 )
 
 func TestMain(m *testing.M) {
@@ -31,18 +31,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// jobBinary builds the kafkajob binary once per test process.
-func jobBinary(t *testing.T) string {
+// binary builds the job binary of pkg once per test process.
+func binary(t testing.TB, pkg string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binPath = filepath.Join(binDir, "kafkajob")
-		out, err := exec.Command("go", "build", "-o", binPath, jobPkg).CombinedOutput()
-		if err != nil {
-			binError = fmt.Errorf("go build %s: %v\n%s", jobPkg, err, out)
-		}
-	})
-	if binError != nil {
-		t.Fatal(binError)
+	binMu.Lock()
+	defer binMu.Unlock()
+	if bin, ok := binBuilt[pkg]; ok {
+		return bin
 	}
-	return binPath
+	bin := filepath.Join(binDir, path.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	binBuilt[pkg] = bin
+	return bin
 }
+
+// jobBinary builds the kafkajob binary once per test process.
+func jobBinary(t testing.TB) string { return binary(t, jobPkg) }

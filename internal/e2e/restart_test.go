@@ -89,7 +89,7 @@ func TestBrokerRestart(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("job warnings:\n%s", logs.String())
 	}
-	o := e.check(t)
+	o := e.check(t, "counts")
 	if !o.OK() {
 		t.Fatalf("output after a broker restart is not exactly the input:\n%s", report(o))
 	}

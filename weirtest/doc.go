@@ -1,0 +1,72 @@
+// Package weirtest crash-tests a job binary: it proves, for your pipeline,
+// connectors and state included, the guarantee weir makes (README, "The
+// guarantee"): after any crash and a restart with the same flags, the
+// committed output is what an uninterrupted run commits, every record
+// exactly once.
+//
+// Check runs the job twice, each run in a fresh directory. The clean run
+// starts the binary once and lets it finish. The crashed run starts it with
+// the same flags, kills it with SIGKILL at random moments (Job.Kills), stops
+// and resumes it with SIGSTOP/SIGCONT (Job.Pauses), optionally crashes it at
+// named points of the checkpoint protocol (Job.ProtocolCrashes), and starts
+// it again after every kill until it exits 0. Then it reads what each run
+// committed (Job.Output: Files for the file sink, KafkaTopic for the Kafka
+// sink read under read_committed, or your own reader of any store) and
+// compares the two as multisets of records: the Report counts duplicates,
+// lost records and records the clean run never wrote, with a few examples.
+// Test wraps Check for go test:
+//
+//	func TestCrashes(t *testing.T) {
+//		weirtest.Test(t, weirtest.Job{
+//			Package: "example.com/myjob",
+//			Args: []string{"--input", "testdata/in", "--output", "{dir}/out",
+//				"--checkpoint-dir", "{dir}/ckpt", "--checkpoint-interval", "{interval}"},
+//			Output: weirtest.Files{Dir: "{dir}/out"},
+//			Kills:  5, Pauses: 3,
+//		})
+//	}
+//
+// `weir crashtest` does the same from the command line.
+//
+// # Placeholders
+//
+// Job.Args hold placeholders: {dir} is the run's fresh directory (for the
+// checkpoint directory and file output), {run} its unique name (for an
+// output topic or a transactional id prefix: "out-{run}"), {interval} a
+// checkpoint interval. Output takes {dir} and {run} too. Inputs stay the
+// same for both runs: a Kafka input topic is read by both, from the start.
+//
+// # Timing
+//
+// Nothing depends on the speed of the machine: the crashed run's pace comes
+// from the clean run's duration R. With n crashes, {interval} is R/10n
+// (100ms in the clean run), and each kill comes a random delay below R/5n
+// after the start's first completed checkpoint, which the job's log reveals
+// (the runtime's "checkpoint completed" line, text or JSON): every start
+// makes progress, and the crashes use up at most about 3/10 of the input.
+// A job that finishes before the planned kills have landed fails the check
+// with ErrTooShort rather than passing with fewer: give it more input, or
+// pass {interval}. A fixed interval makes the test depend on the machine.
+//
+// # Restarts in the process
+//
+// weir job binaries restart in the process after a failure (the runtime's
+// --restart-attempts, default 10). The kit passes the flags as given and
+// adds none: a SIGKILL ends the whole process, restart loop included, so
+// every kill tests a cold recovery from the checkpoint directory whatever
+// the flag says, and a failure short of a crash (a checkpoint declined
+// after a long pause, a broker restart) is meant to be handled by the
+// in-process restart that production runs with. The report counts those
+// restarts (Report.Restarts) from the job's log so that they are not
+// hidden. Add --restart-attempts 0 to the job's flags to make any such
+// failure fail the check at once instead.
+//
+// # Seeds
+//
+// Every random choice (kill delays, pauses, the order of the crashes) comes
+// from Job.Seed; the report and every error name it. Test takes it from
+// the environment variable WEIR_TEST_SEED when set, from the clock
+// otherwise, and a failed test logs the command that reruns it with its
+// seed. Timing on a loaded machine differs from run to run, so a seed
+// reproduces the plan, not the exact interleaving.
+package weirtest

@@ -1,0 +1,183 @@
+package weirtest_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/weirstream/weir/internal/testseed"
+	"github.com/weirstream/weir/weirtest"
+)
+
+const wordcount = "github.com/weirstream/weir/examples/wordcount"
+
+// writeText writes files of random words for wordcount and returns their
+// glob.
+func writeText(t *testing.T, seed uint64, files, lines int) string {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	dir := t.TempDir()
+	for f := range files {
+		var b bytes.Buffer
+		for range lines {
+			for w := range 12 {
+				if w > 0 {
+					b.WriteByte(' ')
+				}
+				fmt.Fprintf(&b, "w%x", rng.IntN(3000))
+			}
+			b.WriteByte('\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("in-%d.txt", f)), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "*.txt")
+}
+
+func wordcountJob(input string, extra ...string) weirtest.Job {
+	return weirtest.Job{
+		Package: wordcount,
+		Args: append([]string{"--input", input, "--output", "{dir}/out", "--checkpoint-dir", "{dir}/ckpt",
+			"--checkpoint-interval", "{interval}", "--parallelism", "2"}, extra...),
+		Output: weirtest.Files{Dir: "{dir}/out"},
+	}
+}
+
+// TestWordcountSurvivesKillsAndPauses runs the exactly-once wordcount
+// example under random kills, pauses and a protocol crash: the outputs must
+// be equal, and every planned kill and pause must have landed.
+func TestWordcountSurvivesKillsAndPauses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a job binary many times")
+	}
+	seed := testseed.Seed(t)
+	job := wordcountJob(writeText(t, seed, 4, 60000))
+	job.Seed, job.Kills, job.Pauses = seed, 3, 3
+	job.ProtocolCrashes = []string{"after-manifest:2"}
+	r := weirtest.Test(t, job)
+	if r.Kills != 4 || r.ProtocolCrashes != 1 || r.Pauses != 3 || r.Starts != 5 {
+		t.Fatalf("want 4 kills (1 at a protocol point), 3 pauses and 5 starts: %v", r)
+	}
+	if r.CleanRecords != 4*60000*12 {
+		t.Fatalf("clean run committed %d records, want %d", r.CleanRecords, 4*60000*12)
+	}
+}
+
+// TestCatchesDuplicates proves the kit can fail: wordcount with its
+// at-least-once sink, crashed after the sinks flushed a checkpoint that
+// never completes, writes that epoch twice.
+func TestCatchesDuplicates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a job binary")
+	}
+	seed := testseed.Seed(t)
+	job := wordcountJob(writeText(t, seed, 2, 60000), "--at-least-once")
+	job.Seed, job.WorkDir = seed, t.TempDir()
+	job.ProtocolCrashes = []string{"before-manifest:2"}
+	r, err := weirtest.Check(t.Context(), job)
+	if !errors.Is(err, weirtest.ErrOutputsDiffer) {
+		t.Fatalf("want ErrOutputsDiffer, got %v", err)
+	}
+	if want := fmt.Sprintf("seed %d", seed); !strings.Contains(err.Error(), want) {
+		t.Errorf("the error does not name the seed (%q): %v", want, err)
+	}
+	if r.Duplicates == 0 || r.Lost != 0 || r.Different != 0 || len(r.Examples) == 0 {
+		t.Fatalf("want duplicates only, with examples: %v", r)
+	}
+	for _, d := range r.Examples {
+		if d.Crashed <= d.Clean {
+			t.Errorf("example %q: %d in the crashed run, %d in the clean one: not a duplicate", d.Record, d.Crashed, d.Clean)
+		}
+	}
+	t.Logf("caught: %v", r)
+}
+
+// script writes a shell script standing in for a job binary and returns
+// its path. It is called with the run's directory.
+func script(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "job.sh")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\nset -e\ndir=$1\nmkdir -p $dir/out\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// checkpointLine is what the runtime logs when a checkpoint completes.
+const checkpointLine = `echo 'level=INFO msg="checkpoint completed" checkpoint=1'`
+
+// TestCatchesLossAndDifference runs a broken job whose last start commits
+// fewer records, and a record the clean run never wrote: the report must
+// count them.
+func TestCatchesLossAndDifference(t *testing.T) {
+	bin := script(t, checkpointLine+`
+case $dir in
+*clean-*) seq 1 100 > $dir/out/part ;;
+*) if [ -e $dir/started ]; then seq 1 95 > $dir/out/part; echo 101 >> $dir/out/part; exit 0; fi
+   touch $dir/started; exec sleep 60 ;;
+esac
+`)
+	job := weirtest.Job{Binary: bin, Args: []string{"{dir}"}, Output: weirtest.Files{Dir: "{dir}/out"},
+		Kills: 1, Seed: testseed.Seed(t), WorkDir: t.TempDir(), Logf: t.Logf}
+	r, err := weirtest.Check(t.Context(), job)
+	if !errors.Is(err, weirtest.ErrOutputsDiffer) {
+		t.Fatalf("want ErrOutputsDiffer, got %v", err)
+	}
+	if r.Lost != 5 || r.Different != 1 || r.Duplicates != 0 || r.Kills != 1 {
+		t.Fatalf("want 5 lost, 1 different, 0 duplicates after 1 kill: %v", r)
+	}
+}
+
+// TestTooShort checks that a job that finishes before the planned kills
+// fails the test rather than passing with fewer kills. The stand-in job's
+// clean run lasts a second, so a kill comes up to 1s/15 after a start's
+// first checkpoint; its crashed starts exit right after theirs.
+func TestTooShort(t *testing.T) {
+	bin := script(t, checkpointLine+`
+seq 1 10 > $dir/out/part
+case $dir in *clean-*) sleep 1 ;; esac
+`)
+	// NB: a fixed seed whose first kill comes 40ms after the checkpoint,
+	// some ten times what the script takes to exit.
+	job := weirtest.Job{Binary: bin, Args: []string{"{dir}"}, Output: weirtest.Files{Dir: "{dir}/out"},
+		Kills: 3, Seed: 1, WorkDir: t.TempDir(), Logf: t.Logf}
+	_, err := weirtest.Check(t.Context(), job)
+	if !errors.Is(err, weirtest.ErrTooShort) || !strings.Contains(err.Error(), "after 0 of 3 kills") {
+		t.Fatalf("want ErrTooShort after 0 of 3 kills, got %v", err)
+	}
+	t.Log(err)
+}
+
+func TestBadJob(t *testing.T) {
+	out := weirtest.Files{Dir: "{dir}/out"}
+	for _, c := range []struct {
+		job  weirtest.Job
+		want string
+	}{
+		{weirtest.Job{Output: out, Kills: 1, Args: []string{"{dir}"}}, "neither Binary nor Package"},
+		{weirtest.Job{Binary: "x", Kills: 1, Args: []string{"{dir}"}}, "no Output"},
+		{weirtest.Job{Binary: "x", Output: out, Args: []string{"{dir}"}}, "no Kills"},
+		{weirtest.Job{Binary: "x", Output: out, Kills: -1, Args: []string{"{dir}"}}, "must not be negative"},
+		{weirtest.Job{Binary: "x", Output: out, Kills: 1, Args: []string{"--checkpoint-dir", "ckpt"}}, "neither {dir} nor {run}"},
+		{weirtest.Job{Binary: "x", Output: out, ProtocolCrashes: []string{"before-manifest"}, Args: []string{"{run}"}}, `"before-manifest": want point:n`},
+		{weirtest.Job{Binary: "x", Output: out, ProtocolCrashes: []string{"before-manifest:0"}, Args: []string{"{run}"}}, "want point:n"},
+	} {
+		_, err := weirtest.Check(t.Context(), c.job)
+		if !errors.Is(err, weirtest.ErrBadJob) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want ErrBadJob saying %q", c.job, err, c.want)
+		}
+	}
+}
+
+func TestExpand(t *testing.T) {
+	r := weirtest.Run{Name: "clean-1", Dir: "/tmp/w/clean-1"}
+	if got := r.Expand("{dir}/out,{run}-topic"); got != "/tmp/w/clean-1/out,clean-1-topic" {
+		t.Fatal(got)
+	}
+}
