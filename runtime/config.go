@@ -51,6 +51,14 @@ type Config struct {
 	// picks a free one: see Job.MetricsAddr. If the address cannot be
 	// bound, the job logs a warning and runs without the server.
 	MetricsAddr string
+	// MetricsTLSCertFile and MetricsTLSKeyFile, if set, make the status
+	// server serve HTTPS with this PEM certificate and key.
+	MetricsTLSCertFile, MetricsTLSKeyFile string
+	// MetricsAuth, if set, is required on every endpoint of the status
+	// server but /healthz and /readyz. Without it, a server bound to an
+	// address other than loopback warns at start and refuses requests that
+	// could change state.
+	MetricsAuth MetricsAuth
 	// ReadyCheckpointFactor makes /readyz report unready when no checkpoint
 	// completed for this many checkpoint intervals (default 3).
 	ReadyCheckpointFactor float64
@@ -136,6 +144,12 @@ func (c *Config) Validate() error {
 	check(c.BatchSize < 1, "batch size %d < 1", c.BatchSize)
 	check(c.ChannelBuffers < 1, "channel buffers %d < 1", c.ChannelBuffers)
 	check(!(c.ReadyCheckpointFactor >= 1), "--ready-checkpoint-factor %v: must be at least 1", c.ReadyCheckpointFactor)
+	if _, err := c.metricsTLS(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.MetricsAuth.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if r := c.Restart; r.Attempts != 0 {
 		check(r.Attempts < 0, "--restart-attempts %d: must be 0 (never restart) or more", r.Attempts)
 		check(r.Backoff < 0, "--restart-backoff %v: must not be negative", r.Backoff)
@@ -154,6 +168,8 @@ type Flags struct {
 	fs       *flag.FlagSet
 	cfg      *Config
 	logLevel slog.Level
+	// The files holding the status server's credentials.
+	tokenFile, basicAuthFile string
 }
 
 // RegisterFlags binds the standard job flags to fs, with cfg's current values
@@ -177,6 +193,10 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 		metricsAddr = DefaultMetricsAddr
 	}
 	fs.StringVar(&f.cfg.MetricsAddr, "metrics-addr", metricsAddr, `address for /metrics, /healthz, /readyz and the status page; "" turns it off`)
+	fs.StringVar(&f.cfg.MetricsTLSCertFile, "metrics-tls-cert", cfg.MetricsTLSCertFile, "PEM certificate `file`: serve the status server over HTTPS (with --metrics-tls-key)")
+	fs.StringVar(&f.cfg.MetricsTLSKeyFile, "metrics-tls-key", cfg.MetricsTLSKeyFile, "PEM private key `file` of --metrics-tls-cert")
+	fs.StringVar(&f.tokenFile, "metrics-bearer-token-file", "", "`file` holding a bearer token the status server requires on all but /healthz and /readyz (default: the environment variable "+metricsTokenEnv+")")
+	fs.StringVar(&f.basicAuthFile, "metrics-basic-auth-file", "", "`file` holding one line USER:PASSWORD the status server requires (basic auth) on all but /healthz and /readyz")
 	fs.Float64Var(&f.cfg.ReadyCheckpointFactor, "ready-checkpoint-factor", cfg.ReadyCheckpointFactor, "/readyz fails when no checkpoint completed for this many checkpoint intervals")
 	fs.IntVar(&f.cfg.Restart.Attempts, restartAttemptsFlag, cfg.Restart.Attempts, "restarts in a row from the last checkpoint after a failure before the job fails; 0: never restart")
 	fs.DurationVar(&f.cfg.Restart.Backoff, "restart-backoff", cfg.Restart.Backoff, "wait before the first restart in a row; each further one waits twice as long")
@@ -212,6 +232,14 @@ func (f *Flags) Config() Config {
 			c.flagErrs = append(c.flagErrs, fmt.Errorf("--%s %s: must be positive", fl.Name, fl.Value))
 		}
 	})
+	if f.tokenFile != "" || f.basicAuthFile != "" || c.MetricsAuth.IsZero() {
+		auth, err := readMetricsAuth(f.tokenFile, f.basicAuthFile)
+		if err != nil {
+			c.flagErrs = append(c.flagErrs, err)
+		} else if !auth.IsZero() {
+			c.MetricsAuth = auth
+		}
+	}
 	if c.Logger == nil || c.Logger == slog.Default() {
 		c.Logger = newLogger(f.logLevel)
 	}

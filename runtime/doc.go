@@ -79,7 +79,11 @@
 // batch; the metrics are read at scrape time, so the hot path makes no
 // atomic operation or map lookup per record. Sources and sinks may report
 // more through LagReporter and TransactionReporter. Under a restart loop
-// the server outlives the attempts and serves the latest one.
+// the server outlives the attempts and serves the latest one. It serves
+// HTTPS with Config.MetricsTLSCertFile and requires Config.MetricsAuth (a
+// bearer token or basic auth) on all but /healthz and /readyz when set;
+// bound beyond loopback without auth, it warns at start and refuses any
+// request that could change state.
 //
 // # Event time
 //

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/tls"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -286,17 +287,32 @@ func (j *Job) serve() {
 	if addr == "" {
 		return
 	}
+	tlsCfg, err := j.cfg.metricsTLS() // checked by Validate
+	if err != nil {
+		j.logger.Warn("cannot serve metrics and status; running without them", "addr", addr, "err", err)
+		return
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		j.logger.Warn("cannot serve metrics and status; running without them", "addr", addr, "err", err)
 		return
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		ln, scheme = tls.NewListener(ln, tlsCfg), "https"
+	}
+	loopback := isLoopback(ln.Addr())
+	if !loopback && j.cfg.MetricsAuth.IsZero() {
+		j.logger.Warn("the status server is bound to an address other than loopback without authentication: "+
+			"anyone who reaches it can read /metrics, /api/status and the status page; "+
+			"set --metrics-bearer-token-file or --metrics-basic-auth-file (and --metrics-tls-cert)", "addr", ln.Addr().String())
 	}
 	errLog := slog.NewLogLogger(j.logger.Handler(), slog.LevelWarn)
 	s := &statusServer{
 		addr: ln.Addr().String(),
 		done: make(chan struct{}),
 	}
-	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	s.srv = &http.Server{Handler: guard(j.cfg.MetricsAuth, loopback, s.mux()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	s.attach(j)
 	j.http = s
 	if j.loop != nil {
@@ -308,7 +324,7 @@ func (j *Job) serve() {
 			j.logger.Warn("status server stopped", "addr", s.addr, "err", err)
 		}
 	}()
-	j.logger.Info("serving metrics and status", "url", "http://"+s.addr+"/")
+	j.logger.Info("serving metrics and status", "url", scheme+"://"+s.addr+"/", "auth", j.cfg.MetricsAuth)
 }
 
 // attach makes s serve j.

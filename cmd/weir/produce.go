@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/orders"
+	"github.com/weirstream/weir/kafkasec"
 )
 
 func runProduceOrders(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "produce-orders", "produce-orders --brokers ADDR [--topic orders] [--count N] [--customers C] [--duplicate-rate R] [--seed S]\n\n"+
+	fs := newFlagSet(e, "produce-orders", "produce-orders --brokers ADDR [--topic orders] [--count N] [--customers C] [--duplicate-rate R] [--seed S] [--kafka-tls …] [--kafka-sasl-…]\n\n"+
 		"Writes sample orders as JSON, {\"order_id\": \"o-000001\", \"customer\": \"c-0042\", \"amount_cents\": 123},\n"+
 		"keyed by order_id. A fraction of the orders is re-sent as exact duplicates, as an\n"+
 		"at-least-once producer's retries would. The output depends only on the flags.")
@@ -21,8 +22,13 @@ func runProduceOrders(ctx context.Context, e *env, args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed")
 	dialTimeout := fs.Duration("dial-timeout", 5*time.Second, "timeout for connecting to a broker")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up writing after this long")
+	secFlags := kafkasec.RegisterFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	sec, err := secFlags.Config()
+	if err != nil {
+		return usagef("%v", err)
 	}
 	brokers, err := brokerList(*brokersFlag)
 	if err != nil {
@@ -49,7 +55,7 @@ func runProduceOrders(ctx context.Context, e *env, args []string) error {
 	if err := checkReachable(ctx, brokers, *dialTimeout); err != nil {
 		return err
 	}
-	if err := orders.Produce(ctx, brokers, *topic, batch, *dialTimeout); err != nil {
+	if err := orders.Produce(ctx, brokers, sec, *topic, batch, *dialTimeout); err != nil {
 		return err
 	}
 	unique, dups := orders.Count(batch)

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/verify"
+	"github.com/weirstream/weir/kafkasec"
 )
 
 // offenderLimit is how many offenders of each kind verify prints.
 const offenderLimit = 10
 
 func runVerify(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "verify", "verify --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N]\n\n"+
+	fs := newFlagSet(e, "verify", "verify --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N] [--kafka-tls …] [--kafka-sasl-…]\n\n"+
 		"Reads the whole topic (every partition, earliest offset to the current end) with\n"+
 		"isolation level read_committed, parses each value as a JSON object, and reports\n"+
 		"records whose (key, seq) was already seen and, with --numeric, seqs missing per key.\n"+
@@ -25,8 +26,13 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	expect := fs.Int("expect", -1, "if >= 0, the number of records the topic must hold")
 	dialTimeout := fs.Duration("dial-timeout", 5*time.Second, "timeout for connecting to a broker")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up reading after this long")
+	secFlags := kafkasec.RegisterFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	sec, err := secFlags.Config()
+	if err != nil {
+		return usagef("%v", err)
 	}
 	brokers, err := brokerList(*brokersFlag)
 	if err != nil {
@@ -46,7 +52,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	c := verify.NewChecker(verify.Options{Key: *key, Seq: *seq, Numeric: *numeric, Expect: *expect})
-	err = verify.ReadTopic(ctx, verify.ReadConfig{Brokers: brokers, Topic: *topic, DialTimeout: *dialTimeout, RetryTimeout: 2 * *dialTimeout}, c.Add)
+	err = verify.ReadTopic(ctx, verify.ReadConfig{Brokers: brokers, Security: sec, Topic: *topic, DialTimeout: *dialTimeout, RetryTimeout: 2 * *dialTimeout}, c.Add)
 	if err != nil {
 		return err
 	}

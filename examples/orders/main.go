@@ -6,7 +6,8 @@
 //	orders                       # no setup: embedded broker and sample data
 //	orders --brokers ADDR [--input-topic orders] [--output-topic customer-totals]
 //	       [--dedup-ttl 24h] [--on-bad-input fail|skip|dead-letter]
-//	       [--transaction-timeout 15m] [--expected-restart-time 1m] [runtime flags]
+//	       [--transaction-timeout 15m] [--expected-restart-time 1m]
+//	       [--kafka-tls …] [--kafka-sasl-…] [runtime flags]
 //
 // Input records (topic orders) are JSON:
 //
@@ -59,6 +60,14 @@
 // The input topic must exist when the job runs against a real cluster; the
 // sink asks the broker to create the output topic if it is missing, and
 // needs transactions (brokers 0.11 and later).
+//
+// # Security
+//
+// The --kafka-tls* and --kafka-sasl-* flags (package kafkasec) secure every
+// connection of the job; the password comes from --kafka-sasl-password-file
+// or WEIR_KAFKA_SASL_PASSWORD. The ACLs the job needs are listed in the
+// README ("Kafka security"); a missing one stops the job at start with an
+// error naming the resource and the operation.
 package main
 
 import (
@@ -77,6 +86,7 @@ import (
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/verify"
+	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/sinks/kafka"
@@ -101,6 +111,7 @@ type CustomerTotal struct {
 // jobConfig is what the pipeline needs.
 type jobConfig struct {
 	Brokers               []string
+	Security              kafkasec.Config
 	InputTopic            string
 	OutputTopic           string
 	DeadLetterTopic       string
@@ -141,6 +152,7 @@ func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 	p := runtime.NewPipeline("orders")
 	srcCfg := source.Config[Order]{
 		Brokers:         cfg.Brokers,
+		Security:        cfg.Security,
 		Topics:          []string{cfg.InputTopic},
 		Deserializer:    decodeOrder,
 		OnDecodeError:   cfg.OnBadInput,
@@ -152,6 +164,7 @@ func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 	}
 	sinkCfg := kafka.Config[CustomerTotal]{
 		Brokers:               cfg.Brokers,
+		Security:              cfg.Security,
 		Topic:                 cfg.OutputTopic,
 		Mode:                  kafka.ExactlyOnce,
 		TransactionalIDPrefix: cfg.TransactionalIDPrefix,
@@ -219,6 +232,7 @@ type options struct {
 	seed                    uint64
 	checkpointDirSet        bool
 	runtimeFlags            *runtime.Flags
+	security                kafkasec.Config
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -242,8 +256,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.customers, "sample-customers", 100, "without --brokers: number of sample customers")
 	fs.Float64Var(&o.duplicateRate, "sample-duplicate-rate", 0.1, "without --brokers: fraction of sample orders sent twice")
 	fs.Uint64Var(&o.seed, "sample-seed", 1, "without --brokers: seed of the sample orders")
+	secFlags := kafkasec.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	var err error
+	if o.security, err = secFlags.Config(); err != nil {
+		return nil, err
+	}
+	if o.brokers == "" && !o.security.IsZero() {
+		return nil, errors.New("the --kafka-tls* and --kafka-sasl-* flags need --brokers: the embedded broker speaks plaintext")
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -259,6 +281,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 func (o *options) jobConfig(brokers []string, rc runtime.Config) (jobConfig, error) {
 	cfg := jobConfig{
 		Brokers:               brokers,
+		Security:              o.security,
 		InputTopic:            o.input,
 		OutputTopic:           o.output,
 		StopAtEnd:             o.stopAtEnd || o.brokers == "",
@@ -349,7 +372,7 @@ func runEmbedded(ctx context.Context, o *options, rc runtime.Config, stdout, std
 		defer os.RemoveAll(dir)
 		rc.CheckpointDir = dir
 	}
-	if err := orders.Produce(ctx, brokers, o.input, sample, 0); err != nil {
+	if err := orders.Produce(ctx, brokers, kafkasec.Config{}, o.input, sample, 0); err != nil {
 		return fail(err)
 	}
 	unique, dups := orders.Count(sample)

@@ -4,6 +4,11 @@
 // it, including idempotent and transactional producers and read_committed
 // consumers.
 //
+// With Users it requires SASL authentication (PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512), with TLSCertFile and TLSKeyFile it listens with TLS, and
+// with ACLs it authorizes every request of a user who is not a superuser by
+// Kafka's rules, so that a least-privilege setup can be rehearsed locally.
+//
 // It is not a production broker: there is one node, no replication, and with
 // DataDir set, records are written through the OS page cache and flushed on
 // segment roll and on Close (kfake's default, like Kafka's), so a crash of the
@@ -12,16 +17,21 @@ package devbroker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/weirstream/weir/kafkasec"
 )
 
 // ErrClosed is returned by methods called after Close.
@@ -60,6 +70,30 @@ type Config struct {
 	// Logger receives the broker's logs. kfake's per-request logs are emitted
 	// at Debug level. Default slog.Default().
 	Logger *slog.Logger
+
+	// Users, if any, are the SASL users: the broker then requires every
+	// client to authenticate as one of them.
+	Users []User
+	// TLSCertFile and TLSKeyFile, if set, are the PEM certificate and key
+	// the broker listens with: clients must then connect with TLS.
+	TLSCertFile, TLSKeyFile string
+	// ACLs, if any, are enforced: a user who is not a superuser may do
+	// only what an ACL allows. Without ACLs every authenticated user may do
+	// everything.
+	//
+	// NB: with DataDir, the broker keeps the users' credentials and the
+	// ACLs of the start that created the directory, and a later start
+	// reloads those instead (kfake's persistence); Start warns.
+	ACLs []ACL
+}
+
+// User is a SASL user of the broker.
+type User struct {
+	Mechanism kafkasec.Mechanism // not NoSASL
+	Name      string
+	Password  kafkasec.Password
+	// Superuser bypasses the ACLs.
+	Superuser bool
 }
 
 // EnsureDefaults fills in zero fields with their defaults.
@@ -94,7 +128,80 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("devbroker: transactional id expiration %v out of range: want %v to %v",
 			c.TransactionalIDExpiration, MinTransactionalIDExpiration, MaxTransactionalIDExpiration)
 	}
+	return c.validateSecurity()
+}
+
+func (c *Config) validateSecurity() error {
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("devbroker: TLS needs both a certificate file and a key file")
+	}
+	users := map[string]bool{}
+	for _, u := range c.Users {
+		if u.Mechanism == kafkasec.NoSASL {
+			return fmt.Errorf("devbroker: user %q has no SASL mechanism", u.Name)
+		}
+		if _, err := kafkasec.ParseMechanism(string(u.Mechanism)); err != nil {
+			return fmt.Errorf("devbroker: user %q: %w", u.Name, err)
+		}
+		if u.Name == "" || u.Password == "" {
+			return fmt.Errorf("devbroker: a SASL user needs a name and a password (user %q)", u.Name)
+		}
+		users[u.Name] = true
+	}
+	for _, a := range c.ACLs {
+		if !users[a.User] {
+			return fmt.Errorf("devbroker: ACL %s names user %q, who is not a SASL user of the broker", a, a.User)
+		}
+	}
 	return nil
+}
+
+// warnPersistedSecurity warns when DataDir holds credentials or ACLs that
+// replace the configured ones.
+func (c *Config) warnPersistedSecurity() {
+	if c.DataDir == "" || (len(c.Users) == 0 && len(c.ACLs) == 0) {
+		return
+	}
+	for _, f := range []string{"sasl.json", "acls.json"} {
+		if _, err := os.Stat(filepath.Join(c.DataDir, f)); err == nil {
+			c.Logger.Warn("devbroker: the data directory keeps the SASL users and ACLs of its first start, which replace the ones given now; "+
+				"start with an empty data directory to change them", "data_dir", c.DataDir)
+			return
+		}
+	}
+}
+
+// kfakeSecurity returns the kfake options for the users, ACLs and TLS.
+func (c *Config) kfakeSecurity() ([]kfake.Opt, error) {
+	var opts []kfake.Opt
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("devbroker: TLS certificate %s, key %s: %w", c.TLSCertFile, c.TLSKeyFile, err)
+		}
+		opts = append(opts, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	}
+	if len(c.Users) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+	}
+	if len(c.ACLs) > 0 {
+		opts = append(opts, kfake.EnableACLs())
+	}
+	for _, u := range c.Users {
+		mech, pass := u.Mechanism.ProtocolName(), string(u.Password)
+		if u.Superuser || len(c.ACLs) == 0 {
+			opts = append(opts, kfake.Superuser(mech, u.Name, pass))
+			continue
+		}
+		var acls []kfake.ACL
+		for _, a := range c.ACLs {
+			if a.User == u.Name {
+				acls = append(acls, a.kfake())
+			}
+		}
+		opts = append(opts, kfake.User(mech, u.Name, pass, acls...))
+	}
+	return opts, nil
 }
 
 // Broker is a running development broker.
@@ -131,6 +238,12 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
+	sec, err := cfg.kfakeSecurity()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
+	cfg.warnPersistedSecurity()
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("devbroker: start on %s: %w", cfg.Addr, err)
@@ -140,9 +253,16 @@ func Start(cfg Config) (*Broker, error) {
 		c.Close()
 		return nil, fmt.Errorf("devbroker: expected one listener, got %v", addrs)
 	}
+	if len(cfg.Users) > 0 {
+		if err := listSASLHandshakeV0(c, cfg.TLSCertFile != ""); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	b := &Broker{cluster: c, addr: addrs[0], log: cfg.Logger}
 	b.log.Info("devbroker started", "addr", b.addr, "partitions", cfg.Partitions, "data_dir", cfg.DataDir,
-		"transactional_id_expiration", cfg.TransactionalIDExpiration)
+		"transactional_id_expiration", cfg.TransactionalIDExpiration,
+		"tls", cfg.TLSCertFile != "", "sasl_users", len(cfg.Users), "acls", len(cfg.ACLs))
 	return b, nil
 }
 

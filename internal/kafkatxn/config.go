@@ -7,6 +7,8 @@ import (
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/weirstream/weir/kafkasec"
 )
 
 // Defaults applied by Config.EnsureDefaults.
@@ -26,6 +28,9 @@ type Config struct {
 	// lets many producers share one kafka.Transport (connections and
 	// metadata). It must have Addr set. The Producer does not close it.
 	Client *kafka.Client
+	// Security is the TLS and SASL configuration of the client built from
+	// Brokers (unused with Client, which carries its own).
+	Security kafkasec.Config
 
 	// TransactionalID identifies the producer across restarts. Required by
 	// New and ResumeCommit; NewIdempotent requires it empty.
@@ -90,6 +95,9 @@ func (cfg *Config) validate(transactional bool) error {
 	if cfg.Client != nil && cfg.Client.Addr == nil {
 		errs = append(errs, errors.New("Client.Addr is required"))
 	}
+	if err := cfg.Security.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.TransactionTimeout < time.Millisecond || cfg.TransactionTimeout.Milliseconds() > 1<<31-1 {
 		errs = append(errs, fmt.Errorf("TransactionTimeout %v out of range", cfg.TransactionTimeout))
 	}
@@ -107,21 +115,49 @@ func (cfg *Config) validate(transactional bool) error {
 
 // client returns the configured client or a new one with its own transport;
 // owned reports whether the caller must close the transport.
-func (cfg *Config) client() (c *kafka.Client, owned bool) {
+func (cfg *Config) client() (c *kafka.Client, owned bool, err error) {
 	if cfg.Client != nil {
-		return cfg.Client, false
+		return cfg.Client, false, nil
 	}
-	return NewClient(cfg.Brokers, cfg.RequestTimeout), true
+	c, err = NewClient(cfg.Brokers, cfg.RequestTimeout, cfg.Security)
+	return c, true, err
 }
 
-// NewClient returns a kafka.Client with its own transport, suitable for
-// Config.Client. Close its transport with CloseClient.
-func NewClient(brokers []string, requestTimeout time.Duration) *kafka.Client {
+// NewClient returns a kafka.Client with its own transport, secured by sec,
+// suitable for Config.Client. Close its transport with CloseClient.
+func NewClient(brokers []string, requestTimeout time.Duration, sec kafkasec.Config) (*kafka.Client, error) {
+	t := &kafka.Transport{ClientID: "weir-kafkatxn"}
+	if err := sec.Transport(t); err != nil {
+		return nil, fmt.Errorf("kafkatxn: %w", err)
+	}
 	return &kafka.Client{
 		Addr:      kafka.TCP(brokers...),
 		Timeout:   requestTimeout,
-		Transport: &kafka.Transport{ClientID: "weir-kafkatxn"},
+		Transport: t,
+	}, nil
+}
+
+// authError turns a refusal of the broker into a kafkasec error naming the
+// missing ACL (see kafkasec.AuthorizationError): txnOp is the operation on
+// the transactional id the request needs, topic the topic it writes, if
+// any. Other errors are returned as kafkasec.Classify does.
+func (cfg *Config) authError(err error, txnOp, topic string) error {
+	brokers := cfg.Brokers
+	if cfg.Client != nil && cfg.Client.Addr != nil {
+		brokers = []string{cfg.Client.Addr.String()}
 	}
+	switch {
+	case errors.Is(err, kafka.TransactionalIDAuthorizationFailed):
+		return kafkasec.Authorization(err, brokers, kafkasec.TransactionalID, cfg.TransactionalID, txnOp)
+	case errors.Is(err, kafka.TopicAuthorizationFailed):
+		return kafkasec.Authorization(err, brokers, kafkasec.Topic, topic, kafkasec.Write)
+	case errors.Is(err, kafka.ClusterAuthorizationFailed):
+		// InitProducerID without a transactional id: Kafka needs
+		// IdempotentWrite on the cluster (or, since 3.0, Write on any
+		// topic).
+		return kafkasec.Authorization(err, brokers, kafkasec.Cluster, "kafka-cluster", kafkasec.IdempotentWrite)
+	}
+	return kafkasec.Classify(err, brokers)
 }
 
 // CloseClient closes the idle connections of a client made by NewClient.

@@ -30,6 +30,12 @@
 // number, so the broker drops a batch resent after a lost acknowledgement.
 // Partitions may be written concurrently.
 //
+// Config.Security secures the connections of a client built from Brokers.
+// A request the broker refuses for lack of an ACL fails at once, without
+// retries, with a kafkasec.AuthorizationError naming the operation and the
+// resource (Write on the transactional id or the topic, IdempotentWrite on
+// the cluster).
+//
 // NB: the package speaks EndTxn v0–v3 (what kafka-go implements), so it gets
 // pre-KIP-890 semantics: EndTxn does not bump the epoch, and a Producer
 // reuses its epoch across transactions.

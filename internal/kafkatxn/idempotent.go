@@ -50,7 +50,10 @@ func NewIdempotent(ctx context.Context, cfg Config) (*IdempotentProducer, error)
 	if err := cfg.validate(false); err != nil {
 		return nil, err
 	}
-	client, owned := cfg.client()
+	client, owned, err := cfg.client()
+	if err != nil {
+		return nil, err
+	}
 	p := &IdempotentProducer{
 		cfg:    cfg,
 		client: client,
@@ -61,7 +64,6 @@ func NewIdempotent(ctx context.Context, cfg Config) (*IdempotentProducer, error)
 	// NB: kafka-go routes InitProducerID to the coordinator of its
 	// (here empty) transactional id, a broker like any other; every broker
 	// allocates producer ids.
-	var err error
 	p.pid, p.epoch, err = initProducerID(ctx, client, &p.cfg, p.log, &kafka.InitProducerIDRequest{
 		TransactionTimeoutMs: math.MaxInt32, // what Kafka's Java producer sends without a transactional id
 		ProducerID:           -1,

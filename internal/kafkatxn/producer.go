@@ -15,6 +15,8 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
+
+	"github.com/weirstream/weir/kafkasec"
 )
 
 var (
@@ -67,7 +69,10 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	client, owned := cfg.client()
+	client, owned, err := cfg.client()
+	if err != nil {
+		return nil, err
+	}
 	p := &Producer{
 		cfg:    cfg,
 		client: client,
@@ -86,6 +91,12 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 }
 
 func findCoordinator(ctx context.Context, cfg *Config, client *kafka.Client, log *slog.Logger) error {
+	// NB: FindCoordinator needs Describe on the transactional id; name
+	// Write, which implies it and which every later request needs.
+	return cfg.authError(findCoordinatorOnce(ctx, cfg, client, log), kafkasec.Write, "")
+}
+
+func findCoordinatorOnce(ctx context.Context, cfg *Config, client *kafka.Client, log *slog.Logger) error {
 	return retry(ctx, cfg, log, "find coordinator", func(ctx context.Context) error {
 		res, err := client.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{
 			Key:     cfg.TransactionalID,
@@ -235,7 +246,7 @@ func (p *Producer) fail(err error) {
 }
 
 func (p *Producer) addPartition(ctx context.Context, tp topicPartition) error {
-	return retry(ctx, &p.cfg, p.log, "add partitions to transaction", func(ctx context.Context) error {
+	err := retry(ctx, &p.cfg, p.log, "add partitions to transaction", func(ctx context.Context) error {
 		res, err := p.client.AddPartitionsToTxn(ctx, &kafka.AddPartitionsToTxnRequest{
 			TransactionalID: p.cfg.TransactionalID,
 			ProducerID:      int(p.pid),
@@ -252,6 +263,7 @@ func (p *Producer) addPartition(ctx context.Context, tp topicPartition) error {
 		}
 		return errors.New("AddPartitionsToTxn response lacks the partition")
 	})
+	return p.cfg.authError(err, kafkasec.Write, tp.topic)
 }
 
 func (p *Producer) produceBatch(ctx context.Context, tp topicPartition, recs []Record) error {
@@ -275,7 +287,7 @@ func (p *Producer) produceBatch(ctx context.Context, tp topicPartition, recs []R
 // producer id and sequence.
 func sendBatch(ctx context.Context, cfg *Config, client *kafka.Client, log *slog.Logger, tp topicPartition, h batchHeader, recs []Record) error {
 	raw := encodeRecordSet(h, recs, time.Now())
-	return retry(ctx, cfg, log, "produce", func(ctx context.Context) error {
+	err := retry(ctx, cfg, log, "produce", func(ctx context.Context) error {
 		res, err := client.RawProduce(ctx, &kafka.RawProduceRequest{
 			Topic:           tp.topic,
 			Partition:       int(tp.partition),
@@ -299,6 +311,7 @@ func sendBatch(ctx context.Context, cfg *Config, client *kafka.Client, log *slog
 		}
 		return nil
 	})
+	return cfg.authError(err, kafkasec.Write, tp.topic)
 }
 
 // nextSequence adds n to a producer sequence number, wrapping to 0 after
@@ -389,7 +402,7 @@ func (p *Producer) closeClient() {
 }
 
 func endTxn(ctx context.Context, cfg *Config, client *kafka.Client, log *slog.Logger, pid int64, epoch int16, commit bool) error {
-	return retry(ctx, cfg, log, "end transaction", func(ctx context.Context) error {
+	err := retry(ctx, cfg, log, "end transaction", func(ctx context.Context) error {
 		res, err := client.EndTxn(ctx, &kafka.EndTxnRequest{
 			TransactionalID: cfg.TransactionalID,
 			ProducerID:      int(pid),
@@ -401,6 +414,7 @@ func endTxn(ctx context.Context, cfg *Config, client *kafka.Client, log *slog.Lo
 		}
 		return res.Error
 	})
+	return cfg.authError(err, kafkasec.Write, "")
 }
 
 // ResumeCommit commits, after a restart, the transaction that the producer
@@ -419,12 +433,15 @@ func ResumeCommit(ctx context.Context, cfg Config, producerID int64, epoch int16
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	client, owned := cfg.client()
+	client, owned, err := cfg.client()
+	if err != nil {
+		return err
+	}
 	if owned {
 		defer CloseClient(client)
 	}
 	log := cfg.Logger.With("transactional_id", cfg.TransactionalID, "producer_id", producerID, "epoch", epoch)
-	err := endTxn(ctx, &cfg, client, log, producerID, epoch, true)
+	err = endTxn(ctx, &cfg, client, log, producerID, epoch, true)
 	if err == nil {
 		log.Debug("kafkatxn: resumed commit")
 		return nil
@@ -456,6 +473,9 @@ func isFenced(err error) bool {
 // succeeds when repeated after it succeeded, and the broker deduplicates a
 // repeated produce batch by its sequence number.
 func retriable(err error) bool {
+	if kafkasec.IsAuthentication(err) {
+		return false // a TLS failure can look like a network error
+	}
 	var kerr kafka.Error
 	if errors.As(err, &kerr) {
 		switch kerr {
@@ -536,5 +556,5 @@ func initProducerID(ctx context.Context, client *kafka.Client, cfg *Config, log 
 		pid, epoch = int64(res.Producer.ProducerID), int16(res.Producer.ProducerEpoch)
 		return nil
 	})
-	return pid, epoch, err
+	return pid, epoch, cfg.authError(err, kafkasec.Write, "")
 }

@@ -7,13 +7,15 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/weirstream/weir/kafkasec"
 )
 
 // Produce writes orders to topic as JSON values keyed by order id, so that a
 // duplicate lands in its original's partition, and waits until the brokers
 // acknowledged them all. dialTimeout bounds each connection attempt (0:
-// kafka-go's default).
-func Produce(ctx context.Context, brokers []string, topic string, batch []Order, dialTimeout time.Duration) error {
+// kafka-go's default); sec secures the connections.
+func Produce(ctx context.Context, brokers []string, sec kafkasec.Config, topic string, batch []Order, dialTimeout time.Duration) error {
 	msgs := make([]kafkago.Message, len(batch))
 	for i, o := range batch {
 		v, err := json.Marshal(o)
@@ -31,12 +33,21 @@ func Produce(ctx context.Context, brokers []string, topic string, batch []Order,
 		BatchSize:              1000,
 		BatchTimeout:           time.Millisecond,
 	}
-	if dialTimeout > 0 {
-		w.Transport = &kafkago.Transport{DialTimeout: dialTimeout}
+	t := &kafkago.Transport{DialTimeout: dialTimeout}
+	if err := sec.Transport(t); err != nil {
+		return fmt.Errorf("orders: %w", err)
+	}
+	w.Transport = t
+	if dialTimeout == 0 {
+		dialTimeout = 10 * time.Second
+	}
+	if err := sec.Authenticate(ctx, brokers, dialTimeout); err != nil {
+		return fmt.Errorf("orders: %w", err)
 	}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		w.Close()
-		return fmt.Errorf("orders: write to topic %q at %v: %w", topic, brokers, err)
+		return fmt.Errorf("orders: write to topic %q at %v: %w", topic, brokers,
+			kafkasec.Authorization(err, brokers, kafkasec.Topic, topic, kafkasec.Write))
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("orders: write to topic %q: %w", topic, err)

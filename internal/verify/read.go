@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/sources/kafka"
 )
@@ -13,7 +14,9 @@ import (
 // ReadConfig says which topic ReadTopic reads.
 type ReadConfig struct {
 	Brokers []string
-	Topic   string
+	// Security secures the connections; the zero value is plaintext.
+	Security kafkasec.Config
+	Topic    string
 	// DialTimeout bounds each connection attempt, and RetryTimeout how
 	// long an unreachable broker is retried. Defaults 5 s and 10 s.
 	DialTimeout, RetryTimeout time.Duration
@@ -33,6 +36,7 @@ func ReadTopic(ctx context.Context, cfg ReadConfig, fn func(Record)) error {
 	}
 	src, err := kafka.New(kafka.Config[Record]{
 		Brokers:   cfg.Brokers,
+		Security:  cfg.Security,
 		Topics:    []string{cfg.Topic},
 		StartFrom: kafka.Earliest,
 		Isolation: kafka.ReadCommitted,

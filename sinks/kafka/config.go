@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/kafkatxn"
+	"github.com/weirstream/weir/kafkasec"
 )
 
 // Mode selects the delivery guarantee of the sink.
@@ -81,6 +82,14 @@ const (
 type Config[T any] struct {
 	// Brokers are the bootstrap broker addresses (host:port). Required.
 	Brokers []string
+	// Security is the TLS and SASL configuration of the connections to
+	// the brokers. The zero value is plaintext without authentication.
+	// See the README ("Kafka security") for the ACLs the sink needs: Write
+	// and Describe on Topic, and in exactly-once mode Write and Describe on
+	// the transactional ids (prefix TransactionalIDPrefix); in
+	// at-least-once mode IdempotentWrite on the cluster unless the broker
+	// (Kafka 3.0+) accepts Write on the topic for it.
+	Security kafkasec.Config
 	// Topic is the topic written to. Required. If it does not exist, the
 	// sink asks the broker to create it, which brokers with
 	// auto.create.topics.enable (and the development broker) do.
@@ -201,6 +210,9 @@ func (cfg *Config[T]) Validate() error {
 	}
 	if cfg.CheckpointInterval < 0 || cfg.ExpectedRestartTime < 0 || cfg.RequestTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if err := cfg.Security.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("kafka sink: invalid config: %w", err)

@@ -113,4 +113,16 @@
 // nothing. After a failure the records written since the last completed
 // checkpoint are written again: consumers may see duplicates. The sink is
 // then at-least-once, and says so here.
+//
+// # Security
+//
+// Config.Security (package kafkasec) sets TLS and SASL for every connection.
+// Open first authenticates and asks the broker whether the job may write
+// Topic, so that a wrong password or a missing ACL fails the job at once
+// with an error naming the operation and the resource; authentication and
+// authorization errors, at Open or later, wrap runtime.ErrUnrecoverable.
+// The ACLs: Write on Topic, and Write on the transactional ids (prefix
+// TransactionalIDPrefix) in exactly-once mode, IdempotentWrite on the
+// cluster in at-least-once mode where the broker asks for it (Kafka 3.0+
+// accepts Write on a topic instead).
 package kafka

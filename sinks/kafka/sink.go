@@ -11,6 +11,7 @@ import (
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/weirstream/weir/internal/kafkatxn"
+	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -71,7 +72,11 @@ func (s *Sink[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []by
 	if s.part == nil {
 		s.part = HashPartitioner(info.Subtask)
 	}
-	s.client = kafkatxn.NewClient(s.cfg.Brokers, s.cfg.RequestTimeout)
+	client, err := kafkatxn.NewClient(s.cfg.Brokers, s.cfg.RequestTimeout, s.cfg.Security)
+	if err != nil {
+		return fmt.Errorf("kafka sink: %w", err)
+	}
+	s.client = client
 	if err := s.open(ctx, info, restored); err != nil {
 		s.closeClient()
 		return fmt.Errorf("kafka sink: open subtask %d of %q: %w", info.Subtask, s.cfg.Topic, err)
@@ -80,6 +85,12 @@ func (s *Sink[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []by
 }
 
 func (s *Sink[T]) open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
+	// Authenticate, and check that the job may write the topic, before
+	// anything else: a wrong password or a missing ACL fails the job at
+	// Open, at once, naming what is wrong.
+	if err := s.cfg.Security.CheckTopics(ctx, s.cfg.Brokers, s.cfg.RequestTimeout, kafkasec.Write, s.cfg.Topic); err != nil {
+		return err
+	}
 	n, err := s.topicPartitions(ctx)
 	if err != nil {
 		return err
@@ -147,7 +158,7 @@ func (s *Sink[T]) topicPartitions(ctx context.Context) (int, error) {
 			AllowAutoTopicCreation: true,
 		})
 		if err != nil {
-			return 0, fmt.Errorf("metadata of topic %q: %w", s.cfg.Topic, err)
+			return 0, fmt.Errorf("metadata of topic %q: %w", s.cfg.Topic, kafkasec.Classify(err, s.cfg.Brokers))
 		}
 		var t metadataAPI.ResponseTopic
 		for _, rt := range res.(*metadataAPI.Response).Topics {
@@ -157,6 +168,8 @@ func (s *Sink[T]) topicPartitions(ctx context.Context) (int, error) {
 		}
 		terr := kafkago.Error(t.ErrorCode)
 		switch {
+		case terr == kafkago.TopicAuthorizationFailed:
+			return 0, kafkasec.Authorization(terr, s.cfg.Brokers, kafkasec.Topic, s.cfg.Topic, kafkasec.Write) // Write implies Describe
 		case t.ErrorCode == 0 && len(t.Partitions) > 0:
 			return len(t.Partitions), nil
 		case terr == kafkago.UnknownTopicOrPartition:

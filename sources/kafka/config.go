@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/weirstream/weir/kafkasec"
 )
 
 // Record is a Kafka record as handed to a Deserializer. Key, Value and header
@@ -116,6 +118,12 @@ const (
 type Config[T any] struct {
 	// Brokers are the bootstrap brokers, host:port.
 	Brokers []string
+	// Security is the TLS and SASL configuration of the connections to
+	// the brokers (the dead-letter writer's too). The zero value is
+	// plaintext without authentication. The source needs Read and
+	// Describe on Topics, and Write and Describe on DeadLetterTopic; it
+	// uses no consumer group. See the README ("Kafka security").
+	Security kafkasec.Config
 	// Topics are read in full: every partition of every topic.
 	Topics []string
 	// StartFrom applies to the partitions found at the job's first start
@@ -221,6 +229,9 @@ func (c *Config[T]) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("invalid decode error policy %d", c.OnDecodeError))
+	}
+	if err := c.Security.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Mode > StopAtEnd {
 		errs = append(errs, fmt.Errorf("invalid mode %d", c.Mode))

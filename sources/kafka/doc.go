@@ -43,4 +43,12 @@
 // sorted list of all partitions to subtask i mod parallelism), and only
 // partitions added since follow the rule above. A bounded source restored
 // from one captures its ends at that Open, as version 1 did.
+//
+// Config.Security (package kafkasec) sets TLS and SASL for the reader and
+// the dead-letter writer. Open authenticates first and checks, where the
+// broker says (Metadata v8+), that the job may Read its topics and Write
+// the dead-letter topic: a wrong password or a missing ACL fails the job at
+// once, naming the operation and the resource, with an error wrapping
+// runtime.ErrUnrecoverable. The source uses no consumer group, so it needs
+// no group ACL.
 package kafka

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -118,11 +120,18 @@ func (s *Source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []
 		s.iso = kgo.ReadUncommitted()
 	}
 	s.decomp = kgo.DefaultDecompressor()
-	cl, err := kgo.NewClient(
+	if err := s.cfg.Security.Authenticate(ctx, s.cfg.Brokers, s.cfg.DialTimeout); err != nil {
+		return fmt.Errorf("kafka source: %w", err)
+	}
+	sec, err := s.cfg.Security.KgoOpts()
+	if err != nil {
+		return fmt.Errorf("kafka source: %w", err)
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.DialTimeout(s.cfg.DialTimeout),
 		kgo.RetryTimeout(s.cfg.RetryTimeout),
-	)
+	}, sec...)...)
 	if err != nil {
 		return fmt.Errorf("kafka source: %w", err)
 	}
@@ -143,18 +152,67 @@ func (s *Source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []
 		return err
 	}
 	if s.cfg.OnDecodeError == DeadLetter {
-		s.dlq = &kafkago.Writer{
-			Addr:                   kafkago.TCP(s.cfg.Brokers...),
-			Topic:                  s.cfg.DeadLetterTopic,
-			Balancer:               &kafkago.Hash{},
-			RequiredAcks:           kafkago.RequireAll,
-			AllowAutoTopicCreation: true,
-			BatchTimeout:           time.Millisecond,
-			Transport:              &kafkago.Transport{DialTimeout: s.cfg.DialTimeout},
+		if err := s.openDeadLetter(ctx); err != nil {
+			return err
 		}
 	}
 	s.log.Debug("kafka source opened", "partitions", len(s.parts), "restored", restored != nil)
 	return nil
+}
+
+// openDeadLetter makes the dead-letter writer and checks, where the broker
+// says, that the job may write the dead-letter topic: a missing ACL
+// fails at Open, not at the first bad record.
+func (s *Source[T]) openDeadLetter(ctx context.Context) error {
+	t := &kafkago.Transport{DialTimeout: s.cfg.DialTimeout}
+	if err := s.cfg.Security.Transport(t); err != nil {
+		return fmt.Errorf("kafka source: dead-letter writer: %w", err)
+	}
+	s.dlq = &kafkago.Writer{
+		Addr:                   kafkago.TCP(s.cfg.Brokers...),
+		Topic:                  s.cfg.DeadLetterTopic,
+		Balancer:               &kafkago.Hash{},
+		RequiredAcks:           kafkago.RequireAll,
+		AllowAutoTopicCreation: true,
+		BatchTimeout:           time.Millisecond,
+		Transport:              t,
+	}
+	resp, err := s.metadataOf(ctx, s.cfg.DeadLetterTopic)
+	if err != nil {
+		return err
+	}
+	for _, rt := range resp.Topics {
+		switch err := kerr.ErrorForCode(rt.ErrorCode); {
+		case errors.Is(err, kerr.TopicAuthorizationFailed):
+			return fmt.Errorf("kafka source: dead-letter topic: %w",
+				kafkasec.Authorization(err, s.cfg.Brokers, kafkasec.Topic, s.cfg.DeadLetterTopic, kafkasec.Write))
+		case err == nil:
+			if err := kafkasec.CheckTopicOperations(s.cfg.DeadLetterTopic, rt.AuthorizedOperations, kafkasec.Write); err != nil {
+				return fmt.Errorf("kafka source: dead-letter topic: %w", err)
+			}
+		}
+		// A missing topic is created on first use, if the broker
+		// creates topics.
+	}
+	return nil
+}
+
+// metadataOf asks for the metadata of topics, with the operations the job
+// may do on each (Metadata v8+; see kafkasec.CheckTopicOperations).
+func (s *Source[T]) metadataOf(ctx context.Context, topics ...string) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	req.AllowAutoTopicCreation = false
+	req.IncludeTopicAuthorizedOperations = true
+	resp, err := req.RequestWith(ctx, s.cl)
+	if err != nil {
+		return nil, fmt.Errorf("kafka source: metadata from %v: %w", s.cfg.Brokers, kafkasec.Classify(err, s.cfg.Brokers))
+	}
+	return resp, nil
 }
 
 // assignRestored takes the owned partitions of all and positions them from
@@ -253,18 +311,12 @@ func (s *Source[T]) positionFresh(ctx context.Context, fresh []*partition, start
 	return nil
 }
 
-// metadata returns every partition of the configured topics, sorted.
+// metadata returns every partition of the configured topics, sorted. It
+// checks, where the broker says, that the job may read them.
 func (s *Source[T]) metadata(ctx context.Context) ([]*partition, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	for _, t := range s.cfg.Topics {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
-	}
-	req.AllowAutoTopicCreation = false
-	resp, err := req.RequestWith(ctx, s.cl)
+	resp, err := s.metadataOf(ctx, s.cfg.Topics...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka source: metadata from %v: %w", s.cfg.Brokers, err)
+		return nil, err
 	}
 	var out []*partition
 	for _, t := range resp.Topics {
@@ -273,7 +325,11 @@ func (s *Source[T]) metadata(ctx context.Context) ([]*partition, error) {
 			name = *t.Topic
 		}
 		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return nil, fmt.Errorf("kafka source: topic %q: %w", name, err)
+			return nil, fmt.Errorf("kafka source: topic %q: %w", name,
+				kafkasec.Authorization(err, s.cfg.Brokers, kafkasec.Topic, name, kafkasec.Read)) // Read implies Describe
+		}
+		if err := kafkasec.CheckTopicOperations(name, t.AuthorizedOperations, kafkasec.Read); err != nil {
+			return nil, fmt.Errorf("kafka source: %w", err)
 		}
 		for _, rp := range t.Partitions {
 			out = append(out, &partition{
@@ -351,14 +407,15 @@ func (s *Source[T]) listOffsets(ctx context.Context, parts []*partition, ts int6
 	}
 	resp, err := req.RequestWith(ctx, s.cl)
 	if err != nil {
-		return nil, fmt.Errorf("kafka source: list offsets: %w", err)
+		return nil, fmt.Errorf("kafka source: list offsets: %w", kafkasec.Classify(err, s.cfg.Brokers))
 	}
 	out := make(map[topicPartition]int64, len(parts))
 	for _, t := range resp.Topics {
 		for _, rp := range t.Partitions {
 			tp := topicPartition{t.Topic, rp.Partition}
 			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-				return nil, fmt.Errorf("kafka source: list offsets of %s: %w", tp, err)
+				return nil, fmt.Errorf("kafka source: list offsets of %s: %w", tp,
+					kafkasec.Authorization(err, s.cfg.Brokers, kafkasec.Topic, t.Topic, kafkasec.Read))
 			}
 			out[tp] = rp.Offset
 		}
@@ -451,7 +508,8 @@ func (s *Source[T]) Read(ctx context.Context, out runtime.Collector[T]) error {
 	}
 	if len(dead) > 0 {
 		if err := s.dlq.WriteMessages(ctx, dead...); err != nil {
-			return fmt.Errorf("kafka source: write %d records to dead-letter topic %q: %w", len(dead), s.cfg.DeadLetterTopic, err)
+			return fmt.Errorf("kafka source: write %d records to dead-letter topic %q: %w", len(dead), s.cfg.DeadLetterTopic,
+				kafkasec.Authorization(err, s.cfg.Brokers, kafkasec.Topic, s.cfg.DeadLetterTopic, kafkasec.Write))
 		}
 		s.deadLettered.Add(int64(len(dead)))
 	}
@@ -478,8 +536,12 @@ func (s *Source[T]) groupByLeader() map[int32][]*partition {
 }
 
 // retryable logs err and returns nil after a short pause, unless fetches
-// have been failing for longer than Config.RetryTimeout.
+// have been failing for longer than Config.RetryTimeout or err is a
+// refusal of the broker, which no retry changes.
 func (s *Source[T]) retryable(ctx context.Context, err error) error {
+	if kafkasec.IsAuthentication(err) || kafkasec.IsAuthorization(err) {
+		return kafkasec.Authorization(err, s.cfg.Brokers, kafkasec.Topic, strings.Join(s.cfg.Topics, ","), kafkasec.Read)
+	}
 	now := time.Now()
 	if s.failingFrom.IsZero() {
 		s.failingFrom = now
@@ -578,7 +640,8 @@ func (s *Source[T]) process(parts []*partition, resp *kmsg.FetchResponse, out ru
 				s.partitionErr = fmt.Errorf("%s: %w", p.topicPartition, err)
 				continue
 			default:
-				return dead, fmt.Errorf("kafka source: fetch %s at offset %d: %w", p.topicPartition, p.next, err)
+				return dead, fmt.Errorf("kafka source: fetch %s at offset %d: %w", p.topicPartition, p.next,
+					kafkasec.Authorization(err, s.cfg.Brokers, kafkasec.Topic, p.topic, kafkasec.Read))
 			}
 			fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
 				Offset:         p.next,
