@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -511,182 +509,6 @@ func TestCorruptState(t *testing.T) {
 	sub, files, err := decodeState(good)
 	if err != nil || sub != 0 || len(files) != 1 || files[0] != (pendingFile{1, "pending-1", "part-000-0000000001", 3}) {
 		t.Fatalf("round trip: %d %v %v", sub, files, err)
-	}
-}
-
-// checkSequence verifies that lines are exactly "0", "1", … "n-1": every
-// record once, in order.
-func checkSequence(lines []string, n int) error {
-	for i, l := range lines {
-		if l != strconv.Itoa(i) {
-			return fmt.Errorf("line %d is %q, want %d (duplicate or gap)", i, l, i)
-		}
-	}
-	if len(lines) != n {
-		return fmt.Errorf("%d records, want %d", len(lines), n)
-	}
-	return nil
-}
-
-// committedLines reads the output like `cat DIR/*`.
-func committedLines(t *testing.T, dir string) []string {
-	t.Helper()
-	var lines []string
-	for _, m := range shellGlob(t, dir) {
-		b, err := os.ReadFile(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, splitLines(string(b))...)
-	}
-	return lines
-}
-
-// TestRandomCrashes drives one sink the way the runtime would, with a
-// replayable source of records "0", "1", …, random checkpoint failures,
-// lost commits, crashes and restarts. After every step the visible output
-// must be exactly the records of the last committed checkpoint; at the end,
-// every record exactly once.
-func TestRandomCrashes(t *testing.T) {
-	seed := testseed.Seed(t)
-	rng := rand.New(rand.NewPCG(seed, 0))
-	ctx := context.Background()
-	info := runtime.TaskInfo{Subtask: 0, Parallelism: 1}
-	type checkpoint struct {
-		id    uint64
-		pos   int // source position: records [0, pos) are before the barrier
-		state []byte
-	}
-	for round := range 8 {
-		dir := t.TempDir()
-		cfg := Lines(dir)
-		cfg.BufferSize = 16 + rng.IntN(32) // flush mid-epoch often
-		var (
-			complete  *checkpoint // latest complete checkpoint
-			committed int         // records [0, committed) must be visible
-			pos       int
-			nextID    = uint64(1)
-			s         *Sink[string]
-		)
-		restart := func() {
-			s, _ = New(cfg)
-			var restored []byte
-			pos, committed = 0, 0
-			if complete != nil {
-				restored, pos, committed = complete.state, complete.pos, complete.pos
-			}
-			if err := s.Open(ctx, info, restored); err != nil {
-				t.Fatalf("round %d: open: %v", round, err)
-			}
-		}
-		restart()
-		var ops []string
-		for step := range 150 {
-			switch r := rng.IntN(20); {
-			case r < 10:
-				for range rng.IntN(6) {
-					if err := s.Write(ctx, strconv.Itoa(pos)); err != nil {
-						t.Fatal(err)
-					}
-					pos++
-				}
-				ops = append(ops, fmt.Sprintf("write→%d", pos))
-			case r < 15:
-				id := nextID
-				nextID++
-				st, err := s.PreCommit(ctx, id)
-				if err != nil {
-					t.Fatalf("round %d step %d: precommit: %v", round, step, err)
-				}
-				ops = append(ops, fmt.Sprintf("precommit(%d)", id))
-				if rng.IntN(4) == 0 {
-					break // the checkpoint fails
-				}
-				complete = &checkpoint{id, pos, st}
-				if rng.IntN(3) == 0 {
-					break // completes, but the sink is not told yet
-				}
-				if err := s.Commit(ctx, id); err != nil {
-					t.Fatalf("round %d step %d: commit: %v", round, step, err)
-				}
-				committed = pos
-				ops = append(ops, fmt.Sprintf("commit(%d)", id))
-			case r < 16:
-				if complete != nil {
-					if err := s.Commit(ctx, complete.id); err != nil {
-						t.Fatalf("round %d step %d: commit retry: %v", round, step, err)
-					}
-					committed = complete.pos
-					ops = append(ops, fmt.Sprintf("commit(%d)", complete.id))
-				}
-			case r < 19:
-				crash(s)
-				restart()
-				ops = append(ops, "crash")
-			default:
-				if err := s.Close(); err != nil {
-					t.Fatal(err)
-				}
-				restart()
-				ops = append(ops, "close")
-			}
-			if err := checkSequence(committedLines(t, dir), committed); err != nil {
-				t.Fatalf("round %d step %d: visible output: %v\nops: %s", round, step, err, strings.Join(ops, " "))
-			}
-		}
-		// End of input: a final checkpoint, committed, then Close.
-		if _, err := s.PreCommit(ctx, nextID); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Commit(ctx, nextID); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := checkSequence(committedLines(t, dir), pos); err != nil {
-			t.Fatalf("round %d: final output: %v\nops: %s", round, err, strings.Join(ops, " "))
-		}
-		if got := staged(t, dir, 0); len(got) != 0 {
-			t.Fatalf("round %d: staging not empty at the end: %q", round, got)
-		}
-	}
-}
-
-// TestCheckerDetectsAtLeastOnce shows that the exactly-once checker used
-// above would catch duplicates: the at-least-once mode, crashed after a
-// PreCommit whose checkpoint never completed, replays a record.
-func TestCheckerDetectsAtLeastOnce(t *testing.T) {
-	ctx := context.Background()
-	info := runtime.TaskInfo{Subtask: 0, Parallelism: 1}
-	for _, alo := range []bool{false, true} {
-		dir := t.TempDir()
-		cfg := Lines(dir)
-		cfg.AtLeastOnce = alo
-		s, _ := New(cfg)
-		s.Open(ctx, info, nil)
-		s.Write(ctx, "0")
-		s.Write(ctx, "1")
-		if _, err := s.PreCommit(ctx, 1); err != nil { // checkpoint 1 fails
-			t.Fatal(err)
-		}
-		crash(s)
-		s, _ = New(cfg)
-		s.Open(ctx, info, nil) // no complete checkpoint: replay from the start
-		s.Write(ctx, "0")
-		s.Write(ctx, "1")
-		s.PreCommit(ctx, 2)
-		s.Commit(ctx, 2)
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		err := checkSequence(committedLines(t, dir), 2)
-		if alo && err == nil {
-			t.Fatal("at-least-once: checker found no duplicate")
-		}
-		if !alo && err != nil {
-			t.Fatalf("exactly-once: %v", err)
-		}
 	}
 }
 

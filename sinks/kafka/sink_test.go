@@ -83,11 +83,17 @@ func commit[T any](t *testing.T, s *Sink[T], n uint64) {
 	}
 }
 
-// readRecords commits a marker to every partition through another
-// transactional id, reads until all markers are seen and returns the records
-// before them, in log order per partition: under read_committed, exactly
-// what is visible.
+// readRecords returns what is visible in the test topic; see readTopic.
 func readRecords(t *testing.T, c *kfake.Cluster, committed bool) []kafkatest.Record {
+	t.Helper()
+	return readTopic(t, c, topic, committed)
+}
+
+// readTopic commits a marker to every partition of topic (which has
+// partitions partitions) through another transactional id, reads until all
+// markers are seen and returns the records before them, in log order per
+// partition: under read_committed, exactly what is visible.
+func readTopic(t *testing.T, c *kfake.Cluster, topic string, committed bool) []kafkatest.Record {
 	t.Helper()
 	m, err := kafkatxn.New(t.Context(), kafkatxn.Config{
 		Brokers: c.ListenAddrs(), TransactionalID: "marker-" + strconv.FormatBool(committed), Logger: quiet,

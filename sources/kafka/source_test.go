@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -172,83 +171,6 @@ func TestPartitionAssignment(t *testing.T) {
 			t.Errorf("subtask %d owns %v, want %v", sub, got, want[sub])
 		}
 	}
-}
-
-// TestSnapshotRestoreExactlyOnce snapshots each subtask after a random
-// number of Reads, reopens a fresh instance from the snapshot, and checks
-// that the records before and after the snapshot are every record once.
-func TestSnapshotRestoreExactlyOnce(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
-	defer func() {
-		if t.Failed() {
-			t.Logf("failed with seed %d", seed)
-		}
-	}()
-
-	b := startBroker(t)
-	if err := b.CreateTopic("events", 4); err != nil {
-		t.Fatal(err)
-	}
-	want := values("e", 2000)
-	produce(t, b.Addr(), "events", 25, want...)
-
-	const parallelism = 3
-	var got []string
-	restores := 0
-	for sub := range parallelism {
-		cfg := Config[string]{
-			Brokers: []string{b.Addr()}, Topics: []string{"events"}, Deserializer: asString,
-			Mode: StopAtEnd, MaxBytesPerRead: 512, // a few batches per Read
-		}
-		c := runtime.CollectorFunc[string](func(v string) { got = append(got, v) })
-		var state []byte
-		// Several generations: read a few times, snapshot, "crash" and
-		// restore into a new instance.
-		for gen := 0; ; gen++ {
-			s := open(t, cfg, task(sub, parallelism), state)
-			if state != nil {
-				restores++
-			}
-			reads := rng.IntN(8)
-			ended := false
-			for range reads {
-				err := s.Read(testCtx(t), c)
-				if errors.Is(err, runtime.ErrEndOfInput) {
-					ended = true
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			if ended {
-				break
-			}
-			var err error
-			if state, err = s.Snapshot(); err != nil {
-				t.Fatal(err)
-			}
-			// Records emitted after a snapshot but before a crash are
-			// replayed by the restored instance; model the crash by
-			// reading more and then throwing that output away.
-			mark := len(got)
-			if err := s.Read(testCtx(t), c); err != nil && !errors.Is(err, runtime.ErrEndOfInput) {
-				t.Fatal(err)
-			}
-			got = got[:mark]
-			_ = s.Close()
-			if gen > 10_000 {
-				t.Fatal("no progress")
-			}
-		}
-	}
-	if restores < parallelism {
-		t.Fatalf("only %d restores; the test did not exercise mid-way snapshots", restores)
-	}
-	t.Logf("%d restores", restores)
-	exactlyOnce(t, got, want)
 }
 
 func TestUnboundedReadReturnsPromptly(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"regexp"
 	goruntime "runtime"
 	"slices"
 	"strings"
@@ -242,5 +243,56 @@ func TestTestSinkFailsTheTest(t *testing.T) {
 	// The seed is logged before the run and reported with the failure.
 	if len(fake.logs) == 0 || !strings.Contains(fake.logs[0], "seed") || !strings.Contains(fake.failure, "seed") {
 		t.Fatalf("seed not reported: logs %q, failure %q", fake.logs, firstLines(fake.failure, 2))
+	}
+}
+
+// lifeSink records how the suite ends an instance.
+type lifeSink struct {
+	*tableSink
+	closed, killed bool
+}
+
+func (s *lifeSink) Close() error {
+	if s.closed || s.killed {
+		return errors.New("closed after it was closed or killed")
+	}
+	s.closed = true
+	return nil
+}
+
+func TestKillOnlyCrashedInstances(t *testing.T) {
+	suite := sinkSuite(testseed.Seed(t), func(s *tableSink) runtime.Sink[string] { return &lifeSink{tableSink: s} })
+	kills := 0
+	suite.Kill = func(s runtime.Sink[string]) {
+		ls := s.(*lifeSink)
+		if ls.closed || ls.killed {
+			t.Errorf("Kill of an instance closed (%v) or killed (%v) before", ls.closed, ls.killed)
+		}
+		ls.killed = true
+		kills++
+	}
+	if err := conformance.CheckSink(t.Context(), suite); err != nil {
+		t.Fatal(err)
+	}
+	if kills == 0 {
+		t.Fatal("no crash killed an instance")
+	}
+}
+
+// TestSeedReplaysSchedule: the same seed makes the same calls, so a failure
+// reproduces (only the destination names differ).
+func TestSeedReplaysSchedule(t *testing.T) {
+	seed := testseed.Seed(t)
+	dest := regexp.MustCompile(`weir-conformance-\d+`)
+	var failures [2]string
+	for i := range failures {
+		err := conformance.CheckSink(t.Context(), sinkSuite(seed, func(s *tableSink) runtime.Sink[string] { return doubleCommitSink{s} }))
+		if err == nil {
+			t.Fatal("the flawed sink passed")
+		}
+		failures[i] = dest.ReplaceAllString(err.Error(), "DEST")
+	}
+	if failures[0] != failures[1] {
+		t.Fatalf("two runs with seed %d differ:\n%s\n----\n%s", seed, failures[0], failures[1])
 	}
 }

@@ -30,7 +30,9 @@
 // Commit had returned before the end (a crash can fall between the Commit
 // and the runtime's record of it, so the re-commit in Open must be
 // idempotent), and the input is written again from the positions of that
-// checkpoint. Checkpoint ids only grow, across restarts too.
+// checkpoint. Checkpoint ids only grow, across restarts too. A crash does
+// not close the dropped instances; SinkSuite.Kill, if set, releases what
+// the death of the process would (connections, files, a server's locks).
 //
 // Right after every restore, SinkSuite.ReadCommitted must return exactly
 // the records the restored checkpoint covers: what it promised is visible,

@@ -23,13 +23,20 @@ type SinkSuite[T any] struct {
 	// checkpoints: after every restore, once every subtask has opened,
 	// and at the end of a schedule.
 	ReadCommitted func(dest string) ([]T, error)
+	// Kill, if set, is called on every instance a crash drops, before
+	// the restore. It does to the instance what the death of its process
+	// would: close its connections and files, so that the server ends
+	// their sessions and releases their locks. It must not do what
+	// Close does (flush, abort, clean up). Without Kill, a dropped
+	// instance keeps its resources until the garbage collector or the
+	// server's timeouts release them.
+	Kill func(runtime.Sink[T])
 	// Records is the input of every schedule. Record i goes to subtask
 	// i mod Parallelism, which writes its records in order and, after a
 	// restart, again from the position of the restored checkpoint.
 	Records []T
 	// Key identifies a record when outputs are compared (default
-	// fmt.Sprint): records with the same key are the same record. Make
-	// the records of Records distinct.
+	// fmt.Sprint): records with the same key are the same record.
 	Key func(T) string
 	// AtLeastOnce is set for a sink that promises only at-least-once
 	// output: a record may then appear more than once, but every record
@@ -116,11 +123,13 @@ func (s *SinkSuite[T]) ensureDefaults() error {
 // sinkDriver plays the runtime for one schedule: the sources' positions,
 // the coordinator's checkpoints and commit markers, and the sink tasks.
 type sinkDriver[T any] struct {
-	ctx   context.Context
-	suite *SinkSuite[T]
-	sched *schedule
-	dest  string
-	input [][]T // per subtask
+	parent context.Context
+	ctx    context.Context    // of the running incarnation of the job
+	cancel context.CancelFunc // ends it: the runtime cancels before Close
+	suite  *SinkSuite[T]
+	sched  *schedule
+	dest   string
+	input  [][]T // per subtask
 
 	subs     []*sinkSubtask[T]
 	nextID   uint64
@@ -135,9 +144,9 @@ type sinkDriver[T any] struct {
 type sinkSubtask[T any] struct {
 	sink runtime.Sink[T]
 	pos  int // next record of the subtask's input
-	// precommitted lists the checkpoints pre-committed and not yet
-	// covered by a Commit; commits those complete whose Commit the
-	// subtask has not received, in order.
+	// precommitted lists the checkpoints the subtask pre-committed that
+	// no Commit has covered yet; commits lists the complete checkpoints
+	// whose Commit it has not received yet, oldest first.
 	precommitted, commits []uint64
 }
 
@@ -153,7 +162,7 @@ type sinkCheckpoint struct {
 
 func newSinkDriver[T any](ctx context.Context, s *SinkSuite[T], sched *schedule) *sinkDriver[T] {
 	d := &sinkDriver[T]{
-		ctx: ctx, suite: s, sched: sched,
+		parent: ctx, suite: s, sched: sched,
 		dest:   fmt.Sprintf("weir-conformance-%d", destinations.Add(1)),
 		input:  make([][]T, s.Parallelism),
 		subs:   make([]*sinkSubtask[T], s.Parallelism),
@@ -391,12 +400,16 @@ func (d *sinkDriver[T]) stop() error {
 // starts it again from the newest complete checkpoint.
 func (d *sinkDriver[T]) restart(how string) error {
 	d.sched.step("%s: restart from checkpoint %d", how, d.restoredID())
-	if how == "fail" || how == "stop" {
-		for i, sub := range d.subs {
+	d.cancel()
+	for i, sub := range d.subs {
+		switch {
+		case how == "fail" || how == "stop":
 			if err := sub.sink.Close(); err != nil {
 				// The runtime logs it and restarts all the same.
 				d.sched.step("subtask %d: Close: %v", i, err)
 			}
+		case d.suite.Kill != nil:
+			d.suite.Kill(sub.sink)
 		}
 	}
 	return d.open()
@@ -414,6 +427,8 @@ func (d *sinkDriver[T]) restoredID() uint64 {
 // checkpoint covers: its promises kept, nothing later visible.
 func (d *sinkDriver[T]) open() error {
 	d.inflight, d.stopping, d.lastHere = nil, false, false
+	d.subs = make([]*sinkSubtask[T], len(d.subs)) // the old instances are gone
+	d.ctx, d.cancel = context.WithCancel(d.parent)
 	for i := range d.subs {
 		sink, err := d.suite.New(d.dest)
 		if err != nil {
@@ -434,8 +449,11 @@ func (d *sinkDriver[T]) open() error {
 	return d.checkCommitted(fmt.Sprintf("after a restore from checkpoint %d", d.restoredID()))
 }
 
-// closeAll closes every subtask's instance.
+// closeAll ends the job and closes every subtask's instance.
 func (d *sinkDriver[T]) closeAll() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
 	for i, sub := range d.subs {
 		if sub == nil || sub.sink == nil {
 			continue

@@ -68,7 +68,7 @@ func CheckSource[T any](ctx context.Context, s SourceSuite[T]) error {
 		return err
 	}
 	for i := range s.Schedules {
-		d := &sourceDriver[T]{ctx: ctx, suite: &s, sched: newSchedule(s.Seed, i, s.Schedules), ref: ref}
+		d := &sourceDriver[T]{parent: ctx, suite: &s, sched: newSchedule(s.Seed, i, s.Schedules), ref: ref}
 		if err := d.run(); err != nil {
 			d.closeAll()
 			return d.sched.fail("source", err)
@@ -161,10 +161,12 @@ func readOnce[T any](ctx context.Context, src runtime.Source[T], subtask int, ou
 
 // sourceDriver plays the runtime for one schedule of a source suite.
 type sourceDriver[T any] struct {
-	ctx   context.Context
-	suite *SourceSuite[T]
-	sched *schedule
-	ref   [][]T // per subtask: the uninterrupted read
+	parent context.Context
+	ctx    context.Context    // of the running incarnation of the job
+	cancel context.CancelFunc // ends it: the runtime cancels before Close
+	suite  *SourceSuite[T]
+	sched  *schedule
+	ref    [][]T // per subtask: the uninterrupted read
 
 	subs      []*sourceSubtask[T]
 	committed [][]T    // per subtask: the records before the newest complete snapshot
@@ -268,9 +270,9 @@ func (d *sourceDriver[T]) read(i int) error {
 }
 
 // checkpoint snapshots every subtask (the barrier passes each source task
-// between two Reads); the checkpoint then completes or, unless final,
-// sometimes fails.
-func (d *sourceDriver[T]) checkpoint(final bool) error {
+// between two Reads); the checkpoint then completes or, unless it must
+// complete (a final checkpoint, say), sometimes fails.
+func (d *sourceDriver[T]) checkpoint(mustComplete bool) error {
 	id := d.nextID
 	d.nextID++
 	states := make([][]byte, len(d.subs))
@@ -281,7 +283,7 @@ func (d *sourceDriver[T]) checkpoint(final bool) error {
 		}
 		states[i] = st
 	}
-	if !final && d.sched.oneIn(4) {
+	if !mustComplete && d.sched.oneIn(4) {
 		d.sched.step("checkpoint %d: every subtask snapshotted; it fails", id)
 		return nil
 	}
@@ -299,7 +301,9 @@ func (d *sourceDriver[T]) checkpoint(final bool) error {
 func (d *sourceDriver[T]) restart(how string) error {
 	d.sched.restarts++
 	d.sched.step("%s: restore every subtask", how)
-	if how != "crash" {
+	if how == "crash" {
+		d.cancel() // the instances are dropped
+	} else {
 		d.closeAll()
 	}
 	return d.open()
@@ -307,6 +311,7 @@ func (d *sourceDriver[T]) restart(how string) error {
 
 func (d *sourceDriver[T]) open() error {
 	d.subs = make([]*sourceSubtask[T], d.suite.Parallelism)
+	d.ctx, d.cancel = context.WithCancel(d.parent)
 	for i := range d.subs {
 		src, err := d.suite.open(d.ctx, i, d.restored[i])
 		if err != nil {
@@ -321,7 +326,11 @@ func (d *sourceDriver[T]) open() error {
 	return nil
 }
 
+// closeAll ends the job and closes every subtask's instance.
 func (d *sourceDriver[T]) closeAll() {
+	if d.cancel != nil {
+		d.cancel()
+	}
 	for i, sub := range d.subs {
 		if sub == nil || sub.src == nil {
 			continue
