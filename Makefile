@@ -16,11 +16,13 @@ run:
 	$(GO) run ./examples/wordcount
 
 # test-deps installs the Debian packages some tests use: kcat (a Kafka client
-# no one here wrote) and chromium (the status page browser test). Tests that
+# no one here wrote), chromium (the status page browser test) and postgresql
+# (sinks/postgres; its check, the optional third argument, looks for the
+# server binaries, which are not on PATH). Tests that
 # need them skip with a message when absent, but CI runs as root and installs
 # them.
 define apt-install
-	@if ! command -v $(1) >/dev/null 2>&1; then \
+	@if ! $(if $(3),$(3),command -v $(1)) >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing $(1) for $(2)"; \
 			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null) \
@@ -34,6 +36,7 @@ endef
 test-deps:
 	$(call apt-install,kcat,the kcat cross-check)
 	$(call apt-install,chromium,the browser test)
+	$(call apt-install,postgresql,the PostgreSQL sink tests,ls /usr/lib/postgresql/*/bin/initdb)
 
 vet:
 	$(GO) vet ./...

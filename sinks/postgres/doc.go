@@ -1,0 +1,95 @@
+// Package postgres is an exactly-once sink into PostgreSQL: each record
+// becomes SQL statements (inserts, upserts, increments: anything that is
+// not idempotent too), and the statements of a checkpoint epoch take effect
+// exactly once, in one transaction per subtask, when the checkpoint
+// completes. It uses pgx (github.com/jackc/pgx/v5).
+//
+// # Records
+//
+// Config.Statement with Config.Args sends one statement per record:
+//
+//	postgres.Config[Order]{
+//		URL:       "postgres://weir@db.example.com/shop?sslmode=verify-full",
+//		SinkID:    "orders",
+//		Statement: "INSERT INTO orders (order_id, amount_cents) VALUES ($1, $2)",
+//		Args:      func(o Order) []any { return []any{o.ID, o.Cents} },
+//	}
+//
+// Config.Apply queues any number of statements per record on a Batch, which
+// the sink sends BatchSize records at a time in one round trip (pgx.Batch).
+// Apply cannot read results: the round trip comes later.
+//
+// # Modes
+//
+// Prepared (the default, Auto, when the server's max_prepared_transactions
+// is above 0). The epoch's statements run in a transaction on the
+// subtask's connection. At barrier n the sink adds a row to weir_commits
+// (SinkID, subtask, n) and runs PREPARE TRANSACTION '<SinkID>-<subtask>-<n>':
+// the epoch is durable and invisible. Commit(n) runs COMMIT PREPARED for
+// every prepared epoch up to n. Open after a crash commits what the
+// restored checkpoint promised and ROLLBACK PREPARED every other prepared
+// transaction of the subtask (found in pg_prepared_xacts), whose records
+// the runtime replays. A prepared transaction keeps its row locks until
+// Commit, so the next epoch's records are held in memory until then (a
+// Commit normally follows its barrier within milliseconds); if the next
+// barrier comes first (a checkpoint failed), that epoch is staged as in
+// Staged mode, and the next Commit applies both, in order. The sink never
+// waits for a lock that only its own Commit would release.
+//
+// Staged (for managed servers without prepared transactions). The epoch's
+// records are copied (COPY, as JSON: T must round-trip through
+// encoding/json) into weir_staged_rows in a transaction committed at the
+// barrier, with a row in weir_staged_epochs naming the checkpoint.
+// Commit(n), in one transaction, runs the statements of every staged epoch
+// up to n, deletes the staged rows and adds (SinkID, subtask, n) to
+// weir_commits; a repeated Commit finds nothing staged and does nothing.
+// Open commits what the restored checkpoint promised and deletes every
+// other staged epoch of the subtask.
+//
+// AtLeastOnce commits the epoch's transaction at the barrier; after a crash
+// the epochs since the last complete checkpoint are applied again. It
+// exists so that tests can show that their checkers see the duplicates.
+//
+// In both exactly-once modes a promised epoch that is gone (rolled back or
+// deleted by someone else) while weir_commits has no record of its commit
+// is ErrDataLoss, which wraps runtime.ErrUnrecoverable: the sink never
+// continues with output it knows to be incomplete. weir_commits keeps, per
+// sink and subtask, the newest committed checkpoint (older rows are
+// deleted as newer ones commit): a query shows how far the output is.
+//
+// # Bad records
+//
+// A record the database rejects for good (a data exception or constraint
+// violation, SQLSTATE classes 22 and 23), or that Apply rejects, follows
+// Config.OnBadRecord, named as the Kafka source's decode-error policy:
+// Fail (the default) stops the job with a *RecordError naming the
+// subtask, the record's position in its epoch, the statement and the
+// SQLSTATE, wrapping runtime.ErrUnrecoverable (a restart would replay the
+// same record); Skip drops and counts it (BadRecords); DeadLetter writes
+// it as JSON, with the error, to Config.DeadLetterTable in the epoch's
+// transaction, so dead letters are exactly-once too. With Skip and
+// DeadLetter each round trip runs inside a savepoint, so that a rejected
+// record is taken out without losing the rest of the epoch. Any other
+// error (a lost connection, a missing table, a syntax error) fails the
+// job, which restarts from its last complete checkpoint.
+//
+// # Connections and security
+//
+// Each subtask holds two connections (one for the epoch's transaction, one
+// for commits), so a sink needs 2 × parallelism connections, plus one per
+// prepared epoch in max_prepared_transactions (3 × parallelism leaves
+// room for a failed checkpoint). Config.URL takes what pgx takes: TLS with
+// sslmode (require, verify-ca, verify-full, with sslrootcert, sslcert,
+// sslkey); the password from the URL, Config.PasswordFile, PGPASSWORD or
+// ~/.pgpass. The password is never logged: the sink logs host, port,
+// database, user and whether TLS is on. StatementTimeout (default 1
+// minute) bounds every statement, which also ends a wait for a lock held
+// by another subtask's prepared epoch after a failed checkpoint: make the
+// rows a subtask changes its own (key the stream by them) and no such wait
+// arises.
+//
+// The sink creates weir_commits, weir_staged_epochs, weir_staged_rows and
+// the dead-letter table if missing (in Config.Schema if set). It counts
+// committed and rolled-back epochs for weir_sink_transactions_total
+// (runtime.TransactionReporter).
+package postgres

@@ -1,0 +1,476 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/weirstream/weir/runtime"
+)
+
+// Sink is one subtask's instance of the PostgreSQL sink. It implements
+// runtime.Sink[T]; see the package documentation for the protocol.
+type Sink[T any] struct {
+	cfg  Config[T]
+	info runtime.TaskInfo
+	log  *slog.Logger
+	mode Mode // resolved: Prepared or Staged
+	w    *pgx.Conn
+	c    *pgx.Conn // commits, while w may be inside the next epoch
+	app  *applier[T]
+	err  error // sticky: the sink is broken and must be restored
+
+	// The current epoch.
+	buf   []T    // records not yet sent
+	sent  int64  // records of the epoch sent so far
+	inTx  bool   // the epoch's transaction is open on w
+	last  uint64 // the last checkpoint pre-committed: the epoch began after it
+	epoch int64  // Staged: the id of the epoch's staged rows
+
+	pending []pendingEpoch // pre-committed, not committed, by checkpoint
+
+	committed, aborted atomic.Uint64
+	bad                atomic.Int64
+}
+
+var (
+	_ runtime.Sink[int]           = (*Sink[int])(nil)
+	_ runtime.TransactionReporter = (*Sink[int])(nil)
+)
+
+// New validates cfg and returns one unopened sink instance.
+func New[T any](cfg Config[T]) (*Sink[T], error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Sink[T]{cfg: cfg}, nil
+}
+
+// Factory validates cfg and returns the per-subtask sink factory the runtime
+// needs.
+func Factory[T any](cfg Config[T]) (func() runtime.Sink[T], error) {
+	if _, err := New(cfg); err != nil {
+		return nil, err
+	}
+	cfg.EnsureDefaults()
+	return func() runtime.Sink[T] { return &Sink[T]{cfg: cfg} }, nil
+}
+
+// Open connects, creates the sink's tables if missing, and finishes what
+// the restored state promises: it commits the epochs pre-committed at the
+// restored checkpoint (unless TaskInfo.RestoredCommitted says they were),
+// then rolls back every other prepared transaction of the subtask and
+// deletes every other staged epoch.
+func (s *Sink[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
+	if s.w != nil {
+		return errors.New("postgres: Open called twice")
+	}
+	s.info = info
+	// The runtime's logger names the job, operator and subtask already.
+	s.log = info.Logger
+	if s.cfg.Logger != nil || s.log == nil {
+		s.log = cmp.Or(s.cfg.Logger, slog.Default()).With("job", info.Job, "operator", info.Operator, "subtask", info.Subtask)
+	}
+	s.log = s.log.With("sink_id", s.cfg.SinkID)
+	s.app = newApplier(&s.cfg, info.Subtask, s.log, &s.bad)
+	if err := s.open(ctx, restored); err != nil {
+		s.closeConns()
+		return fmt.Errorf("postgres: open subtask %d of sink %q: %w", info.Subtask, s.cfg.SinkID, err)
+	}
+	return nil
+}
+
+func (s *Sink[T]) open(ctx context.Context, restored []byte) error {
+	st, err := decodeState(restored)
+	if err != nil {
+		return err
+	}
+	if restored != nil && st.Subtask != s.info.Subtask {
+		return fmt.Errorf("state of subtask %d restored into subtask %d", st.Subtask, s.info.Subtask)
+	}
+	cc, err := s.cfg.connConfig()
+	if err != nil {
+		return err
+	}
+	if s.w, err = pgx.ConnectConfig(ctx, cc); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	if s.c, err = pgx.ConnectConfig(ctx, cc.Copy()); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	if s.mode, err = s.resolveMode(ctx); err != nil {
+		return err
+	}
+	s.log = s.log.With("mode", s.mode.String())
+	s.log.Info("postgres sink: connected", "server", describe(cc))
+	// NB: Prepared mode stages an epoch when the previous one is still
+	// prepared (see PreCommit).
+	ddl := []string{ddlCommits}
+	if s.mode != AtLeastOnce || len(st.Pending) > 0 {
+		ddl = append(ddl, ddlStaged...)
+	}
+	if s.cfg.OnBadRecord == DeadLetter {
+		ddl = append(ddl, ddlDeadLetter(quoteTable(s.cfg.DeadLetterTable)))
+	}
+	if err := ensureTables(ctx, s.w, ddl); err != nil {
+		return err
+	}
+	// (a) The restored checkpoint is complete: commit what it promises.
+	if len(st.Pending) > 0 {
+		if s.info.RestoredCommitted {
+			s.log.Info("postgres sink: the epochs of the restored checkpoint were committed before the job stopped",
+				"restored_checkpoint", st.Checkpoint, "epochs", len(st.Pending))
+		} else if err := s.commitEpochs(ctx, st.Pending); err != nil {
+			return fmt.Errorf("restore checkpoint %d: %w", st.Checkpoint, err)
+		}
+	}
+	s.last = st.Checkpoint
+	// (b) Everything else the subtask pre-committed belongs to epochs after
+	// the restored checkpoint, whose records the runtime replays.
+	return s.discardOthers(ctx)
+}
+
+// resolveMode checks that the server allows prepared transactions for
+// Prepared mode, and picks the mode for Auto.
+func (s *Sink[T]) resolveMode(ctx context.Context) (Mode, error) {
+	var n int
+	if err := s.c.QueryRow(ctx, "SELECT current_setting('max_prepared_transactions')::int").Scan(&n); err != nil {
+		return 0, fmt.Errorf("read max_prepared_transactions: %w", err)
+	}
+	switch {
+	case s.cfg.Mode == Staged || s.cfg.Mode == AtLeastOnce:
+		return s.cfg.Mode, nil
+	case n > 0:
+		return Prepared, nil
+	case s.cfg.Mode == Prepared:
+		return 0, ErrNoPreparedTransactions
+	}
+	s.log.Info("postgres sink: the server does not allow prepared transactions (max_prepared_transactions = 0); using Staged mode")
+	return Staged, nil
+}
+
+// Write buffers rec and sends the buffer when it holds BatchSize records.
+// In Prepared mode nothing is sent while an earlier epoch is prepared and
+// not committed: its transaction may hold locks on the rows the next epoch
+// changes, and only Commit, on this goroutine, releases them.
+func (s *Sink[T]) Write(ctx context.Context, rec T) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	s.buf = append(s.buf, rec)
+	if len(s.buf) >= s.cfg.BatchSize && s.canSend() {
+		return s.fail(s.flush(ctx))
+	}
+	return nil
+}
+
+func (s *Sink[T]) canSend() bool {
+	return s.mode != Prepared || len(s.pending) == 0
+}
+
+// flush sends the buffered records: as statements into the epoch's
+// transaction, or in Staged mode into the staging table.
+func (s *Sink[T]) flush(ctx context.Context) error { return s.flushAs(ctx, s.mode) }
+
+func (s *Sink[T]) flushAs(ctx context.Context, mode Mode) error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	var err error
+	if mode != Staged {
+		begin := ""
+		if !s.inTx {
+			begin = "BEGIN"
+		}
+		s.inTx = true
+		err = s.app.run(ctx, s.w, begin, s.buf, s.sent, s.last)
+	} else {
+		err = s.stage(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	s.sent += int64(len(s.buf))
+	clear(s.buf)
+	s.buf = s.buf[:0]
+	return nil
+}
+
+// PreCommit makes the epoch durable and invisible: in Prepared mode it
+// sends the buffered records, records the commit in CommitsTable and
+// prepares the transaction as '<SinkID>-<subtask>-<checkpointID>'; in
+// Staged mode it sends the buffered records to the staging table and
+// commits them there. An epoch without records pre-commits nothing. The
+// returned state lists every pre-committed epoch not yet committed.
+func (s *Sink[T]) PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	if checkpointID <= s.last && s.last != 0 {
+		return nil, s.fail(fmt.Errorf("postgres: PreCommit(%d) after PreCommit(%d): checkpoint ids must increase", checkpointID, s.last))
+	}
+	mode := s.mode
+	if !s.canSend() && len(s.buf) > 0 {
+		// NB: the epoch's statements could wait forever for locks the
+		// prepared epoch holds (see Write): a checkpoint failed, or its
+		// Commit comes after this barrier. Stage this epoch instead; its
+		// Commit applies it after committing the prepared one.
+		mode = Staged
+		s.log.Info("postgres sink: the previous epoch is still prepared; staging this one",
+			"checkpoint", checkpointID, "prepared", s.pending[0].Checkpoint, "records", len(s.buf))
+	}
+	if err := s.flushAs(ctx, mode); err != nil {
+		return nil, s.fail(fmt.Errorf("postgres: pre-commit checkpoint %d: %w", checkpointID, err))
+	}
+	if s.inTx {
+		if err := s.seal(ctx, mode, checkpointID); err != nil {
+			return nil, s.fail(fmt.Errorf("postgres: pre-commit checkpoint %d: %w", checkpointID, err))
+		}
+	}
+	s.sent, s.epoch = 0, 0
+	s.last = checkpointID
+	st, err := encodeState(sinkState{Subtask: s.info.Subtask, Checkpoint: checkpointID, Pending: s.pending})
+	return st, s.fail(err)
+}
+
+// seal ends the epoch's transaction on w: it prepares it (Prepared),
+// commits the staged rows with their epoch (Staged) or commits it
+// (AtLeastOnce).
+func (s *Sink[T]) seal(ctx context.Context, mode Mode, checkpointID uint64) error {
+	var sql string
+	switch mode {
+	case Prepared:
+		// NB: SinkID is restricted to characters that need no quoting.
+		sql = fmt.Sprintf("INSERT INTO %s (sink_id, subtask, checkpoint) VALUES ('%s', %d, %d); PREPARE TRANSACTION '%s'",
+			CommitsTable, s.cfg.SinkID, s.info.Subtask, checkpointID, s.gid(checkpointID))
+	case Staged:
+		sql = fmt.Sprintf("INSERT INTO %s (sink_id, subtask, epoch, checkpoint, rows) VALUES ('%s', %d, %d, %d, %d); COMMIT",
+			StagedEpochsTable, s.cfg.SinkID, s.info.Subtask, s.epoch, checkpointID, s.sent)
+	default:
+		sql = "COMMIT"
+	}
+	if _, err := s.w.Exec(ctx, sql); err != nil {
+		return err
+	}
+	s.inTx = false
+	if mode == AtLeastOnce {
+		s.committed.Add(1)
+		return nil
+	}
+	p := pendingEpoch{Mode: mode, Checkpoint: checkpointID, After: s.last, Rows: s.sent, Epoch: s.epoch}
+	s.pending = append(s.pending, p)
+	s.log.Debug("postgres sink: pre-committed", "checkpoint", checkpointID, "rows", p.Rows, "as", mode.String())
+	return nil
+}
+
+// gid names the prepared transaction of a checkpoint.
+func (s *Sink[T]) gid(checkpoint uint64) string {
+	return fmt.Sprintf("%s-%d-%d", s.cfg.SinkID, s.info.Subtask, checkpoint)
+}
+
+// Commit makes visible every epoch pre-committed at or before checkpointID.
+// It is idempotent: an epoch whose prepared transaction or staged rows are
+// gone counts as committed if CommitsTable says so, and is ErrDataLoss
+// otherwise.
+func (s *Sink[T]) Commit(ctx context.Context, checkpointID uint64) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	i := 0
+	for i < len(s.pending) && s.pending[i].Checkpoint <= checkpointID {
+		i++
+	}
+	if i == 0 {
+		return nil
+	}
+	if err := s.commitEpochs(ctx, s.pending[:i]); err != nil {
+		return s.fail(fmt.Errorf("postgres: commit checkpoint %d: %w", checkpointID, err))
+	}
+	s.pending = slices.Delete(s.pending, 0, i)
+	if len(s.buf) >= s.cfg.BatchSize && s.canSend() {
+		return s.fail(s.flush(ctx))
+	}
+	return nil
+}
+
+// commitEpochs commits pre-committed epochs, in checkpoint order, and then
+// forgets the commit records they superseded.
+func (s *Sink[T]) commitEpochs(ctx context.Context, epochs []pendingEpoch) error {
+	for _, p := range epochs {
+		var err error
+		if p.Mode == Prepared {
+			err = s.commitPrepared(ctx, p)
+		} else {
+			err = s.commitStaged(ctx, p)
+		}
+		if err != nil {
+			return err
+		}
+		s.committed.Add(1)
+	}
+	newest := epochs[len(epochs)-1].Checkpoint
+	if _, err := s.c.Exec(ctx, "DELETE FROM "+CommitsTable+" WHERE sink_id = $1 AND subtask = $2 AND checkpoint < $3",
+		s.cfg.SinkID, s.info.Subtask, int64(newest)); err != nil {
+		return fmt.Errorf("forget old commit records: %w", err)
+	}
+	return nil
+}
+
+func (s *Sink[T]) commitPrepared(ctx context.Context, p pendingEpoch) error {
+	gid := s.gid(p.Checkpoint)
+	var found bool
+	err := s.c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database())", gid).Scan(&found)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return s.checkCommitted(ctx, p, "prepared transaction "+gid)
+	}
+	if _, err := s.c.Exec(ctx, "COMMIT PREPARED '"+gid+"'"); err != nil {
+		return fmt.Errorf("COMMIT PREPARED '%s': %w", gid, err)
+	}
+	s.log.Debug("postgres sink: committed", "checkpoint", p.Checkpoint, "gid", gid)
+	return nil
+}
+
+// checkCommitted explains a missing pre-committed epoch: committed before
+// (CommitsTable holds its checkpoint or a later one) or lost.
+func (s *Sink[T]) checkCommitted(ctx context.Context, p pendingEpoch, what string) error {
+	var ok bool
+	err := s.c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+CommitsTable+" WHERE sink_id = $1 AND subtask = $2 AND checkpoint >= $3)",
+		s.cfg.SinkID, s.info.Subtask, int64(p.Checkpoint)).Scan(&ok)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil // committed by an earlier attempt
+	}
+	s.log.Error("postgres sink: DATA LOSS: an epoch promised by a completed checkpoint can no longer be committed; "+
+		"did someone roll back or delete it?", "checkpoint", p.Checkpoint, "missing", what, "rows", p.Rows)
+	return fmt.Errorf("%w: checkpoint %d: %s (%d records) is gone and %s has no record of its commit",
+		ErrDataLoss, p.Checkpoint, what, p.Rows, CommitsTable)
+}
+
+// discardOthers rolls back the subtask's prepared transactions and deletes
+// its staged epochs: at Open, after the promised ones were committed, all
+// that is left belongs to checkpoints that never completed.
+func (s *Sink[T]) discardOthers(ctx context.Context) error {
+	prefix := fmt.Sprintf("%s-%d-", s.cfg.SinkID, s.info.Subtask)
+	rows, err := s.c.Query(ctx, "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)", prefix)
+	if err != nil {
+		return fmt.Errorf("list prepared transactions: %w", err)
+	}
+	gids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list prepared transactions: %w", err)
+	}
+	for _, gid := range gids {
+		if !isDigits(gid[len(prefix):]) {
+			continue // another sink's, whose SinkID extends ours
+		}
+		if _, err := s.c.Exec(ctx, "ROLLBACK PREPARED '"+gid+"'"); err != nil {
+			return fmt.Errorf("ROLLBACK PREPARED '%s': %w", gid, err)
+		}
+		s.aborted.Add(1)
+		s.log.Info("postgres sink: rolled back the prepared transaction of a checkpoint that did not complete", "gid", gid)
+	}
+	var staged bool
+	if err := s.c.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", StagedEpochsTable).Scan(&staged); err != nil {
+		return err
+	}
+	if !staged {
+		return nil
+	}
+	tag, err := s.c.Exec(ctx, "DELETE FROM "+StagedRowsTable+" WHERE sink_id = $1 AND subtask = $2", s.cfg.SinkID, s.info.Subtask)
+	if err != nil {
+		return fmt.Errorf("discard staged rows: %w", err)
+	}
+	etag, err := s.c.Exec(ctx, "DELETE FROM "+StagedEpochsTable+" WHERE sink_id = $1 AND subtask = $2", s.cfg.SinkID, s.info.Subtask)
+	if err != nil {
+		return fmt.Errorf("discard staged epochs: %w", err)
+	}
+	if n := etag.RowsAffected(); n > 0 {
+		s.aborted.Add(uint64(n))
+		s.log.Info("postgres sink: discarded the staged epochs of checkpoints that did not complete",
+			"epochs", n, "rows", tag.RowsAffected())
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Close releases the connections. It rolls back the current epoch's
+// transaction (its records were never pre-committed) and leaves prepared
+// transactions and staged epochs for the next Open.
+func (s *Sink[T]) Close() error {
+	if s.w != nil && s.inTx {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := s.w.Exec(ctx, "ROLLBACK"); err == nil {
+			s.aborted.Add(1)
+		}
+		cancel()
+		s.inTx = false
+	}
+	s.closeConns()
+	if s.err == nil {
+		s.err = errors.New("postgres: sink closed")
+	}
+	return nil
+}
+
+func (s *Sink[T]) closeConns() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, c := range []*pgx.Conn{s.w, s.c} {
+		if c != nil {
+			_ = c.Close(ctx)
+		}
+	}
+}
+
+func (s *Sink[T]) usable() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.w == nil {
+		return errors.New("postgres: sink not open")
+	}
+	return nil
+}
+
+// fail makes err sticky: after a failed statement the epoch's transaction
+// is aborted, and only a restore continues correctly.
+func (s *Sink[T]) fail(err error) error {
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return err
+}
+
+// Transactions returns how many epochs the sink committed (including those
+// of a restored checkpoint committed by Open) and rolled back or discarded.
+// The runtime exports them as weir_sink_transactions_total; it is safe to
+// call from any goroutine.
+func (s *Sink[T]) Transactions() (committed, aborted uint64) {
+	return s.committed.Load(), s.aborted.Load()
+}
+
+// BadRecords returns how many records the sink skipped or dead-lettered
+// (OnBadRecord). A restored job counts the records it replays again. It is
+// safe to call from any goroutine.
+func (s *Sink[T]) BadRecords() int64 { return s.bad.Load() }
