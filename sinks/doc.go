@@ -10,4 +10,9 @@
 // crash the job restarts from the last complete checkpoint: the sink commits
 // what that checkpoint promised and discards the rest, which the sources
 // replay.
+//
+// Every exactly-once sink here passes the connector conformance suite
+// (weirtest/conformance), which drives a sink as the runtime does with
+// crashes between every step of this protocol; a sink of your own can run
+// the same suite.
 package sinks
