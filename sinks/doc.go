@@ -1,7 +1,8 @@
 // Package sinks is the home of weir's sinks, one package each: file
 // (exactly-once, two-phase), kafka (exactly-once with transactions, or
-// at-least-once), postgres (exactly-once with prepared transactions or a
-// staging table), stdout (at-least-once) and discard.
+// at-least-once), postgres (exactly-once with prepared transactions, or
+// with the epoch held in the checkpoint until it commits), stdout
+// (at-least-once) and discard.
 //
 // A sink is a runtime.Sink: records written between two barriers form an
 // epoch; at barrier n the sink pre-commits the epoch (durable, invisible)

@@ -52,8 +52,8 @@
 //	ledger --postgres-url postgres://postgres:secret@localhost/postgres
 //
 // The default mode, auto, uses prepared transactions when the server allows
-// them (max_prepared_transactions > 0) and a staging table otherwise (see
-// sinks/postgres).
+// them (max_prepared_transactions > 0) and otherwise holds each epoch's
+// orders in the checkpoint until it completes (staged; see sinks/postgres).
 //
 // # Without --brokers
 //

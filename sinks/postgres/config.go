@@ -26,9 +26,10 @@ const (
 	// Prepared applies an epoch in one transaction and prepares it (PREPARE
 	// TRANSACTION) at the barrier; COMMIT PREPARED makes it visible.
 	Prepared
-	// Staged copies an epoch's records to a staging table at the barrier;
-	// one transaction applies them and records the commit. For servers
-	// without prepared transactions (most managed offerings).
+	// Staged holds an epoch's records in the checkpoint (as JSON) at the
+	// barrier; when the checkpoint completes, one transaction applies them
+	// and records the commit. For servers without prepared transactions
+	// (most managed offerings).
 	Staged
 	// AtLeastOnce commits an epoch's transaction at the barrier: after a
 	// crash, the epochs since the last complete checkpoint are applied
@@ -84,9 +85,10 @@ var (
 		"set max_prepared_transactions in postgresql.conf (at least the sink's parallelism × 3) and restart the server, " +
 		"or use Mode Staged (--postgres-mode staged)")
 	// ErrDataLoss reports that an epoch a complete checkpoint promised can
-	// no longer be found: its prepared transaction or staged rows are gone
-	// and the sink's commit record says it was never committed (someone
-	// rolled it back or deleted it). It wraps runtime.ErrUnrecoverable.
+	// no longer be found: its prepared transaction is gone and the sink's
+	// commit record says it was never committed (someone rolled it back).
+	// (An epoch held in the checkpoint, as Staged mode holds them, cannot
+	// be gone.) It wraps runtime.ErrUnrecoverable.
 	ErrDataLoss = fmt.Errorf("postgres: committed data is missing (%w)", runtime.ErrUnrecoverable)
 )
 
@@ -133,8 +135,7 @@ type Config[T any] struct {
 	// logged.
 	PasswordFile string
 	// SinkID names the sink in the database: prepared transactions are
-	// '<SinkID>-<subtask>-<checkpoint>', and the commit records and staged
-	// rows carry it. Required: letters, digits, '_', '.', '-', at most
+	// '<SinkID>-<subtask>-<checkpoint>', and the commit records carry it. Required: letters, digits, '_', '.', '-', at most
 	// 100 bytes; unique to the sink and stable across restarts.
 	SinkID string
 	// Mode defaults to Auto.

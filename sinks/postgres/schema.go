@@ -8,16 +8,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Tables the sink keeps in the database (in the connection's search_path).
-const (
-	// CommitsTable records, per sink and subtask, the newest committed
-	// checkpoint (and those of epochs prepared but not yet committed).
-	CommitsTable = "weir_commits"
-	// StagedEpochsTable and StagedRowsTable hold the pre-committed epochs
-	// of Staged mode until their checkpoint completes.
-	StagedEpochsTable = "weir_staged_epochs"
-	StagedRowsTable   = "weir_staged_rows"
-)
+// CommitsTable is the table the sink keeps in the database (in the
+// connection's search_path): per sink and subtask, the newest committed
+// checkpoint (and those of epochs prepared but not yet committed).
+const CommitsTable = "weir_commits"
 
 var ddlCommits = `CREATE TABLE IF NOT EXISTS ` + CommitsTable + ` (
 	sink_id     text        NOT NULL,
@@ -25,23 +19,6 @@ var ddlCommits = `CREATE TABLE IF NOT EXISTS ` + CommitsTable + ` (
 	checkpoint  bigint      NOT NULL,
 	recorded_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (sink_id, subtask, checkpoint))`
-
-var ddlStaged = []string{
-	`CREATE TABLE IF NOT EXISTS ` + StagedEpochsTable + ` (
-	sink_id    text    NOT NULL,
-	subtask    integer NOT NULL,
-	epoch      bigint  NOT NULL,
-	checkpoint bigint  NOT NULL,
-	rows       bigint  NOT NULL,
-	PRIMARY KEY (sink_id, subtask, epoch))`,
-	`CREATE TABLE IF NOT EXISTS ` + StagedRowsTable + ` (
-	sink_id text    NOT NULL,
-	subtask integer NOT NULL,
-	epoch   bigint  NOT NULL,
-	seq     bigint  NOT NULL,
-	record  bytea   NOT NULL)`,
-	`CREATE INDEX IF NOT EXISTS ` + StagedRowsTable + `_epoch ON ` + StagedRowsTable + ` (sink_id, subtask, epoch)`,
-}
 
 func ddlDeadLetter(table string) string {
 	return `CREATE TABLE IF NOT EXISTS ` + table + ` (

@@ -28,13 +28,13 @@ type Sink[T any] struct {
 	err  error // sticky: the sink is broken and must be restored
 
 	// The current epoch.
-	buf   []T    // records not yet sent
-	sent  int64  // records of the epoch sent so far
-	inTx  bool   // the epoch's transaction is open on w
-	last  uint64 // the last checkpoint pre-committed: the epoch began after it
-	epoch int64  // Staged: the id of the epoch's staged rows
+	buf  []T    // records not yet sent (Staged: the epoch's records)
+	sent int64  // records of the epoch sent so far
+	inTx bool   // the epoch's transaction is open on w
+	last uint64 // the last checkpoint pre-committed: the epoch began after it
 
 	pending []pendingEpoch // pre-committed, not committed, by checkpoint
+	held    map[uint64][]T // the records of the held epochs in pending
 
 	committed, aborted atomic.Uint64
 	bad                atomic.Int64
@@ -67,8 +67,7 @@ func Factory[T any](cfg Config[T]) (func() runtime.Sink[T], error) {
 // Open connects, creates the sink's tables if missing, and finishes what
 // the restored state promises: it commits the epochs pre-committed at the
 // restored checkpoint (unless TaskInfo.RestoredCommitted says they were),
-// then rolls back every other prepared transaction of the subtask and
-// deletes every other staged epoch.
+// then rolls back every other prepared transaction of the subtask.
 func (s *Sink[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
 	if s.w != nil {
 		return errors.New("postgres: Open called twice")
@@ -111,12 +110,7 @@ func (s *Sink[T]) open(ctx context.Context, restored []byte) error {
 	}
 	s.log = s.log.With("mode", s.mode.String())
 	s.log.Info("postgres sink: connected", "server", describe(cc))
-	// NB: Prepared mode stages an epoch when the previous one is still
-	// prepared (see PreCommit).
 	ddl := []string{ddlCommits}
-	if s.mode != AtLeastOnce || len(st.Pending) > 0 {
-		ddl = append(ddl, ddlStaged...)
-	}
 	if s.cfg.OnBadRecord == DeadLetter {
 		ddl = append(ddl, ddlDeadLetter(quoteTable(s.cfg.DeadLetterTable)))
 	}
@@ -158,9 +152,11 @@ func (s *Sink[T]) resolveMode(ctx context.Context) (Mode, error) {
 }
 
 // Write buffers rec and sends the buffer when it holds BatchSize records.
-// In Prepared mode nothing is sent while an earlier epoch is prepared and
-// not committed: its transaction may hold locks on the rows the next epoch
-// changes, and only Commit, on this goroutine, releases them.
+// In Staged mode nothing is sent before Commit: the epoch is held in
+// memory. In Prepared mode nothing is sent while an earlier epoch is
+// prepared and not committed: its transaction may hold locks on the rows
+// the next epoch changes, and only Commit, on this goroutine, releases
+// them.
 func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -173,29 +169,21 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 }
 
 func (s *Sink[T]) canSend() bool {
-	return s.mode != Prepared || len(s.pending) == 0
+	return s.mode == AtLeastOnce || (s.mode == Prepared && len(s.pending) == 0)
 }
 
-// flush sends the buffered records: as statements into the epoch's
-// transaction, or in Staged mode into the staging table.
-func (s *Sink[T]) flush(ctx context.Context) error { return s.flushAs(ctx, s.mode) }
-
-func (s *Sink[T]) flushAs(ctx context.Context, mode Mode) error {
+// flush sends the buffered records as statements into the epoch's
+// transaction.
+func (s *Sink[T]) flush(ctx context.Context) error {
 	if len(s.buf) == 0 {
 		return nil
 	}
-	var err error
-	if mode != Staged {
-		begin := ""
-		if !s.inTx {
-			begin = "BEGIN"
-		}
-		s.inTx = true
-		err = s.app.run(ctx, s.w, begin, s.buf, s.sent, s.last)
-	} else {
-		err = s.stage(ctx)
+	begin := ""
+	if !s.inTx {
+		begin = "BEGIN"
 	}
-	if err != nil {
+	s.inTx = true
+	if err := s.app.run(ctx, s.w, begin, s.buf, s.sent, s.last); err != nil {
 		return err
 	}
 	s.sent += int64(len(s.buf))
@@ -207,9 +195,10 @@ func (s *Sink[T]) flushAs(ctx context.Context, mode Mode) error {
 // PreCommit makes the epoch durable and invisible: in Prepared mode it
 // sends the buffered records, records the commit in CommitsTable and
 // prepares the transaction as '<SinkID>-<subtask>-<checkpointID>'; in
-// Staged mode it sends the buffered records to the staging table and
-// commits them there. An epoch without records pre-commits nothing. The
-// returned state lists every pre-committed epoch not yet committed.
+// Staged mode it holds the records in the returned state, which the
+// runtime stores with the checkpoint. An epoch without records
+// pre-commits nothing. The returned state lists every pre-committed epoch
+// not yet committed, with the records of the held ones.
 func (s *Sink[T]) PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
@@ -217,57 +206,59 @@ func (s *Sink[T]) PreCommit(ctx context.Context, checkpointID uint64) ([]byte, e
 	if checkpointID <= s.last && s.last != 0 {
 		return nil, s.fail(fmt.Errorf("postgres: PreCommit(%d) after PreCommit(%d): checkpoint ids must increase", checkpointID, s.last))
 	}
-	mode := s.mode
-	if !s.canSend() && len(s.buf) > 0 {
-		// NB: the epoch's statements could wait forever for locks the
-		// prepared epoch holds (see Write): a checkpoint failed, or its
-		// Commit comes after this barrier. Stage this epoch instead; its
-		// Commit applies it after committing the prepared one.
-		mode = Staged
-		s.log.Info("postgres sink: the previous epoch is still prepared; staging this one",
-			"checkpoint", checkpointID, "prepared", s.pending[0].Checkpoint, "records", len(s.buf))
-	}
-	if err := s.flushAs(ctx, mode); err != nil {
+	if err := s.preCommit(ctx, checkpointID); err != nil {
 		return nil, s.fail(fmt.Errorf("postgres: pre-commit checkpoint %d: %w", checkpointID, err))
 	}
-	if s.inTx {
-		if err := s.seal(ctx, mode, checkpointID); err != nil {
-			return nil, s.fail(fmt.Errorf("postgres: pre-commit checkpoint %d: %w", checkpointID, err))
-		}
-	}
-	s.sent, s.epoch = 0, 0
+	s.sent = 0
 	s.last = checkpointID
 	st, err := encodeState(sinkState{Subtask: s.info.Subtask, Checkpoint: checkpointID, Pending: s.pending})
 	return st, s.fail(err)
 }
 
-// seal ends the epoch's transaction on w: it prepares it (Prepared),
-// commits the staged rows with their epoch (Staged) or commits it
-// (AtLeastOnce).
-func (s *Sink[T]) seal(ctx context.Context, mode Mode, checkpointID uint64) error {
-	var sql string
-	switch mode {
-	case Prepared:
+// preCommit ends the epoch: it holds it in the checkpoint (Staged, or
+// Prepared behind a prepared epoch), or sends and seals its transaction.
+func (s *Sink[T]) preCommit(ctx context.Context, checkpointID uint64) error {
+	switch {
+	case len(s.buf) > 0 && s.mode == Staged:
+		return s.hold(checkpointID)
+	case len(s.buf) > 0 && !s.canSend():
+		// NB: the epoch's statements could wait forever for locks the
+		// prepared epoch holds (see Write): a checkpoint failed, or its
+		// Commit comes after this barrier. Hold this epoch as Staged mode
+		// does; its Commit applies it after committing the prepared one.
+		s.log.Info("postgres sink: the previous epoch is still prepared; holding this one in the checkpoint",
+			"checkpoint", checkpointID, "prepared", s.pending[0].Checkpoint, "records", len(s.buf))
+		return s.hold(checkpointID)
+	}
+	if err := s.flush(ctx); err != nil {
+		return err
+	}
+	if s.inTx {
+		return s.seal(ctx, checkpointID)
+	}
+	return nil
+}
+
+// seal ends the epoch's transaction on w: it prepares it (Prepared) or
+// commits it (AtLeastOnce).
+func (s *Sink[T]) seal(ctx context.Context, checkpointID uint64) error {
+	sql := "COMMIT"
+	if s.mode == Prepared {
 		// NB: SinkID is restricted to characters that need no quoting.
 		sql = fmt.Sprintf("INSERT INTO %s (sink_id, subtask, checkpoint) VALUES ('%s', %d, %d); PREPARE TRANSACTION '%s'",
 			CommitsTable, s.cfg.SinkID, s.info.Subtask, checkpointID, s.gid(checkpointID))
-	case Staged:
-		sql = fmt.Sprintf("INSERT INTO %s (sink_id, subtask, epoch, checkpoint, rows) VALUES ('%s', %d, %d, %d, %d); COMMIT",
-			StagedEpochsTable, s.cfg.SinkID, s.info.Subtask, s.epoch, checkpointID, s.sent)
-	default:
-		sql = "COMMIT"
 	}
 	if _, err := s.w.Exec(ctx, sql); err != nil {
 		return err
 	}
 	s.inTx = false
-	if mode == AtLeastOnce {
+	if s.mode == AtLeastOnce {
 		s.committed.Add(1)
 		return nil
 	}
-	p := pendingEpoch{Mode: mode, Checkpoint: checkpointID, After: s.last, Rows: s.sent, Epoch: s.epoch}
+	p := pendingEpoch{Mode: Prepared, Checkpoint: checkpointID, After: s.last, Rows: s.sent}
 	s.pending = append(s.pending, p)
-	s.log.Debug("postgres sink: pre-committed", "checkpoint", checkpointID, "rows", p.Rows, "as", mode.String())
+	s.log.Debug("postgres sink: pre-committed", "checkpoint", checkpointID, "rows", p.Rows, "as", "prepared")
 	return nil
 }
 
@@ -277,8 +268,9 @@ func (s *Sink[T]) gid(checkpoint uint64) string {
 }
 
 // Commit makes visible every epoch pre-committed at or before checkpointID.
-// It is idempotent: an epoch whose prepared transaction or staged rows are
-// gone counts as committed if CommitsTable says so, and is ErrDataLoss
+// It is idempotent: a held epoch whose checkpoint CommitsTable covers is
+// not applied again, and an epoch whose prepared transaction is gone
+// counts as committed if CommitsTable says so, and is ErrDataLoss
 // otherwise.
 func (s *Sink[T]) Commit(ctx context.Context, checkpointID uint64) error {
 	if err := s.usable(); err != nil {
@@ -301,20 +293,28 @@ func (s *Sink[T]) Commit(ctx context.Context, checkpointID uint64) error {
 	return nil
 }
 
-// commitEpochs commits pre-committed epochs, in checkpoint order, and then
-// forgets the commit records they superseded.
+// commitEpochs commits pre-committed epochs, in checkpoint order (each
+// prepared one on its own, each run of held ones in one transaction), and
+// then forgets the commit records they superseded.
 func (s *Sink[T]) commitEpochs(ctx context.Context, epochs []pendingEpoch) error {
-	for _, p := range epochs {
-		var err error
-		if p.Mode == Prepared {
-			err = s.commitPrepared(ctx, p)
-		} else {
-			err = s.commitStaged(ctx, p)
+	for i := 0; i < len(epochs); {
+		if epochs[i].Mode == Prepared {
+			if err := s.commitPrepared(ctx, epochs[i]); err != nil {
+				return err
+			}
+			s.committed.Add(1)
+			i++
+			continue
 		}
-		if err != nil {
+		j := i + 1
+		for j < len(epochs) && epochs[j].Mode == Staged {
+			j++
+		}
+		if err := s.commitHeld(ctx, epochs[i:j]); err != nil {
 			return err
 		}
-		s.committed.Add(1)
+		s.committed.Add(uint64(j - i))
+		i = j
 	}
 	newest := epochs[len(epochs)-1].Checkpoint
 	if _, err := s.c.Exec(ctx, "DELETE FROM "+CommitsTable+" WHERE sink_id = $1 AND subtask = $2 AND checkpoint < $3",
@@ -359,9 +359,10 @@ func (s *Sink[T]) checkCommitted(ctx context.Context, p pendingEpoch, what strin
 		ErrDataLoss, p.Checkpoint, what, p.Rows, CommitsTable)
 }
 
-// discardOthers rolls back the subtask's prepared transactions and deletes
-// its staged epochs: at Open, after the promised ones were committed, all
-// that is left belongs to checkpoints that never completed.
+// discardOthers rolls back the subtask's prepared transactions: at Open,
+// after the promised ones were committed, all that is left belongs to
+// checkpoints that never completed. (Held epochs need no discarding: they
+// were in the state of those checkpoints, and nowhere else.)
 func (s *Sink[T]) discardOthers(ctx context.Context) error {
 	prefix := fmt.Sprintf("%s-%d-", s.cfg.SinkID, s.info.Subtask)
 	rows, err := s.c.Query(ctx, "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)", prefix)
@@ -382,26 +383,6 @@ func (s *Sink[T]) discardOthers(ctx context.Context) error {
 		s.aborted.Add(1)
 		s.log.Info("postgres sink: rolled back the prepared transaction of a checkpoint that did not complete", "gid", gid)
 	}
-	var staged bool
-	if err := s.c.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", StagedEpochsTable).Scan(&staged); err != nil {
-		return err
-	}
-	if !staged {
-		return nil
-	}
-	tag, err := s.c.Exec(ctx, "DELETE FROM "+StagedRowsTable+" WHERE sink_id = $1 AND subtask = $2", s.cfg.SinkID, s.info.Subtask)
-	if err != nil {
-		return fmt.Errorf("discard staged rows: %w", err)
-	}
-	etag, err := s.c.Exec(ctx, "DELETE FROM "+StagedEpochsTable+" WHERE sink_id = $1 AND subtask = $2", s.cfg.SinkID, s.info.Subtask)
-	if err != nil {
-		return fmt.Errorf("discard staged epochs: %w", err)
-	}
-	if n := etag.RowsAffected(); n > 0 {
-		s.aborted.Add(uint64(n))
-		s.log.Info("postgres sink: discarded the staged epochs of checkpoints that did not complete",
-			"epochs", n, "rows", tag.RowsAffected())
-	}
 	return nil
 }
 
@@ -416,7 +397,7 @@ func isDigits(s string) bool {
 
 // Close releases the connections. It rolls back the current epoch's
 // transaction (its records were never pre-committed) and leaves prepared
-// transactions and staged epochs for the next Open.
+// transactions for the next Open.
 func (s *Sink[T]) Close() error {
 	if s.w != nil && s.inTx {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -2,116 +2,86 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
 )
 
-var stagedColumns = []string{"sink_id", "subtask", "epoch", "seq", "record"}
-
-// stage copies the buffered records, as JSON, into StagedRowsTable, in the
-// epoch's transaction on w (begun by the epoch's first records).
-func (s *Sink[T]) stage(ctx context.Context) error {
-	if !s.inTx {
-		if _, err := s.w.Exec(ctx, "BEGIN"); err != nil {
-			return fmt.Errorf("postgres: stage: %w", err)
-		}
-		s.inTx = true
-		s.epoch = newEpochID()
+// hold pre-commits the buffered records in the checkpoint (Staged): it
+// encodes them for the state PreCommit returns, which the runtime stores
+// durably with the checkpoint, and keeps them in memory for Commit. The
+// database sees nothing until Commit.
+func (s *Sink[T]) hold(checkpointID uint64) error {
+	wal, err := encodeRecords(s.buf, s.sent, s.last)
+	if err != nil {
+		return err
 	}
-	rows := make([][]any, len(s.buf))
-	for i, rec := range s.buf {
-		js, err := json.Marshal(rec)
-		if err != nil {
-			// Staged mode keeps records as JSON until their checkpoint
-			// completes; a record that has none cannot be staged.
-			return fmt.Errorf("postgres: stage record %d of the epoch after checkpoint %d: %w",
-				s.sent+int64(i), s.last, err)
-		}
-		rows[i] = []any{s.cfg.SinkID, s.info.Subtask, s.epoch, s.sent + int64(i), js}
+	p := pendingEpoch{Mode: Staged, Checkpoint: checkpointID, After: s.last, Rows: int64(len(s.buf)), Bytes: int64(len(wal)), wal: wal}
+	if s.held == nil {
+		s.held = map[uint64][]T{}
 	}
-	if _, err := s.w.CopyFrom(ctx, pgx.Identifier{StagedRowsTable}, stagedColumns, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("postgres: stage %d records: %w", len(rows), err)
-	}
+	// The buffer is the epoch's now; the next epoch gets a new one.
+	s.held[checkpointID], s.buf = s.buf, nil
+	s.pending = append(s.pending, p)
+	s.log.Debug("postgres sink: pre-committed", "checkpoint", checkpointID, "rows", p.Rows, "as", "held", "bytes", p.Bytes)
 	return nil
 }
 
-// newEpochID returns a random positive id for an epoch's staged rows.
-func newEpochID() int64 {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return int64(binary.LittleEndian.Uint64(b[:]) >> 1)
-}
-
-// commitStaged applies a staged epoch to the target tables, deletes it from
-// the staging tables and records the commit in CommitsTable, in one
-// transaction on c.
-func (s *Sink[T]) commitStaged(ctx context.Context, p pendingEpoch) (err error) {
-	if _, err := s.c.Exec(ctx, "BEGIN"); err != nil {
-		return err
+// commitHeld applies held epochs (consecutive, in checkpoint order) in one
+// transaction on c, which also adds the newest one's checkpoint to
+// CommitsTable. The epochs whose checkpoint CommitsTable covers already
+// were applied by an earlier attempt (a Commit whose return the runtime
+// did not record before a crash) and are skipped: CommitsTable grows with
+// each commit, in the same transaction as the epochs it covers. The
+// INSERT has no ON CONFLICT: a concurrent attempt at the same epochs (an
+// instance of an earlier incarnation still alive) fails on the primary key
+// instead of applying them twice.
+func (s *Sink[T]) commitHeld(ctx context.Context, epochs []pendingEpoch) (err error) {
+	var done int64
+	if err := s.c.QueryRow(ctx, "SELECT coalesce(max(checkpoint), 0) FROM "+CommitsTable+" WHERE sink_id = $1 AND subtask = $2",
+		s.cfg.SinkID, s.info.Subtask).Scan(&done); err != nil {
+		return fmt.Errorf("read %s: %w", CommitsTable, err)
 	}
+	for len(epochs) > 0 && int64(epochs[0].Checkpoint) <= done {
+		s.log.Info("postgres sink: the held epoch was committed before", "checkpoint", epochs[0].Checkpoint, "committed", done)
+		delete(s.held, epochs[0].Checkpoint)
+		epochs = epochs[1:]
+	}
+	if len(epochs) == 0 {
+		return nil
+	}
+	begin := "BEGIN"
 	defer func() {
-		if err != nil {
+		if err != nil && begin == "" {
 			_, _ = s.c.Exec(context.Background(), "ROLLBACK")
 		}
 	}()
-	var rows int64
-	err = s.c.QueryRow(ctx, "SELECT rows FROM "+StagedEpochsTable+" WHERE sink_id = $1 AND subtask = $2 AND epoch = $3 FOR UPDATE",
-		s.cfg.SinkID, s.info.Subtask, p.Epoch).Scan(&rows)
-	if err == pgx.ErrNoRows {
-		_, _ = s.c.Exec(ctx, "ROLLBACK")
-		return s.checkCommitted(ctx, p, fmt.Sprintf("staged epoch %d", p.Epoch))
+	for _, p := range epochs {
+		recs, err := s.heldRecords(p)
+		if err != nil {
+			return err
+		}
+		if err := s.app.run(ctx, s.c, begin, recs, 0, p.After); err != nil {
+			begin = "" // run may have begun the transaction: roll it back
+			return fmt.Errorf("apply the held epoch of checkpoint %d: %w", p.Checkpoint, err)
+		}
+		begin = ""
 	}
-	if err != nil {
-		return fmt.Errorf("read staged epoch %d: %w", p.Epoch, err)
+	newest := epochs[len(epochs)-1].Checkpoint
+	if _, err = s.c.Exec(ctx, fmt.Sprintf("INSERT INTO %s (sink_id, subtask, checkpoint) VALUES ('%s', %d, %d); COMMIT",
+		CommitsTable, s.cfg.SinkID, s.info.Subtask, newest)); err != nil {
+		return fmt.Errorf("commit the held epochs up to checkpoint %d: %w", newest, err)
 	}
-	recs, err := s.readStaged(ctx, p)
-	if err != nil {
-		return err
+	for _, p := range epochs {
+		delete(s.held, p.Checkpoint)
+		s.log.Debug("postgres sink: committed", "checkpoint", p.Checkpoint, "rows", p.Rows)
 	}
-	if rows != p.Rows || int64(len(recs)) != p.Rows {
-		return fmt.Errorf("%w: checkpoint %d: staged epoch %d has %d records (recorded %d), the checkpoint promised %d",
-			ErrDataLoss, p.Checkpoint, p.Epoch, len(recs), rows, p.Rows)
-	}
-	if err := s.app.run(ctx, s.c, "", recs, 0, p.After); err != nil {
-		return err
-	}
-	_, err = s.c.Exec(ctx, fmt.Sprintf(
-		"DELETE FROM %s WHERE sink_id = '%s' AND subtask = %d AND epoch = %d; "+
-			"DELETE FROM %s WHERE sink_id = '%s' AND subtask = %d AND epoch = %d; "+
-			"INSERT INTO %s (sink_id, subtask, checkpoint) VALUES ('%s', %d, %d) ON CONFLICT DO NOTHING; COMMIT",
-		StagedRowsTable, s.cfg.SinkID, s.info.Subtask, p.Epoch,
-		StagedEpochsTable, s.cfg.SinkID, s.info.Subtask, p.Epoch,
-		CommitsTable, s.cfg.SinkID, s.info.Subtask, p.Checkpoint))
-	if err != nil {
-		return fmt.Errorf("commit staged epoch %d: %w", p.Epoch, err)
-	}
-	s.log.Debug("postgres sink: committed", "checkpoint", p.Checkpoint, "epoch", p.Epoch, "rows", p.Rows)
 	return nil
 }
 
-// readStaged reads the records of a staged epoch in order.
-func (s *Sink[T]) readStaged(ctx context.Context, p pendingEpoch) ([]T, error) {
-	rows, err := s.c.Query(ctx, "SELECT record FROM "+StagedRowsTable+" WHERE sink_id = $1 AND subtask = $2 AND epoch = $3 ORDER BY seq",
-		s.cfg.SinkID, s.info.Subtask, p.Epoch)
-	if err != nil {
-		return nil, fmt.Errorf("read staged epoch %d: %w", p.Epoch, err)
+// heldRecords returns the records of a held epoch: those kept in memory
+// since its PreCommit, or after a restore those of the checkpoint.
+func (s *Sink[T]) heldRecords(p pendingEpoch) ([]T, error) {
+	if recs, ok := s.held[p.Checkpoint]; ok {
+		return recs, nil
 	}
-	recs := make([]T, 0, p.Rows)
-	var js []byte
-	_, err = pgx.ForEachRow(rows, []any{&js}, func() error {
-		var rec T
-		if err := json.Unmarshal(js, &rec); err != nil {
-			return fmt.Errorf("decode staged record %d: %w", len(recs), err)
-		}
-		recs = append(recs, rec)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read staged epoch %d: %w", p.Epoch, err)
-	}
-	return recs, nil
+	return decodeRecords[T](p)
 }

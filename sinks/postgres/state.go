@@ -3,11 +3,17 @@ package postgres
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
-// stateVersion is the version of the checkpoint state encoding.
-const stateVersion = 1
+// The checkpoint state of a subtask is a header, one line of JSON (a
+// sinkState), followed by the records of its held epochs, in order: Bytes
+// bytes each, one JSON value a line (JSON Lines; encoding/json escapes
+// newlines inside strings, so a record is one line). Version 1, written by
+// earlier versions of the sink, is the header alone: its staged epochs
+// were in the database (weir_staged_rows).
+const stateVersion = 2
 
 // sinkState is the checkpoint state of a subtask: the epochs it
 // pre-committed and has not committed, as of the PreCommit of Checkpoint.
@@ -18,20 +24,72 @@ type sinkState struct {
 	Pending    []pendingEpoch `json:"pending"`
 }
 
-// pendingEpoch is a pre-committed epoch.
+// pendingEpoch is a pre-committed epoch: a prepared transaction (Mode
+// Prepared) or records held in the checkpoint (Mode Staged).
 type pendingEpoch struct {
 	Mode       Mode   `json:"mode"`       // Prepared or Staged
 	Checkpoint uint64 `json:"checkpoint"` // pre-committed by PreCommit(Checkpoint)
 	After      uint64 `json:"after"`      // the checkpoint before the epoch (for error messages)
-	Epoch      int64  `json:"epoch,omitempty"`
 	Rows       int64  `json:"rows"`
+	Bytes      int64  `json:"bytes,omitempty"` // Staged: the length of wal
+	// Epoch named the staged rows of a version 1 state; it is read only
+	// to say that such a state needs the earlier version.
+	Epoch int64 `json:"epoch,omitempty"`
+
+	wal []byte // Staged: the epoch's records as JSON Lines
+}
+
+var errStateFormat = errors.New("postgres: decode state")
+
+// encodeRecords returns recs as JSON Lines. pos is the position of recs[0]
+// in its epoch and after the checkpoint before it, for the error message.
+func encodeRecords[T any](recs []T, pos int64, after uint64) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for i := range recs {
+		if err := enc.Encode(&recs[i]); err != nil {
+			// Staged mode keeps records as JSON in the checkpoint until it
+			// completes; a record that has none cannot be kept.
+			return nil, fmt.Errorf("postgres: record %d of the epoch after checkpoint %d cannot be kept in the checkpoint as JSON: %w",
+				pos+int64(i), after, err)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeRecords decodes the JSON Lines of a held epoch.
+func decodeRecords[T any](p pendingEpoch) ([]T, error) {
+	recs := make([]T, 0, p.Rows)
+	dec := json.NewDecoder(bytes.NewReader(p.wal))
+	for dec.More() {
+		var rec T
+		if err := dec.Decode(&rec); err != nil {
+			return nil, fmt.Errorf("%w: record %d of the epoch of checkpoint %d: %w", errStateFormat, len(recs), p.Checkpoint, err)
+		}
+		recs = append(recs, rec)
+	}
+	if int64(len(recs)) != p.Rows {
+		return nil, fmt.Errorf("%w: the epoch of checkpoint %d holds %d records, its header says %d",
+			errStateFormat, p.Checkpoint, len(recs), p.Rows)
+	}
+	return recs, nil
 }
 
 func encodeState(st sinkState) ([]byte, error) {
 	st.Version = stateVersion
-	b, err := json.Marshal(st)
+	header, err := json.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: encode state: %w", err)
+	}
+	n := len(header) + 1
+	for _, p := range st.Pending {
+		n += len(p.wal)
+	}
+	b := make([]byte, 0, n)
+	b = append(append(b, header...), '\n')
+	for _, p := range st.Pending {
+		b = append(b, p.wal...)
 	}
 	return b, nil
 }
@@ -43,22 +101,34 @@ func decodeState(b []byte) (sinkState, error) {
 	if len(b) == 0 {
 		return st, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	header, rest, _ := bytes.Cut(b, []byte{'\n'})
+	dec := json.NewDecoder(bytes.NewReader(header))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
-		return sinkState{}, fmt.Errorf("postgres: decode state: %w", err)
+		return sinkState{}, fmt.Errorf("%w: %w", errStateFormat, err)
 	}
 	if dec.More() {
-		return sinkState{}, fmt.Errorf("postgres: decode state: trailing data")
+		return sinkState{}, fmt.Errorf("%w: trailing data", errStateFormat)
 	}
-	if st.Version != stateVersion {
-		return sinkState{}, fmt.Errorf("postgres: decode state: unsupported version %d", st.Version)
+	if st.Version != stateVersion && st.Version != 1 {
+		return sinkState{}, fmt.Errorf("%w: unsupported version %d", errStateFormat, st.Version)
 	}
-	for i, p := range st.Pending {
-		if (p.Mode != Prepared && p.Mode != Staged) || p.Checkpoint > st.Checkpoint || p.Rows < 0 ||
-			(i > 0 && p.Checkpoint <= st.Pending[i-1].Checkpoint) {
-			return sinkState{}, fmt.Errorf("postgres: decode state: invalid pending epoch %+v", p)
+	for i := range st.Pending {
+		p := &st.Pending[i]
+		if st.Version == 1 && p.Mode == Staged {
+			return sinkState{}, fmt.Errorf("%w: checkpoint %d promises an epoch staged in weir_staged_rows by an earlier version of the sink, "+
+				"which this version does not read: restore the checkpoint with the earlier version, let one more checkpoint complete, then upgrade",
+				errStateFormat, st.Checkpoint)
 		}
+		if (p.Mode != Prepared && p.Mode != Staged) || p.Checkpoint > st.Checkpoint || p.Rows < 0 || p.Epoch != 0 ||
+			(p.Mode == Prepared) != (p.Bytes == 0) || p.Bytes < 0 || p.Bytes > int64(len(rest)) ||
+			(i > 0 && p.Checkpoint <= st.Pending[i-1].Checkpoint) {
+			return sinkState{}, fmt.Errorf("%w: invalid pending epoch %+v", errStateFormat, *p)
+		}
+		p.wal, rest = rest[:p.Bytes:p.Bytes], rest[p.Bytes:]
+	}
+	if len(rest) > 0 {
+		return sinkState{}, fmt.Errorf("%w: %d bytes after the last held epoch", errStateFormat, len(rest))
 	}
 	return st, nil
 }
