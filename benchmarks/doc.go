@@ -8,10 +8,11 @@
 //	go run ./benchmarks/cmd/kafka      # Kafka → Map → Kafka: exactly-once vs at-least-once
 //	go run ./benchmarks/cmd/postgres   # inserts into PostgreSQL: the exactly-once sink's two modes vs plain pgx
 //	go run ./benchmarks/cmd/windows    # event-time windows vs plain Go windows
-//	go run ./benchmarks/cmd/nexmark    # Nexmark queries vs reference loops and Flink's published numbers
+//	go run ./benchmarks/cmd/nexmark    # Nexmark q0–q22 vs reference loops and Flink's and Feldera's published numbers
 //
 // The package itself has what the programs share (StartCPUProfile).
 //
-// Package nexmark is the framework-independent half of the Nexmark harness:
-// the event generator and the reference implementations of the queries.
+// Package nexmark holds the Nexmark harness: the event generator, the
+// reference implementations of the queries and the queries as weir
+// pipelines.
 package benchmarks

@@ -16,9 +16,17 @@
 // # Event time
 //
 // Window groups a keyed stream into Tumbling, Sliding or Session windows of
-// event time, evaluated by WindowAggregate, WindowReduce or WindowProcess;
+// event time, evaluated by WindowAggregate, WindowReduce, WindowTopN or WindowProcess;
 // each returns the results and a stream of the records too late for any
-// window. WindowJoin and IntervalJoin join two streams; Dedup drops repeated
+// window. PreAggregate folds records into per-pane accumulators before the
+// partition by key (local-global aggregation), for aggregates over hot or
+// few keys.
+//
+// Updating (unwindowed) operators emit upsert streams, in which a key's
+// last record is its current value: TopNPerKey ranks each key's best
+// records, KeepLast keeps each key's latest (Dedup keeps the first).
+// LookupJoin joins a stream with a bounded table loaded when the job
+// starts (a side input). WindowJoin and IntervalJoin join two streams; Dedup drops repeated
 // ids. All are keyed operators whose state and event-time or processing-time
 // timers are checkpointed, so their output is exactly-once across crashes,
 // including what timers pending at a crash emit after recovery. Tumbling and

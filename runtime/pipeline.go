@@ -154,6 +154,14 @@ func NewKeyedStream[K comparable, T any](s Stream[T], key func(T) K, keys state.
 	return KeyedStream[K, T]{Stream: s, key: key, keys: keys}
 }
 
+// KeyFunc returns the function that gives a record's key, for operators
+// that work on the records before they are partitioned (for example the
+// local pre-aggregation of operators.WindowedStream.PreAggregate).
+func (s KeyedStream[K, T]) KeyFunc() func(T) K { return s.key }
+
+// KeyCodec returns the codec of the keys.
+func (s KeyedStream[K, T]) KeyCodec() state.Codec[K] { return s.keys }
+
 func (p *Pipeline) add(name string, kind nodeKind, out streamType) (*node, bool) {
 	if !validName.MatchString(name) {
 		p.Fail(fmt.Errorf("operator name %q: use 1-128 letters, digits, '.', '_', '-', '#'", name))

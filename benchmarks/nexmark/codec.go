@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
+	"strconv"
 
 	"github.com/weirstream/weir/state"
 )
@@ -167,3 +168,78 @@ func hashQ7(r Q7Result) uint64 {
 }
 
 func hashQ8(r Q8Result) uint64 { return uint64(fields(8).int(r.ID).str(r.Name).int(r.WindowStart)) }
+
+func hashQ6(r Q6Result) uint64 {
+	return uint64(fields(9).int(r.Seller).int(r.Avg).int(r.Count).int(r.Auction).int(r.Expires))
+}
+
+func hashQ9(r Q9Result) uint64 {
+	a, b := &r.Auction, &r.Winner
+	h := fields(10).int(a.ID).str(a.ItemName).str(a.Description).int(a.InitialBid).int(a.Reserve).int(a.DateTime).
+		int(a.Expires).int(a.Seller).int(a.Category).str(a.Extra)
+	return uint64(h.int(b.Bidder).int(b.Price).str(b.Channel).str(b.URL).int(b.DateTime).str(b.Extra))
+}
+
+func hashLine(l string) uint64 { return uint64(fields(11).str(l)) }
+
+// hashQ10 is not used: q10's output is compared as lines (hashLine).
+func hashQ10(r Q10Result) uint64 { return hashLine(r.String()) }
+
+func hashQ11(r Q11Result) uint64 {
+	return uint64(fields(12).int(r.Bidder).int(r.Count).int(r.Start).int(r.End))
+}
+
+func hashQ12(r Q12Result) uint64 {
+	return uint64(fields(13).int(r.Bidder).int(r.Count).int(r.Start).int(r.End))
+}
+
+func hashQ13(r Q13Result) uint64 {
+	return uint64(fields(14).int(r.Auction).int(r.Bidder).int(r.Price).int(r.DateTime).str(r.Value))
+}
+
+func hashQ14(r Q14Result) uint64 {
+	return uint64(fields(15).int(r.Auction).int(r.Bidder).int(r.PriceMilli).str(r.BidTimeType).int(r.DateTime).
+		str(r.Extra).int(r.CCount))
+}
+
+func hashBidStats(h fields, s BidStats) fields {
+	for _, v := range [][4]int64{s.Bids, s.Bidders, s.Auctions} {
+		h = h.int(v[0]).int(v[1]).int(v[2]).int(v[3])
+	}
+	return h
+}
+
+func hashQ15(r Q15Result) uint64 { return uint64(hashBidStats(fields(16).str(r.Day), r.BidStats)) }
+
+func hashQ16(r Q16Result) uint64 {
+	return uint64(hashBidStats(fields(17).str(r.Channel).str(r.Day).str(r.Minute), r.BidStats))
+}
+
+func hashQ17(r Q17Result) uint64 {
+	h := fields(18).int(r.Auction).str(r.Day)
+	for _, n := range r.Bids {
+		h = h.int(n)
+	}
+	return uint64(h.int(r.Min).int(r.Max).int(r.Avg).int(r.Sum))
+}
+
+func hashQ19(r Q19Result) uint64 { return uint64(fields(19).int(r.Rank).int(int64(hashBid(r.Bid)))) }
+
+func q19Key(r Q19Result) string {
+	return strconv.FormatInt(r.Auction, 10) + "/" + strconv.FormatInt(r.Rank, 10)
+}
+
+func hashQ20(r Q20Result) uint64 {
+	a := &r.Auction
+	h := fields(20).int(int64(hashBid(r.Bid))).int(a.ID).str(a.ItemName).str(a.Description).int(a.InitialBid).
+		int(a.Reserve).int(a.DateTime).int(a.Expires).int(a.Seller).int(a.Category).str(a.Extra)
+	return uint64(h)
+}
+
+func hashQ21(r Q21Result) uint64 {
+	return uint64(fields(21).int(r.Auction).int(r.Bidder).int(r.Price).str(r.Channel).str(r.ChannelID))
+}
+
+func hashQ22(r Q22Result) uint64 {
+	return uint64(fields(22).int(r.Auction).int(r.Bidder).int(r.Price).str(r.Channel).str(r.Dir1).str(r.Dir2).str(r.Dir3))
+}

@@ -135,6 +135,36 @@ func (g *Generator) timeOf(a int64) int64 {
 // TimestampAt returns the event time (ms) of event n.
 func (g *Generator) TimestampAt(n int64) int64 { return g.timeOf(g.adjusted(n)) }
 
+// FirstEventAt returns the first event number whose timestamp is at least
+// t (NumEvents if none), by binary search: exact for in-order generators,
+// an approximation for shuffled ones.
+func (g *Generator) FirstEventAt(t int64) int64 { return g.firstAt(t, g.TimestampAt) }
+
+// ProcessingTimeAt returns the processing time (ms) of event n on the
+// harness's fixed processing-time clock: the time at which the generator's
+// schedule (FirstEventRate events per second from BaseTime) delivers it,
+// which a real-time Nexmark source would. It is the event time before the
+// out-of-order shuffle, so with in-order generators processing and event
+// time agree. NB: a real processing-time window depends on how fast the
+// engine runs, so no two runs would agree; with this clock processing time
+// is a property of the event, and q12's output can be compared with its
+// reference.
+func (g *Generator) ProcessingTimeAt(n int64) int64 { return g.timeOf(n) }
+
+// firstAt returns the first event number n with at(n) >= t.
+func (g *Generator) firstAt(t int64, at func(int64) int64) int64 {
+	lo, hi := int64(0), g.limit
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if at(mid) >= t {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
 // WatermarkAt returns a lower bound on the event time of events n, n+1, …:
 // a source that has emitted events before n may declare this watermark.
 func (g *Generator) WatermarkAt(n int64) int64 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -39,9 +40,34 @@ func TestGeneratorGolden(t *testing.T) {
 		io.WriteString(h, e.String())
 		h.Write([]byte{'\n'})
 	}
-	const want = 0x1fe519a337d3e683
+	const want = 0x5a8e8eff9b5a8f23 // URLs with three directories, as the Java generators'
+
 	if got := h.Sum64(); got != want {
 		t.Errorf("stream hash = %#x, want %#x; update want only for an intended change of the generator", got, want)
+	}
+}
+
+// TestBidURLs checks the URL shape q21 and q22 read: three directories, as
+// in the Java generators, and a channel_id parameter on most non-hot
+// channels.
+func TestBidURLs(t *testing.T) {
+	g := MustNewGenerator(Config{Seed: 3, NumEvents: 20_000})
+	withID := 0
+	for e := range g.Events(0, g.NumEvents()) {
+		if e.Kind != KindBid {
+			continue
+		}
+		u := e.Bid.URL
+		parts := strings.Split(u, "/")
+		if len(parts) != 7 || parts[2] != "www.nexmark.com" || !strings.HasPrefix(parts[6], "item.htm?query=1") {
+			t.Fatalf("URL %q: want https://www.nexmark.com/a/b/c/item.htm?query=1[&channel_id=n]", u)
+		}
+		if strings.Contains(u, "&channel_id=") {
+			withID++
+		}
+	}
+	if withID == 0 {
+		t.Errorf("no URL has a channel_id")
 	}
 }
 

@@ -1,16 +1,21 @@
 package nexmark
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -33,14 +38,41 @@ type Query interface {
 
 // Queries lists the queries in order.
 var Queries = []Query{
-	query[Q0Result]{"q0", EngineQ0, Q0Reference, hashBid, true, false},
-	query[Q1Result]{"q1", EngineQ1, Q1Reference, hashQ1, true, false},
-	query[Q2Result]{"q2", EngineQ2, Q2Reference, hashQ2, true, false},
-	query[Q3Result]{"q3", EngineQ3, Q3Reference, hashQ3, false, false},
-	query[Q4Result]{"q4", EngineQ4, Q4Reference, hashQ4, false, true},
-	query[Q5Result]{"q5", EngineQ5, Q5Reference, hashQ5, false, true},
-	query[Q7Result]{"q7", EngineQ7, Q7Reference, hashQ7, false, true},
-	query[Q8Result]{"q8", EngineQ8, Q8Reference, hashQ8, false, true},
+	query[Q0Result]{name: "q0", engine: EngineQ0, reference: Q0Reference, hash: hashBid, stateless: true},
+	query[Q1Result]{name: "q1", engine: EngineQ1, reference: Q1Reference, hash: hashQ1, stateless: true},
+	query[Q2Result]{name: "q2", engine: EngineQ2, reference: Q2Reference, hash: hashQ2, stateless: true},
+	query[Q3Result]{name: "q3", engine: EngineQ3, reference: Q3Reference, hash: hashQ3},
+	query[Q4Result]{name: "q4", engine: EngineQ4, reference: Q4Reference, hash: hashQ4, eventTime: true,
+		firedAt: func(r Q4Result) int64 { return applyDue(r.Expires) + 1 }},
+	query[Q5Result]{name: "q5", engine: EngineQ5, reference: Q5Reference, hash: hashQ5, eventTime: true,
+		firedAt: func(r Q5Result) int64 { return r.WindowEnd }},
+	query[Q6Result]{name: "q6", engine: EngineQ6, reference: Q6Reference, hash: hashQ6, eventTime: true,
+		firedAt: func(r Q6Result) int64 { return applyDue(r.Expires) + 1 }},
+	query[Q7Result]{name: "q7", engine: EngineQ7, reference: Q7Reference, hash: hashQ7, eventTime: true,
+		firedAt: func(r Q7Result) int64 { return r.WindowEnd }},
+	query[Q8Result]{name: "q8", engine: EngineQ8, reference: Q8Reference, hash: hashQ8, eventTime: true,
+		firedAt: func(r Q8Result) int64 { return r.WindowStart + WindowSize }},
+	query[Q9Result]{name: "q9", engine: EngineQ9, reference: Q9Reference, hash: hashQ9, eventTime: true,
+		firedAt: func(r Q9Result) int64 { return r.Auction.Expires + 1 }},
+	query[Q10Result]{name: "q10", engine: EngineQ10, reference: Q10Reference, hash: hashQ10, stateless: true,
+		fileSink: q10Partition},
+	query[Q11Result]{name: "q11", engine: EngineQ11, reference: Q11Reference, hash: hashQ11, eventTime: true,
+		firedAt: func(r Q11Result) int64 { return r.End }},
+	query[Q12Result]{name: "q12", engine: EngineQ12, generatorReference: Q12Reference, hash: hashQ12, processingTime: true,
+		origin: func(g *Generator, r Q12Result) int64 { return g.firstAt(r.End, g.ProcessingTimeAt) }},
+	query[Q13Result]{name: "q13", sideInput: EngineQ13, reference: Q13Reference, hash: hashQ13, stateless: true},
+	query[Q14Result]{name: "q14", engine: EngineQ14, reference: Q14Reference, hash: hashQ14, stateless: true},
+	query[Q15Result]{name: "q15", engine: EngineQ15, reference: Q15Reference, hash: hashQ15, eventTime: true,
+		firedAt: func(r Q15Result) int64 { return dayEnd(r.Day) }},
+	query[Q16Result]{name: "q16", engine: EngineQ16, reference: Q16Reference, hash: hashQ16, eventTime: true,
+		firedAt: func(r Q16Result) int64 { return dayEnd(r.Day) }},
+	query[Q17Result]{name: "q17", engine: EngineQ17, reference: Q17Reference, hash: hashQ17, eventTime: true,
+		firedAt: func(r Q17Result) int64 { return dayEnd(r.Day) }},
+	query[Q18Result]{name: "q18", engine: EngineQ18, reference: Q18Reference, hash: hashBid, upsertKey: q18Key},
+	query[Q19Result]{name: "q19", engine: EngineQ19, reference: Q19Reference, hash: hashQ19, upsertKey: q19Key},
+	query[Q20Result]{name: "q20", engine: EngineQ20, reference: Q20Reference, hash: hashQ20},
+	query[Q21Result]{name: "q21", engine: EngineQ21, reference: Q21Reference, hash: hashQ21, stateless: true},
+	query[Q22Result]{name: "q22", engine: EngineQ22, reference: Q22Reference, hash: hashQ22, stateless: true},
 }
 
 // QueryByName returns the query called name, or nil.
@@ -130,6 +162,11 @@ type EngineRun struct {
 	// completed and the source emitted half the events (a crash without a
 	// final checkpoint), and runs it again from its checkpoint directory.
 	crashAfter int
+	// kills, for tests, cancels the job (a crash without a final
+	// checkpoint) once the source has emitted kills[i] events in all
+	// (replays included), for each i in turn, restarting it each time
+	// from its checkpoint directory.
+	kills []int64
 }
 
 // EngineResult is what an engine run measured.
@@ -145,6 +182,7 @@ type EngineResult struct {
 	Checkpoints []time.Duration
 
 	crashed bool // for tests: the simulated crash happened
+	kills   int  // for tests: the jobs killed
 }
 
 type query[R fmt.Stringer] struct {
@@ -159,6 +197,30 @@ type query[R fmt.Stringer] struct {
 	// eventTime queries need the source's watermarks; the others (q0–q3)
 	// run without unless EngineRun.Watermarks asks for them.
 	eventTime bool
+	// firedAt, for results that a watermark fires (Traced.Origin -1), is
+	// the event time whose arrival fires the result (a window's end): the
+	// latency is traced to the first event at or after it.
+	firedAt func(R) int64
+	// origin, if set instead, returns the event a result is traced to.
+	origin func(g *Generator, r R) int64
+	// processingTime queries window on the fixed processing-time clock
+	// (Generator.ProcessingTimeAt), which the source's watermarks then
+	// follow.
+	processingTime bool
+	// generatorReference, if set instead of reference, is a reference that
+	// needs the generator (q12's processing-time clock).
+	generatorReference func(g *Generator, events iter.Seq[Event]) []R
+	// sideInput, if set instead of engine, builds a query that reads the
+	// file of q13's side input, which the harness writes.
+	sideInput func(events runtime.Stream[Record], sideInput string) runtime.Stream[Traced[R]]
+	// upsertKey marks an updating query: its output is an upsert stream,
+	// which the harness folds into a table (the last result per key, in
+	// commit order) before comparing.
+	upsertKey func(R) string
+	// fileSink, if set, makes the harness write the results with the
+	// exactly-once file sink, partitioned into the directory that fileSink
+	// names, and read the committed files back as the output.
+	fileSink func(R) string
 }
 
 func (q query[R]) Name() string { return q.name }
@@ -181,23 +243,52 @@ func (q query[R]) RunReference(g *Generator, keepLines bool) (*Output, time.Dura
 	}
 	for from := int64(0); from < g.NumEvents(); from += step {
 		start := time.Now()
-		rs := q.reference(g.Events(from, from+step))
+		var rs []R
+		if q.generatorReference != nil {
+			rs = q.generatorReference(g, g.Events(from, from+step))
+		} else {
+			rs = q.reference(g.Events(from, from+step))
+		}
 		elapsed += time.Since(start)
 		for _, r := range rs {
 			out.Count++
-			out.Sum += q.hash(r)
+			out.Sum += q.hashOf(r)
 		}
 		if keepLines {
 			vals = append(vals, rs...)
 		}
 	}
 	if keepLines {
-		out.Lines = SortedLines(vals)
-		if out.Lines == nil {
-			out.Lines = []string{}
-		}
+		out.Lines = q.sortedLines(vals)
 	}
 	return out, elapsed
+}
+
+// hashOf is the multiset hash of a result: of its line with its partition
+// for queries written to files (which are read back as lines).
+func (q query[R]) hashOf(r R) uint64 {
+	if q.fileSink != nil {
+		return hashLine(q.lineOf(r))
+	}
+	return q.hash(r)
+}
+
+// lineOf is the canonical line of r, prefixed with its partition for
+// queries written to files.
+func (q query[R]) lineOf(r R) string {
+	if q.fileSink != nil {
+		return q.fileSink(r) + " " + r.String()
+	}
+	return r.String()
+}
+
+func (q query[R]) sortedLines(rs []R) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = q.lineOf(r)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, error) {
@@ -208,7 +299,39 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 	if clock == nil {
 		clock = NewEmitClock()
 	}
-	store := &resultStore[R]{hash: q.hash, keep: run.KeepLines, clock: clock, pre: map[preKey]*resultBatch[R]{}}
+	// An upsert stream is kept whole, to be folded into its table.
+	store := &resultStore[R]{hash: q.hash, keep: run.KeepLines || q.upsertKey != nil, clock: clock, pre: map[preKey]*resultBatch[R]{}}
+	g := run.Generator
+	switch {
+	case q.firedAt != nil:
+		firedAt := q.firedAt
+		store.origin = func(r R) int64 { return g.FirstEventAt(firedAt(r)) }
+	case q.origin != nil:
+		origin := q.origin
+		store.origin = func(r R) int64 { return origin(g, r) }
+	}
+	engine := q.engine
+	if q.sideInput != nil {
+		dir, err := os.MkdirTemp("", "weir-nexmark-side-input-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		path := filepath.Join(dir, "side_input.csv")
+		if err := WriteQ13SideInput(path); err != nil {
+			return nil, err
+		}
+		engine = func(events runtime.Stream[Record]) runtime.Stream[Traced[R]] { return q.sideInput(events, path) }
+	}
+	var outDir string
+	if q.fileSink != nil {
+		dir, err := os.MkdirTemp("", "weir-nexmark-"+q.name+"-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		outDir = dir
+	}
 	res := &EngineResult{}
 	var mu sync.Mutex
 	emitted := run.Emitted
@@ -219,16 +342,27 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 	for attempt := 0; ; attempt++ {
 		p := runtime.NewPipeline("nexmark-" + q.name)
 		var opts []runtime.SourceOption[Record]
-		if q.eventTime || run.Watermarks {
+		switch {
+		case q.processingTime:
+			opts = append(opts, runtime.WithWatermarks(runtime.Monotonous(func(r Record) int64 { return r.ProcTime })))
+		case q.eventTime || run.Watermarks:
 			opts = append(opts, Watermarks(run.Generator))
 		}
 		events := runtime.From(p, "events", Source(SourceConfig{
 			Generator: run.Generator, RatePerSecond: run.RatePerSecond, Clock: clock, Emitted: emitted,
 		}), opts...)
-		runtime.To(q.engine(events), "results", store.newSink)
+		results := engine(events)
+		if q.fileSink != nil {
+			lines := operators.Map(results, func(t Traced[R]) R { return t.Result })
+			runtime.To(lines, "results", partitionedFileSink(outDir, q.fileSink, func(dst []byte, r R) []byte {
+				return append(append(dst, r.String()...), '\n')
+			}))
+		} else {
+			runtime.To(results, "results", store.newSink)
+		}
 
 		jobCtx, crash := context.WithCancelCause(ctx)
-		crashing := attempt == 0 && run.crashAfter > 0
+		crashing := attempt == 0 && run.crashAfter > 0 || attempt < len(run.kills)
 		cfg := run.Config
 		prev := cfg.Events.CheckpointCompleted
 		completed := 0
@@ -245,7 +379,12 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 			go func() {
 				for jobCtx.Err() == nil {
 					mu.Lock()
-					due := completed >= run.crashAfter && emitted.Load() >= run.Generator.NumEvents()/2
+					var due bool
+					if attempt < len(run.kills) {
+						due = emitted.Load() >= run.kills[attempt]
+					} else {
+						due = completed >= run.crashAfter && emitted.Load() >= run.Generator.NumEvents()/2
+					}
 					mu.Unlock()
 					if due {
 						crash(errCrash)
@@ -259,6 +398,7 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 		crash(nil)
 		if crashing && (errors.Is(err, errCrash) || errors.Is(err, context.Canceled)) {
 			res.crashed = true
+			res.kills++
 			continue // restart from the checkpoint directory
 		}
 		if err != nil {
@@ -271,14 +411,33 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 	defer mu.Unlock()
 	store.mu.Lock()
 	defer store.mu.Unlock()
-	res.Output = &Output{Count: store.done.n, Sum: store.done.sum}
-	if run.KeepLines {
-		res.Output.Lines = SortedLines(store.done.vals)
-		if res.Output.Lines == nil {
-			res.Output.Lines = []string{}
+	res.Latencies = store.latencies
+	switch {
+	case q.fileSink != nil:
+		out, err := readPartitionedFiles(outDir, run.KeepLines)
+		if err != nil {
+			return nil, fmt.Errorf("%s: read the output files: %w", q.name, err)
+		}
+		res.Output = out
+	case q.upsertKey != nil:
+		table := map[string]R{}
+		for _, r := range store.done.vals {
+			table[q.upsertKey(r)] = r
+		}
+		res.Output = &Output{Count: int64(len(table))}
+		rows := slices.Collect(maps.Values(table))
+		for _, r := range rows {
+			res.Output.Sum += q.hash(r)
+		}
+		if run.KeepLines {
+			res.Output.Lines = q.sortedLines(rows)
+		}
+	default:
+		res.Output = &Output{Count: store.done.n, Sum: store.done.sum}
+		if run.KeepLines {
+			res.Output.Lines = q.sortedLines(store.done.vals)
 		}
 	}
-	res.Latencies = store.latencies
 	return res, nil
 }
 
@@ -286,9 +445,10 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 // sinks: results become part of done only when the checkpoint they were
 // pre-committed in completes, as with an exactly-once file sink.
 type resultStore[R any] struct {
-	hash  func(R) uint64
-	keep  bool
-	clock *EmitClock
+	hash   func(R) uint64
+	keep   bool
+	clock  *EmitClock
+	origin func(R) int64 // of results without one; nil: none
 
 	mu        sync.Mutex
 	done      resultBatch[R]
@@ -318,12 +478,14 @@ func (b *resultBatch[R]) add(o *resultBatch[R]) {
 func (s *resultStore[R]) commit(subtask int, id uint64, discardLater bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, b := range s.pre {
+	// In checkpoint order: an upsert stream's order matters.
+	keys := slices.SortedFunc(maps.Keys(s.pre), func(a, b preKey) int { return cmp.Compare(a.checkpoint, b.checkpoint) })
+	for _, k := range keys {
 		if k.subtask != subtask {
 			continue
 		}
 		if k.checkpoint <= id {
-			s.done.add(b)
+			s.done.add(s.pre[k])
 			delete(s.pre, k)
 		} else if discardLater {
 			delete(s.pre, k)
@@ -332,7 +494,7 @@ func (s *resultStore[R]) commit(subtask int, id uint64, discardLater bool) {
 }
 
 func (s *resultStore[R]) newSink() runtime.Sink[Traced[R]] {
-	return &resultSink[R]{store: s, hash: s.hash, keep: s.keep, clock: s.clock, lastBlock: -1}
+	return &resultSink[R]{store: s, hash: s.hash, keep: s.keep, clock: s.clock, origin: s.origin, lastBlock: -1}
 }
 
 // resultSink is a two-phase sink into a resultStore. It samples latency once
@@ -342,6 +504,7 @@ type resultSink[R any] struct {
 	hash      func(R) uint64
 	keep      bool
 	clock     *EmitClock
+	origin    func(R) int64
 	subtask   int
 	cur       resultBatch[R]
 	lastBlock int64
@@ -372,10 +535,14 @@ func (s *resultSink[R]) Write(_ context.Context, rec Traced[R]) error {
 	if s.keep {
 		s.cur.vals = append(s.cur.vals, rec.Result)
 	}
-	if rec.Origin >= 0 {
-		if b := Block(rec.Origin); b != s.lastBlock {
+	origin := rec.Origin
+	if origin < 0 && s.origin != nil {
+		origin = s.origin(rec.Result)
+	}
+	if origin >= 0 {
+		if b := Block(origin); b != s.lastBlock {
 			s.lastBlock = b
-			if d, ok := s.clock.Since(rec.Origin); ok {
+			if d, ok := s.clock.Since(origin); ok {
 				s.latencies = append(s.latencies, d)
 			}
 		}

@@ -219,34 +219,75 @@ func (r Q4Result) String() string {
 // closings by (Expires, Auction) before the per-category average, e.g. by
 // buffering them until the watermark passes.
 func Q4Reference(events iter.Seq[Event]) []Q4Result {
-	type tp struct{ time, price int64 }
+	type agg struct{ sum, count int64 }
+	cats := map[int64]*agg{}
+	closed := closeAuctionsReference(events)
+	out := make([]Q4Result, 0, len(closed))
+	for _, c := range closed {
+		a := &c.Auction
+		g := cats[a.Category]
+		if g == nil {
+			g = &agg{}
+			cats[a.Category] = g
+		}
+		g.sum += c.Winner.Price
+		g.count++
+		out = append(out, Q4Result{a.Category, g.sum / g.count, g.count, a.ID, c.Winner.Price, a.Expires})
+	}
+	return out
+}
+
+// ClosedAuction is an auction with its winning bid.
+type ClosedAuction struct {
+	Auction Auction
+	Winner  Bid
+}
+
+// BetterBid reports whether a beats b as an auction's winning bid: the
+// higher price, then the earlier time (Flink's q9: ORDER BY price DESC,
+// dateTime ASC), then, for a total order, the lower bidder and the smaller
+// channel, URL and extra.
+func BetterBid(a, b *Bid) bool {
+	if c := cmp.Or(cmp.Compare(b.Price, a.Price), cmp.Compare(a.DateTime, b.DateTime), cmp.Compare(a.Bidder, b.Bidder),
+		cmp.Compare(a.Channel, b.Channel), cmp.Compare(a.URL, b.URL), cmp.Compare(a.Extra, b.Extra)); c != 0 {
+		return c < 0
+	}
+	return false
+}
+
+// validBid reports whether b may win a: in [A.dateTime, A.expires].
+func validBid(a *Auction, b *Bid) bool { return b.DateTime >= a.DateTime && b.DateTime <= a.Expires }
+
+// closeAuctionsReference returns the auctions that have a winning bid (see
+// Q4Reference; the first auction of an id counts, repeats are ignored) in
+// (Expires, ID) order: the order in which the watermark closes them.
+func closeAuctionsReference(events iter.Seq[Event]) []ClosedAuction {
 	type auction struct {
-		known                    bool
-		category, start, expires int64
-		hasFinal                 bool
-		final                    int64
-		pending                  []tp // bids seen before the auction
+		known     bool
+		a         Auction
+		hasWinner bool
+		winner    Bid
+		pending   []Bid // bids seen before the auction
 	}
 	byID := map[int64]*auction{}
-	offer := func(a *auction, t, price int64) {
-		if t >= a.start && t <= a.expires && (!a.hasFinal || price > a.final) {
-			a.hasFinal, a.final = true, price
+	offer := func(a *auction, b *Bid) {
+		if validBid(&a.a, b) && (!a.hasWinner || BetterBid(b, &a.winner)) {
+			a.hasWinner, a.winner = true, *b
 		}
 	}
 	for e := range events {
 		switch e.Kind {
 		case KindAuction:
-			ev := &e.Auction
-			a := byID[ev.ID]
+			a := byID[e.Auction.ID]
 			if a == nil {
 				a = &auction{}
-				byID[ev.ID] = a
+				byID[e.Auction.ID] = a
 			} else if a.known {
 				continue
 			}
-			a.known, a.category, a.start, a.expires = true, ev.Category, ev.DateTime, ev.Expires
-			for _, b := range a.pending {
-				offer(a, b.time, b.price)
+			a.known, a.a = true, e.Auction
+			for i := range a.pending {
+				offer(a, &a.pending[i])
 			}
 			a.pending = nil
 		case KindBid:
@@ -257,36 +298,22 @@ func Q4Reference(events iter.Seq[Event]) []Q4Result {
 				byID[b.Auction] = a
 			}
 			if a.known {
-				offer(a, b.DateTime, b.Price)
+				offer(a, b)
 			} else {
-				a.pending = append(a.pending, tp{b.DateTime, b.Price})
+				a.pending = append(a.pending, *b)
 			}
 		}
 	}
-	type closing struct{ id, category, expires, final int64 }
-	var closed []closing
-	for id, a := range byID {
-		if a.known && a.hasFinal {
-			closed = append(closed, closing{id, a.category, a.expires, a.final})
+	var closed []ClosedAuction
+	for _, a := range byID {
+		if a.known && a.hasWinner {
+			closed = append(closed, ClosedAuction{a.a, a.winner})
 		}
 	}
-	slices.SortFunc(closed, func(x, y closing) int {
-		return cmp.Or(cmp.Compare(x.expires, y.expires), cmp.Compare(x.id, y.id))
+	slices.SortFunc(closed, func(x, y ClosedAuction) int {
+		return cmp.Or(cmp.Compare(x.Auction.Expires, y.Auction.Expires), cmp.Compare(x.Auction.ID, y.Auction.ID))
 	})
-	type agg struct{ sum, count int64 }
-	cats := map[int64]*agg{}
-	out := make([]Q4Result, 0, len(closed))
-	for _, c := range closed {
-		g := cats[c.category]
-		if g == nil {
-			g = &agg{}
-			cats[c.category] = g
-		}
-		g.sum += c.final
-		g.count++
-		out = append(out, Q4Result{c.category, g.sum / g.count, g.count, c.id, c.final, c.expires})
-	}
-	return out
+	return closed
 }
 
 // ---- q5 ------------------------------------------------------------------

@@ -2,35 +2,32 @@ package nexmark
 
 import (
 	"cmp"
-	"maps"
 	"slices"
+	"time"
 
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
 )
 
-// The queries as weir pipelines. Each EngineQn takes the stream of the
-// Nexmark source (Source; q4, q5, q7 and q8 need it WithWatermarks, q0-q3
-// work with or without) and returns the stream of its results, which equal
+// The queries as weir pipelines, q0–q5, q7 and q8 here, the others in
+// engine_auctions.go and engine_more.go. Each EngineQn takes the stream of
+// the Nexmark source (Source; the event-time queries need it
+// WithWatermarks, q12 with watermarks on Record.ProcTime, the others work
+// with or without) and returns the stream of its results, which equal
 // QnReference's as a multiset for the same events.
 //
 // Shapes:
 //
-//   - q0, q1, q2 are one stateless operator chained to the source.
+//   - q0, q1, q2 (and q10, q14, q21, q22) are one stateless operator
+//     chained to the source.
 //   - q3 filters in the source's chain, keys persons and auctions by person
 //     id and joins them with keyed state (every person and auction kept).
-//   - q4 pre-aggregates bids in the source's chain (the highest valid bid
-//     per auction between watermarks), keys bids and auctions by buckets of
-//     64 auction ids (map state per bucket); an event-time timer per bucket
-//     and second closes the auctions expired by then; closings are keyed by
-//     category and applied in (expiry, auction) order once the watermark
-//     passes the expiry.
-//   - q5, q7 and q8 pre-aggregate per window (pane for q5) in the source's
-//     chain (a local combiner with operator state, like Flink's local-global
-//     aggregation), emit a window's partial result when the watermark passes
-//     its end, and merge the partials keyed by window start, firing with an
-//     event-time timer at the window's last millisecond.
+//   - q4 closes auctions (see closeAuctions) and applies the closings per
+//     category in (expiry, auction) order.
+//   - q5, q7 and q8 are event-time windows (operators.Window) aggregated
+//     incrementally and pre-aggregated by each subtask before the partition
+//     by key (PreAggregate); q5 and q7 rank with operators.WindowTopN.
 
 // ---- q0, q1, q2 --------------------------------------------------------------
 
@@ -178,749 +175,176 @@ func EngineQ3(events runtime.Stream[Record]) runtime.Stream[Traced[Q3Result]] {
 		})
 }
 
-// ---- q4 ------------------------------------------------------------------
+// ---- windowed queries -------------------------------------------------------
 
-// q4In is an auction or a bid, keyed by auction id.
-type q4In struct {
-	Auction   int64
-	IsAuction bool
-	Category  int64
-	Time      int64 // auction start or bid time
-	Expires   int64
-	Price     int64
-	Origin    int64
-}
+// Window results carry no origin (-1): the harness traces them to the first
+// event at or after their window's end, whose watermark fired them (see
+// query.firedAt).
 
-// q4Auction is the keyed state of one auction id in q4.
-type q4Auction struct {
-	Known    bool // the auction event arrived
-	Closed   bool // its expiry passed: a tombstone
-	Category int64
-	Start    int64
-	Expires  int64
-	HasFinal bool
-	Final    int64
-	Pending  []q4Bid // bids that arrived before the auction
-}
+const windowSize = WindowSize * time.Millisecond
 
-type q4Bid struct{ Time, Price int64 }
+// bidOp projects the bids of the source's records.
+type bidOp struct{ recordOp[Bid] }
 
-func (a *q4Auction) offer(t, price int64) bool {
-	if t >= a.Start && t <= a.Expires && (!a.HasFinal || price > a.Final) {
-		a.HasFinal, a.Final = true, price
-		return true
+func (o *bidOp) Process(r Record) {
+	if r.Kind == KindBid {
+		o.out.Collect(r.Bid)
 	}
-	return false
 }
 
-var q4AuctionCodec = codec[q4Auction]{
-	enc: func(dst []byte, a q4Auction) []byte {
-		dst = appendBool(appendBool(dst, a.Known), a.Closed)
-		dst = appendInt(appendInt(appendInt(dst, a.Category), a.Start), a.Expires)
-		dst = appendInt(appendBool(dst, a.HasFinal), a.Final)
-		return appendSlice(dst, a.Pending, func(dst []byte, b q4Bid) []byte { return appendInt(appendInt(dst, b.Time), b.Price) })
+func bids(events runtime.Stream[Record]) runtime.Stream[Bid] {
+	return applyRecordOp[Bid, *bidOp](events, "bids")
+}
+
+func bidTime(b Bid) int64 { return b.DateTime }
+
+var bidCodec = codec[Bid]{
+	enc: func(dst []byte, b Bid) []byte {
+		dst = appendInt(appendInt(appendInt(dst, b.Auction), b.Bidder), b.Price)
+		dst = appendString(appendString(dst, b.Channel), b.URL)
+		return appendString(appendInt(dst, b.DateTime), b.Extra)
 	},
-	dec: func(d *decoder) q4Auction {
-		a := q4Auction{Known: d.bool(), Closed: d.bool(), Category: d.int(), Start: d.int(), Expires: d.int(), HasFinal: d.bool(), Final: d.int()}
-		a.Pending = decodeSlice(d, func(d *decoder) q4Bid { return q4Bid{d.int(), d.int()} })
-		return a
+	dec: func(d *decoder) Bid {
+		return Bid{Auction: d.int(), Bidder: d.int(), Price: d.int(), Channel: d.string(), URL: d.string(), DateTime: d.int(), Extra: d.string()}
 	},
-}
-
-// q4 closes auctions and applies closings per category at a granularity of
-// q4ApplyEvery ms of event time: an auction expiring at t is closed when the
-// watermark reaches q4Due(t), the last millisecond of t's second. Closing
-// later does not change the result (bids after the expiry do not count, and
-// closings are applied in (expiry, auction) order), only its latency.
-const (
-	q4ApplyEvery = 1000
-	q4BucketBits = 6 // 64 auction ids per key of q4-auctions
-)
-
-func q4Due(t int64) int64 { return floorDiv(t, q4ApplyEvery)*q4ApplyEvery + q4ApplyEvery - 1 }
-
-// q4Closing is a closed auction with its winning price, keyed by category.
-type q4Closing struct {
-	Category, Auction, Expires, Final, Origin int64
-}
-
-type q4Category struct {
-	Sum, Count int64
-	Pending    []q4Closing // closings whose expiry the watermark has not passed
-}
-
-var q4CategoryCodec = codec[q4Category]{
-	enc: func(dst []byte, c q4Category) []byte {
-		dst = appendInt(appendInt(dst, c.Sum), c.Count)
-		return appendSlice(dst, c.Pending, func(dst []byte, x q4Closing) []byte {
-			return appendInt(appendInt(appendInt(appendInt(appendInt(dst, x.Category), x.Auction), x.Expires), x.Final), x.Origin)
-		})
-	},
-	dec: func(d *decoder) q4Category {
-		c := q4Category{Sum: d.int(), Count: d.int()}
-		c.Pending = decodeSlice(d, func(d *decoder) q4Closing {
-			return q4Closing{d.int(), d.int(), d.int(), d.int(), d.int()}
-		})
-		return c
-	},
-}
-
-// q4Local is q4's local combiner, chained to the source: it forwards
-// auctions, remembers the validity interval of those it saw until the
-// watermark passes their expiry, drops bids outside it and keeps only the
-// highest valid bid per auction between two watermarks. Bids for auctions it
-// has not seen go through unchanged. Its open state is operator state in
-// checkpoints.
-//
-// NB: this assumes the keyed stage sees the same first auction event for an
-// id as this subtask, which holds at parallelism 1 and whenever auction ids
-// are unique (the generator's are).
-type q4Local struct {
-	recordOp[q4In]
-	spans map[int64]q4Span // auctions seen, until their expiry passes
-	best  map[int64]q4In   // highest valid bid per auction since the last watermark
-}
-
-type q4Span struct{ Start, Expires int64 }
-
-func (o *q4Local) Open(ctx *runtime.OperatorContext, out runtime.Collector[q4In]) error {
-	o.out, o.spans, o.best = out, map[int64]q4Span{}, map[int64]q4In{}
-	if ctx.Restored == nil {
-		return nil
-	}
-	d := decoder{b: ctx.Restored}
-	for range d.len() {
-		id := d.int()
-		o.spans[id] = q4Span{d.int(), d.int()}
-	}
-	for range d.len() {
-		b := q4In{Auction: d.int(), Time: d.int(), Price: d.int(), Origin: d.int()}
-		o.best[b.Auction] = b
-	}
-	if d.err != nil || len(d.b) != 0 {
-		return errShortState
-	}
-	return nil
-}
-
-func (o *q4Local) Process(r Record) {
-	switch e := &r; e.Kind {
-	case KindAuction:
-		a := e.Auction
-		if _, ok := o.spans[a.ID]; !ok {
-			o.spans[a.ID] = q4Span{a.DateTime, a.Expires}
-		}
-		o.out.Collect(q4In{Auction: a.ID, IsAuction: true, Category: a.Category, Time: a.DateTime, Expires: a.Expires, Origin: r.N})
-	case KindBid:
-		b := &e.Bid
-		span, ok := o.spans[b.Auction]
-		if !ok {
-			o.out.Collect(q4In{Auction: b.Auction, Time: b.DateTime, Price: b.Price, Origin: r.N})
-			return
-		}
-		if b.DateTime < span.Start || b.DateTime > span.Expires {
-			return // cannot be the auction's winning bid
-		}
-		if cur, ok := o.best[b.Auction]; !ok || b.Price > cur.Price {
-			o.best[b.Auction] = q4In{Auction: b.Auction, Time: b.DateTime, Price: b.Price, Origin: r.N}
-		}
-	}
-}
-
-func (o *q4Local) OnWatermark(wm int64) {
-	for _, b := range o.best {
-		o.out.Collect(b)
-	}
-	clear(o.best)
-	for id, span := range o.spans {
-		if span.Expires <= wm {
-			delete(o.spans, id)
-		}
-	}
-}
-
-func (o *q4Local) Snapshot(uint64) ([]byte, error) {
-	b := appendInt(nil, int64(len(o.spans)))
-	for id, span := range o.spans {
-		b = appendInt(appendInt(appendInt(b, id), span.Start), span.Expires)
-	}
-	b = appendInt(b, int64(len(o.best)))
-	for _, x := range o.best {
-		b = appendInt(appendInt(appendInt(appendInt(b, x.Auction), x.Time), x.Price), x.Origin)
-	}
-	return b, nil
-}
-
-// EngineQ4 is q4: the running average closing price per category, updated
-// in (expiry, auction) order.
-func EngineQ4(events runtime.Stream[Record]) runtime.Stream[Traced[Q4Result]] {
-	in := runtime.Apply(events, "q4-local", func() runtime.Operator[Record, q4In] { return &q4Local{} })
-	// Auctions are keyed by bucket (id / q4BucketSize) with a map state per
-	// bucket, and closed by one event-time timer per bucket and second: far
-	// fewer keys and timers than one per auction, which dominated the cost.
-	closings := operators.ProcessWithTimers(operators.KeyBy(in, func(x q4In) int64 { return x.Auction >> q4BucketBits }), "q4-auctions",
-		func(ctx *runtime.KeyedContext[int64]) (operators.ProcessFunc[int64, q4In, q4Closing], operators.TimerFunc[int64, q4Closing], error) {
-			auctions, err := state.NewMap(ctx.Scope, "auctions", state.Int64, state.Codec[q4Auction](q4AuctionCodec))
-			if err != nil {
-				return nil, nil, err
-			}
-			var newest int64 = -1 // origin of the newest record seen
-			process := func(_ int64, x q4In, _ runtime.Collector[q4Closing]) error {
-				newest = max(newest, x.Origin)
-				a, _ := auctions.Get(x.Auction)
-				switch {
-				case a.Closed:
-					// A bid after the auction closed, or a repeated auction:
-					// ignored.
-				case x.IsAuction:
-					if a.Known {
-						return nil // repeated auction id
-					}
-					a.Known, a.Category, a.Start, a.Expires = true, x.Category, x.Time, x.Expires
-					for _, b := range a.Pending {
-						a.offer(b.Time, b.Price)
-					}
-					a.Pending = nil
-					auctions.Put(x.Auction, a)
-					ctx.Timers.RegisterEventTime(q4Due(a.Expires))
-				case a.Known:
-					if a.offer(x.Time, x.Price) {
-						auctions.Put(x.Auction, a)
-					}
-				default:
-					// The auction has not arrived yet: keep the bid for it.
-					// NB: no timer drops the bid once the watermark passes
-					// its time (it could not count any more): a timer per
-					// such bid was a large part of q4's cost, and the
-					// generator's bids only name auctions that arrive soon
-					// after. Bids for auctions that never arrive stay.
-					// Appending in place is safe: a frozen copy of the value
-					// keeps its own length.
-					a.Pending = append(a.Pending, q4Bid{x.Time, x.Price})
-					auctions.Put(x.Auction, a)
-				}
-				return nil
-			}
-			var due []int64
-			onTimer := func(_ int64, t runtime.Timer, out runtime.Collector[q4Closing]) error {
-				due = due[:0]
-				for id, a := range auctions.All() {
-					if a.Known && !a.Closed && a.Expires <= t.At {
-						due = append(due, id)
-					}
-				}
-				for _, id := range due {
-					a, _ := auctions.Get(id)
-					if a.HasFinal {
-						out.Collect(q4Closing{a.Category, id, a.Expires, a.Final, newest})
-					}
-					// Keep a tombstone, as the reference remembers every
-					// auction: later bids and a repeated auction event are
-					// ignored. It costs a few bytes per auction.
-					auctions.Put(id, q4Auction{Known: true, Closed: true})
-				}
-				return nil
-			}
-			return process, onTimer, nil
-		})
-	return operators.ProcessWithTimers(operators.KeyBy(closings, func(c q4Closing) int64 { return c.Category }), "q4-categories",
-		func(ctx *runtime.KeyedContext[int64]) (operators.ProcessFunc[int64, q4Closing, Traced[Q4Result]], operators.TimerFunc[int64, Traced[Q4Result]], error) {
-			cats, err := state.NewValue(ctx.Scope, "categories", state.Codec[q4Category](q4CategoryCodec))
-			if err != nil {
-				return nil, nil, err
-			}
-			process := func(_ int64, c q4Closing, _ runtime.Collector[Traced[Q4Result]]) error {
-				g, _ := cats.Get()
-				g.Pending = append(g.Pending, c) // in place: see q4-auctions
-				cats.Put(g)
-				// One timer per category and q4ApplyEvery ms: the closings
-				// due by then are applied in (expiry, auction) order, so the
-				// output is that of a timer per closing, a little later.
-				ctx.Timers.RegisterEventTime(q4Due(c.Expires))
-				return nil
-			}
-			onTimer := func(category int64, t runtime.Timer, out runtime.Collector[Traced[Q4Result]]) error {
-				g, _ := cats.Get()
-				due := slices.Clone(g.Pending)
-				due = slices.DeleteFunc(due, func(c q4Closing) bool { return c.Expires > t.At })
-				if len(due) == 0 {
-					return nil
-				}
-				g.Pending = slices.DeleteFunc(slices.Clone(g.Pending), func(c q4Closing) bool { return c.Expires <= t.At })
-				slices.SortFunc(due, func(x, y q4Closing) int {
-					return cmp.Or(cmp.Compare(x.Expires, y.Expires), cmp.Compare(x.Auction, y.Auction))
-				})
-				for _, c := range due {
-					g.Sum += c.Final
-					g.Count++
-					out.Collect(Traced[Q4Result]{Q4Result{category, g.Sum / g.Count, g.Count, c.Auction, c.Final, c.Expires}, c.Origin})
-				}
-				cats.Put(g)
-				return nil
-			}
-			return process, onTimer, nil
-		})
-}
-
-// ---- windowed queries: local combiner and keyed merge ----------------------
-
-// combiner pre-aggregates the records of one subtask per window (of size
-// size, aligned to 0) in accumulators of type Acc. When the watermark passes
-// a window's last millisecond it hands the accumulator to emit and forgets
-// it. Open accumulators are the operator's (non-keyed) checkpoint state.
-//
-// A query embeds it in an operator whose Process finds the accumulator with
-// window and updates it. NB: Process is written per query, without calls
-// through function values that take the record's address, so that the
-// record stays on the stack.
-type combiner[Acc, Out any] struct {
-	runtime.OperatorBase
-	size   int64
-	newAcc func() *Acc
-	emit   func(start int64, acc *Acc, origin int64, out runtime.Collector[Out])
-	codec  codec[Acc]
-
-	out      runtime.Collector[Out]
-	open     map[int64]*Acc
-	last     int64 // start of the window last added to, cached with lastAcc
-	lastAcc  *Acc
-	firstEnd int64 // smallest last millisecond of the open windows
-	newest   int64 // origin of the newest record seen
-}
-
-func (c *combiner[Acc, Out]) Open(ctx *runtime.OperatorContext, out runtime.Collector[Out]) error {
-	c.out, c.open, c.newest, c.firstEnd = out, map[int64]*Acc{}, -1, runtime.MaxWatermark
-	if ctx.Restored == nil {
-		return nil
-	}
-	d := decoder{b: ctx.Restored}
-	for range d.len() {
-		start := d.int()
-		acc := c.codec.dec(&d)
-		c.open[start] = &acc
-		c.firstEnd = min(c.firstEnd, start+c.size-1)
-	}
-	if d.err != nil || len(d.b) != 0 {
-		return errShortState
-	}
-	return nil
-}
-
-// window returns the accumulator of the window containing time t for the
-// record with event number n.
-func (c *combiner[Acc, Out]) window(t, n int64) *Acc {
-	c.newest = max(c.newest, n)
-	start := floorDiv(t, c.size) * c.size
-	if c.lastAcc != nil && start == c.last {
-		return c.lastAcc
-	}
-	acc := c.open[start]
-	if acc == nil {
-		acc = c.newAcc()
-		c.open[start] = acc
-		c.firstEnd = min(c.firstEnd, start+c.size-1)
-	}
-	c.last, c.lastAcc = start, acc
-	return acc
-}
-
-func (c *combiner[Acc, Out]) OnWatermark(wm int64) {
-	if wm < c.firstEnd {
-		return
-	}
-	starts := slices.Sorted(maps.Keys(c.open))
-	c.firstEnd = runtime.MaxWatermark
-	for _, start := range starts {
-		if end := start + c.size - 1; end > wm {
-			c.firstEnd = min(c.firstEnd, end)
-			continue
-		}
-		c.emit(start, c.open[start], c.newest, c.out)
-		delete(c.open, start)
-	}
-	c.last, c.lastAcc = 0, nil
-}
-
-func (c *combiner[Acc, Out]) Snapshot(uint64) ([]byte, error) {
-	var b []byte
-	b = appendInt(b, int64(len(c.open)))
-	for start, acc := range c.open {
-		b = c.codec.enc(appendInt(b, start), *acc)
-	}
-	return b, nil
-}
-
-// mergeWindows merges the partial results P of the windows keyed by window
-// start and, when the watermark passes a window's last millisecond, fires
-// it: fire emits the window's results.
-func mergeWindows[P, R any](parts runtime.Stream[P], name string, size int64, windowOf func(P) int64, origin func(P) int64,
-	merge func(acc, p P) P, codec codec[P], fire func(start int64, acc P, out runtime.Collector[Traced[R]])) runtime.Stream[Traced[R]] {
-	return operators.ProcessWithTimers(operators.KeyBy(parts, windowOf), name,
-		func(ctx *runtime.KeyedContext[int64]) (operators.ProcessFunc[int64, P, Traced[R]], operators.TimerFunc[int64, Traced[R]], error) {
-			windows, err := state.NewValue(ctx.Scope, "windows", state.Codec[P](codec))
-			if err != nil {
-				return nil, nil, err
-			}
-			var newest int64 = -1
-			process := func(start int64, p P, _ runtime.Collector[Traced[R]]) error {
-				newest = max(newest, origin(p))
-				if acc, ok := windows.Get(); ok {
-					p = merge(acc, p)
-				}
-				windows.Put(p)
-				ctx.Timers.RegisterEventTime(start + size - 1)
-				return nil
-			}
-			onTimer := func(start int64, _ runtime.Timer, out runtime.Collector[Traced[R]]) error {
-				acc, ok := windows.Get()
-				if !ok {
-					return nil
-				}
-				windows.Delete()
-				fire(start, acc, runtime.CollectorFunc[Traced[R]](func(r Traced[R]) {
-					r.Origin = newest
-					out.Collect(r)
-				}))
-				return nil
-			}
-			return process, onTimer, nil
-		})
 }
 
 // ---- q5 ------------------------------------------------------------------
 
-type auctionCount struct{ Auction, Num int64 }
-
-// q5Part is a partial count of bids per auction in one sliding window.
-type q5Part struct {
-	Window int64 // start
-	Counts []auctionCount
-	Origin int64
+// q5Count is the number of bids on an auction in one sliding window.
+type q5Count struct {
+	Auction, Start, Num int64
 }
 
-var q5PartCodec = codec[q5Part]{
-	enc: func(dst []byte, p q5Part) []byte {
-		dst = appendInt(appendInt(dst, p.Window), p.Origin)
-		return appendSlice(dst, p.Counts, appendAuctionCount)
+var q5CountCodec = codec[q5Count]{
+	enc: func(dst []byte, c q5Count) []byte {
+		return appendInt(appendInt(appendInt(dst, c.Auction), c.Start), c.Num)
 	},
-	dec: func(d *decoder) q5Part {
-		p := q5Part{Window: d.int(), Origin: d.int()}
-		p.Counts = decodeSlice(d, decodeAuctionCount)
-		return p
-	},
-}
-
-func appendAuctionCount(dst []byte, c auctionCount) []byte {
-	return appendInt(appendInt(dst, c.Auction), c.Num)
-}
-func decodeAuctionCount(d *decoder) auctionCount { return auctionCount{d.int(), d.int()} }
-
-// paneCounts counts bids per auction in one pane. Auction ids in a pane are
-// mostly recent and close together, so counts live in a slice indexed by id
-// from a base, with a map for the ids too far away.
-type paneCounts struct {
-	base   int64
-	counts []int64
-	other  map[int64]int64
-}
-
-const paneSpan = 1 << 16 // largest id range the slice covers
-
-func (p *paneCounts) add(auction int64, n int64) {
-	if i := auction - p.base; uint64(i) < uint64(len(p.counts)) {
-		p.counts[i] += n
-		return
-	}
-	p.grow(auction, n)
-}
-
-func (p *paneCounts) grow(auction int64, n int64) {
-	if p.counts == nil {
-		p.base, p.counts = auction-256, make([]int64, 1024)
-		p.counts[256] = n
-		return
-	}
-	if i := auction - p.base; i >= 0 && i < paneSpan {
-		grown := make([]int64, min(paneSpan, max(i+1, 2*int64(len(p.counts)))))
-		copy(grown, p.counts)
-		p.counts = grown
-		p.counts[i] += n
-		return
-	}
-	if p.other == nil {
-		p.other = map[int64]int64{}
-	}
-	p.other[auction] += n
-}
-
-func (p *paneCounts) list() []auctionCount {
-	var out []auctionCount
-	for i, n := range p.counts {
-		if n != 0 {
-			out = append(out, auctionCount{p.base + int64(i), n})
-		}
-	}
-	for a, n := range p.other {
-		out = append(out, auctionCount{a, n})
-	}
-	return out
-}
-
-var paneCountsCodec = codec[paneCounts]{
-	enc: func(dst []byte, p paneCounts) []byte { return appendSlice(dst, p.list(), appendAuctionCount) },
-	dec: func(d *decoder) paneCounts {
-		var p paneCounts
-		for _, c := range decodeSlice(d, decodeAuctionCount) {
-			p.add(c.Auction, c.Num)
-		}
-		return p
-	},
-}
-
-// q5Panes counts bids per auction and 2 s pane; a closed pane goes to each
-// of the five windows that contain it.
-type q5Panes struct {
-	combiner[paneCounts, q5Part]
-}
-
-func (o *q5Panes) Process(r Record) {
-	if r.Kind == KindBid {
-		o.window(r.Bid.DateTime, r.N).add(r.Bid.Auction, 1)
-	}
+	dec: func(d *decoder) q5Count { return q5Count{d.int(), d.int(), d.int()} },
 }
 
 // EngineQ5 is q5: the auctions with the most bids per sliding window of
-// 10 s every 2 s (all ties).
+// 10 s every 2 s (all ties). Bids are counted per auction and window, each
+// subtask pre-aggregating its bids per 2 s pane; the counts of a window
+// then go, keyed by the window, to a top 1 with ties, itself a window of
+// the counts on their window's last millisecond (cascaded windows).
 func EngineQ5(events runtime.Stream[Record]) runtime.Stream[Traced[Q5Result]] {
-	const panesPerWindow = WindowSize / Q5Slide
-	panes := runtime.Apply(events, "q5-panes", func() runtime.Operator[Record, q5Part] {
-		return &q5Panes{combiner[paneCounts, q5Part]{
-			size:   Q5Slide,
-			newAcc: func() *paneCounts { return &paneCounts{} },
-			emit: func(start int64, p *paneCounts, origin int64, out runtime.Collector[q5Part]) {
-				counts := p.list()
-				for w := start - (panesPerWindow-1)*Q5Slide; w <= start; w += Q5Slide {
-					out.Collect(q5Part{w, counts, origin})
-				}
+	byAuction := operators.KeyBy(bids(events), func(b Bid) int64 { return b.Auction })
+	counts, _ := operators.WindowAggregate(
+		operators.Window(byAuction, "q5-counts", operators.Sliding(windowSize, Q5Slide*time.Millisecond), bidTime).PreAggregate(),
+		operators.WindowAggregateFunc[int64, Bid, int64, q5Count]{
+			Add:   func(n int64, _ Bid, _ bool) int64 { return n + 1 },
+			Merge: func(a, b int64) int64 { return a + b },
+			Result: func(auction int64, w operators.TimeWindow, n int64) q5Count {
+				return q5Count{auction, w.Start, n}
 			},
-			codec: paneCountsCodec,
-		}}
+		}, nil)
+	byWindow := operators.KeyBy(counts, func(c q5Count) int64 { return c.Start })
+	hottest, _ := operators.WindowTopN(
+		operators.Window(byWindow, "q5-hottest", operators.Tumbling(Q5Slide*time.Millisecond), func(c q5Count) int64 { return c.Start + WindowSize - 1 }).PreAggregate(),
+		operators.TopN[q5Count]{N: 1, Compare: func(a, b q5Count) int { return cmp.Compare(b.Num, a.Num) }, WithTies: true},
+		q5CountCodec)
+	return operators.FlatMap(hottest, func(r operators.WindowResult[int64, []q5Count], out runtime.Collector[Traced[Q5Result]]) {
+		for _, c := range r.Value {
+			out.Collect(Traced[Q5Result]{Q5Result{c.Start, c.Start + WindowSize, c.Auction, c.Num}, -1})
+		}
 	})
-	merge := func(acc, p q5Part) q5Part {
-		m := make(map[int64]int64, len(acc.Counts)+len(p.Counts))
-		for _, c := range acc.Counts {
-			m[c.Auction] += c.Num
-		}
-		for _, c := range p.Counts {
-			m[c.Auction] += c.Num
-		}
-		out := q5Part{Window: acc.Window, Counts: make([]auctionCount, 0, len(m)), Origin: max(acc.Origin, p.Origin)}
-		for a, n := range m {
-			out.Counts = append(out.Counts, auctionCount{a, n})
-		}
-		return out
-	}
-	return mergeWindows(panes, "q5-windows", WindowSize, func(p q5Part) int64 { return p.Window }, func(p q5Part) int64 { return p.Origin },
-		merge, q5PartCodec, func(start int64, acc q5Part, out runtime.Collector[Traced[Q5Result]]) {
-			var best int64
-			for _, c := range acc.Counts {
-				best = max(best, c.Num)
-			}
-			for _, c := range acc.Counts {
-				if c.Num == best {
-					out.Collect(Traced[Q5Result]{Result: Q5Result{start, start + WindowSize, c.Auction, c.Num}})
-				}
-			}
-		})
 }
 
 // ---- q7 ------------------------------------------------------------------
 
-// q7Part is the highest bids of one tumbling window seen by one subtask.
-type q7Part struct {
-	Window int64
-	Max    int64
-	Bids   []Q7Result
-	Origin int64
-}
-
-var q7PartCodec = codec[q7Part]{
-	enc: func(dst []byte, p q7Part) []byte {
-		dst = appendInt(appendInt(appendInt(dst, p.Window), p.Max), p.Origin)
-		return appendSlice(dst, p.Bids, func(dst []byte, r Q7Result) []byte {
-			dst = appendInt(appendInt(appendInt(dst, r.WindowStart), r.WindowEnd), r.Auction)
-			dst = appendInt(appendInt(appendInt(dst, r.Bidder), r.Price), r.DateTime)
-			return appendString(dst, r.Extra)
-		})
-	},
-	dec: func(d *decoder) q7Part {
-		p := q7Part{Window: d.int(), Max: d.int(), Origin: d.int()}
-		p.Bids = decodeSlice(d, func(d *decoder) Q7Result {
-			return Q7Result{WindowStart: d.int(), WindowEnd: d.int(), Auction: d.int(), Bidder: d.int(), Price: d.int(), DateTime: d.int(), Extra: d.string()}
-		})
-		return p
-	},
-}
-
-// q7Local keeps the highest bids of each window seen by its subtask.
-type q7Local struct {
-	combiner[q7Part, q7Part]
-}
-
-func (o *q7Local) Process(r Record) {
-	if r.Kind != KindBid {
-		return
-	}
-	b := &r.Bid
-	p := o.window(b.DateTime, r.N)
-	switch {
-	case p.Window == -1 || b.Price > p.Max: // the first bid or a new maximum
-		p.Max, p.Bids = b.Price, p.Bids[:0]
-	case b.Price < p.Max:
-		return
-	}
-	start := floorDiv(b.DateTime, WindowSize) * WindowSize
-	p.Window = start
-	p.Bids = append(p.Bids, Q7Result{start, start + WindowSize, b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra})
-}
-
-// EngineQ7 is q7: the highest bids of every 10 s tumbling window (all ties).
+// EngineQ7 is q7: the highest bids of every 10 s tumbling window (all
+// ties): a global top 1 with ties, pre-aggregated by every subtask.
 func EngineQ7(events runtime.Stream[Record]) runtime.Stream[Traced[Q7Result]] {
-	local := runtime.Apply(events, "q7-local", func() runtime.Operator[Record, q7Part] {
-		return &q7Local{combiner[q7Part, q7Part]{
-			size:   WindowSize,
-			newAcc: func() *q7Part { return &q7Part{Window: -1} },
-			emit: func(_ int64, p *q7Part, origin int64, out runtime.Collector[q7Part]) {
-				p.Origin = origin
-				out.Collect(*p)
-			},
-			codec: q7PartCodec,
-		}}
-	})
-	merge := func(acc, p q7Part) q7Part {
-		switch {
-		case p.Max > acc.Max:
-			return p
-		case p.Max < acc.Max:
-			return acc
+	global := operators.KeyBy(bids(events), func(Bid) int64 { return 0 })
+	highest, _ := operators.WindowTopN(
+		operators.Window(global, "q7-highest", operators.Tumbling(windowSize), bidTime).PreAggregate(),
+		operators.TopN[Bid]{N: 1, Compare: func(a, b Bid) int { return cmp.Compare(b.Price, a.Price) }, WithTies: true},
+		bidCodec)
+	return operators.FlatMap(highest, func(r operators.WindowResult[int64, []Bid], out runtime.Collector[Traced[Q7Result]]) {
+		for _, b := range r.Value {
+			out.Collect(Traced[Q7Result]{Q7Result{r.Window.Start, r.Window.End, b.Auction, b.Bidder, b.Price, b.DateTime, b.Extra}, -1})
 		}
-		acc.Bids = append(slices.Clip(acc.Bids), p.Bids...)
-		acc.Origin = max(acc.Origin, p.Origin)
-		return acc
-	}
-	return mergeWindows(local, "q7-windows", WindowSize, func(p q7Part) int64 { return p.Window }, func(p q7Part) int64 { return p.Origin },
-		merge, q7PartCodec, func(_ int64, acc q7Part, out runtime.Collector[Traced[Q7Result]]) {
-			for _, b := range acc.Bids {
-				out.Collect(Traced[Q7Result]{Result: b})
-			}
-		})
+	})
 }
 
 // ---- q8 ------------------------------------------------------------------
 
-type q8Person struct {
-	ID   int64
-	Name string
+// q8In is a new person or an auction's seller, keyed by person id.
+type q8In struct {
+	ID       int64
+	Name     string
+	IsPerson bool
+	Time     int64
 }
 
-// q8Acc collects one window's new persons and sellers in a combiner.
+type q8Op struct{ recordOp[q8In] }
+
+func (o *q8Op) Process(r Record) {
+	switch r.Kind {
+	case KindPerson:
+		o.out.Collect(q8In{r.Person.ID, r.Person.Name, true, r.Person.DateTime})
+	case KindAuction:
+		o.out.Collect(q8In{r.Auction.Seller, "", false, r.Auction.DateTime})
+	}
+}
+
+// q8Acc is what one window knows of one person id: the names it registered
+// with (sorted, without repeats) and whether it opened an auction.
 type q8Acc struct {
-	Persons map[q8Person]struct{}
-	Sellers map[int64]struct{}
+	Names  []string
+	Seller bool
 }
 
-// q8Part is one window's persons and sellers seen by one subtask.
-type q8Part struct {
-	Window  int64
-	Persons []q8Person
-	Sellers []int64
-	Origin  int64
-}
-
-func appendQ8Person(dst []byte, p q8Person) []byte { return appendString(appendInt(dst, p.ID), p.Name) }
-func decodeQ8Person(d *decoder) q8Person           { return q8Person{d.int(), d.string()} }
-
-var q8PartCodec = codec[q8Part]{
-	enc: func(dst []byte, p q8Part) []byte {
-		dst = appendInt(appendInt(dst, p.Window), p.Origin)
-		dst = appendSlice(dst, p.Persons, appendQ8Person)
-		return appendSlice(dst, p.Sellers, appendInt)
-	},
-	dec: func(d *decoder) q8Part {
-		p := q8Part{Window: d.int(), Origin: d.int()}
-		p.Persons = decodeSlice(d, decodeQ8Person)
-		p.Sellers = decodeSlice(d, (*decoder).int)
-		return p
-	},
+func (a q8Acc) withName(name string) q8Acc {
+	i, found := slices.BinarySearch(a.Names, name)
+	if !found {
+		a.Names = slices.Insert(slices.Clip(a.Names), i, name)
+	}
+	return a
 }
 
 var q8AccCodec = codec[q8Acc]{
-	enc: func(dst []byte, a q8Acc) []byte {
-		return q8PartCodec.enc(dst, q8Part{Persons: slices.Collect(maps.Keys(a.Persons)), Sellers: slices.Collect(maps.Keys(a.Sellers))})
-	},
-	dec: func(d *decoder) q8Acc {
-		p := q8PartCodec.dec(d)
-		a := q8Acc{Persons: map[q8Person]struct{}{}, Sellers: map[int64]struct{}{}}
-		for _, x := range p.Persons {
-			a.Persons[x] = struct{}{}
-		}
-		for _, s := range p.Sellers {
-			a.Sellers[s] = struct{}{}
-		}
-		return a
-	},
-}
-
-// q8Local collects the new persons and sellers of each window seen by its
-// subtask.
-type q8Local struct {
-	combiner[q8Acc, q8Part]
-}
-
-func (o *q8Local) Process(r Record) {
-	switch e := &r; e.Kind {
-	case KindPerson:
-		o.window(e.Person.DateTime, r.N).Persons[q8Person{e.Person.ID, e.Person.Name}] = struct{}{}
-	case KindAuction:
-		o.window(e.Auction.DateTime, r.N).Sellers[e.Auction.Seller] = struct{}{}
-	}
+	enc: func(dst []byte, a q8Acc) []byte { return appendBool(appendSlice(dst, a.Names, appendString), a.Seller) },
+	dec: func(d *decoder) q8Acc { return q8Acc{decodeSlice(d, (*decoder).string), d.bool()} },
 }
 
 // EngineQ8 is q8: persons who registered and opened an auction in the same
-// 10 s tumbling window.
+// 10 s tumbling window: persons and sellers keyed by person id, aggregated
+// per window (pre-aggregated by every subtask).
 func EngineQ8(events runtime.Stream[Record]) runtime.Stream[Traced[Q8Result]] {
-	local := runtime.Apply(events, "q8-local", func() runtime.Operator[Record, q8Part] {
-		return &q8Local{combiner[q8Acc, q8Part]{
-			size:   WindowSize,
-			newAcc: func() *q8Acc { return &q8Acc{Persons: map[q8Person]struct{}{}, Sellers: map[int64]struct{}{}} },
-			emit: func(start int64, a *q8Acc, origin int64, out runtime.Collector[q8Part]) {
-				out.Collect(q8Part{start, slices.Collect(maps.Keys(a.Persons)), slices.Collect(maps.Keys(a.Sellers)), origin})
+	in := operators.KeyBy(applyRecordOp[q8In, *q8Op](events, "q8-persons-sellers"), func(x q8In) int64 { return x.ID })
+	matches, _ := operators.WindowAggregate(
+		operators.Window(in, "q8-windows", operators.Tumbling(windowSize), func(x q8In) int64 { return x.Time }).PreAggregate(),
+		operators.WindowAggregateFunc[int64, q8In, q8Acc, []Q8Result]{
+			Add: func(a q8Acc, x q8In, _ bool) q8Acc {
+				if !x.IsPerson {
+					a.Seller = true
+					return a
+				}
+				return a.withName(x.Name)
 			},
-			codec: q8AccCodec,
-		}}
+			Merge: func(a, b q8Acc) q8Acc {
+				a.Seller = a.Seller || b.Seller
+				for _, n := range b.Names {
+					a = a.withName(n)
+				}
+				return a
+			},
+			Result: func(id int64, w operators.TimeWindow, a q8Acc) []Q8Result {
+				if !a.Seller {
+					return nil
+				}
+				out := make([]Q8Result, len(a.Names))
+				for i, n := range a.Names {
+					out[i] = Q8Result{id, n, w.Start}
+				}
+				return out
+			},
+		}, q8AccCodec)
+	return operators.FlatMap(matches, func(rs []Q8Result, out runtime.Collector[Traced[Q8Result]]) {
+		for _, r := range rs {
+			out.Collect(Traced[Q8Result]{r, -1})
+		}
 	})
-	merge := func(acc, p q8Part) q8Part {
-		acc.Persons = append(slices.Clip(acc.Persons), p.Persons...)
-		acc.Sellers = append(slices.Clip(acc.Sellers), p.Sellers...)
-		acc.Origin = max(acc.Origin, p.Origin)
-		return acc
-	}
-	return mergeWindows(local, "q8-windows", WindowSize, func(p q8Part) int64 { return p.Window }, func(p q8Part) int64 { return p.Origin },
-		merge, q8PartCodec, func(start int64, acc q8Part, out runtime.Collector[Traced[Q8Result]]) {
-			sellers := make(map[int64]struct{}, len(acc.Sellers))
-			for _, s := range acc.Sellers {
-				sellers[s] = struct{}{}
-			}
-			seen := make(map[q8Person]struct{}, len(acc.Persons))
-			for _, p := range acc.Persons {
-				if _, ok := sellers[p.ID]; !ok {
-					continue
-				}
-				if _, dup := seen[p]; dup {
-					continue
-				}
-				seen[p] = struct{}{}
-				out.Collect(Traced[Q8Result]{Result: Q8Result{p.ID, p.Name, start}})
-			}
-		})
 }

@@ -203,5 +203,172 @@ var allQueries = []struct {
 	{"q4", func(s iter.Seq[Event]) []string { return SortedLines(Q4Reference(s)) }},
 	{"q5", func(s iter.Seq[Event]) []string { return SortedLines(Q5Reference(s)) }},
 	{"q7", func(s iter.Seq[Event]) []string { return SortedLines(Q7Reference(s)) }},
+	{"q6", func(s iter.Seq[Event]) []string { return SortedLines(Q6Reference(s)) }},
 	{"q8", func(s iter.Seq[Event]) []string { return SortedLines(Q8Reference(s)) }},
+	{"q9", func(s iter.Seq[Event]) []string { return SortedLines(Q9Reference(s)) }},
+	{"q10", func(s iter.Seq[Event]) []string { return SortedLines(Q10Reference(s)) }},
+	{"q11", func(s iter.Seq[Event]) []string { return SortedLines(Q11Reference(s)) }},
+	// q12 is missing on purpose: processing time depends on the order.
+	{"q13", func(s iter.Seq[Event]) []string { return SortedLines(Q13Reference(s)) }},
+	{"q14", func(s iter.Seq[Event]) []string { return SortedLines(Q14Reference(s)) }},
+	{"q15", func(s iter.Seq[Event]) []string { return SortedLines(Q15Reference(s)) }},
+	{"q16", func(s iter.Seq[Event]) []string { return SortedLines(Q16Reference(s)) }},
+	{"q17", func(s iter.Seq[Event]) []string { return SortedLines(Q17Reference(s)) }},
+	{"q18", func(s iter.Seq[Event]) []string { return SortedLines(Q18Reference(s)) }},
+	{"q19", func(s iter.Seq[Event]) []string { return SortedLines(Q19Reference(s)) }},
+	{"q20", func(s iter.Seq[Event]) []string { return SortedLines(Q20Reference(s)) }},
+	{"q21", func(s iter.Seq[Event]) []string { return SortedLines(Q21Reference(s)) }},
+	{"q22", func(s iter.Seq[Event]) []string { return SortedLines(Q22Reference(s)) }},
+}
+
+func bidAt(auction, bidder, price, t int64, channel, url, extra string) Event {
+	return BidEvent(Bid{Auction: auction, Bidder: bidder, Price: price, DateTime: t, Channel: channel, URL: url, Extra: extra})
+}
+
+func TestQ6(t *testing.T) {
+	var in []Event
+	// Seller 9 closes 12 auctions (ids 1..12, expiring in id order) with
+	// winning prices 10, 20, …, 120: the average covers the last 10.
+	for id := int64(1); id <= 12; id++ {
+		in = append(in, auction(id, 9, 10, 0, 1000*id), bid(id, 5, 10*id, 500), bid(id, 5, 1, 600))
+	}
+	in = append(in, auction(13, 9, 10, 0, 99), bid(13, 5, 7, 100)) // bid after expiry: no winner
+	got := lines(Q6Reference(slices.Values(in)))
+	if len(got) != 12 {
+		t.Fatalf("%d results, want 12:\n%s", len(got), strings.Join(got, "\n"))
+	}
+	checkLines(t, got[9:], []string{
+		`q6 seller=9 avg=55 count=10 auction=10 expires=10000`,
+		`q6 seller=9 avg=65 count=10 auction=11 expires=11000`, // 20..110
+		`q6 seller=9 avg=75 count=10 auction=12 expires=12000`,
+	})
+}
+
+func TestQ9(t *testing.T) {
+	in := []Event{
+		auction(1, 9, 10, 100, 200),
+		bid(1, 5, 50, 150),
+		bid(1, 6, 50, 120),       // same price, earlier: wins
+		bid(1, 7, 99, 201),       // after expiry
+		bid(1, 8, 99, 99),        // before the start
+		auction(2, 9, 10, 0, 10), // no bid
+	}
+	checkLines(t, lines(Q9Reference(slices.Values(in))), []string{
+		`q9 id=1 item="" desc="" initial=0 reserve=0 time=100 expires=200 seller=9 category=10 extra="" bidder=6 price=50 channel="" url="" bid_time=120 bid_extra="x"`,
+	})
+}
+
+func TestQ11(t *testing.T) {
+	in := []Event{bid(1, 7, 1, 0), bid(1, 7, 1, 9999), bid(1, 7, 1, 19999), bid(1, 7, 1, 29999), bid(1, 8, 1, 5), bid(1, 7, 1, 45000)}
+	checkLines(t, lines(Q11Reference(slices.Values(in))), []string{
+		`q11 bidder=7 count=2 start=0 end=19999`,
+		`q11 bidder=7 count=1 start=19999 end=29999`, // exactly the gap after 9999: a new session
+		`q11 bidder=7 count=1 start=29999 end=39999`,
+		`q11 bidder=7 count=1 start=45000 end=55000`,
+		`q11 bidder=8 count=1 start=5 end=10005`,
+	})
+}
+
+func TestQ12(t *testing.T) {
+	// Event n is processed at n*1000/rate ms: with 1000 events per second,
+	// events 0..9999 fall into [0, 10000) and 10000.. into the next window,
+	// whatever their event times.
+	g := MustNewGenerator(Config{Seed: 1, FirstEventRate: 1000, NumEvents: 10_001})
+	in := make([]Event, 10_001)
+	for i := range in {
+		in[i] = person(1, "A", "OR", 0)
+	}
+	in[0], in[9999], in[10_000] = bid(1, 7, 1, 50_000), bid(1, 7, 1, -5), bid(1, 7, 1, 0)
+	checkLines(t, lines(Q12Reference(g, slices.Values(in))), []string{
+		`q12 bidder=7 count=2 start=0 end=10000`,
+		`q12 bidder=7 count=1 start=10000 end=20000`,
+	})
+}
+
+func TestQ14(t *testing.T) {
+	const hour = 3600_000
+	in := []Event{
+		bidAt(1, 2, 1_101_322, 9*hour, "", "", "abc cc"), // 1000000.376: kept, day, 3 c
+		bidAt(1, 2, 1_101_321, 9*hour, "", "", ""),       // 999999.468: too cheap
+		bidAt(1, 2, 2_000_000, 19*hour+1, "", "", "c"),   // otherTime
+		bidAt(1, 2, 2_000_000, 30*hour, "", "", ""),      // 06:00 next day: nightTime
+		bidAt(1, 2, 55_066_079, 20*hour, "", "", ""),     // 49999999.732: kept, nightTime
+		bidAt(1, 2, 55_066_080, 20*hour, "", "", ""),     // 50000000.640: too expensive
+	}
+	checkLines(t, lines(Q14Reference(slices.Values(in))), []string{
+		`q14 auction=1 bidder=2 price=1000000.376 type="dayTime" time=32400000 extra="abc cc" c_counts=3`,
+		`q14 auction=1 bidder=2 price=1816000.000 type="otherTime" time=68400001 extra="c" c_counts=1`,
+		`q14 auction=1 bidder=2 price=1816000.000 type="nightTime" time=108000000 extra="" c_counts=0`,
+		`q14 auction=1 bidder=2 price=49999999.732 type="nightTime" time=72000000 extra="" c_counts=0`,
+	})
+}
+
+func TestQ15AndQ17(t *testing.T) {
+	const day = 86_400_000
+	in := []Event{
+		bid(1, 7, 5, 0), bid(1, 7, 50_000, 10), bid(2, 8, 5_000_000, 20), bid(1, 8, 6, 30),
+		bid(1, 7, 5, day), // next day
+	}
+	checkLines(t, lines(Q15Reference(slices.Values(in))), []string{
+		`q15 day="1970-01-01" total_bids=4 rank1_bids=2 rank2_bids=1 rank3_bids=1 total_bidders=2 rank1_bidders=2 rank2_bidders=1 rank3_bidders=1 total_auctions=2 rank1_auctions=1 rank2_auctions=1 rank3_auctions=1`,
+		`q15 day="1970-01-02" total_bids=1 rank1_bids=1 rank2_bids=0 rank3_bids=0 total_bidders=1 rank1_bidders=1 rank2_bidders=0 rank3_bidders=0 total_auctions=1 rank1_auctions=1 rank2_auctions=0 rank3_auctions=0`,
+	})
+	checkLines(t, lines(Q17Reference(slices.Values(in))), []string{
+		`q17 auction=1 day="1970-01-01" total_bids=3 rank1_bids=2 rank2_bids=1 rank3_bids=0 min_price=5 max_price=50000 avg_price=16670 sum_price=50011`,
+		`q17 auction=2 day="1970-01-01" total_bids=1 rank1_bids=0 rank2_bids=0 rank3_bids=1 min_price=5000000 max_price=5000000 avg_price=5000000 sum_price=5000000`,
+		`q17 auction=1 day="1970-01-02" total_bids=1 rank1_bids=1 rank2_bids=0 rank3_bids=0 min_price=5 max_price=5 avg_price=5 sum_price=5`,
+	})
+}
+
+func TestQ16(t *testing.T) {
+	in := []Event{bidAt(1, 7, 5, 60_000, "A", "", ""), bidAt(2, 7, 5, 3_600_000, "A", "", ""), bidAt(1, 8, 20_000, 0, "B", "", "")}
+	checkLines(t, lines(Q16Reference(slices.Values(in))), []string{
+		`q16 channel="A" day="1970-01-01" minute="01:00" total_bids=2 rank1_bids=2 rank2_bids=0 rank3_bids=0 total_bidders=1 rank1_bidders=1 rank2_bidders=0 rank3_bidders=0 total_auctions=2 rank1_auctions=2 rank2_auctions=0 rank3_auctions=0`,
+		`q16 channel="B" day="1970-01-01" minute="00:00" total_bids=1 rank1_bids=0 rank2_bids=1 rank3_bids=0 total_bidders=1 rank1_bidders=0 rank2_bidders=1 rank3_bidders=0 total_auctions=1 rank1_auctions=0 rank2_auctions=1 rank3_auctions=0`,
+	})
+}
+
+func TestQ18AndQ19(t *testing.T) {
+	var in []Event
+	for i := int64(0); i < 12; i++ {
+		in = append(in, bid(1, 7, 100+i, 1000-i)) // bidder 7's last bid: the first (time 1000)
+	}
+	in = append(in, bid(1, 8, 5, 3), bid(1, 8, 6, 3)) // same time: the higher price is later
+	got := SortedLines(Q18Reference(slices.Values(in)))
+	checkLines(t, got, []string{
+		`bid auction=1 bidder=7 price=100 channel="" url="" time=1000 extra="x"`,
+		`bid auction=1 bidder=8 price=6 channel="" url="" time=3 extra="x"`,
+	})
+	top := SortedLines(Q19Reference(slices.Values(in)))
+	if len(top) != Q19TopN || !strings.Contains(top[0], "rank=1 bidder=7 price=111") || !strings.Contains(top[1], "rank=10 bidder=7 price=102") {
+		t.Errorf("q19:\n%s", strings.Join(top, "\n"))
+	}
+}
+
+func TestQ20(t *testing.T) {
+	in := []Event{bid(1, 7, 5, 0), auction(1, 9, 10, 0, 9), bid(1, 8, 6, 1), auction(2, 9, 11, 0, 9), bid(2, 7, 5, 2)}
+	got := lines(Q20Reference(slices.Values(in)))
+	if len(got) != 2 || !strings.Contains(got[0], "bidder=7") || !strings.Contains(got[1], "bidder=8") {
+		t.Errorf("q20:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+func TestQ21AndQ22(t *testing.T) {
+	in := []Event{
+		bidAt(1, 2, 3, 0, "Apple", "https://www.nexmark.com/a/b/c/item.htm?query=1", ""),
+		bidAt(1, 2, 3, 0, "channel-7", "https://www.nexmark.com/d/e/f/item.htm?query=1&channel_id=77&x=1", ""),
+		bidAt(1, 2, 3, 0, "channel-8", "https://www.nexmark.com/g/item.htm?query=1", ""),
+		bidAt(1, 2, 3, 0, "channel-9", "channel_id=5", ""),
+	}
+	checkLines(t, lines(Q21Reference(slices.Values(in))), []string{
+		`q21 auction=1 bidder=2 price=3 channel="Apple" channel_id="0"`,
+		`q21 auction=1 bidder=2 price=3 channel="channel-7" channel_id="77"`,
+		`q21 auction=1 bidder=2 price=3 channel="channel-9" channel_id="5"`,
+	})
+	checkLines(t, lines(Q22Reference(slices.Values(in))), []string{
+		`q22 auction=1 bidder=2 price=3 channel="Apple" dir1="a" dir2="b" dir3="c"`,
+		`q22 auction=1 bidder=2 price=3 channel="channel-7" dir1="d" dir2="e" dir3="f"`,
+		`q22 auction=1 bidder=2 price=3 channel="channel-8" dir1="g" dir2="item.htm?query=1" dir3=""`,
+		`q22 auction=1 bidder=2 price=3 channel="channel-9" dir1="" dir2="" dir3=""`,
+	})
 }

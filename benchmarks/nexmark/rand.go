@@ -133,7 +133,9 @@ func buildPools() *pools {
 		p.cards[i] = string(c)
 	}
 	baseURL := func() string {
-		return "https://www.nexmark.com/" + strings.ReplaceAll(p.nextString(&r, 5), " ", "_") + "/item.htm?query=1"
+		// Three directories, as the Java generators' URLs (q22 splits them).
+		dir := func() string { return strings.ReplaceAll(p.nextString(&r, 5), " ", "_") }
+		return "https://www.nexmark.com/" + dir() + "/" + dir() + "/" + dir() + "/item.htm?query=1"
 	}
 	for range hotChannel {
 		p.hotURLs = append(p.hotURLs, baseURL())

@@ -1,12 +1,12 @@
-// Command nexmark runs the Nexmark queries q0–q5, q7 and q8 as weir jobs
+// Command nexmark runs the Nexmark queries q0–q22 as weir jobs
 // with exactly-once checkpoints (Pebble state, every second by default) over
 // the deterministic Nexmark generator, runs the single-threaded reference
 // implementation of each query over the same events in the same process,
 // checks that the engine's output equals the reference's, and reports
 // throughput, latency and checkpoint costs next to the reference and to
-// Flink's published per-core numbers.
+// Flink 1.13's and Feldera's published per-core numbers.
 //
-//	go run ./benchmarks/cmd/nexmark                       # all queries, 2M events each, one core
+//	go run ./benchmarks/cmd/nexmark                       # all queries (--queries all), 2M events each, one core
 //	go run ./benchmarks/cmd/nexmark --full                # 100M events per query
 //	go run ./benchmarks/cmd/nexmark --queries q5,q7 --events 10000000 --cpuprofile q5.prof
 //
@@ -88,7 +88,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("nexmark", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	queries := fs.String("queries", "q0,q1,q2,q3,q4,q5,q7,q8", "comma-separated queries to run")
+	queries := fs.String("queries", "all", "comma-separated queries to run, or all (q0-q22)")
 	fs.Int64Var(&o.events, "events", 2_000_000, "events per query")
 	full := fs.Bool("full", false, "run 100M events per query (overrides --events)")
 	fs.IntVar(&o.cores, "cores", 1, "GOMAXPROCS, also the parallelism of every operator")
@@ -119,13 +119,17 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.cores < 1 {
 		return nil, fmt.Errorf("--cores %d: must be at least 1", o.cores)
 	}
-	for _, name := range strings.Split(*queries, ",") {
-		name = strings.TrimSpace(name)
-		q := nexmark.QueryByName(name)
-		if q == nil {
-			return nil, fmt.Errorf("--queries: unknown query %q (have q0, q1, q2, q3, q4, q5, q7, q8)", name)
+	if strings.TrimSpace(*queries) == "all" {
+		o.queries = nexmark.Queries
+	} else {
+		for _, name := range strings.Split(*queries, ",") {
+			name = strings.TrimSpace(name)
+			q := nexmark.QueryByName(name)
+			if q == nil {
+				return nil, fmt.Errorf("--queries: unknown query %q (have q0 to q22, or all)", name)
+			}
+			o.queries = append(o.queries, q)
 		}
-		o.queries = append(o.queries, q)
 	}
 	return &o, nil
 }
@@ -268,6 +272,10 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 	if f, ok := flinkPerCore[q.Name()]; ok {
 		ratio := r.EventsPerSecondPerCore / f
 		r.FlinkEventsPerSecondPerCore, r.RatioToFlink = &f, &ratio
+	}
+	if f, ok := felderaPerCore[q.Name()]; ok {
+		ratio := r.EventsPerSecondPerCore / f
+		r.FelderaPerCore, r.RatioToFeldera = &f, &ratio
 	}
 	r.OutputMatchesReference = res.Output.Equal(want)
 	if !r.OutputMatchesReference {
