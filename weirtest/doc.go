@@ -28,6 +28,14 @@
 //
 // `weir crashtest` does the same from the command line.
 //
+// The comparison needs a job whose committed output is a function of its
+// input, as a multiset. A running aggregate whose intermediate values
+// depend on how records from several partitions or subtasks interleave
+// (examples/orders above parallelism 1: a customer's orders reach its total
+// through two dedup subtasks) differs between two uninterrupted runs; test
+// it at parallelism 1 on one input partition, or give an Output that reads
+// only order-independent results.
+//
 // # Placeholders
 //
 // Job.Args hold placeholders: {dir} is the run's fresh directory (for the
@@ -47,6 +55,11 @@
 // A job that finishes before the planned kills have landed fails the check
 // with ErrTooShort rather than passing with fewer: give it more input, or
 // pass {interval}. A fixed interval makes the test depend on the machine.
+// NB: a killed start keeps what it read before its last completed
+// checkpoint, and the source reads on while a checkpoint is in flight; a job
+// whose checkpoints take long next to R/10n (a Kafka sink's take hundreds
+// of milliseconds on a busy machine) keeps more per start, and needs more
+// input or fewer kills.
 //
 // # Restarts in the process
 //

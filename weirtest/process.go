@@ -46,6 +46,7 @@ type child struct {
 func startChild(bin string, args, env []string) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	dieWithParent(cmd)
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err

@@ -1,10 +1,13 @@
 // Command weir is weir's command-line tool: a development Kafka broker, a
-// sample-data producer, and a verifier that checks a topic for the
-// duplicates and gaps exactly-once processing must not produce.
+// sample-data producer, a verifier that checks a topic for the duplicates
+// and gaps exactly-once processing must not produce, and a crash test of a
+// job binary (package weirtest).
 //
 //	weir broker         [--addr 127.0.0.1:9092] [--partitions 3] [--data-dir DIR] [--transactional-id-expiration 168h]
-//	weir produce-orders --brokers ADDR [--topic orders] [--count N] ...
-//	weir verify         --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N]
+//	                    [--sasl-mechanism M --sasl-user U:P ... --acl RULE ... --acl-file F] [--tls-cert F --tls-key F]
+//	weir produce-orders --brokers ADDR [--topic orders] [--count N] [--kafka-* security flags] ...
+//	weir verify         --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N] [--kafka-* security flags]
+//	weir crashtest      (--output-dir DIR | --output-topic T --brokers ADDR) [--kills N] [--pauses N] [--seed N] -- JOB [FLAGS...]
 //
 // Exit codes: 0 success, 1 failure (including a failed verification), 2 usage
 // error.
@@ -37,6 +40,7 @@ var commands = []command{
 	{"broker", "run a development Kafka broker until interrupted", runBroker},
 	{"produce-orders", "write sample orders, some duplicated, to a topic", runProduceOrders},
 	{"verify", "check a topic for duplicate and missing records", runVerify},
+	{"crashtest", "run a job cleanly and under random kills, and compare the outputs", runCrashtest},
 }
 
 // env is what a subcommand may use of the process.
