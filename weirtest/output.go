@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/weirstream/weir/internal/verify"
+	"github.com/weirstream/weir/kafkasec"
 )
 
 // Output reads what a run of the job committed. Read calls record once per
@@ -81,11 +82,14 @@ type KafkaTopic struct {
 	// Topic is the output topic, with placeholders: "out-{run}" (each run
 	// needs its own topic, and {run} is a valid topic name).
 	Topic string
+	// Security secures the connections (TLS, SASL); the zero value is
+	// plaintext.
+	Security kafkasec.Config
 }
 
 // Read implements Output.
 func (k KafkaTopic) Read(ctx context.Context, run Run, record func([]byte)) error {
-	err := verify.ReadTopic(ctx, verify.ReadConfig{Brokers: k.Brokers, Topic: run.Expand(k.Topic)},
+	err := verify.ReadTopic(ctx, verify.ReadConfig{Brokers: k.Brokers, Security: k.Security, Topic: run.Expand(k.Topic)},
 		func(r verify.Record) { record(r.Value) })
 	if err != nil {
 		return fmt.Errorf("weirtest: %w", err)

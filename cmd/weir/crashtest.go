@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/weirtest"
 )
 
@@ -45,6 +46,7 @@ func runCrashtest(ctx context.Context, e *env, args []string) error {
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up on a start of the job after this long")
 	workDir := fs.String("work-dir", "", "`directory` for the runs (default: a temporary one, removed if the outputs are equal)")
 	quiet := fs.Bool("quiet", false, "do not log each start of the job")
+	secFlags := kafkasec.RegisterFlags(fs)
 
 	own, jobArgs, found := splitDashes(args)
 	if err := parse(fs, own); err != nil {
@@ -59,7 +61,11 @@ func runCrashtest(ctx context.Context, e *env, args []string) error {
 	if job.Binary, job.Package, err = jobPath(jobArgs[0]); err != nil {
 		return err
 	}
-	if job.Output, err = crashtestOutput(*outputDir, *outputTopic, *brokersFlag); err != nil {
+	sec, err := secFlags.Config()
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if job.Output, err = crashtestOutput(*outputDir, *outputTopic, *brokersFlag, sec); err != nil {
 		return err
 	}
 	if !*quiet {
@@ -113,7 +119,7 @@ func jobPath(p string) (binary, pkg string, err error) {
 }
 
 // crashtestOutput builds the reader of committed output the flags ask for.
-func crashtestOutput(dir, topic, brokersFlag string) (weirtest.Output, error) {
+func crashtestOutput(dir, topic, brokersFlag string, sec kafkasec.Config) (weirtest.Output, error) {
 	switch {
 	case dir != "" && topic != "":
 		return nil, usagef("give either --output-dir or --output-topic, not both")
@@ -130,7 +136,7 @@ func crashtestOutput(dir, topic, brokersFlag string) (weirtest.Output, error) {
 		if err != nil {
 			return nil, err
 		}
-		return weirtest.KafkaTopic{Brokers: brokers, Topic: topic}, nil
+		return weirtest.KafkaTopic{Brokers: brokers, Topic: topic, Security: sec}, nil
 	}
 	return nil, usagef("say where the job commits its output: --output-dir '{dir}/out' (file sink) or --output-topic 'out-{run}' --brokers ADDR (Kafka sink)")
 }

@@ -57,6 +57,7 @@ func TestCrashtestBadFlags(t *testing.T) {
 		{[]string{"--output-dir", "{dir}/out", "--kills", "0", "--", job, "{dir}"}, "no Kills, Pauses or ProtocolCrashes"},
 		{[]string{"--output-dir", "{dir}/out", "--crash-at", "before-manifest", "--", job, "{dir}"}, "want point:n"},
 		{[]string{"--output-dir", "{dir}/out", "stray", "--", job, "{dir}"}, `unexpected argument "stray"`},
+		{[]string{"--output-topic", "out-{run}", "--brokers", "127.0.0.1:9092", "--kafka-sasl-mechanism", "bogus", "--", job, "{run}"}, `unknown SASL mechanism "bogus"`},
 	} {
 		r := runWeir(t, append([]string{"crashtest"}, c.args...)...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, c.want) {

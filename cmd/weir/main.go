@@ -7,7 +7,7 @@
 //	                    [--sasl-mechanism M --sasl-user U:P ... --acl RULE ... --acl-file F] [--tls-cert F --tls-key F]
 //	weir produce-orders --brokers ADDR [--topic orders] [--count N] [--kafka-* security flags] ...
 //	weir verify         --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N] [--kafka-* security flags]
-//	weir crashtest      (--output-dir DIR | --output-topic T --brokers ADDR) [--kills N] [--pauses N] [--seed N] -- JOB [FLAGS...]
+//	weir crashtest      (--output-dir DIR | --output-topic T --brokers ADDR [--kafka-* security flags]) [--kills N] [--pauses N] [--seed N] -- JOB [FLAGS...]
 //
 // Exit codes: 0 success, 1 failure (including a failed verification), 2 usage
 // error.
