@@ -47,17 +47,19 @@
 // # Timing
 //
 // Nothing depends on the speed of the machine: the crashed run's pace comes
-// from the clean run's duration R. With n crashes, {interval} is R/10n
-// (100ms in the clean run), and each kill comes a random delay below R/5n
-// after the start's first completed checkpoint, which the job's log reveals
-// (the runtime's "checkpoint completed" line, text or JSON): every start
-// makes progress, and the crashes use up at most about 3/10 of the input.
+// from the clean run's working time W, from its first completed checkpoint
+// to its exit (start-up costs, which every start pays again, are left
+// out). With n crashes, {interval} is W/10n (100ms in the clean run), and
+// each kill comes a random delay below W/5n after the start's first
+// completed checkpoint, which the job's log reveals (the runtime's
+// "checkpoint completed" line, text or JSON): every start makes progress,
+// and the crashes use up at most about 3/10 of the input.
 // A job that finishes before the planned kills have landed fails the check
 // with ErrTooShort rather than passing with fewer: give it more input, or
 // pass {interval}. A fixed interval makes the test depend on the machine.
 // NB: a killed start keeps what it read before its last completed
 // checkpoint, and the source reads on while a checkpoint is in flight; a job
-// whose checkpoints take long next to R/10n (a Kafka sink's take hundreds
+// whose checkpoints take long next to W/10n (a Kafka sink's take hundreds
 // of milliseconds on a busy machine) keeps more per start, and needs more
 // input or fewer kills.
 //

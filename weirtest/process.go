@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // The log lines a weir job writes (runtime/coordinator.go, runtime/restart.go,
@@ -38,8 +39,9 @@ type child struct {
 
 	mu       sync.Mutex
 	tail     []string
-	restarts int  // in-process restarts logged
-	injected bool // the process reported an injected crash
+	restarts int       // in-process restarts logged
+	injected bool      // the process reported an injected crash
+	first    time.Time // when the first completed checkpoint was logged
 }
 
 // startChild starts bin with args and extra environment variables.
@@ -89,8 +91,12 @@ func (c *child) line(l string) {
 	if strings.Contains(l, logInjected) {
 		c.injected = true
 	}
+	checkpoint := isMsg(l, logCheckpoint)
+	if checkpoint && c.first.IsZero() {
+		c.first = time.Now()
+	}
 	c.mu.Unlock()
-	if isMsg(l, logCheckpoint) {
+	if checkpoint {
 		select {
 		case c.checkpoints <- struct{}{}:
 		default:
@@ -141,6 +147,14 @@ func (c *child) log() string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// firstCheckpoint returns when the first completed checkpoint was logged,
+// or the zero time.
+func (c *child) firstCheckpoint() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.first
 }
 
 func (c *child) counts() (restarts int, injected bool) {

@@ -44,7 +44,7 @@ type Job struct {
 	// {dir} becomes a fresh directory per run (for --checkpoint-dir and a
 	// file sink's directory: "{dir}/ckpt"), {run} a unique name per run
 	// (for an output topic or a transactional id prefix), and {interval}
-	// a checkpoint interval derived from the clean run's duration (100ms
+	// a checkpoint interval derived from the clean run's working time (100ms
 	// in the clean run). Args must hold {dir} or {run}: the two runs must
 	// not share checkpoints or output.
 	Args []string
@@ -196,7 +196,7 @@ func check(ctx context.Context, job *Job, r *Report) error {
 		return fmt.Errorf("clean run: %w", err)
 	}
 	r.CleanDuration = time.Since(began)
-	job.Logf("weirtest: clean run took %v", r.CleanDuration.Round(time.Millisecond))
+	job.Logf("weirtest: clean run took %v, %v of it after its first checkpoint", r.CleanDuration.Round(time.Millisecond), r.CleanWork.Round(time.Millisecond))
 
 	if r.Crashed, err = s.newRun("crashed"); err != nil {
 		return err
@@ -310,18 +310,24 @@ func (s *session) plan(rng *rand.Rand) []start {
 }
 
 // crash carries out the crashed run. Its pace derives from the clean run's
-// duration R so that it is the same on any machine: with n crashes, the
-// checkpoint interval is R/10n and a kill comes less than R/5n after a
-// start's first checkpoint. A killed start keeps at most what it read
-// before its last completed checkpoint, about interval + kill delay, so the
-// crashes use up at most 3/10 of R, and the input outlasts them even when
-// the fixed costs of a start (process start, restore, first checkpoint)
-// are a good part of R.
+// working time W (from its first completed checkpoint to its exit) so that
+// it is the same on any machine: with n crashes, the checkpoint interval is
+// W/10n and a kill comes less than W/5n after a start's first checkpoint.
+// A killed start keeps at most what it read before its last completed
+// checkpoint, about interval + kill delay, so the crashes use up at most
+// 3/10 of W. W leaves out the fixed costs of a start (process start,
+// connections, restore, first checkpoint), which come again with every
+// start: paced by the whole run, a job whose start-up is most of it would
+// finish before its kills.
 func (s *session) crash(ctx context.Context) error {
 	job, r := s.job, s.r
 	n := max(1, job.Kills+len(job.ProtocolCrashes))
-	r.Interval = max(r.CleanDuration/time.Duration(10*n), minInterval)
-	r.MaxKillDelay = r.CleanDuration / time.Duration(5*n)
+	work := r.CleanWork
+	if work <= 0 {
+		work = r.CleanDuration // no checkpoint in the clean run: ErrTooShort will say so
+	}
+	r.Interval = max(work/time.Duration(10*n), minInterval)
+	r.MaxKillDelay = work / time.Duration(5*n)
 	rng := rand.New(rand.NewPCG(job.Seed, 0x77656972))
 	plan := s.plan(rng)
 	wantPauses := job.Pauses
@@ -331,13 +337,13 @@ func (s *session) crash(ctx context.Context) error {
 			return fmt.Errorf("start %d (%v): %w", i, st, err)
 		}
 		if finished && i < len(plan)-1 {
-			return fmt.Errorf("%w: it finished after %d of %d kills (%d at protocol points) and %d of %d pauses; the clean run took %v: give it more input, or pass {interval} as its checkpoint interval",
-				ErrTooShort, r.Kills, job.Kills+len(job.ProtocolCrashes), r.ProtocolCrashes, r.Pauses, wantPauses, r.CleanDuration.Round(time.Millisecond))
+			return fmt.Errorf("%w: it finished after %d of %d kills (%d at protocol points) and %d of %d pauses; the clean run worked %v after its first checkpoint: give it more input, or pass {interval} as its checkpoint interval",
+				ErrTooShort, r.Kills, job.Kills+len(job.ProtocolCrashes), r.ProtocolCrashes, r.Pauses, wantPauses, r.CleanWork.Round(time.Millisecond))
 		}
 	}
 	if r.Pauses < wantPauses {
-		return fmt.Errorf("%w: only %d of %d pauses landed; the clean run took %v: give it more input",
-			ErrTooShort, r.Pauses, wantPauses, r.CleanDuration.Round(time.Millisecond))
+		return fmt.Errorf("%w: only %d of %d pauses landed; the clean run worked %v after its first checkpoint: give it more input",
+			ErrTooShort, r.Pauses, wantPauses, r.CleanWork.Round(time.Millisecond))
 	}
 	return nil
 }
@@ -370,6 +376,9 @@ func (s *session) start(ctx context.Context, run Run, st start, interval time.Du
 		}
 	}
 	code, sig, err := c.wait(ctx)
+	if first := c.firstCheckpoint(); run == r.Clean && !first.IsZero() {
+		r.CleanWork = time.Since(first)
+	}
 	restarts, injected := c.counts()
 	r.Restarts += restarts
 	switch {

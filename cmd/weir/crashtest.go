@@ -23,7 +23,8 @@ Exits 1 if they differ or the job fails, 0 if they are equal.
 
 In JOB FLAGS and the output flags, {dir} becomes a fresh directory per run,
 {run} a unique name per run (for topics and transactional ids), and {interval}
-a checkpoint interval derived from the clean run's duration. Example:
+a checkpoint interval derived from how long the clean run worked after its
+first checkpoint. Example:
 
   weir crashtest --output-dir '{dir}/out' --kills 5 --pauses 2 -- \
       ./myjob --input in.txt --output '{dir}/out' --checkpoint-dir '{dir}/ckpt' \

@@ -130,7 +130,7 @@ func TestCrashes(t *testing.T) {
 	for _, mode := range []string{"prepared", "staged"} {
 		t.Run(mode, func(t *testing.T) {
 			seed := testseed.Seed(t)
-			e := newCrashEnv(t, seed, 60_000)
+			e := newCrashEnv(t, seed, 150_000)
 			r := weirtest.Test(t, e.job(seed, mode, 5, "after-manifest:1", "before-manifest:1", "after-manifest:2"))
 			if r.Kills < 5+3 {
 				t.Fatalf("%d kills landed, want at least 8", r.Kills)

@@ -203,10 +203,10 @@ func crashJob(t *testing.T, bin, input string, extra ...string) weirtest.Job {
 // TestCrashRecoveryIsExactlyOnce crashes wordcount at three points of the
 // checkpoint protocol (while a checkpoint is being written, and between the
 // sinks' pre-commit and their commit) and kills it at five random moments.
-// The kit paces the crashes by the uninterrupted run's duration R
-// (checkpoint interval R/80, kill delays below R/40 after each start's first
-// checkpoint, for eight crashes), so that a faster machine cannot finish the
-// job before they land.
+// The kit paces the crashes by the uninterrupted run's working time W, from
+// its first checkpoint to its exit (checkpoint interval W/80, kill delays
+// below W/40 after each start's first checkpoint, for eight crashes), so
+// that a faster machine cannot finish the job before they land.
 func TestCrashRecoveryIsExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: several seconds")
