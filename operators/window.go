@@ -493,9 +493,35 @@ func (o *sessionOp[K, T, S, Out]) OnTimer(key K, t runtime.Timer) {
 	}
 }
 
-// addToSession merges rec into the key's sessions.
+// addToSession merges rec into the key's sessions. The sessions change in
+// place with one state lookup (Update keeps a checkpoint's copy first): a
+// record that extends a session allocates nothing.
 func (o *sessionOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
-	panes, _ := o.panes.Get()
+	var at int
+	var armed, late bool
+	panes := o.panes.Update(func(panes []pane[S], _ bool) []pane[S] {
+		panes, at, armed, late = o.merge(panes, rec, ts, wm)
+		return panes
+	})
+	if late {
+		if len(panes) == 0 {
+			o.panes.Delete() // Update made an empty entry
+		}
+		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
+		return
+	}
+	p := &panes[at]
+	o.registerTimers(p.End, wm, armed)
+	if p.End-1 <= wm {
+		o.fire(key, p.Start, p.End, p.Contents)
+	}
+}
+
+// merge merges rec, at ts, into panes at watermark wm and returns them, the
+// index of rec's session and whether every session merged into it has a
+// timer pending (armed); or late, with panes unchanged, if rec would start
+// a session that is already late.
+func (o *sessionOp[K, T, S, Out]) merge(panes []pane[S], rec T, ts, wm int64) (_ []pane[S], at int, armed, late bool) {
 	start, end := ts, addSat(ts, o.cfg.gap)
 	// Sessions do not overlap, so those that overlap [start, end) are
 	// consecutive in start order.
@@ -511,11 +537,10 @@ func (o *sessionOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
 	}
 	merged := panes[first:last]
 	if len(merged) == 0 && o.isLate(end, wm) {
-		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
-		return
+		return panes, 0, false, true
 	}
 	var contents S
-	armed := len(merged) > 0 // every merged session has a timer pending
+	armed = len(merged) > 0 // every merged session has a timer pending
 	for i, p := range merged {
 		armed = armed && p.End-1 > wm
 		start, end = min(start, p.Start), max(end, p.End)
@@ -526,18 +551,12 @@ func (o *sessionOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
 		}
 	}
 	contents = o.c.add(contents, rec, len(merged) == 0)
+	p := pane[S]{Start: start, End: end, Contents: contents}
 	if len(merged) == 0 {
 		first = paneIndex(panes, start)
-		last = first
+		return slices.Insert(panes, first, p), first, armed, false
 	}
-	// A new slice: the old one may belong to a checkpoint being written.
-	next := make([]pane[S], 0, len(panes)-len(merged)+1)
-	next = append(append(append(next, panes[:first]...), pane[S]{Start: start, End: end, Contents: contents}), panes[last:]...)
-	o.panes.Put(next)
-	o.registerTimers(end, wm, armed)
-	if end-1 <= wm {
-		o.fire(key, next[first].Start, next[first].End, next[first].Contents)
-	}
+	return slices.Replace(panes, first, last, p), first, armed, false
 }
 
 // paneCodec stores a key's panes: their number, then start, end and

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
-	"strconv"
 
 	"github.com/weirstream/weir/state"
 )
@@ -225,9 +224,7 @@ func hashQ17(r Q17Result) uint64 {
 
 func hashQ19(r Q19Result) uint64 { return uint64(fields(19).int(r.Rank).int(int64(hashBid(r.Bid)))) }
 
-func q19Key(r Q19Result) string {
-	return strconv.FormatInt(r.Auction, 10) + "/" + strconv.FormatInt(r.Rank, 10)
-}
+func q19Key(r Q19Result) upsertKey { return upsertKey{r.Auction, r.Rank} }
 
 func hashQ20(r Q20Result) uint64 {
 	a := &r.Auction

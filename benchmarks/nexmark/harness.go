@@ -216,7 +216,7 @@ type query[R fmt.Stringer] struct {
 	// upsertKey marks an updating query: its output is an upsert stream,
 	// which the harness folds into a table (the last result per key, in
 	// commit order) before comparing.
-	upsertKey func(R) string
+	upsertKey func(R) upsertKey
 	// fileSink, if set, makes the harness write the results with the
 	// exactly-once file sink, partitioned into the directory that fileSink
 	// names, and read the committed files back as the output.
@@ -299,8 +299,7 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 	if clock == nil {
 		clock = NewEmitClock()
 	}
-	// An upsert stream is kept whole, to be folded into its table.
-	store := &resultStore[R]{hash: q.hash, keep: run.KeepLines || q.upsertKey != nil, clock: clock, pre: map[preKey]*resultBatch[R]{}}
+	store := &resultStore[R]{hash: q.hash, keep: run.KeepLines, upsert: q.upsertKey, clock: clock, pre: map[preKey]*resultBatch[R]{}}
 	g := run.Generator
 	switch {
 	case q.firedAt != nil:
@@ -420,12 +419,8 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 		}
 		res.Output = out
 	case q.upsertKey != nil:
-		table := map[string]R{}
-		for _, r := range store.done.vals {
-			table[q.upsertKey(r)] = r
-		}
-		res.Output = &Output{Count: int64(len(table))}
-		rows := slices.Collect(maps.Values(table))
+		res.Output = &Output{Count: int64(len(store.done.table))}
+		rows := slices.Collect(maps.Values(store.done.table))
 		for _, r := range rows {
 			res.Output.Sum += q.hash(r)
 		}
@@ -435,7 +430,7 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 	default:
 		res.Output = &Output{Count: store.done.n, Sum: store.done.sum}
 		if run.KeepLines {
-			res.Output.Lines = q.sortedLines(store.done.vals)
+			res.Output.Lines = q.sortedLines(slices.Concat(store.done.vals...))
 		}
 	}
 	return res, nil
@@ -446,7 +441,8 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 // pre-committed in completes, as with an exactly-once file sink.
 type resultStore[R any] struct {
 	hash   func(R) uint64
-	keep   bool
+	keep   bool              // keep every result, for an exact comparison
+	upsert func(R) upsertKey // an upsert stream: keep the last result per key
 	clock  *EmitClock
 	origin func(R) int64 // of results without one; nil: none
 
@@ -461,16 +457,47 @@ type preKey struct {
 	checkpoint uint64
 }
 
+// upsertKey is the key of an upsert stream's result (two ids).
+type upsertKey [2]int64
+
+// resultBatch holds results. The sink's own costs count in the engine's
+// time (the reference keeps its results outside its clock), so keeping is
+// cheap: results are kept in chunks that are never copied, and the
+// committed output of an upsert stream is only the last result per key.
 type resultBatch[R any] struct {
-	n    int64
-	sum  uint64
-	vals []R
+	n     int64
+	sum   uint64
+	vals  [][]R // chunks of keepChunk results
+	table map[upsertKey]R
 }
 
-func (b *resultBatch[R]) add(o *resultBatch[R]) {
+const keepChunk = 4096
+
+func (b *resultBatch[R]) keep(r R) {
+	if n := len(b.vals); n == 0 || len(b.vals[n-1]) == keepChunk {
+		b.vals = append(b.vals, make([]R, 0, keepChunk))
+	}
+	last := &b.vals[len(b.vals)-1]
+	*last = append(*last, r)
+}
+
+// add appends o, which comes later in the stream, to b; for an upsert
+// stream (upsert not nil) b keeps only the last result per key.
+func (b *resultBatch[R]) add(o *resultBatch[R], upsert func(R) upsertKey) {
 	b.n += o.n
 	b.sum += o.sum
-	b.vals = append(b.vals, o.vals...)
+	if upsert == nil {
+		b.vals = append(b.vals, o.vals...)
+		return
+	}
+	if b.table == nil {
+		b.table = map[upsertKey]R{}
+	}
+	for _, c := range o.vals {
+		for _, r := range c {
+			b.table[upsert(r)] = r
+		}
+	}
 }
 
 // commit makes the subtask's pre-commits up to checkpoint id part of the
@@ -485,7 +512,7 @@ func (s *resultStore[R]) commit(subtask int, id uint64, discardLater bool) {
 			continue
 		}
 		if k.checkpoint <= id {
-			s.done.add(s.pre[k])
+			s.done.add(s.pre[k], s.upsert)
 			delete(s.pre, k)
 		} else if discardLater {
 			delete(s.pre, k)
@@ -494,7 +521,7 @@ func (s *resultStore[R]) commit(subtask int, id uint64, discardLater bool) {
 }
 
 func (s *resultStore[R]) newSink() runtime.Sink[Traced[R]] {
-	return &resultSink[R]{store: s, hash: s.hash, keep: s.keep, clock: s.clock, origin: s.origin, lastBlock: -1}
+	return &resultSink[R]{store: s, hash: s.hash, keep: s.keep, upsert: s.upsert != nil, clock: s.clock, origin: s.origin, lastBlock: -1}
 }
 
 // resultSink is a two-phase sink into a resultStore. It samples latency once
@@ -503,6 +530,7 @@ type resultSink[R any] struct {
 	store     *resultStore[R]
 	hash      func(R) uint64
 	keep      bool
+	upsert    bool
 	clock     *EmitClock
 	origin    func(R) int64
 	subtask   int
@@ -530,10 +558,12 @@ func (s *resultSink[R]) Open(_ context.Context, info runtime.TaskInfo, restored 
 }
 
 func (s *resultSink[R]) Write(_ context.Context, rec Traced[R]) error {
-	s.cur.n++
-	s.cur.sum += s.hash(rec.Result)
-	if s.keep {
-		s.cur.vals = append(s.cur.vals, rec.Result)
+	if !s.upsert { // else counted and hashed once folded into its table
+		s.cur.n++
+		s.cur.sum += s.hash(rec.Result)
+	}
+	if s.keep || s.upsert {
+		s.cur.keep(rec.Result)
 	}
 	origin := rec.Origin
 	if origin < 0 && s.origin != nil {

@@ -495,9 +495,7 @@ func Q18Reference(events iter.Seq[Event]) []Q18Result {
 	return slices.Collect(maps.Values(last))
 }
 
-func q18Key(b Bid) string {
-	return strconv.FormatInt(b.Bidder, 10) + "/" + strconv.FormatInt(b.Auction, 10)
-}
+func q18Key(b Bid) upsertKey { return upsertKey{b.Bidder, b.Auction} }
 
 // Q19Result is one of the highest bids of an auction, with its rank.
 type Q19Result struct {
