@@ -54,9 +54,13 @@
 // completed checkpoint, which the job's log reveals (the runtime's
 // "checkpoint completed" line, text or JSON): every start makes progress,
 // and the crashes use up at most about 3/10 of the input.
-// A job that finishes before the planned kills have landed fails the check
-// with ErrTooShort rather than passing with fewer: give it more input, or
-// pass {interval}. A fixed interval makes the test depend on the machine.
+// The load of a shared machine can change between the two runs: a crashed
+// run that finishes before its planned kills is compared, then run again in
+// a fresh directory with kills twice as early (up to three crashed runs;
+// Report.CrashedRuns). A job that still finishes before the planned kills
+// fails the check with ErrTooShort rather than passing with fewer: give it
+// more input, or pass {interval}. A fixed interval makes the test depend on
+// the machine.
 // NB: a killed start keeps what it read before its last completed
 // checkpoint, and the source reads on while a checkpoint is in flight; a job
 // whose checkpoints take long next to W/10n (a Kafka sink's take hundreds

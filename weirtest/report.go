@@ -31,6 +31,10 @@ type Report struct {
 	// ended, ProtocolCrashes among them; Pauses the SIGSTOP/SIGCONT pairs
 	// that landed; Restarts the in-process restarts the job logged.
 	Starts, Kills, ProtocolCrashes, Pauses, Restarts int
+	// CrashedRuns counts the crashed runs: more than one when a run
+	// finished before its kills and was tried again with kills earlier
+	// (every one of them compared with the clean run).
+	CrashedRuns int
 
 	// CleanRecords and CrashedRecords are the committed records of each run.
 	CleanRecords, CrashedRecords int
@@ -56,8 +60,8 @@ func (r *Report) OK() bool { return r.Duplicates == 0 && r.Lost == 0 && r.Differ
 // String summarizes the report on a few lines.
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d; clean run %v (%v after its first checkpoint): %d records; crashed run: %d starts, %d kills (%d at protocol points), %d pauses, %d in-process restarts (checkpoint interval %v, kill delay < %v): %d records\n",
-		r.Seed, r.CleanDuration.Round(time.Millisecond), r.CleanWork.Round(time.Millisecond), r.CleanRecords, r.Starts, r.Kills, r.ProtocolCrashes, r.Pauses, r.Restarts,
+	fmt.Fprintf(&b, "seed %d; clean run %v (%v after its first checkpoint): %d records; crashed run %d: %d starts, %d kills (%d at protocol points), %d pauses, %d in-process restarts (checkpoint interval %v, kill delay < %v): %d records\n",
+		r.Seed, r.CleanDuration.Round(time.Millisecond), r.CleanWork.Round(time.Millisecond), r.CleanRecords, r.CrashedRuns, r.Starts, r.Kills, r.ProtocolCrashes, r.Pauses, r.Restarts,
 		r.Interval.Round(time.Millisecond), r.MaxKillDelay.Round(time.Millisecond), r.CrashedRecords)
 	fmt.Fprintf(&b, "%d duplicates, %d lost, %d different", r.Duplicates, r.Lost, r.Different)
 	for _, d := range r.Examples {

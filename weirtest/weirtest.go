@@ -103,6 +103,8 @@ const (
 	// time a checkpoint takes to write, so that shorter ones would mostly
 	// find the previous checkpoint in flight and skip the tick.
 	minInterval = 10 * time.Millisecond
+	// maxCrashedRuns bounds the crashed runs of a Check: see crash.
+	maxCrashedRuns = 3
 	// protocolCrashEnv arms a crash point in weir's runtime (internal/fault).
 	protocolCrashEnv = "WEIR_CRASH_AT"
 )
@@ -198,17 +200,32 @@ func check(ctx context.Context, job *Job, r *Report) error {
 	r.CleanDuration = time.Since(began)
 	job.Logf("weirtest: clean run took %v, %v of it after its first checkpoint", r.CleanDuration.Round(time.Millisecond), r.CleanWork.Round(time.Millisecond))
 
+	for attempt := 1; ; attempt++ {
+		err := s.crashAndCompare(ctx, attempt)
+		if !errors.Is(err, ErrTooShort) || attempt == maxCrashedRuns {
+			return err
+		}
+		job.Logf("weirtest: %v; the machine may have sped up since the clean run: again, with kills twice as early", err)
+	}
+}
+
+// crashAndCompare carries out one crashed run, its pace scaled by
+// 1/2^(attempt-1), and compares its output with the clean run's.
+func (s *session) crashAndCompare(ctx context.Context, attempt int) error {
+	r := s.r
+	var err error
 	if r.Crashed, err = s.newRun("crashed"); err != nil {
 		return err
 	}
+	r.Starts, r.Kills, r.ProtocolCrashes, r.Pauses, r.Restarts, r.CrashedRuns = 0, 0, 0, 0, 0, attempt
 	// NB: a crashed run that finished before the planned kills still
 	// committed its output: compare it, since duplicates or losses matter
 	// more than the missing kills.
-	crashErr := s.crash(ctx)
+	crashErr := s.crash(ctx, time.Duration(1)<<(attempt-1))
 	if crashErr != nil && !errors.Is(crashErr, ErrTooShort) {
 		return fmt.Errorf("crashed run: %w", crashErr)
 	}
-	job.Logf("weirtest: crashed run done; comparing the committed outputs")
+	s.job.Logf("weirtest: crashed run done; comparing the committed outputs")
 	if err := s.compare(ctx); err != nil {
 		return err
 	}
@@ -319,15 +336,20 @@ func (s *session) plan(rng *rand.Rand) []start {
 // connections, restore, first checkpoint), which come again with every
 // start: paced by the whole run, a job whose start-up is most of it would
 // finish before its kills.
-func (s *session) crash(ctx context.Context) error {
+//
+// The load of a shared machine can change between the clean run and the
+// crashed run; a crashed run that finishes before its kills (ErrTooShort)
+// is compared, then tried again in a fresh directory with the pace divided
+// by slower (2, then 4), up to maxCrashedRuns in all.
+func (s *session) crash(ctx context.Context, slower time.Duration) error {
 	job, r := s.job, s.r
-	n := max(1, job.Kills+len(job.ProtocolCrashes))
+	n := time.Duration(max(1, job.Kills+len(job.ProtocolCrashes))) * slower
 	work := r.CleanWork
 	if work <= 0 {
 		work = r.CleanDuration // no checkpoint in the clean run: ErrTooShort will say so
 	}
-	r.Interval = max(work/time.Duration(10*n), minInterval)
-	r.MaxKillDelay = work / time.Duration(5*n)
+	r.Interval = max(work/(10*n), minInterval)
+	r.MaxKillDelay = work / (5 * n)
 	rng := rand.New(rand.NewPCG(job.Seed, 0x77656972))
 	plan := s.plan(rng)
 	wantPauses := job.Pauses
