@@ -2,7 +2,10 @@
 # `make test` (installs what the tests need, then runs them all).
 
 GO ?= go
-GOFLAGS_TEST ?= -race -timeout 20m
+# weirfault compiles the fault points of internal/fault in, for the crash
+# tests that kill a job at points of the checkpoint protocol; job binaries
+# built without it (users') have none.
+GOFLAGS_TEST ?= -race -timeout 20m -tags weirfault
 
 .PHONY: all build run test test-deps test-repeat soak vet bench bench-core bench-windows bench-nexmark bench-kafka clean
 
@@ -17,7 +20,7 @@ run:
 
 # test-deps installs the Debian packages some tests use: kcat (a Kafka client
 # no one here wrote), chromium (the status page browser test) and postgresql
-# (sinks/postgres; its check, the optional third argument, looks for the
+# (connectors/postgres; its check, the optional third argument, looks for the
 # server binaries, which are not on PATH). Tests that
 # need them skip with a message when absent, but CI runs as root and installs
 # them.
@@ -40,6 +43,7 @@ test-deps:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags weirfault ./...
 
 test: test-deps vet
 	$(GO) test $(GOFLAGS_TEST) ./...
@@ -59,7 +63,7 @@ test-repeat: test-deps
 # failure with WEIR_TEST_SEED=<seed> make soak.
 SOAK_KILLS ?= 1000
 soak:
-	WEIR_SOAK_KILLS=$(SOAK_KILLS) $(GO) test -tags soak -run '^TestSoak$$' -count=1 -timeout 0 -v ./internal/e2e
+	WEIR_SOAK_KILLS=$(SOAK_KILLS) $(GO) test -tags soak,weirfault -run '^TestSoak$$' -count=1 -timeout 0 -v ./internal/e2e
 
 bench: bench-core bench-windows bench-nexmark
 

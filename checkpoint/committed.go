@@ -19,7 +19,18 @@ const committedName = "committed"
 // does not try to) commit it again. If the checkpoint is gone (retention
 // deleted it after a newer one completed), nothing can restore it and
 // nothing is recorded.
+//
+// For a location in object storage the record is an empty object; if
+// retention deleted the checkpoint meanwhile, the object is an orphan that
+// the next Retain deletes.
 func (s *Store) MarkCommitted(id uint64, operator string, subtask int) error {
+	if s.remote != nil {
+		_, err := s.remote.objects.PutBytes(s.remote.ctx, committedKey(dirName(id), operator, subtask), nil)
+		if err != nil {
+			return fmt.Errorf("checkpoint %d: record commit of %s/%d: %w", id, operator, subtask, err)
+		}
+		return nil
+	}
 	chk := s.Dir(id)
 	dir := filepath.Join(chk, committedName)
 	// NB: Mkdir, not MkdirAll, which would bring a deleted checkpoint back.
@@ -53,6 +64,16 @@ func (s *Store) MarkCommitted(id uint64, operator string, subtask int) error {
 // Committed reports whether MarkCommitted recorded that the sink subtask
 // (operator, subtask) finished committing checkpoint id.
 func (s *Store) Committed(id uint64, operator string, subtask int) bool {
+	if s.remote != nil {
+		_, err := s.remote.objects.Stat(s.remote.ctx, committedKey(dirName(id), operator, subtask))
+		return err == nil
+	}
 	_, err := os.Stat(filepath.Join(s.Dir(id), committedName, fmt.Sprintf("%s.%d", operator, subtask)))
 	return err == nil
+}
+
+// committedKey is the key of the record of MarkCommitted in the checkpoint
+// whose directory has the key dir.
+func committedKey(dir, operator string, subtask int) string {
+	return fmt.Sprintf("%s/%s/%s.%d", dir, committedName, operator, subtask)
 }

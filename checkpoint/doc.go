@@ -49,4 +49,29 @@
 // the directory, complete or not, incomplete/ included; an aborted checkpoint
 // keeps its (emptied) directory until a later one completes, for the same
 // reason.
+//
+// # Object storage
+//
+// OpenLocation also takes s3://bucket/prefix. The layout of the keys is the
+// one above (chk-<id>/MANIFEST, chk-<id>/<file>, chk-<id>/committed/…); the
+// live state, the lock and a staging copy of each checkpoint stay in a local
+// directory. Begin writes chk-<id>/RESERVED, the durable record of the id.
+// Complete uploads the files new since the previous checkpoint (a file that is
+// the same inode as the same path in the previous one is shared: the manifest,
+// version 2, names in File.Object the key it was first uploaded under) and the
+// MANIFEST last. A checkpoint is complete exactly when its MANIFEST object
+// exists; one without it, a job killed mid-upload, is never restored and is
+// deleted by Retain once a later checkpoint completes. Verify downloads a
+// checkpoint into the local directory, verifying each object against the
+// manifest; a damaged object is refused, named, with ErrCorrupt. Retain
+// deletes the MANIFEST of a dropped checkpoint first, then only the objects no
+// retained manifest references.
+//
+// # Reading a location
+//
+// List, Inspect and Verify (the functions, not the Store method) read a
+// location, a directory or s3://, without its lock and without changing it:
+// they are what `weir checkpoints` shows. Any directory in the location that
+// holds a MANIFEST is a checkpoint when named chk-<id>, and a savepoint
+// otherwise.
 package checkpoint

@@ -12,8 +12,9 @@ import (
 // ManifestName is the file whose presence makes a checkpoint complete.
 const ManifestName = "MANIFEST"
 
-// manifestVersion is bumped on incompatible changes of the format.
-const manifestVersion = 1
+// manifestVersion is bumped on incompatible changes of the format. Version
+// 2 added File.Object; version 1 manifests, which have none, are still read.
+const manifestVersion = 2
 
 // ErrCorrupt marks a checkpoint that failed verification.
 var ErrCorrupt = errors.New("checkpoint: corrupt")
@@ -63,6 +64,24 @@ type File struct {
 	Path   string `json:"path"` // relative to the checkpoint directory, with '/'
 	Size   int64  `json:"size"`
 	CRC32C uint32 `json:"crc32c"`
+	// Object is the key, relative to the checkpoint location, of the object
+	// that holds the file when an earlier checkpoint uploaded it and this
+	// one shares it (an unchanged sstable in object storage); empty when the
+	// file is at Path in the checkpoint's own directory.
+	Object string `json:"object,omitempty"`
+}
+
+// key returns the key, relative to the location, of the object that holds f
+// in the checkpoint or savepoint whose directory has the key dir ("" for a
+// savepoint at the root of its location).
+func (f File) key(dir string) string {
+	switch {
+	case f.Object != "":
+		return f.Object
+	case dir == "":
+		return f.Path
+	}
+	return dir + "/" + f.Path
 }
 
 // Subtask returns the state of operator's subtask, if the checkpoint has it.
@@ -107,8 +126,8 @@ func decodeManifest(data []byte) (*Manifest, error) {
 	if err := json.Unmarshal(env.Manifest, &m); err != nil {
 		return nil, fmt.Errorf("%w: unreadable manifest body: %v", ErrCorrupt, err)
 	}
-	if m.Version != manifestVersion {
-		return nil, fmt.Errorf("checkpoint: manifest version %d, this build reads %d", m.Version, manifestVersion)
+	if m.Version < 1 || m.Version > manifestVersion {
+		return nil, fmt.Errorf("checkpoint: manifest version %d, this build reads 1 to %d", m.Version, manifestVersion)
 	}
 	return &m, nil
 }

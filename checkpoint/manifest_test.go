@@ -137,3 +137,21 @@ func sameManifest(a, b *Manifest) bool {
 	ac.Created, bc.Created = time.Time{}, time.Time{}
 	return reflect.DeepEqual(ac, bc)
 }
+
+// TestManifestVersion1Read checks that manifests written before File.Object
+// existed are still read.
+func TestManifestVersion1Read(t *testing.T) {
+	m := sampleManifest()
+	m.Version = 1
+	data, err := encodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeManifest(data)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("decode of a version 1 manifest = %+v, %v", got, err)
+	}
+	if m.Files[0].key("chk-0000000042") != "chk-0000000042/operators/src.1" {
+		t.Fatalf("a version 1 file is not in its checkpoint's directory: %q", m.Files[0].key("chk-0000000042"))
+	}
+}

@@ -42,6 +42,9 @@ type Store struct {
 	// prev is the newest complete checkpoint; files shared with it by hard
 	// link keep its checksums instead of being read again.
 	prev *Manifest
+	// remote is the object store of an s3:// location, or nil: dir is then
+	// the checkpoint directory itself (see OpenLocation).
+	remote *remote
 }
 
 // Open opens the checkpoint directory dir, creating it if needed, takes its
@@ -122,12 +125,39 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Root returns the checkpoint directory.
+// Root returns the checkpoint directory or, for a location in object
+// storage, the local directory that holds the live state and stages the
+// checkpoints.
 func (s *Store) Root() string { return s.dir }
 
-// Dir returns the directory of checkpoint id.
+// Location returns where the checkpoints are kept: the checkpoint directory,
+// or s3://bucket/prefix.
+func (s *Store) Location() string {
+	if s.remote != nil {
+		return s.remote.objects.Location()
+	}
+	return s.dir
+}
+
+// Dir returns the local directory of checkpoint id: the checkpoint itself,
+// or, for a location in object storage, where it is staged before its upload
+// and downloaded to by Verify.
 func (s *Store) Dir(id uint64) string {
-	return filepath.Join(s.dir, fmt.Sprintf("%s%010d", dirPrefix, id))
+	return filepath.Join(s.dir, dirName(id))
+}
+
+// dirName is the name of the directory of checkpoint id, and the first
+// segment of the keys of its objects.
+func dirName(id uint64) string { return fmt.Sprintf("%s%010d", dirPrefix, id) }
+
+// parseDirName returns the id of a checkpoint directory's name.
+func parseDirName(name string) (uint64, bool) {
+	digits, ok := strings.CutPrefix(name, dirPrefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(digits, 10, 64)
+	return id, err == nil
 }
 
 // KeyedDir returns the path, relative to a checkpoint directory, of the keyed
@@ -162,11 +192,7 @@ func listCheckpoints(dir string) ([]checkpointEntry, error) {
 	}
 	var out []checkpointEntry
 	for _, e := range entries {
-		name, ok := strings.CutPrefix(e.Name(), dirPrefix)
-		if !ok || !e.IsDir() {
-			continue
-		}
-		if id, err := strconv.ParseUint(name, 10, 64); err == nil {
+		if id, ok := parseDirName(e.Name()); ok && e.IsDir() {
 			out = append(out, checkpointEntry{id, e.Name()})
 		}
 	}
@@ -186,7 +212,13 @@ func (s *Store) aside() ([]checkpointEntry, error) {
 	return entries, err
 }
 
-func (s *Store) complete(id uint64) bool { return hasManifest(s.Dir(id)) }
+func (s *Store) complete(id uint64) bool {
+	if s.remote != nil {
+		_, err := s.remote.objects.Stat(s.remote.ctx, dirName(id)+"/"+ManifestName)
+		return err == nil
+	}
+	return hasManifest(s.Dir(id))
+}
 
 func hasManifest(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, ManifestName))
@@ -196,6 +228,9 @@ func hasManifest(dir string) bool {
 // Latest returns the manifest of the newest complete checkpoint, or nil if
 // there is none. It does not verify the checkpoint's files.
 func (s *Store) Latest() (*Manifest, error) {
+	if s.remote != nil {
+		return s.remoteLatest()
+	}
 	ids, err := s.ids()
 	if err != nil {
 		return nil, err
@@ -210,17 +245,25 @@ func (s *Store) Latest() (*Manifest, error) {
 
 // Read reads the manifest of checkpoint id.
 func (s *Store) Read(id uint64) (*Manifest, error) {
+	if s.remote != nil {
+		return s.remote.manifest(id)
+	}
 	path := filepath.Join(s.Dir(id), ManifestName)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %d: %w", id, err)
 	}
+	return parseManifest(id, path, data)
+}
+
+// parseManifest decodes the manifest of checkpoint id read from where.
+func parseManifest(id uint64, where string, data []byte) (*Manifest, error) {
 	m, err := decodeManifest(data)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %d: %s: %w", id, path, err)
+		return nil, fmt.Errorf("checkpoint %d: %s: %w", id, where, err)
 	}
 	if m.ID != id {
-		return nil, fmt.Errorf("checkpoint %d: %s: %w: manifest names checkpoint %d", id, path, ErrCorrupt, m.ID)
+		return nil, fmt.Errorf("checkpoint %d: %s: %w: manifest names checkpoint %d", id, where, ErrCorrupt, m.ID)
 	}
 	return m, nil
 }
@@ -244,12 +287,31 @@ func (s *Store) NextID() (uint64, error) {
 	if len(aside) > 0 {
 		top = max(top, aside[len(aside)-1].id)
 	}
+	if s.remote != nil {
+		dirs, err := s.remoteDirs()
+		if err != nil {
+			return 0, err
+		}
+		for id := range dirs {
+			top = max(top, id)
+		}
+	}
 	return top + 1, nil
 }
 
 // Verify checks every file of m against its size and checksum. The error
-// names the first bad file and the checkpoint and wraps ErrCorrupt.
+// names the first bad file and the checkpoint and wraps ErrCorrupt. For a
+// location in object storage, it downloads the files of m that the local
+// directory does not already hold intact, verifying each object, so that
+// ReadOperatorState and RestoreKeyed then read them locally.
 func (s *Store) Verify(m *Manifest) error {
+	if s.remote != nil {
+		if err := s.fetch(m); err != nil {
+			return err
+		}
+		s.prev = m
+		return nil
+	}
 	dir := s.Dir(m.ID)
 	for _, f := range m.Files {
 		path := filepath.Join(dir, filepath.FromSlash(f.Path))
@@ -269,11 +331,19 @@ func (s *Store) Verify(m *Manifest) error {
 	return nil
 }
 
-// Begin creates the directory of checkpoint id.
+// Begin creates the directory of checkpoint id. For a location in object
+// storage, it also reserves the id there, durably, before any sink can
+// pre-commit under it.
 func (s *Store) Begin(id uint64) (string, error) {
 	dir := s.Dir(id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("checkpoint %d: %w", id, err)
+	}
+	if s.remote != nil {
+		if _, err := s.remote.objects.PutBytes(s.remote.ctx, dirName(id)+"/"+reservedName, nil); err != nil {
+			return "", fmt.Errorf("checkpoint %d: reserve the id: %w", id, err)
+		}
+		return dir, nil
 	}
 	// Sinks pre-commit under this id before the checkpoint completes: the
 	// directory must survive a power loss, or NextID could hand the id out
@@ -312,6 +382,14 @@ func (s *Store) Complete(m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint %d: encode manifest: %w", m.ID, err)
 	}
+	if s.remote != nil {
+		if err := s.publishRemote(m, data); err != nil {
+			return err
+		}
+		m.BytesWritten += int64(len(data))
+		s.prev = m
+		return nil
+	}
 	dir := s.Dir(m.ID)
 	tmp := filepath.Join(dir, "."+ManifestName+".tmp")
 	if err := writeFileSync(tmp, data); err != nil {
@@ -330,7 +408,9 @@ func (s *Store) Complete(m *Manifest) error {
 
 // listFiles walks checkpoint id. A file that is a hard link of the same path
 // in the previous checkpoint keeps its checksum without being read, and does
-// not count as written.
+// not count as written; for a location in object storage it is not uploaded
+// again either, and its entry names the object that holds it. Every other
+// file is checksummed or, for object storage, uploaded.
 func (s *Store) listFiles(id uint64) ([]File, int64, error) {
 	dir := s.Dir(id)
 	prev := map[string]File{}
@@ -338,12 +418,15 @@ func (s *Store) listFiles(id uint64) ([]File, int64, error) {
 	if s.prev != nil {
 		prevDir = s.Dir(s.prev.ID)
 		for _, f := range s.prev.Files {
+			if s.remote != nil {
+				f.Object = f.key(dirName(s.prev.ID))
+			}
 			prev[f.Path] = f
 		}
 	}
 	var files []File
-	var written int64
-	var dirs []string
+	var fresh []int          // indices in files of the files to read
+	var paths, dirs []string // their local paths; the directories walked
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -367,16 +450,23 @@ func (s *Store) listFiles(id uint64) ([]File, int64, error) {
 				return nil
 			}
 		}
-		size, sum, err := checksumFile(path)
-		if err != nil {
-			return err
-		}
-		files = append(files, File{Path: rel, Size: size, CRC32C: sum})
-		written += size
+		fresh = append(fresh, len(files))
+		paths = append(paths, path)
+		files = append(files, File{Path: rel})
 		return nil
 	})
+	if err == nil {
+		err = s.digest(id, files, fresh, paths)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("checkpoint %d: list files: %w", id, err)
+	}
+	var written int64
+	for _, i := range fresh {
+		written += files[i].Size
+	}
+	if s.remote != nil {
+		return files, written, nil // the local copy is only a staging area
 	}
 	// Make the directory entries durable before the manifest points at them.
 	for _, d := range append(dirs, s.dir) {
@@ -387,6 +477,27 @@ func (s *Store) listFiles(id uint64) ([]File, int64, error) {
 	return files, written, nil
 }
 
+// digest fills in the size and checksum of files[fresh[i]], read from
+// paths[i]; for a location in object storage, it uploads them.
+func (s *Store) digest(id uint64, files []File, fresh []int, paths []string) error {
+	if s.remote == nil {
+		for i, fi := range fresh {
+			size, sum, err := checksumFile(paths[i])
+			if err != nil {
+				return err
+			}
+			files[fi].Size, files[fi].CRC32C = size, sum
+		}
+		return nil
+	}
+	return parallel(len(fresh), func(i int) error {
+		f := &files[fresh[i]]
+		sum, err := s.remote.objects.Put(s.remote.ctx, f.key(dirName(id)), paths[i])
+		f.Size, f.CRC32C = sum.Size, sum.CRC32C
+		return err
+	})
+}
+
 // Abort empties the directory of an incomplete checkpoint. The empty
 // directory stays as a record of the id, so that a restart before the next
 // checkpoint completes does not reuse it; Retain deletes it once a later
@@ -394,6 +505,11 @@ func (s *Store) listFiles(id uint64) ([]File, int64, error) {
 func (s *Store) Abort(id uint64) error {
 	if s.complete(id) {
 		return fmt.Errorf("checkpoint %d: refusing to abort a complete checkpoint", id)
+	}
+	if s.remote != nil {
+		if err := s.abortRemote(id); err != nil {
+			return err
+		}
 	}
 	dir := s.Dir(id)
 	entries, err := os.ReadDir(dir)
@@ -413,7 +529,14 @@ func (s *Store) Abort(id uint64) error {
 
 // Retain deletes all but the newest keep complete checkpoints, and every
 // incomplete checkpoint older than the newest complete one.
+//
+// For a location in object storage, it deletes the objects of those
+// checkpoints that no retained checkpoint references, and the local copies
+// of all checkpoints older than the newest complete one.
 func (s *Store) Retain(keep int) error {
+	if s.remote != nil {
+		return s.retainRemote(keep)
+	}
 	ids, err := s.ids()
 	if err != nil {
 		return err
@@ -444,7 +567,14 @@ func (s *Store) Retain(keep int) error {
 // files stay for inspection: most incomplete checkpoints were just
 // interrupted, but one that lost its MANIFEST may be the only record of
 // what a sink committed.
+//
+// For a location in object storage, the local directories are only copies:
+// all but the one of the checkpoint Verify downloaded are deleted, and the
+// incomplete checkpoints in object storage are left to Retain.
 func (s *Store) MoveIncompleteAside() error {
+	if s.remote != nil {
+		return s.dropStaging(func(id uint64) bool { return s.prev == nil || id != s.prev.ID })
+	}
 	entries, err := listCheckpoints(s.dir)
 	if err != nil {
 		return err

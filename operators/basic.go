@@ -69,14 +69,6 @@ func (o *flatMapOp[In, Out]) Open(_ *runtime.OperatorContext, out runtime.Collec
 
 func (o *flatMapOp[In, Out]) Process(rec In) { o.fn(rec, o.out) }
 
-// Union merges streams of the same type into one.
-func Union[T any](streams ...runtime.Stream[T]) runtime.Stream[T] {
-	if len(streams) == 0 {
-		panic("operators: Union of no streams")
-	}
-	return runtime.Merge(streams[0].Pipeline().UniqueName("Union"), streams...)
-}
-
 // KeyOption configures KeyBy.
 type KeyOption[K comparable] func(*keyOptions[K])
 

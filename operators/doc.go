@@ -1,5 +1,6 @@
 // Package operators is weir's library of stream transformations: Map,
-// Filter, FlatMap and Union on any stream; KeyBy to partition a stream by
+// Filter and FlatMap on any stream (runtime.Merge joins streams of one
+// type); KeyBy to partition a stream by
 // key; and Reduce, Aggregate and Process on keyed streams, whose state lives
 // in package state and is checkpointed with the job.
 //
@@ -9,8 +10,22 @@
 // in the pipeline and stable across versions of the job, because their state
 // is found by it after a restart.
 //
+// # Process functions and side outputs
+//
+// Process and ProcessWithTimers run user functions in two steps, as
+// Flink's open and processElement: a setup, once per subtask, creates the
+// state handles on its SetupContext's Scope and returns the function
+// called per record. That function gets a per-call Context: the record's
+// key, the clocks and the side outputs; ProcessWithTimers' functions get a
+// TimerContext, which adds Timers (Process has none, a compile-time
+// matter). WindowProcess's functions get a WindowContext, which adds the
+// window. Side outputs are typed: an OutputTag[T] is declared on an
+// operator (WithSideOutputs), a function emits with tag.Emit(ctx, v), and
+// SideOutput(main, tag) returns the tag's stream; the late stream of a
+// window is such a side output.
+//
 // Operators with equal parallelism connected one to one run in the same
-// goroutine as plain function calls (chaining); KeyBy, Union and changes of
+// goroutine as plain function calls (chaining); KeyBy, runtime.Merge and changes of
 // parallelism move records between goroutines in batches.
 //
 // # Event time

@@ -146,3 +146,10 @@ func (c listCodec[T]) Decode(src []byte) ([]T, error) {
 	}
 	return l, nil
 }
+
+// Watermark and ProcessingTime make a timeEnv the clock of the Context
+// that an event-time operator hands to user functions.
+func (e timeEnv[K]) Watermark() int64 { return e.watermark() }
+
+// ProcessingTime returns the wall clock, ms.
+func (e timeEnv[K]) ProcessingTime() int64 { return e.now() }

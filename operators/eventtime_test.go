@@ -10,10 +10,10 @@ import (
 
 	"time"
 
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sources/generator"
 	"github.com/weirstream/weir/state"
 )
 
@@ -68,7 +68,7 @@ func watermarkBefore(evs []tev) []int64 {
 }
 
 func fromEvents(p *runtime.Pipeline, name string, evs []tev) runtime.Stream[tev] {
-	gen := generator.New(func(i uint64) tev { return evs[i] }, generator.Config{Count: uint64(len(evs)), ChunkSize: wtChunk})
+	gen := must(generator.NewSource(generator.SourceConfig[tev]{Record: func(i uint64) tev { return evs[i] }, Count: uint64(len(evs)), ChunkSize: wtChunk}))
 	return runtime.From(p, name, gen, runtime.WithWatermarks(runtime.BoundedOutOfOrderness(tevTime, wtDisorder*time.Millisecond))).SetParallelism(1)
 }
 
@@ -192,11 +192,12 @@ func TestSessionWindowsMatchReference(t *testing.T) {
 		t.Run(fmt.Sprintf("parallelism=%d", par), func(t *testing.T) {
 			out, lateOut := newOutput[string](), newOutput[string]()
 			p := runtime.NewPipeline("sessions")
-			gen := generator.New(func(i uint64) tev { return evs[i] }, generator.Config{Count: uint64(len(evs)), ChunkSize: 64})
+			gen := must(generator.NewSource(generator.SourceConfig[tev]{Record: func(i uint64) tev { return evs[i] }, Count: uint64(len(evs)), ChunkSize: 64}))
 			src := runtime.From(p, "events", gen, runtime.WithWatermarks(runtime.BoundedOutOfOrderness(tevTime, disorder*time.Millisecond)))
 			keyed := operators.KeyBy(src, func(e tev) int64 { return e.Key })
 			sessions, late := operators.WindowProcess(operators.Window(keyed, "sessions", operators.Session(gap*time.Millisecond), tevTime),
-				func(k int64, w operators.TimeWindow, recs []tev, out runtime.Collector[string]) error {
+				func(ctx *operators.WindowContext[int64], recs []tev, out runtime.Collector[string]) error {
+					k, w := ctx.Key(), ctx.Window()
 					for _, r := range recs {
 						if r.TS < w.Start || r.TS >= w.End-gap+1 {
 							return fmt.Errorf("record at %d outside session %v", r.TS, w)
@@ -246,7 +247,7 @@ func TestJoinsMatchReference(t *testing.T) {
 			wOut, iOut := newOutput[string](), newOutput[string]()
 			p := runtime.NewPipeline("joins")
 			src := func(name string, evs []tev) runtime.Stream[tev] {
-				g := generator.New(func(i uint64) tev { return evs[i] }, generator.Config{Count: uint64(len(evs)), ChunkSize: 32})
+				g := must(generator.NewSource(generator.SourceConfig[tev]{Record: func(i uint64) tev { return evs[i] }, Count: uint64(len(evs)), ChunkSize: 32}))
 				return runtime.From(p, name, g, runtime.WithWatermarks(runtime.BoundedOutOfOrderness(tevTime, disorder*time.Millisecond)))
 			}
 			l, r := src("left", left), src("right", right)
@@ -297,7 +298,7 @@ func TestDedupPipeline(t *testing.T) {
 		t.Run(domain, func(t *testing.T) {
 			out := newOutput[string]()
 			p := runtime.NewPipeline("dedup")
-			g := generator.New(func(i uint64) msg { return msgs[i] }, generator.Config{Count: uint64(len(msgs)), ChunkSize: 20})
+			g := must(generator.NewSource(generator.SourceConfig[msg]{Record: func(i uint64) msg { return msgs[i] }, Count: uint64(len(msgs)), ChunkSize: 20}))
 			src := runtime.From(p, "msgs", g, runtime.WithWatermarks(runtime.BoundedOutOfOrderness(func(m msg) int64 { return m.TS }, time.Second)))
 			var opts []operators.DedupOption[msg]
 			if domain == "event" {
@@ -329,18 +330,18 @@ func TestProcessingTimeTimerFiresInKeyedTask(t *testing.T) {
 	p := runtime.NewPipeline("ptimer")
 	// Parallelism 1 for the source and 2 for the rest: the keyed operator
 	// is not chained to the source but reads from a gate.
-	src := runtime.From(p, "one", func() runtime.Source[int64] { return &waitingSource{fired: &fired} }).SetParallelism(1)
+	src := runtime.From(p, "one", func() (runtime.Source[int64], error) { return &waitingSource{fired: &fired}, nil }).SetParallelism(1)
 	timed := operators.ProcessWithTimers(operators.KeyBy(src, func(v int64) int64 { return v }), "timer",
-		func(ctx *runtime.KeyedContext[int64]) (operators.ProcessFunc[int64, int64, string], operators.TimerFunc[int64, string], error) {
-			return func(k, _ int64, _ runtime.Collector[string]) error {
-					ctx.Timers.RegisterProcessingTime(ctx.ProcessingTime() + 20)
+		func(*operators.SetupContext[int64]) (operators.TimedProcessFunc[int64, int64, string], operators.TimerFunc[int64, string], error) {
+			return func(ctx *operators.TimerContext[int64], _ int64, _ runtime.Collector[string]) error {
+					ctx.Timers().RegisterProcessingTime(ctx.ProcessingTime() + 20)
 					return nil
-				}, func(k int64, tm runtime.Timer, out runtime.Collector[string]) error {
+				}, func(ctx *operators.TimerContext[int64], tm runtime.Timer, out runtime.Collector[string]) error {
 					if tm.Domain != runtime.ProcessingTime {
 						return fmt.Errorf("timer of domain %d", tm.Domain)
 					}
 					fired.Store(true)
-					out.Collect(fmt.Sprintf("fired %d", k))
+					out.Collect(fmt.Sprintf("fired %d", ctx.Key()))
 					return nil
 				}, nil
 		})

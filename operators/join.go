@@ -45,7 +45,7 @@ func (on JoinOn[K, A, B]) union(left runtime.Stream[A], right runtime.Stream[B],
 	r := runtime.Apply(right, name+".right", func() runtime.Operator[B, Either[A, B]] {
 		return &mapOp[B, Either[A, B]]{fn: func(b B) Either[A, B] { return Either[A, B]{Right: b, IsRight: true} }}
 	})
-	u := runtime.Merge(name+".inputs", l, r)
+	u := runtime.Merge(l, name+".inputs", r)
 	var opts []KeyOption[K]
 	if on.KeyCodec != nil {
 		opts = append(opts, KeyCodec(on.KeyCodec))

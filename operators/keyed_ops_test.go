@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sources/generator"
 	"github.com/weirstream/weir/state"
 )
 
@@ -28,7 +28,7 @@ func later(a, b tev) bool { return a.TS > b.TS || a.TS == b.TS && a.V > b.V }
 
 // upsertJob runs TopNPerKey (top 3) and KeepLast over evs and folds their
 // upsert streams, as rows "key/rank=event" and "key=event", into tables.
-func upsertJob(p *runtime.Pipeline, src func() runtime.Source[uint64], evs []tev, top, last *output[string]) {
+func upsertJob(p *runtime.Pipeline, src runtime.SourceFactory[uint64], evs []tev, top, last *output[string]) {
 	s := operators.Map(runtime.From(p, "src", src), func(i uint64) tev { return evs[i] })
 	keyed := operators.KeyBy(s, func(e tev) int64 { return e.Key })
 	rankings := operators.TopNPerKey(keyed, "top", operators.TopN[tev]{N: 3, Compare: ranked}, state.JSON[tev]())
@@ -96,7 +96,7 @@ func TestTopNPerKeyAndKeepLast(t *testing.T) {
 		t.Run(fmt.Sprintf("parallelism=%d", par), func(t *testing.T) {
 			top, last := newOutput[string](), newOutput[string]()
 			p := runtime.NewPipeline("upserts")
-			upsertJob(p, generator.New(func(i uint64) uint64 { return i }, generator.Config{Count: uint64(len(evs)), ChunkSize: 7}), evs, top, last)
+			upsertJob(p, must(generator.NewSource(generator.SourceConfig[uint64]{Record: func(i uint64) uint64 { return i }, Count: uint64(len(evs)), ChunkSize: 7})), evs, top, last)
 			if err := runtime.Run(context.Background(), p, testConfig(t, par)); err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestUpsertOperatorsRestart(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
 			top, last := newOutput[string](), newOutput[string]()
-			rj := restartJob{name: "upserts-restart", par: 2, n: n, build: func(p *runtime.Pipeline, src func() runtime.Source[uint64], _ *output[string]) {
+			rj := restartJob{name: "upserts-restart", par: 2, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], _ *output[string]) {
 				upsertJob(p, src, evs, top, last)
 			}}
 			first := rj.start(t, dir, top, n/2, func() {})

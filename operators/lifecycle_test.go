@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/weirstream/weir/internal/jobtest"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -61,7 +62,7 @@ func TestOperatorStateSurvivesStop(t *testing.T) {
 	const n = 3000
 	dir := t.TempDir()
 	out := newOutput[string]()
-	start := func(pauseAt int64) (*runtime.Job, chan struct{}, context.CancelFunc) {
+	start := func(pauseAt int64) (*jobtest.Job, chan struct{}, context.CancelFunc) {
 		reached := make(chan struct{})
 		var once sync.Once
 		var completed atomic.Int64
@@ -69,10 +70,11 @@ func TestOperatorStateSurvivesStop(t *testing.T) {
 			reached: func() { once.Do(func() { close(reached) }) }}
 		gen := numbers(n)
 		p := runtime.NewPipeline("tally")
-		s := runtime.From(p, "src", func() runtime.Source[uint64] {
+		s := runtime.From(p, "src", func() (runtime.Source[uint64], error) {
 			// No subtask reaches the end of its input (which would finish
 			// its operators).
-			return &pausingSource{Source: gen(), pauseAt: pauseAt, pauses: shared}
+			src, err := gen()
+			return &pausingSource{Source: src, pauseAt: pauseAt, pauses: shared}, err
 		})
 		tally := runtime.Apply(s, "tally", func() runtime.Operator[uint64, string] { return &tallyOp{} })
 		runtime.To(tally, "sink", newMemSink(out)).SetParallelism(1)
@@ -80,7 +82,7 @@ func TestOperatorStateSurvivesStop(t *testing.T) {
 		cfg.CheckpointDir = dir
 		cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) { completed.Add(1) }
 		ctx, cancel := context.WithCancel(context.Background())
-		j, err := runtime.Start(ctx, p, cfg)
+		j, err := jobtest.Start(ctx, p, cfg)
 		if err != nil {
 			cancel()
 			t.Fatal(err)

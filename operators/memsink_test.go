@@ -59,8 +59,8 @@ type memSink[T any] struct {
 	pending []staged[T]
 }
 
-func newMemSink[T any](out *output[T]) func() runtime.Sink[T] {
-	return func() runtime.Sink[T] { return &memSink[T]{out: out} }
+func newMemSink[T any](out *output[T]) runtime.SinkFactory[T] {
+	return func() (runtime.Sink[T], error) { return &memSink[T]{out: out}, nil }
 }
 
 func (s *memSink[T]) Open(_ context.Context, info runtime.TaskInfo, restored []byte) error {

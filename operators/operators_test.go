@@ -10,15 +10,24 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sources/generator"
 	"github.com/weirstream/weir/state"
 )
 
 // numbers is a bounded source of 0..n-1 (spread over its subtasks).
-func numbers(n uint64) func() runtime.Source[uint64] {
-	return generator.New(func(seq uint64) uint64 { return seq }, generator.Config{Count: n, ChunkSize: 7})
+func numbers(n uint64) runtime.SourceFactory[uint64] {
+	return must(generator.NewSource(generator.SourceConfig[uint64]{Record: func(seq uint64) uint64 { return seq }, Count: n, ChunkSize: 7}))
+}
+
+// must returns a connector constructor's factory, failing loudly on an error:
+// the tests' configurations are valid by construction.
+func must[F any](f F, err error) F {
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
 
 type point struct{ X, Y int }
@@ -34,7 +43,7 @@ func TestPipelineErrors(t *testing.T) {
 			build: func(p *runtime.Pipeline) {
 				a := runtime.From(p, "src", numbers(1))
 				b := runtime.From(p, "src", numbers(1))
-				runtime.To(operators.Union(a, b), "sink", newMemSink(newOutput[uint64]()))
+				runtime.To(runtime.Merge(a, "merged", b), "sink", newMemSink(newOutput[uint64]()))
 			},
 			want: []string{`"src"`, "used twice"},
 		},
@@ -55,7 +64,7 @@ func TestPipelineErrors(t *testing.T) {
 				sum := func(a, b uint64) uint64 { return a + b }
 				a := operators.Reduce(k, "sum", sum, nil)
 				b := operators.Reduce(k, "sum", sum, nil)
-				runtime.To(operators.Union(a, b), "sink", newMemSink(newOutput[uint64]()))
+				runtime.To(runtime.Merge(a, "merged", b), "sink", newMemSink(newOutput[uint64]()))
 			},
 			want: []string{`"sum"`, "used twice"},
 		},
@@ -158,18 +167,18 @@ func TestRuntimeErrors(t *testing.T) {
 	boom := errors.New("boom")
 	for _, tc := range []struct {
 		name  string
-		setup func(*operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error)
+		setup func(*operators.SetupContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error)
 		want  error
 		text  string
 	}{
-		{"setup fails", func(*operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
+		{"setup fails", func(*operators.SetupContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
 			return nil, boom
 		}, boom, `"proc"`},
-		{"setup returns no function", func(*operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
+		{"setup returns no function", func(*operators.SetupContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
 			return nil, nil
 		}, nil, "no function"},
-		{"process fails", func(*operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
-			return func(k, v uint64, out runtime.Collector[uint64]) error {
+		{"process fails", func(*operators.SetupContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
+			return func(_ *operators.Context[uint64], v uint64, out runtime.Collector[uint64]) error {
 				if v == 50 {
 					return boom
 				}
@@ -177,7 +186,7 @@ func TestRuntimeErrors(t *testing.T) {
 				return nil
 			}, nil
 		}, boom, `process "proc"`},
-		{"state registered twice", func(ctx *operators.ProcessContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
+		{"state registered twice", func(ctx *operators.SetupContext[uint64]) (operators.ProcessFunc[uint64, uint64, uint64], error) {
 			if _, err := state.NewValue(ctx.Scope, "x", state.Int64); err != nil {
 				return nil, err
 			}
@@ -204,7 +213,7 @@ func TestRuntimeErrors(t *testing.T) {
 	}
 }
 
-// TestStatelessOperators runs Map, Filter, FlatMap and Union on bounded
+// TestStatelessOperators runs Map, Filter, FlatMap and Merge on bounded
 // input and compares the committed multiset with the expected one, for
 // several parallelisms (chained and redistributed).
 func TestStatelessOperators(t *testing.T) {
@@ -233,7 +242,7 @@ func TestStatelessOperators(t *testing.T) {
 				})
 				b := operators.Map(runtime.From(p, "b", numbers(n/2)).SetParallelism(2), func(v uint64) string { return fmt.Sprint("b", v) })
 				out := newOutput[string]()
-				runtime.To(operators.Union(pairs, b), "sink", newMemSink(out)).SetParallelism(sinkPar)
+				runtime.To(runtime.Merge(pairs, "merged", b), "sink", newMemSink(out)).SetParallelism(sinkPar)
 				if err := runtime.Run(context.Background(), p, testConfig(t, par)); err != nil {
 					t.Fatal(err)
 				}
@@ -321,7 +330,7 @@ func TestReduceKeepsRunningFold(t *testing.T) {
 // countPipeline counts records per key with Aggregate; each output is
 // "key:count", so the outputs of a correct run are, per key, 1..count
 // exactly once whatever the interleaving.
-func countPipeline(p *runtime.Pipeline, src func() runtime.Source[uint64], keys uint64, out *output[string]) {
+func countPipeline(p *runtime.Pipeline, src runtime.SourceFactory[uint64], keys uint64, out *output[string]) {
 	runtime.To(countStream(runtime.From(p, "src", src), keys), "sink", newMemSink(out))
 }
 
@@ -354,7 +363,7 @@ func TestAggregateSameResultAtAnyParallelism(t *testing.T) {
 			out := newOutput[string]()
 			countPipeline(p, numbers(n), keys, out)
 			cfg := testConfig(t, par)
-			cfg.StateCacheEntries = 16 // make state reads go to Pebble
+			cfg.StateCacheBytes = 1 << 10 // make state reads go to Pebble
 			if err := runtime.Run(context.Background(), p, cfg); err != nil {
 				t.Fatal(err)
 			}
@@ -376,7 +385,7 @@ func TestKeyByRoutesEachKeyToOneSubtask(t *testing.T) {
 	k := operators.KeyBy(s, func(v uint64) string { return "key-" + strconv.FormatUint(v%keys, 10) })
 	var mu sync.Mutex
 	subtasks := map[string]map[int]int{} // key → subtask → records
-	out := operators.Process(k, "where", func(ctx *operators.ProcessContext[string]) (operators.ProcessFunc[string, uint64, string], error) {
+	out := operators.Process(k, "where", func(ctx *operators.SetupContext[string]) (operators.ProcessFunc[string, uint64, string], error) {
 		if ctx.Parallelism != par {
 			return nil, fmt.Errorf("parallelism %d, want %d", ctx.Parallelism, par)
 		}
@@ -384,7 +393,8 @@ func TestKeyByRoutesEachKeyToOneSubtask(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return func(key string, v uint64, out runtime.Collector[string]) error {
+		return func(pc *operators.Context[string], v uint64, out runtime.Collector[string]) error {
+			key := pc.Key()
 			if v%keys != mustKey(key) {
 				return fmt.Errorf("record %d processed with key %q", v, key)
 			}
@@ -407,7 +417,7 @@ func TestKeyByRoutesEachKeyToOneSubtask(t *testing.T) {
 	done := newOutput[string]()
 	runtime.To(out, "sink", newMemSink(done))
 	cfg := testConfig(t, par)
-	cfg.StateCacheEntries = 16
+	cfg.StateCacheBytes = 1 << 10
 	if err := runtime.Run(context.Background(), p, cfg); err != nil {
 		t.Fatal(err)
 	}

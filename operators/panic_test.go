@@ -54,9 +54,10 @@ func TestRestartAfterPanicIsExactlyOnce(t *testing.T) {
 			dir := t.TempDir()
 			out := newOutput[string]()
 			run := func(panics bool) *restartRun {
-				rj := restartJob{name: "panic", par: 2, n: n, build: func(p *runtime.Pipeline, src func() runtime.Source[uint64], out *output[string]) {
-					s := runtime.From(p, "src", func() runtime.Source[uint64] {
-						return &heldSource{Source: src(), from: n / 2, release: func() bool { return len(out.records()) > 0 }}
+				rj := restartJob{name: "panic", par: 2, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], out *output[string]) {
+					s := runtime.From(p, "src", func() (runtime.Source[uint64], error) {
+						s, err := src()
+						return &heldSource{Source: s, from: n / 2, release: func() bool { return len(out.records()) > 0 }}, err
 					})
 					if where == "before the state" {
 						s = operators.Map(s, func(v uint64) uint64 {
@@ -108,20 +109,30 @@ func TestRestartAfterPanicIsExactlyOnce(t *testing.T) {
 	}
 }
 
-// TestProcessHasNoTimers checks that the setup of Process, which fires no
-// timers, cannot reach any: its context has no Timers (ProcessWithTimers'
-// has).
+// TestProcessHasNoTimers checks that the functions of Process, which fires
+// no timers, cannot reach any: their per-call context has no Timers
+// (ProcessWithTimers' has), and neither has the setup's, which has no
+// current key.
 func TestProcessHasNoTimers(t *testing.T) {
+	hasTimers := func(ctx reflect.Type) bool {
+		_, field := ctx.Elem().FieldByName("Timers")
+		_, method := ctx.MethodByName("Timers")
+		return field || method
+	}
 	setup := reflect.TypeOf(operators.Process[int, int, int]).In(2)
-	ctx := setup.In(0)
-	if _, ok := ctx.Elem().FieldByName("Timers"); ok {
-		t.Errorf("the context of Process, %v, has a Timers field", ctx)
+	if ctx := setup.In(0); hasTimers(ctx) {
+		t.Errorf("the setup context of Process, %v, has Timers", ctx)
 	}
-	if _, ok := ctx.MethodByName("Timers"); ok {
-		t.Errorf("the context of Process, %v, has a Timers method", ctx)
+	if ctx := setup.Out(0).In(0); hasTimers(ctx) {
+		t.Errorf("the context of Process' function, %v, has Timers", ctx)
 	}
-	timed := reflect.TypeOf(operators.ProcessWithTimers[int, int, int]).In(2).In(0)
-	if _, ok := timed.Elem().FieldByName("Timers"); !ok {
-		t.Errorf("the context of ProcessWithTimers, %v, has no Timers", timed)
+	timedSetup := reflect.TypeOf(operators.ProcessWithTimers[int, int, int]).In(2)
+	if ctx := timedSetup.In(0); hasTimers(ctx) {
+		t.Errorf("the setup context of ProcessWithTimers, %v, has Timers", ctx)
+	}
+	for i := range 2 {
+		if ctx := timedSetup.Out(i).In(0); !hasTimers(ctx) {
+			t.Errorf("the context of ProcessWithTimers' function %d, %v, has no Timers", i, ctx)
+		}
 	}
 }

@@ -182,23 +182,21 @@ func (o *localWindowOp[K, T, S]) Open(ctx *runtime.OperatorContext, out runtime.
 
 func (o *localWindowOp[K, T, S]) Process(rec T) {
 	ts := o.ts(rec)
-	// The window with the latest start ends last: if it is past its
-	// lateness, so are all of the record's windows.
-	if addSat(floorTo(ts, o.cfg.slide)+o.cfg.size-1, o.cfg.lateness) <= o.fired {
-		o.out.Collect(localEmit[K, S, T]{late: rec, isLate: true})
-		return
+	p := o.last
+	// The common case: rec is in the pane of the last record, which is
+	// open, so none of rec's windows has fired (each holds the whole
+	// pane): no division to find the pane, no lateness to check.
+	// (Unsigned: ts before the pane, or so far after that the difference
+	// overflows, is outside it.)
+	if p == nil || uint64(ts-p.start) >= uint64(o.cfg.pane) {
+		var ok bool
+		if p, ok = o.paneOf(rec, ts); !ok {
+			return
+		}
 	}
 	var zero S
-	start := floorTo(ts, o.cfg.pane)
-	if start+o.cfg.pane-1 <= o.fired { // sent on already: send this one alone
-		o.out.Collect(localEmit[K, S, T]{partial: partial[K, S]{key: o.key(rec), pane: start, acc: o.add(zero, rec, true)}})
-		return
-	}
 	k := o.key(rec)
-	p := o.last
-	if p == nil || p.start != start {
-		p = o.pane(start)
-	} else if o.lastOK && k == o.lastKey {
+	if o.lastOK && k == o.lastKey {
 		p.accs[o.lastAt] = o.add(p.accs[o.lastAt], rec, false)
 		return
 	}
@@ -212,6 +210,28 @@ func (o *localWindowOp[K, T, S]) Process(rec T) {
 		p.accs[i] = o.add(p.accs[i], rec, false)
 	}
 	o.lastKey, o.lastAt, o.lastOK = k, i, true
+}
+
+// paneOf returns the open pane of rec, at ts, creating it if needed, and
+// caches it as the last pane; or, if rec is late or its pane was sent on
+// already, emits rec accordingly and returns false.
+func (o *localWindowOp[K, T, S]) paneOf(rec T, ts int64) (*localPane[K, S], bool) {
+	// The window with the latest start ends last: if it is past its
+	// lateness, so are all of the record's windows.
+	if addSat(floorTo(ts, o.cfg.slide)+o.cfg.size-1, o.cfg.lateness) <= o.fired {
+		o.out.Collect(localEmit[K, S, T]{late: rec, isLate: true})
+		return nil, false
+	}
+	start := floorTo(ts, o.cfg.pane)
+	if start+o.cfg.pane-1 <= o.fired { // sent on already: send this one alone
+		var zero S
+		o.out.Collect(localEmit[K, S, T]{partial: partial[K, S]{key: o.key(rec), pane: start, acc: o.add(zero, rec, true)}})
+		return nil, false
+	}
+	if p := o.last; p != nil && p.start == start {
+		return p, true
+	}
+	return o.pane(start), true
 }
 
 // pane returns the pane starting at start, creating it if needed, and

@@ -151,7 +151,7 @@ func TestCascadedWindows(t *testing.T) {
 				out := newOutput[string]()
 				p := runtime.NewPipeline("cascade")
 				ts := func(v uint64) int64 { return int64(v) * step }
-				s := runtime.From(p, "src", numbers(n), runtime.WithWatermarks(runtime.Monotonous(ts)))
+				s := runtime.From(p, "src", numbers(n), runtime.WithWatermarks(runtime.Monotonic(ts)))
 				counts, _ := operators.WindowAggregate(operators.Window(operators.KeyBy(s, func(v uint64) uint64 { return v % keys }), "per-key", operators.Tumbling(size*time.Millisecond), ts),
 					operators.WindowAggregateFunc[uint64, uint64, int64, operators.WindowResult[uint64, int64]]{
 						Add: func(a int64, _ uint64, _ bool) int64 { return a + 1 },
@@ -204,9 +204,9 @@ func TestPreAggregateRestart(t *testing.T) {
 			t.Run(fmt.Sprintf("parallelism=%d/%s", par, mode), func(t *testing.T) {
 				dir := t.TempDir()
 				out := newOutput[string]()
-				rj := restartJob{name: "preaggregate-restart", par: par, n: n, build: func(p *runtime.Pipeline, src func() runtime.Source[uint64], out *output[string]) {
+				rj := restartJob{name: "preaggregate-restart", par: par, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], out *output[string]) {
 					ts := func(v uint64) int64 { return int64(v) * step }
-					s := runtime.From(p, "src", src, runtime.WithWatermarks(runtime.Monotonous(ts)))
+					s := runtime.From(p, "src", src, runtime.WithWatermarks(runtime.Monotonic(ts)))
 					keyed := operators.KeyBy(s, func(v uint64) string { return fmt.Sprintf("k%d", v%keys) })
 					win := operators.Window(keyed, "count", operators.Sliding(size*time.Millisecond, slide*time.Millisecond), ts).PreAggregate()
 					res, _ := operators.WindowAggregate(win, operators.WindowAggregateFunc[string, uint64, int64, string]{
@@ -262,7 +262,7 @@ func TestPreAggregateErrors(t *testing.T) {
 			}, nil)
 		}, "needs WindowAggregateFunc.Merge"},
 		{"window process", func(w operators.WindowedStream[uint64, uint64]) {
-			operators.WindowProcess(w.PreAggregate(), func(uint64, operators.TimeWindow, []uint64, runtime.Collector[int]) error { return nil }, nil)
+			operators.WindowProcess(w.PreAggregate(), func(*operators.WindowContext[uint64], []uint64, runtime.Collector[int]) error { return nil }, nil)
 		}, "needs an incremental aggregation"},
 		{"top 0", func(w operators.WindowedStream[uint64, uint64]) {
 			operators.WindowTopN(w, operators.TopN[uint64]{Compare: cmp.Compare[uint64]}, nil)

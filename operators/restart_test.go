@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/internal/jobtest"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -61,7 +62,7 @@ func (s *pausingSource) Read(ctx context.Context, out runtime.Collector[uint64])
 
 // restartRun is one run of the counting job on a checkpoint directory.
 type restartRun struct {
-	job          *runtime.Job
+	job          *jobtest.Job
 	checkpointed chan struct{} // a checkpoint completed
 	out          *output[string]
 	reached      chan struct{}
@@ -74,7 +75,7 @@ type restartJob struct {
 	name  string
 	par   int
 	n     uint64
-	build func(p *runtime.Pipeline, src func() runtime.Source[uint64], out *output[string])
+	build func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], out *output[string])
 }
 
 // start runs the job on dir. out stands for the external system the sink
@@ -88,12 +89,13 @@ func (rj restartJob) start(t *testing.T, dir string, out *output[string], pauseA
 		reached: func() { once.Do(func() { close(r.reached) }) }}
 	gen := numbers(rj.n)
 	p := runtime.NewPipeline(rj.name)
-	rj.build(p, func() runtime.Source[uint64] {
-		return &pausingSource{Source: gen(), pauseAt: pauseAt / int64(rj.par), pauses: shared}
+	rj.build(p, func() (runtime.Source[uint64], error) {
+		src, err := gen()
+		return &pausingSource{Source: src, pauseAt: pauseAt / int64(rj.par), pauses: shared}, err
 	}, r.out)
 	cfg := testConfig(t, rj.par)
 	cfg.CheckpointDir = dir
-	cfg.StateCacheEntries = 16 // restored state that does not fit is read from Pebble
+	cfg.StateCacheBytes = 1 << 10 // restored state that does not fit is read from Pebble
 	cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) {
 		completed.Add(1)
 		select {
@@ -103,7 +105,7 @@ func (rj restartJob) start(t *testing.T, dir string, out *output[string], pauseA
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	j, err := runtime.Start(ctx, p, cfg)
+	j, err := jobtest.Start(ctx, p, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func (rj restartJob) start(t *testing.T, dir string, out *output[string], pauseA
 // startCounting starts the counting job on dir.
 func startCounting(t *testing.T, dir string, out *output[string], n, keys uint64, pauseAt int64, onPause func()) *restartRun {
 	t.Helper()
-	rj := restartJob{name: "restart", par: 2, n: n, build: func(p *runtime.Pipeline, src func() runtime.Source[uint64], out *output[string]) {
+	rj := restartJob{name: "restart", par: 2, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], out *output[string]) {
 		countPipeline(p, src, keys, out)
 	}}
 	return rj.start(t, dir, out, pauseAt, onPause)

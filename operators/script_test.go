@@ -332,8 +332,8 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 			h.op = openWindow(t, h, env, cfg, contents[string, rec, int64, string]{
 				add:   func(acc int64, r rec, _ bool) int64 { return acc + r.V },
 				merge: func(a, b int64) int64 { return a + b },
-				emit: func(k string, w TimeWindow, acc int64, out runtime.Collector[string]) error {
-					out.Collect(fmt.Sprintf("%s@%v=%d", k, w, acc))
+				emit: func(ctx *WindowContext[string], acc int64, out runtime.Collector[string]) error {
+					out.Collect(fmt.Sprintf("%s@%v=%d", ctx.Key(), ctx.Window(), acc))
 					return nil
 				},
 				codec: state.Int64,
@@ -352,8 +352,8 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 					}
 					return a
 				},
-				emit: func(k string, w TimeWindow, m rec, out runtime.Collector[string]) error {
-					out.Collect(fmt.Sprintf("%s@%v=%d", k, w, m.V))
+				emit: func(ctx *WindowContext[string], m rec, out runtime.Collector[string]) error {
+					out.Collect(fmt.Sprintf("%s@%v=%d", ctx.Key(), ctx.Window(), m.V))
 					return nil
 				},
 				codec: recCodec,
@@ -362,12 +362,12 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 			h.op = openWindow(t, h, env, cfg, contents[string, rec, []rec, string]{
 				add:   func(l []rec, r rec, _ bool) []rec { return append(l, r) },
 				merge: func(a, b []rec) []rec { return append(slices.Clip(a), b...) },
-				emit: func(k string, w TimeWindow, l []rec, out runtime.Collector[string]) error {
+				emit: func(ctx *WindowContext[string], l []rec, out runtime.Collector[string]) error {
 					vs := make([]string, len(l))
 					for i, r := range l {
 						vs[i] = strconv.FormatInt(r.V, 10)
 					}
-					out.Collect(fmt.Sprintf("%s@%v=[%s]", k, w, strings.Join(vs, " ")))
+					out.Collect(fmt.Sprintf("%s@%v=[%s]", ctx.Key(), ctx.Window(), strings.Join(vs, " ")))
 					return nil
 				},
 				codec: listCodec[rec]{recCodec},
@@ -430,11 +430,12 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 }
 
 func openWindow[S any](t *testing.T, h *harness[rec], env timeEnv[string], cfg windowConfig, c contents[string, rec, S, string]) interface{ Process(string, rec) } {
-	out := runtime.CollectorFunc[windowEmit[string, rec]](func(e windowEmit[string, rec]) {
-		if e.isLate {
-			h.collect("late " + e.late.String())
+	c.tags = []AnyOutputTag{NewOutputTag[rec]("late")} // as buildWindow
+	out := runtime.CollectorFunc[sideEnvelope[string]](func(e sideEnvelope[string]) {
+		if e.side.tag == 1 {
+			h.collect("late " + e.side.v.(rec).String())
 		} else {
-			h.collect(e.result)
+			h.collect(e.main)
 		}
 	})
 	if cfg.kind == sessionWindows {

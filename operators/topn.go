@@ -102,6 +102,8 @@ func (top TopN[T]) add(acc []T, rec T) ([]T, int) {
 // Ranking is a key's current top records, best first.
 type Ranking[K comparable, T any] struct {
 	Key K
+	// Top is shared with the operator's state, which never changes it:
+	// read it, keep it if need be, but do not modify it.
 	Top []T
 	// From is the first index of Top that changed since the key's previous
 	// Ranking: Top[:From] are the same records at the same ranks, so an
@@ -144,15 +146,22 @@ func (o *rankOp[K, T]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[
 	return err
 }
 
+// Process ranks rec among its key's records. A key's list in the state is
+// never changed in place: a record that enters it makes a new list, which
+// both replaces the state's and is the emitted Ranking's Top. That one
+// copy replaces the state's list grown in place plus a copy of it for the
+// Ranking (a downstream task may read it after the key's next change):
+// one allocation per ranked record, where a growing list took up to two
+// (TestTopNPerKeyCopiesOncePerRanking: 2 → 1.25 per record).
 func (o *rankOp[K, T]) Process(key K, rec T) {
-	if l, _ := o.list.Get(); !o.top.admits(l, rec) {
+	l, _ := o.list.Get()
+	if !o.top.admits(l, rec) {
 		return
 	}
-	at := 0
-	l := o.list.Update(func(l []T, _ bool) []T {
-		l, at = o.top.add(l, rec)
-		return l
-	})
-	// A copy: the state's list changes in place.
-	o.out.Collect(Ranking[K, T]{Key: key, Top: slices.Clone(l), From: at})
+	// Room for rec, so that add does not grow the new list again.
+	next := make([]T, len(l), len(l)+1)
+	copy(next, l)
+	next, at := o.top.add(next, rec)
+	o.list.Put(next)
+	o.out.Collect(Ranking[K, T]{Key: key, Top: next, From: at})
 }

@@ -111,8 +111,20 @@ type WindowResult[K comparable, V any] struct {
 // WindowFunc is a full-window function: it receives all records of the
 // window at once when the window fires (in arrival order; for merged
 // sessions, the merged windows' records in window order) and may emit any
-// number of records. It must not keep recs.
-type WindowFunc[K comparable, T, Out any] func(key K, w TimeWindow, recs []T, out runtime.Collector[Out]) error
+// number of records, to out and to side outputs (OutputTag.Emit with ctx).
+// It must not keep recs.
+type WindowFunc[K comparable, T, Out any] func(ctx *WindowContext[K], recs []T, out runtime.Collector[Out]) error
+
+// WindowContext is what a WindowFunc gets with each window that fires: its
+// key (Key) and the window (Window), the clocks and the side outputs. It
+// is valid only during the call.
+type WindowContext[K comparable] struct {
+	Context[K]
+	window TimeWindow
+}
+
+// Window returns the window that fires.
+func (c *WindowContext[K]) Window() TimeWindow { return c.window }
 
 // WindowAggregate evaluates w incrementally: per key and window only the
 // accumulator is kept (accs encodes it; nil selects the built-in codec). It
@@ -130,8 +142,8 @@ func WindowAggregate[K comparable, T, Acc, Out any](w WindowedStream[K, T], agg 
 	c := contents[K, T, Acc, Out]{
 		add:   agg.Add,
 		merge: agg.Merge,
-		emit: func(key K, win TimeWindow, acc Acc, out runtime.Collector[Out]) error {
-			out.Collect(agg.Result(key, win, acc))
+		emit: func(ctx *WindowContext[K], acc Acc, out runtime.Collector[Out]) error {
+			out.Collect(agg.Result(ctx.key, ctx.window, acc))
 			return nil
 		},
 		codec: accs,
@@ -163,8 +175,9 @@ func WindowReduce[K comparable, T any](w WindowedStream[K, T], fn func(acc, rec 
 
 // WindowProcess evaluates w with a full-window function: the window's
 // records are kept (recs encodes one; nil selects the built-in codec) and
-// handed to fn when the window fires.
-func WindowProcess[K comparable, T, Out any](w WindowedStream[K, T], fn WindowFunc[K, T, Out], recs state.Codec[T]) (results runtime.Stream[Out], late runtime.Stream[T]) {
+// handed to fn when the window fires. Options declare the side outputs fn
+// emits to (WithSideOutputs); SideOutput(results, tag) returns them.
+func WindowProcess[K comparable, T, Out any](w WindowedStream[K, T], fn WindowFunc[K, T, Out], recs state.Codec[T], opts ...ProcessOption) (results runtime.Stream[Out], late runtime.Stream[T]) {
 	p := w.in.Pipeline()
 	recs = codecOr(p, recs, fmt.Sprintf("window %q: records", w.name))
 	if fn == nil {
@@ -178,6 +191,7 @@ func WindowProcess[K comparable, T, Out any](w WindowedStream[K, T], fn WindowFu
 		merge: func(a, b []T) []T { return append(slices.Clip(a), b...) },
 		emit:  fn,
 		codec: listCodec[T]{elems: recs},
+		tags:  newProcessConfig(opts).tags,
 	})
 }
 
@@ -185,17 +199,15 @@ func WindowProcess[K comparable, T, Out any](w WindowedStream[K, T], fn WindowFu
 type contents[K comparable, T, S, Out any] struct {
 	add   func(s S, rec T, first bool) S
 	merge func(a, b S) S
-	emit  func(key K, w TimeWindow, s S, out runtime.Collector[Out]) error
+	emit  func(ctx *WindowContext[K], s S, out runtime.Collector[Out]) error
 	codec state.Codec[S]
+	// tags are the side outputs emit uses (WindowProcess).
+	tags []AnyOutputTag
 }
 
-// windowEmit is what the window operator emits: a result or a late record.
-// Two chained operators split it into the results and the late stream.
-type windowEmit[Out, T any] struct {
-	result Out
-	late   T
-	isLate bool
-}
+// lateRecord is the side record of a late record: the late stream is the
+// window operator's first side output (see buildWindow).
+func lateRecord[T any](rec T) sideRecord { return sideRecord{tag: 1, v: rec} }
 
 func buildWindow[K comparable, T, S, Out any](w WindowedStream[K, T], c contents[K, T, S, Out]) (runtime.Stream[Out], runtime.Stream[T]) {
 	p := w.in.Pipeline()
@@ -210,20 +222,21 @@ func buildWindow[K comparable, T, S, Out any](w WindowedStream[K, T], c contents
 	if w.lateness > 0 {
 		cfg.lateness = w.lateness.Milliseconds()
 	}
+	// The late records are a side output, tagged 1 (lateRecord).
+	lateTag := NewOutputTag[T]("late")
+	c.tags = append([]AnyOutputTag{lateTag}, c.tags...)
+	if !checkTags(p, w.name, c.tags) {
+		c.tags = c.tags[:1]
+	}
 	ts := w.ts
-	raw := runtime.ApplyKeyed(w.in, w.name, func() runtime.KeyedOperator[K, T, windowEmit[Out, T]] {
+	raw := runtime.ApplyKeyed(w.in, w.name, func() runtime.KeyedOperator[K, T, sideEnvelope[Out]] {
 		if cfg.kind == sessionWindows {
 			return &sessionOp[K, T, S, Out]{windowBase: windowBase[K, T, S, Out]{cfg: cfg, ts: ts, c: c}}
 		}
 		return &fixedWindowOp[K, T, S, Out]{windowBase: windowBase[K, T, S, Out]{cfg: cfg, ts: ts, c: c}}
 	})
-	results := runtime.Apply(raw, w.name+".results", func() runtime.Operator[windowEmit[Out, T], Out] {
-		return &splitOp[windowEmit[Out, T], Out]{pick: func(e windowEmit[Out, T]) (Out, bool) { return e.result, !e.isLate }}
-	})
-	late := runtime.Apply(raw, w.name+".late", func() runtime.Operator[windowEmit[Out, T], T] {
-		return &splitOp[windowEmit[Out, T], T]{pick: func(e windowEmit[Out, T]) (T, bool) { return e.late, e.isLate }}
-	})
-	return results, late
+	results := splitSides(raw, w.name, ".results", c.tags)
+	return results, SideOutput(results, lateTag)
 }
 
 // splitOp emits what pick selects.
@@ -269,7 +282,7 @@ type fixedWindowOp[K comparable, T, S, Out any] struct {
 	fired int64
 }
 
-func (o *fixedWindowOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[windowEmit[Out, T]]) error {
+func (o *fixedWindowOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[sideEnvelope[Out]]) error {
 	if err := o.open(envOf(ctx), out); err != nil {
 		return err
 	}
@@ -283,7 +296,7 @@ func (o *fixedWindowOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out run
 	return nil
 }
 
-func (o *fixedWindowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) error {
+func (o *fixedWindowOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[sideEnvelope[Out]]) error {
 	o.setOutput(env, out)
 	o.fired = runtime.MinWatermark
 	var err error
@@ -326,7 +339,7 @@ func (o *fixedWindowOp[K, T, S, Out]) Process(key K, rec T) {
 		}
 	}
 	if !added {
-		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
+		o.out.Collect(sideEnvelope[Out]{side: lateRecord(rec)})
 	}
 }
 
@@ -379,18 +392,11 @@ type pane[S any] struct {
 	Contents   S
 }
 
-// resultCollector wraps results in windowEmit.
-type resultCollector[Out, T any] struct {
-	out runtime.Collector[windowEmit[Out, T]]
-}
-
-func (c resultCollector[Out, T]) Collect(v Out) { c.out.Collect(windowEmit[Out, T]{result: v}) }
-
-func (o *sessionOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[windowEmit[Out, T]]) error {
+func (o *sessionOp[K, T, S, Out]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[sideEnvelope[Out]]) error {
 	return o.open(envOf(ctx), out)
 }
 
-func (o *sessionOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) error {
+func (o *sessionOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[sideEnvelope[Out]]) error {
 	o.setOutput(env, out)
 	var err error
 	o.panes, err = state.NewValue(env.scope, "windows", state.Codec[[]pane[S]](paneCodec[S]{o.c.codec}))
@@ -406,12 +412,16 @@ type windowBase[K comparable, T, S, Out any] struct {
 	c   contents[K, T, S, Out]
 
 	env     timeEnv[K]
-	out     runtime.Collector[windowEmit[Out, T]]
-	results runtime.Collector[Out] // a resultCollector, boxed once
+	out     runtime.Collector[sideEnvelope[Out]]
+	results runtime.Collector[Out] // a mainCollector, boxed once
+	ctx     WindowContext[K]       // of the window firing
 }
 
-func (o *windowBase[K, T, S, Out]) setOutput(env timeEnv[K], out runtime.Collector[windowEmit[Out, T]]) {
-	o.env, o.out, o.results = env, out, resultCollector[Out, T]{out: out}
+func (o *windowBase[K, T, S, Out]) setOutput(env timeEnv[K], out runtime.Collector[sideEnvelope[Out]]) {
+	var sides *sideOutputs
+	o.results, sides = newOutputs[Out](out, o.c.tags, env.name, env.fail)
+	o.env, o.out = env, out
+	o.ctx = WindowContext[K]{Context: Context[K]{clock: env, sides: sides}}
 }
 
 // isLate reports whether a window ending at end is gone (or would be
@@ -423,7 +433,8 @@ func (o *windowBase[K, T, S, Out]) isLate(end, wm int64) bool {
 // fire emits the result of key's window [start, end) holding contents.
 func (o *windowBase[K, T, S, Out]) fire(key K, start, end int64, contents S) {
 	w := TimeWindow{start, end}
-	if err := o.c.emit(key, w, contents, o.results); err != nil {
+	o.ctx.key, o.ctx.window = key, w
+	if err := o.c.emit(&o.ctx, contents, o.results); err != nil {
 		o.env.fail(fmt.Errorf("window %q: key %v, window %v: %w", o.env.name, key, w, err))
 	}
 }
@@ -507,7 +518,7 @@ func (o *sessionOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
 		if len(panes) == 0 {
 			o.panes.Delete() // Update made an empty entry
 		}
-		o.out.Collect(windowEmit[Out, T]{late: rec, isLate: true})
+		o.out.Collect(sideEnvelope[Out]{side: lateRecord(rec)})
 		return
 	}
 	p := &panes[at]

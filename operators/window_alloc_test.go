@@ -15,7 +15,7 @@ func TestSessionExtendsInPlace(t *testing.T) {
 	h.op = openWindow(t, h, env, windowConfig{kind: sessionWindows, gap: 1 << 40}, contents[string, rec, int64, string]{
 		add:   func(acc int64, r rec, _ bool) int64 { return acc + r.V },
 		merge: func(a, b int64) int64 { return a + b },
-		emit:  func(string, TimeWindow, int64, runtime.Collector[string]) error { return nil },
+		emit:  func(*WindowContext[string], int64, runtime.Collector[string]) error { return nil },
 		codec: state.Int64,
 	})
 	r := rec{Key: "k", TS: 1, V: 1}

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sources/generator"
 	"github.com/weirstream/weir/state"
 )
 
@@ -25,8 +25,14 @@ func ExampleWindowAggregate() {
 	dir, _ := os.MkdirTemp("", "weir-example-*")
 	defer os.RemoveAll(dir)
 
+	newClicks, err := generator.NewSource(generator.SourceConfig[click]{
+		Record: func(i uint64) click { return clicks[i] }, Count: uint64(len(clicks)), ChunkSize: 1})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	p := runtime.NewPipeline("clicks")
-	src := runtime.From(p, "clicks", generator.New(func(i uint64) click { return clicks[i] }, generator.Config{Count: uint64(len(clicks)), ChunkSize: 1}),
+	src := runtime.From(p, "clicks", newClicks,
 		runtime.WithWatermarks(runtime.BoundedOutOfOrderness(func(c click) int64 { return c.TS }, time.Second)))
 	counts, late := operators.WindowAggregate(
 		operators.Window(operators.KeyBy(src, func(c click) string { return c.User }), "per-user", operators.Tumbling(10*time.Second),
@@ -36,7 +42,7 @@ func ExampleWindowAggregate() {
 			Result: func(user string, w operators.TimeWindow, n int64) string { return fmt.Sprintf("%s %v: %d", user, w, n) },
 		}, state.Int64)
 	out := newOutput[string]()
-	runtime.To(operators.Union(counts, operators.Map(late, func(c click) string { return fmt.Sprintf("late: %s at %d", c.User, c.TS) })),
+	runtime.To(runtime.Merge(counts, "with-late", operators.Map(late, func(c click) string { return fmt.Sprintf("late: %s at %d", c.User, c.TS) })),
 		"out", newMemSink(out))
 	if err := runtime.Run(context.Background(), p, runtime.Config{CheckpointDir: dir, Logger: quiet}); err != nil {
 		fmt.Println(err)

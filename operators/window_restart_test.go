@@ -35,8 +35,8 @@ func TestWindowRestartKeepsFiredWindows(t *testing.T) {
 			t.Run(fmt.Sprintf("parallelism=%d/%s", par, mode), func(t *testing.T) {
 				dir := t.TempDir()
 				out := newOutput[string]()
-				rj := restartJob{name: "windows-restart", par: par, n: n, build: func(p *runtime.Pipeline, src func() runtime.Source[uint64], out *output[string]) {
-					s := runtime.From(p, "src", src, runtime.WithWatermarks(runtime.Monotonous(func(v uint64) int64 { return int64(v) * step })))
+				rj := restartJob{name: "windows-restart", par: par, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], out *output[string]) {
+					s := runtime.From(p, "src", src, runtime.WithWatermarks(runtime.Monotonic(func(v uint64) int64 { return int64(v) * step })))
 					keyed := operators.KeyBy(s, func(v uint64) string { return fmt.Sprintf("k%d", v%keys) })
 					win := operators.Window(keyed, "count", operators.Tumbling(size*time.Millisecond), func(v uint64) int64 { return int64(v) * step }).
 						AllowedLateness(time.Second)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/weirstream/weir/internal/engine"
 	"github.com/weirstream/weir/state"
 )
 
@@ -17,7 +18,16 @@ type Config struct {
 	// CheckpointDir holds checkpoints and the live state. A job started on a
 	// directory with a complete checkpoint resumes from the newest one. A
 	// job locks it while it runs: a second one on it fails to start.
+	// An s3://BUCKET/PREFIX keeps the checkpoints in object storage (the
+	// endpoint and credentials come from the AWS environment, the bucket is
+	// created if missing) and the live state in LocalDir.
 	CheckpointDir string
+	// LocalDir holds the live state and stages checkpoints when
+	// CheckpointDir is in object storage (default: a fresh directory under
+	// the OS temp dir, logged, removed when the job ends). It is locked like
+	// a checkpoint directory; a job restarted with an empty one downloads
+	// the checkpoint it restores. Ignored, with a warning, for a directory.
+	LocalDir string
 	// CheckpointInterval is the time between checkpoints (default 1s). Sinks
 	// commit at checkpoints, so it is also the latency of committed output.
 	CheckpointInterval time.Duration
@@ -37,10 +47,14 @@ type Config struct {
 	// ChannelBuffers is the number of batches in flight per connection
 	// between two subtasks (default 4).
 	ChannelBuffers int
-	// StateCacheEntries bounds the cached entries of each keyed state of a
-	// subtask (default 1<<21; of each open window, for window state); see
-	// package state.
-	StateCacheEntries int
+	// StateCacheBytes bounds the memory of the keyed state cached by the
+	// job (flag --state-cache, default DefaultStateCache: 256 MiB; at
+	// least 1 KiB), shared equally by its keyed subtasks. The size of a
+	// cached entry is estimated (its slot in a hash table, plus the
+	// encoded length of key and value when they hold pointers), and state
+	// changed since the last checkpoint stays cached beyond the bound;
+	// see package state. State that does not fit is read from disk.
+	StateCacheBytes int64
 	// Logger receives the runtime's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Events receives checkpoint events, for metrics and tests.
@@ -48,7 +62,7 @@ type Config struct {
 	// MetricsAddr is the address of the HTTP server for /metrics, /healthz,
 	// /readyz, /api/status and the status page; empty (the default of
 	// Config, not of the --metrics-addr flag) serves nothing. A port of 0
-	// picks a free one: see Job.MetricsAddr. If the address cannot be
+	// picks a free one: see StartInfo.MetricsAddr. If the address cannot be
 	// bound, the job logs a warning and runs without the server.
 	MetricsAddr string
 	// MetricsTLSCertFile and MetricsTLSKeyFile, if set, make the status
@@ -62,21 +76,42 @@ type Config struct {
 	// ReadyCheckpointFactor makes /readyz report unready when no checkpoint
 	// completed for this many checkpoint intervals (default 3).
 	ReadyCheckpointFactor float64
-	// Restart restarts a failed job in the process under Run and Exec (not
-	// Start, which runs one attempt). The zero value (the default of
-	// Config, not of the --restart-* flags) never restarts.
+	// Restart restarts a failed job in the process. The zero value (the
+	// default of Config, not of the --restart-* flags) never restarts.
 	Restart RestartStrategy
+	// Stop, if set, stops the job when it is closed, as SIGINT does under
+	// Main: the sources stop reading, a final checkpoint is taken, the
+	// sinks commit it, and Run returns nil (a stop while waiting to restart
+	// returns nil at once). The next run resumes from that checkpoint.
+	// Cancelling Run's context instead stops at once, without one. Main
+	// closes its own on the first signal, and this one too.
+	Stop <-chan struct{}
 
 	// flagErrs holds values given on the command line that EnsureDefaults
 	// would otherwise silently replace (an explicit 0).
 	flagErrs []error
 }
 
-// EventListener has optional hooks the runtime calls from its coordinator
-// goroutine; they must return quickly.
+// EventListener has optional hooks the runtime calls from its goroutines;
+// they must return quickly.
 type EventListener struct {
+	// Started runs at every start of the job (the first, and each restart
+	// under Config.Restart) once it has restored its checkpoint, opened its
+	// operators and bound its status server, before it processes records.
+	Started func(StartInfo)
+	// CheckpointCompleted runs when a checkpoint is durable, before the
+	// sinks commit it; the job's last has Final set.
 	CheckpointCompleted func(CheckpointInfo)
-	CheckpointFailed    func(id uint64, err error)
+	// CheckpointFailed runs when a checkpoint is aborted (timed out,
+	// declined by a task, or not writable).
+	CheckpointFailed func(id uint64, err error)
+}
+
+// StartInfo describes a start of the job.
+type StartInfo struct {
+	Attempt      int    // 0 for the first start, n for the n-th restart
+	RestoredFrom uint64 // id of the checkpoint it resumed from, 0 for a fresh start
+	MetricsAddr  string // the address the status server listens on, "" without one
 }
 
 // CheckpointInfo describes a completed checkpoint.
@@ -90,6 +125,13 @@ type CheckpointInfo struct {
 	BytesWritten int64 // bytes this checkpoint added to storage
 	Files        int
 }
+
+// DefaultMetricsAddr is the default of the --metrics-addr flag.
+const DefaultMetricsAddr = "127.0.0.1:9249"
+
+// DefaultStateCache is the default of Config.StateCacheBytes (and of
+// --state-cache): 256 MiB.
+const DefaultStateCache = 256 << 20
 
 // EnsureDefaults fills in zero fields.
 func (c *Config) EnsureDefaults() {
@@ -114,8 +156,8 @@ func (c *Config) EnsureDefaults() {
 	if c.ChannelBuffers == 0 {
 		c.ChannelBuffers = 4
 	}
-	if c.StateCacheEntries == 0 {
-		c.StateCacheEntries = 1 << 21
+	if c.StateCacheBytes == 0 {
+		c.StateCacheBytes = DefaultStateCache
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -135,7 +177,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.flagErrs...)
-	check(c.CheckpointDir == "", "--checkpoint-dir is required: a directory for checkpoints and state")
+	check(c.CheckpointDir == "", "--checkpoint-dir is required: a directory or s3://BUCKET/PREFIX for checkpoints")
 	check(c.CheckpointInterval < time.Millisecond, "--checkpoint-interval %v is too short (minimum 1ms)", c.CheckpointInterval)
 	check(c.CheckpointTimeout < c.CheckpointInterval, "--checkpoint-timeout %v is shorter than --checkpoint-interval %v", c.CheckpointTimeout, c.CheckpointInterval)
 	check(c.RetainCheckpoints < 1, "--retain-checkpoints %d: keep at least 1", c.RetainCheckpoints)
@@ -143,6 +185,7 @@ func (c *Config) Validate() error {
 	check(c.Parallelism < 1 || c.Parallelism > c.MaxParallelism, "--parallelism %d out of range [1, --max-parallelism %d]", c.Parallelism, c.MaxParallelism)
 	check(c.BatchSize < 1, "batch size %d < 1", c.BatchSize)
 	check(c.ChannelBuffers < 1, "channel buffers %d < 1", c.ChannelBuffers)
+	check(c.StateCacheBytes < state.MinCacheBytes, "--state-cache %s: must be at least %s", formatByteSize(c.StateCacheBytes), formatByteSize(state.MinCacheBytes))
 	check(!(c.ReadyCheckpointFactor >= 1), "--ready-checkpoint-factor %v: must be at least 1", c.ReadyCheckpointFactor)
 	if _, err := c.metricsTLS(); err != nil {
 		errs = append(errs, err)
@@ -181,12 +224,14 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 	}
 	cfg.EnsureDefaults()
 	f := &Flags{fs: fs, cfg: &cfg}
-	fs.StringVar(&f.cfg.CheckpointDir, "checkpoint-dir", cfg.CheckpointDir, "directory for checkpoints and state; a job resumes from the newest checkpoint in it")
+	fs.StringVar(&f.cfg.CheckpointDir, "checkpoint-dir", cfg.CheckpointDir, "directory or s3://BUCKET/PREFIX for checkpoints (and, for a directory, the live state); a job resumes from the newest checkpoint in it")
+	fs.StringVar(&f.cfg.LocalDir, "local-dir", cfg.LocalDir, "directory for the live state when --checkpoint-dir is s3://… (default: a fresh temporary directory)")
 	fs.DurationVar(&f.cfg.CheckpointInterval, "checkpoint-interval", cfg.CheckpointInterval, "time between checkpoints; output is committed at each")
 	fs.DurationVar(&f.cfg.CheckpointTimeout, "checkpoint-timeout", cfg.CheckpointTimeout, "abort a checkpoint that takes longer than this")
 	fs.IntVar(&f.cfg.RetainCheckpoints, "retain-checkpoints", cfg.RetainCheckpoints, "number of complete checkpoints to keep")
 	fs.IntVar(&f.cfg.Parallelism, "parallelism", cfg.Parallelism, "subtasks per operator, unless the pipeline sets it")
 	fs.IntVar(&f.cfg.MaxParallelism, "max-parallelism", cfg.MaxParallelism, "number of key groups; fixed for the lifetime of a job's state")
+	fs.Var(byteSize{&f.cfg.StateCacheBytes}, "state-cache", "memory bound of the keyed state cached, shared by the keyed subtasks (as 256MiB, 1GiB, 500MB); state beyond it is read from disk")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	metricsAddr := cfg.MetricsAddr
 	if metricsAddr == "" {
@@ -227,6 +272,8 @@ func (f *Flags) Config() Config {
 			zero = v == 0
 		case float64:
 			zero = v == 0
+		case int64:
+			zero = v == 0
 		}
 		if zero {
 			c.flagErrs = append(c.flagErrs, fmt.Errorf("--%s %s: must be positive", fl.Name, fl.Value))
@@ -244,4 +291,45 @@ func (f *Flags) Config() Config {
 		c.Logger = newLogger(f.logLevel)
 	}
 	return c
+}
+
+// engine returns the engine's configuration; c has its defaults and is
+// valid.
+func (c *Config) engine() (engine.Config, error) {
+	tlsCfg, err := c.metricsTLS()
+	if err != nil {
+		return engine.Config{}, err
+	}
+	return engine.Config{
+		CheckpointDir:         c.CheckpointDir,
+		LocalDir:              c.LocalDir,
+		CheckpointInterval:    c.CheckpointInterval,
+		CheckpointTimeout:     c.CheckpointTimeout,
+		RetainCheckpoints:     c.RetainCheckpoints,
+		Parallelism:           c.Parallelism,
+		MaxParallelism:        c.MaxParallelism,
+		BatchSize:             c.BatchSize,
+		ChannelBuffers:        c.ChannelBuffers,
+		StateCacheBytes:       c.StateCacheBytes,
+		Logger:                c.Logger,
+		Events:                c.Events.engine(),
+		MetricsAddr:           c.MetricsAddr,
+		MetricsTLS:            tlsCfg,
+		MetricsAuth:           engine.Auth(c.MetricsAuth),
+		ReadyCheckpointFactor: c.ReadyCheckpointFactor,
+		Restart:               engine.RestartStrategy(c.Restart),
+		Stop:                  c.Stop,
+	}, nil
+}
+
+// engine returns the engine's hooks for l.
+func (l EventListener) engine() engine.Events {
+	e := engine.Events{CheckpointFailed: l.CheckpointFailed}
+	if f := l.Started; f != nil {
+		e.Started = func(info engine.StartInfo) { f(StartInfo(info)) }
+	}
+	if f := l.CheckpointCompleted; f != nil {
+		e.CheckpointCompleted = func(info engine.CheckpointInfo) { f(CheckpointInfo(info)) }
+	}
+	return e
 }

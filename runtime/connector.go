@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 )
 
 // ErrEndOfInput is returned by Source.Read when a bounded source has emitted
@@ -40,7 +41,31 @@ type TaskInfo struct {
 	// transactional.id.expiration.ms (7 days), and then cannot say whether
 	// its last transaction was committed.
 	RestoredCommitted bool
+	// CheckpointInterval is the job's time between checkpoints
+	// (Config.CheckpointInterval, after defaults). Checkpoints cannot be
+	// disabled, so in a running job it is always positive; a sink that
+	// must keep data pre-committed until the next checkpoint completes (a
+	// Kafka transaction, for one) derives its timeouts from it. It is zero
+	// only in a TaskInfo built by hand (in a test, say), which a sink
+	// should read as "unknown" and fall back to its own default.
+	CheckpointInterval time.Duration
 }
+
+// SourceFactory makes the Source of one subtask. The runtime calls it once
+// per subtask at every start of the job (the first and each restart), just
+// before Open. An error fails that start with the operator named, through the
+// job's normal failure path (and its restart strategy), like an error from
+// Open. Connectors return a SourceFactory from a constructor that validates
+// their configuration up front, so a factory error means something that can
+// change between starts, not a bad configuration.
+type SourceFactory[T any] func() (Source[T], error)
+
+// SinkFactory makes the Sink of one subtask. The runtime calls it once per
+// subtask at every start of the job (the first and each restart), just
+// before Open. An error fails that start with the operator named, through the
+// job's normal failure path (and its restart strategy), like an error from
+// Open.
+type SinkFactory[T any] func() (Sink[T], error)
 
 // Source produces the records of a stream. The runtime creates one Source per
 // subtask through the factory given to From and calls it from one goroutine:
@@ -59,6 +84,24 @@ type Source[T any] interface {
 	Read(ctx context.Context, out Collector[T]) error
 	Snapshot() ([]byte, error)
 	Close() error
+}
+
+// CheckpointListener is an optional interface of a Source that must learn
+// when a checkpoint is complete: a source whose broker redelivers what is
+// not acknowledged (acknowledge what checkpoint n covers), or one that
+// reports its progress elsewhere (commit Kafka offsets to a consumer group
+// for monitoring). CheckpointComplete(n) runs on the source's goroutine,
+// between Reads, after Snapshot(n) and once checkpoint n is durable:
+//
+//	… Snapshot(n) → Read … → CheckpointComplete(n) → Read …
+//
+// It is not called for a checkpoint that fails, may be skipped for one
+// that a later complete checkpoint subsumes (CheckpointComplete(n+1) then
+// covers n), and is not called again for the restored checkpoint after a
+// restart: what it does must be idempotent and covered by the state, never
+// needed for correctness of the job's own output. An error fails the job.
+type CheckpointListener interface {
+	CheckpointComplete(ctx context.Context, checkpointID uint64) error
 }
 
 // Sink consumes the records of a stream, committing them in two phases so that
@@ -80,6 +123,9 @@ type Source[T any] interface {
 // commit what the state promises (unless TaskInfo.RestoredCommitted says
 // that its Commit returned already) and discard anything written after it.
 //
+// NewTwoPhaseSink builds a Sink from a smaller TwoPhaseWriter and keeps the
+// pre-committed data's bookkeeping for it.
+//
 // Sinks that cannot hide uncommitted data (stdout, for example) make PreCommit
 // a flush and Commit a no-op; they are at-least-once and must say so.
 type Sink[T any] interface {
@@ -88,6 +134,20 @@ type Sink[T any] interface {
 	PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error)
 	Commit(ctx context.Context, checkpointID uint64) error
 	Close() error
+}
+
+// EndOfInputHandler is an optional interface of a Sink that holds data
+// back across checkpoints (a file sink rolling files, say) and must let go
+// of it when a bounded input ends. EndOfInput runs once, on the sink's
+// goroutine, after the last Write and before the PreCommit of the final
+// checkpoint, which must then cover everything written:
+//
+//	… Write → EndOfInput → PreCommit(final) → Commit(final) → Close
+//
+// A job stopped with a final checkpoint (Config.Stop) does not call it:
+// its input has not ended, and a restart continues from that checkpoint.
+type EndOfInputHandler interface {
+	EndOfInput()
 }
 
 // PromiseChecker is an optional interface of a Sink whose pre-committed data

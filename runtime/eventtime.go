@@ -1,19 +1,27 @@
 package runtime
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"time"
 
+	"github.com/weirstream/weir/internal/engine"
 	"github.com/weirstream/weir/state"
 )
 
 // Event time is the time at which something happened, as recorded in the
-// record itself, in milliseconds since the Unix epoch. Sources assign it with
-// a WatermarkStrategy; watermarks then flow through the stream with the
+// record itself, in milliseconds since the Unix epoch. A WatermarkStrategy
+// assigns it, at a source (WithWatermarks) or on any stream
+// (AssignTimestamps); watermarks then flow through the stream with the
 // records. A watermark w says "no record with an event time <= w will come
 // any more", which is when event-time windows fire and event-time timers run.
 // An operator with several inputs forwards the minimum of their watermarks;
 // inputs that have been idle for a while do not hold it back.
+
+// NoTimestamp is the timestamp of a record without event time (see
+// OperatorContext.Timestamp).
+const NoTimestamp int64 = math.MinInt64
 
 // MinWatermark is the watermark before any was seen; MaxWatermark marks the
 // end of the input, when every event-time timer fires.
@@ -22,17 +30,17 @@ const (
 	MaxWatermark int64 = math.MaxInt64
 )
 
-// WatermarkStrategy assigns event times to a source's records and derives
+// WatermarkStrategy assigns event times to a stream's records and derives
 // its watermarks.
 type WatermarkStrategy[T any] struct {
 	// Timestamp returns the event time of a record, in ms since the epoch.
 	Timestamp func(T) int64
 	// MaxOutOfOrderness is how much later than the newest record so far an
 	// older record may still arrive: the watermark trails the largest
-	// timestamp seen by this much. Zero suits monotonous timestamps.
+	// timestamp seen by this much. Zero suits monotonic timestamps.
 	MaxOutOfOrderness time.Duration
-	// IdleTimeout marks a source subtask idle when it has emitted nothing
-	// for this long, so that it stops holding back the watermark downstream;
+	// IdleTimeout marks a subtask idle when it has emitted nothing for
+	// this long, so that it stops holding back the watermark downstream;
 	// zero means never.
 	IdleTimeout time.Duration
 }
@@ -43,8 +51,8 @@ func BoundedOutOfOrderness[T any](timestamp func(T) int64, maxDelay time.Duratio
 	return WatermarkStrategy[T]{Timestamp: timestamp, MaxOutOfOrderness: maxDelay}
 }
 
-// Monotonous returns a strategy for timestamps that never decrease.
-func Monotonous[T any](timestamp func(T) int64) WatermarkStrategy[T] {
+// Monotonic returns a strategy for timestamps that never decrease.
+func Monotonic[T any](timestamp func(T) int64) WatermarkStrategy[T] {
 	return WatermarkStrategy[T]{Timestamp: timestamp}
 }
 
@@ -61,34 +69,92 @@ type sourceOptions[T any] struct {
 	watermarks *WatermarkStrategy[T]
 }
 
-// WithWatermarks makes the source assign event times and emit watermarks.
+// WithWatermarks makes the source assign event times and emit watermarks:
+// the shorthand for AssignTimestamps right after the source, which saves the
+// hop between the source's tasks and the assigner's.
 func WithWatermarks[T any](s WatermarkStrategy[T]) SourceOption[T] {
 	return func(o *sourceOptions[T]) { o.watermarks = &s }
 }
 
-// watermarker derives a source subtask's watermarks. It sits between the
-// source and its output, watching every record's timestamp.
+// AssignTimestamps adds an operator called name that assigns event times to
+// the records of s with strategy and generates watermarks from them, per
+// subtask, replacing any watermarks that reached it. Use it where the
+// timestamp is known only after decoding or enriching records; on a
+// source's own records From's WithWatermarks does the same without the
+// extra hop. The operator runs as tasks of its own: records reach it over
+// a channel, and each subtask's largest timestamp is part of each
+// checkpoint.
+func AssignTimestamps[T any](s Stream[T], name string, strategy WatermarkStrategy[T]) Stream[T] {
+	p := s.p
+	if strategy.Timestamp == nil {
+		p.Fail(fmt.Errorf("AssignTimestamps %q: watermark strategy without a Timestamp function", name))
+	}
+	if s.n == nil || s.n.Build == nil {
+		return Stream[T]{p: p, n: placeholder(name)}
+	}
+	n, ok := p.add(name, engine.OperatorNode, engine.TypeOf[T]())
+	if !ok {
+		return Stream[T]{p: p, n: placeholder(name)}
+	}
+	n.AssignsEventTime, n.EventTime = true, true
+	n.Build = func(env *engine.Env) (engine.Subtask, error) {
+		w := newWatermarker(strategy, env.Out.(Collector[T]), env.Timestamp)
+		return engine.Subtask{Instance: assignerInstance[T]{w}, In: Collector[T](w)}, nil
+	}
+	engine.Connect(s.n, n, engine.Forward, nil)
+	return Stream[T]{p: p, n: n}
+}
+
+// assignerInstance is the Instance of an AssignTimestamps subtask: the
+// engine asks its watermarker for watermarks after every batch and, with
+// an idle timeout, on the task's clock (UsesProcessingTime).
+type assignerInstance[T any] struct {
+	*watermarker[T]
+}
+
+func (a assignerInstance[T]) UsesProcessingTime() bool { return a.strategy.IdleTimeout > 0 }
+func (assignerInstance[T]) Watermark(int64)            {}
+func (assignerInstance[T]) ProcessingTime(int64)       {}
+func (assignerInstance[T]) Snapshot(context.Context, uint64) ([]byte, error) {
+	return nil, nil
+}
+func (assignerInstance[T]) NotifyComplete(context.Context, uint64) error { return nil }
+func (assignerInstance[T]) Finish() error                                { return nil }
+func (assignerInstance[T]) Close() error                                 { return nil }
+
+// watermarker derives a subtask's watermarks (an engine.WatermarkGenerator).
+// It sits between a source, or the input of AssignTimestamps, and the
+// output, watching every record's timestamp.
 type watermarker[T any] struct {
 	strategy WatermarkStrategy[T]
 	out      Collector[T]
-	maxTime  int64 // largest timestamp emitted, MinWatermark before any
-	emitted  int64 // last watermark sent downstream
+	ts       *int64 // the task's current record timestamp (engine.Env.Timestamp)
+	maxTime  int64  // largest timestamp emitted, MinWatermark before any
+	emitted  int64  // last watermark sent downstream
 	lastRec  time.Time
 	idle     bool
 	seen     bool // a record arrived since the last check
 }
 
+func newWatermarker[T any](strategy WatermarkStrategy[T], out Collector[T], ts *int64) *watermarker[T] {
+	return &watermarker[T]{strategy: strategy, out: out, ts: ts, maxTime: MinWatermark, emitted: MinWatermark, lastRec: time.Now()}
+}
+
+// Collect gives rec its timestamp, which it carries downstream
+// (OperatorContext.Timestamp), and forwards it.
 func (w *watermarker[T]) Collect(rec T) {
-	if ts := w.strategy.Timestamp(rec); ts > w.maxTime {
+	ts := w.strategy.Timestamp(rec)
+	if ts > w.maxTime {
 		w.maxTime = ts
 	}
 	w.seen = true
+	*w.ts = ts
 	w.out.Collect(rec)
 }
 
-// check returns the watermark to send after a Read, if it advanced, and
-// whether the subtask just turned idle.
-func (w *watermarker[T]) check(now time.Time) (wm int64, advanced, idle bool) {
+// EventTime returns the watermark to send after a Read or a batch, if it
+// advanced, and whether the subtask just turned idle.
+func (w *watermarker[T]) EventTime(now time.Time) (wm int64, advanced, idle bool) {
 	if w.seen {
 		w.seen, w.lastRec = false, now
 		w.idle = false
@@ -105,6 +171,15 @@ func (w *watermarker[T]) check(now time.Time) (wm int64, advanced, idle bool) {
 	}
 	w.emitted = wm
 	return wm, true, false
+}
+
+// MaxEventTime returns the largest timestamp emitted, for checkpoints.
+func (w *watermarker[T]) MaxEventTime() (int64, bool) { return w.maxTime, true }
+
+// RestoreEventTime resumes from the largest timestamp a checkpoint kept.
+func (w *watermarker[T]) RestoreEventTime(ts int64) {
+	w.maxTime = ts
+	w.emitted = ts - w.strategy.MaxOutOfOrderness.Milliseconds() - 1
 }
 
 // TimeDomain says which clock a timer follows.

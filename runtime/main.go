@@ -12,28 +12,47 @@ import (
 	"github.com/weirstream/weir/checkpoint"
 )
 
-// Main runs p as the job binary's main function and exits: 0 after a clean
-// end (inputs exhausted, or stopped by SIGINT/SIGTERM after a final
-// checkpoint, or during the wait before a restart), 1 when the job fails (a
-// panic of user code included, see ErrPanic) and cfg.Restart does not
-// restart it, or when a second signal makes it exit at once, 2 for an
-// invalid configuration or pipeline or an unusable checkpoint directory
-// (not writable, or locked by another running job). The next start resumes
-// from the last complete checkpoint.
+// Main runs p as the main function of a job binary, with cfg (typically
+// from RegisterFlags), and exits. The exit status is 0 after a clean end
+// (the inputs exhausted, or a stop by SIGINT or SIGTERM after its final
+// checkpoint, or during the wait before a restart), 1 when the job fails
+// (a panic of user code included, see ErrPanic) and cfg.Restart does not
+// restart it, and 2 for an invalid configuration or pipeline or an
+// unusable checkpoint directory (not writable, or locked by another running
+// job). The next start resumes from the last complete checkpoint.
+//
+// The first SIGINT or SIGTERM stops the job as closing Config.Stop does:
+// the sources stop reading, a final checkpoint is taken and the sinks
+// commit it. A further SIGINT or SIGTERM does not cut that short, so that a
+// signal sent twice (by a supervisor, or to a whole process group) cannot
+// skip the final commit: it is logged, and the stop goes on; it ends within
+// --checkpoint-timeout, after which a final checkpoint that cannot complete
+// fails the job. To end the process at once, send SIGKILL (or SIGQUIT,
+// Ctrl-\, which also prints the goroutines); like any crash, that loses
+// nothing: the next start resumes from the last complete checkpoint, as
+// in Flink, whose stop with a savepoint a second signal does not abort
+// either.
 func Main(p *Pipeline, cfg Config) {
-	os.Exit(Exec(p, cfg))
+	os.Exit(runMain(p, cfg))
 }
 
-// Exec is Main without the exit: it returns the exit code.
-func Exec(p *Pipeline, cfg Config) int {
-	l := newRestartLoop(p, cfg)
+// The messages Main logs on signals (tests match them).
+const (
+	logSignalStop  = "signal received: stopping with a final checkpoint; SIGKILL or SIGQUIT ends the process at once"
+	logSignalAgain = "signal received again: still stopping with a final checkpoint, which ends within --checkpoint-timeout; SIGKILL or SIGQUIT ends the process at once, and the next start resumes from the last complete checkpoint"
+)
+
+// runMain is Main without the exit: it returns the exit status.
+func runMain(p *Pipeline, cfg Config) int {
+	cfg.EnsureDefaults()
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	ended := make(chan struct{})
+	stop, ended := make(chan struct{}), make(chan struct{})
 	defer close(ended)
-	go l.handleSignals(signals, ended)
-	if err := l.run(context.Background()); err != nil {
+	go handleSignals(cfg.Logger.With("job", p.Name()), signals, cfg.Stop, stop, ended)
+	cfg.Stop = stop
+	if err := Run(context.Background(), p, cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name(), err)
 		if isUsageError(err) {
 			return 2
@@ -43,22 +62,28 @@ func Exec(p *Pipeline, cfg Config) int {
 	return 0
 }
 
-// handleSignals stops the job at the first signal and exits at the second.
-func (l *restartLoop) handleSignals(signals <-chan os.Signal, ended <-chan struct{}) {
-	for i := 0; ; i++ {
-		var sig os.Signal
+// handleSignals closes stop at the first signal, or when the caller's own
+// Config.Stop closes, and logs every further signal.
+func handleSignals(logger *slog.Logger, signals <-chan os.Signal, userStop <-chan struct{}, stop chan<- struct{}, ended <-chan struct{}) {
+	stopping := false
+	for {
 		select {
-		case sig = <-signals:
+		case sig := <-signals:
+			if stopping {
+				logger.Warn(logSignalAgain, "signal", sig.String())
+				continue
+			}
+			logger.Info(logSignalStop, "signal", sig.String())
+		case <-userStop:
+			userStop = nil
+			if stopping {
+				continue
+			}
 		case <-ended:
 			return
 		}
-		if i == 0 {
-			l.logger.Info("signal received: stopping with a final checkpoint; send again to exit at once", "signal", sig.String())
-			l.requestStop()
-			continue
-		}
-		l.logger.Warn("second signal: exiting now; the next start resumes from the last checkpoint", "signal", sig.String())
-		os.Exit(1)
+		stopping = true
+		close(stop)
 	}
 }
 

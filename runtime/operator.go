@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"sync/atomic"
 	"time"
 
+	"github.com/weirstream/weir/internal/engine"
 	"github.com/weirstream/weir/state"
 )
 
@@ -46,7 +48,9 @@ type OperatorContext struct {
 	// Restored is what Snapshot returned in the restored checkpoint, or nil.
 	Restored  []byte
 	fail      func(error)
-	watermark *int64 // the task's current input watermark
+	watermark *int64         // the task's current input watermark
+	late      *atomic.Uint64 // weir_late_records_dropped_total of the subtask
+	ts        *int64         // the task's current record timestamp; nil without event time
 }
 
 // Fail reports an error met while processing a record; the job stops with it.
@@ -55,6 +59,38 @@ func (c *OperatorContext) Fail(err error) { c.fail(err) }
 // Watermark returns the current event-time watermark of the operator's
 // input (MinWatermark before the first).
 func (c *OperatorContext) Watermark() int64 { return *c.watermark }
+
+// DroppedLate counts n records the operator dropped because they arrived
+// behind the watermark (at or before it, with no allowed lateness left); the
+// count is exported as weir_late_records_dropped_total{operator, subtask}.
+// Every operator that drops late records calls it, so that no drop goes
+// unseen.
+func (c *OperatorContext) DroppedLate(n int) {
+	if c.late != nil { // nil for a context made outside a running job
+		c.late.Add(uint64(n))
+	}
+}
+
+// Timestamp returns the event timestamp of the record being processed (ms
+// since the epoch), or NoTimestamp if its stream has no event time. A record
+// gets it where event time is assigned (WithWatermarks, AssignTimestamps)
+// and carries it through every operator: records an operator emits inherit
+// the timestamp of the record it is processing, those emitted by an
+// event-time timer the timer's time.
+func (c *OperatorContext) Timestamp() int64 {
+	if c.ts == nil { // no event time on this stream
+		return NoTimestamp
+	}
+	return *c.ts
+}
+
+// SetTimestamp gives the records the operator emits next, until its next
+// input record or timer, the event timestamp ts.
+func (c *OperatorContext) SetTimestamp(ts int64) {
+	if c.ts != nil {
+		*c.ts = ts
+	}
+}
 
 // ProcessingTime returns the wall clock in ms since the epoch.
 func (c *OperatorContext) ProcessingTime() int64 { return time.Now().UnixMilli() }
@@ -85,3 +121,9 @@ func (OperatorBase) Finish() error { return nil }
 
 // Close does nothing.
 func (OperatorBase) Close() error { return nil }
+
+// operatorContext returns the OperatorContext of the subtask env opens.
+func operatorContext(env *engine.Env) *OperatorContext {
+	return &OperatorContext{TaskInfo: info(env), Restored: env.Restored, fail: env.Fail, watermark: env.Watermark,
+		late: env.LateDropped, ts: env.Timestamp}
+}

@@ -1,12 +1,11 @@
 package runtime
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
-	"time"
 
+	"github.com/weirstream/weir/internal/engine"
 	"github.com/weirstream/weir/state"
 )
 
@@ -19,14 +18,14 @@ var ErrInvalidPipeline = errors.New("weir: invalid pipeline")
 // by Err, Run and Main, as in Beam.
 type Pipeline struct {
 	name  string
-	nodes []*node
+	g     *engine.Graph // what the engine runs
 	names map[string]bool
 	err   error
 }
 
 // NewPipeline returns an empty pipeline for the job called name.
 func NewPipeline(name string) *Pipeline {
-	p := &Pipeline{name: name, names: map[string]bool{}}
+	p := &Pipeline{name: name, g: &engine.Graph{Name: name}, names: map[string]bool{}}
 	if !validName.MatchString(name) {
 		p.Fail(fmt.Errorf("job name %q: use letters, digits, '.', '_', '-'", name))
 	}
@@ -54,7 +53,7 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._#-]{0,127}$`)
 // UniqueName returns name with a numeric suffix that no other operator of p
 // uses, for operators that keep no state and so need no stable name.
 func (p *Pipeline) UniqueName(name string) string {
-	for i := len(p.nodes); ; i++ {
+	for i := len(p.g.Nodes); ; i++ {
 		n := fmt.Sprintf("%s#%d", name, i)
 		if !p.names[n] {
 			return n
@@ -62,50 +61,10 @@ func (p *Pipeline) UniqueName(name string) string {
 	}
 }
 
-type nodeKind uint8
-
-const (
-	sourceNode nodeKind = iota
-	operatorNode
-	sinkNode
-)
-
-type partitioning uint8
-
-const (
-	forward partitioning = iota // subtask i to subtask i, or round robin if parallelism differs
-	hashed                      // by key group
-)
-
-// node is one operator of the job graph.
-type node struct {
-	id          int
-	name        string
-	kind        nodeKind
-	parallelism int // 0: the job default
-	inputs      []*edge
-	outputs     []*edge
-	keyed       bool
-	out         streamType // type of the records the node emits
-	// build makes one subtask's instance. It returns the Collector[In] that
-	// feeds it (nil for sources).
-	build func(env *subtaskEnv) (instance, any, error)
-}
-
-// edge connects the output of from to input number index of to.
-type edge struct {
-	from, to *node
-	index    int
-	part     partitioning
-	// router returns, for hashed edges, a function from record to target
-	// subtask; it is called once per sending subtask.
-	router func(maxParallelism, parallelism int) any
-}
-
 // Stream is a typed stream of records of type T in a Pipeline.
 type Stream[T any] struct {
 	p *Pipeline
-	n *node
+	n *engine.Node // a placeholder without Build after a construction error
 }
 
 // Pipeline returns the pipeline s belongs to.
@@ -116,7 +75,7 @@ func (s Stream[T]) Name() string {
 	if s.n == nil {
 		return ""
 	}
-	return s.n.name
+	return s.n.Name
 }
 
 // SetParallelism sets the number of subtasks of the operator that produces s
@@ -125,10 +84,10 @@ func (s Stream[T]) Name() string {
 // redistributes records round robin.
 func (s Stream[T]) SetParallelism(n int) Stream[T] {
 	if n < 1 {
-		s.p.Fail(fmt.Errorf("operator %q: parallelism %d < 1", s.n.name, n))
+		s.p.Fail(fmt.Errorf("operator %q: parallelism %d < 1", s.n.Name, n))
 		return s
 	}
-	s.n.parallelism = n
+	s.n.Parallelism = n
 	return s
 }
 
@@ -162,7 +121,7 @@ func (s KeyedStream[K, T]) KeyFunc() func(T) K { return s.key }
 // KeyCodec returns the codec of the keys.
 func (s KeyedStream[K, T]) KeyCodec() state.Codec[K] { return s.keys }
 
-func (p *Pipeline) add(name string, kind nodeKind, out streamType) (*node, bool) {
+func (p *Pipeline) add(name string, kind engine.Kind, out engine.StreamType) (*engine.Node, bool) {
 	if !validName.MatchString(name) {
 		p.Fail(fmt.Errorf("operator name %q: use 1-128 letters, digits, '.', '_', '-', '#'", name))
 		return nil, false
@@ -172,20 +131,23 @@ func (p *Pipeline) add(name string, kind nodeKind, out streamType) (*node, bool)
 		return nil, false
 	}
 	p.names[name] = true
-	n := &node{id: len(p.nodes), name: name, kind: kind, out: out}
-	p.nodes = append(p.nodes, n)
-	return n, true
+	return p.g.Add(name, kind, out), true
 }
 
-func connect(from, to *node, part partitioning, router func(int, int) any) {
-	e := &edge{from: from, to: to, index: len(to.inputs), part: part, router: router}
-	from.outputs = append(from.outputs, e)
-	to.inputs = append(to.inputs, e)
+// placeholder stands for an operator that could not be added: streams
+// built on it add nothing more.
+func placeholder(name string) *engine.Node { return &engine.Node{Name: name} }
+
+// info returns the TaskInfo of the subtask env opens.
+func info(env *engine.Env) TaskInfo {
+	return TaskInfo{Job: env.Job, Operator: env.Operator, Subtask: env.Subtask, Parallelism: env.Parallelism,
+		Logger: env.Logger, RestoredCommitted: env.RestoredCommitted, CheckpointInterval: env.CheckpointInterval}
 }
 
-// From adds a source called name. newSource is called once per subtask.
-// WithWatermarks gives the stream event time.
-func From[T any](p *Pipeline, name string, newSource func() Source[T], opts ...SourceOption[T]) Stream[T] {
+// From adds a source called name. newSource is called once per subtask at
+// every start of the job (see SourceFactory). WithWatermarks gives the stream
+// event time as AssignTimestamps would, inside the source's subtasks.
+func From[T any](p *Pipeline, name string, newSource SourceFactory[T], opts ...SourceOption[T]) Stream[T] {
 	var o sourceOptions[T]
 	for _, opt := range opts {
 		opt(&o)
@@ -193,58 +155,71 @@ func From[T any](p *Pipeline, name string, newSource func() Source[T], opts ...S
 	if o.watermarks != nil && o.watermarks.Timestamp == nil {
 		p.Fail(fmt.Errorf("source %q: watermark strategy without a Timestamp function", name))
 	}
-	n, ok := p.add(name, sourceNode, typeOf[T]())
-	if !ok {
-		return Stream[T]{p: p, n: &node{name: name}}
+	if newSource == nil {
+		p.Fail(fmt.Errorf("source %q: nil SourceFactory: pass the factory a connector's NewSource returned", name))
 	}
-	n.build = func(env *subtaskEnv) (instance, any, error) {
-		src := newSource()
-		if err := src.Open(env.ctx, env.info, env.restored); err != nil {
-			return nil, nil, err
+	n, ok := p.add(name, engine.SourceNode, engine.TypeOf[T]())
+	if !ok {
+		return Stream[T]{p: p, n: placeholder(name)}
+	}
+	n.EventTime = o.watermarks != nil
+	n.Build = func(env *engine.Env) (engine.Subtask, error) {
+		src, err := newSource()
+		if err != nil {
+			return engine.Subtask{}, fmt.Errorf("new source: %w", err)
 		}
-		inst := &sourceInstance[T]{src: src, out: env.out.(Collector[T])}
+		if err := src.Open(env.Ctx, info(env), env.Restored); err != nil {
+			return engine.Subtask{}, err
+		}
+		inst := &sourceInstance[T]{src: src, out: env.Out.(Collector[T])}
 		if o.watermarks != nil {
-			inst.wm = &watermarker[T]{strategy: *o.watermarks, out: inst.out, maxTime: MinWatermark, emitted: MinWatermark, lastRec: time.Now()}
+			inst.wm = newWatermarker(*o.watermarks, inst.out, env.Timestamp)
 			inst.out = inst.wm
 		}
-		return inst, nil, nil
+		return engine.Subtask{Instance: inst, Reports: reports(src)}, nil
 	}
 	return Stream[T]{p: p, n: n}
 }
 
 // To adds a sink called name that consumes s. newSink is called once per
-// subtask.
-func To[T any](s Stream[T], name string, newSink func() Sink[T]) SinkHandle {
+// subtask at every start of the job (see SinkFactory).
+func To[T any](s Stream[T], name string, newSink SinkFactory[T]) SinkHandle {
 	p := s.p
-	if s.n == nil || s.n.build == nil {
+	if s.n == nil || s.n.Build == nil {
 		return SinkHandle{}
 	}
-	n, ok := p.add(name, sinkNode, nil)
+	if newSink == nil {
+		p.Fail(fmt.Errorf("sink %q: nil SinkFactory: pass the factory a connector's NewSink returned", name))
+	}
+	n, ok := p.add(name, engine.SinkNode, nil)
 	if !ok {
 		return SinkHandle{}
 	}
-	n.build = func(env *subtaskEnv) (instance, any, error) {
-		sink := newSink()
-		if err := sink.Open(env.ctx, env.info, env.restored); err != nil {
-			return nil, nil, err
+	n.Build = func(env *engine.Env) (engine.Subtask, error) {
+		sink, err := newSink()
+		if err != nil {
+			return engine.Subtask{}, fmt.Errorf("new sink: %w", err)
 		}
-		inst := &sinkInstance[T]{sink: sink, ctx: env.ctx, fail: env.fail, committed: env.committed}
-		return inst, Collector[T](inst), nil
+		if err := sink.Open(env.Ctx, info(env), env.Restored); err != nil {
+			return engine.Subtask{}, err
+		}
+		inst := &sinkInstance[T]{sink: sink, ctx: env.Ctx, fail: env.Fail}
+		return engine.Subtask{Instance: inst, In: Collector[T](inst), Reports: reports(sink)}, nil
 	}
-	connect(s.n, n, forward, nil)
+	engine.Connect(s.n, n, engine.Forward, nil)
 	return SinkHandle{p: p, n: n}
 }
 
 // SinkHandle refers to a sink in a pipeline.
 type SinkHandle struct {
 	p *Pipeline
-	n *node
+	n *engine.Node
 }
 
 // SetParallelism sets the number of sink subtasks.
 func (h SinkHandle) SetParallelism(n int) SinkHandle {
 	if h.n != nil && n >= 1 {
-		h.n.parallelism = n
+		h.n.Parallelism = n
 	} else if h.p != nil {
 		h.p.Fail(fmt.Errorf("sink parallelism %d < 1", n))
 	}
@@ -256,22 +231,21 @@ func (h SinkHandle) SetParallelism(n int) SinkHandle {
 // Filter and the others, and how users add operators of their own.
 func Apply[In, Out any](s Stream[In], name string, newOp func() Operator[In, Out]) Stream[Out] {
 	p := s.p
-	if s.n == nil || s.n.build == nil {
-		return Stream[Out]{p: p, n: &node{name: name}}
+	if s.n == nil || s.n.Build == nil {
+		return Stream[Out]{p: p, n: placeholder(name)}
 	}
-	n, ok := p.add(name, operatorNode, typeOf[Out]())
+	n, ok := p.add(name, engine.OperatorNode, engine.TypeOf[Out]())
 	if !ok {
-		return Stream[Out]{p: p, n: &node{name: name}}
+		return Stream[Out]{p: p, n: placeholder(name)}
 	}
-	n.build = func(env *subtaskEnv) (instance, any, error) {
+	n.Build = func(env *engine.Env) (engine.Subtask, error) {
 		op := newOp()
-		octx := &OperatorContext{TaskInfo: env.info, Restored: env.restored, fail: env.fail, watermark: env.watermark}
-		if err := op.Open(octx, env.out.(Collector[Out])); err != nil {
-			return nil, nil, err
+		if err := op.Open(operatorContext(env), env.Out.(Collector[Out])); err != nil {
+			return engine.Subtask{}, err
 		}
-		return operatorInstance{op}, processorCollector[In]{op}, nil
+		return engine.Subtask{Instance: operatorInstance{op}, In: processorCollector[In]{op}}, nil
 	}
-	connect(s.n, n, forward, nil)
+	engine.Connect(s.n, n, engine.Forward, nil)
 	return Stream[Out]{p: p, n: n}
 }
 
@@ -279,34 +253,34 @@ func Apply[In, Out any](s Stream[In], name string, newOp func() Operator[In, Out
 // state is checkpointed under name.
 func ApplyKeyed[K comparable, In, Out any](s KeyedStream[K, In], name string, newOp func() KeyedOperator[K, In, Out]) Stream[Out] {
 	p := s.p
-	if s.n == nil || s.n.build == nil || s.keys == nil {
-		return Stream[Out]{p: p, n: &node{name: name}}
+	if s.n == nil || s.n.Build == nil || s.keys == nil {
+		return Stream[Out]{p: p, n: placeholder(name)}
 	}
-	n, ok := p.add(name, operatorNode, typeOf[Out]())
+	n, ok := p.add(name, engine.OperatorNode, engine.TypeOf[Out]())
 	if !ok {
-		return Stream[Out]{p: p, n: &node{name: name}}
+		return Stream[Out]{p: p, n: placeholder(name)}
 	}
-	n.keyed = true
+	n.Keyed = true
 	key, keys := s.key, s.keys
-	n.build = func(env *subtaskEnv) (instance, any, error) {
-		scope, err := state.NewScope(env.backend, keys)
+	n.Build = func(env *engine.Env) (engine.Subtask, error) {
+		scope, err := state.NewScope(env.Backend, keys)
 		if err != nil {
-			return nil, nil, err
+			return engine.Subtask{}, err
 		}
 		op := newOp()
-		kctx := &KeyedContext[K]{
-			OperatorContext: OperatorContext{TaskInfo: env.info, Restored: env.restored, fail: env.fail, watermark: env.watermark},
-			Scope:           scope,
-		}
+		kctx := &KeyedContext[K]{OperatorContext: *operatorContext(env), Scope: scope}
 		if _, ok := op.(TimerHandler[K]); ok {
 			if kctx.Timers, err = newTimerService(scope); err != nil {
-				return nil, nil, err
+				return engine.Subtask{}, err
 			}
 		}
-		if err := op.Open(kctx, env.out.(Collector[Out])); err != nil {
-			return nil, nil, err
+		if err := op.Open(kctx, env.Out.(Collector[Out])); err != nil {
+			return engine.Subtask{}, err
 		}
-		return keyedInstance[K, In, Out]{op: op, timers: kctx.Timers}, &keyedCollector[K, In, Out]{op: op, key: key, scope: scope}, nil
+		return engine.Subtask{
+			Instance: keyedInstance[K, In, Out]{op: op, timers: kctx.Timers, ts: env.Timestamp},
+			In:       &keyedCollector[K, In, Out]{op: op, key: key, scope: scope, ts: env.Timestamp},
+		}, nil
 	}
 	router := func(maxParallelism, parallelism int) any {
 		hash := state.Hasher(keys)
@@ -315,47 +289,34 @@ func ApplyKeyed[K comparable, In, Out any](s KeyedStream[K, In], name string, ne
 			return state.SubtaskOf(kg, maxParallelism, parallelism)
 		}
 	}
-	connect(s.n, n, hashed, router)
+	engine.Connect(s.n, n, engine.Hashed, router)
 	return Stream[Out]{p: p, n: n}
 }
 
-// Merge returns the union of streams as one stream, in no particular order
-// between them.
-func Merge[T any](name string, streams ...Stream[T]) Stream[T] {
-	if len(streams) == 0 {
-		panic("weir: Merge of no streams")
-	}
-	p := streams[0].p
+// Merge returns the union of s and others as one stream, called name, in
+// no particular order between them. It is the only way to join streams of
+// the same type into one.
+func Merge[T any](s Stream[T], name string, others ...Stream[T]) Stream[T] {
+	p := s.p
+	streams := append([]Stream[T]{s}, others...)
 	for _, s := range streams {
-		if s.n == nil || s.n.build == nil {
-			return Stream[T]{p: p, n: &node{name: name}}
+		if s.n == nil || s.n.Build == nil {
+			return Stream[T]{p: p, n: placeholder(name)}
 		}
 		if s.p != p {
 			p.Fail(fmt.Errorf("Merge %q: streams of different pipelines", name))
-			return Stream[T]{p: p, n: &node{name: name}}
+			return Stream[T]{p: p, n: placeholder(name)}
 		}
 	}
-	n, ok := p.add(name, operatorNode, typeOf[T]())
+	n, ok := p.add(name, engine.OperatorNode, engine.TypeOf[T]())
 	if !ok {
-		return Stream[T]{p: p, n: &node{name: name}}
+		return Stream[T]{p: p, n: placeholder(name)}
 	}
 	for _, s := range streams {
-		connect(s.n, n, forward, nil)
+		engine.Connect(s.n, n, engine.Forward, nil)
 	}
-	n.build = func(env *subtaskEnv) (instance, any, error) {
-		return nopInstance{}, env.out, nil
+	n.Build = func(env *engine.Env) (engine.Subtask, error) {
+		return engine.Subtask{Instance: nopInstance{}, In: env.Out}, nil
 	}
 	return Stream[T]{p: p, n: n}
-}
-
-// subtaskEnv is what a node's build function needs for one subtask.
-type subtaskEnv struct {
-	ctx       context.Context
-	info      TaskInfo
-	restored  []byte
-	backend   *state.Backend // keyed nodes only
-	out       any            // Collector[Out] of the node, nil for sinks
-	fail      func(error)
-	watermark *int64                          // the task's current input watermark
-	committed func(checkpointID uint64) error // sinks only: see sinkInstance
 }

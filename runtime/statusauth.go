@@ -1,15 +1,14 @@
 package runtime
 
 import (
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
+
+	"github.com/weirstream/weir/internal/engine"
 )
 
 // MetricsAuth protects the status server's endpoints, all but /healthz and
@@ -25,37 +24,13 @@ type MetricsAuth struct {
 func (a MetricsAuth) IsZero() bool { return a == MetricsAuth{} }
 
 // String says what is configured, without the secrets.
-func (a MetricsAuth) String() string {
-	var parts []string
-	if a.BearerToken != "" {
-		parts = append(parts, "bearer token")
-	}
-	if a.BasicUser != "" {
-		parts = append(parts, fmt.Sprintf("basic auth as %q", a.BasicUser))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, " or ")
-}
+func (a MetricsAuth) String() string { return engine.Auth(a).String() }
 
 // GoString implements fmt.GoStringer, so that %#v hides the secrets too.
 func (a MetricsAuth) GoString() string { return "runtime.MetricsAuth{" + a.String() + "}" }
 
 // LogValue implements slog.LogValuer.
 func (a MetricsAuth) LogValue() slog.Value { return slog.StringValue(a.String()) }
-
-// allows reports whether r carries the configured credentials.
-func (a MetricsAuth) allows(r *http.Request) bool {
-	same := func(got, want string) bool {
-		return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-	}
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && same(tok, a.BearerToken) {
-		return true
-	}
-	u, p, ok := r.BasicAuth()
-	return ok && a.BasicUser != "" && same(u, a.BasicUser) && same(p, a.BasicPassword)
-}
 
 func (a MetricsAuth) validate() error {
 	if (a.BasicUser == "") != (a.BasicPassword == "") {
@@ -116,37 +91,4 @@ func (c *Config) metricsTLS() (*tls.Config, error) {
 		return nil, fmt.Errorf("--metrics-tls-cert %q, --metrics-tls-key %q: %w", c.MetricsTLSCertFile, c.MetricsTLSKeyFile, err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
-// isLoopback reports whether a listener's address is on the loopback
-// interface only.
-func isLoopback(addr net.Addr) bool {
-	ta, ok := addr.(*net.TCPAddr)
-	return ok && ta.IP.IsLoopback()
-}
-
-// guard enforces auth on every endpoint but the probes', and refuses
-// requests that may change state (anything but GET and HEAD) from off the
-// loopback interface when no auth is configured.
-func guard(auth MetricsAuth, loopback bool, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
-		case !auth.IsZero():
-			if !auth.allows(r) {
-				if auth.BasicUser != "" {
-					w.Header().Set("WWW-Authenticate", `Basic realm="weir"`)
-				} else {
-					w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
-				}
-				http.Error(w, "unauthorized: this endpoint needs the status server's credentials", http.StatusUnauthorized)
-				return
-			}
-		case !loopback && r.Method != http.MethodGet && r.Method != http.MethodHead:
-			http.Error(w, "forbidden: a request that changes state needs --metrics-bearer-token-file or --metrics-basic-auth-file "+
-				"when the status server is not bound to loopback", http.StatusForbidden)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -24,15 +25,20 @@ type Config struct {
 	// MaxParallelism is the number of key groups (default
 	// DefaultMaxParallelism).
 	MaxParallelism int
-	// CacheEntries bounds the clean entries cached per state (default 1<<21;
-	// per namespace for a Namespaced state). A restored state that fits is
-	// loaded whole at registration.
-	CacheEntries int
+	// CacheBytes bounds the estimated memory of the entries cached, over
+	// all states (default DefaultCacheBytes, minimum MinCacheBytes; see
+	// cachesize.go for the estimate). Entries changed since the last
+	// durable checkpoint stay cached beyond the bound. A restored state
+	// that fits is loaded whole at registration.
+	CacheBytes int64
 	// BlockCache is a Pebble block cache shared by the job's backends; nil
 	// gives this backend a small one of its own.
 	BlockCache *pebble.Cache
 	// Logger receives Pebble's log lines (default slog.Default()).
 	Logger *slog.Logger
+	// Now is the processing-time clock that state TTLs are measured with
+	// (default time.Now); tests set a fake one.
+	Now func() time.Time
 	// Results receives the outcome of each snapshot; several backends may
 	// share one channel (nil: the backend makes its own, see Results).
 	Results chan Result
@@ -43,11 +49,14 @@ func (c *Config) EnsureDefaults() {
 	if c.MaxParallelism == 0 {
 		c.MaxParallelism = DefaultMaxParallelism
 	}
-	if c.CacheEntries == 0 {
-		c.CacheEntries = 1 << 21
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCacheBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Results == nil {
 		c.Results = make(chan Result, 4)
@@ -61,11 +70,17 @@ func (c *Config) Validate() error {
 		return errors.New("state: Config.Dir is empty")
 	case c.MaxParallelism < 1 || c.MaxParallelism > 1<<15:
 		return fmt.Errorf("state: MaxParallelism %d out of range [1, 32768]", c.MaxParallelism)
-	case c.CacheEntries < 16:
-		return fmt.Errorf("state: CacheEntries %d too small (minimum 16)", c.CacheEntries)
+	case c.CacheBytes < MinCacheBytes:
+		return fmt.Errorf("state: CacheBytes %d too small (minimum %d)", c.CacheBytes, MinCacheBytes)
 	}
 	return nil
 }
+
+// DefaultCacheBytes is the default of Config.CacheBytes.
+const DefaultCacheBytes = 256 << 20
+
+// MinCacheBytes is the smallest Config.CacheBytes: a few dozen entries.
+const MinCacheBytes = 1 << 10
 
 // Backend holds the keyed state of one operator subtask. Apart from the
 // background writer it starts, it is used from the subtask's goroutine only.
@@ -88,6 +103,19 @@ type Backend struct {
 
 	tables []tableOps
 	names  map[uint32]string
+	// newKinds are the kinds of states registered since Open that Pebble
+	// does not hold yet: the next snapshot writes them.
+	newKinds []kindRecord
+	// cleaners remove the expired values of states with a TTL.
+	cleaners []cleaner
+
+	// cachedBytes is the estimated memory of the cached entries, which
+	// the tables' hash tables keep up to date (see cachesize.go).
+	cachedBytes int64
+	// noEvictBefore suppresses eviction until this many epochs have been
+	// applied, after a pass over every state found too little to evict.
+	noEvictBefore uint32
+	loaded        bool // see table.loaded
 
 	epoch        uint32    // current epoch; changes are stamped with it
 	frozenEpoch  uint32    // epoch being drained, or 0
@@ -176,7 +204,7 @@ func Open(cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-func (b *Backend) register(name string, t tableOps) (uint32, error) {
+func (b *Backend) register(name string, kind stateKind, t tableOps) (uint32, error) {
 	if name == "" {
 		return 0, errors.New("state: empty state name")
 	}
@@ -188,6 +216,9 @@ func (b *Backend) register(name string, t tableOps) (uint32, error) {
 			return 0, fmt.Errorf("state: state %q registered twice", name)
 		}
 		return 0, fmt.Errorf("state: states %q and %q collide; rename one", prev, name)
+	}
+	if err := b.checkKind(id, name, kind); err != nil {
+		return 0, err
 	}
 	b.names[id] = name
 	b.tables = append(b.tables, t)
@@ -220,7 +251,8 @@ func (b *Backend) cachedAll() bool {
 // handle registered, seeking from one [key group][state id] prefix to the
 // next.
 func (b *Backend) holdsUnregistered() (bool, error) {
-	it, err := b.db.NewIter(nil)
+	// NB: kind records are not state (see kindKey).
+	it, err := b.db.NewIter(&pebble.IterOptions{UpperBound: everything.End})
 	if err != nil {
 		return false, err
 	}
@@ -290,6 +322,10 @@ func (b *Backend) Freeze(id uint64, dest string) error {
 	for _, t := range b.tables {
 		t.freeze()
 	}
+	b.writeKinds()
+	for _, c := range b.cleaners {
+		c.startPass()
+	}
 	return nil
 }
 
@@ -299,17 +335,21 @@ func (b *Backend) Draining() bool { return b.pending != nil }
 // Drain encodes up to budget frozen entries (all if budget <= 0) and, once
 // the epoch is fully encoded, hands it to the background writer. It reports
 // whether the epoch is fully encoded.
+//
+// Before the hand-off, each state with a TTL removes expired values: a
+// bounded part of its cache (changed in the current epoch) and of what
+// Pebble holds and the cache does not (changed in the frozen epoch's
+// delta), charged to the budget. Pebble has no compaction filter that
+// could drop them as it compacts.
 func (b *Backend) Drain(budget int) bool {
 	if b.pending == nil {
 		return true
 	}
+	if budget <= 0 {
+		budget = int(^uint(0) >> 1)
+	}
 	done := true
 	for _, t := range b.tables {
-		if budget <= 0 {
-			_, d := t.drainSome(int(^uint(0) >> 1))
-			done = done && d
-			continue
-		}
 		used, d := t.drainSome(budget)
 		budget -= used
 		done = done && d
@@ -322,6 +362,12 @@ func (b *Backend) Drain(budget int) bool {
 	}
 	for _, t := range b.tables { // tables skipped by an exhausted budget
 		if _, d := t.drainSome(0); !d {
+			return false
+		}
+	}
+	for _, c := range b.cleaners {
+		used, d := c.cleanSome(budget)
+		if budget -= used; !d {
 			return false
 		}
 	}

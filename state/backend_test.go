@@ -13,32 +13,89 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirstream/weir/internal/testseed"
 )
 
-// model is what the state of a backend should be: the Value and Map states
-// of a string-keyed scope and the Value state of an int64-keyed scope.
+// model is what the state of a backend should be: the Value, Map and List
+// states of a string-keyed scope, with and without TTL, and the Value state
+// of an int64-keyed scope.
 type model struct {
-	vals map[string]int64
-	maps map[string]map[string]string
-	ints map[int64][]byte
+	vals  map[string]int64
+	maps  map[string]map[string]string
+	lists map[string][]string
+	ints  map[int64][]byte
+	// With TTL (metaTTL), times in the fake clock's milliseconds: a value
+	// that restarts its TTL on reads, and a list whose elements expire
+	// ttl after their Add.
+	tvals  map[string]stampedInt
+	tlists map[string][]stampedStr
 }
 
+type (
+	stampedInt = stamped[int64]
+	stampedStr = stamped[string]
+)
+
+// metaTTL is the TTL of the metamorphic test's states with TTL.
+const metaTTL = 40 * time.Millisecond
+
 func newModel() model {
-	return model{vals: map[string]int64{}, maps: map[string]map[string]string{}, ints: map[int64][]byte{}}
+	return model{
+		vals: map[string]int64{}, maps: map[string]map[string]string{}, lists: map[string][]string{},
+		ints: map[int64][]byte{}, tvals: map[string]stampedInt{}, tlists: map[string][]stampedStr{},
+	}
 }
 
 func (m model) clone() model {
-	c := model{vals: maps.Clone(m.vals), maps: map[string]map[string]string{}, ints: map[int64][]byte{}}
+	c := newModel()
+	c.vals, c.tvals = maps.Clone(m.vals), maps.Clone(m.tvals)
 	for k, v := range m.maps {
 		c.maps[k] = maps.Clone(v)
+	}
+	for k, v := range m.lists {
+		c.lists[k] = slices.Clone(v)
+	}
+	for k, v := range m.tlists {
+		c.tlists[k] = slices.Clone(v)
 	}
 	for k, v := range m.ints {
 		c.ints[k] = bytes.Clone(v)
 	}
 	return c
 }
+
+// readTVal is what a read of the TTL value of sk returns at now, and
+// applies the read to the model (expiry, TTL restarted).
+func (m model) readTVal(sk string, now int64) (int64, bool) {
+	s, ok := m.tvals[sk]
+	switch {
+	case !ok:
+		return 0, false
+	case now-s.at >= metaTTL.Milliseconds():
+		delete(m.tvals, sk)
+		return 0, false
+	}
+	m.tvals[sk] = stampedInt{v: s.v, at: now}
+	return s.v, true
+}
+
+// liveTList is the TTL list of sk as a read at now sees it.
+func (m model) liveTList(sk string, now int64) []string {
+	var live []string
+	for _, s := range m.tlists[sk] {
+		if now-s.at < metaTTL.Milliseconds() {
+			live = append(live, s.v)
+		}
+	}
+	return live
+}
+
+// fakeClock is a processing-time clock that moves only when told.
+type fakeClock struct{ ms int64 }
+
+func (c *fakeClock) now() time.Time { return time.UnixMilli(c.ms) }
 
 // The key universes are small so that keys are rewritten often (copy on
 // write) and larger than the smallest cache (eviction). Some string keys are
@@ -70,6 +127,9 @@ type stateHandles struct {
 	ss *Scope[string]
 	v  *Value[string, int64]
 	mp *Map[string, string, string]
+	ls *List[string, string]
+	tv *Value[string, int64] // with TTL, OnReadAndWrite
+	tl *List[string, string] // with TTL, OnCreateAndWrite
 	is *Scope[int64]
 	iv *Value[int64, []byte]
 }
@@ -90,6 +150,15 @@ func openStates(t *testing.T, cfg Config) *stateHandles {
 	if h.mp, err = NewMap(h.ss, "map", String, String); err != nil {
 		t.Fatal(err)
 	}
+	if h.ls, err = NewList(h.ss, "list", String); err != nil {
+		t.Fatal(err)
+	}
+	if h.tv, err = NewValue(h.ss, "ttl-value", Int64, WithTTL(metaTTL, OnReadAndWrite)); err != nil {
+		t.Fatal(err)
+	}
+	if h.tl, err = NewList(h.ss, "ttl-list", String, WithTTL(metaTTL, OnCreateAndWrite)); err != nil {
+		t.Fatal(err)
+	}
 	if h.is, err = NewScope[int64](b, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +171,7 @@ func openStates(t *testing.T, cfg Config) *stateHandles {
 // metaConfig is one configuration of the metamorphic test.
 type metaConfig struct {
 	name           string
-	cacheEntries   int
+	cacheBytes     int64
 	maxParallelism int
 	ops            int
 	freezeProb     float64 // per step, when not draining
@@ -115,12 +184,16 @@ type metaConfig struct {
 // runner drives one backend with random operations and checks every read
 // against the model.
 type runner struct {
-	t    *testing.T
-	seed uint64
-	rng  *rand.Rand
-	h    *stateHandles
-	m    model
-	step int
+	t     *testing.T
+	seed  uint64
+	rng   *rand.Rand
+	h     *stateHandles
+	m     model
+	step  int
+	clock *fakeClock
+	// extra draws the operations of the List and TTL states; nil leaves
+	// them alone (regression seeds found before they existed).
+	extra *rand.Rand
 
 	mc metaConfig
 
@@ -138,16 +211,125 @@ func (r *runner) fatalf(format string, args ...any) {
 	r.t.Fatalf("seed %d, step %d: %s", r.seed, r.step, fmt.Sprintf(format, args...))
 }
 
-func (r *runner) randValue() string {
-	n := r.rng.IntN(8)
-	if r.rng.IntN(4) == 0 {
-		n = 100 + r.rng.IntN(200) // long: multi-byte length prefix in the map codec
+func (r *runner) randValue() string { return randString(r.rng) }
+
+func randString(rng *rand.Rand) string {
+	n := rng.IntN(8)
+	if rng.IntN(4) == 0 {
+		n = 100 + rng.IntN(200) // long: multi-byte length prefix in the map codec
 	}
 	b := make([]byte, n)
 	for i := range b {
-		b[i] = byte('a' + r.rng.IntN(26))
+		b[i] = byte('a' + rng.IntN(26))
 	}
 	return string(b)
+}
+
+func randStrings(rng *rand.Rand) []string {
+	vs := make([]string, rng.IntN(4))
+	for i := range vs {
+		vs[i] = randString(rng)
+	}
+	return vs
+}
+
+// extraOp applies one random operation to the List and TTL states, drawn
+// from r.extra (so that the other states see the operations of the seeds
+// that were found before these states existed), or moves the clock.
+func (r *runner) extraOp() {
+	h, m, rng := r.h, r.m, r.extra
+	sk := strKeys[rng.IntN(len(strKeys))]
+	h.ss.SetKey(sk)
+	now := r.clock.ms
+	switch rng.IntN(13) {
+	case 0, 1:
+		v := randString(rng)
+		h.ls.Add(v)
+		m.lists[sk] = append(m.lists[sk], v)
+	case 2:
+		vs := randStrings(rng)
+		h.ls.AddAll(vs)
+		if len(vs) > 0 {
+			m.lists[sk] = append(m.lists[sk], vs...)
+		}
+	case 3:
+		if rng.IntN(3) == 0 {
+			h.ls.Clear()
+			delete(m.lists, sk)
+			break
+		}
+		vs := randStrings(rng)
+		h.ls.Update(vs)
+		if len(vs) == 0 {
+			delete(m.lists, sk)
+		} else {
+			m.lists[sk] = slices.Clone(vs)
+		}
+	case 4:
+		r.checkList(sk, "")
+	case 5:
+		v := rng.Int64()
+		h.tv.Put(v)
+		m.tvals[sk] = stampedInt{v: v, at: now}
+	case 6:
+		got, ok := h.tv.Get()
+		if want, wok := m.readTVal(sk, now); got != want || ok != wok {
+			r.fatalf("ttl-value[%q] at %d = %d, %v; want %d, %v", sk, now, got, ok, want, wok)
+		}
+	case 7:
+		got := h.tv.Update(func(n int64, _ bool) int64 { return n + 1 })
+		s, ok := m.tvals[sk]
+		if !ok || now-s.at >= metaTTL.Milliseconds() {
+			s.v = 0
+		}
+		m.tvals[sk] = stampedInt{v: s.v + 1, at: now}
+		if got != s.v+1 {
+			r.fatalf("ttl-value[%q] at %d: Update returned %d, want %d", sk, now, got, s.v+1)
+		}
+	case 8:
+		v := randString(rng)
+		h.tl.Add(v)
+		m.tlists[sk] = append(m.tlists[sk], stampedStr{v: v, at: now})
+	case 9:
+		r.checkTList(sk, "")
+	case 10:
+		if rng.IntN(3) == 0 {
+			h.tl.Clear()
+			delete(m.tlists, sk)
+			break
+		}
+		vs := randStrings(rng)
+		h.tl.Update(vs)
+		delete(m.tlists, sk)
+		for _, v := range vs {
+			m.tlists[sk] = append(m.tlists[sk], stampedStr{v: v, at: now})
+		}
+	default:
+		r.clock.ms += rng.Int64N(10)
+	}
+	if err := h.b.Err(); err != nil {
+		r.fatalf("backend error: %v", err)
+	}
+}
+
+// checkList compares the List of the current string key sk with the model.
+func (r *runner) checkList(sk, what string) {
+	r.t.Helper()
+	got, want := slices.Collect(r.h.ls.All()), r.m.lists[sk]
+	if !slices.Equal(got, want) || r.h.ls.Len() != len(want) {
+		r.fatalf("%slist[%q] = %q (Len %d); want %q", what, sk, got, r.h.ls.Len(), want)
+	}
+}
+
+// checkTList compares the TTL List of the current string key sk with the
+// model.
+func (r *runner) checkTList(sk, what string) {
+	r.t.Helper()
+	now := r.clock.ms
+	got, want := slices.Collect(r.h.tl.All()), r.m.liveTList(sk, now)
+	if !slices.Equal(got, want) || r.h.tl.Len() != len(want) {
+		r.fatalf("%sttl-list[%q] at %d = %q (Len %d); want %q", what, sk, now, got, r.h.tl.Len(), want)
+	}
 }
 
 // op applies one random state operation and checks reads against the model.
@@ -215,6 +397,9 @@ func (r *runner) op() {
 	if err := h.b.Err(); err != nil {
 		r.fatalf("backend error: %v", err)
 	}
+	if r.extra != nil && r.extra.IntN(2) == 0 {
+		r.extraOp()
+	}
 }
 
 // checkMap compares the whole map of the current string key with want.
@@ -250,6 +435,17 @@ func (r *runner) checkAll(want model, what string) {
 			if got != w || ok != wok {
 				r.fatalf("%s: map[%q][%q] = %q, %v; want %q, %v", what, sk, uk, got, ok, w, wok)
 			}
+		}
+		if gl := slices.Collect(h.ls.All()); !slices.Equal(gl, want.lists[sk]) {
+			r.fatalf("%s: list[%q] = %q; want %q", what, sk, gl, want.lists[sk])
+		}
+		now := r.clock.ms
+		got, ok = h.tv.Get()
+		if w, wok := want.readTVal(sk, now); got != w || ok != wok {
+			r.fatalf("%s: ttl-value[%q] at %d = %d, %v; want %d, %v", what, sk, now, got, ok, w, wok)
+		}
+		if gl, wl := slices.Collect(h.tl.All()), want.liveTList(sk, now); !slices.Equal(gl, wl) {
+			r.fatalf("%s: ttl-list[%q] at %d = %q; want %q", what, sk, now, gl, wl)
 		}
 	}
 	for _, ik := range intKeys {
@@ -411,6 +607,25 @@ func (r *runner) ensureBothKinds() {
 			h.iv.Put(v)
 			m.ints[ik] = bytes.Clone(v)
 		}
+		now := r.clock.ms
+		for _, sk := range strKeys {
+			h.ss.SetKey(sk)
+			if l, ok := m.lists[sk]; ok {
+				h.ls.Update(l)
+			}
+			if s, ok := m.tvals[sk]; ok {
+				h.tv.Put(s.v)
+				m.tvals[sk] = stampedInt{v: s.v, at: now}
+			}
+			if _, ok := m.tlists[sk]; ok {
+				live := m.liveTList(sk, now)
+				h.tl.Update(live) // empty: a Clear
+				delete(m.tlists, sk)
+				for _, v := range live {
+					m.tlists[sk] = append(m.tlists[sk], stampedStr{v: v, at: now})
+				}
+			}
+		}
 		checkpoint(true)
 	}
 }
@@ -463,23 +678,23 @@ func copyCheckpoint(t *testing.T, src, dst string) {
 func TestBackendMetamorphic(t *testing.T) {
 	seed := testseed.Seed(t)
 	configs := []metaConfig{
-		{name: "small-cache/frequent-checkpoints", cacheEntries: 16, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.3, maxBudget: 4, waitProb: 0.7},
-		{name: "small-cache/long-epochs", cacheEntries: 16, maxParallelism: 7, ops: 3000, freezeProb: 0.005, drainProb: 0.1, maxBudget: 16, waitProb: 0.5},
-		{name: "large-cache/slow-drain", cacheEntries: 1 << 12, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.05, maxBudget: 2, waitProb: 0.2, wantFull: true},
+		{name: "small-cache/frequent-checkpoints", cacheBytes: MinCacheBytes, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.3, maxBudget: 4, waitProb: 0.7},
+		{name: "small-cache/long-epochs", cacheBytes: MinCacheBytes, maxParallelism: 7, ops: 3000, freezeProb: 0.005, drainProb: 0.1, maxBudget: 16, waitProb: 0.5},
+		{name: "large-cache/slow-drain", cacheBytes: 1 << 20, maxParallelism: 128, ops: 3000, freezeProb: 0.02, drainProb: 0.05, maxBudget: 2, waitProb: 0.2, wantFull: true},
 		// Long epochs change much of the state: mostly full snapshots,
 		// drained slowly while writes copy entries on write.
-		{name: "large-cache/long-epochs", cacheEntries: 1 << 12, maxParallelism: 128, ops: 3000, freezeProb: 0.004, drainProb: 0.03, maxBudget: 2, waitProb: 0.3, wantFull: true},
-		{name: "one-key-group", cacheEntries: 32, maxParallelism: 1, ops: 2000, freezeProb: 0.015, drainProb: 0.5, maxBudget: 64, waitProb: 1},
+		{name: "large-cache/long-epochs", cacheBytes: 1 << 20, maxParallelism: 128, ops: 3000, freezeProb: 0.004, drainProb: 0.03, maxBudget: 2, waitProb: 0.3, wantFull: true},
+		{name: "one-key-group", cacheBytes: 2 * MinCacheBytes, maxParallelism: 1, ops: 2000, freezeProb: 0.015, drainProb: 0.5, maxBudget: 64, waitProb: 1},
 	}
 	for _, mc := range configs {
 		if raceEnabled || testing.Short() {
 			mc.ops /= 2
 		}
-		t.Run(mc.name, func(t *testing.T) { testBackendMetamorphic(t, seed, mc) })
+		t.Run(mc.name, func(t *testing.T) { testBackendMetamorphic(t, seed, mc, true) })
 		// Seeds that once failed run every time, with the random one.
 		for _, rs := range metamorphicRegressions {
 			if rs.config == mc.name {
-				t.Run(fmt.Sprintf("%s/seed-%d", mc.name, rs.seed), func(t *testing.T) { testBackendMetamorphic(t, rs.seed, mc) })
+				t.Run(fmt.Sprintf("%s/seed-%d", mc.name, rs.seed), func(t *testing.T) { testBackendMetamorphic(t, rs.seed, mc, false) })
 			}
 		}
 	}
@@ -497,19 +712,29 @@ var metamorphicRegressions = []struct {
 	{"small-cache/long-epochs", 7796509801087939911},
 }
 
-func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
+// testBackendMetamorphic runs the test for one seed and configuration; the
+// List and TTL states are driven only if extra is set.
+func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig, extra bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			t.Fatalf("seed %d: panic: %v\n%s", seed, p, debug.Stack())
 		}
 	}()
 	dir := t.TempDir()
+	clock := &fakeClock{ms: 1_700_000_000_000}
+	extraRand := func(stream uint64) *rand.Rand {
+		if !extra {
+			return nil
+		}
+		return rand.New(rand.NewPCG(seed, stream^0x7171))
+	}
 	r := &runner{
 		t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), m: newModel(), mc: mc,
 		nextID: 1, root: filepath.Join(dir, "checkpoints"),
 		snapshots: map[uint64]model{}, done: map[uint64]string{},
+		clock: clock, extra: extraRand(0),
 	}
-	r.h = openStates(t, Config{Dir: filepath.Join(dir, "live"), MaxParallelism: mc.maxParallelism, CacheEntries: mc.cacheEntries})
+	r.h = openStates(t, Config{Dir: filepath.Join(dir, "live"), MaxParallelism: mc.maxParallelism, CacheBytes: mc.cacheBytes, Now: clock.now})
 	defer func() {
 		if err := r.h.b.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -542,14 +767,26 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 			t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, id)), m: r.snapshots[id].clone(), mc: mc,
 			nextID: 1000 + id, root: filepath.Join(dir, fmt.Sprintf("rechk-%d", id)),
 			snapshots: map[uint64]model{}, done: map[uint64]string{},
+			clock: clock, extra: extraRand(id),
 		}
 		// Restored with the run's cache: a large one loads the state whole
 		// and may take full snapshots again.
-		rr.h = openStates(t, Config{Dir: restoreDir, MaxParallelism: mc.maxParallelism, CacheEntries: mc.cacheEntries})
+		rr.h = openStates(t, Config{Dir: restoreDir, MaxParallelism: mc.maxParallelism, CacheBytes: mc.cacheBytes, Now: clock.now})
 		rr.checkAll(rr.m, fmt.Sprintf("checkpoint %d restored", id))
 		// Reading every key of a restored backend keeps the cache bounded.
-		if n := rr.h.b.Entries(); n > 3*mc.cacheEntries {
-			rr.fatalf("checkpoint %d restored: %d cached entries after reading every key, cache bound is %d per state", id, n, mc.cacheEntries)
+		// (Reads of the TTL states may write: OnReadAndWrite, expiry. What
+		// a subtask changes within an epoch stays cached.)
+		// The bound is over all states, which an insertion may pass by
+		// one entry.
+		ttlBytes := tableBytes(rr.h.tv.tv.t) + tableBytes(rr.h.tl.tl.t)
+		// The bound holds up to one entry of each state (an insertion
+		// passes it by one, and each estimate may grow as it learns).
+		slack := rr.h.v.t.m.per + rr.h.mp.t.m.per + rr.h.ls.t.m.per + rr.h.iv.t.m.per
+		if n := rr.h.b.CachedBytes() - ttlBytes; n > mc.cacheBytes+slack {
+			rr.fatalf("checkpoint %d restored: %d cached bytes after reading every key, cache bound is %d", id, n, mc.cacheBytes)
+		}
+		if ttlBytes > 2*mc.cacheBytes+int64(len(strKeys))*(rr.h.tv.tv.t.m.per+rr.h.tl.tl.t.m.per) {
+			rr.fatalf("checkpoint %d restored: %d cached bytes of TTL states after reading every key, cache bound is %d", id, ttlBytes, mc.cacheBytes)
 		}
 		// Only the newest few are driven further, to bound the runtime.
 		if n >= len(ids)-2 || n == 0 {
@@ -562,8 +799,8 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 			last := rr.nextID - 1
 			again := filepath.Join(dir, fmt.Sprintf("restore-again-%d", id))
 			copyCheckpoint(t, rr.done[last], again)
-			rr2 := &runner{t: t, seed: seed, rng: rr.rng, m: rr.snapshots[last], mc: mc}
-			rr2.h = openStates(t, Config{Dir: again, MaxParallelism: mc.maxParallelism, CacheEntries: 16})
+			rr2 := &runner{t: t, seed: seed, rng: rr.rng, m: rr.snapshots[last], mc: mc, clock: clock}
+			rr2.h = openStates(t, Config{Dir: again, MaxParallelism: mc.maxParallelism, CacheBytes: MinCacheBytes, Now: clock.now})
 			rr2.checkAll(rr2.m, fmt.Sprintf("checkpoint %d of a backend restored from checkpoint %d", last, id))
 			if err := rr2.h.b.Close(); err != nil {
 				t.Fatal(err)
@@ -584,7 +821,7 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 func TestScanSurvivesGrowth(t *testing.T) {
 	for trial := range 60 {
 		dir := t.TempDir()
-		h := openStates(t, Config{Dir: filepath.Join(dir, "live"), CacheEntries: 1 << 16})
+		h := openStates(t, Config{Dir: filepath.Join(dir, "live"), CacheBytes: 1 << 24})
 		put := func(k string, v int64) { h.ss.SetKey(k); h.v.Put(v) }
 		frozen := 4 + trial%3
 		for i := range frozen {
@@ -649,13 +886,15 @@ func TestScanSurvivesGrowth(t *testing.T) {
 func TestFullSnapshotOutlivesOneTableScan(t *testing.T) {
 	dir := t.TempDir()
 	const bound = 16
-	h := openStates(t, Config{Dir: filepath.Join(dir, "live"), CacheEntries: bound})
+	h := openStates(t, Config{Dir: filepath.Join(dir, "live")})
 	defer h.b.Close()
 	put := func(k string, v int64) { h.ss.SetKey(k); h.v.Put(v) }
 	for i := range bound {
 		put(fmt.Sprintf("k%d", i), int64(i))
 	}
 	checkpointNow(t, h.b, 1, filepath.Join(dir, "chk-1"))
+	// The cache is full now, with room for the 12 map entries below.
+	h.b.cfg.CacheBytes = h.b.CachedBytes() + 12*h.mp.t.m.per + 1
 
 	// Epoch 2 changes 12 of the 16 values and 12 maps: a full snapshot, in
 	// which k12…k15 are clean (durable since checkpoint 1), so evictable.
@@ -706,6 +945,9 @@ func TestFullSnapshotOutlivesOneTableScan(t *testing.T) {
 	}
 }
 
+// tableBytes returns the estimated memory of t's cached entries.
+func tableBytes[K comparable, V any](t *table[K, V]) int64 { return int64(t.m.n) * t.m.per }
+
 // checkpointNow freezes checkpoint id into dest, drains it and waits for it.
 func checkpointNow(t *testing.T, b *Backend, id uint64, dest string) (full bool) {
 	t.Helper()
@@ -730,7 +972,7 @@ func checkpointNow(t *testing.T, b *Backend, id uint64, dest string) (full bool)
 // snapshot would delete it).
 func TestRestoredBackendTakesFullSnapshots(t *testing.T) {
 	dir := t.TempDir()
-	cfg := func(sub string) Config { return Config{Dir: filepath.Join(dir, sub), CacheEntries: 1 << 12} }
+	cfg := func(sub string) Config { return Config{Dir: filepath.Join(dir, sub), CacheBytes: 1 << 20} }
 	fill := func(h *stateHandles, round int64) {
 		for i := range 100 {
 			h.ss.SetKey(fmt.Sprintf("k%d", i))

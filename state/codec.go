@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -30,10 +29,6 @@ var (
 	Float64 Codec[float64] = float64Codec{}
 	Bool    Codec[bool]    = boolCodec{}
 )
-
-// JSON returns a codec that stores T as JSON, for user types where speed
-// matters less than convenience.
-func JSON[T any]() Codec[T] { return jsonCodec[T]{} }
 
 type stringCodec struct{}
 
@@ -117,26 +112,6 @@ func (boolCodec) Decode(src []byte) (bool, error) {
 		return false, err
 	}
 	return src[0] != 0, nil
-}
-
-type jsonCodec[T any] struct{}
-
-func (jsonCodec[T]) Append(dst []byte, v T) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// NB: a type that cannot be marshalled is a programming error that
-		// tests catch on first use; there is no way to return it here.
-		panic(fmt.Sprintf("state: JSON codec: %v", err))
-	}
-	return append(dst, b...)
-}
-
-func (jsonCodec[T]) Decode(src []byte) (T, error) {
-	var v T
-	if err := json.Unmarshal(src, &v); err != nil {
-		return v, fmt.Errorf("%w: %v", ErrCorruptValue, err)
-	}
-	return v, nil
 }
 
 // mapCodec stores a whole map[K]V as one value: a uvarint count followed by

@@ -46,6 +46,10 @@ type deltaRec struct {
 	klen    uint32
 	vlen    uint32
 	deleted bool
+	// merge marks a merge operand (the elements a List appended in the
+	// epoch), which Pebble's default merger concatenates with what it
+	// holds, instead of a Set that replaces it.
+	merge bool
 }
 
 const inlineKeyBytes = 24
@@ -73,6 +77,11 @@ func (d *delta) spanEnd(s deltaSpan) []byte   { return d.spanBuf[s.mid:s.end] }
 
 // add appends a change; key is the Pebble key.
 func (d *delta) add(key []byte, appendValue func([]byte) []byte, deleted bool) {
+	d.addRec(key, appendValue, deleted, false)
+}
+
+// addRec appends a change, a merge operand if merge is set.
+func (d *delta) addRec(key []byte, appendValue func([]byte) []byte, deleted, merge bool) {
 	off := len(d.buf)
 	d.buf = append(d.buf, key...)
 	if !deleted {
@@ -85,6 +94,7 @@ func (d *delta) add(key []byte, appendValue func([]byte) []byte, deleted bool) {
 		klen:    uint32(len(key)),
 		vlen:    uint32(len(d.buf) - off - len(key)),
 		deleted: deleted,
+		merge:   merge,
 	}
 	for i := range r.prefix {
 		r.prefix[i] = binary.BigEndian.Uint64(pad[8*i:])
@@ -219,9 +229,12 @@ func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
 			w.Close()
 			return fmt.Errorf("state: key %x changed twice in one epoch", k)
 		}
-		if r.deleted {
+		switch {
+		case r.deleted:
 			err = w.Delete(k)
-		} else {
+		case r.merge:
+			err = w.Merge(k, d.value(r))
+		default:
 			err = w.Set(k, d.value(r))
 		}
 		if err != nil {

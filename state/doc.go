@@ -1,7 +1,45 @@
 // Package state holds the keyed state of weir operators: typed handles
-// (Value, Map, Namespaced), the codecs that turn keys and values into bytes,
-// the key-group partitioning that lets state move between subtasks, and the
-// Backend that keeps it all in Pebble.
+// (Value, Map, List, Namespaced), the codecs that turn keys and values into
+// bytes, the key-group partitioning that lets state move between subtasks,
+// and the Backend that keeps it all in Pebble.
+//
+// A keyed operator creates its handles once, from the Scope its context
+// gives it, and uses them for each record; every handle reads and writes
+// the state of the record's key:
+//
+//	seen, err := state.NewValue(ctx.Scope, "seen", state.Int64,
+//		state.WithTTL(24*time.Hour, state.OnCreateAndWrite))
+//	buffered, err := state.NewList(ctx.Scope, "buffered", state.JSON[Order]())
+//	…
+//	n, _ := seen.Get()   // this key's count, absent a day after its last write
+//	seen.Put(n + 1)
+//	buffered.Add(order)  // appended; the next checkpoint writes only the new orders
+//	for o := range buffered.All() { … }
+//
+// # Values that refer to memory
+//
+// Get (and All) return []byte values as copies the caller may keep and
+// change. Any other value that refers to memory (a slice, a map, a pointer)
+// is the cached value itself and must not be changed: change it with
+// Update, whose function may change it in place, or Put a new one; a change
+// behind the state's back may miss checkpoints, or reach one taken before
+// it. Put keeps what it is given, a []byte too: do not change it after.
+// (Copying a 16-byte []byte costs one allocation: BenchmarkMapGetBytes,
+// copy against shared.)
+//
+// # Time to live
+//
+// WithTTL gives every value of a state (each Map entry, each List element)
+// a time to live in processing time (Config.Now, the wall clock), restarted
+// by writes, or by reads and writes, as in Flink. Expired values are never
+// returned. They are removed with each checkpoint, a bounded part of each
+// state at a time (Backend.Drain: up to max(1024, cached entries/32) cache
+// slots and as many entries only Pebble holds): cached ones in the epoch
+// after the checkpoint, the others in the checkpoint's own delta. Pebble has
+// no compaction filter to drop them as it compacts. A read that meets an
+// expired value removes it too. The timestamps are checkpointed, so after a
+// restore from an old checkpoint, values older than their TTL by the wall
+// clock are expired. A state without TTL stores no timestamps.
 //
 // # Layout
 //
@@ -14,7 +52,10 @@
 //	[key group: 2 bytes][state id: 4 bytes][encoded key]
 //
 // where the state id is a hash of the state's name, so state is found by name
-// after a restart.
+// after a restart. Each state's kind (Value, Map, List, Namespaced, Timers,
+// with or without TTL) is recorded under [0xff][0][state id], outside every
+// key group, so that a state registered as another kind than it was stored
+// as fails (ErrKindChanged) instead of misreading its bytes.
 //
 // # Cache and checkpoints
 //
@@ -51,6 +92,17 @@
 // Timers (see Timers) are keyed state too, stored and checkpointed the same
 // way.
 //
+// A List is one entry per key, like a Map, but it is not rewritten when it
+// grows: a delta snapshot writes the elements appended to a list in the
+// epoch as a Pebble merge operand, which Pebble's default merger
+// concatenates with the list it holds (elements are stored length-prefixed,
+// back to back, so that a concatenation of lists is the concatenated list).
+// Replacing or clearing a list writes it whole, or deletes it; a full
+// snapshot writes every list whole. Buffering 300 elements a key over 10k
+// keys with a checkpoint every 100k appends: 0.74-0.88 µs an append as a
+// List, 1.44-1.50 µs as a slice in a Value, rewritten at every checkpoint
+// (BenchmarkListAddCheckpointed, on a loaded machine).
+//
 // A Namespaced state holds a value per key and namespace (for windows: the
 // window start), stored under
 //
@@ -60,10 +112,24 @@
 // or dropped (Drop) at once: dropping forgets its cache and adds one range
 // deletion per key group to the next checkpoint's sstable.
 //
-// Entries whose latest change is durable in Pebble may be evicted when the
-// cache is full; dirty entries stay until their epoch is written, so the
+// The cache bound is in bytes (Config.CacheBytes, default 256 MiB), over
+// all the states of a subtask, estimated per entry as twice its hash table
+// slot plus, for keys and values that hold pointers, the mean encoded
+// length of key and value (see cachesize.go). Entries whose latest change
+// is durable in Pebble may be evicted when the cache is full, first from
+// the state that grows, then from the others; dirty entries stay until their epoch is written, so the
 // memory a subtask needs beyond the cache bound is the state it changes
 // within one checkpoint interval. (Eviction also waits while a checkpoint
 // walks all slots, which must not see entries move, and while a full
 // snapshot drains, which owes every entry of the cache.)
+//
+// # Codecs
+//
+// A Codec turns keys and values into bytes. Fixed-width big-endian codecs
+// cover Go's basic types; JSON covers any user type with encoding/json's
+// semantics, built on github.com/segmentio/encoding/json, which measured
+// 4x faster than encoding/json on a decode-modify-encode of a small record
+// (see JSONCodec for the candidates measured). A JSONCodec's methods also
+// serve as a Kafka source's value decoder and a Kafka sink's value encoder,
+// so a job has one serde for its connectors and its state.
 package state

@@ -25,6 +25,10 @@ type hashTable[K comparable, V any] struct {
 	hash  func(K) uint64
 	shift uint // 64 - log2(len(slots)): the home of a key is hash >> shift
 	n     int  // slots in use
+	// acct is the Backend's count of cached bytes, which each entry adds
+	// per to (see table.sizes); nil for a table outside a Backend.
+	acct *int64
+	per  int64
 	// grown counts the times the table grew, which moves every entry.
 	grown int
 	// homes and touched are touch's: a reused buffer, and the sum that
@@ -122,6 +126,17 @@ func (h *hashTable[K, V]) set(k K, e entry[V]) {
 	}
 	h.slots[i] = slot[K, V]{k: k, e: e}
 	h.n++
+	if h.acct != nil {
+		*h.acct += h.per
+	}
+}
+
+// setPer changes the bytes each entry is accounted for.
+func (h *hashTable[K, V]) setPer(per int64) {
+	if h.acct != nil {
+		*h.acct += int64(h.n) * (per - h.per)
+	}
+	h.per = per
 }
 
 func (h *hashTable[K, V]) grow() {
@@ -166,10 +181,16 @@ func (h *hashTable[K, V]) removeAt(i int) {
 	}
 	h.slots[i] = slot[K, V]{}
 	h.n--
+	if h.acct != nil {
+		*h.acct -= h.per
+	}
 }
 
 // reset removes every entry and keeps the slots for reuse.
 func (h *hashTable[K, V]) reset() {
 	clear(h.slots)
+	if h.acct != nil {
+		*h.acct -= int64(h.n) * h.per
+	}
 	h.n = 0
 }

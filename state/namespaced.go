@@ -26,10 +26,113 @@ import (
 // so that a namespace is one key range per key group, which Drop deletes
 // with range deletions in the next checkpoint.
 //
-// NB: Config.CacheEntries bounds each namespace's cache, not their sum. A
-// namespace whose values were all deleted stays listed by Namespaces until
-// it is dropped, but a restore does not find it.
+// Config.CacheBytes bounds the caches of all namespaces together, with
+// those of the other states. A namespace whose values were all deleted stays listed by Namespaces until
+// it is dropped, but a restore does not find it. With a TTL (see WithTTL),
+// each key's value in each namespace has its own.
 type Namespaced[K comparable, V any] struct {
+	*namespaced[K, V]
+	// tn is the state with a TTL (see WithTTL); then namespaced is nil.
+	tn    *ttlNamespaced[K, V]
+	clone func(V) V // see cloner
+}
+
+// Get returns the current key's value in namespace ns and whether there is
+// one. See Value.Get about values that refer to memory.
+func (n *Namespaced[K, V]) Get(ns int64) (V, bool) {
+	var v V
+	var ok bool
+	if n.tn != nil {
+		v, ok = n.tn.get(ns)
+	} else {
+		v, ok = n.get(ns)
+	}
+	if n.clone != nil && ok {
+		v = n.clone(v)
+	}
+	return v, ok
+}
+
+// Put sets the current key's value in namespace ns, creating the namespace
+// if it has none.
+func (n *Namespaced[K, V]) Put(ns int64, v V) {
+	if n.tn != nil {
+		n.tn.put(ns, v)
+		return
+	}
+	n.put(ns, v)
+}
+
+// Update sets the current key's value in namespace ns to fn(value, whether
+// there is one), creating the namespace if it has none, and returns it. It
+// costs one lookup where Get then Put cost two, and fn may change the value
+// in place (a checkpoint being written gets the old value first).
+func (n *Namespaced[K, V]) Update(ns int64, fn func(v V, ok bool) V) V {
+	if n.tn != nil {
+		return n.tn.update(ns, fn)
+	}
+	return n.update(ns, fn)
+}
+
+// Delete removes the current key's value in namespace ns.
+func (n *Namespaced[K, V]) Delete(ns int64) {
+	if n.tn != nil {
+		n.tn.n.del(ns)
+		return
+	}
+	n.del(ns)
+}
+
+// Namespaces iterates over the namespaces in ascending order. The state may
+// change during the iteration: each step yields the smallest namespace
+// greater than the previous one. (With a TTL, a namespace whose values all
+// expired is listed until it is dropped.)
+func (n *Namespaced[K, V]) Namespaces() iter.Seq[int64] {
+	if n.tn != nil {
+		return n.tn.n.namespaces()
+	}
+	return n.namespaces()
+}
+
+// All calls fn with every key's value in namespace ns, in unspecified
+// order, with the key made current. fn must not change namespace ns. See
+// Value.Get about values that refer to memory.
+func (n *Namespaced[K, V]) All(ns int64, fn func(key K, v V)) {
+	if n.clone != nil {
+		inner := fn
+		fn = func(k K, v V) { inner(k, n.clone(v)) }
+	}
+	if n.tn != nil {
+		n.tn.all(ns, fn)
+		return
+	}
+	n.all(ns, fn)
+}
+
+// Drop removes namespace ns with every key's value in it.
+func (n *Namespaced[K, V]) Drop(ns int64) {
+	if n.tn != nil {
+		n.tn.n.drop(ns)
+		return
+	}
+	n.drop(ns)
+}
+
+// SetPrefetch sets how many of the newest namespaces Scope.Prefetch looks
+// keys up in (default 1): the number of namespaces a record usually updates,
+// such as the windows a record of in-order input belongs to. Looking up
+// where records will not go costs more than it saves.
+func (n *Namespaced[K, V]) SetPrefetch(newest int) {
+	if n.tn != nil {
+		n.tn.n.setPrefetch(newest)
+		return
+	}
+	n.setPrefetch(newest)
+}
+
+// namespaced is a Namespaced without TTL, or the values with their
+// timestamps of one with a TTL.
+type namespaced[K comparable, V any] struct {
 	scope *Scope[K]
 	b     *Backend
 	id    uint32
@@ -59,13 +162,23 @@ type namespace[K comparable, V any] struct {
 }
 
 // NewNamespaced registers a namespaced state called name on s (see NewValue
-// for naming) and finds the namespaces Pebble holds for it.
-func NewNamespaced[K comparable, V any](s *Scope[K], name string, codec Codec[V]) (*Namespaced[K, V], error) {
-	if codec == nil {
-		return nil, fmt.Errorf("state: %q: nil value codec", name)
+// for naming and options) and finds the namespaces Pebble holds for it.
+func NewNamespaced[K comparable, V any](s *Scope[K], name string, codec Codec[V], opts ...Option) (*Namespaced[K, V], error) {
+	o, err := handleOptions(name, codec, opts)
+	if err != nil {
+		return nil, err
 	}
-	n := &Namespaced[K, V]{scope: s, b: s.backend, vals: codec, prefetchNewest: 1}
-	id, err := s.backend.register(name, n)
+	if o.ttl != nil {
+		tn, err := newTTLNamespaced(s, name, codec, o.ttl)
+		return &Namespaced[K, V]{tn: tn, clone: cloner[V]()}, err
+	}
+	n, err := newNamespaced(s, name, kindNamespaced, codec)
+	return &Namespaced[K, V]{namespaced: n, clone: cloner[V]()}, err
+}
+
+func newNamespaced[K comparable, V any](s *Scope[K], name string, kind stateKind, codec Codec[V]) (*namespaced[K, V], error) {
+	n := &namespaced[K, V]{scope: s, b: s.backend, vals: codec, prefetchNewest: 1}
+	id, err := s.backend.register(name, kind, n)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +193,7 @@ func NewNamespaced[K comparable, V any](s *Scope[K], name string, codec Codec[V]
 // load creates a table for each namespace Pebble holds, found by seeking
 // from namespace to namespace in each key group, and loads its entries if
 // they fit the cache (else they are read on demand).
-func (n *Namespaced[K, V]) load() error {
+func (n *namespaced[K, V]) load() error {
 	if n.b.complete {
 		return nil // nothing stored
 	}
@@ -116,7 +229,7 @@ func (n *Namespaced[K, V]) load() error {
 	return nil
 }
 
-func (n *Namespaced[K, V]) newTable(ns int64, complete bool) *table[K, V] {
+func (n *namespaced[K, V]) newTable(ns int64, complete bool) *table[K, V] {
 	t := makeTable(n.scope, n.vals)
 	if n.spare.slots != nil {
 		t.m, n.spare = n.spare, hashTable[K, V]{}
@@ -126,7 +239,7 @@ func (n *Namespaced[K, V]) newTable(ns int64, complete bool) *table[K, V] {
 }
 
 // prefix appends [key group][state id] to dst.
-func (n *Namespaced[K, V]) prefix(dst []byte, kg int) []byte {
+func (n *namespaced[K, V]) prefix(dst []byte, kg int) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(kg))
 	return binary.BigEndian.AppendUint32(dst, n.id)
 }
@@ -150,7 +263,7 @@ func prefixEnd(prefix []byte) []byte {
 }
 
 // find returns the index of ns in live, or -1.
-func (n *Namespaced[K, V]) find(ns int64) int {
+func (n *namespaced[K, V]) find(ns int64) int {
 	for i := len(n.live) - 1; i >= 0; i-- { // new namespaces are hit most
 		if n.live[i].ns == ns {
 			return i
@@ -159,9 +272,7 @@ func (n *Namespaced[K, V]) find(ns int64) int {
 	return -1
 }
 
-// Get returns the current key's value in namespace ns and whether there is
-// one. See Value.Get about values that refer to memory.
-func (n *Namespaced[K, V]) Get(ns int64) (V, bool) {
+func (n *namespaced[K, V]) get(ns int64) (V, bool) {
 	if i := n.find(ns); i >= 0 {
 		return n.live[i].t.get(n.scope.key)
 	}
@@ -169,9 +280,7 @@ func (n *Namespaced[K, V]) Get(ns int64) (V, bool) {
 	return zero, false
 }
 
-// Put sets the current key's value in namespace ns, creating the namespace
-// if it has none.
-func (n *Namespaced[K, V]) Put(ns int64, v V) {
+func (n *namespaced[K, V]) put(ns int64, v V) {
 	i := n.find(ns)
 	if i < 0 {
 		i = n.add(ns)
@@ -179,11 +288,7 @@ func (n *Namespaced[K, V]) Put(ns int64, v V) {
 	n.live[i].t.put(n.scope.key, v)
 }
 
-// Update sets the current key's value in namespace ns to fn(value, whether
-// there is one), creating the namespace if it has none, and returns it. It costs one lookup
-// where Get then Put cost two, and fn may change the value in place (a
-// checkpoint being written gets the old value first).
-func (n *Namespaced[K, V]) Update(ns int64, fn func(v V, ok bool) V) V {
+func (n *namespaced[K, V]) update(ns int64, fn func(v V, ok bool) V) V {
 	i := n.find(ns)
 	if i < 0 {
 		i = n.add(ns)
@@ -191,15 +296,14 @@ func (n *Namespaced[K, V]) Update(ns int64, fn func(v V, ok bool) V) V {
 	return n.live[i].t.update(n.scope.key, fn)
 }
 
-// Delete removes the current key's value in namespace ns.
-func (n *Namespaced[K, V]) Delete(ns int64) {
+func (n *namespaced[K, V]) del(ns int64) {
 	if i := n.find(ns); i >= 0 {
 		n.live[i].t.delete(n.scope.key)
 	}
 }
 
 // add creates namespace ns and returns its index in live.
-func (n *Namespaced[K, V]) add(ns int64) int {
+func (n *namespaced[K, V]) add(ns int64) int {
 	i, _ := slices.BinarySearchFunc(n.live, ns, func(l namespace[K, V], ns int64) int {
 		switch {
 		case l.ns < ns:
@@ -217,10 +321,7 @@ func (n *Namespaced[K, V]) add(ns int64) int {
 	return i
 }
 
-// Namespaces iterates over the namespaces in ascending order. The state may
-// change during the iteration: each step yields the smallest namespace
-// greater than the previous one.
-func (n *Namespaced[K, V]) Namespaces() iter.Seq[int64] {
+func (n *namespaced[K, V]) namespaces() iter.Seq[int64] {
 	return func(yield func(int64) bool) {
 		for i := 0; i < len(n.live); {
 			ns := n.live[i].ns
@@ -233,9 +334,7 @@ func (n *Namespaced[K, V]) Namespaces() iter.Seq[int64] {
 	}
 }
 
-// All calls fn with every key's value in namespace ns, in unspecified
-// order, with the key made current. fn must not change namespace ns.
-func (n *Namespaced[K, V]) All(ns int64, fn func(key K, v V)) {
+func (n *namespaced[K, V]) all(ns int64, fn func(key K, v V)) {
 	i := n.find(ns)
 	if i < 0 {
 		return
@@ -262,7 +361,7 @@ func (n *Namespaced[K, V]) All(ns int64, fn func(key K, v V)) {
 
 // allStored calls fn with the entries of t that Pebble holds and the cache
 // does not (the cache is newer, tombstones included), until fn fails.
-func (n *Namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V) error) error {
+func (n *namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V) error) error {
 	for kg := 0; kg < n.b.maxParallelism; kg++ {
 		n.keyBuf = appendNamespace(n.prefix(n.keyBuf[:0], kg), t.ns)
 		it, err := n.b.db.NewIter(&pebble.IterOptions{LowerBound: n.keyBuf, UpperBound: prefixEnd(n.keyBuf)})
@@ -301,8 +400,7 @@ func (n *Namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V) error) 
 	return nil
 }
 
-// Drop removes namespace ns with every key's value in it.
-func (n *Namespaced[K, V]) Drop(ns int64) {
+func (n *namespaced[K, V]) drop(ns int64) {
 	i := n.find(ns)
 	if i < 0 {
 		return
@@ -323,7 +421,7 @@ func (n *Namespaced[K, V]) Drop(ns int64) {
 
 // cachedAll reports whether every namespace is cached whole: restored ones
 // that fitted the cache at Open, and those created since, until they evict.
-func (n *Namespaced[K, V]) cachedAll() bool {
+func (n *namespaced[K, V]) cachedAll() bool {
 	for _, l := range n.live {
 		if !l.t.complete {
 			return false
@@ -332,13 +430,9 @@ func (n *Namespaced[K, V]) cachedAll() bool {
 	return true
 }
 
-// SetPrefetch sets how many of the newest namespaces Scope.Prefetch looks
-// keys up in (default 1): the number of namespaces a record usually updates,
-// such as the windows a record of in-order input belongs to. Looking up
-// where records will not go costs more than it saves.
-func (n *Namespaced[K, V]) SetPrefetch(newest int) { n.prefetchNewest = max(newest, 0) }
+func (n *namespaced[K, V]) setPrefetch(newest int) { n.prefetchNewest = max(newest, 0) }
 
-func (n *Namespaced[K, V]) prefetch(keys []K) {
+func (n *namespaced[K, V]) prefetch(keys []K) {
 	for i := max(len(n.live)-n.prefetchNewest, 0); i < len(n.live); i++ {
 		n.live[i].t.prefetch(keys)
 	}
@@ -347,7 +441,7 @@ func (n *Namespaced[K, V]) prefetch(keys []K) {
 // freeze freezes every namespace and turns the epoch's Drops into range
 // deletions in its delta (Backend.Freeze has installed the frozen epoch's
 // delta): one per key group, as the key group leads the Pebble key.
-func (n *Namespaced[K, V]) freeze() {
+func (n *namespaced[K, V]) freeze() {
 	for i := range n.live {
 		n.live[i].t.freeze()
 		n.live[i].stored = true
@@ -361,13 +455,13 @@ func (n *Namespaced[K, V]) freeze() {
 	n.dropped = n.dropped[:0]
 }
 
-func (n *Namespaced[K, V]) applied(epoch uint32) {
+func (n *namespaced[K, V]) applied(epoch uint32) {
 	for _, l := range n.live {
 		l.t.applied(epoch)
 	}
 }
 
-func (n *Namespaced[K, V]) drainSome(budget int) (used int, done bool) {
+func (n *namespaced[K, V]) drainSome(budget int) (used int, done bool) {
 	done = true
 	for _, l := range n.live {
 		// NB: with the budget spent, drainSome(0) still reports whether a
@@ -379,7 +473,7 @@ func (n *Namespaced[K, V]) drainSome(budget int) (used int, done bool) {
 	return used, done
 }
 
-func (n *Namespaced[K, V]) changed() int {
+func (n *namespaced[K, V]) changed() int {
 	sum := 0
 	for _, l := range n.live {
 		sum += l.t.changed()
@@ -387,10 +481,19 @@ func (n *Namespaced[K, V]) changed() int {
 	return sum
 }
 
-func (n *Namespaced[K, V]) entries() int {
+func (n *namespaced[K, V]) entries() int {
 	sum := 0
 	for _, l := range n.live {
 		sum += l.t.entries()
 	}
 	return sum
+}
+
+func (n *namespaced[K, V]) evict(bytes int64) (freed int64) {
+	for _, l := range n.live {
+		if freed += l.t.evict(bytes - freed); freed >= bytes {
+			break
+		}
+	}
+	return freed
 }

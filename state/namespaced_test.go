@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/weirstream/weir/internal/testseed"
 )
@@ -21,7 +22,7 @@ type nsState struct {
 	n *Namespaced[string, int64]
 }
 
-func openNamespaced(t *testing.T, cfg Config) *nsState {
+func openNamespaced(t *testing.T, cfg Config, opts ...Option) *nsState {
 	t.Helper()
 	b, err := Open(cfg)
 	if err != nil {
@@ -32,7 +33,7 @@ func openNamespaced(t *testing.T, cfg Config) *nsState {
 	if h.s, err = NewScope(b, String); err != nil {
 		t.Fatal(err)
 	}
-	if h.n, err = NewNamespaced(h.s, "windows", Int64); err != nil {
+	if h.n, err = NewNamespaced(h.s, "windows", Int64, opts...); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -132,16 +133,16 @@ func (h *nsState) check(want map[int64]map[string]int64, keys []string, what str
 	}
 }
 
-func restoreNamespaced(t *testing.T, from, dir string, cfg Config) *nsState {
+func restoreNamespaced(t *testing.T, from, dir string, cfg Config, opts ...Option) *nsState {
 	t.Helper()
 	copyCheckpoint(t, from, dir)
 	cfg.Dir = dir
-	return openNamespaced(t, cfg)
+	return openNamespaced(t, cfg, opts...)
 }
 
 func TestNamespacedCheckpointAndRestore(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{CacheEntries: 16}
+	cfg := Config{CacheBytes: MinCacheBytes}
 	cfg.Dir = filepath.Join(dir, "live")
 	h := openNamespaced(t, cfg)
 	var keys []string
@@ -292,21 +293,29 @@ func clone(m map[int64]map[string]int64) map[int64]map[string]int64 {
 // updates, deletes and drops over many epochs, freezing and partially
 // draining in between, with a cache small enough to evict, and checks every
 // read against a model; then restores checkpoints and compares them with
-// the model as of each.
+// the model as of each. The TTL configurations give the state a TTL on a
+// fake clock that the operations move.
 func TestNamespacedMetamorphic(t *testing.T) {
 	seed := testseed.Seed(t)
-	for _, mc := range []metaConfig{
-		{name: "small-cache", cacheEntries: 16, maxParallelism: 128, ops: 4000, freezeProb: 0.02, drainProb: 0.3, maxBudget: 4},
-		{name: "large-cache/slow-drain", cacheEntries: 1 << 12, maxParallelism: 7, ops: 4000, freezeProb: 0.01, drainProb: 0.05, maxBudget: 2},
+	for _, c := range []struct {
+		metaConfig
+		ttl time.Duration
+	}{
+		{metaConfig: metaConfig{name: "small-cache", cacheBytes: MinCacheBytes, maxParallelism: 128, ops: 4000, freezeProb: 0.02, drainProb: 0.3, maxBudget: 4}},
+		{metaConfig: metaConfig{name: "large-cache/slow-drain", cacheBytes: 1 << 20, maxParallelism: 7, ops: 4000, freezeProb: 0.01, drainProb: 0.05, maxBudget: 2}},
+		{metaConfig: metaConfig{name: "small-cache/ttl", cacheBytes: MinCacheBytes, maxParallelism: 128, ops: 4000, freezeProb: 0.02, drainProb: 0.3, maxBudget: 4}, ttl: 30 * time.Millisecond},
+		{metaConfig: metaConfig{name: "large-cache/ttl", cacheBytes: 1 << 20, maxParallelism: 7, ops: 4000, freezeProb: 0.01, drainProb: 0.05, maxBudget: 2}, ttl: 30 * time.Millisecond},
 	} {
 		if raceEnabled || testing.Short() {
-			mc.ops /= 2
+			c.ops /= 2
 		}
-		t.Run(mc.name, func(t *testing.T) { testNamespacedMetamorphic(t, seed, mc) })
+		t.Run(c.name, func(t *testing.T) { testNamespacedMetamorphic(t, seed, c.metaConfig, c.ttl) })
 	}
 }
 
-func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
+// testNamespacedMetamorphic runs the test for one seed and configuration,
+// with a TTL if ttl is not 0.
+func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig, ttl time.Duration) {
 	defer func() {
 		if p := recover(); p != nil {
 			t.Fatalf("seed %d: panic: %v\n%s", seed, p, debug.Stack())
@@ -318,12 +327,40 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x4e5))
 	dir := t.TempDir()
-	cfg := Config{Dir: filepath.Join(dir, "live"), MaxParallelism: mc.maxParallelism, CacheEntries: mc.cacheEntries}
-	h := openNamespaced(t, cfg)
+	clock := &fakeClock{ms: 1_700_000_000_000}
+	cfg := Config{Dir: filepath.Join(dir, "live"), MaxParallelism: mc.maxParallelism, CacheBytes: mc.cacheBytes, Now: clock.now}
+	var opts []Option
+	ops := 12
+	if ttl > 0 {
+		opts, ops = []Option{WithTTL(ttl, OnCreateAndWrite)}, 13
+	}
+	h := openNamespaced(t, cfg, opts...)
 	nss := []int64{math.MinInt64, -5, 0, 1, 2, 3, 1 << 40, math.MaxInt64}
 	keys := strKeys
 	model := map[int64]map[string]int64{}
+	// written holds when each value of model was written; with a TTL, the
+	// values written ttl ago or more are expired.
+	written := map[int64]map[string]int64{}
+	live := func(model, written map[int64]map[string]int64) map[int64]map[string]int64 {
+		l := map[int64]map[string]int64{}
+		for ns, m := range model {
+			l[ns] = map[string]int64{}
+			for k, v := range m {
+				if ttl == 0 || clock.ms-written[ns][k] < ttl.Milliseconds() {
+					l[ns][k] = v
+				}
+			}
+		}
+		return l
+	}
+	write := func(ns int64, k string, v int64) {
+		if model[ns] == nil {
+			model[ns], written[ns] = map[string]int64{}, map[string]int64{}
+		}
+		model[ns][k], written[ns][k] = v, clock.ms
+	}
 	snapshots := map[uint64]map[int64]map[string]int64{}
+	writtenAt := map[uint64]map[int64]map[string]int64{}
 	done := map[uint64]string{}
 	nextID := uint64(1)
 	receive := func(res Result) {
@@ -335,7 +372,7 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 	}
 	freeze := func() {
 		h.freeze(nextID, filepath.Join(dir, fmt.Sprintf("chk-%d", nextID)))
-		snapshots[nextID] = clone(model)
+		snapshots[nextID], writtenAt[nextID] = clone(model), clone(written)
 		nextID++
 	}
 	for step := range mc.ops {
@@ -369,25 +406,20 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 		ns := nss[rng.IntN(len(nss))]
 		k := keys[rng.IntN(len(keys))]
 		h.s.SetKey(k)
-		switch rng.IntN(12) {
+		switch rng.IntN(ops) {
 		case 0, 1:
 			v := rng.Int64()
 			h.n.Put(ns, v)
-			if model[ns] == nil {
-				model[ns] = map[string]int64{}
-			}
-			model[ns][k] = v
+			write(ns, k, v)
 		case 2, 3:
+			want, wok := live(model, written)[ns][k]
 			h.n.Update(ns, func(v int64, ok bool) int64 {
-				if want, wok := model[ns][k]; v != want || ok != wok {
+				if v != want || ok != wok {
 					fatalf(step, "Update(%d) of %q got %d, %v; want %d, %v", ns, k, v, ok, want, wok)
 				}
 				return v + 1
 			})
-			if model[ns] == nil {
-				model[ns] = map[string]int64{}
-			}
-			model[ns][k]++
+			write(ns, k, want+1)
 		case 4:
 			h.n.Delete(ns)
 			delete(model[ns], k)
@@ -395,13 +427,16 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 			if rng.IntN(3) == 0 {
 				h.n.Drop(ns)
 				delete(model, ns)
+				delete(written, ns)
 			}
 		case 6:
 			got := map[string]int64{}
 			h.n.All(ns, func(k string, v int64) { got[k] = v })
-			if !maps.Equal(got, model[ns]) {
-				fatalf(step, "All(%d) = %v; want %v", ns, got, model[ns])
+			if want := live(model, written)[ns]; !maps.Equal(got, want) {
+				fatalf(step, "All(%d) = %v; want %v", ns, got, want)
 			}
+		case 12:
+			clock.ms += rng.Int64N(10)
 		case 7:
 			listed := slices.Collect(h.n.Namespaces())
 			for ns, m := range model {
@@ -416,7 +451,7 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 			}
 		default:
 			v, ok := h.n.Get(ns)
-			want, wok := model[ns][k]
+			want, wok := live(model, written)[ns][k]
 			if v != want || ok != wok {
 				fatalf(step, "Get(%d) of %q = %d, %v; want %d, %v", ns, k, v, ok, want, wok)
 			}
@@ -431,7 +466,7 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 	for len(done) < int(nextID-1) {
 		receive(<-h.b.Results())
 	}
-	h.check(model, keys, "live at the end")
+	h.check(live(model, written), keys, "live at the end")
 	if len(done) < 5 {
 		t.Fatalf("seed %d: only %d checkpoints", seed, len(done))
 	}
@@ -439,8 +474,8 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 		if id > 2 && id < nextID-2 && rng.IntN(3) != 0 {
 			continue // restoring is slow: a sample
 		}
-		r := restoreNamespaced(t, done[id], filepath.Join(dir, fmt.Sprintf("restore-%d", id)), cfg)
-		r.check(snapshots[id], keys, fmt.Sprintf("seed %d: checkpoint %d restored", seed, id))
+		r := restoreNamespaced(t, done[id], filepath.Join(dir, fmt.Sprintf("restore-%d", id)), cfg, opts...)
+		r.check(live(snapshots[id], writtenAt[id]), keys, fmt.Sprintf("seed %d: checkpoint %d restored", seed, id))
 	}
 }
 
@@ -449,7 +484,7 @@ func testNamespacedMetamorphic(t *testing.T, seed uint64, mc metaConfig) {
 // and restoring it gives the rewritten state.
 func TestNamespacedRestoreLoadsWhole(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Dir: filepath.Join(dir, "live"), CacheEntries: 1 << 10}
+	cfg := Config{Dir: filepath.Join(dir, "live"), CacheBytes: 1 << 18}
 	h := openNamespaced(t, cfg)
 	var keys []string
 	want := map[int64]map[string]int64{10: {}, 20: {}}
@@ -463,7 +498,7 @@ func TestNamespacedRestoreLoadsWhole(t *testing.T) {
 	}
 	h.checkpoint(1, filepath.Join(dir, "c1"))
 
-	r := restoreNamespaced(t, filepath.Join(dir, "c1"), filepath.Join(dir, "r1"), Config{CacheEntries: 1 << 10})
+	r := restoreNamespaced(t, filepath.Join(dir, "c1"), filepath.Join(dir, "r1"), Config{CacheBytes: 1 << 18})
 	for _, l := range r.n.live {
 		if !l.t.complete || l.t.m.len() != len(want[l.ns]) {
 			t.Fatalf("restored namespace %d: complete %v with %d of %d entries cached", l.ns, l.t.complete, l.t.m.len(), len(want[l.ns]))
@@ -481,6 +516,6 @@ func TestNamespacedRestoreLoadsWhole(t *testing.T) {
 		t.Error("restored namespaces loaded whole and rewritten: the snapshot is not full")
 	}
 	r.finish()
-	r2 := restoreNamespaced(t, filepath.Join(dir, "c2"), filepath.Join(dir, "r2"), Config{CacheEntries: 1 << 10})
+	r2 := restoreNamespaced(t, filepath.Join(dir, "c2"), filepath.Join(dir, "r2"), Config{CacheBytes: 1 << 18})
 	r2.check(want, keys, "full snapshot after a restore, restored")
 }

@@ -17,7 +17,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{}, "Dir is empty"},
 		{Config{Dir: "x", MaxParallelism: 1<<15 + 1}, "MaxParallelism"},
 		{Config{Dir: "x", MaxParallelism: -1}, "MaxParallelism"},
-		{Config{Dir: "x", CacheEntries: 15}, "CacheEntries"},
+		{Config{Dir: "x", CacheBytes: MinCacheBytes - 1}, "CacheBytes"},
 	} {
 		tc.cfg.EnsureDefaults()
 		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -58,8 +58,11 @@ type table[K comparable, V any] struct {
 	scope *Scope[K]
 	id    uint32
 	vals  Codec[V]
+	// appends is vals if it is a deltaCodec (a List's), else nil.
+	appends deltaCodec[V]
 
 	m      hashTable[K, V]
+	size   entrySizer
 	dirty  []K // keys first changed in the current epoch
 	frozen []K // keys changed in the frozen epoch, encoded up to drain
 	drain  int
@@ -75,7 +78,10 @@ type table[K comparable, V any] struct {
 	// noEvictBefore suppresses eviction passes until this many epochs have
 	// been applied, after a pass found too little to evict.
 	noEvictBefore uint32
-	evictAt       int // the slot the next eviction pass starts at
+	// loaded says that entries were read from Pebble into the cache since
+	// then: they are clean, so a pass may find them.
+	loaded  bool
+	evictAt int // the slot the next eviction pass starts at
 	// tombs lists deletions in epoch order, so that their tombstones leave
 	// the cache once Pebble has them (see applied).
 	tombs []tomb[K]
@@ -102,17 +108,20 @@ type tableOps interface {
 	drainSome(budget int) (used int, done bool)
 	entries() int
 	changed() int
+	// evict removes clean entries worth up to bytes from the cache and
+	// returns the bytes it freed.
+	evict(bytes int64) (freed int64)
 	// cachedAll reports whether the cache holds every entry Pebble holds
 	// of the state.
 	cachedAll() bool
 }
 
-func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*table[K, V], error) {
+func newTable[K comparable, V any](s *Scope[K], name string, kind stateKind, vals Codec[V]) (*table[K, V], error) {
 	if vals == nil {
 		return nil, fmt.Errorf("state: %q: nil value codec", name)
 	}
 	t := makeTable(s, vals)
-	id, err := s.backend.register(name, t)
+	id, err := s.backend.register(name, kind, t)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +137,7 @@ func newTable[K comparable, V any](s *Scope[K], name string, vals Codec[V]) (*ta
 			if err != nil {
 				return err
 			}
+			t.sampleSize(len(key) + len(value))
 			return add(k, v)
 		})
 	})
@@ -146,9 +156,8 @@ var errCacheFull = errors.New("state: cache full")
 // snapshots may be full again (see Backend.Freeze) instead of deltas that
 // Pebble must compact. Entries beyond the bound are read on demand.
 func (t *table[K, V]) warm(stored func(add func(K, V) error) error) error {
-	limit := t.b.cfg.CacheEntries
 	err := stored(func(k K, v V) error {
-		if t.m.len() >= limit {
+		if t.b.cachedBytes >= t.b.cfg.CacheBytes {
 			return errCacheFull
 		}
 		t.m.set(k, entry[V]{val: v})
@@ -169,7 +178,9 @@ func (t *table[K, V]) cachedAll() bool { return t.complete }
 // makeTable returns a table that is not registered with the Backend: a
 // Namespaced state registers once and drives its tables itself.
 func makeTable[K comparable, V any](s *Scope[K], vals Codec[V]) *table[K, V] {
-	t := &table[K, V]{b: s.backend, scope: s, vals: vals}
+	t := &table[K, V]{b: s.backend, scope: s, vals: vals, size: newEntrySizer[K, V]()}
+	t.m.acct, t.m.per = &s.backend.cachedBytes, t.size.per()
+	t.appends, _ = vals.(deltaCodec[V])
 	t.m.hash = s.slotHash
 	if t.m.hash == nil {
 		t.m.hash = s.hash
@@ -192,7 +203,8 @@ func (t *table[K, V]) load(k K) (V, bool) {
 	if t.b.complete || t.complete {
 		return zero, false
 	}
-	raw, closer, err := t.b.db.Get(t.pebbleKey(k))
+	key := t.pebbleKey(k)
+	raw, closer, err := t.b.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return zero, false
 	}
@@ -201,13 +213,21 @@ func (t *table[K, V]) load(k K) (V, bool) {
 		return zero, false
 	}
 	v, err := t.vals.Decode(raw)
+	size := len(key) + len(raw)
 	closer.Close()
 	if err != nil {
 		t.b.fail(fmt.Errorf("state: decode %q: %w", t.b.names[t.id], err))
 		return zero, false
 	}
+	t.sampleSize(size)
 	t.makeRoom()
-	t.m.set(k, entry[V]{val: v})
+	if t.b.cachedBytes < t.b.cfg.CacheBytes {
+		// NB: when the cache is full of entries that must stay (dirty ones,
+		// or a full snapshot draining), one read from Pebble is not cached:
+		// reads alone must not grow the cache past its bound.
+		t.m.set(k, entry[V]{val: v})
+		t.loaded, t.b.loaded = true, true
+	}
 	return v, true
 }
 
@@ -379,8 +399,31 @@ func (t *table[K, V]) checkDrained(fe uint32, full bool) {
 	}
 }
 
+// deltaCodec is a codec of values that mostly grow by appends (a List's),
+// whose delta snapshots write the part appended in the epoch as a merge
+// operand rather than the whole value.
+type deltaCodec[V any] interface {
+	// appendOnly reports whether v only grew by appends in its last epoch.
+	appendOnly(v V) bool
+	// appendNew appends the encoding of what was appended to v in its
+	// last epoch.
+	appendNew(dst []byte, v V) []byte
+}
+
 func (t *table[K, V]) encode(k K, e entry[V]) {
-	t.b.delta.add(t.pebbleKey(k), func(dst []byte) []byte { return t.vals.Append(dst, e.val) }, e.deleted())
+	if t.appends != nil && !t.b.full && !e.deleted() && t.appends.appendOnly(e.val) {
+		// NB: the entry is owed to a delta, so it changed in the frozen
+		// epoch, the epoch its appends are counted from.
+		t.b.delta.addRec(t.pebbleKey(k), func(dst []byte) []byte { return t.appends.appendNew(dst, e.val) }, false, true)
+		return
+	}
+	key := t.pebbleKey(k)
+	t.b.delta.add(key, func(dst []byte) []byte {
+		n := len(dst)
+		dst = t.vals.Append(dst, e.val)
+		t.sampleSize(len(key) + len(dst) - n)
+		return dst
+	}, e.deleted())
 }
 
 // pebbleKey returns [key group][state id][key], or for a namespace table
@@ -400,23 +443,49 @@ func (t *table[K, V]) pebbleKey(k K) []byte {
 }
 
 // makeRoom evicts entries whose latest change is durable in Pebble when the
-// cache is over its bound. Eviction walks the slots round robin, which is
-// hash order: an approximation of random replacement that needs no
-// bookkeeping on the hot path.
+// cache is over its bound (Config.CacheBytes, over all states of the
+// Backend), down to 15/16 of it: from t first, the state that grows, then
+// from the others.
 func (t *table[K, V]) makeRoom() {
-	limit := t.b.cfg.CacheEntries
-	if t.m.len() < limit || t.b.appliedEpoch < t.noEvictBefore || t.scanning || t.b.full {
-		// NB: a scan must not see entries move. And no eviction at all
-		// while a full snapshot drains, even in a table whose scan is
-		// done: an entry evicted then and read back from Pebble would look
-		// owed again (its encoded mark is gone), so a write would encode it
-		// a second time (an ingest error: a key twice in one table). Full
-		// snapshots need the cache to hold the whole state anyway.
+	b := t.b
+	limit := b.cfg.CacheBytes
+	if b.cachedBytes < limit || (b.appliedEpoch < b.noEvictBefore && !b.loaded) || b.full {
+		// NB: no eviction at all while a full snapshot drains, even in a
+		// table whose scan is done: an entry evicted then and read back
+		// from Pebble would look owed again (its encoded mark is gone), so
+		// a write would encode it a second time (an ingest error: a key
+		// twice in one table). Full snapshots need the cache to hold the
+		// whole state anyway.
 		return
 	}
-	target := limit / 16
-	evicted := 0
+	need := b.cachedBytes - limit + limit/16
+	if need -= t.evict(need); need > 0 {
+		b.evictOthers(need)
+	}
+}
+
+// evictOthers evicts up to need bytes of clean entries from any state. If
+// that frees too little (the cache is mostly dirty: those entries must stay
+// until their epoch is written), no table tries again before the next epoch
+// is applied.
+func (b *Backend) evictOthers(need int64) {
+	for _, t := range b.tables {
+		if need -= t.evict(need); need <= 0 {
+			return
+		}
+	}
+	b.noEvictBefore, b.loaded = b.appliedEpoch+1, false
+}
+
+// evict removes clean entries worth up to bytes from the cache and returns
+// the bytes it freed. Eviction walks the slots round robin, which is hash
+// order: an approximation of random replacement that needs no bookkeeping on
+// the hot path.
+func (t *table[K, V]) evict(bytes int64) (freed int64) {
 	applied := t.b.appliedEpoch
+	if t.m.n == 0 || (applied < t.noEvictBefore && !t.loaded) || t.scanning {
+		return 0 // NB: a scan must not see entries move
+	}
 	// Start where the previous pass stopped, so that passes spread over the
 	// table.
 	for n := 0; n < len(t.m.slots); n++ {
@@ -424,14 +493,16 @@ func (t *table[K, V]) makeRoom() {
 		s := &t.m.slots[i]
 		if s.e.mark&occupied != 0 && s.e.epoch <= applied { // frozen and pending epochs are > applied
 			t.b.complete, t.complete = false, false
+			freed += t.m.per
 			t.m.removeAt(i) // NB: may move a later entry to i; it is looked at next
-			if evicted++; evicted >= target {
-				return
+			if freed >= bytes {
+				return freed
 			}
 			continue
 		}
 		t.evictAt = (i + 1) & (len(t.m.slots) - 1)
 	}
 	// Mostly dirty entries: they must stay until their epoch is written.
-	t.noEvictBefore = applied + 1
+	t.noEvictBefore, t.loaded = applied+1, false
+	return freed
 }

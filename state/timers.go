@@ -42,7 +42,7 @@ func NewTimers[K comparable](s *Scope[K], name string) (*Timers[K], error) {
 		// A key's timers share its key group but not a cache slot.
 		slotHash: func(tk timerKey[K]) uint64 { return mix64(s.hash(tk.key) ^ uint64(tk.at)) },
 	}
-	set, err := newTable(ts, name, Bool)
+	set, err := newTable(ts, name, kindTimers, Bool)
 	if err != nil {
 		return nil, err
 	}

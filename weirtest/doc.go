@@ -8,7 +8,9 @@
 // starts the binary once and lets it finish. The crashed run starts it with
 // the same flags, kills it with SIGKILL at random moments (Job.Kills), stops
 // and resumes it with SIGSTOP/SIGCONT (Job.Pauses), optionally crashes it at
-// named points of the checkpoint protocol (Job.ProtocolCrashes), and starts
+// named points of the checkpoint protocol (Job.ProtocolCrashes; a binary
+// has them only when built with -tags weirfault, which Check adds when it
+// builds Package, and a Binary without them is refused), and starts
 // it again after every kill until it exits 0. Then it reads what each run
 // committed (Job.Output: Files for the file sink, KafkaTopic for the Kafka
 // sink read under read_committed, or your own reader of any store) and

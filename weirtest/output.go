@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/verify"
-	"github.com/weirstream/weir/kafkasec"
 )
 
 // Output reads what a run of the job committed. Read calls record once per
@@ -25,7 +25,7 @@ type Output interface {
 }
 
 // Files reads the committed output of the exactly-once file sink
-// (sinks/file): every line of every file in Dir whose name does not start
+// (connectors/file): every line of every file in Dir whose name does not start
 // with a dot. Files in staging (Dir/.weir) are not committed and not read.
 type Files struct {
 	// Dir is the sink's directory, with placeholders: "{dir}/out".
@@ -84,7 +84,7 @@ type KafkaTopic struct {
 	Topic string
 	// Security secures the connections (TLS, SASL); the zero value is
 	// plaintext.
-	Security kafkasec.Config
+	Security kafka.Security
 }
 
 // Read implements Output.

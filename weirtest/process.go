@@ -12,11 +12,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/weirstream/weir/internal/fault"
 )
 
-// The log lines a weir job writes (runtime/coordinator.go, runtime/restart.go,
-// internal/fault), matched in both of slog's formats (text: msg="…", JSON:
-// "msg":"…").
+// The log lines a weir job writes (internal/engine/coordinator.go,
+// internal/engine/restart.go, internal/fault), matched in both of slog's
+// formats (text: msg="…", JSON: "msg":"…").
 const (
 	logCheckpoint = "checkpoint completed"
 	logRestart    = "job failed; restarting from the last complete checkpoint"
@@ -41,11 +43,15 @@ type child struct {
 	tail     []string
 	restarts int       // in-process restarts logged
 	injected bool      // the process reported an injected crash
+	needAck  bool      // the binary must acknowledge fault points (fault.AckLine)
+	acked    bool      // it did
 	first    time.Time // when the first completed checkpoint was logged
 }
 
-// startChild starts bin with args and extra environment variables.
-func startChild(bin string, args, env []string) (*child, error) {
+// startChild starts bin with args and extra environment variables. With
+// needAck, a child that logs a checkpoint before acknowledging fault points
+// is killed: it would run without crashing.
+func startChild(bin string, args, env []string, needAck bool) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	dieWithParent(cmd)
@@ -60,7 +66,7 @@ func startChild(bin string, args, env []string) (*child, error) {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	w.Close() // the child holds its own copy
-	c := &child{cmd: cmd, checkpoints: make(chan struct{}, 1<<16), exited: make(chan struct{})}
+	c := &child{cmd: cmd, checkpoints: make(chan struct{}, 1<<16), exited: make(chan struct{}), needAck: needAck}
 	go c.scan(r)
 	return c, nil
 }
@@ -91,7 +97,13 @@ func (c *child) line(l string) {
 	if strings.Contains(l, logInjected) {
 		c.injected = true
 	}
+	if l == fault.AckLine {
+		c.acked = true
+	}
 	checkpoint := isMsg(l, logCheckpoint)
+	if checkpoint && c.needAck && !c.acked {
+		c.signal(syscall.SIGKILL) // no fault points: start reports it
+	}
 	if checkpoint && c.first.IsZero() {
 		c.first = time.Now()
 	}
@@ -157,8 +169,8 @@ func (c *child) firstCheckpoint() time.Time {
 	return c.first
 }
 
-func (c *child) counts() (restarts int, injected bool) {
+func (c *child) counts() (restarts int, injected, acked bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.restarts, c.injected
+	return c.restarts, c.injected, c.acked
 }

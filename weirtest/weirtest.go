@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/weirstream/weir/internal/fault"
 )
 
 // Errors Check returns, wrapped with the seed and what happened.
@@ -68,7 +70,10 @@ type Job struct {
 	// one start each: "before-manifest:2" (sinks pre-committed, checkpoint
 	// not durable), "after-manifest:2" (checkpoint durable, sinks not
 	// committed), "after-snapshot:3" (a subtask's snapshot written). Random
-	// kills rarely land in these narrow windows.
+	// kills rarely land in these narrow windows. The points exist only in
+	// a binary built with the tag weirfault: Check builds Package with it,
+	// and refuses (ErrBadJob) a Binary that does not acknowledge the
+	// points at start-up, rather than let it run without crashing.
 	ProtocolCrashes []string
 
 	// Seed fixes every random choice (0: from the clock). Reports and
@@ -105,8 +110,6 @@ const (
 	minInterval = 10 * time.Millisecond
 	// maxCrashedRuns bounds the crashed runs of a Check: see crash.
 	maxCrashedRuns = 3
-	// protocolCrashEnv arms a crash point in weir's runtime (internal/fault).
-	protocolCrashEnv = "WEIR_CRASH_AT"
 )
 
 // Check runs the job once without interference (the clean run), then again
@@ -235,13 +238,20 @@ func (s *session) crashAndCompare(ctx context.Context, attempt int) error {
 	return nil
 }
 
+// faultTag is the build tag that compiles weir's fault points in.
+const faultTag = "weirfault"
+
 // binary returns the job's executable, building Package if needed.
 func (j *Job) binary(ctx context.Context) (string, error) {
 	if j.Binary != "" {
 		return j.Binary, nil
 	}
 	bin := filepath.Join(j.WorkDir, "job")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, j.Package).CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if len(j.ProtocolCrashes) > 0 {
+		args = append(args, "-tags", faultTag)
+	}
+	out, err := exec.CommandContext(ctx, "go", append(args, j.Package)...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("%w: go build %s: %v\n%s", ErrBadJob, j.Package, err, out)
 	}
@@ -379,10 +389,14 @@ func (s *session) start(ctx context.Context, run Run, st start, interval time.Du
 		args[i] = strings.ReplaceAll(run.Expand(a), "{interval}", interval.String())
 	}
 	env := slices.Clone(job.Env)
-	if st.crashAt != "" {
-		env = append(env, protocolCrashEnv+"="+st.crashAt)
+	needAck := len(job.ProtocolCrashes) > 0 // in the clean run too: fail early
+	if needAck {
+		env = append(env, fault.CheckEnvVar+"=1")
 	}
-	c, err := startChild(s.bin, args, env)
+	if st.crashAt != "" {
+		env = append(env, fault.EnvVar+"="+st.crashAt)
+	}
+	c, err := startChild(s.bin, args, env, needAck)
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", ErrBadJob, err)
 	}
@@ -401,9 +415,12 @@ func (s *session) start(ctx context.Context, run Run, st start, interval time.Du
 	if first := c.firstCheckpoint(); run == r.Clean && !first.IsZero() {
 		r.CleanWork = time.Since(first)
 	}
-	restarts, injected := c.counts()
+	restarts, injected, acked := c.counts()
 	r.Restarts += restarts
 	switch {
+	case needAck && !acked:
+		return false, fmt.Errorf("%w: job binary %s has no fault points (it did not write %q at start-up), so ProtocolCrashes would never crash it: build it with go build -tags %s, or give Package and let the kit build it\n%s",
+			ErrBadJob, s.bin, fault.AckLine, faultTag, c.log())
 	case err != nil:
 		return false, fmt.Errorf("%w: no exit within %v (Job.Timeout)\n%s", ErrJobFailed, job.Timeout, c.log())
 	case st.crashAt != "" && code == 0:

@@ -112,6 +112,11 @@ func script(t *testing.T, body string) string {
 // checkpointLine is what the runtime logs when a checkpoint completes.
 const checkpointLine = `echo 'level=INFO msg="checkpoint completed" checkpoint=1'`
 
+// faultAck is what a job binary built with the tag weirfault writes at
+// start-up when the kit asks (internal/fault).
+const faultAck = `if [ -n "$WEIR_FAULT_CHECK" ]; then echo 'weir: fault points compiled in' >&2; fi
+`
+
 // TestCatchesLossAndDifference runs a broken job whose last start commits
 // fewer records, and a record the clean run never wrote: the report must
 // count them.
@@ -142,7 +147,7 @@ esac
 // clean run lasts a second, so a kill comes up to 1s/15 after a start's
 // first checkpoint; its crashed starts exit right after theirs.
 func TestTooShort(t *testing.T) {
-	bin := script(t, checkpointLine+`
+	bin := script(t, faultAck+checkpointLine+`
 seq 1 10 > $dir/out/part
 case $dir in *clean-*) sleep 1 ;; esac
 `)
@@ -166,6 +171,24 @@ case $dir in *clean-*) sleep 1 ;; esac
 	job.Kills, job.ProtocolCrashes = 0, []string{"before-manifest:99"}
 	if _, err := weirtest.Check(t.Context(), job); !errors.Is(err, weirtest.ErrTooShort) || !strings.Contains(err.Error(), "after 0 of 1 kills (0 at protocol points)") {
 		t.Fatalf("want ErrTooShort after 0 of 1 kills, got %v", err)
+	}
+}
+
+// TestRefusesBinaryWithoutFaultPoints checks that protocol crashes asked of
+// a binary built without the tag weirfault fail the test with ErrBadJob
+// instead of letting it run without ever crashing: the stand-in job logs a
+// checkpoint without acknowledging fault points, and would otherwise run a
+// minute.
+func TestRefusesBinaryWithoutFaultPoints(t *testing.T) {
+	bin := script(t, checkpointLine+`
+seq 1 10 > $dir/out/part
+exec sleep 60
+`)
+	job := weirtest.Job{Binary: bin, Args: []string{"{dir}"}, Output: weirtest.Files{Dir: "{dir}/out"},
+		ProtocolCrashes: []string{"before-manifest:2"}, Seed: 1, WorkDir: t.TempDir(), Logf: t.Logf}
+	_, err := weirtest.Check(t.Context(), job)
+	if !errors.Is(err, weirtest.ErrBadJob) || !strings.Contains(err.Error(), "-tags weirfault") {
+		t.Fatalf("want ErrBadJob naming -tags weirfault, got %v", err)
 	}
 }
 

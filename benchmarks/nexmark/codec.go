@@ -181,6 +181,9 @@ func hashQ9(r Q9Result) uint64 {
 
 func hashLine(l string) uint64 { return uint64(fields(11).str(l)) }
 
+// hashLineBytes is hashLine(string(l)), without the string.
+func hashLineBytes(l []byte) uint64 { return uint64(fields(11).int(int64(maphash.Bytes(hashSeed, l)))) }
+
 // hashQ10 is not used: q10's output is compared as lines (hashLine).
 func hashQ10(r Q10Result) uint64 { return hashLine(r.String()) }
 

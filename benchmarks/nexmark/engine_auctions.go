@@ -112,12 +112,12 @@ func closeAuctions(events runtime.Stream[Record], name string, keepText bool) ru
 		return x.Bid.Auction
 	})
 	return operators.ProcessWithTimers(in, name,
-		func(ctx *runtime.KeyedContext[int64]) (operators.ProcessFunc[int64, auctionOrBid, ClosedAuction], operators.TimerFunc[int64, ClosedAuction], error) {
-			auctions, err := state.NewValue(ctx.Scope, "auctions", state.Codec[*auctionState](auctionStateCodec))
+		func(sc *operators.SetupContext[int64]) (operators.TimedProcessFunc[int64, auctionOrBid, ClosedAuction], operators.TimerFunc[int64, ClosedAuction], error) {
+			auctions, err := state.NewValue(sc.Scope, "auctions", state.Codec[*auctionState](auctionStateCodec))
 			if err != nil {
 				return nil, nil, err
 			}
-			process := func(_ int64, x auctionOrBid, _ runtime.Collector[ClosedAuction]) error {
+			process := func(ctx *operators.TimerContext[int64], x auctionOrBid, _ runtime.Collector[ClosedAuction]) error {
 				s, ok := auctions.Get()
 				if !ok {
 					s = &auctionState{}
@@ -136,7 +136,7 @@ func closeAuctions(events runtime.Stream[Record], name string, keepText bool) ru
 						}
 					}
 					auctions.Put(n)
-					ctx.Timers.RegisterEventTime(n.Auction.Expires)
+					ctx.Timers().RegisterEventTime(n.Auction.Expires)
 				case s.Known:
 					if s.wins(&x.Bid) {
 						n := *s
@@ -153,7 +153,7 @@ func closeAuctions(events runtime.Stream[Record], name string, keepText bool) ru
 				}
 				return nil
 			}
-			onTimer := func(_ int64, t runtime.Timer, out runtime.Collector[ClosedAuction]) error {
+			onTimer := func(_ *operators.TimerContext[int64], t runtime.Timer, out runtime.Collector[ClosedAuction]) error {
 				s, _ := auctions.Get()
 				if !s.Known || s.Closed || s.Auction.Expires > t.At {
 					return nil
@@ -213,20 +213,20 @@ func applyInOrder[Acc, Out any](closings runtime.Stream[closing], name string, a
 		},
 	}
 	return operators.ProcessWithTimers(operators.KeyBy(closings, func(c closing) int64 { return c.Key }), name,
-		func(ctx *runtime.KeyedContext[int64]) (operators.ProcessFunc[int64, closing, Out], operators.TimerFunc[int64, Out], error) {
-			keys, err := state.NewValue(ctx.Scope, "pending", state.Codec[pendingClosings[Acc]](st))
+		func(sc *operators.SetupContext[int64]) (operators.TimedProcessFunc[int64, closing, Out], operators.TimerFunc[int64, Out], error) {
+			keys, err := state.NewValue(sc.Scope, "pending", state.Codec[pendingClosings[Acc]](st))
 			if err != nil {
 				return nil, nil, err
 			}
-			process := func(_ int64, c closing, _ runtime.Collector[Out]) error {
+			process := func(ctx *operators.TimerContext[int64], c closing, _ runtime.Collector[Out]) error {
 				p, _ := keys.Get()
 				p.Pending = append(p.Pending, c) // in place: see closeAuctions
 				keys.Put(p)
-				ctx.Timers.RegisterEventTime(applyDue(c.Expires))
+				ctx.Timers().RegisterEventTime(applyDue(c.Expires))
 				return nil
 			}
 			var due []closing
-			onTimer := func(_ int64, t runtime.Timer, out runtime.Collector[Out]) error {
+			onTimer := func(_ *operators.TimerContext[int64], t runtime.Timer, out runtime.Collector[Out]) error {
 				p, _ := keys.Get()
 				due = due[:0]
 				for _, c := range p.Pending {

@@ -27,11 +27,14 @@ func EngineQ10(events runtime.Stream[Record]) runtime.Stream[Traced[Q10Result]] 
 	return applyRecordOp[Traced[Q10Result], *q10Op](events, "q10-log")
 }
 
-type q10Op struct{ recordOp[Traced[Q10Result]] }
+type q10Op struct {
+	recordOp[Traced[Q10Result]]
+	minutes q10Minutes
+}
 
 func (o *q10Op) Process(r Record) {
 	if r.Kind == KindBid {
-		o.out.Collect(Traced[Q10Result]{q10Of(&r.Bid), r.N})
+		o.out.Collect(Traced[Q10Result]{o.minutes.of(&r.Bid), r.N})
 	}
 }
 
@@ -379,16 +382,16 @@ func EngineQ20(events runtime.Stream[Record]) runtime.Stream[Traced[Q20Result]] 
 		return x.Bid.Auction
 	})
 	return operators.Process(keyed, "q20-join",
-		func(ctx *operators.ProcessContext[int64]) (operators.ProcessFunc[int64, q20In, Traced[Q20Result]], error) {
-			auctions, err := state.NewValue(ctx.Scope, "auctions", state.Codec[[]Auction](auctionsCodec))
+		func(sc *operators.SetupContext[int64]) (operators.ProcessFunc[int64, q20In, Traced[Q20Result]], error) {
+			auctions, err := state.NewValue(sc.Scope, "auctions", state.Codec[[]Auction](auctionsCodec))
 			if err != nil {
 				return nil, err
 			}
-			bids, err := state.NewValue(ctx.Scope, "bids", state.Codec[[]Bid](bidsCodec))
+			bids, err := state.NewValue(sc.Scope, "bids", state.Codec[[]Bid](bidsCodec))
 			if err != nil {
 				return nil, err
 			}
-			return func(_ int64, x q20In, out runtime.Collector[Traced[Q20Result]]) error {
+			return func(_ *operators.Context[int64], x q20In, out runtime.Collector[Traced[Q20Result]]) error {
 				if x.Auction != nil {
 					as, _ := auctions.Get()
 					auctions.Put(append(slices.Clip(as), *x.Auction))

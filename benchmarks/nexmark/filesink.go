@@ -13,15 +13,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weirstream/weir/connectors/file"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/file"
 )
 
-// q10's output: the exactly-once file sink (sinks/file), one per partition
+// q10's output: the exactly-once file sink (connectors/file), one per partition
 // directory, as nexmark-flink's filesystem sink PARTITIONED BY (dt, hm).
 
-// q10Partition is the directory of a q10 result: dt=<day>/hm=<HH:mm>.
-func q10Partition(r Q10Result) string { return "dt=" + r.Date + "/hm=" + r.Minute }
+// q10Partition appends the directory of a q10 result to dst:
+// dt=<day>/hm=<HH:mm>.
+func q10Partition(dst []byte, r Q10Result) []byte {
+	dst = append(append(dst, "dt="...), r.Date...)
+	return append(append(dst, "/hm="...), r.Minute...)
+}
 
 // dayEnd returns the end (ms) of the day yyyy-MM-dd, UTC.
 func dayEnd(day string) int64 {
@@ -34,30 +38,36 @@ func dayEnd(day string) int64 {
 
 // partitionedFileSink returns the factory of a sink that writes each
 // record with the exactly-once file sink of its partition, the directory
-// root/partition(rec): one sinks/file.Sink per partition and subtask,
-// opened by the partition's first record. PreCommit returns the states of
-// all the subtask's partitions; Open and Commit pass them on.
-func partitionedFileSink[T any](root string, partition func(T) string, format func([]byte, T) []byte) func() runtime.Sink[T] {
-	return func() runtime.Sink[T] {
-		return &partitionedSink[T]{root: root, partition: partition, format: format, parts: map[string]*file.Sink[T]{}}
+// root/partition(rec) (partition appends it to a buffer): one
+// connectors/file sink per partition and subtask, opened by the partition's
+// first record. PreCommit returns the states of all the subtask's
+// partitions; Open and Commit pass them on.
+func partitionedFileSink[T any](root string, partition func([]byte, T) []byte, format func([]byte, T) []byte) runtime.SinkFactory[T] {
+	return func() (runtime.Sink[T], error) {
+		return &partitionedSink[T]{root: root, partition: partition, format: format, parts: map[string]runtime.Sink[T]{}}, nil
 	}
 }
 
 type partitionedSink[T any] struct {
 	root      string
-	partition func(T) string
+	partition func([]byte, T) []byte
 	format    func([]byte, T) []byte
 	info      runtime.TaskInfo
-	parts     map[string]*file.Sink[T]
+	parts     map[string]runtime.Sink[T]
+	scratch   []byte // the partition of the current record
 	last      string // partition of the last record, cached with lastSink
-	lastSink  *file.Sink[T]
+	lastSink  runtime.Sink[T]
 }
 
-func (s *partitionedSink[T]) open(ctx context.Context, partition string, restored []byte) (*file.Sink[T], error) {
+func (s *partitionedSink[T]) open(ctx context.Context, partition string, restored []byte) (runtime.Sink[T], error) {
 	if !fs.ValidPath(partition) || strings.HasPrefix(partition, ".") {
 		return nil, fmt.Errorf("nexmark: invalid partition %q", partition)
 	}
-	fs, err := file.New(file.Config[T]{Dir: filepath.Join(s.root, filepath.FromSlash(partition)), Format: s.format})
+	newSink, err := file.NewSink(file.SinkConfig[T]{Dir: filepath.Join(s.root, filepath.FromSlash(partition)), Format: s.format})
+	if err != nil {
+		return nil, err
+	}
+	fs, err := newSink()
 	if err != nil {
 		return nil, err
 	}
@@ -89,10 +99,14 @@ func (s *partitionedSink[T]) Open(ctx context.Context, info runtime.TaskInfo, re
 	return nil
 }
 
+// Write writes rec to its partition's sink. Records mostly come in runs of
+// one partition: the partition is compared with the last one's in a
+// scratch buffer, which allocates nothing.
 func (s *partitionedSink[T]) Write(ctx context.Context, rec T) error {
-	p := s.partition(rec)
+	s.scratch = s.partition(s.scratch[:0], rec)
 	fs := s.lastSink
-	if fs == nil || p != s.last {
+	if fs == nil || string(s.scratch) != s.last {
+		p := string(s.scratch)
 		fs = s.parts[p]
 		if fs == nil {
 			var err error
@@ -163,12 +177,16 @@ func readPartitionedFiles(root string, keepLines bool) (*Output, error) {
 		defer f.Close()
 		sc := bufio.NewScanner(f)
 		sc.Buffer(nil, 1<<20)
+		// The lines are hashed in a buffer that starts with the partition:
+		// a string per line cost as much as the engine's writing them.
+		l := append([]byte(filepath.ToSlash(rel)), ' ')
+		n := len(l)
 		for sc.Scan() {
-			l := filepath.ToSlash(rel) + " " + sc.Text()
+			l = append(l[:n], sc.Bytes()...)
 			out.Count++
-			out.Sum += hashLine(l)
+			out.Sum += hashLineBytes(l)
 			if keepLines {
-				out.Lines = append(out.Lines, l)
+				out.Lines = append(out.Lines, string(l))
 			}
 		}
 		return sc.Err()

@@ -55,7 +55,7 @@ var Queries = []Query{
 	query[Q9Result]{name: "q9", engine: EngineQ9, reference: Q9Reference, hash: hashQ9, eventTime: true,
 		firedAt: func(r Q9Result) int64 { return r.Auction.Expires + 1 }},
 	query[Q10Result]{name: "q10", engine: EngineQ10, reference: Q10Reference, hash: hashQ10, stateless: true,
-		fileSink: q10Partition},
+		fileSink: q10Partition, fileLine: func(dst []byte, r Q10Result) []byte { return r.appendLine(dst) }},
 	query[Q11Result]{name: "q11", engine: EngineQ11, reference: Q11Reference, hash: hashQ11, eventTime: true,
 		firedAt: func(r Q11Result) int64 { return r.End }},
 	query[Q12Result]{name: "q12", engine: EngineQ12, generatorReference: Q12Reference, hash: hashQ12, processingTime: true,
@@ -219,8 +219,12 @@ type query[R fmt.Stringer] struct {
 	upsertKey func(R) upsertKey
 	// fileSink, if set, makes the harness write the results with the
 	// exactly-once file sink, partitioned into the directory that fileSink
-	// names, and read the committed files back as the output.
-	fileSink func(R) string
+	// appends to its buffer, and read the committed files back as the
+	// output.
+	fileSink func([]byte, R) []byte
+	// fileLine appends a result's line (its String) to a buffer: the file
+	// sink's format. Without it, the line is String's.
+	fileLine func([]byte, R) []byte
 }
 
 func (q query[R]) Name() string { return q.name }
@@ -236,6 +240,7 @@ var referenceSegment int64 = 1 << 20
 func (q query[R]) RunReference(g *Generator, keepLines bool) (*Output, time.Duration) {
 	out := &Output{}
 	var vals []R
+	var scratch []byte
 	var elapsed time.Duration
 	step := g.NumEvents()
 	if q.stateless {
@@ -252,7 +257,7 @@ func (q query[R]) RunReference(g *Generator, keepLines bool) (*Output, time.Dura
 		elapsed += time.Since(start)
 		for _, r := range rs {
 			out.Count++
-			out.Sum += q.hashOf(r)
+			out.Sum += q.hashOf(r, &scratch)
 		}
 		if keepLines {
 			vals = append(vals, rs...)
@@ -265,19 +270,31 @@ func (q query[R]) RunReference(g *Generator, keepLines bool) (*Output, time.Dura
 }
 
 // hashOf is the multiset hash of a result: of its line with its partition
-// for queries written to files (which are read back as lines).
-func (q query[R]) hashOf(r R) uint64 {
+// for queries written to files (which are read back as lines, hashed the
+// same way); scratch is a buffer for that line.
+func (q query[R]) hashOf(r R, scratch *[]byte) uint64 {
 	if q.fileSink != nil {
-		return hashLine(q.lineOf(r))
+		*scratch = q.appendFileLine((*scratch)[:0], r)
+		return hashLineBytes(*scratch)
 	}
 	return q.hash(r)
+}
+
+// appendFileLine appends the line of r with its partition, as
+// readPartitionedFiles reads it, to dst.
+func (q query[R]) appendFileLine(dst []byte, r R) []byte {
+	dst = append(q.fileSink(dst, r), ' ')
+	if q.fileLine != nil {
+		return q.fileLine(dst, r)
+	}
+	return append(dst, r.String()...)
 }
 
 // lineOf is the canonical line of r, prefixed with its partition for
 // queries written to files.
 func (q query[R]) lineOf(r R) string {
 	if q.fileSink != nil {
-		return q.fileSink(r) + " " + r.String()
+		return string(q.appendFileLine(nil, r))
 	}
 	return r.String()
 }
@@ -343,7 +360,7 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 		var opts []runtime.SourceOption[Record]
 		switch {
 		case q.processingTime:
-			opts = append(opts, runtime.WithWatermarks(runtime.Monotonous(func(r Record) int64 { return r.ProcTime })))
+			opts = append(opts, runtime.WithWatermarks(runtime.Monotonic(func(r Record) int64 { return r.ProcTime })))
 		case q.eventTime || run.Watermarks:
 			opts = append(opts, Watermarks(run.Generator))
 		}
@@ -353,11 +370,13 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 		results := engine(events)
 		if q.fileSink != nil {
 			lines := operators.Map(results, func(t Traced[R]) R { return t.Result })
-			runtime.To(lines, "results", partitionedFileSink(outDir, q.fileSink, func(dst []byte, r R) []byte {
-				return append(append(dst, r.String()...), '\n')
-			}))
+			format := func(dst []byte, r R) []byte { return append(append(dst, r.String()...), '\n') }
+			if q.fileLine != nil {
+				format = func(dst []byte, r R) []byte { return append(q.fileLine(dst, r), '\n') }
+			}
+			runtime.To(lines, "results", partitionedFileSink(outDir, q.fileSink, format))
 		} else {
-			runtime.To(results, "results", store.newSink)
+			runtime.To(results, "results", func() (runtime.Sink[Traced[R]], error) { return store.newSink(), nil })
 		}
 
 		jobCtx, crash := context.WithCancelCause(ctx)

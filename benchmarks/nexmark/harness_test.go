@@ -2,7 +2,10 @@ package nexmark
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/weirstream/weir/runtime"
@@ -66,6 +69,65 @@ func TestResultBatchKeepsInChunks(t *testing.T) {
 	for i, v := range slices.Concat(b.vals...) {
 		if v != int64(i) {
 			t.Fatalf("result %d is %d", i, v)
+		}
+	}
+}
+
+// TestQ10SinkWritesWithoutAllocating checks that q10's file sink formats a
+// result, and finds its partition, without allocating: they were a string
+// per line and per partition name, and most of q10's time in the engine.
+func TestQ10SinkWritesWithoutAllocating(t *testing.T) {
+	ctx := context.Background()
+	var q query[Q10Result]
+	for _, x := range Queries {
+		if x.Name() == "q10" {
+			q = x.(query[Q10Result])
+		}
+	}
+	root := t.TempDir()
+	sink, err := partitionedFileSink(root, q.fileSink, func(dst []byte, r Q10Result) []byte { return append(q.fileLine(dst, r), '\n') })()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Open(ctx, runtime.TaskInfo{Subtask: 0, Parallelism: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	var minutes q10Minutes
+	r := minutes.of(&Bid{Auction: 1, Bidder: 2, Price: 3, DateTime: 1_000, Extra: "extra"})
+	if err := sink.Write(ctx, r); err != nil { // opens the partition's sink
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		r.Price++
+		if err := sink.Write(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0 {
+		t.Errorf("%.2f allocations per q10 result written, want 0", allocs)
+	}
+}
+
+// TestLineQuotesAsGo checks that result lines quote strings exactly as
+// strconv.Quote, fast path included.
+func TestLineQuotesAsGo(t *testing.T) {
+	const seed = 14
+	rng := rand.New(rand.NewPCG(seed, seed))
+	alphabet := []rune{'a', 'Z', '0', ' ', '~', '"', '\\', '\n', '\x7f', 'é', '\x00'}
+	for i := range 2000 {
+		var b strings.Builder
+		for range rng.IntN(8) {
+			// Mostly printable ASCII, as the generator's strings.
+			if rng.IntN(4) > 0 {
+				b.WriteByte(byte(' ' + rng.IntN('~'-' '+1)))
+			} else {
+				b.WriteRune(alphabet[rng.IntN(len(alphabet))])
+			}
+		}
+		s := b.String()
+		if got, want := string(line(nil).str("k", s)), " k="+strconv.Quote(s); got != want {
+			t.Fatalf("seed %d, string %d %q: line %s, want %s", seed, i, s, got, want)
 		}
 	}
 }

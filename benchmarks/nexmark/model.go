@@ -149,7 +149,16 @@ func (l line) str(key, v string) line {
 	l = append(l, ' ')
 	l = append(l, key...)
 	l = append(l, '=')
-	return strconv.AppendQuote(l, v)
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.AppendQuote(l, v)
+		}
+	}
+	// Printable ASCII without quote or backslash, as generated strings
+	// are: Go quotes it as it is (strconv.AppendQuote costs 6x more).
+	l = append(l, '"')
+	l = append(l, v...)
+	return append(l, '"')
 }
 
 // milli appends v/1000 as an exact decimal with three fraction digits.

@@ -145,16 +145,16 @@ func EngineQ3(events runtime.Stream[Record]) runtime.Stream[Traced[Q3Result]] {
 	sides := applyRecordOp[q3In, *q3Op](events, "q3-filter")
 	keyed := operators.KeyBy(sides, func(in q3In) int64 { return in.Person })
 	return operators.Process(keyed, "q3-join",
-		func(ctx *operators.ProcessContext[int64]) (operators.ProcessFunc[int64, q3In, Traced[Q3Result]], error) {
-			persons, err := state.NewValue(ctx.Scope, "persons", state.Codec[[]q3Person](q3PersonsCodec))
+		func(sc *operators.SetupContext[int64]) (operators.ProcessFunc[int64, q3In, Traced[Q3Result]], error) {
+			persons, err := state.NewValue(sc.Scope, "persons", state.Codec[[]q3Person](q3PersonsCodec))
 			if err != nil {
 				return nil, err
 			}
-			auctions, err := state.NewValue(ctx.Scope, "auctions", state.Codec[[]int64](int64sCodec))
+			auctions, err := state.NewValue(sc.Scope, "auctions", state.Codec[[]int64](int64sCodec))
 			if err != nil {
 				return nil, err
 			}
-			return func(_ int64, in q3In, out runtime.Collector[Traced[Q3Result]]) error {
+			return func(_ *operators.Context[int64], in q3In, out runtime.Collector[Traced[Q3Result]]) error {
 				if in.IsPerson {
 					ps, _ := persons.Get()
 					persons.Put(append(slices.Clip(ps), q3Person{in.Name, in.City, in.State}))

@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sources/generator"
 )
 
 // Record is an event as the Nexmark source emits it, with its event number,
@@ -86,11 +86,11 @@ type SourceConfig struct {
 // event numbers s, s+p, s+2p, …; its checkpointed offset is the next event
 // number it would emit, so a restored source replays exactly what followed
 // the checkpoint.
-func Source(cfg SourceConfig) func() runtime.Source[Record] {
+func Source(cfg SourceConfig) runtime.SourceFactory[Record] {
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = 1024
 	}
-	return func() runtime.Source[Record] { return &source{cfg: cfg, g: cfg.Generator} }
+	return func() (runtime.Source[Record], error) { return &source{cfg: cfg, g: cfg.Generator}, nil }
 }
 
 // Watermarks returns the watermark strategy matching g: monotonous
@@ -100,7 +100,7 @@ func Source(cfg SourceConfig) func() runtime.Source[Record] {
 func Watermarks(g *Generator) runtime.SourceOption[Record] {
 	ts := func(r Record) int64 { return r.Time() }
 	if g.Config().OutOfOrderGroupSize == 1 {
-		return runtime.WithWatermarks(runtime.Monotonous(ts))
+		return runtime.WithWatermarks(runtime.Monotonic(ts))
 	}
 	return runtime.WithWatermarks(runtime.BoundedOutOfOrderness(ts, g.MaxOutOfOrderness()))
 }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/kafkasec"
 )
 
 // repeated is a flag that may be given several times.
@@ -30,7 +30,7 @@ func runBroker(ctx context.Context, e *env, args []string) error {
 	expiration := fs.Duration("transactional-id-expiration", devbroker.DefaultTransactionalIDExpiration,
 		"forget a transactional id no producer used for this `duration` (Kafka's transactional.id.expiration.ms); "+
 			"set it short to rehearse restarting a job after a long outage")
-	mechanism := fs.String("sasl-mechanism", string(kafkasec.ScramSHA256), "SASL `mechanism` of the users: plain, scram-sha-256 or scram-sha-512")
+	mechanism := fs.String("sasl-mechanism", string(kafka.ScramSHA256), "SASL `mechanism` of the users: plain, scram-sha-256 or scram-sha-512")
 	var users, superusers, acls repeated
 	fs.Var(&users, "sasl-user", "a SASL user, `USER:PASSWORD`, subject to the ACLs (repeatable); with any user, clients must authenticate")
 	fs.Var(&superusers, "sasl-superuser", "a SASL user who bypasses the ACLs, `USER:PASSWORD` (repeatable)")
@@ -69,8 +69,8 @@ func brokerSecurity(cfg *devbroker.Config, mechanism string, users, superusers, 
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return usagef("--tls-cert and --tls-key go together")
 	}
-	mech, err := kafkasec.ParseMechanism(mechanism)
-	if err != nil || mech == kafkasec.NoSASL {
+	mech, err := kafka.ParseMechanism(mechanism)
+	if err != nil || mech == kafka.NoSASL {
 		return usagef("--sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", mechanism)
 	}
 	for i, list := range []repeated{users, superusers} {
@@ -80,7 +80,7 @@ func brokerSecurity(cfg *devbroker.Config, mechanism string, users, superusers, 
 				// NB: the value holds a password: do not echo it.
 				return usagef("--sasl-user and --sasl-superuser take USER:PASSWORD; one value has no ':' or an empty part")
 			}
-			cfg.Users = append(cfg.Users, devbroker.User{Mechanism: mech, Name: name, Password: kafkasec.Password(pass), Superuser: i == 1})
+			cfg.Users = append(cfg.Users, devbroker.User{Mechanism: mech, Name: name, Password: kafka.Password(pass), Superuser: i == 1})
 		}
 	}
 	for _, rule := range acls {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weirstream/weir/kafkasec"
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/weirtest"
 )
 
@@ -39,7 +39,7 @@ func runCrashtest(ctx context.Context, e *env, args []string) error {
 	pauses := fs.Int("pauses", 0, "SIGSTOP/SIGCONT pauses in the crashed run")
 	maxPause := fs.Duration("max-pause", 0, "longest pause (0: the kill delay bound, derived from the clean run)")
 	var crashes []string
-	fs.Func("crash-at", "also crash at a point of the checkpoint protocol, `point:n` (repeatable): before-manifest:2, after-manifest:2, after-snapshot:3", func(s string) error {
+	fs.Func("crash-at", "also crash at a point of the checkpoint protocol, `point:n` (repeatable): before-manifest:2, after-manifest:2, after-snapshot:3; a JOB binary must be built with -tags weirfault (a package directory is)", func(s string) error {
 		crashes = append(crashes, s)
 		return nil
 	})
@@ -47,7 +47,7 @@ func runCrashtest(ctx context.Context, e *env, args []string) error {
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up on a start of the job after this long")
 	workDir := fs.String("work-dir", "", "`directory` for the runs (default: a temporary one, removed if the outputs are equal)")
 	quiet := fs.Bool("quiet", false, "do not log each start of the job")
-	secFlags := kafkasec.RegisterFlags(fs)
+	secFlags := kafka.RegisterSecurityFlags(fs)
 
 	own, jobArgs, found := splitDashes(args)
 	if err := parse(fs, own); err != nil {
@@ -62,7 +62,7 @@ func runCrashtest(ctx context.Context, e *env, args []string) error {
 	if job.Binary, job.Package, err = jobPath(jobArgs[0]); err != nil {
 		return err
 	}
-	sec, err := secFlags.Config()
+	sec, err := secFlags.Security()
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -120,7 +120,7 @@ func jobPath(p string) (binary, pkg string, err error) {
 }
 
 // crashtestOutput builds the reader of committed output the flags ask for.
-func crashtestOutput(dir, topic, brokersFlag string, sec kafkasec.Config) (weirtest.Output, error) {
+func crashtestOutput(dir, topic, brokersFlag string, sec kafka.Security) (weirtest.Output, error) {
 	switch {
 	case dir != "" && topic != "":
 		return nil, usagef("give either --output-dir or --output-topic, not both")

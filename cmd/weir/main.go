@@ -1,10 +1,14 @@
 // Command weir is weir's command-line tool: a development Kafka broker, a
-// sample-data producer, a verifier that checks a topic for the duplicates
-// and gaps exactly-once processing must not produce, and a crash test of a
-// job binary (package weirtest).
+// development S3-compatible server for checkpoints in object storage, a
+// reader of checkpoints (list, inspect, verify), a sample-data producer, a
+// verifier that checks a topic for the duplicates and gaps exactly-once
+// processing must not produce, and a crash test of a job binary (package
+// weirtest).
 //
 //	weir broker         [--addr 127.0.0.1:9092] [--partitions 3] [--data-dir DIR] [--transactional-id-expiration 168h]
 //	                    [--sasl-mechanism M --sasl-user U:P ... --acl RULE ... --acl-file F] [--tls-cert F --tls-key F]
+//	weir s3             [--addr 127.0.0.1:9000] [--data-dir DIR]
+//	weir checkpoints    list|inspect|verify LOCATION [ID|--all] [--json]
 //	weir produce-orders --brokers ADDR [--topic orders] [--count N] [--kafka-* security flags] ...
 //	weir verify         --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N] [--kafka-* security flags]
 //	weir crashtest      (--output-dir DIR | --output-topic T --brokers ADDR [--kafka-* security flags]) [--kills N] [--pauses N] [--seed N] -- JOB [FLAGS...]
@@ -38,6 +42,8 @@ type command struct {
 // commands is the dispatch table: a subcommand is one entry here and one file.
 var commands = []command{
 	{"broker", "run a development Kafka broker until interrupted", runBroker},
+	{"s3", "run a development S3-compatible server until interrupted", runS3},
+	{"checkpoints", "list, inspect or verify the checkpoints of a job (a directory or s3://)", runCheckpoints},
 	{"produce-orders", "write sample orders, some duplicated, to a topic", runProduceOrders},
 	{"verify", "check a topic for duplicate and missing records", runVerify},
 	{"crashtest", "run a job cleanly and under random kills, and compare the outputs", runCrashtest},

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/orders"
-	"github.com/weirstream/weir/kafkasec"
 )
 
 func runProduceOrders(ctx context.Context, e *env, args []string) error {
@@ -22,11 +22,11 @@ func runProduceOrders(ctx context.Context, e *env, args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed")
 	dialTimeout := fs.Duration("dial-timeout", 5*time.Second, "timeout for connecting to a broker")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up writing after this long")
-	secFlags := kafkasec.RegisterFlags(fs)
+	secFlags := kafka.RegisterSecurityFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sec, err := secFlags.Config()
+	sec, err := secFlags.Security()
 	if err != nil {
 		return usagef("%v", err)
 	}

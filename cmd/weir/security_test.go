@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/testcert"
-	"github.com/weirstream/weir/kafkasec"
 )
 
 // readyWriter collects a command's stderr and sends the broker's address
@@ -71,7 +71,7 @@ func TestSecuredTools(t *testing.T) {
 		t.Fatalf("weir broker exited %d:\n%s", code, brokerErr)
 	}
 	as := func(user, password string, args ...string) (int, string) {
-		t.Setenv(kafkasec.PasswordEnv, password)
+		t.Setenv(kafka.PasswordEnv, password)
 		var stdout, stderr bytes.Buffer
 		args = append(args, "--brokers", addr, "--kafka-tls-ca", cert.Cert,
 			"--kafka-sasl-mechanism", "scram-sha-512", "--kafka-sasl-user", user, "--dial-timeout", "5s")

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/verify"
-	"github.com/weirstream/weir/kafkasec"
 )
 
 // offenderLimit is how many offenders of each kind verify prints.
@@ -26,11 +26,11 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	expect := fs.Int("expect", -1, "if >= 0, the number of records the topic must hold")
 	dialTimeout := fs.Duration("dial-timeout", 5*time.Second, "timeout for connecting to a broker")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up reading after this long")
-	secFlags := kafkasec.RegisterFlags(fs)
+	secFlags := kafka.RegisterSecurityFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sec, err := secFlags.Config()
+	sec, err := secFlags.Security()
 	if err != nil {
 		return usagef("%v", err)
 	}

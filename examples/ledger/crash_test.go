@@ -11,11 +11,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/pgtest"
 	"github.com/weirstream/weir/internal/testseed"
-	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/weirtest"
 )
 
@@ -81,7 +81,7 @@ func newCrashEnv(t *testing.T, seed uint64, n int) *crashEnv {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := orders.Produce(ctx, []string{b.Addr()}, kafkasec.Config{}, "orders", sample, 0); err != nil {
+	if err := orders.Produce(ctx, []string{b.Addr()}, kafka.Security{}, "orders", sample, 0); err != nil {
 		t.Fatal(err)
 	}
 	return &crashEnv{brokers: b.Addr(), url: url, sample: sample}

@@ -53,7 +53,7 @@
 //
 // The default mode, auto, uses prepared transactions when the server allows
 // them (max_prepared_transactions > 0) and otherwise holds each epoch's
-// orders in the checkpoint until it completes (staged; see sinks/postgres).
+// orders in the checkpoint until it completes (staged; see connectors/postgres).
 //
 // # Without --brokers
 //
@@ -73,19 +73,20 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/weirstream/weir/connectors/kafka"
+	"github.com/weirstream/weir/connectors/postgres"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/orders"
-	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/postgres"
-	source "github.com/weirstream/weir/sources/kafka"
 )
 
 func main() {
@@ -120,11 +121,11 @@ var schemaDDL = []string{
 // jobConfig is what the pipeline needs.
 type jobConfig struct {
 	Brokers    []string
-	Security   kafkasec.Config
+	Security   kafka.Security
 	InputTopic string
 	StopAtEnd  bool
 	DedupTTL   time.Duration
-	Sink       postgres.Config[Order]
+	Sink       postgres.SinkConfig[Order]
 }
 
 // stats counts what one run of the job did, per process.
@@ -134,7 +135,7 @@ type stats struct {
 
 // decodeOrder parses an input record; a record that is not a complete order
 // fails the job with the record's topic, partition and offset.
-func decodeOrder(r source.Record) (Order, error) {
+func decodeOrder(r kafka.Record) (Order, error) {
 	var o Order
 	if err := json.Unmarshal(r.Value, &o); err != nil {
 		return o, fmt.Errorf("not an order: %w", err)
@@ -149,38 +150,36 @@ func decodeOrder(r source.Record) (Order, error) {
 // sink configuration.
 func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 	p := runtime.NewPipeline("ledger")
-	srcCfg := source.Config[Order]{
+	srcCfg := kafka.SourceConfig[Order]{
 		Brokers:      cfg.Brokers,
 		Security:     cfg.Security,
 		Topics:       []string{cfg.InputTopic},
 		Deserializer: decodeOrder,
-		Mode:         source.Unbounded,
+		Mode:         kafka.Unbounded,
 		// NB: a barrier follows the records of the Read before it; 1 MiB
 		// (the default) is ~15,000 orders, seconds of the database's time.
 		MaxBytesPerRead: 64 << 10,
 	}
 	if cfg.StopAtEnd {
-		srcCfg.Mode = source.StopAtEnd
+		srcCfg.Mode = kafka.StopAtEnd
 	}
-	if _, err := source.New(srcCfg); err != nil {
-		p.Fail(err)
-		return p
-	}
-	sink, err := postgres.Factory(cfg.Sink)
+	newSource, err := kafka.NewSource(srcCfg)
 	if err != nil {
 		p.Fail(err)
 		return p
 	}
-	in := runtime.From(p, "orders", func() runtime.Source[Order] {
-		s, _ := source.New(srcCfg) // validated above
-		return s
-	})
+	sink, err := postgres.NewSink(cfg.Sink)
+	if err != nil {
+		p.Fail(err)
+		return p
+	}
+	in := runtime.From(p, "orders", newSource)
 	in = operators.Map(in, func(o Order) Order { st.in.Add(1); return o })
 	distinct := operators.Dedup(in, "dedup", func(o Order) string { return o.OrderID }, cfg.DedupTTL)
 	// Each customer's row belongs to one subtask of the sink.
 	routed := operators.Process(operators.KeyBy(distinct, func(o Order) string { return o.Customer }), "route",
-		func(*operators.ProcessContext[string]) (operators.ProcessFunc[string, Order, Order], error) {
-			return func(_ string, o Order, out runtime.Collector[Order]) error {
+		func(*operators.SetupContext[string]) (operators.ProcessFunc[string, Order, Order], error) {
+			return func(_ *operators.Context[string], o Order, out runtime.Collector[Order]) error {
 				st.distinct.Add(1)
 				out.Collect(o)
 				return nil
@@ -213,7 +212,7 @@ type options struct {
 	seed                          uint64
 	checkpointDirSet              bool
 	runtimeFlags                  *runtime.Flags
-	security                      kafkasec.Config
+	security                      kafka.Security
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -225,7 +224,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.input, "input-topic", "orders", "topic of the orders")
 	fs.StringVar(&o.pgURL, "postgres-url", "", "PostgreSQL connection `URL` (postgres://user@host:5432/db?sslmode=verify-full); empty: the PG* environment variables")
 	fs.StringVar(&o.pgPasswordFile, "postgres-password-file", "", "`file` whose first line is the PostgreSQL password (else the URL's, or PGPASSWORD)")
-	fs.StringVar(&o.pgMode, "postgres-mode", "auto", "auto, prepared or staged (see sinks/postgres); at-least-once shows what the exactly-once modes prevent")
+	fs.StringVar(&o.pgMode, "postgres-mode", "auto", "auto, prepared or staged (see connectors/postgres); at-least-once shows what the exactly-once modes prevent")
 	fs.StringVar(&o.schema, "postgres-schema", "", "schema of the tables, created if missing; empty: the connection's search_path")
 	fs.StringVar(&o.sinkID, "sink-id", "ledger", "names the job's prepared transactions and commit records; unique to this job, stable across restarts")
 	fs.StringVar(&o.onBadRecord, "on-bad-record", "fail", "what to do with an order the database rejects: fail, skip or dead-letter")
@@ -238,7 +237,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.customers, "sample-customers", 100, "without --brokers: number of sample customers")
 	fs.Float64Var(&o.duplicateRate, "sample-duplicate-rate", 0.1, "without --brokers: fraction of sample orders sent twice")
 	fs.Uint64Var(&o.seed, "sample-seed", 1, "without --brokers: seed of the sample orders")
-	secFlags := kafkasec.RegisterFlags(fs)
+	secFlags := kafka.RegisterSecurityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -246,7 +245,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
-	if o.security, err = secFlags.Config(); err != nil {
+	if o.security, err = secFlags.Security(); err != nil {
 		return nil, err
 	}
 	if o.brokers == "" && !o.security.IsZero() {
@@ -263,8 +262,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-func (o *options) sinkConfig(rc runtime.Config) (postgres.Config[Order], error) {
-	cfg := postgres.Config[Order]{
+func (o *options) sinkConfig(rc runtime.Config) (postgres.SinkConfig[Order], error) {
+	cfg := postgres.SinkConfig[Order]{
 		URL:              o.pgURL,
 		PasswordFile:     o.pgPasswordFile,
 		SinkID:           o.sinkID,
@@ -335,14 +334,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var st stats
-	code := runtime.Exec(buildPipeline(cfg, &st), rc)
-	fmt.Fprintf(stdout, "orders in: %d, distinct orders written: %d (this run)\n", st.in.Load(), st.distinct.Load())
-	return code
+	rc.Events.CheckpointCompleted = func(info runtime.CheckpointInfo) {
+		if info.Final { // the job ends: the inputs ended, or a signal stopped it
+			fmt.Fprintf(stdout, "orders in: %d, distinct orders written: %d (this run)\n", st.in.Load(), st.distinct.Load())
+		}
+	}
+	runtime.Main(buildPipeline(cfg, &st), rc)
+	return 0 // not reached: Main exits
 }
 
 // connect opens a connection as the sink would (same URL, password and
 // schema).
-func connect(ctx context.Context, cfg postgres.Config[Order]) (*pgx.Conn, error) {
+func connect(ctx context.Context, cfg postgres.SinkConfig[Order]) (*pgx.Conn, error) {
 	cc, err := pgx.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("--postgres-url: %w", err)
@@ -363,7 +366,7 @@ func connect(ctx context.Context, cfg postgres.Config[Order]) (*pgx.Conn, error)
 }
 
 // createTables creates the schema, if one is named, and the job's tables.
-func createTables(ctx context.Context, cfg postgres.Config[Order]) error {
+func createTables(ctx context.Context, cfg postgres.SinkConfig[Order]) error {
 	c, err := connect(ctx, cfg)
 	if err != nil {
 		return err
@@ -425,15 +428,19 @@ func runEmbedded(ctx context.Context, o *options, cfg jobConfig, rc runtime.Conf
 		defer os.RemoveAll(dir)
 		rc.CheckpointDir = dir
 	}
-	if err := orders.Produce(ctx, cfg.Brokers, kafkasec.Config{}, o.input, sample, 0); err != nil {
+	if err := orders.Produce(ctx, cfg.Brokers, kafka.Security{}, o.input, sample, 0); err != nil {
 		return fail(err)
 	}
 	unique, dups := orders.Count(sample)
 	fmt.Fprintf(stdout, "embedded broker %s: wrote %d sample orders to %q (%d distinct, %d duplicates)\n",
 		b.Addr(), len(sample), o.input, unique, dups)
 	var st stats
-	if code := runtime.Exec(buildPipeline(cfg, &st), rc); code != 0 {
-		return code
+	// NB: a signal cancels the demo at once; Main, above, would stop it
+	// with a final checkpoint.
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := runtime.Run(ctx, buildPipeline(cfg, &st), rc); err != nil {
+		return fail(err)
 	}
 	fmt.Fprintf(stdout, "orders in: %d, duplicates dropped: %d, distinct orders written: %d\n",
 		st.in.Load(), st.in.Load()-st.distinct.Load(), st.distinct.Load())

@@ -63,7 +63,7 @@
 //
 // # Security
 //
-// The --kafka-tls* and --kafka-sasl-* flags (package kafkasec) secure every
+// The --kafka-tls* and --kafka-sasl-* flags (kafka.RegisterSecurityFlags) secure every
 // connection of the job; the password comes from --kafka-sasl-password-file
 // or WEIR_KAFKA_SASL_PASSWORD. The ACLs the job needs are listed in the
 // README ("Kafka security"); a missing one stops the job at start with an
@@ -79,18 +79,18 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/verify"
-	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/kafka"
-	source "github.com/weirstream/weir/sources/kafka"
 	"github.com/weirstream/weir/state"
 )
 
@@ -111,15 +111,14 @@ type CustomerTotal struct {
 // jobConfig is what the pipeline needs.
 type jobConfig struct {
 	Brokers               []string
-	Security              kafkasec.Config
+	Security              kafka.Security
 	InputTopic            string
 	OutputTopic           string
 	DeadLetterTopic       string
-	OnBadInput            source.DecodeErrorPolicy
+	OnBadInput            kafka.DecodeErrorPolicy
 	StopAtEnd             bool
 	DedupTTL              time.Duration
 	TransactionalIDPrefix string
-	CheckpointInterval    time.Duration
 	TransactionTimeout    time.Duration // 0: the sink's default
 	ExpectedRestartTime   time.Duration // 0: the sink's default
 }
@@ -135,7 +134,7 @@ func (st *stats) dropped() int64 { return st.in.Load() - st.distinct.Load() }
 
 // decodeOrder parses an input record; a record that is not a complete order
 // is an error, handled by the source's decode error policy.
-func decodeOrder(r source.Record) (Order, error) {
+func decodeOrder(r kafka.Record) (Order, error) {
 	var o Order
 	if err := json.Unmarshal(r.Value, &o); err != nil {
 		return o, fmt.Errorf("not an order: %w", err)
@@ -150,25 +149,24 @@ func decodeOrder(r source.Record) (Order, error) {
 // sink configuration.
 func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 	p := runtime.NewPipeline("orders")
-	srcCfg := source.Config[Order]{
+	srcCfg := kafka.SourceConfig[Order]{
 		Brokers:         cfg.Brokers,
 		Security:        cfg.Security,
 		Topics:          []string{cfg.InputTopic},
 		Deserializer:    decodeOrder,
 		OnDecodeError:   cfg.OnBadInput,
 		DeadLetterTopic: cfg.DeadLetterTopic,
-		Mode:            source.Unbounded,
+		Mode:            kafka.Unbounded,
 	}
 	if cfg.StopAtEnd {
-		srcCfg.Mode = source.StopAtEnd
+		srcCfg.Mode = kafka.StopAtEnd
 	}
-	sinkCfg := kafka.Config[CustomerTotal]{
+	sinkCfg := kafka.SinkConfig[CustomerTotal]{
 		Brokers:               cfg.Brokers,
 		Security:              cfg.Security,
 		Topic:                 cfg.OutputTopic,
 		Mode:                  kafka.ExactlyOnce,
 		TransactionalIDPrefix: cfg.TransactionalIDPrefix,
-		CheckpointInterval:    cfg.CheckpointInterval,
 		TransactionTimeout:    cfg.TransactionTimeout,
 		ExpectedRestartTime:   cfg.ExpectedRestartTime,
 		Encode: func(t CustomerTotal) (kafka.Message, error) {
@@ -177,19 +175,18 @@ func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 			return kafka.Message{Key: []byte(t.Customer), Value: v}, err
 		},
 	}
-	if _, err := source.New(srcCfg); err != nil {
+	newSource, err := kafka.NewSource(srcCfg)
+	if err != nil {
 		p.Fail(err)
 		return p
 	}
-	if _, err := kafka.New(sinkCfg); err != nil {
+	newSink, err := kafka.NewSink(sinkCfg)
+	if err != nil {
 		p.Fail(err)
 		return p
 	}
 
-	in := runtime.From(p, "orders", func() runtime.Source[Order] {
-		s, _ := source.New(srcCfg) // validated above
-		return s
-	})
+	in := runtime.From(p, "orders", newSource)
 	in = operators.Map(in, func(o Order) Order { st.in.Add(1); return o })
 
 	distinct := operators.Dedup(in, "dedup", func(o Order) string { return o.OrderID }, cfg.DedupTTL)
@@ -197,25 +194,22 @@ func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 
 	// Running total per customer.
 	totals := operators.Process(operators.KeyBy(distinct, func(o Order) string { return o.Customer }), "totals",
-		func(ctx *operators.ProcessContext[string]) (operators.ProcessFunc[string, Order, CustomerTotal], error) {
-			total, err := state.NewValue(ctx.Scope, "total-cents", state.Int64)
+		func(sc *operators.SetupContext[string]) (operators.ProcessFunc[string, Order, CustomerTotal], error) {
+			total, err := state.NewValue(sc.Scope, "total-cents", state.Int64)
 			if err != nil {
 				return nil, err
 			}
-			return func(customer string, o Order, out runtime.Collector[CustomerTotal]) error {
+			return func(ctx *operators.Context[string], o Order, out runtime.Collector[CustomerTotal]) error {
 				t, _ := total.Get()
 				t += o.AmountCents
 				total.Put(t)
-				out.Collect(CustomerTotal{Customer: customer, OrderID: o.OrderID, TotalCents: t})
+				out.Collect(CustomerTotal{Customer: ctx.Key(), OrderID: o.OrderID, TotalCents: t})
 				return nil
 			}, nil
 		})
 	totals = operators.Map(totals, func(t CustomerTotal) CustomerTotal { st.written.Add(1); return t })
 
-	runtime.To(totals, "customer-totals", func() runtime.Sink[CustomerTotal] {
-		s, _ := kafka.New(sinkCfg)
-		return s
-	})
+	runtime.To(totals, "customer-totals", newSink)
 	return p
 }
 
@@ -232,7 +226,7 @@ type options struct {
 	seed                    uint64
 	checkpointDirSet        bool
 	runtimeFlags            *runtime.Flags
-	security                kafkasec.Config
+	security                kafka.Security
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -256,12 +250,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.customers, "sample-customers", 100, "without --brokers: number of sample customers")
 	fs.Float64Var(&o.duplicateRate, "sample-duplicate-rate", 0.1, "without --brokers: fraction of sample orders sent twice")
 	fs.Uint64Var(&o.seed, "sample-seed", 1, "without --brokers: seed of the sample orders")
-	secFlags := kafkasec.RegisterFlags(fs)
+	secFlags := kafka.RegisterSecurityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	var err error
-	if o.security, err = secFlags.Config(); err != nil {
+	if o.security, err = secFlags.Security(); err != nil {
 		return nil, err
 	}
 	if o.brokers == "" && !o.security.IsZero() {
@@ -287,17 +281,16 @@ func (o *options) jobConfig(brokers []string, rc runtime.Config) (jobConfig, err
 		StopAtEnd:             o.stopAtEnd || o.brokers == "",
 		DedupTTL:              o.dedupTTL,
 		TransactionalIDPrefix: o.txnPrefix,
-		CheckpointInterval:    rc.CheckpointInterval,
 		TransactionTimeout:    o.txnTimeout,
 		ExpectedRestartTime:   o.restartTime,
 	}
 	switch o.onBadInput {
 	case "fail":
-		cfg.OnBadInput = source.Fail
+		cfg.OnBadInput = kafka.Fail
 	case "skip":
-		cfg.OnBadInput = source.Skip
+		cfg.OnBadInput = kafka.Skip
 	case "dead-letter":
-		cfg.OnBadInput = source.DeadLetter
+		cfg.OnBadInput = kafka.DeadLetter
 		cfg.DeadLetterTopic = o.deadLetter
 	default:
 		return cfg, fmt.Errorf("--on-bad-input %q: want fail, skip or dead-letter", o.onBadInput)
@@ -333,10 +326,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var st stats
-	code := runtime.Exec(buildPipeline(cfg, &st), rc)
-	fmt.Fprintf(stdout, "orders in: %d, duplicates dropped: %d, totals written: %d (this run)\n",
-		st.in.Load(), st.dropped(), st.written.Load())
-	return code
+	rc.Events.CheckpointCompleted = func(info runtime.CheckpointInfo) {
+		if info.Final { // the job ends: the inputs ended, or a signal stopped it
+			fmt.Fprintf(stdout, "orders in: %d, duplicates dropped: %d, totals written: %d (this run)\n",
+				st.in.Load(), st.dropped(), st.written.Load())
+		}
+	}
+	runtime.Main(buildPipeline(cfg, &st), rc)
+	return 0 // not reached: Main exits
 }
 
 // runEmbedded runs the job against an embedded broker filled with sample
@@ -372,7 +369,7 @@ func runEmbedded(ctx context.Context, o *options, rc runtime.Config, stdout, std
 		defer os.RemoveAll(dir)
 		rc.CheckpointDir = dir
 	}
-	if err := orders.Produce(ctx, brokers, kafkasec.Config{}, o.input, sample, 0); err != nil {
+	if err := orders.Produce(ctx, brokers, kafka.Security{}, o.input, sample, 0); err != nil {
 		return fail(err)
 	}
 	unique, dups := orders.Count(sample)
@@ -385,8 +382,12 @@ func runEmbedded(ctx context.Context, o *options, rc runtime.Config, stdout, std
 		return 2
 	}
 	var st stats
-	if code := runtime.Exec(buildPipeline(cfg, &st), rc); code != 0 {
-		return code
+	// NB: a signal cancels the demo at once; Main, above, would stop it
+	// with a final checkpoint.
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := runtime.Run(ctx, buildPipeline(cfg, &st), rc); err != nil {
+		return fail(err)
 	}
 	fmt.Fprintf(stdout, "orders in: %d, duplicates dropped: %d, totals written: %d\n",
 		st.in.Load(), st.dropped(), st.written.Load())

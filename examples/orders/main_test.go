@@ -15,12 +15,11 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/verify"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/kafka"
-	source "github.com/weirstream/weir/sources/kafka"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -93,7 +92,6 @@ func testConfig(b *devbroker.Broker) jobConfig {
 	return jobConfig{
 		Brokers: []string{b.Addr()}, InputTopic: "orders", OutputTopic: "customer-totals",
 		StopAtEnd: true, DedupTTL: 24 * time.Hour, TransactionalIDPrefix: "test-orders",
-		CheckpointInterval: 50 * time.Millisecond,
 	}
 }
 
@@ -174,7 +172,7 @@ func TestBadInput(t *testing.T) {
 		produceRaw(t, b, input...)
 		var st stats
 		err := runJob(t, testConfig(b), &st)
-		var de *source.DecodeError
+		var de *kafka.DecodeError
 		if !errors.As(err, &de) || de.Topic != "orders" || de.Partition != 0 || de.Offset != 1 {
 			t.Fatalf("job error %v, want a decode error of orders/0 at offset 1", err)
 		}

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/testcert"
-	"github.com/weirstream/weir/kafkasec"
 )
 
 // execEnv makes the test binary run the job's main instead of the tests,
@@ -64,9 +64,9 @@ func startSecureBroker(t *testing.T, acls []string) *secureBroker {
 	cfg := devbroker.Config{Addr: "127.0.0.1:0", Partitions: 1, Logger: quiet,
 		TLSCertFile: cert.Cert, TLSKeyFile: cert.Key,
 		Users: []devbroker.User{
-			{Mechanism: kafkasec.ScramSHA256, Name: "app", Password: appPassword},
-			{Mechanism: kafkasec.ScramSHA256, Name: "reader", Password: readerPassword},
-			{Mechanism: kafkasec.ScramSHA256, Name: "admin", Password: adminPassword, Superuser: true},
+			{Mechanism: kafka.ScramSHA256, Name: "app", Password: appPassword},
+			{Mechanism: kafka.ScramSHA256, Name: "reader", Password: readerPassword},
+			{Mechanism: kafka.ScramSHA256, Name: "admin", Password: adminPassword, Superuser: true},
 		},
 	}
 	for _, rule := range append(acls, "reader:Read:Topic:customer-totals") {
@@ -89,10 +89,10 @@ func startSecureBroker(t *testing.T, acls []string) *secureBroker {
 	return &secureBroker{Broker: b, cert: cert}
 }
 
-func (b *secureBroker) security(user, password string) kafkasec.Config {
-	return kafkasec.Config{
-		TLS:  kafkasec.TLS{CAFile: b.cert.Cert},
-		SASL: kafkasec.SASL{Mechanism: kafkasec.ScramSHA256, User: user, Password: kafkasec.Password(password)},
+func (b *secureBroker) security(user, password string) kafka.Security {
+	return kafka.Security{
+		TLS:  kafka.TLS{CAFile: b.cert.Cert},
+		SASL: kafka.SASL{Mechanism: kafka.ScramSHA256, User: user, Password: kafka.Password(password)},
 	}
 }
 

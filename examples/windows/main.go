@@ -21,10 +21,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/weirstream/weir/connectors/file"
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/file"
-	"github.com/weirstream/weir/sources/generator"
 	"github.com/weirstream/weir/state"
 )
 
@@ -69,41 +69,51 @@ func viewAt(n uint64) View {
 
 func viewTime(v View) int64 { return v.TS }
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() {
+	p, cfg, code := setup(os.Args[1:], os.Stderr)
+	if p == nil {
+		os.Exit(code)
+	}
+	runtime.Main(p, cfg)
+}
 
-func run(args []string, stderr io.Writer) int {
+// setup parses the flags and builds the pipeline; without a pipeline, it
+// returns the exit status.
+func setup(args []string, stderr io.Writer) (*runtime.Pipeline, runtime.Config, int) {
 	fs := flag.NewFlagSet("windows", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("output", "data/windows", "directory for the committed output (counts/, sessions/, late/)")
 	views := fs.Uint64("views", 20000, "page views to generate")
 	flags := runtime.RegisterFlags(fs, runtime.Config{CheckpointDir: "data/windows/checkpoints"})
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, runtime.Config{}, 2
 	}
 	p, err := pipeline(*out, *views)
 	if err != nil {
 		fmt.Fprintln(stderr, "windows:", err)
-		return 2
+		return nil, runtime.Config{}, 2
 	}
-	code := runtime.Exec(p, flags.Config())
-	if code == 0 {
-		fmt.Fprintf(stderr, "windows: done; see %s\n", filepath.Join(*out, "{counts,sessions,late}", "*"))
-	}
-	return code
+	fmt.Fprintf(stderr, "windows: the output goes to %s\n", filepath.Join(*out, "{counts,sessions,late}", "*"))
+	return p, flags.Config(), 0
 }
 
 func pipeline(out string, count uint64) (*runtime.Pipeline, error) {
-	sinks := map[string]func() runtime.Sink[string]{}
+	sinks := map[string]runtime.SinkFactory[string]{}
 	for _, name := range []string{"counts", "sessions", "late"} {
-		s, err := file.Factory(file.Lines(filepath.Join(out, name)))
+		s, err := file.NewSink(file.LinesTo(filepath.Join(out, name)))
 		if err != nil {
 			return nil, err
 		}
 		sinks[name] = s
 	}
 
+	newViews, err := generator.NewSource(generator.SourceConfig[View]{Record: viewAt, Count: count, ChunkSize: 100})
+	if err != nil {
+		return nil, err
+	}
+
 	p := runtime.NewPipeline("windows")
-	views := runtime.From(p, "views", generator.New(viewAt, generator.Config{Count: count, ChunkSize: 100}),
+	views := runtime.From(p, "views", newViews,
 		runtime.WithWatermarks(runtime.BoundedOutOfOrderness(viewTime, disorder)))
 	// At-least-once delivery repeats views: drop the repeats.
 	unique := operators.Dedup(views, "dedup", func(v View) uint64 { return v.ID }, time.Minute, operators.DedupEventTime(viewTime))
@@ -123,8 +133,9 @@ func pipeline(out string, count uint64) (*runtime.Pipeline, error) {
 	// Sessions per user: a user's views less than 3 s apart.
 	sessions, lateForSessions := operators.WindowProcess(
 		operators.Window(operators.KeyBy(unique, func(v View) string { return v.User }), "user-sessions", operators.Session(3*time.Second), viewTime),
-		func(user string, w operators.TimeWindow, vs []View, out runtime.Collector[string]) error {
-			out.Collect(fmt.Sprintf("%s\t%s+%v\t%d", user, time.UnixMilli(w.Start).UTC().Format(time.TimeOnly), time.Duration(w.End-w.Start)*time.Millisecond, len(vs)))
+		func(ctx *operators.WindowContext[string], vs []View, out runtime.Collector[string]) error {
+			w := ctx.Window()
+			out.Collect(fmt.Sprintf("%s\t%s+%v\t%d", ctx.Key(), time.UnixMilli(w.Start).UTC().Format(time.TimeOnly), time.Duration(w.End-w.Start)*time.Millisecond, len(vs)))
 			return nil
 		}, state.JSON[View]())
 
@@ -135,7 +146,7 @@ func pipeline(out string, count uint64) (*runtime.Pipeline, error) {
 			return fmt.Sprintf("%s\t%d\t%s\t%s\t%s", window, v.ID, v.User, v.Page, time.UnixMilli(v.TS).UTC().Format(time.TimeOnly))
 		}
 	}
-	runtime.To(operators.Union(operators.Map(late, lateLine("page-counts")), operators.Map(lateForSessions, lateLine("user-sessions"))),
+	runtime.To(runtime.Merge(operators.Map(late, lateLine("page-counts")), "late-views", operators.Map(lateForSessions, lateLine("user-sessions"))),
 		"late", sinks["late"])
 	return p, p.Err()
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/weirstream/weir/runtime"
 )
 
 // TestRun runs the example as 'go run ./examples/windows' does, smaller, and
@@ -30,10 +32,13 @@ func testRun(t *testing.T, parallelism int) {
 	dir := t.TempDir()
 	const views = 5000
 	var stderr bytes.Buffer
-	code := run([]string{"--views", strconv.Itoa(views), "--output", filepath.Join(dir, "out"),
+	p, cfg, code := setup([]string{"--views", strconv.Itoa(views), "--output", filepath.Join(dir, "out"),
 		"--checkpoint-dir", filepath.Join(dir, "ckpt"), "--checkpoint-interval", "20ms", "--parallelism", strconv.Itoa(parallelism), "--log-level", "warn"}, &stderr)
-	if code != 0 {
+	if p == nil {
 		t.Fatalf("exit code %d\n%s", code, &stderr)
+	}
+	if err := runtime.Run(t.Context(), p, cfg); err != nil {
+		t.Fatalf("%v\n%s", err, &stderr)
 	}
 	distinct := map[uint64]bool{}
 	for n := range uint64(views) {

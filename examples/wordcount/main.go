@@ -23,10 +23,9 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/weirstream/weir/connectors/file"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/file"
-	filesource "github.com/weirstream/weir/sources/file"
 	"github.com/weirstream/weir/state"
 )
 
@@ -49,12 +48,9 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	fmt.Fprintf(os.Stderr, "wordcount: counting %s\n  output:      %s\n  checkpoints: %s\n", strings.Join(paths, ", "), *output, cfg.CheckpointDir)
-	code := runtime.Exec(p, cfg)
-	if code == 0 {
-		fmt.Fprintf(os.Stderr, "wordcount: done; read the counts with: cat %s\n", filepath.Join(*output, "*"))
-	}
-	os.Exit(code)
+	fmt.Fprintf(os.Stderr, "wordcount: counting %s\n  output:      %s (read it with: cat %s)\n  checkpoints: %s\n",
+		strings.Join(paths, ", "), *output, filepath.Join(*output, "*"), cfg.CheckpointDir)
+	runtime.Main(p, cfg)
 }
 
 // inputPaths returns the files to count, writing the sample text to the data
@@ -76,31 +72,31 @@ func inputPaths(input string) ([]string, error) {
 }
 
 func pipeline(paths []string, output string, atLeastOnce bool) (*runtime.Pipeline, error) {
-	files, err := filesource.Lines(paths...)
+	source, err := file.NewSource(file.SourceConfig{Paths: paths})
 	if err != nil {
 		return nil, err
 	}
-	sinkCfg := file.Lines(output)
+	sinkCfg := file.LinesTo(output)
 	sinkCfg.AtLeastOnce = atLeastOnce
-	sink, err := file.Factory(sinkCfg)
+	sink, err := file.NewSink(sinkCfg)
 	if err != nil {
 		return nil, err
 	}
 
 	p := runtime.NewPipeline("wordcount")
-	lines := runtime.From(p, "lines", files.NewSource)
+	lines := runtime.From(p, "lines", source)
 	words := operators.FlatMap(lines, splitWords)
 	counts := operators.Process(operators.KeyBy(words, func(w string) string { return w }), "count",
-		func(ctx *operators.ProcessContext[string]) (operators.ProcessFunc[string, string, string], error) {
-			count, err := state.NewValue(ctx.Scope, "count", state.Int64)
+		func(sc *operators.SetupContext[string]) (operators.ProcessFunc[string, string, string], error) {
+			count, err := state.NewValue(sc.Scope, "count", state.Int64)
 			if err != nil {
 				return nil, err
 			}
-			return func(word, _ string, out runtime.Collector[string]) error {
+			return func(ctx *operators.Context[string], _ string, out runtime.Collector[string]) error {
 				n, _ := count.Get()
 				n++
 				count.Put(n)
-				out.Collect(word + "\t" + strconv.FormatInt(n, 10))
+				out.Collect(ctx.Key() + "\t" + strconv.FormatInt(n, 10))
 				return nil
 			}, nil
 		})

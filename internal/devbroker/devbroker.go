@@ -31,7 +31,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/weirstream/weir/kafkasec"
+	"github.com/weirstream/weir/internal/kafkasec"
 )
 
 // ErrClosed is returned by methods called after Close.

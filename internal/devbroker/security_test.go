@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/weirstream/weir/internal/testcert"
-	"github.com/weirstream/weir/kafkasec"
+	"github.com/weirstream/weir/internal/kafkasec"
 )
 
 func TestParseACL(t *testing.T) {

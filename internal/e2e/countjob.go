@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	sinkkafka "github.com/weirstream/weir/sinks/kafka"
-	srckafka "github.com/weirstream/weir/sources/kafka"
 	"github.com/weirstream/weir/state"
 )
 
@@ -42,15 +41,13 @@ type JobConfig struct {
 	Brokers               []string
 	InputTopic            string
 	OutputTopic           string
-	SinkMode              sinkkafka.Mode
+	SinkMode              kafka.SinkMode
 	TransactionalIDPrefix string
 	// SinkBatchSize is the sink's per-partition batch (default: the sink's).
 	SinkBatchSize int
 	// RatePerSecond, if positive, paces each source subtask to about this
 	// many records per second, so that a test can kill the job mid-run.
 	RatePerSecond int
-	// CheckpointInterval is passed to the sink for its timeout check.
-	CheckpointInterval time.Duration
 	// MaxBytesPerRead bounds a source Read (default: the source's). Small
 	// reads let barriers through often when the job is paced.
 	MaxBytesPerRead int32
@@ -74,65 +71,60 @@ func (accCodec) Decode(b []byte) (accumulator, error) {
 // BuildCountJob adds the counting job to p: source "input", an optional
 // pacing operator, a Process "count" keyed by Event.Key, and sink "output".
 func BuildCountJob(p *runtime.Pipeline, cfg JobConfig) {
-	srcCfg := srckafka.Config[Event]{
+	srcCfg := kafka.SourceConfig[Event]{
 		Brokers:         cfg.Brokers,
 		Topics:          []string{cfg.InputTopic},
-		Mode:            srckafka.StopAtEnd,
+		Mode:            kafka.StopAtEnd,
 		Deserializer:    decodeEvent,
 		RetryTimeout:    time.Minute,
 		MaxBytesPerRead: cfg.MaxBytesPerRead,
 	}
-	sinkCfg := sinkkafka.Config[Count]{
+	sinkCfg := kafka.SinkConfig[Count]{
 		Brokers:               cfg.Brokers,
 		Topic:                 cfg.OutputTopic,
 		Mode:                  cfg.SinkMode,
 		TransactionalIDPrefix: cfg.TransactionalIDPrefix,
 		TransactionTimeout:    5 * time.Minute,
-		CheckpointInterval:    cfg.CheckpointInterval,
 		ExpectedRestartTime:   10 * time.Second,
 		BatchSize:             cfg.SinkBatchSize,
-		Encode: func(c Count) (sinkkafka.Message, error) {
+		Encode: func(c Count) (kafka.Message, error) {
 			v, err := json.Marshal(c)
-			return sinkkafka.Message{Key: []byte(c.Key), Value: v}, err
+			return kafka.Message{Key: []byte(c.Key), Value: v}, err
 		},
 	}
-	if _, err := srckafka.New(srcCfg); err != nil {
+	newSource, err := kafka.NewSource(srcCfg)
+	if err != nil {
 		p.Fail(err)
 		return
 	}
-	if _, err := sinkkafka.New(sinkCfg); err != nil {
+	newSink, err := kafka.NewSink(sinkCfg)
+	if err != nil {
 		p.Fail(err)
 		return
 	}
-	events := runtime.From(p, "input", func() runtime.Source[Event] {
-		s, _ := srckafka.New(srcCfg) // validated above
-		return s
-	})
+	events := runtime.From(p, "input", newSource)
 	if cfg.RatePerSecond > 0 {
 		events = Pace(events, cfg.RatePerSecond)
 	}
 	counts := operators.Process(operators.KeyBy(events, func(e Event) string { return e.Key }), "count",
-		func(ctx *operators.ProcessContext[string]) (operators.ProcessFunc[string, Event, Count], error) {
-			acc, err := state.NewValue(ctx.Scope, "acc", state.Codec[accumulator](accCodec{}))
+		func(sc *operators.SetupContext[string]) (operators.ProcessFunc[string, Event, Count], error) {
+			acc, err := state.NewValue(sc.Scope, "acc", state.Codec[accumulator](accCodec{}))
 			if err != nil {
 				return nil, err
 			}
-			return func(key string, e Event, out runtime.Collector[Count]) error {
+			return func(ctx *operators.Context[string], e Event, out runtime.Collector[Count]) error {
 				a, _ := acc.Get()
 				a.Count++
 				a.Sum += e.Seq
 				acc.Put(a)
-				out.Collect(Count{Key: key, Seq: e.Seq, Count: a.Count, Sum: a.Sum})
+				out.Collect(Count{Key: ctx.Key(), Seq: e.Seq, Count: a.Count, Sum: a.Sum})
 				return nil
 			}, nil
 		})
-	runtime.To(counts, "output", func() runtime.Sink[Count] {
-		s, _ := sinkkafka.New(sinkCfg)
-		return s
-	})
+	runtime.To(counts, "output", newSink)
 }
 
-func decodeEvent(r srckafka.Record) (Event, error) {
+func decodeEvent(r kafka.Record) (Event, error) {
 	var e Event
 	if err := json.Unmarshal(r.Value, &e); err != nil {
 		return e, err

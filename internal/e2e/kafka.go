@@ -9,9 +9,9 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/verify"
 	"github.com/weirstream/weir/runtime"
-	srckafka "github.com/weirstream/weir/sources/kafka"
 )
 
 // ProduceEvents writes n events to topic, spread round robin over keys keys
@@ -48,12 +48,12 @@ func ProduceEvents(ctx context.Context, brokers []string, topic string, n, keys 
 }
 
 // Isolation is the isolation level ReadTopic reads with.
-type Isolation = srckafka.Isolation
+type Isolation = kafka.Isolation
 
 // Isolation levels.
 const (
-	ReadCommitted   = srckafka.ReadCommitted
-	ReadUncommitted = srckafka.ReadUncommitted
+	ReadCommitted   = kafka.ReadCommitted
+	ReadUncommitted = kafka.ReadUncommitted
 )
 
 // ReadTopic calls fn for every record of topic from the earliest offset to
@@ -64,16 +64,20 @@ func ReadTopic(ctx context.Context, brokers []string, topic string, iso Isolatio
 	if iso == ReadCommitted {
 		return verify.ReadTopic(ctx, verify.ReadConfig{Brokers: brokers, Topic: topic}, fn)
 	}
-	src, err := srckafka.New(srckafka.Config[verify.Record]{
+	newSource, err := kafka.NewSource(kafka.SourceConfig[verify.Record]{
 		Brokers:   brokers,
 		Topics:    []string{topic},
 		Isolation: iso,
-		Mode:      srckafka.StopAtEnd,
-		Deserializer: func(r srckafka.Record) (verify.Record, error) {
+		Mode:      kafka.StopAtEnd,
+		Deserializer: func(r kafka.Record) (verify.Record, error) {
 			return verify.Record{Position: verify.Position{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, Value: r.Value}, nil
 		},
 		RetryTimeout: 10 * time.Second,
 	})
+	if err != nil {
+		return err
+	}
+	src, err := newSource()
 	if err != nil {
 		return err
 	}

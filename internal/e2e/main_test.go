@@ -31,7 +31,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binary builds the job binary of pkg once per test process.
+// binary builds the job binary of pkg once per test process, with the
+// fault points of the checkpoint protocol (build tag weirfault) that the
+// crash tests arm.
 func binary(t testing.TB, pkg string) string {
 	t.Helper()
 	binMu.Lock()
@@ -40,7 +42,7 @@ func binary(t testing.TB, pkg string) string {
 		return bin
 	}
 	bin := filepath.Join(binDir, path.Base(pkg))
-	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "weirfault", "-o", bin, pkg).CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	binBuilt[pkg] = bin

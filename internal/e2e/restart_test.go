@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/runtime"
-	sinkkafka "github.com/weirstream/weir/sinks/kafka"
 )
 
 // TestBrokerRestart stops the broker in the middle of a run (after the
@@ -32,9 +32,8 @@ func TestBrokerRestart(t *testing.T) {
 	p := runtime.NewPipeline("restart")
 	BuildCountJob(p, JobConfig{
 		Brokers: e.brokers, InputTopic: "events", OutputTopic: "counts",
-		SinkMode: sinkkafka.ExactlyOnce, TransactionalIDPrefix: "restart",
+		SinkMode: kafka.ExactlyOnce, TransactionalIDPrefix: "restart",
 		SinkBatchSize: 100, RatePerSecond: 5000, MaxBytesPerRead: 16 << 10,
-		CheckpointInterval: 200 * time.Millisecond,
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()

@@ -16,10 +16,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/testseed"
-	"github.com/weirstream/weir/kafkasec"
 	"github.com/weirstream/weir/weirtest"
 )
 
@@ -174,7 +174,7 @@ func soakOrders(t *testing.T, b *soakBroker) soakJob {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	if err := orders.Produce(ctx, []string{b.addr}, kafkasec.Config{}, "orders", batch, 0); err != nil {
+	if err := orders.Produce(ctx, []string{b.addr}, kafka.Security{}, "orders", batch, 0); err != nil {
 		t.Fatal(err)
 	}
 	// NB: a checkpoint of orders takes seconds while the soak's file jobs

@@ -1,50 +1,25 @@
-// Package fault injects crashes at named points of the runtime, for crash
-// tests. It is driven by the environment variable WEIR_CRASH_AT, of the form
-// "point:n": the process kills itself with SIGKILL the n-th time it passes
-// point. Without the variable, Point is a cheap no-op.
+// Package fault injects crashes at named points of the engine, for crash
+// tests. The points compile only with the build tag "weirfault" (as Pebble
+// gates its invariants); without it Point is an empty function the compiler
+// drops, so users' job binaries carry no fault points.
+//
+// A binary built with the tag is driven by the environment variable
+// WEIR_CRASH_AT, of the form "point:n": the process kills itself with
+// SIGKILL the n-th time it passes point. So that a crash test cannot pass
+// by never crashing, the binary acknowledges at start-up: when EnvVar or
+// CheckEnvVar is set, it writes AckLine to stderr before anything else.
+// The crash-test kit (package weirtest) sets CheckEnvVar on every start of
+// a job it crashes at protocol points and refuses a binary that does not
+// acknowledge.
 package fault
 
-import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"sync/atomic"
-	"syscall"
+const (
+	// EnvVar names the environment variable that arms a crash.
+	EnvVar = "WEIR_CRASH_AT"
+	// CheckEnvVar, set to any value, asks a binary built with the tag to
+	// write AckLine at start-up without arming a crash.
+	CheckEnvVar = "WEIR_FAULT_CHECK"
+	// AckLine is what a binary with fault points writes to stderr at
+	// start-up when EnvVar or CheckEnvVar is set.
+	AckLine = "weir: fault points compiled in"
 )
-
-// EnvVar names the environment variable that arms a crash.
-const EnvVar = "WEIR_CRASH_AT"
-
-var (
-	armed string       // point name, empty when disarmed
-	count atomic.Int64 // passes left before the crash
-)
-
-func init() {
-	spec := os.Getenv(EnvVar)
-	if spec == "" {
-		return
-	}
-	name, n, ok := strings.Cut(spec, ":")
-	k, err := strconv.Atoi(n)
-	if !ok || err != nil || k < 1 {
-		fmt.Fprintf(os.Stderr, "weir: ignoring %s=%q: want point:n with n >= 1\n", EnvVar, spec)
-		return
-	}
-	armed = name
-	count.Store(int64(k))
-}
-
-// Point kills the process if a crash is armed at name and this is the n-th
-// pass.
-func Point(name string) {
-	if armed != name {
-		return
-	}
-	if count.Add(-1) == 0 {
-		fmt.Fprintf(os.Stderr, "weir: injected crash at %s\n", name)
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is delivered asynchronously
-	}
-}

@@ -8,7 +8,7 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 
-	"github.com/weirstream/weir/kafkasec"
+	"github.com/weirstream/weir/internal/kafkasec"
 )
 
 // Defaults applied by Config.EnsureDefaults.

@@ -16,7 +16,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 
-	"github.com/weirstream/weir/kafkasec"
+	"github.com/weirstream/weir/internal/kafkasec"
 )
 
 var (

@@ -8,7 +8,7 @@ import (
 
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/kafkatxn"
-	"github.com/weirstream/weir/kafkasec"
+	"github.com/weirstream/weir/internal/kafkasec"
 	"github.com/weirstream/weir/runtime"
 )
 

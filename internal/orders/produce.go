@@ -8,14 +8,16 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/weirstream/weir/kafkasec"
+	"github.com/weirstream/weir/connectors/kafka"
+	"github.com/weirstream/weir/internal/kafkasec"
 )
 
 // Produce writes orders to topic as JSON values keyed by order id, so that a
 // duplicate lands in its original's partition, and waits until the brokers
 // acknowledged them all. dialTimeout bounds each connection attempt (0:
-// kafka-go's default); sec secures the connections.
-func Produce(ctx context.Context, brokers []string, sec kafkasec.Config, topic string, batch []Order, dialTimeout time.Duration) error {
+// kafka-go's default); security secures the connections.
+func Produce(ctx context.Context, brokers []string, security kafka.Security, topic string, batch []Order, dialTimeout time.Duration) error {
+	sec := kafkasec.Config{TLS: security.TLS, SASL: security.SASL}
 	msgs := make([]kafkago.Message, len(batch))
 	for i, o := range batch {
 		v, err := json.Marshal(o)

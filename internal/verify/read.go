@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/weirstream/weir/kafkasec"
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sources/kafka"
 )
 
 // ReadConfig says which topic ReadTopic reads.
 type ReadConfig struct {
 	Brokers []string
 	// Security secures the connections; the zero value is plaintext.
-	Security kafkasec.Config
+	Security kafka.Security
 	Topic    string
 	// DialTimeout bounds each connection attempt, and RetryTimeout how
 	// long an unreachable broker is retried. Defaults 5 s and 10 s.
@@ -34,7 +33,7 @@ func ReadTopic(ctx context.Context, cfg ReadConfig, fn func(Record)) error {
 	if cfg.RetryTimeout == 0 {
 		cfg.RetryTimeout = 10 * time.Second
 	}
-	src, err := kafka.New(kafka.Config[Record]{
+	newSource, err := kafka.NewSource(kafka.SourceConfig[Record]{
 		Brokers:   cfg.Brokers,
 		Security:  cfg.Security,
 		Topics:    []string{cfg.Topic},
@@ -47,6 +46,10 @@ func ReadTopic(ctx context.Context, cfg ReadConfig, fn func(Record)) error {
 		DialTimeout:  cfg.DialTimeout,
 		RetryTimeout: cfg.RetryTimeout,
 	})
+	if err != nil {
+		return err
+	}
+	src, err := newSource()
 	if err != nil {
 		return err
 	}

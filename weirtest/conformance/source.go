@@ -347,7 +347,7 @@ func (d *sourceDriver[T]) closeAll() {
 func (d *sourceDriver[T]) compare() error {
 	for i, got := range d.committed {
 		want := d.ref[i]
-		if err := compare(d.suite.Key, got, want, want, false); err != nil {
+		if err := compare(d.suite.Key, got, want, want, false, false); err != nil {
 			return fmt.Errorf("subtask %d: %w", i, err)
 		}
 		gs, ws := d.splits(got), d.splits(want)

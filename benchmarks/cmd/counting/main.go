@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/benchmarks"
+	"github.com/weirstream/weir/connectors/discard"
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/discard"
-	"github.com/weirstream/weir/sources/generator"
 )
 
 type count struct {
@@ -103,16 +103,24 @@ func engine(records, keys uint64, interval time.Duration, dir string) (result, e
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	seqSource, err := generator.NewSource(generator.SourceConfig[uint64]{Record: func(seq uint64) uint64 { return seq }, Count: records})
+	if err != nil {
+		return res, err
+	}
+	var dropped discard.Counter
+	discardSink, err := discard.NewSink(discard.SinkConfig[count]{Counter: &dropped})
+	if err != nil {
+		return res, err
+	}
 	p := runtime.NewPipeline("counting")
-	seqs := runtime.From(p, "generator", generator.New(func(seq uint64) uint64 { return seq }, generator.Config{Count: records}))
+	seqs := runtime.From(p, "generator", seqSource)
 	ks := operators.Map(seqs, func(seq uint64) uint64 { return keyOf(seq, keys) })
 	counts := operators.Aggregate(operators.KeyBy(ks, func(k uint64) uint64 { return k }), "count",
 		operators.AggregateFunc[uint64, uint64, int64, count]{
 			Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
 			Result: func(k uint64, acc int64) count { return count{k, acc} },
 		}, nil)
-	var dropped discard.Counter
-	runtime.To(counts, "discard", discard.New[count](&dropped))
+	runtime.To(counts, "discard", discardSink)
 	cfg := runtime.Config{
 		CheckpointDir:      dir,
 		CheckpointInterval: interval,

@@ -7,6 +7,17 @@
 //
 //	go run ./benchmarks/cmd/kafka [--records N] [--value-bytes B] [--partitions P] [--parallelism K] [--rounds R] [--modes M] [--brokers ADDR]
 //
+// Two more modes measure a JSON pipeline (see json.go): "json" runs the job
+// source → Map → exactly-once sink over JSON events, decoded and encoded
+// with state.JSON, adding a field to each; "json-loop" does the same work in
+// a plain franz-go consume-transform-produce loop with transactions, the
+// limit of what the job could reach. They also print the CPU time per
+// record, which a shared machine disturbs less than the wall time. To give
+// the engine one core and the broker the other:
+//
+//	taskset -c 0 weir broker --addr 127.0.0.1:9092 --partitions 4 &
+//	GOMAXPROCS=1 taskset -c 1 go run ./benchmarks/cmd/kafka --brokers 127.0.0.1:9092 --parallelism 1 --modes json,json-loop
+//
 // It ends with the peak resident set size of the process. The in-process
 // broker keeps every topic in memory, which dwarfs the job's: to compare the
 // memory of the two sinks, run a broker apart ('weir broker') and each mode
@@ -26,18 +37,18 @@ import (
 	"log/slog"
 	"os"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/weirstream/weir/benchmarks"
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/verify"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	sink "github.com/weirstream/weir/sinks/kafka"
-	source "github.com/weirstream/weir/sources/kafka"
 )
 
 func main() {
@@ -48,7 +59,7 @@ func main() {
 	interval := flag.Duration("checkpoint-interval", time.Second, "checkpoint interval")
 	rounds := flag.Int("rounds", 2, "alternate at-least-once and exactly-once runs this many times; the best of each counts")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the first run of the last of --modes to this file")
-	modeList := flag.String("modes", "at-least-once,exactly-once", "comma-separated sink modes to run")
+	modeList := flag.String("modes", "at-least-once,exactly-once", "comma-separated modes to run: at-least-once, exactly-once, json, json-loop")
 	brokers := flag.String("brokers", "", "comma-separated addresses of a running broker to use instead of an in-process one")
 	flag.Parse()
 	modes, err := parseModes(*modeList)
@@ -66,17 +77,21 @@ func main() {
 	}
 }
 
+// The JSON modes (json.go).
+const (
+	modeJSON     = "json"
+	modeJSONLoop = "json-loop"
+)
+
 // parseModes parses the --modes flag.
-func parseModes(list string) ([]sink.Mode, error) {
-	var modes []sink.Mode
+func parseModes(list string) ([]string, error) {
+	var modes []string
 	for _, name := range strings.Split(list, ",") {
 		switch name {
-		case sink.AtLeastOnce.String():
-			modes = append(modes, sink.AtLeastOnce)
-		case sink.ExactlyOnce.String():
-			modes = append(modes, sink.ExactlyOnce)
+		case kafka.AtLeastOnce.String(), kafka.ExactlyOnce.String(), modeJSON, modeJSONLoop:
+			modes = append(modes, name)
 		default:
-			return nil, fmt.Errorf("--modes: unknown mode %q (want %v or %v)", name, sink.AtLeastOnce, sink.ExactlyOnce)
+			return nil, fmt.Errorf("--modes: unknown mode %q (want %v, %v, %s or %s)", name, kafka.AtLeastOnce, kafka.ExactlyOnce, modeJSON, modeJSONLoop)
 		}
 	}
 	return modes, nil
@@ -120,25 +135,45 @@ func startCluster(external []string, partitions int, log *slog.Logger) (*cluster
 	return &cluster{brokers: []string{b.Addr()}, create: b.CreateTopic, close: func() { _ = b.Close() }}, nil
 }
 
-func bench(records, valueBytes, partitions, parallelism int, interval time.Duration, rounds int, modes []sink.Mode, external []string, cpuProfile string) error {
+func bench(records, valueBytes, partitions, parallelism int, interval time.Duration, rounds int, modes []string, external []string, cpuProfile string) error {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := startCluster(external, partitions, quiet)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	brokers, input := c.brokers, c.prefix+"input"
-	if err := c.create(input, partitions); err != nil {
-		return err
+	brokers := c.brokers
+	inputs := map[string]string{} // mode → input topic
+	var topics []string           // distinct inputs
+	for _, mode := range modes {
+		input := c.prefix + "input"
+		if mode == modeJSON || mode == modeJSONLoop {
+			input += "-json"
+		}
+		inputs[mode] = input
+		if !slices.Contains(topics, input) {
+			topics = append(topics, input)
+		}
 	}
-	start := time.Now()
-	if err := fill(brokers, input, records, valueBytes); err != nil {
-		return err
+	for _, input := range topics {
+		if err := c.create(input, partitions); err != nil {
+			return err
+		}
+		start := time.Now()
+		if strings.HasSuffix(input, "-json") {
+			err = fillJSON(brokers, input, records)
+		} else {
+			err = fill(brokers, input, records, valueBytes)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Printf("input %s: %d records in %d partitions, written in %v\n",
+			strings.TrimPrefix(input, c.prefix), records, partitions, time.Since(start).Round(time.Millisecond))
 	}
-	fmt.Printf("input: %d records of %d bytes in %d partitions, written in %v\n",
-		records, valueBytes, partitions, time.Since(start).Round(time.Millisecond))
 
-	best := map[sink.Mode]float64{}
+	best := map[string]float64{}
+	cpu := map[string]time.Duration{} // least CPU per record of the JSON modes
 	for round := range rounds {
 		for _, mode := range modes {
 			topic := fmt.Sprintf("%soutput-%d-%s", c.prefix, round, mode)
@@ -153,23 +188,52 @@ func bench(records, valueBytes, partitions, parallelism int, interval time.Durat
 			if err != nil {
 				return err
 			}
-			rate, err := runJob(brokers, input, topic, mode, parallelism, interval, records, quiet)
+			var rate float64
+			var run jsonRun
+			switch mode {
+			case modeJSON:
+				run, err = runJSONJob(brokers, inputs[mode], topic, parallelism, interval, records, quiet)
+				rate = run.rate
+			case modeJSONLoop:
+				run, err = runJSONLoop(brokers, inputs[mode], topic, partitions, interval, records)
+				rate = run.rate
+			case kafka.AtLeastOnce.String():
+				rate, err = runJob(brokers, inputs[mode], topic, kafka.AtLeastOnce, parallelism, interval, records, quiet)
+			default:
+				rate, err = runJob(brokers, inputs[mode], topic, kafka.ExactlyOnce, parallelism, interval, records, quiet)
+			}
 			stop()
 			if err != nil {
 				return fmt.Errorf("%v run: %w", mode, err)
 			}
-			fmt.Printf("round %d %-14s %10.0f records/s\n", round+1, mode.String()+":", rate)
+			fmt.Printf("round %d %-14s %10.0f records/s", round+1, mode+":", rate)
+			if run.cpuPerRec > 0 {
+				fmt.Printf(", %.2f µs CPU per record", run.cpuPerRec.Seconds()*1e6)
+				if cpu[mode] == 0 || run.cpuPerRec < cpu[mode] {
+					cpu[mode] = run.cpuPerRec
+				}
+			}
+			fmt.Println()
 			best[mode] = max(best[mode], rate)
 		}
 	}
-	alo, eo := best[sink.AtLeastOnce], best[sink.ExactlyOnce]
 	fmt.Printf("machine: %s/%s, %s, %d CPUs, GOMAXPROCS=%d; parallelism %d, checkpoints every %v\n",
 		goruntime.GOOS, goruntime.GOARCH, cpuModel(), goruntime.NumCPU(), goruntime.GOMAXPROCS(0), parallelism, interval)
-	fmt.Printf("%-16s %12s\n", "", "records/s")
-	fmt.Printf("%-16s %12.0f\n", "at-least-once", alo)
-	fmt.Printf("%-16s %12.0f\n", "exactly-once", eo)
+	fmt.Printf("%-16s %12s %18s\n", "", "records/s", "µs CPU per record")
+	for _, mode := range modes {
+		fmt.Printf("%-16s %12.0f", mode, best[mode])
+		if c := cpu[mode]; c > 0 {
+			fmt.Printf(" %18.2f", c.Seconds()*1e6)
+		}
+		fmt.Println()
+	}
+	alo, eo := best[kafka.AtLeastOnce.String()], best[kafka.ExactlyOnce.String()]
 	if alo > 0 && eo > 0 {
 		fmt.Printf("exactly-once / at-least-once: %.2f   (target >= 0.80)\n", eo/alo)
+	}
+	if job, loop := best[modeJSON], best[modeJSONLoop]; job > 0 && loop > 0 {
+		fmt.Printf("json / json-loop: %.2f records/s, %.2f CPU per record   (json target >= 1M records/s on one core)\n",
+			job/loop, cpu[modeJSON].Seconds()/cpu[modeJSONLoop].Seconds())
 	}
 	where := "broker included"
 	if len(external) > 0 {
@@ -182,6 +246,19 @@ func bench(records, valueBytes, partitions, parallelism int, interval time.Durat
 // fill writes n records with values of size bytes, round robin over the
 // partitions.
 func fill(brokers []string, topic string, n, size int) error {
+	return produce(brokers, topic, n, func(i int) []byte {
+		v := make([]byte, size)
+		copy(v, fmt.Sprintf("record-%010d-", i))
+		for j := 18; j < size; j++ {
+			v[j] = 'a' + byte((i+j)%26)
+		}
+		return v
+	})
+}
+
+// produce writes n records with keys "k<i>" and values value(i), round
+// robin over the partitions.
+func produce(brokers []string, topic string, n int, value func(i int) []byte) error {
 	w := &kafkago.Writer{
 		Addr:         kafkago.TCP(brokers...),
 		Topic:        topic,
@@ -197,12 +274,7 @@ func fill(brokers []string, topic string, n, size int) error {
 	for i := 0; i < n; {
 		msgs = msgs[:0]
 		for ; i < n && len(msgs) < chunk; i++ {
-			v := make([]byte, size)
-			copy(v, fmt.Sprintf("record-%010d-", i))
-			for j := 18; j < size; j++ {
-				v[j] = 'a' + byte((i+j)%26)
-			}
-			msgs = append(msgs, kafkago.Message{Key: fmt.Appendf(nil, "k%d", i), Value: v})
+			msgs = append(msgs, kafkago.Message{Key: fmt.Appendf(nil, "k%d", i), Value: value(i)})
 		}
 		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 			return fmt.Errorf("fill %q: %w", topic, err)
@@ -212,38 +284,39 @@ func fill(brokers []string, topic string, n, size int) error {
 }
 
 // runJob runs input → Map → output once and returns records per second.
-func runJob(brokers []string, input, topic string, mode sink.Mode, parallelism int, interval time.Duration, records int, log *slog.Logger) (float64, error) {
+func runJob(brokers []string, input, topic string, mode kafka.SinkMode, parallelism int, interval time.Duration, records int, log *slog.Logger) (float64, error) {
 	dir, err := os.MkdirTemp("", "weir-kafka-bench-*")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	srcCfg := source.Config[sink.Message]{
+	srcCfg := kafka.SourceConfig[kafka.Message]{
 		Brokers: brokers,
 		Topics:  []string{input},
-		Mode:    source.StopAtEnd,
-		Deserializer: func(r source.Record) (sink.Message, error) {
+		Mode:    kafka.StopAtEnd,
+		Deserializer: func(r kafka.Record) (kafka.Message, error) {
 			// The record's memory belongs to the fetch buffer.
-			return sink.Message{Key: append([]byte(nil), r.Key...), Value: append([]byte(nil), r.Value...)}, nil
+			return kafka.Message{Key: append([]byte(nil), r.Key...), Value: append([]byte(nil), r.Value...)}, nil
 		},
 	}
-	sinkCfg := sink.Config[sink.Message]{
+	sinkCfg := kafka.SinkConfig[kafka.Message]{
 		Brokers:               brokers,
 		Topic:                 topic,
 		Mode:                  mode,
 		TransactionalIDPrefix: "bench-" + topic,
-		CheckpointInterval:    interval,
 		ExpectedRestartTime:   10 * time.Second,
 	}
-	if _, err := source.New(srcCfg); err != nil {
+	newSource, err := kafka.NewSource(srcCfg)
+	if err != nil {
 		return 0, err
 	}
-	if _, err := sink.New(sinkCfg); err != nil {
+	newSink, err := kafka.NewSink(sinkCfg)
+	if err != nil {
 		return 0, err
 	}
 	p := runtime.NewPipeline("kafka-bench")
-	in := runtime.From(p, "input", func() runtime.Source[sink.Message] { s, _ := source.New(srcCfg); return s })
-	out := operators.Map(in, func(m sink.Message) sink.Message {
+	in := runtime.From(p, "input", newSource)
+	out := operators.Map(in, func(m kafka.Message) kafka.Message {
 		// Some per-record work: upper-case the value in place.
 		for i, c := range m.Value {
 			if 'a' <= c && c <= 'z' {
@@ -252,7 +325,7 @@ func runJob(brokers []string, input, topic string, mode sink.Mode, parallelism i
 		}
 		return m
 	})
-	runtime.To(out, "output", func() runtime.Sink[sink.Message] { s, _ := sink.New(sinkCfg); return s })
+	runtime.To(out, "output", newSink)
 
 	start := time.Now()
 	err = runtime.Run(context.Background(), p, runtime.Config{

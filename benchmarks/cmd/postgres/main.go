@@ -3,7 +3,7 @@
 //
 //   - plain: a pgx program with no framework, P connections each sending
 //     batches of --batch INSERTs (pgx.Batch) and committing each batch;
-//   - prepared and staged: a weir job, generator → sinks/postgres with 1 s
+//   - prepared and staged: a weir job, generator → connectors/postgres with 1 s
 //     checkpoints, in each exactly-once mode, parallelism P;
 //
 // and prints rows per second and the ratio of each mode to plain (target:
@@ -35,10 +35,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/weirstream/weir/benchmarks"
+	"github.com/weirstream/weir/connectors/generator"
+	"github.com/weirstream/weir/connectors/postgres"
 	"github.com/weirstream/weir/internal/pgtest"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/postgres"
-	"github.com/weirstream/weir/sources/generator"
 )
 
 func main() {
@@ -210,7 +210,7 @@ func plainConn(ctx context.Context, url, sql string, first, rows, stride, batch 
 	return nil
 }
 
-// job runs generator → sinks/postgres once in mode.
+// job runs generator → connectors/postgres once in mode.
 func job(url, table string, mode postgres.Mode, rows, parallelism, batch int, interval time.Duration) error {
 	dir, err := os.MkdirTemp("", "weir-postgres-bench-*")
 	if err != nil {
@@ -218,7 +218,7 @@ func job(url, table string, mode postgres.Mode, rows, parallelism, batch int, in
 	}
 	defer os.RemoveAll(dir)
 	sql := fmt.Sprintf(insert, table)
-	sink, err := postgres.Factory(postgres.Config[row]{
+	sink, err := postgres.NewSink(postgres.SinkConfig[row]{
 		URL: url, SinkID: table, Mode: mode, BatchSize: batch,
 		Statement: sql,
 		Args:      func(r row) []any { return []any{r.ID, r.Payload} },
@@ -226,8 +226,12 @@ func job(url, table string, mode postgres.Mode, rows, parallelism, batch int, in
 	if err != nil {
 		return err
 	}
+	rowSource, err := generator.NewSource(generator.SourceConfig[row]{Record: makeRow, Count: uint64(rows)})
+	if err != nil {
+		return err
+	}
 	p := runtime.NewPipeline("postgres-bench")
-	in := runtime.From(p, "rows", generator.New(makeRow, generator.Config{Count: uint64(rows)}))
+	in := runtime.From(p, "rows", rowSource)
 	runtime.To(in, "sink", sink)
 	return runtime.Run(context.Background(), p, runtime.Config{
 		CheckpointDir:      dir,

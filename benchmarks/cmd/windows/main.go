@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/benchmarks"
+	"github.com/weirstream/weir/connectors/discard"
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/discard"
-	"github.com/weirstream/weir/sources/generator"
 )
 
 type event struct {
@@ -59,7 +59,7 @@ func main() {
 	cores := flag.Int("cores", 1, "GOMAXPROCS")
 	interval := flag.Duration("checkpoint-interval", time.Second, "checkpoint interval")
 	only := flag.String("only", "", "run only this window kind (tumbling or sliding)")
-	cacheEntries := flag.Int("state-cache-entries", 0, "runtime.Config.StateCacheEntries (0: the default)")
+	cacheBytes := flag.Int64("state-cache-bytes", 0, "runtime.Config.StateCacheBytes (0: the default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (engine and loops) to this file")
 	flag.Parse()
 	goruntime.GOMAXPROCS(*cores)
@@ -84,7 +84,7 @@ func main() {
 		// The machine is shared: measure the loop before and after the
 		// engine and keep the faster, which makes the ratio conservative.
 		loopRate, want := handLoop(c)
-		res, err := engine(c, *interval, *cacheEntries)
+		res, err := engine(c, *interval, *cacheBytes)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "windows:", err)
 			os.Exit(1)
@@ -167,16 +167,25 @@ type engineResult struct {
 	sums   sums
 }
 
-func engine(c config, interval time.Duration, cacheEntries int) (engineResult, error) {
+func engine(c config, interval time.Duration, cacheBytes int64) (engineResult, error) {
 	var res engineResult
 	dir, err := os.MkdirTemp("", "weir-windows-*")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
+	eventSource, err := generator.NewSource(generator.SourceConfig[event]{Record: c.eventAt, Count: c.records})
+	if err != nil {
+		return res, err
+	}
+	var dropped discard.Counter
+	discardSink, err := discard.NewSink(discard.SinkConfig[result]{Counter: &dropped})
+	if err != nil {
+		return res, err
+	}
 	p := runtime.NewPipeline("windows")
-	events := runtime.From(p, "generator", generator.New(c.eventAt, generator.Config{Count: c.records}),
-		runtime.WithWatermarks(runtime.Monotonous(func(e event) int64 { return e.ts })))
+	events := runtime.From(p, "generator", eventSource,
+		runtime.WithWatermarks(runtime.Monotonic(func(e event) int64 { return e.ts })))
 	windows := operators.Sliding(time.Duration(c.size)*time.Millisecond, time.Duration(c.slide)*time.Millisecond)
 	counts, _ := operators.WindowAggregate(
 		operators.Window(operators.KeyBy(events, func(e event) uint64 { return e.key }), "count", windows, func(e event) int64 { return e.ts }),
@@ -187,12 +196,11 @@ func engine(c config, interval time.Duration, cacheEntries int) (engineResult, e
 				return result{k, w.Start, n}
 			},
 		}, nil)
-	var dropped discard.Counter
-	runtime.To(counts, "discard", discard.New[result](&dropped))
+	runtime.To(counts, "discard", discardSink)
 	cfg := runtime.Config{
 		CheckpointDir:      dir,
 		CheckpointInterval: interval,
-		StateCacheEntries:  cacheEntries,
+		StateCacheBytes:    cacheBytes,
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	var before, after goruntime.MemStats

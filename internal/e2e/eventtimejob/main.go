@@ -21,10 +21,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/weirstream/weir/connectors/file"
+	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
-	"github.com/weirstream/weir/sinks/file"
-	"github.com/weirstream/weir/sources/generator"
 	"github.com/weirstream/weir/state"
 )
 
@@ -75,17 +75,26 @@ func main() {
 		fmt.Fprintln(os.Stderr, "eventtimejob: --output is required")
 		os.Exit(2)
 	}
-	sink, err := file.Factory(file.Lines(*output))
+	sink, err := file.NewSink(file.LinesTo(*output))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	strategy := runtime.BoundedOutOfOrderness(eventTime, disorder*time.Millisecond)
-	cfg := generator.Config{Count: *count, RatePerSecond: *rate, ChunkSize: 64}
+	clickSource, err := generator.NewSource(generator.SourceConfig[Event]{Record: ClickAt, Count: *count, RatePerSecond: *rate, ChunkSize: 64})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	viewSource, err := generator.NewSource(generator.SourceConfig[Event]{Record: ViewAt, Count: *count, RatePerSecond: *rate, ChunkSize: 64})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 
 	p := runtime.NewPipeline("eventtime")
-	rawClicks := runtime.From(p, "clicks", generator.New(ClickAt, cfg), runtime.WithWatermarks(strategy))
-	views := runtime.From(p, "views", generator.New(ViewAt, cfg), runtime.WithWatermarks(strategy))
+	rawClicks := runtime.From(p, "clicks", clickSource, runtime.WithWatermarks(strategy))
+	views := runtime.From(p, "views", viewSource, runtime.WithWatermarks(strategy))
 	clicks := operators.Dedup(rawClicks, "dedup", func(e Event) uint64 { return e.Seq }, time.Second, operators.DedupEventTime(eventTime))
 
 	type agg struct{ N, Sum uint64 }
@@ -105,6 +114,6 @@ func main() {
 		}, 0, 30*time.Millisecond,
 		func(user int64, c, v Event) string { return fmt.Sprintf("J %d %d %d", user, c.Seq, v.Seq) })
 	lateLines := operators.Map(late, func(e Event) string { return fmt.Sprintf("L %d %d %d", e.User, e.TS, e.Seq) })
-	runtime.To(operators.Union(windows, joined, lateLines), "output", sink)
+	runtime.To(runtime.Merge(windows, "results", joined, lateLines), "output", sink)
 	runtime.Main(p, flags.Config())
 }

@@ -13,9 +13,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/e2e"
 	"github.com/weirstream/weir/runtime"
-	sinkkafka "github.com/weirstream/weir/sinks/kafka"
 )
 
 func main() {
@@ -39,13 +39,12 @@ func main() {
 		SinkBatchSize:         *batch,
 		RatePerSecond:         *rate,
 		MaxBytesPerRead:       int32(*maxRead),
-		CheckpointInterval:    cfg.CheckpointInterval,
 	}
 	switch *mode {
 	case "exactly-once":
-		jc.SinkMode = sinkkafka.ExactlyOnce
+		jc.SinkMode = kafka.ExactlyOnce
 	case "at-least-once":
-		jc.SinkMode = sinkkafka.AtLeastOnce
+		jc.SinkMode = kafka.AtLeastOnce
 	default:
 		fmt.Fprintf(os.Stderr, "kafkajob: --sink-mode %q: want exactly-once or at-least-once\n", *mode)
 		os.Exit(2)

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// The checkpoint stores an operator's state as opaque bytes, and the
+// manifest does not say which connector wrote them. decodeState recognises
+// the formats it knows by decoding them strictly (every byte accounted
+// for, and for the file source the subtask and parallelism the bytes name
+// matching the manifest's), so an unknown format is shown as bytes rather
+// than misread.
+//
+// NB: the binary formats are those of connectors/kafka (source_state.go,
+// versions 1 and 2) and connectors/file (source.go, snapshot versions 1 and
+// 2; sink.go, state version 1). The packages that own them should export a
+// describer next to their encoders; until then a change of a format must be
+// mirrored here (TestDecodeState pins the layouts).
+
+// kafkaOffset is a partition's position in a Kafka source snapshot.
+type kafkaOffset struct {
+	Topic     string `json:"topic"`
+	Partition int64  `json:"partition"`
+	Next      int64  `json:"next_offset"`
+	End       *int64 `json:"end_offset,omitempty"` // of a source that stops at the end
+}
+
+type kafkaSourceState struct {
+	Format  string        `json:"format"` // "kafka source"
+	Version int           `json:"version"`
+	Offsets []kafkaOffset `json:"offsets"`
+}
+
+type fileSourceState struct {
+	Format    string   `json:"format"` // "file source"
+	Version   int      `json:"version"`
+	NumFiles  int      `json:"num_files"`  // of the job, all subtasks
+	FileIndex int      `json:"file_index"` // of the file being read, among all; NumFiles when done
+	Offset    uint64   `json:"offset"`     // next byte to read in it
+	Files     []string `json:"files"`      // the subtask's files (version 2) or the current one
+}
+
+type fileSinkState struct {
+	Format  string            `json:"format"` // "file sink"
+	Pending []fileSinkPending `json:"pending"`
+}
+
+// fileSinkPending is a file the sink staged and will publish (rename) when
+// its checkpoint commits.
+type fileSinkPending struct {
+	Checkpoint uint64 `json:"checkpoint"`
+	Size       uint64 `json:"size"`
+	Staged     string `json:"staged"`
+	Final      string `json:"final"`
+}
+
+// decodeState returns the decoded operator state of subtask of an operator
+// with parallelism subtasks: JSON as is, or a Kafka or file source position;
+// nil if the format is not known.
+func decodeState(b []byte, subtask, parallelism int) any {
+	if len(b) == 0 {
+		return nil
+	}
+	if json.Valid(b) {
+		return json.RawMessage(b)
+	}
+	if st, ok := decodeFileSource(b, subtask, parallelism); ok {
+		return st
+	}
+	if st, ok := decodeFileSink(b, subtask); ok {
+		return st
+	}
+	if st, ok := decodeKafkaSource(b); ok {
+		return st
+	}
+	return nil
+}
+
+// stateText is one line describing an operator state for the text output.
+func stateText(b []byte, subtask, parallelism int) string {
+	switch st := decodeState(b, subtask, parallelism).(type) {
+	case json.RawMessage:
+		return "state " + string(st)
+	case *kafkaSourceState:
+		var parts []string
+		for _, o := range st.Offsets {
+			p := fmt.Sprintf("%s/%d@%d", o.Topic, o.Partition, o.Next)
+			if o.End != nil {
+				p += fmt.Sprintf(" (end %d)", *o.End)
+			}
+			parts = append(parts, p)
+		}
+		return "kafka source offsets (next to read): " + strings.Join(parts, ", ")
+	case *fileSourceState:
+		if st.FileIndex >= st.NumFiles {
+			return fmt.Sprintf("file source: all read (%d files in the job; this subtask's: %s)", st.NumFiles, listText(st.Files))
+		}
+		return fmt.Sprintf("file source: at byte %d of file %d of %d (this subtask's: %s)", st.Offset, st.FileIndex, st.NumFiles, listText(st.Files))
+	case *fileSinkState:
+		var parts []string
+		for _, p := range st.Pending {
+			parts = append(parts, fmt.Sprintf("%s -> %s (%d bytes, checkpoint %d)", p.Staged, p.Final, p.Size, p.Checkpoint))
+		}
+		return "file sink pending files: " + listText(parts)
+	}
+	shown := b[:min(len(b), 48)]
+	more := ""
+	if len(shown) < len(b) {
+		more = "…"
+	}
+	return fmt.Sprintf("state (unknown format) %s%s", hex.EncodeToString(shown), more)
+}
+
+func listText(items []string) string {
+	if len(items) == 0 {
+		return "none"
+	}
+	return strings.Join(items, ", ")
+}
+
+// reader reads uvarints and varints strictly; after a failure, ok is false.
+type reader struct {
+	b  []byte
+	ok bool
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.ok = false
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.ok = false
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str() string {
+	n := r.uvarint()
+	if !r.ok || n > uint64(len(r.b)) {
+		r.ok = false
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) done() bool { return r.ok && len(r.b) == 0 }
+
+func decodeKafkaSource(b []byte) (*kafkaSourceState, bool) {
+	version := int(b[0])
+	r := &reader{b: b[1:], ok: true}
+	bounded := false
+	switch version {
+	case 1:
+	case 2:
+		if len(r.b) == 0 || r.b[0] > 1 {
+			return nil, false
+		}
+		bounded, r.b = r.b[0] == 1, r.b[1:]
+	default:
+		return nil, false
+	}
+	st := &kafkaSourceState{Format: "kafka source", Version: version, Offsets: []kafkaOffset{}}
+	n := r.uvarint()
+	for i := uint64(0); r.ok && i < n; i++ {
+		o := kafkaOffset{Topic: r.str(), Partition: r.varint(), Next: r.varint()}
+		if bounded {
+			end := r.varint()
+			o.End = &end
+		}
+		st.Offsets = append(st.Offsets, o)
+	}
+	if version == 2 { // the topics of the version-1 assignment: not shown
+		for i, n := uint64(0), r.uvarint(); r.ok && i < n; i++ {
+			r.str()
+			r.varint()
+		}
+	}
+	return st, r.done()
+}
+
+func decodeFileSource(b []byte, subtask, parallelism int) (*fileSourceState, bool) {
+	version := int(b[0])
+	if version != 1 && version != 2 {
+		return nil, false
+	}
+	r := &reader{b: b[1:], ok: true}
+	p, sub, files, cur, pos := r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
+	if !r.ok || p != uint64(parallelism) || sub != uint64(subtask) {
+		return nil, false
+	}
+	st := &fileSourceState{Format: "file source", Version: version, NumFiles: int(files), FileIndex: int(cur), Offset: pos, Files: []string{}}
+	if version == 1 {
+		st.Files = []string{r.str()}
+		r.uvarint() // size
+		return st, r.done()
+	}
+	for i, n := uint64(0), r.uvarint(); r.ok && i < n; i++ {
+		st.Files = append(st.Files, r.str())
+		r.uvarint() // size, modification time and line ends: the
+		r.uvarint() // fingerprint that detects a changed file
+		r.uvarint()
+	}
+	return st, r.done()
+}
+
+func decodeFileSink(b []byte, subtask int) (*fileSinkState, bool) {
+	r := &reader{b: b[1:], ok: true}
+	if b[0] != 1 || r.uvarint() != uint64(subtask) {
+		return nil, false
+	}
+	st := &fileSinkState{Format: "file sink", Pending: []fileSinkPending{}}
+	for i, n := uint64(0), r.uvarint(); r.ok && i < n; i++ {
+		st.Pending = append(st.Pending, fileSinkPending{Checkpoint: r.uvarint(), Size: r.uvarint(), Staged: r.str(), Final: r.str()})
+	}
+	return st, r.done()
+}

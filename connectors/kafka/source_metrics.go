@@ -1,0 +1,22 @@
+package kafka
+
+import "github.com/weirstream/weir/runtime"
+
+var _ runtime.LagReporter = (*source[Record])(nil)
+
+// SourceLag returns, for every partition of the subtask that has been
+// fetched from, how many offsets the read position is behind the partition's
+// high watermark as of the last fetch. The runtime exports it as
+// weir_source_lag_records; it is safe to call from any goroutine.
+func (s *source[T]) SourceLag() []runtime.PartitionLag {
+	s.partsMu.Lock()
+	parts := s.parts
+	s.partsMu.Unlock()
+	out := make([]runtime.PartitionLag, 0, len(parts))
+	for _, p := range parts {
+		if lag := p.lag.Load(); lag >= 0 {
+			out = append(out, runtime.PartitionLag{Partition: p.topicPartition.String(), Records: lag})
+		}
+	}
+	return out
+}

@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+)
+
+// Config configures the engine. Package runtime derives it from
+// runtime.Config after filling in defaults and validating it, so the engine
+// takes it as it is.
+type Config struct {
+	CheckpointDir string // a directory or s3://bucket/prefix
+	// LocalDir holds the live state and stages checkpoints when
+	// CheckpointDir is in object storage; Run creates a temporary one if
+	// it is empty. Unused for a directory, which holds both itself.
+	LocalDir              string
+	CheckpointInterval    time.Duration
+	CheckpointTimeout     time.Duration
+	RetainCheckpoints     int
+	Parallelism           int // of nodes that do not set their own
+	MaxParallelism        int
+	BatchSize             int
+	ChannelBuffers        int
+	StateCacheBytes       int64 // over all keyed subtasks; see stateCacheShare
+	Logger                *slog.Logger
+	Events                Events
+	MetricsAddr           string      // "": no status server
+	MetricsTLS            *tls.Config // nil: plain HTTP
+	MetricsAuth           Auth
+	ReadyCheckpointFactor float64
+	Restart               RestartStrategy
+	// Stop, when closed, stops the job with a final checkpoint.
+	Stop <-chan struct{}
+}
+
+// Events are the hooks of runtime.EventListener; nil ones are not called.
+type Events struct {
+	// Started runs when an attempt has started: its checkpoint restored,
+	// its operators opened and its status server bound.
+	Started             func(StartInfo)
+	CheckpointCompleted func(CheckpointInfo)
+	CheckpointFailed    func(id uint64, err error)
+}
+
+// StartInfo describes a started attempt.
+type StartInfo struct {
+	Attempt      int    // 0 for the first start, n for the n-th restart
+	RestoredFrom uint64 // id of the restored checkpoint, 0 for a fresh start
+	MetricsAddr  string // the status server's address, "" without one
+}
+
+// CheckpointInfo describes a completed checkpoint.
+type CheckpointInfo struct {
+	ID           uint64
+	Final        bool
+	Duration     time.Duration // from trigger to durable manifest
+	MaxSyncPause time.Duration // longest synchronous part of a task
+	BytesWritten int64         // bytes this checkpoint added to storage
+	Files        int
+}
+
+// RestartStrategy is runtime.RestartStrategy with its defaults filled in.
+type RestartStrategy struct {
+	Attempts            int
+	Backoff, MaxBackoff time.Duration
+	ResetAfter          time.Duration
+}
+
+// next returns the backoff after d.
+func (r *RestartStrategy) next(d time.Duration) time.Duration {
+	if d > r.MaxBackoff/2 {
+		return r.MaxBackoff
+	}
+	return 2 * d
+}
