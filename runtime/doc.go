@@ -77,9 +77,13 @@
 //
 // # Event time
 //
-// A source given WithWatermarks assigns event times and emits watermarks,
-// which flow with the records; operators with several inputs forward the
-// minimum, idle inputs excepted. Keyed operators that implement
+// AssignTimestamps gives any stream event time (a source given
+// WithWatermarks does the same inside its subtasks): it assigns each record
+// its timestamp, which the record carries through every later operator
+// (OperatorContext.Timestamp), and emits watermarks, which flow with the
+// records; operators with several inputs forward the minimum, idle inputs
+// excepted. Operators that drop records behind the watermark count them
+// with OperatorContext.DroppedLate (weir_late_records_dropped_total). Keyed operators that implement
 // TimerHandler get event-time and processing-time timers, stored as keyed
 // state. The watermark of every task is part of each checkpoint.
 package runtime

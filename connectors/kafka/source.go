@@ -680,20 +680,25 @@ func (s *source[T]) emit(p *partition, recs []*kgo.Record, out runtime.Collector
 			p.next = p.end
 			break
 		}
-		hdrs = hdrs[:0]
-		for _, h := range kr.Headers {
-			hdrs = append(hdrs, Header{Key: h.Key, Value: h.Value})
+		var v T
+		var err error
+		if s.cfg.DecodeValue != nil {
+			v, err = s.cfg.DecodeValue(kr.Value)
+		} else {
+			hdrs = hdrs[:0]
+			for _, h := range kr.Headers {
+				hdrs = append(hdrs, Header{Key: h.Key, Value: h.Value})
+			}
+			v, err = s.cfg.Deserializer(Record{
+				Topic:     p.topic,
+				Partition: p.partition,
+				Offset:    kr.Offset,
+				Key:       kr.Key,
+				Value:     kr.Value,
+				Headers:   hdrs,
+				Time:      kr.Timestamp,
+			})
 		}
-		rec := Record{
-			Topic:     p.topic,
-			Partition: p.partition,
-			Offset:    kr.Offset,
-			Key:       kr.Key,
-			Value:     kr.Value,
-			Headers:   hdrs,
-			Time:      kr.Timestamp,
-		}
-		v, err := s.cfg.Deserializer(rec)
 		if err != nil {
 			switch s.cfg.OnDecodeError {
 			case Skip:

@@ -126,8 +126,14 @@ type SourceConfig[T any] struct {
 	StartFrom StartFrom
 	// Isolation defaults to ReadCommitted.
 	Isolation Isolation
-	// Deserializer turns a record into a stream element. Required.
+	// Deserializer turns a record into a stream element. Required unless
+	// DecodeValue is set.
 	Deserializer func(Record) (T, error)
+	// DecodeValue, instead of Deserializer, turns the value of a record
+	// into a stream element, ignoring its key and headers. Its argument is
+	// valid only during the call. The method value state.JSON[T]().Decode
+	// is such a function.
+	DecodeValue func(value []byte) (T, error)
 	// OnDecodeError defaults to Fail.
 	OnDecodeError DecodeErrorPolicy
 	// DeadLetterTopic receives rejected records when OnDecodeError is
@@ -198,8 +204,11 @@ func (c *SourceConfig[T]) Validate() error {
 		}
 		seen[t] = true
 	}
-	if c.Deserializer == nil {
-		errs = append(errs, errors.New("no deserializer"))
+	if c.Deserializer == nil && c.DecodeValue == nil {
+		errs = append(errs, errors.New("no Deserializer or DecodeValue"))
+	}
+	if c.Deserializer != nil && c.DecodeValue != nil {
+		errs = append(errs, errors.New("set Deserializer or DecodeValue, not both"))
 	}
 	if c.StartFrom.kind > startTimestamp {
 		errs = append(errs, errors.New("invalid start position"))

@@ -67,10 +67,10 @@ func runJSONJob(brokers []string, input, topic string, parallelism int, interval
 	}
 	defer os.RemoveAll(dir)
 	newSource, err := kafka.NewSource(kafka.SourceConfig[event]{
-		Brokers:      brokers,
-		Topics:       []string{input},
-		Mode:         kafka.StopAtEnd,
-		Deserializer: func(r kafka.Record) (event, error) { return eventJSON.Decode(r.Value) },
+		Brokers:     brokers,
+		Topics:      []string{input},
+		Mode:        kafka.StopAtEnd,
+		DecodeValue: eventJSON.Decode,
 	})
 	if err != nil {
 		return jsonRun{}, err
@@ -81,10 +81,7 @@ func runJSONJob(brokers []string, input, topic string, parallelism int, interval
 		Mode:                  kafka.ExactlyOnce,
 		TransactionalIDPrefix: "bench-" + topic,
 		ExpectedRestartTime:   10 * time.Second,
-		Encode: func(e event) (kafka.Message, error) {
-			v, err := eventJSON.Encode(nil, e)
-			return kafka.Message{Value: v}, err
-		},
+		EncodeValue:           eventJSON.Encode,
 	})
 	if err != nil {
 		return jsonRun{}, err
