@@ -31,6 +31,7 @@ type timeEnv[K comparable] struct {
 	watermark func() int64 // current input watermark
 	now       func() int64 // wall clock, ms
 	fail      func(error)
+	late      func(n int) // counts records dropped as late (weir_late_records_dropped_total); nil in tests
 }
 
 func envOf[K comparable](ctx *runtime.KeyedContext[K]) timeEnv[K] {
@@ -41,6 +42,14 @@ func envOf[K comparable](ctx *runtime.KeyedContext[K]) timeEnv[K] {
 		watermark: ctx.Watermark,
 		now:       ctx.ProcessingTime,
 		fail:      ctx.Fail,
+		late:      ctx.DroppedLate,
+	}
+}
+
+// droppedLate counts a record the operator takes off its main path as late.
+func (e timeEnv[K]) droppedLate() {
+	if e.late != nil {
+		e.late(1)
 	}
 }
 

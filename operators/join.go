@@ -117,6 +117,7 @@ func (o *windowJoinOp[K, A, B, Out]) Process(_ K, e Either[A, B]) {
 	start := floorTo(ts, o.size)
 	end := start + o.size
 	if end-1 <= o.env.watermark() {
+		o.env.droppedLate()
 		return // the window fired: late
 	}
 	if e.IsRight {
@@ -198,6 +199,7 @@ func (o *intervalJoinOp[K, A, B, Out]) Process(key K, e Either[A, B]) {
 	if e.IsRight {
 		b, tb := e.Right, o.on.RightTime(e.Right)
 		if tb <= wm {
+			o.env.droppedLate()
 			return // late
 		}
 		o.match = matching(o.left, tb-o.upper, tb-o.lower, o.match)
@@ -216,7 +218,8 @@ func (o *intervalJoinOp[K, A, B, Out]) Process(key K, e Either[A, B]) {
 	}
 	a, ta := e.Left, o.on.LeftTime(e.Left)
 	if ta <= wm {
-		return
+		o.env.droppedLate()
+		return // late
 	}
 	o.match = matching(o.right, ta+o.lower, ta+o.upper, o.match)
 	for _, tb := range o.match {

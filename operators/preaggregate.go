@@ -145,6 +145,7 @@ type localWindowOp[K comparable, T, S any] struct {
 	accs state.Codec[S]
 
 	out   runtime.Collector[localEmit[K, S, T]]
+	ctx   *runtime.OperatorContext
 	panes map[int64]*localPane[K, S]
 	last  *localPane[K, S] // the pane of the last record, or nil
 	// lastKey is the key of the last record and lastAt its index in last,
@@ -170,7 +171,7 @@ type localPane[K comparable, S any] struct {
 }
 
 func (o *localWindowOp[K, T, S]) Open(ctx *runtime.OperatorContext, out runtime.Collector[localEmit[K, S, T]]) error {
-	o.out, o.panes, o.fired, o.firstEnd = out, map[int64]*localPane[K, S]{}, runtime.MinWatermark, runtime.MaxWatermark
+	o.out, o.ctx, o.panes, o.fired, o.firstEnd = out, ctx, map[int64]*localPane[K, S]{}, runtime.MinWatermark, runtime.MaxWatermark
 	if ctx.Restored == nil {
 		return nil
 	}
@@ -219,6 +220,7 @@ func (o *localWindowOp[K, T, S]) paneOf(rec T, ts int64) (*localPane[K, S], bool
 	// The window with the latest start ends last: if it is past its
 	// lateness, so are all of the record's windows.
 	if addSat(floorTo(ts, o.cfg.slide)+o.cfg.size-1, o.cfg.lateness) <= o.fired {
+		o.ctx.DroppedLate(1)
 		o.out.Collect(localEmit[K, S, T]{late: rec, isLate: true})
 		return nil, false
 	}

@@ -216,6 +216,7 @@ type harness[In any] struct {
 	out         []string
 	err         error
 	size        func() int // state entries of the current key
+	dropped     int        // records counted through timeEnv.late
 }
 
 func (h *harness[In]) stateSize(key string) int {
@@ -254,6 +255,7 @@ func newHarness[In any](t *testing.T, key func(In) string) (*harness[In], timeEn
 		watermark: func() int64 { return h.wm },
 		now:       func() int64 { return h.now },
 		fail:      func(err error) { h.err = err },
+		late:      func(n int) { h.dropped += n },
 	}
 	return h, env
 }
@@ -431,8 +433,13 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 
 func openWindow[S any](t *testing.T, h *harness[rec], env timeEnv[string], cfg windowConfig, c contents[string, rec, S, string]) interface{ Process(string, rec) } {
 	c.tags = []AnyOutputTag{NewOutputTag[rec]("late")} // as buildWindow
+	lateOut := 0
 	out := runtime.CollectorFunc[sideEnvelope[string]](func(e sideEnvelope[string]) {
 		if e.side.tag == 1 {
+			// Every late record is counted for weir_late_records_dropped_total.
+			if lateOut++; h.dropped != lateOut {
+				t.Errorf("late record %s: %d counted as dropped, want %d", e.side.v.(rec), h.dropped, lateOut)
+			}
 			h.collect("late " + e.side.v.(rec).String())
 		} else {
 			h.collect(e.main)

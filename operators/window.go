@@ -339,6 +339,7 @@ func (o *fixedWindowOp[K, T, S, Out]) Process(key K, rec T) {
 		}
 	}
 	if !added {
+		o.env.droppedLate()
 		o.out.Collect(sideEnvelope[Out]{side: lateRecord(rec)})
 	}
 }
@@ -518,6 +519,7 @@ func (o *sessionOp[K, T, S, Out]) addToSession(key K, rec T, ts, wm int64) {
 		if len(panes) == 0 {
 			o.panes.Delete() // Update made an empty entry
 		}
+		o.env.droppedLate()
 		o.out.Collect(sideEnvelope[Out]{side: lateRecord(rec)})
 		return
 	}

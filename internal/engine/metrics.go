@@ -391,7 +391,7 @@ var (
 	descStateSize = prometheus.NewDesc("weir_state_size_bytes",
 		"On-disk size of the keyed state of an operator subtask (its live Pebble database).", subtaskLabels, nil)
 	descLateDropped = prometheus.NewDesc("weir_late_records_dropped_total",
-		"Records an operator subtask dropped because they arrived behind the watermark (windows, joins, dedup).",
+		"Records an operator subtask took off its main path because they arrived behind the watermark (windows and pre-aggregations route them to their late stream; joins drop them).",
 		subtaskLabels, nil)
 	descWatermarkLag = prometheus.NewDesc("weir_watermark_lag_seconds",
 		"Wall-clock time minus the event-time watermark of a task.", subtaskLabels, nil)
