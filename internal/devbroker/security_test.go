@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	"github.com/weirstream/weir/internal/testcert"
 	"github.com/weirstream/weir/internal/kafkasec"
+	"github.com/weirstream/weir/internal/testcert"
 )
 
 func TestParseACL(t *testing.T) {

@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/testcert"
 	"github.com/weirstream/weir/internal/kafkasec"
+	"github.com/weirstream/weir/internal/testcert"
 	"github.com/weirstream/weir/runtime"
 )
 

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/kafkatxn"
 	"github.com/weirstream/weir/internal/kafkasec"
+	"github.com/weirstream/weir/internal/kafkatxn"
 	"github.com/weirstream/weir/runtime"
 )
 
