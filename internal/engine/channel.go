@@ -94,8 +94,10 @@ func TypeOf[T any]() StreamType { return typeOps[T]{} }
 
 type typeOps[T any] struct{}
 
+// newBatch leaves ts to grow on first use: most streams carry no event time,
+// and a batch keeps what it grew to, since it is reused.
 func (typeOps[T]) newBatch(capacity int) any {
-	return &batch[T]{recs: make([]T, 0, capacity), ts: make([]int64, 0, capacity)}
+	return &batch[T]{recs: make([]T, 0, capacity)}
 }
 
 func (typeOps[T]) deliver(b any, in any, ts *int64) {
