@@ -30,7 +30,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -218,7 +217,7 @@ func bench(records, valueBytes, partitions, parallelism int, interval time.Durat
 		}
 	}
 	fmt.Printf("machine: %s/%s, %s, %d CPUs, GOMAXPROCS=%d; parallelism %d, checkpoints every %v\n",
-		goruntime.GOOS, goruntime.GOARCH, cpuModel(), goruntime.NumCPU(), goruntime.GOMAXPROCS(0), parallelism, interval)
+		goruntime.GOOS, goruntime.GOARCH, benchmarks.CPUModel(), goruntime.NumCPU(), goruntime.GOMAXPROCS(0), parallelism, interval)
 	fmt.Printf("%-16s %12s %18s\n", "", "records/s", "µs CPU per record")
 	for _, mode := range modes {
 		fmt.Printf("%-16s %12.0f", mode, best[mode])
@@ -361,19 +360,4 @@ func peakRSS() string {
 		}
 	}
 	return "unknown"
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

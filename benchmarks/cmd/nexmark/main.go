@@ -326,14 +326,5 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // machineInfo describes the CPU, from /proc/cpuinfo where available.
 func machineInfo(cores int) string {
-	model := goruntime.GOARCH
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d CPUs, GOMAXPROCS=%d", model, goruntime.NumCPU(), cores)
+	return fmt.Sprintf("%s, %d CPUs, GOMAXPROCS=%d", benchmarks.CPUModel(), goruntime.NumCPU(), cores)
 }

@@ -20,7 +20,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -142,7 +141,7 @@ func bench(url string, rows, parallelism, batch int, interval time.Duration, rou
 	var version string
 	_ = db.QueryRow(ctx, "SHOW server_version").Scan(&version)
 	fmt.Printf("machine: %s/%s, %s, %d CPUs; PostgreSQL %s; %d rows, parallelism %d, batch %d, checkpoints every %v\n",
-		goruntime.GOOS, goruntime.GOARCH, cpuModel(), goruntime.NumCPU(), version, rows, parallelism, batch, interval)
+		goruntime.GOOS, goruntime.GOARCH, benchmarks.CPUModel(), goruntime.NumCPU(), version, rows, parallelism, batch, interval)
 	fmt.Printf("%-10s %12s %8s\n", "", "rows/s", "/plain")
 	for _, c := range contenders {
 		ratio := "-"
@@ -239,19 +238,4 @@ func job(url, table string, mode postgres.Mode, rows, parallelism, batch int, in
 		Parallelism:        parallelism,
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }
