@@ -124,29 +124,8 @@ func TestUpsertOperatorsRestart(t *testing.T) {
 			rj := restartJob{name: "upserts-restart", par: 2, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], _ *output[string]) {
 				upsertJob(p, src, evs, top, last)
 			}}
-			first := rj.start(t, dir, top, n/2, func() {})
-			first.await(t, first.reached, "the source paused")
-			if mode == "stop" {
-				first.job.Stop()
-				if err := first.job.Wait(); err != nil {
-					t.Fatalf("first run: %v", err)
-				}
-			} else {
-				top.down.Store(true)
-				first.await(t, top.crashed, "the crash")
-				first.cancel()
-				first.job.Wait()
-			}
-			first.cancel()
-			top.down.Store(false)
-			second := rj.start(t, dir, top, 0, nil)
-			if second.job.RestoredFrom() == 0 {
-				t.Fatal("second run did not restore a checkpoint")
-			}
-			if err := second.job.Wait(); err != nil {
-				t.Fatalf("second run: %v", err)
-			}
-			second.cancel()
+			rj.interrupt(t, dir, top, n/2, mode)
+			rj.resume(t, dir, top)
 			check(t, "top 3", fold(top.records()), wantTop)
 			check(t, "last", fold(last.records()), wantLast)
 		})

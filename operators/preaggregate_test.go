@@ -216,32 +216,10 @@ func TestPreAggregateRestart(t *testing.T) {
 					}, nil)
 					runtime.To(res, "sink", newMemSink(out))
 				}}
-				first := rj.start(t, dir, out, n/2, func() {})
-				first.await(t, first.reached, "the source paused")
-				if mode == "stop" {
-					first.job.Stop()
-					if err := first.job.Wait(); err != nil {
-						t.Fatalf("first run: %v", err)
-					}
-				} else {
-					out.down.Store(true)
-					first.await(t, out.crashed, "the crash")
-					first.cancel()
-					first.job.Wait()
-				}
-				first.cancel()
-				out.down.Store(false)
-				if out1 := len(out.records()); mode == "stop" && (out1 == 0 || out1 >= len(want)) {
+				if out1 := rj.interrupt(t, dir, out, n/2, mode); mode == "stop" && (out1 == 0 || out1 >= len(want)) {
 					t.Fatalf("first run committed %d of %d windows: not interrupted in the middle", out1, len(want))
 				}
-				second := rj.start(t, dir, out, 0, nil)
-				if second.job.RestoredFrom() == 0 {
-					t.Fatal("second run did not restore a checkpoint")
-				}
-				if err := second.job.Wait(); err != nil {
-					t.Fatalf("second run: %v", err)
-				}
-				second.cancel()
+				rj.resume(t, dir, out)
 				check(t, "windows", out.records(), want)
 			})
 		}

@@ -114,6 +114,45 @@ func (rj restartJob) start(t *testing.T, dir string, out *output[string], pauseA
 	return r
 }
 
+// interrupt runs the job on dir until its source pauses at pauseAt, then
+// stops it with a final checkpoint (mode "stop") or crashes it (mode
+// "crash": the next checkpoint completes and the process dies before out's
+// sink commits it). It returns how many records out held afterwards.
+func (rj restartJob) interrupt(t *testing.T, dir string, out *output[string], pauseAt int64, mode string) int {
+	t.Helper()
+	first := rj.start(t, dir, out, pauseAt, func() {})
+	first.await(t, first.reached, "the source paused")
+	if mode == "stop" {
+		first.job.Stop()
+		if err := first.job.Wait(); err != nil {
+			t.Fatalf("first run: %v", err)
+		}
+	} else {
+		out.down.Store(true)
+		first.await(t, out.crashed, "the crash")
+		first.cancel()
+		first.job.Wait()
+	}
+	first.cancel()
+	out.down.Store(false)
+	return len(out.records())
+}
+
+// resume runs the job on dir again, to the end of its input, from the
+// checkpoint an interrupted run left.
+func (rj restartJob) resume(t *testing.T, dir string, out *output[string]) {
+	t.Helper()
+	second := rj.start(t, dir, out, 0, nil)
+	if second.job.RestoredFrom() == 0 {
+		t.Fatal("second run did not restore a checkpoint")
+	}
+	err := second.job.Wait()
+	second.cancel()
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+}
+
 // startCounting starts the counting job on dir.
 func startCounting(t *testing.T, dir string, out *output[string], n, keys uint64, pauseAt int64, onPause func()) *restartRun {
 	t.Helper()
