@@ -90,4 +90,13 @@
 // otherwise, and a failed test logs the command that reruns it with its
 // seed. Timing on a loaded machine differs from run to run, so a seed
 // reproduces the plan, not the exact interleaving.
+//
+// # Related packages
+//
+// weirtest/verify checks one output for what the guarantee promises (no
+// record twice, no gap in numbered records), by the records' own key and
+// sequence fields; weirtest/orders generates sample orders with
+// duplicates; weirtest/conformance runs a source or sink through the
+// checks every connector passes; connectors/kafka/kafkatest runs an
+// in-process Kafka broker for a job's tests.
 package weirtest

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/verify"
+	"github.com/weirstream/weir/weirtest/verify"
 )
 
 // Output reads what a run of the job committed. Read calls record once per

@@ -23,7 +23,7 @@ import (
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/kafkatxn"
 	"github.com/weirstream/weir/internal/kafkatxn/kafkatest"
-	"github.com/weirstream/weir/internal/orders"
+	"github.com/weirstream/weir/weirtest/orders"
 )
 
 // buildWeir compiles the command into a temporary directory.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/orders"
+	"github.com/weirstream/weir/weirtest/orders"
 )
 
 func runProduceOrders(ctx context.Context, e *env, args []string) error {

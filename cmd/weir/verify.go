@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/verify"
+	"github.com/weirstream/weir/weirtest/verify"
 )
 
 // offenderLimit is how many offenders of each kind verify prints.

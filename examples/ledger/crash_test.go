@@ -12,11 +12,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/orders"
+	"github.com/weirstream/weir/connectors/kafka/kafkatest"
 	"github.com/weirstream/weir/internal/pgtest"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest"
+	"github.com/weirstream/weir/weirtest/orders"
 )
 
 // ledgerTables is a weirtest.Output: the committed content of a run's
@@ -67,7 +67,7 @@ type crashEnv struct {
 func newCrashEnv(t *testing.T, seed uint64, n int) *crashEnv {
 	t.Helper()
 	url := pgtest.DB(t)
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3, Logger: slog.New(slog.DiscardHandler)})
+	b, err := kafkatest.Start(kafkatest.Config{Partitions: 3, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

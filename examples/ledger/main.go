@@ -82,11 +82,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/weirstream/weir/connectors/kafka"
+	"github.com/weirstream/weir/connectors/kafka/kafkatest"
 	"github.com/weirstream/weir/connectors/postgres"
-	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/weirtest/orders"
 )
 
 func main() {
@@ -408,7 +408,7 @@ func runEmbedded(ctx context.Context, o *options, cfg jobConfig, rc runtime.Conf
 	if err != nil {
 		return fail(err)
 	}
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3,
+	b, err := kafkatest.Start(kafkatest.Config{Partitions: 3,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return fail(err)

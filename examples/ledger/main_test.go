@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/pgtest"
+	"github.com/weirstream/weir/weirtest/orders"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

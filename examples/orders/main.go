@@ -86,12 +86,12 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/orders"
-	"github.com/weirstream/weir/internal/verify"
+	"github.com/weirstream/weir/connectors/kafka/kafkatest"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/weirtest/orders"
+	"github.com/weirstream/weir/weirtest/verify"
 )
 
 func main() {
@@ -347,7 +347,7 @@ func runEmbedded(ctx context.Context, o *options, rc runtime.Config, stdout, std
 	if err != nil {
 		return fail(err)
 	}
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3,
+	b, err := kafkatest.Start(kafkatest.Config{Partitions: 3,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return fail(err)

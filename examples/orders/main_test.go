@@ -13,13 +13,11 @@ import (
 	"testing"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
-
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/orders"
-	"github.com/weirstream/weir/internal/verify"
+	"github.com/weirstream/weir/connectors/kafka/kafkatest"
 	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/weirtest/orders"
+	"github.com/weirstream/weir/weirtest/verify"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -55,9 +53,9 @@ func TestEmbedded(t *testing.T) {
 
 // broker starts a broker with single-partition input and output topics, so
 // that the order of processing is the order of the input.
-func broker(t *testing.T) *devbroker.Broker {
+func broker(t *testing.T) *kafkatest.Broker {
 	t.Helper()
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 1, Logger: quiet})
+	b, err := kafkatest.Start(kafkatest.Config{Partitions: 1, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,15 +68,13 @@ func broker(t *testing.T) *devbroker.Broker {
 	return b
 }
 
-func produceRaw(t *testing.T, b *devbroker.Broker, values ...string) {
+func produceRaw(t *testing.T, b *kafkatest.Broker, values ...string) {
 	t.Helper()
-	w := &kafkago.Writer{Addr: kafkago.TCP(b.Addr()), Topic: "orders", RequiredAcks: kafkago.RequireAll, BatchTimeout: time.Millisecond}
-	defer w.Close()
-	msgs := make([]kafkago.Message, len(values))
+	msgs := make([]kafka.Message, len(values))
 	for i, v := range values {
-		msgs[i] = kafkago.Message{Value: []byte(v)}
+		msgs[i] = kafka.Message{Value: []byte(v)}
 	}
-	if err := w.WriteMessages(t.Context(), msgs...); err != nil {
+	if err := b.Produce(t.Context(), "orders", msgs...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -88,7 +84,7 @@ func order(id, customer string, cents int64) string {
 	return string(v)
 }
 
-func testConfig(b *devbroker.Broker) jobConfig {
+func testConfig(b *kafkatest.Broker) jobConfig {
 	return jobConfig{
 		Brokers: []string{b.Addr()}, InputTopic: "orders", OutputTopic: "customer-totals",
 		StopAtEnd: true, DedupTTL: 24 * time.Hour, TransactionalIDPrefix: "test-orders",
@@ -105,7 +101,7 @@ func runJob(t *testing.T, cfg jobConfig, st *stats) error {
 }
 
 // output returns the committed output records in order.
-func output(t *testing.T, b *devbroker.Broker, topic string) []CustomerTotal {
+func output(t *testing.T, b *kafkatest.Broker, topic string) []CustomerTotal {
 	t.Helper()
 	var out []CustomerTotal
 	err := verify.ReadTopic(t.Context(), verify.ReadConfig{Brokers: []string{b.Addr()}, Topic: topic}, func(r verify.Record) {
@@ -182,7 +178,7 @@ func TestBadInput(t *testing.T) {
 	})
 	// runPolicy runs the job over input with o's bad-input policy and checks
 	// that the good orders came through.
-	runPolicy := func(t *testing.T, o *options) *devbroker.Broker {
+	runPolicy := func(t *testing.T, o *options) *kafkatest.Broker {
 		b := broker(t)
 		produceRaw(t, b, input...)
 		cfg, err := o.jobConfig([]string{b.Addr()}, runtime.Config{})

@@ -19,8 +19,8 @@ import (
 
 	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/testcert"
+	"github.com/weirstream/weir/weirtest/orders"
 )
 
 // execEnv makes the test binary run the job's main instead of the tests,

@@ -10,8 +10,8 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/verify"
 	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/weirtest/verify"
 )
 
 // ProduceEvents writes n events to topic, spread round robin over keys keys

@@ -18,9 +18,9 @@ import (
 
 	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/orders"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest"
+	"github.com/weirstream/weir/weirtest/orders"
 )
 
 // The soak (make soak; build tag soak, never part of make test) runs the

@@ -13,10 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/verify"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/weirtest/verify"
 )
 
 // event is the record of the JSON modes: about 130 bytes of JSON in, one

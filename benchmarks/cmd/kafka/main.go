@@ -45,9 +45,9 @@ import (
 	"github.com/weirstream/weir/benchmarks"
 	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
-	"github.com/weirstream/weir/internal/verify"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
+	"github.com/weirstream/weir/weirtest/verify"
 )
 
 func main() {

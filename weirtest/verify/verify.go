@@ -7,6 +7,10 @@
 // entity (an order, a sensor, a user) and the Seq field its record's identity
 // within that entity. The same (key, seq) twice is a duplicate; with Numeric,
 // a seq missing between the smallest and largest seen for a key is a gap.
+//
+// `weir verify` is this package's command line; examples/orders checks its
+// own output with it. Where weirtest.Check compares two runs of a job, a
+// Checker needs one: it checks the promise on the records themselves.
 package verify
 
 import (

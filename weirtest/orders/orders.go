@@ -2,6 +2,8 @@
 // examples and tests. A fraction of the orders is re-sent as exact
 // duplicates, which is what an at-least-once producer's retries look like to
 // a consumer; exactly-once pipelines are expected to remove them.
+// examples/orders and examples/ledger process them, and `weir
+// produce-orders` writes them to a topic.
 package orders
 
 import (
