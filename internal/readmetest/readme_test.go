@@ -127,7 +127,9 @@ func (s *snippet) wrap() error {
 }
 
 // lineDirective makes the next line's position the Markdown line.
-func (s *snippet) lineDirective(line int) string { return fmt.Sprintf("\n//line %s:%d\n", s.file, line) }
+func (s *snippet) lineDirective(line int) string {
+	return fmt.Sprintf("\n//line %s:%d\n", s.file, line)
+}
 
 func parses(src string) bool {
 	_, err := parser.ParseFile(token.NewFileSet(), "", src, parser.SkipObjectResolution)
