@@ -116,6 +116,11 @@ func (h *hashTable[K, V]) set(k K, e entry[V]) {
 		h.slots[i].e = e
 		return
 	}
+	h.insert(k, e)
+}
+
+// insert stores e, marked occupied, as the entry of k, which has none.
+func (h *hashTable[K, V]) insert(k K, e entry[V]) {
 	if 4*(h.n+1) > 3*len(h.slots) {
 		h.grow()
 	}

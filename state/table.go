@@ -233,6 +233,49 @@ func (t *table[K, V]) load(k K) (V, bool) {
 
 func (t *table[K, V]) put(k K, v V) { t.set(k, entry[V]{val: v, epoch: t.b.epoch}) }
 
+// add stores v as k's value if k has none and reports whether it did. It
+// looks k up once, where get then put take three lookups: registering a
+// timer, the common use, is mostly a key that has none.
+func (t *table[K, V]) add(k K, v V) bool {
+	n := entry[V]{val: v, epoch: t.b.epoch, mark: occupied}
+	if i := t.m.find(k); i >= 0 {
+		e := t.m.slots[i].e
+		if !e.deleted() {
+			return false
+		}
+		t.changing(k, e, true) // moves no entries: k is cached
+		t.m.slots[i].e = n
+		return true
+	}
+	if _, ok := t.load(k); ok {
+		return false
+	}
+	t.changing(k, entry[V]{}, false) // may evict, which moves entries
+	t.m.insert(k, n)
+	return true
+}
+
+// take deletes k's value and reports whether it had one, with one lookup
+// when k is cached, where get then delete take three (a timer firing).
+func (t *table[K, V]) take(k K) bool {
+	i := t.m.find(k)
+	if i < 0 {
+		if _, ok := t.load(k); !ok {
+			return false
+		}
+		t.delete(k)
+		return true
+	}
+	e := t.m.slots[i].e
+	if e.deleted() {
+		return false
+	}
+	t.changing(k, e, true) // moves no entries: k is cached
+	t.m.slots[i].e = entry[V]{epoch: t.b.epoch, mark: tombstone | occupied}
+	t.tombs = append(t.tombs, tomb[K]{epoch: t.b.epoch, key: k})
+	return true
+}
+
 func (t *table[K, V]) delete(k K) {
 	t.set(k, entry[V]{epoch: t.b.epoch, mark: tombstone})
 	t.tombs = append(t.tombs, tomb[K]{epoch: t.b.epoch, key: k})

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -25,6 +24,8 @@ type Timers[K comparable] struct {
 	set   *table[timerKey[K], bool]
 	due   map[int64][]K // keys with a timer at each time; may hold deleted ones
 	times int64Heap     // the distinct times of due
+	batch []timerKey[K] // Fire's reused buffer of timers to prefetch
+	spare [][]K         // emptied lists of due, for reuse
 }
 
 type timerKey[K comparable] struct {
@@ -69,7 +70,10 @@ func NewTimers[K comparable](s *Scope[K], name string) (*Timers[K], error) {
 func (tm *Timers[K]) enqueue(tk timerKey[K]) {
 	keys, ok := tm.due[tk.at]
 	if !ok {
-		heap.Push(&tm.times, tk.at)
+		tm.times.push(tk.at)
+		if n := len(tm.spare); n > 0 {
+			keys, tm.spare = tm.spare[n-1], tm.spare[:n-1]
+		}
 	}
 	tm.due[tk.at] = append(keys, tk.key)
 }
@@ -77,19 +81,15 @@ func (tm *Timers[K]) enqueue(tk timerKey[K]) {
 // Register sets a timer at time at for the current key.
 func (tm *Timers[K]) Register(at int64) {
 	tk := timerKey[K]{at: at, key: tm.scope.key}
-	if _, ok := tm.set.get(tk); ok {
-		return
+	if tm.set.add(tk, true) {
+		tm.enqueue(tk)
 	}
-	tm.set.put(tk, true)
-	tm.enqueue(tk)
 }
 
 // Delete removes the current key's timer at time at, if any.
 func (tm *Timers[K]) Delete(at int64) {
-	tk := timerKey[K]{at: at, key: tm.scope.key}
-	if _, ok := tm.set.get(tk); ok {
-		tm.set.delete(tk) // its entry in due is skipped when the time comes
-	}
+	// Its entry in due is skipped when the time comes.
+	tm.set.take(timerKey[K]{at: at, key: tm.scope.key})
 }
 
 // Fire removes every timer at or before now, in time order, and calls fire
@@ -97,32 +97,88 @@ func (tm *Timers[K]) Delete(at int64) {
 // too if they are due.
 func (tm *Timers[K]) Fire(now int64, fire func(key K, at int64)) {
 	for len(tm.times) > 0 && tm.times[0] <= now {
-		at := heap.Pop(&tm.times).(int64)
+		at := tm.times.pop()
 		keys := tm.due[at]
 		delete(tm.due, at)
-		for _, k := range keys {
-			tk := timerKey[K]{at: at, key: k}
-			if _, ok := tm.set.get(tk); !ok {
-				continue // deleted
-			}
-			tm.set.delete(tk)
-			tm.scope.SetKey(k)
-			fire(k, at)
+		for i := 0; i < len(keys); i += fireBatch {
+			tm.fireSome(at, keys[i:min(i+fireBatch, len(keys))], fire)
+		}
+		if cap(keys) <= maxSpareKeys {
+			clear(keys) // they may hold pointers
+			tm.spare = append(tm.spare, keys[:0])
 		}
 	}
 }
 
+// maxSpareKeys bounds the lists kept for reuse, so that one time with many
+// timers (the end of a window over many keys) does not stay allocated.
+const maxSpareKeys = 1024
+
+// fireBatch is the number of timers whose cache slots Fire reads ahead.
+const fireBatch = 32
+
+// fireSome fires the timers at time at of keys, which are due, skipping the
+// deleted ones. Their slots are scattered over the cache (a timer's slot
+// mixes its time into its key's hash), so each lookup would be a cache
+// miss: they are read ahead in one tight loop first, where the CPU
+// overlaps the misses (see hashTable.touch).
+func (tm *Timers[K]) fireSome(at int64, keys []K, fire func(key K, at int64)) {
+	batch := tm.batch[:0]
+	for _, k := range keys {
+		batch = append(batch, timerKey[K]{at: at, key: k})
+	}
+	tm.batch = batch
+	tm.set.prefetch(batch)
+	for _, tk := range batch {
+		if !tm.set.take(tk) {
+			continue // deleted
+		}
+		tm.scope.SetKey(tk.key)
+		fire(tk.key, at)
+	}
+	clear(tm.batch) // keys may hold pointers
+}
+
+// int64Heap is a min-heap of times. (Typed rather than through
+// container/heap, whose Push and Pop box every time in an interface: an
+// allocation per distinct time, and calls through the interface.)
 type int64Heap []int64
 
-func (h int64Heap) Len() int           { return len(h) }
-func (h int64Heap) Less(i, j int) bool { return h[i] < h[j] }
-func (h int64Heap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *int64Heap) Push(x any)        { *h = append(*h, x.(int64)) }
-func (h *int64Heap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *int64Heap) push(x int64) {
+	*h = append(*h, x)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s[p] <= s[i] {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *int64Heap) pop() int64 {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	*h = s
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && s[c+1] < s[c] {
+			c++
+		}
+		if s[i] <= s[c] {
+			break
+		}
+		s[i], s[c] = s[c], s[i]
+		i = c
+	}
+	return top
 }
 
 // timerKeyCodec encodes a timer as its time (sign bit flipped, so that
