@@ -69,5 +69,4 @@
 // manifest; a damaged object is refused, named, with ErrCorrupt. Retain
 // deletes the MANIFEST of a dropped checkpoint first, then only the objects no
 // retained manifest references.
-//
 package chkstore
