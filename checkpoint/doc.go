@@ -1,77 +1,43 @@
-// Package checkpoint stores, verifies and restores weir checkpoints.
+// Package checkpoint reads a job's checkpoints and savepoints: it lists,
+// inspects and verifies them, as `weir checkpoints list|inspect|verify`
+// does, for tools and scripts written in Go. It only reads: it takes no
+// lock, changes nothing and can run beside the job that writes the
+// checkpoints (the job writes them through its own store, inside the
+// runtime).
 //
-// A checkpoint directory (the job's --checkpoint-dir) holds one directory per
-// checkpoint, named chk-<id> with a zero-padded decimal id, beside the job's
-// live state and its lock:
+// A location is a job's --checkpoint-dir: a directory, or
+// s3://bucket/prefix in an S3-compatible object store, whose endpoint,
+// region and credentials come from the standard AWS environment
+// (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+// profiles). Both hold one directory (a key prefix in object storage) per
+// checkpoint, named chk-<id> with a zero-padded decimal id:
 //
-//	LOCK                              flock of the running job; its pid
-//	live/                             live Pebble state (package runtime)
 //	chk-0000000042/
-//	    state/<operator>/<subtask>/   Pebble checkpoint of a keyed subtask
+//	    state/<operator>/<subtask>/    keyed state (Pebble files) of a subtask
 //	    operators/<operator>.<subtask> state of a source, sink or operator
-//	    MANIFEST                      written last
-//	    committed/<operator>.<subtask> sink subtask finished committing it
-//	incomplete/chk-0000000043/        moved aside at start: never restored
+//	    MANIFEST                       written last
+//	    committed/<operator>.<subtask> a sink subtask finished committing it
 //
-// Open takes an exclusive flock on LOCK and holds it until Close; the kernel
-// releases it when the process dies, kill -9 included, so a crash leaves no
-// stale lock. A second Open, from any process, fails at once with ErrLocked
-// (and ErrUnusableDir) naming the directory and the pid written in LOCK:
-// two jobs on one directory would delete each other's live state and write
-// the same checkpoint ids. LOCK itself is never deleted, or two processes
-// could lock two files of the same name.
+// A checkpoint is complete exactly when its MANIFEST exists: the job writes
+// it last, after every other file (in object storage, after every upload).
+// The MANIFEST lists every file with its size and CRC-32C and carries its own
+// checksum. In object storage a checkpoint shares the files that did not
+// change since an earlier one (the manifest names the object that holds
+// each). Any other directory in the location that holds a MANIFEST is a
+// savepoint; a savepoint can also be the location itself.
 //
-// The runtime's coordinator creates the directory when it triggers a
-// checkpoint (fsyncing the parent, so the id survives a power loss); tasks
-// write their keyed state into it (Pebble hard-links its immutable sstables,
-// so unchanged files cost nothing); the coordinator writes operator state
-// and, once every task has acknowledged, the MANIFEST. The MANIFEST lists
-// every file with its size and CRC-32C and carries its own checksum; it is
-// written to a temporary file, fsynced, renamed into place and the directory
-// fsynced, so a checkpoint is complete exactly when its MANIFEST exists.
-// Anything without one is debris of an aborted or interrupted checkpoint.
-// After the MANIFEST, MarkCommitted records in committed/ each sink subtask
-// that finished committing the checkpoint, so a restore from it does not
-// commit again; the manifest does not list those files.
+// List returns the complete checkpoints and savepoints (Info: id, time,
+// size, bytes added). Inspect describes one (Details: its operators, their
+// parallelism, the key-group range and keyed state size of each subtask,
+// its operator state as the operator encoded it, event times and commit
+// records). Verify reads every file of one and checks its size and CRC-32C,
+// listing the files that fail in the Verification; VerifyAll does so for
+// each. Inspect and Verify pick by "latest" (or ""), an id, or a directory
+// as Info.Dir names it.
 //
-// On start the newest complete checkpoint is verified file by file before
-// anything is restored; a missing or damaged file stops the job with an error
-// that names the file and the checkpoint, and nothing is deleted. Incomplete
-// checkpoints are then moved into incomplete/, each with a warning naming its
-// new path, and only the newest five are kept there. Most were just
-// interrupted by the crash, but one that lost its MANIFEST (a filesystem
-// that broke its promises, a hand deletion) may hold the only record of what
-// a sink committed, so none is deleted on sight. Older complete checkpoints
-// beyond the retention count are deleted only after a newer one completes.
-//
-// Checkpoint ids are never reused. Sinks pre-commit under an id before its
-// checkpoint completes, so NextID returns an id above every checkpoint in
-// the directory, complete or not, incomplete/ included; an aborted checkpoint
-// keeps its (emptied) directory until a later one completes, for the same
-// reason.
-//
-// # Object storage
-//
-// OpenLocation also takes s3://bucket/prefix. The layout of the keys is the
-// one above (chk-<id>/MANIFEST, chk-<id>/<file>, chk-<id>/committed/…); the
-// live state, the lock and a staging copy of each checkpoint stay in a local
-// directory. Begin writes chk-<id>/RESERVED, the durable record of the id.
-// Complete uploads the files new since the previous checkpoint (a file that is
-// the same inode as the same path in the previous one is shared: the manifest,
-// version 2, names in File.Object the key it was first uploaded under) and the
-// MANIFEST last. A checkpoint is complete exactly when its MANIFEST object
-// exists; one without it, a job killed mid-upload, is never restored and is
-// deleted by Retain once a later checkpoint completes. Verify downloads a
-// checkpoint into the local directory, verifying each object against the
-// manifest; a damaged object is refused, named, with ErrCorrupt. Retain
-// deletes the MANIFEST of a dropped checkpoint first, then only the objects no
-// retained manifest references.
-//
-// # Reading a location
-//
-// List, Inspect and Verify (the functions, not the Store method) read a
-// location, a directory or s3://, without its lock and without changing it:
-// they are what `weir checkpoints` shows. Any directory in the location that
-// holds a MANIFEST is a checkpoint when named chk-<id>, and a savepoint
-// otherwise.
+// Errors wrap the package's sentinels: ErrNoCheckpoint when nothing matches
+// what was asked for, ErrCorrupt when a manifest fails its checksum. A job
+// meets ErrCorrupt too, when its newest checkpoint fails verification on
+// start, and ErrUnusableDir and ErrLocked when its checkpoint directory
+// cannot be used.
 package checkpoint

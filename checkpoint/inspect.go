@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weirstream/weir/internal/manifest"
 	"github.com/weirstream/weir/internal/objstore"
 	"github.com/weirstream/weir/state"
 )
@@ -55,7 +56,7 @@ type Info struct {
 // A directory is a checkpoint or a savepoint when it holds a MANIFEST: a
 // checkpoint if it is named chk-<id>, and a savepoint otherwise.
 func kindOf(dir string) string {
-	if _, ok := parseDirName(path.Base(dir)); ok && dir != "" {
+	if _, ok := manifest.ParseDirName(path.Base(dir)); ok && dir != "" {
 		return KindCheckpoint
 	}
 	return KindSavepoint
@@ -70,7 +71,7 @@ type view struct {
 // found is a manifest found in the location.
 type found struct {
 	Info
-	manifest *Manifest
+	manifest *manifest.Manifest
 }
 
 // openView opens location read-only and finds every manifest in it: its
@@ -87,7 +88,7 @@ func openView(ctx context.Context, location string) (*view, error) {
 	v := &view{objects: objects}
 	for _, o := range objs {
 		dir, name := path.Split(o.Key)
-		if name != ManifestName {
+		if name != manifest.Name {
 			continue
 		}
 		dir = strings.TrimSuffix(dir, "/")
@@ -104,24 +105,24 @@ func openView(ctx context.Context, location string) (*view, error) {
 }
 
 // read reads and checks the manifest in dir.
-func (v *view) read(ctx context.Context, dir string) (*Manifest, error) {
-	key := path.Join(dir, ManifestName)
+func (v *view) read(ctx context.Context, dir string) (*manifest.Manifest, error) {
+	key := path.Join(dir, manifest.Name)
 	data, err := v.objects.GetBytes(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	where := key + " in " + v.objects.Location()
-	if id, ok := parseDirName(path.Base(dir)); ok && kindOf(dir) == KindCheckpoint {
-		return parseManifest(id, where, data)
+	if id, ok := manifest.ParseDirName(path.Base(dir)); ok && kindOf(dir) == KindCheckpoint {
+		return manifest.Parse(id, where, data)
 	}
-	m, err := decodeManifest(data)
+	m, err := manifest.Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("savepoint %s: %w", where, err)
 	}
 	return m, nil
 }
 
-func info(dir string, m *Manifest) Info {
+func info(dir string, m *manifest.Manifest) Info {
 	in := Info{Dir: dir, Kind: kindOf(dir), ID: m.ID, Job: m.Job, Created: m.Created, Final: m.Final,
 		Files: len(m.Files), Incremental: m.BytesWritten}
 	for _, f := range m.Files {
@@ -244,7 +245,7 @@ func Inspect(ctx context.Context, location, which string) (*Details, error) {
 		return nil, err
 	}
 	m := f.manifest
-	committed, err := v.objects.List(ctx, path.Join(f.Dir, committedName)+"/")
+	committed, err := v.objects.List(ctx, path.Join(f.Dir, manifest.CommittedName)+"/")
 	if err != nil {
 		return nil, err
 	}
@@ -287,13 +288,13 @@ func Inspect(ctx context.Context, location, which string) (*Details, error) {
 }
 
 // stateKey returns the key of the file at rel in the checkpoint m in dir.
-func stateKey(m *Manifest, dir, rel string) string {
+func stateKey(m *manifest.Manifest, dir, rel string) string {
 	for _, f := range m.Files {
 		if f.Path == rel {
-			return f.key(dir)
+			return f.Key(dir)
 		}
 	}
-	return File{Path: rel}.key(dir)
+	return manifest.File{Path: rel}.Key(dir)
 }
 
 // Verification is the result of Verify.
@@ -356,7 +357,7 @@ func (v *view) verify(ctx context.Context, f found) (*Verification, error) {
 	defer os.RemoveAll(tmp)
 	res := &Verification{Info: f.Info, Location: v.objects.Location()}
 	for i, file := range f.manifest.Files {
-		key := file.key(f.Dir)
+		key := file.Key(f.Dir)
 		dst := filepath.Join(tmp, strconv.Itoa(i))
 		err := v.objects.Get(ctx, key, dst, objstore.Checksum{Size: file.Size, CRC32C: file.CRC32C})
 		switch {

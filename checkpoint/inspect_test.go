@@ -7,22 +7,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/weirstream/weir/internal/chkstore"
+	"github.com/weirstream/weir/internal/manifest"
 )
 
 // inspected writes, into a local directory or object storage, checkpoint 1
 // and checkpoint 2 sharing one of its files, with a commit record, and
 // returns the store and the location to read.
-func inspected(t *testing.T, remote bool) (*Store, string) {
+func inspected(t *testing.T, remote bool) (*chkstore.Store, string) {
 	t.Helper()
-	var s *Store
-	location := remoteLocation
-	if remote {
-		startS3(t)
-		s, _ = openRemoteStore(t)
-	} else {
-		s = openStore(t)
-		location = s.Root()
-	}
+	s := openStore(t, remote)
+	location := s.Location()
 	completeCheckpoint(t, s, 1, map[string][]byte{"a.sst": fill(1000, 1)})
 	dir, err := s.Begin(2)
 	if err != nil {
@@ -39,8 +35,8 @@ func inspected(t *testing.T, remote bool) (*Store, string) {
 		t.Fatal(err)
 	}
 	wm := int64(1234)
-	m := &Manifest{Job: "job", ID: 2, MaxParallelism: 128, Operators: []SubtaskState{
-		{Operator: "count", Subtask: 0, Parallelism: 2, KeyedDir: KeyedDir("count", 0), EventTime: &wm},
+	m := &chkstore.Manifest{Job: "job", ID: 2, MaxParallelism: 128, Operators: []chkstore.SubtaskState{
+		{Operator: "count", Subtask: 0, Parallelism: 2, KeyedDir: chkstore.KeyedDir("count", 0), EventTime: &wm},
 		{Operator: "sink", Subtask: 0, Parallelism: 1, StateFile: rel},
 	}}
 	if err := s.Complete(m); err != nil {
@@ -59,7 +55,7 @@ func TestListInspectVerify(t *testing.T) {
 			name = "s3"
 		}
 		t.Run(name, func(t *testing.T) {
-			s, location := inspected(t, remote)
+			_, location := inspected(t, remote)
 			ctx := context.Background()
 			list, err := List(ctx, location)
 			if err != nil {
@@ -96,7 +92,7 @@ func TestListInspectVerify(t *testing.T) {
 			// naming it.
 			victim := "chk-0000000001/state/count/0/a.sst"
 			if remote {
-				_, err = s.remote.objects.PutBytes(ctx, victim, fill(1000, 9))
+				err = putObject(ctx, victim, fill(1000, 9))
 			} else {
 				err = os.WriteFile(filepath.Join(location, filepath.FromSlash(victim)), fill(1000, 9), 0o644)
 			}
@@ -123,7 +119,7 @@ func TestListInspectVerify(t *testing.T) {
 // TestListSavepoint checks that a directory with a manifest that is not a
 // checkpoint's is listed as a savepoint, also when it is the location.
 func TestListSavepoint(t *testing.T) {
-	s := openStore(t)
+	s := openStore(t, false)
 	completeCheckpoint(t, s, 4, map[string][]byte{"a.sst": fill(10, 1)})
 	sp := filepath.Join(t.TempDir(), "savepoints", "sp-4")
 	if err := os.CopyFS(sp, os.DirFS(s.Dir(4))); err != nil {
@@ -142,9 +138,9 @@ func TestListSavepoint(t *testing.T) {
 // TestListNamesCorruptManifest checks that a damaged manifest fails the
 // listing with ErrCorrupt, naming it.
 func TestListNamesCorruptManifest(t *testing.T) {
-	s := openStore(t)
+	s := openStore(t, false)
 	completeCheckpoint(t, s, 3, nil)
-	path := filepath.Join(s.Dir(3), ManifestName)
+	path := filepath.Join(s.Dir(3), manifest.Name)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -631,7 +631,7 @@ func (r *runner) ensureBothKinds() {
 }
 
 // copyCheckpoint materializes a Pebble checkpoint into a new live directory
-// the way checkpoint.Store.RestoreKeyed does: sstables are hard-linked,
+// the way chkstore.Store.RestoreKeyed does: sstables are hard-linked,
 // everything else is copied.
 func copyCheckpoint(t *testing.T, src, dst string) {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/internal/s3dev"
 )
 
@@ -85,14 +86,14 @@ func TestDecodeState(t *testing.T) {
 
 // writeJob writes checkpoints 1 and 2 of a job with a Kafka source, a keyed
 // counter, a file source and a sink with pending transactions.
-func writeJob(t *testing.T, s *checkpoint.Store) {
+func writeJob(t *testing.T, s *chkstore.Store) {
 	t.Helper()
 	for id := uint64(1); id <= 2; id++ {
 		dir, err := s.Begin(id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keyed := filepath.Join(dir, filepath.FromSlash(checkpoint.KeyedDir("count", 1)))
+		keyed := filepath.Join(dir, filepath.FromSlash(chkstore.KeyedDir("count", 1)))
 		if err := os.MkdirAll(keyed, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -103,13 +104,13 @@ func writeJob(t *testing.T, s *checkpoint.Store) {
 			t.Fatal(err)
 		}
 		if id == 2 {
-			from := filepath.Join(s.Dir(1), filepath.FromSlash(checkpoint.KeyedDir("count", 1)), "000004.sst")
+			from := filepath.Join(s.Dir(1), filepath.FromSlash(chkstore.KeyedDir("count", 1)), "000004.sst")
 			if err := os.Link(from, filepath.Join(keyed, "000004.sst")); err != nil {
 				t.Fatal(err)
 			}
 		}
 		created := time.Date(2026, 12, 3, 10, 0, int(id), 0, time.UTC)
-		m := &checkpoint.Manifest{Job: "orders", ID: id, MaxParallelism: 128, Created: created}
+		m := &chkstore.Manifest{Job: "orders", ID: id, MaxParallelism: 128, Created: created}
 		wm := int64(1764756000000)
 		for _, st := range []struct {
 			op        string
@@ -123,14 +124,14 @@ func writeJob(t *testing.T, s *checkpoint.Store) {
 			{"count", 1, 2, nil, true, nil},
 			{"kafka-out", 0, 1, []byte(`{"version":1,"checkpoint":2,"pending":[{"checkpoint":2,"slot":0,"transactional_id":"orders-kafka-out-0-0","producer_id":7,"epoch":1}]}`), false, nil},
 		} {
-			ss := checkpoint.SubtaskState{Operator: st.op, Subtask: st.sub, Parallelism: st.par, EventTime: st.eventTime}
+			ss := chkstore.SubtaskState{Operator: st.op, Subtask: st.sub, Parallelism: st.par, EventTime: st.eventTime}
 			if st.data != nil {
 				if ss.StateFile, err = s.WriteOperatorState(id, st.op, st.sub, st.data); err != nil {
 					t.Fatal(err)
 				}
 			}
 			if st.keyed {
-				ss.KeyedDir = checkpoint.KeyedDir(st.op, st.sub)
+				ss.KeyedDir = chkstore.KeyedDir(st.op, st.sub)
 			}
 			m.Operators = append(m.Operators, ss)
 		}
@@ -157,7 +158,7 @@ func TestCheckpointsCommand(t *testing.T) {
 				s3dev.StartTest(t, "").SetEnv(t)
 				location, local = "s3://weir-cli/orders", filepath.Join(t.TempDir(), "local")
 			}
-			s, err := checkpoint.OpenLocation(context.Background(), location, local, quiet)
+			s, err := chkstore.OpenLocation(context.Background(), location, local, quiet)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,7 +233,7 @@ func TestCheckpointsCommand(t *testing.T) {
 // when a file of a checkpoint is damaged.
 func TestCheckpointsVerifyDamage(t *testing.T) {
 	location := filepath.Join(t.TempDir(), "checkpoints")
-	s, err := checkpoint.Open(location, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := chkstore.Open(location, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

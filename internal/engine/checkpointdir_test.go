@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/internal/jobtest"
 	"github.com/weirstream/weir/runtime"
 )
@@ -67,8 +67,8 @@ func TestSecondJobOnCheckpointDirFails(t *testing.T) {
 		second.Wait()
 		t.Fatal("a second job started on a checkpoint directory in use")
 	}
-	if !errors.Is(err, checkpoint.ErrLocked) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), pid) {
-		t.Fatalf("second Start = %v; want checkpoint.ErrLocked naming %s and %s", err, dir, pid)
+	if !errors.Is(err, chkstore.ErrLocked) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), pid) {
+		t.Fatalf("second Start = %v; want chkstore.ErrLocked naming %s and %s", err, dir, pid)
 	}
 
 	child := exec.Command(os.Args[0], "-test.run=^TestMainHelperProcess$")
@@ -143,7 +143,7 @@ func TestIncompleteCheckpointIsMovedAside(t *testing.T) {
 	}
 	final := ids[len(ids)-1]
 	// What a crash between trigger and manifest leaves behind.
-	store, err := checkpoint.Open(dir, nil)
+	store, err := chkstore.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/internal/fault"
 )
 
@@ -180,7 +180,7 @@ func (c *coordinator) onAck(ctx context.Context, a *taskAck) (done bool, err err
 // complete writes the operator state and the manifest of in.
 func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 	store := c.job.store
-	m := &checkpoint.Manifest{
+	m := &chkstore.Manifest{
 		Job:            c.job.g.Name,
 		ID:             in.id,
 		Created:        time.Now().UTC(),

@@ -46,7 +46,7 @@
 // constant time and is written to Pebble and checkpointed in the background
 // (see package state). When every task has acknowledged, the coordinator
 // asks the sinks that check promises whether they still can keep them,
-// writes the checkpoint's manifest (see package checkpoint), which completes
+// writes the checkpoint's manifest (see package chkstore), which completes
 // it, and only then tells the sinks to commit; each sink subtask's
 // successful commit is recorded next to the checkpoint (Env.RestoredCommitted
 // on restore). A checkpoint that times out or that a task declines is

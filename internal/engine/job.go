@@ -14,7 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/state"
 )
 
@@ -27,8 +27,8 @@ type job struct {
 	g        *Graph
 	cfg      Config
 	logger   *slog.Logger
-	store    *checkpoint.Store
-	restored *checkpoint.Manifest
+	store    *chkstore.Store
+	restored *chkstore.Manifest
 	tasks    []*task
 	coord    *coordinator
 	cache    *pebble.Cache
@@ -104,7 +104,7 @@ func (j *job) parallelism(n *Node) int {
 // has ended, final checkpoint included; each request has its own bounds in
 // package objstore.
 func (j *job) restore(ctx context.Context) error {
-	store, err := checkpoint.OpenLocation(context.WithoutCancel(ctx), j.cfg.CheckpointDir, j.cfg.LocalDir, j.logger)
+	store, err := chkstore.OpenLocation(context.WithoutCancel(ctx), j.cfg.CheckpointDir, j.cfg.LocalDir, j.logger)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func (j *job) resume() error {
 	return os.RemoveAll(j.liveDir())
 }
 
-func (j *job) compatible(m *checkpoint.Manifest) error {
+func (j *job) compatible(m *chkstore.Manifest) error {
 	if m.Job != j.g.Name {
 		return fmt.Errorf("%w: checkpoint %d in %s belongs to job %q, not %q", ErrIncompatibleCheckpoint, m.ID, j.store.Location(), m.Job, j.g.Name)
 	}

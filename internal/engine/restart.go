@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/chkstore"
 )
 
 // ErrUnrecoverable marks an error that no restart can fix (runtime
@@ -121,7 +121,7 @@ func (l *restartLoop) restartable(ctx context.Context, err error) bool {
 }
 
 func unrecoverable(err error) bool {
-	return errors.Is(err, checkpoint.ErrUnusableDir) || errors.Is(err, checkpoint.ErrCorrupt) ||
+	return errors.Is(err, chkstore.ErrUnusableDir) || errors.Is(err, chkstore.ErrCorrupt) ||
 		errors.Is(err, ErrIncompatibleCheckpoint) || errors.Is(err, ErrUnrecoverable)
 }
 

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/checkpoint"
 	"github.com/weirstream/weir/connectors/file"
+	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 )
@@ -272,7 +272,7 @@ func TestRestartStopsAtUnrecoverableErrors(t *testing.T) {
 	}{
 		{"sink says unrecoverable", &flakyPlan{onOpen: func(int) error { return errGone }}, nil, runtime.ErrUnrecoverable, 0},
 		{"corrupt checkpoint on restart", &flakyPlan{failures: 1}, func(checkpoints string) { corruptNewestCheckpoint(t, checkpoints) },
-			checkpoint.ErrCorrupt, 1},
+			chkstore.ErrCorrupt, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkpoints := filepath.Join(t.TempDir(), "checkpoints")

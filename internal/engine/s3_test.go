@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/internal/objstore"
 	"github.com/weirstream/weir/internal/s3dev"
 	"github.com/weirstream/weir/runtime"
@@ -156,7 +156,7 @@ func TestCheckpointsInObjectStorage(t *testing.T) {
 	}
 	manifests := 0
 	for _, o := range listed {
-		if strings.HasSuffix(o.Key, "/"+checkpoint.ManifestName) {
+		if strings.HasSuffix(o.Key, "/"+chkstore.ManifestName) {
 			manifests++
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/internal/fault"
 	"github.com/weirstream/weir/state"
 )
@@ -90,7 +90,7 @@ type task struct {
 type taskAck struct {
 	task       *task
 	checkpoint uint64
-	states     []checkpoint.SubtaskState // StateFile holds nothing yet; data in blobs
+	states     []chkstore.SubtaskState // StateFile holds nothing yet; data in blobs
 	blobs      [][]byte
 	pending    int // state backends still writing
 	syncPause  time.Duration
@@ -451,7 +451,7 @@ func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 			t.fail(fmt.Errorf("operator %q: snapshot for checkpoint %d: %w", m.node.Name, id, err))
 			return
 		}
-		st := checkpoint.SubtaskState{Operator: m.node.Name, Subtask: t.subtask, Parallelism: t.job.parallelism(m.node)}
+		st := chkstore.SubtaskState{Operator: m.node.Name, Subtask: t.subtask, Parallelism: t.job.parallelism(m.node)}
 		if m == t.members[0] {
 			st.EventTime = t.eventTime()
 		}
@@ -459,7 +459,7 @@ func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 			if m.backend.Draining() { // the previous checkpoint was slow; rare
 				m.backend.Drain(0)
 			}
-			st.KeyedDir = checkpoint.KeyedDir(m.node.Name, t.subtask)
+			st.KeyedDir = chkstore.KeyedDir(m.node.Name, t.subtask)
 			dest := filepath.Join(t.job.store.Dir(id), filepath.FromSlash(st.KeyedDir))
 			if err := m.backend.Freeze(id, dest); err != nil {
 				t.fail(err)

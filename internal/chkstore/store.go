@@ -1,4 +1,4 @@
-package checkpoint
+package chkstore
 
 import (
 	"cmp"
@@ -13,10 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/weirstream/weir/internal/manifest"
 )
 
 const (
-	dirPrefix = "chk-"
 	// lockName is the file whose flock marks the directory as in use; it
 	// holds the pid of the process that last took the lock.
 	lockName = "LOCK"
@@ -143,21 +144,7 @@ func (s *Store) Location() string {
 // or, for a location in object storage, where it is staged before its upload
 // and downloaded to by Verify.
 func (s *Store) Dir(id uint64) string {
-	return filepath.Join(s.dir, dirName(id))
-}
-
-// dirName is the name of the directory of checkpoint id, and the first
-// segment of the keys of its objects.
-func dirName(id uint64) string { return fmt.Sprintf("%s%010d", dirPrefix, id) }
-
-// parseDirName returns the id of a checkpoint directory's name.
-func parseDirName(name string) (uint64, bool) {
-	digits, ok := strings.CutPrefix(name, dirPrefix)
-	if !ok {
-		return 0, false
-	}
-	id, err := strconv.ParseUint(digits, 10, 64)
-	return id, err == nil
+	return filepath.Join(s.dir, manifest.DirName(id))
 }
 
 // KeyedDir returns the path, relative to a checkpoint directory, of the keyed
@@ -192,7 +179,7 @@ func listCheckpoints(dir string) ([]checkpointEntry, error) {
 	}
 	var out []checkpointEntry
 	for _, e := range entries {
-		if id, ok := parseDirName(e.Name()); ok && e.IsDir() {
+		if id, ok := manifest.ParseDirName(e.Name()); ok && e.IsDir() {
 			out = append(out, checkpointEntry{id, e.Name()})
 		}
 	}
@@ -214,7 +201,7 @@ func (s *Store) aside() ([]checkpointEntry, error) {
 
 func (s *Store) complete(id uint64) bool {
 	if s.remote != nil {
-		_, err := s.remote.objects.Stat(s.remote.ctx, dirName(id)+"/"+ManifestName)
+		_, err := s.remote.objects.Stat(s.remote.ctx, manifest.DirName(id)+"/"+ManifestName)
 		return err == nil
 	}
 	return hasManifest(s.Dir(id))
@@ -253,19 +240,7 @@ func (s *Store) Read(id uint64) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %d: %w", id, err)
 	}
-	return parseManifest(id, path, data)
-}
-
-// parseManifest decodes the manifest of checkpoint id read from where.
-func parseManifest(id uint64, where string, data []byte) (*Manifest, error) {
-	m, err := decodeManifest(data)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %d: %s: %w", id, where, err)
-	}
-	if m.ID != id {
-		return nil, fmt.Errorf("checkpoint %d: %s: %w: manifest names checkpoint %d", id, where, ErrCorrupt, m.ID)
-	}
-	return m, nil
+	return manifest.Parse(id, path, data)
 }
 
 // NextID returns an id above every checkpoint directory present, complete or
@@ -340,7 +315,7 @@ func (s *Store) Begin(id uint64) (string, error) {
 		return "", fmt.Errorf("checkpoint %d: %w", id, err)
 	}
 	if s.remote != nil {
-		if _, err := s.remote.objects.PutBytes(s.remote.ctx, dirName(id)+"/"+reservedName, nil); err != nil {
+		if _, err := s.remote.objects.PutBytes(s.remote.ctx, manifest.DirName(id)+"/"+reservedName, nil); err != nil {
 			return "", fmt.Errorf("checkpoint %d: reserve the id: %w", id, err)
 		}
 		return dir, nil
@@ -372,13 +347,13 @@ func (s *Store) WriteOperatorState(id uint64, operator string, subtask int, data
 // manifest atomically. Only after Complete returns nil is the checkpoint
 // complete.
 func (s *Store) Complete(m *Manifest) error {
-	m.Version = manifestVersion
+	m.Version = manifest.Version
 	files, written, err := s.listFiles(m.ID)
 	if err != nil {
 		return err
 	}
 	m.Files, m.BytesWritten = files, written
-	data, err := encodeManifest(m)
+	data, err := manifest.Encode(m)
 	if err != nil {
 		return fmt.Errorf("checkpoint %d: encode manifest: %w", m.ID, err)
 	}
@@ -419,7 +394,7 @@ func (s *Store) listFiles(id uint64) ([]File, int64, error) {
 		prevDir = s.Dir(s.prev.ID)
 		for _, f := range s.prev.Files {
 			if s.remote != nil {
-				f.Object = f.key(dirName(s.prev.ID))
+				f.Object = f.Key(manifest.DirName(s.prev.ID))
 			}
 			prev[f.Path] = f
 		}
@@ -492,7 +467,7 @@ func (s *Store) digest(id uint64, files []File, fresh []int, paths []string) err
 	}
 	return parallel(len(fresh), func(i int) error {
 		f := &files[fresh[i]]
-		sum, err := s.remote.objects.Put(s.remote.ctx, f.key(dirName(id)), paths[i])
+		sum, err := s.remote.objects.Put(s.remote.ctx, f.Key(manifest.DirName(id)), paths[i])
 		f.Size, f.CRC32C = sum.Size, sum.CRC32C
 		return err
 	})

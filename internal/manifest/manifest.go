@@ -1,4 +1,7 @@
-package checkpoint
+// Package manifest is the format of a checkpoint's MANIFEST and the names of
+// the layout of a checkpoint location: what package chkstore writes and
+// package checkpoint reads (the layout is drawn in checkpoint's doc.go).
+package manifest
 
 import (
 	"bytes"
@@ -6,15 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// ManifestName is the file whose presence makes a checkpoint complete.
-const ManifestName = "MANIFEST"
+// Name is the file whose presence makes a checkpoint complete.
+const Name = "MANIFEST"
 
-// manifestVersion is bumped on incompatible changes of the format. Version
+// Version is bumped on incompatible changes of the format. Version
 // 2 added File.Object; version 1 manifests, which have none, are still read.
-const manifestVersion = 2
+const Version = 2
 
 // ErrCorrupt marks a checkpoint that failed verification.
 var ErrCorrupt = errors.New("checkpoint: corrupt")
@@ -71,10 +76,10 @@ type File struct {
 	Object string `json:"object,omitempty"`
 }
 
-// key returns the key, relative to the location, of the object that holds f
+// Key returns the key, relative to the location, of the object that holds f
 // in the checkpoint or savepoint whose directory has the key dir ("" for a
 // savepoint at the root of its location).
-func (f File) key(dir string) string {
+func (f File) Key(dir string) string {
 	switch {
 	case f.Object != "":
 		return f.Object
@@ -100,7 +105,8 @@ type envelope struct {
 	Manifest json.RawMessage `json:"manifest"`
 }
 
-func encodeManifest(m *Manifest) ([]byte, error) {
+// Encode returns the on-disk form of m.
+func Encode(m *Manifest) ([]byte, error) {
 	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -112,7 +118,9 @@ func encodeManifest(m *Manifest) ([]byte, error) {
 	return append(out, '\n'), nil
 }
 
-func decodeManifest(data []byte) (*Manifest, error) {
+// Decode decodes what Encode returned; a damaged manifest is refused with
+// ErrCorrupt.
+func Decode(data []byte) (*Manifest, error) {
 	var env envelope
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("%w: unreadable manifest: %v", ErrCorrupt, err)
@@ -126,8 +134,44 @@ func decodeManifest(data []byte) (*Manifest, error) {
 	if err := json.Unmarshal(env.Manifest, &m); err != nil {
 		return nil, fmt.Errorf("%w: unreadable manifest body: %v", ErrCorrupt, err)
 	}
-	if m.Version < 1 || m.Version > manifestVersion {
-		return nil, fmt.Errorf("checkpoint: manifest version %d, this build reads 1 to %d", m.Version, manifestVersion)
+	if m.Version < 1 || m.Version > Version {
+		return nil, fmt.Errorf("checkpoint: manifest version %d, this build reads 1 to %d", m.Version, Version)
 	}
 	return &m, nil
 }
+
+// Parse decodes the manifest of checkpoint id read from where (named in
+// errors), and checks that it is the manifest of id.
+func Parse(id uint64, where string, data []byte) (*Manifest, error) {
+	m, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d: %s: %w", id, where, err)
+	}
+	if m.ID != id {
+		return nil, fmt.Errorf("checkpoint %d: %s: %w: manifest names checkpoint %d", id, where, ErrCorrupt, m.ID)
+	}
+	return m, nil
+}
+
+// DirPrefix starts the name of every checkpoint directory.
+const DirPrefix = "chk-"
+
+// DirName is the name of the directory of checkpoint id, and the first
+// segment of the keys of its objects.
+func DirName(id uint64) string { return fmt.Sprintf("%s%010d", DirPrefix, id) }
+
+// ParseDirName returns the id of a checkpoint directory's name.
+func ParseDirName(name string) (uint64, bool) {
+	digits, ok := strings.CutPrefix(name, DirPrefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(digits, 10, 64)
+	return id, err == nil
+}
+
+// CommittedName is the subdirectory of a complete checkpoint that records
+// which sink subtasks finished committing it: one empty file per subtask,
+// named <operator>.<subtask> like its state file under operators/. It is
+// written after the MANIFEST, so the manifest does not list it.
+const CommittedName = "committed"

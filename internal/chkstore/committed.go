@@ -1,4 +1,4 @@
-package checkpoint
+package chkstore
 
 import (
 	"errors"
@@ -6,13 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-)
 
-// committedName is the subdirectory of a complete checkpoint that records
-// which sink subtasks finished committing it: one empty file per subtask,
-// named <operator>.<subtask> like its state file under operators/. It is
-// written after the MANIFEST, so the manifest does not list it.
-const committedName = "committed"
+	"github.com/weirstream/weir/internal/manifest"
+)
 
 // MarkCommitted records durably that the sink subtask (operator, subtask)
 // finished committing checkpoint id, so that a restore from id need not (and
@@ -25,14 +21,14 @@ const committedName = "committed"
 // the next Retain deletes.
 func (s *Store) MarkCommitted(id uint64, operator string, subtask int) error {
 	if s.remote != nil {
-		_, err := s.remote.objects.PutBytes(s.remote.ctx, committedKey(dirName(id), operator, subtask), nil)
+		_, err := s.remote.objects.PutBytes(s.remote.ctx, committedKey(manifest.DirName(id), operator, subtask), nil)
 		if err != nil {
 			return fmt.Errorf("checkpoint %d: record commit of %s/%d: %w", id, operator, subtask, err)
 		}
 		return nil
 	}
 	chk := s.Dir(id)
-	dir := filepath.Join(chk, committedName)
+	dir := filepath.Join(chk, manifest.CommittedName)
 	// NB: Mkdir, not MkdirAll, which would bring a deleted checkpoint back.
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -65,15 +61,15 @@ func (s *Store) MarkCommitted(id uint64, operator string, subtask int) error {
 // (operator, subtask) finished committing checkpoint id.
 func (s *Store) Committed(id uint64, operator string, subtask int) bool {
 	if s.remote != nil {
-		_, err := s.remote.objects.Stat(s.remote.ctx, committedKey(dirName(id), operator, subtask))
+		_, err := s.remote.objects.Stat(s.remote.ctx, committedKey(manifest.DirName(id), operator, subtask))
 		return err == nil
 	}
-	_, err := os.Stat(filepath.Join(s.Dir(id), committedName, fmt.Sprintf("%s.%d", operator, subtask)))
+	_, err := os.Stat(filepath.Join(s.Dir(id), manifest.CommittedName, fmt.Sprintf("%s.%d", operator, subtask)))
 	return err == nil
 }
 
 // committedKey is the key of the record of MarkCommitted in the checkpoint
 // whose directory has the key dir.
 func committedKey(dir, operator string, subtask int) string {
-	return fmt.Sprintf("%s/%s/%s.%d", dir, committedName, operator, subtask)
+	return fmt.Sprintf("%s/%s/%s.%d", dir, manifest.CommittedName, operator, subtask)
 }

@@ -1,4 +1,4 @@
-package checkpoint
+package chkstore
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weirstream/weir/internal/manifest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -512,4 +514,12 @@ func TestOpenRejectsUnusableDir(t *testing.T) {
 	if _, err := Open(filepath.Join(file, "sub"), quiet); err == nil {
 		t.Fatal("Open under a regular file succeeded")
 	}
+}
+
+// sameManifest compares manifests by their encodings, in which times are
+// instants.
+func sameManifest(a, b *Manifest) bool {
+	ea, erra := manifest.Encode(a)
+	eb, errb := manifest.Encode(b)
+	return erra == nil && errb == nil && bytes.Equal(ea, eb)
 }

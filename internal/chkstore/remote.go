@@ -1,4 +1,4 @@
-package checkpoint
+package chkstore
 
 import (
 	"cmp"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/weirstream/weir/internal/manifest"
 	"github.com/weirstream/weir/internal/objstore"
 )
 
@@ -99,12 +100,12 @@ func (r *remote) manifest(id uint64) (*Manifest, error) {
 	if m != nil {
 		return m, nil
 	}
-	key := dirName(id) + "/" + ManifestName
+	key := manifest.DirName(id) + "/" + ManifestName
 	data, err := r.objects.GetBytes(r.ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %d: %w", id, err)
 	}
-	m, err = parseManifest(id, key+" in "+r.objects.Location(), data)
+	m, err = manifest.Parse(id, key+" in "+r.objects.Location(), data)
 	if err != nil {
 		return nil, err
 	}
@@ -132,15 +133,15 @@ type remoteDir struct {
 
 // remoteDirs lists the checkpoint directories in object storage by id.
 func (s *Store) remoteDirs() (map[uint64]*remoteDir, error) {
-	objs, err := s.remote.objects.List(s.remote.ctx, dirPrefix)
+	objs, err := s.remote.objects.List(s.remote.ctx, manifest.DirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	dirs := map[uint64]*remoteDir{}
 	for _, o := range objs {
 		name, rest, ok := strings.Cut(o.Key, "/")
-		id, isDir := parseDirName(name)
-		if !ok || !isDir || name != dirName(id) {
+		id, isDir := manifest.ParseDirName(name)
+		if !ok || !isDir || name != manifest.DirName(id) {
 			continue
 		}
 		d := dirs[id]
@@ -183,7 +184,7 @@ func (s *Store) fetch(m *Manifest) error {
 		if size, sum, err := checksumFile(path); err == nil && size == f.Size && sum == f.CRC32C {
 			return nil // staged here by this machine before
 		}
-		key := f.key(dirName(m.ID))
+		key := f.Key(manifest.DirName(m.ID))
 		err := s.remote.objects.Get(s.remote.ctx, key, path, objstore.Checksum{Size: f.Size, CRC32C: f.CRC32C})
 		switch {
 		case errors.Is(err, objstore.ErrCorrupt):
@@ -200,7 +201,7 @@ func (s *Store) fetch(m *Manifest) error {
 // publishRemote uploads the manifest of m, whose files are uploaded: from
 // now on, the checkpoint is complete.
 func (s *Store) publishRemote(m *Manifest, data []byte) error {
-	if _, err := s.remote.objects.PutBytes(s.remote.ctx, dirName(m.ID)+"/"+ManifestName, data); err != nil {
+	if _, err := s.remote.objects.PutBytes(s.remote.ctx, manifest.DirName(m.ID)+"/"+ManifestName, data); err != nil {
 		return fmt.Errorf("checkpoint %d: upload manifest: %w", m.ID, err)
 	}
 	stored := *m // as read back: BytesWritten without the manifest
@@ -211,13 +212,13 @@ func (s *Store) publishRemote(m *Manifest, data []byte) error {
 // abortRemote deletes what an incomplete checkpoint uploaded, but the record
 // of its id.
 func (s *Store) abortRemote(id uint64) error {
-	objs, err := s.remote.objects.List(s.remote.ctx, dirName(id)+"/")
+	objs, err := s.remote.objects.List(s.remote.ctx, manifest.DirName(id)+"/")
 	if err != nil {
 		return fmt.Errorf("checkpoint %d: %w", id, err)
 	}
 	var keys []string
 	for _, o := range objs {
-		if o.Key != dirName(id)+"/"+reservedName {
+		if o.Key != manifest.DirName(id)+"/"+reservedName {
 			keys = append(keys, o.Key)
 		}
 	}
@@ -257,7 +258,7 @@ func (s *Store) retainRemote(keep int) error {
 					return fmt.Errorf("%w; deleting nothing", err)
 				}
 				for _, f := range m.Files {
-					referenced[f.key(dirName(id))] = true
+					referenced[f.Key(manifest.DirName(id))] = true
 				}
 				for _, o := range dirs[id].objects {
 					referenced[o.Key] = true // manifest, commit records
@@ -284,7 +285,7 @@ func (s *Store) retainRemote(keep int) error {
 // are not referenced.
 func (s *Store) dropRemote(id uint64, d *remoteDir, referenced map[string]bool) error {
 	if d.complete {
-		if err := s.remote.objects.Delete(s.remote.ctx, dirName(id)+"/"+ManifestName); err != nil {
+		if err := s.remote.objects.Delete(s.remote.ctx, manifest.DirName(id)+"/"+ManifestName); err != nil {
 			return fmt.Errorf("checkpoint %d: delete: %w", id, err)
 		}
 		s.remote.forget(id)

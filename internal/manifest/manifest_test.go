@@ -1,4 +1,4 @@
-package checkpoint
+package manifest
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 func sampleManifest() *Manifest {
 	return &Manifest{
-		Version:        manifestVersion,
+		Version:        Version,
 		Job:            "job <&> \u2028 ünïcode",
 		ID:             42,
 		Created:        time.Date(2026, 11, 25, 19, 30, 0, 123456789, time.UTC),
@@ -33,12 +33,12 @@ func sampleManifest() *Manifest {
 }
 
 func TestManifestRoundTrip(t *testing.T) {
-	for _, m := range []*Manifest{sampleManifest(), {Version: manifestVersion, ID: 1}} {
-		data, err := encodeManifest(m)
+	for _, m := range []*Manifest{sampleManifest(), {Version: Version, ID: 1}} {
+		data, err := Encode(m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeManifest(data)
+		got, err := Decode(data)
 		if err != nil {
 			t.Fatalf("decode: %v\n%s", err, data)
 		}
@@ -57,12 +57,12 @@ func TestManifestRoundTrip(t *testing.T) {
 
 func TestManifestVersionMismatch(t *testing.T) {
 	m := sampleManifest()
-	m.Version = manifestVersion + 1
-	data, err := encodeManifest(m)
+	m.Version = Version + 1
+	data, err := Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := decodeManifest(data); err == nil {
+	if _, err := Decode(data); err == nil {
 		t.Fatal("decoded a manifest of an unknown version")
 	}
 }
@@ -75,7 +75,7 @@ func TestManifestFlippedByte(t *testing.T) {
 	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	want := sampleManifest()
-	data, err := encodeManifest(want)
+	data, err := Encode(want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestManifestFlippedByte(t *testing.T) {
 		for _, mask := range []byte{0x01, 0x20, 0x80, byte(1 + rng.IntN(255))} {
 			bad := bytes.Clone(data)
 			bad[i] ^= mask
-			got, err := decodeManifest(bad)
+			got, err := Decode(bad)
 			if mask == 0x01 && err == nil {
 				t.Fatalf("seed %d: byte %d (%q) ^ 0x01 went unnoticed", seed, i, data[i])
 			}
@@ -96,14 +96,14 @@ func TestManifestFlippedByte(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]byte{nil, data[:len(data)/2], []byte("{}"), []byte(`{"crc32c":0,"manifest":{}}`)} {
-		if _, err := decodeManifest(bad); !errors.Is(err, ErrCorrupt) {
+		if _, err := Decode(bad); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("decode(%q) = %v, want ErrCorrupt", bad, err)
 		}
 	}
 }
 
 func FuzzDecodeManifest(f *testing.F) {
-	data, err := encodeManifest(sampleManifest())
+	data, err := Encode(sampleManifest())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -112,16 +112,16 @@ func FuzzDecodeManifest(f *testing.F) {
 	f.Add([]byte(`{"crc32c":1,"manifest":{"version":1}}`))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := decodeManifest(data)
+		m, err := Decode(data)
 		if err != nil {
 			return
 		}
 		// What decodes must encode and decode to the same manifest.
-		again, err := encodeManifest(m)
+		again, err := Encode(m)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		m2, err := decodeManifest(again)
+		m2, err := Decode(again)
 		if err != nil || !sameManifest(m, m2) {
 			t.Fatalf("round trip of a decoded manifest: %+v, %v; want %+v", m2, err, m)
 		}
@@ -143,15 +143,15 @@ func sameManifest(a, b *Manifest) bool {
 func TestManifestVersion1Read(t *testing.T) {
 	m := sampleManifest()
 	m.Version = 1
-	data, err := encodeManifest(m)
+	data, err := Encode(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeManifest(data)
+	got, err := Decode(data)
 	if err != nil || !reflect.DeepEqual(got, m) {
 		t.Fatalf("decode of a version 1 manifest = %+v, %v", got, err)
 	}
-	if m.Files[0].key("chk-0000000042") != "chk-0000000042/operators/src.1" {
-		t.Fatalf("a version 1 file is not in its checkpoint's directory: %q", m.Files[0].key("chk-0000000042"))
+	if m.Files[0].Key("chk-0000000042") != "chk-0000000042/operators/src.1" {
+		t.Fatalf("a version 1 file is not in its checkpoint's directory: %q", m.Files[0].Key("chk-0000000042"))
 	}
 }
