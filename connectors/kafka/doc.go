@@ -42,6 +42,13 @@
 // group offset, is the source of truth. The parallelism of a restored source
 // must be the one the checkpoint was taken with.
 //
+// For monitoring only, SourceConfig.CommitGroup names a consumer group to
+// which each subtask commits, once a checkpoint is complete, the offsets
+// that checkpoint holds (as a simple consumer: generation -1, no members),
+// so that kafka-consumer-groups --describe, kcat or a lag exporter show how
+// far the job has read. weir never restores from the group; a failed
+// commit is logged and the next checkpoint's commit catches up.
+//
 // SourceConfig.StartFrom positions the partitions found at the job's first start.
 // An unbounded source looks for partitions added to its topics every
 // SourceConfig.PartitionDiscoveryInterval (default 10 s) and reads those its

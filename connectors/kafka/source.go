@@ -52,6 +52,10 @@ type source[T any] struct {
 	failingFrom  time.Time // first of a run of failed fetches, or zero
 	closed       bool
 
+	// snapshotted are the offsets of the last Snapshot, kept with a
+	// CommitGroup for CheckpointComplete.
+	snapshotted []snapshotOffset
+
 	decodeErrors atomic.Int64
 	deadLettered atomic.Int64
 }
@@ -751,6 +755,7 @@ func (s *source[T]) Snapshot() ([]byte, error) {
 			st.end[p.topicPartition] = p.end
 		}
 	}
+	s.keepForCommit()
 	return sourceEncodeState(st), nil
 }
 

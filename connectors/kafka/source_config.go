@@ -165,6 +165,17 @@ type SourceConfig[T any] struct {
 	// the brokers little. A StopAtEnd source does not discover: its input is
 	// what existed when the job first started.
 	PartitionDiscoveryInterval time.Duration
+	// CommitGroup, if set, is a consumer group to which every subtask
+	// commits, once a checkpoint is complete, the offsets of its partitions
+	// that the checkpoint holds, so that lag tools (kafka-consumer-groups
+	// --describe, kcat, Burrow, a lag exporter) show how far the job is.
+	// The group only reports: weir keeps its offsets in its checkpoints and
+	// restores from them, never from the group, so the group's offsets lag
+	// behind the job by up to a checkpoint interval and a failed commit is
+	// logged, not fatal. The source commits as a simple consumer (no
+	// members, generation -1): use a group no consumer joins. Empty (the
+	// default): no commits.
+	CommitGroup string
 }
 
 // EnsureDefaults fills zero tuning fields with their defaults.

@@ -81,7 +81,7 @@ func newCrashEnv(t *testing.T, seed uint64, n int) *crashEnv {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := orders.Produce(ctx, []string{b.Addr()}, kafka.Security{}, "orders", sample, 0); err != nil {
+	if err := orders.Produce(ctx, b.Brokers(), kafka.Security{}, "orders", sample, 0); err != nil {
 		t.Fatal(err)
 	}
 	return &crashEnv{brokers: b.Addr(), url: url, sample: sample}

@@ -414,7 +414,7 @@ func runEmbedded(ctx context.Context, o *options, cfg jobConfig, rc runtime.Conf
 		return fail(err)
 	}
 	defer b.Close()
-	cfg.Brokers = []string{b.Addr()}
+	cfg.Brokers = b.Brokers()
 	if err := b.CreateTopic(o.input, 3); err != nil {
 		return fail(err)
 	}

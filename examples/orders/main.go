@@ -353,7 +353,7 @@ func runEmbedded(ctx context.Context, o *options, rc runtime.Config, stdout, std
 		return fail(err)
 	}
 	defer b.Close()
-	brokers := []string{b.Addr()}
+	brokers := b.Brokers()
 	for _, t := range []string{o.input, o.output, o.deadLetter} {
 		if err := b.CreateTopic(t, 3); err != nil {
 			return fail(err)

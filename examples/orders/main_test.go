@@ -86,7 +86,7 @@ func order(id, customer string, cents int64) string {
 
 func testConfig(b *kafkatest.Broker) jobConfig {
 	return jobConfig{
-		Brokers: []string{b.Addr()}, InputTopic: "orders", OutputTopic: "customer-totals",
+		Brokers: b.Brokers(), InputTopic: "orders", OutputTopic: "customer-totals",
 		StopAtEnd: true, DedupTTL: 24 * time.Hour, TransactionalIDPrefix: "test-orders",
 	}
 }
@@ -104,7 +104,7 @@ func runJob(t *testing.T, cfg jobConfig, st *stats) error {
 func output(t *testing.T, b *kafkatest.Broker, topic string) []CustomerTotal {
 	t.Helper()
 	var out []CustomerTotal
-	err := verify.ReadTopic(t.Context(), verify.ReadConfig{Brokers: []string{b.Addr()}, Topic: topic}, func(r verify.Record) {
+	err := verify.ReadTopic(t.Context(), verify.ReadConfig{Brokers: b.Brokers(), Topic: topic}, func(r verify.Record) {
 		var ct CustomerTotal
 		if err := json.Unmarshal(r.Value, &ct); err != nil {
 			ct.OrderID = "raw:" + string(r.Value)
@@ -181,7 +181,7 @@ func TestBadInput(t *testing.T) {
 	runPolicy := func(t *testing.T, o *options) *kafkatest.Broker {
 		b := broker(t)
 		produceRaw(t, b, input...)
-		cfg, err := o.jobConfig([]string{b.Addr()}, runtime.Config{})
+		cfg, err := o.jobConfig(b.Brokers(), runtime.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}

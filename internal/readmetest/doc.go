@@ -27,4 +27,7 @@
 // Variables a snippet declares and never uses are allowed: a snippet shows
 // how to get a value, not always what to do with it. Everything else the
 // type checker reports fails the test, with the README line.
+//
+// A second test keeps the examples copyable: no example's program imports
+// a package under internal/.
 package readmetest

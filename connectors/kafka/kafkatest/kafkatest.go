@@ -16,6 +16,7 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -25,8 +26,8 @@ import (
 	"github.com/weirstream/weir/internal/devbroker"
 )
 
-// ErrClosed is returned by methods called after Close.
-var ErrClosed = devbroker.ErrClosed
+// ErrClosed is returned by CreateTopic after Close.
+var ErrClosed = errors.New("kafkatest: broker closed")
 
 // Config configures a Broker. The zero value is a broker on a free port of
 // 127.0.0.1 whose topics have 3 partitions.
@@ -70,7 +71,10 @@ func (b *Broker) Brokers() []string { return []string{b.b.Addr()} }
 // CreateTopic creates a topic with the given number of partitions (the
 // configured default if partitions <= 0).
 func (b *Broker) CreateTopic(name string, partitions int) error {
-	if err := b.b.CreateTopic(name, partitions); err != nil {
+	switch err := b.b.CreateTopic(name, partitions); {
+	case errors.Is(err, devbroker.ErrClosed):
+		return fmt.Errorf("create topic %q: %w", name, ErrClosed)
+	case err != nil:
 		return fmt.Errorf("kafkatest: %w", err)
 	}
 	return nil
