@@ -168,19 +168,7 @@ func Open(cfg Config) (*Backend, error) {
 	// A non-empty directory holds a database (restored from a checkpoint).
 	entries, _ := os.ReadDir(cfg.Dir)
 	existed := len(entries) > 0
-	opts := &pebble.Options{
-		Cache:      cfg.BlockCache,
-		DisableWAL: true, // durability comes from checkpoints, not the WAL
-		Logger:     pebbleLogger{cfg.Logger},
-		// Every checkpoint ingests one sstable into L0. Compact L0 less
-		// eagerly than by default, and never stall ingestion: the state is
-		// read through the cache, so a deeper L0 costs little.
-		L0CompactionThreshold: 8,
-		L0StopWritesThreshold: 1 << 20,
-		// Full snapshots excise what they replace (see Freeze).
-		FormatMajorVersion: pebble.FormatFlushableIngestExcises,
-	}
-	opts.EnsureDefaults()
+	opts := dbOptions(cfg.BlockCache, cfg.Logger)
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open Pebble in %s: %w", cfg.Dir, err)
@@ -446,6 +434,26 @@ func (b *Backend) Close() error {
 	close(b.writes)
 	<-b.done
 	return b.db.Close()
+}
+
+// dbOptions returns the options of a backend's Pebble database; cache may
+// be nil.
+func dbOptions(cache *pebble.Cache, logger *slog.Logger) *pebble.Options {
+	opts := &pebble.Options{
+		Cache:      cache,
+		DisableWAL: true, // durability comes from checkpoints, not the WAL
+		Logger:     pebbleLogger{logger},
+		// Every checkpoint ingests one sstable into L0. Compact L0 less
+		// eagerly than by default, and never stall ingestion: the state is
+		// read through the cache, so a deeper L0 costs little.
+		L0CompactionThreshold: 8,
+		L0StopWritesThreshold: 1 << 20,
+		// Full snapshots excise what they replace (see Freeze), and so does
+		// a rescale (see RescaleKeyGroups).
+		FormatMajorVersion: pebble.FormatFlushableIngestExcises,
+	}
+	opts.EnsureDefaults()
+	return opts
 }
 
 // pebbleLogger routes Pebble's log lines to slog.

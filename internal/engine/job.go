@@ -146,15 +146,17 @@ func (j *job) compatible(m *chkstore.Manifest) error {
 		return fmt.Errorf("%w: checkpoint %d in %s belongs to job %q, not %q", ErrIncompatibleCheckpoint, m.ID, j.store.Location(), m.Job, j.g.Name)
 	}
 	if m.MaxParallelism != j.cfg.MaxParallelism {
-		return fmt.Errorf("%w: checkpoint %d has --max-parallelism %d, not %d", ErrIncompatibleCheckpoint, m.ID, m.MaxParallelism, j.cfg.MaxParallelism)
+		return fmt.Errorf("%w: checkpoint %d has --max-parallelism %d, not %d: the number of key groups is fixed for the life of a job's state; restart with --max-parallelism %d", ErrIncompatibleCheckpoint, m.ID, m.MaxParallelism, j.cfg.MaxParallelism, m.MaxParallelism)
 	}
 	for _, st := range m.Operators {
 		n := j.g.Node(st.Operator)
 		if n == nil {
 			return fmt.Errorf("%w: checkpoint %d has state of operator %q, which the pipeline no longer has", ErrIncompatibleCheckpoint, m.ID, st.Operator)
 		}
-		if p := j.parallelism(n); p != st.Parallelism {
-			return fmt.Errorf("%w: operator %q ran with parallelism %d in checkpoint %d, now %d; changing the parallelism of stateful operators is not supported yet", ErrIncompatibleCheckpoint, st.Operator, st.Parallelism, m.ID, p)
+		if j.parallelism(n) != st.Parallelism {
+			if err := j.checkRescale(m, n, st.Parallelism); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -289,8 +291,8 @@ func (j *job) build(ctx context.Context) error {
 			return fmt.Errorf("operator %q has no input", t.head.Name)
 		}
 		if j.restored != nil {
-			if st, ok := j.restored.Subtask(t.head.Name, t.subtask); ok && st.EventTime != nil {
-				t.restoreEventTime(*st.EventTime)
+			if ts, ok := j.restoredEventTime(t); ok {
+				t.restoreEventTime(ts)
 			}
 			// The inputs ended before the restored checkpoint: operators
 			// finished then and must not finish (and emit) again.
@@ -446,7 +448,7 @@ func (j *job) stateCacheShare() int64 {
 func (j *job) openBackend(n *Node, t *task) (*state.Backend, error) {
 	dir := filepath.Join(j.liveDir(), n.Name, strconv.Itoa(t.subtask))
 	if j.restored != nil {
-		if _, err := j.store.RestoreKeyed(j.restored, n.Name, t.subtask, dir); err != nil {
+		if err := j.restoreKeyed(n, t.subtask, dir); err != nil {
 			return nil, err
 		}
 	}
