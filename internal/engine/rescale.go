@@ -5,7 +5,7 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/manifest"
 	"github.com/weirstream/weir/state"
 )
 
@@ -29,7 +29,7 @@ func (j *job) restoredParallelism(operator string) int {
 
 // checkRescale reports why n, which ran with another parallelism in m,
 // cannot be restored: operator state that is not redistributed yet.
-func (j *job) checkRescale(m *checkpoint.Manifest, n *Node, old int) error {
+func (j *job) checkRescale(m *manifest.Manifest, n *Node, old int) error {
 	for _, st := range m.Operators {
 		if st.Operator == n.Name && st.StateFile != "" {
 			return fmt.Errorf("%w: operator %q ran with parallelism %d in checkpoint %d, now %d, and has operator state (outside keys), which cannot be redistributed yet; restart it with parallelism %d",
