@@ -7,6 +7,7 @@
 //	orders --brokers ADDR [--input-topic orders] [--output-topic customer-totals]
 //	       [--dedup-ttl 24h] [--on-bad-input fail|skip|dead-letter]
 //	       [--transaction-timeout 15m] [--expected-restart-time 1m]
+//	       [--commit-group GROUP]
 //	       [--kafka-tls …] [--kafka-sasl-…] [runtime flags]
 //
 // Input records (topic orders) are JSON:
@@ -45,6 +46,13 @@
 // error naming its topic, partition and offset (fix or skip it, then restart
 // from the last checkpoint). --on-bad-input skip drops such records and
 // counts them; --on-bad-input dead-letter copies them to --dead-letter-topic.
+//
+// # Monitoring
+//
+// With --commit-group, the source commits the offsets of every completed
+// checkpoint to that consumer group, so that kafka-consumer-groups
+// --describe --group GROUP (or kcat, or a lag exporter) shows the job's lag.
+// The job never reads them back: it restarts from its checkpoints.
 //
 // # Transactions
 //
@@ -115,6 +123,7 @@ type jobConfig struct {
 	InputTopic            string
 	OutputTopic           string
 	DeadLetterTopic       string
+	CommitGroup           string // "": no offsets committed for lag tools
 	OnBadInput            kafka.DecodeErrorPolicy
 	StopAtEnd             bool
 	DedupTTL              time.Duration
@@ -156,6 +165,7 @@ func buildPipeline(cfg jobConfig, st *stats) *runtime.Pipeline {
 		Deserializer:    decodeOrder,
 		OnDecodeError:   cfg.OnBadInput,
 		DeadLetterTopic: cfg.DeadLetterTopic,
+		CommitGroup:     cfg.CommitGroup,
 		Mode:            kafka.Unbounded,
 	}
 	if cfg.StopAtEnd {
@@ -218,6 +228,7 @@ type options struct {
 	brokers, input, output  string
 	dedupTTL                time.Duration
 	onBadInput, deadLetter  string
+	commitGroup             string
 	txnPrefix               string
 	txnTimeout, restartTime time.Duration
 	stopAtEnd               bool
@@ -240,6 +251,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.dedupTTL, "dedup-ttl", 24*time.Hour, "a copy of an order seen this long after the first is treated as a new order")
 	fs.StringVar(&o.onBadInput, "on-bad-input", "fail", "what to do with input that is not an order: fail, skip or dead-letter")
 	fs.StringVar(&o.deadLetter, "dead-letter-topic", "orders-dead-letter", "topic for bad input with --on-bad-input dead-letter")
+	fs.StringVar(&o.commitGroup, "commit-group", "", "consumer `group` to commit each completed checkpoint's offsets to, for lag tools; empty: none")
 	fs.StringVar(&o.txnPrefix, "transactional-id-prefix", "weir-orders", "prefix of the sink's transactional ids; unique to this job, stable across restarts")
 	fs.DurationVar(&o.txnTimeout, "transaction-timeout", kafka.DefaultTransactionTimeout,
 		"the broker aborts a transaction of the sink open this long (at most its transaction.max.timeout.ms)")
@@ -283,6 +295,7 @@ func (o *options) jobConfig(brokers []string, rc runtime.Config) (jobConfig, err
 		TransactionalIDPrefix: o.txnPrefix,
 		TransactionTimeout:    o.txnTimeout,
 		ExpectedRestartTime:   o.restartTime,
+		CommitGroup:           o.commitGroup,
 	}
 	switch o.onBadInput {
 	case "fail":

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+
 	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/connectors/kafka/kafkatest"
 	"github.com/weirstream/weir/runtime"
@@ -243,5 +245,35 @@ func TestTransactionFlags(t *testing.T) {
 	_, err = parseFlags([]string{"--transaction-timeout", "30s"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--transaction-timeout 30s must exceed --expected-restart-time 1m0s") {
 		t.Errorf("--transaction-timeout 30s with the default restart time: %v", err)
+	}
+}
+
+// TestCommitGroup checks that --commit-group leaves the job's input
+// offsets in the group, where lag tools read them.
+func TestCommitGroup(t *testing.T) {
+	b := broker(t)
+	produceRaw(t, b, order("A", "c1", 1), order("B", "c1", 2), order("C", "c2", 3))
+	o, err := parseFlags([]string{"--brokers", b.Addr(), "--commit-group", "orders-lag"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := o.jobConfig(b.Brokers(), runtime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StopAtEnd, cfg.TransactionalIDPrefix = true, "test-orders"
+	if err := runJob(t, cfg, &stats{}); err != nil {
+		t.Fatal(err)
+	}
+	cl := &kafkago.Client{Addr: kafkago.TCP(b.Addr())}
+	resp, err := cl.OffsetFetch(t.Context(), &kafkago.OffsetFetchRequest{GroupID: "orders-lag", Topics: map[string][]int{"orders": {0}}})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := resp.Topics["orders"]; len(ps) != 1 || ps[0].CommittedOffset != 3 {
+		t.Fatalf("group orders-lag holds %+v for topic orders, want offset 3 (all input read)", ps)
 	}
 }
