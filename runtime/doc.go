@@ -37,7 +37,9 @@
 // pending-commit bookkeeping itself: NewTwoPhaseSink turns a
 // TwoPhaseWriter (write, prepare committables at a barrier, commit them
 // idempotently, recover) into a Sink that keeps the committables in the
-// checkpoint, as Flink's Sink V2 Committer does.
+// checkpoint, as Flink's Sink V2 Committer does; a committable that
+// implements CommittableDescriber is kept with its human form, which
+// `weir checkpoints inspect` shows.
 //
 // # Checkpoints and the guarantee
 //

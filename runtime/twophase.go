@@ -2,10 +2,11 @@ package runtime
 
 import (
 	"context"
-	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/weirstream/weir/internal/twophase"
 	"github.com/weirstream/weir/state"
 )
 
@@ -94,6 +95,17 @@ type TwoPhaseLegacyDecoder[C any] interface {
 	DecodeLegacyState(state []byte) (Recovery[C], error)
 }
 
+// CommittableDescriber is an optional interface of a committable (the C of
+// a TwoPhaseWriter). NewTwoPhaseSink keeps what DescribeCommittable returns,
+// encoded as JSON, beside the committable in the checkpoint, so that tools
+// (weir checkpoints inspect) show what each pending commit is, a
+// transaction or a staged file, without knowing the sink or its encoding.
+// It should return a struct with json tags (an object): the text output
+// shows its fields as name=value.
+type CommittableDescriber interface {
+	DescribeCommittable() any
+}
+
 // NewTwoPhaseSink returns a Sink that drives w, keeping its committables in
 // the checkpoint encoded with codec. See TwoPhaseWriter.
 func NewTwoPhaseSink[T, C any](w TwoPhaseWriter[T, C], codec state.Codec[C]) Sink[T] {
@@ -104,19 +116,14 @@ type twoPhaseSink[T, C any] struct {
 	w       TwoPhaseWriter[T, C]
 	codec   state.Codec[C]
 	pending []Committable[C] // prepared, not yet committed, in order
-	last    uint64           // the last checkpoint prepared (or restored)
-	ended   bool             // the input ended: the next Prepare is the last
+	// encoded holds pending's encodings and descriptions, made once at
+	// Prepare: a committable stays in the state of every checkpoint until
+	// committed.
+	encoded []twophase.Pending
+	last    uint64 // the last checkpoint prepared (or restored)
+	ended   bool   // the input ended: the next Prepare is the last
 	subtask int
-	scratch []byte
 }
-
-// twoPhaseMagic starts every state of a twoPhaseSink. It differs from the
-// first byte of the formats that sinks used before (1 for the file sink,
-// '{' for JSON), so TwoPhaseLegacyDecoder can tell them apart.
-const (
-	twoPhaseMagic   = 0xC7
-	twoPhaseVersion = 1
-)
 
 func (s *twoPhaseSink[T, C]) Open(ctx context.Context, info TaskInfo, restored []byte) error {
 	if err := s.w.Open(ctx, info); err != nil {
@@ -148,7 +155,12 @@ func (s *twoPhaseSink[T, C]) PreCommit(ctx context.Context, checkpointID uint64)
 	}
 	s.last = checkpointID
 	for _, c := range cs {
+		desc, err := describe(c)
+		if err != nil {
+			return nil, err
+		}
 		s.pending = append(s.pending, Committable[C]{Checkpoint: checkpointID, Value: c})
+		s.encoded = append(s.encoded, twophase.Pending{Checkpoint: checkpointID, Value: s.codec.Append(nil, c), Description: desc})
 	}
 	return s.encode(checkpointID, ws), nil
 }
@@ -164,7 +176,8 @@ func (s *twoPhaseSink[T, C]) Commit(ctx context.Context, checkpointID uint64) er
 		return err
 	}
 	clear(s.pending[:i])
-	s.pending = s.pending[i:]
+	clear(s.encoded[:i])
+	s.pending, s.encoded = s.pending[i:], s.encoded[i:]
 	return nil
 }
 
@@ -176,104 +189,48 @@ func (s *twoPhaseSink[T, C]) EndOfInput() { s.ended = true }
 // user returns the writer, whose optional interfaces the runtime honours.
 func (s *twoPhaseSink[T, C]) user() any { return s.w }
 
-// encode encodes the state of checkpoint id:
-//
-//	magic byte, version byte, uvarint subtask, uvarint checkpoint,
-//	uvarint count, per committable: uvarint checkpoint, uvarint length + codec bytes,
-//	uvarint length + writer state
+// encode encodes the state of checkpoint id (package internal/twophase).
 func (s *twoPhaseSink[T, C]) encode(id uint64, ws []byte) []byte {
-	b := []byte{twoPhaseMagic, twoPhaseVersion}
-	b = binary.AppendUvarint(b, uint64(s.subtask))
-	b = binary.AppendUvarint(b, id)
-	b = binary.AppendUvarint(b, uint64(len(s.pending)))
-	for _, c := range s.pending {
-		b = binary.AppendUvarint(b, c.Checkpoint)
-		s.scratch = s.codec.Append(s.scratch[:0], c.Value)
-		b = binary.AppendUvarint(b, uint64(len(s.scratch)))
-		b = append(b, s.scratch...)
-	}
-	b = binary.AppendUvarint(b, uint64(len(ws)))
-	return append(b, ws...)
+	return twophase.Append(nil, &twophase.State{Subtask: uint64(s.subtask), Checkpoint: id, Pending: s.encoded, WriterState: ws})
 }
 
 func (s *twoPhaseSink[T, C]) decode(b []byte) (Recovery[C], error) {
 	if b == nil {
 		return Recovery[C]{Fresh: true}, nil
 	}
-	if len(b) == 0 || b[0] != twoPhaseMagic {
+	if !twophase.Is(b) {
 		if l, ok := s.w.(TwoPhaseLegacyDecoder[C]); ok {
 			return l.DecodeLegacyState(b)
 		}
 		return Recovery[C]{}, fmt.Errorf("%w: unknown format", ErrCorruptTwoPhaseState)
 	}
-	if len(b) < 2 || b[1] != twoPhaseVersion {
-		return Recovery[C]{}, fmt.Errorf("%w: unknown version", ErrCorruptTwoPhaseState)
+	st, err := twophase.Decode(b)
+	if err != nil {
+		return Recovery[C]{}, fmt.Errorf("%w: %w", ErrCorruptTwoPhaseState, err)
 	}
-	d := stateDecoder{b: b[2:]}
-	var rec Recovery[C]
-	if sub := d.uvarint(); d.err == nil && sub != uint64(s.subtask) {
-		return Recovery[C]{}, fmt.Errorf("state of subtask %d restored into subtask %d", sub, s.subtask)
+	if st.Subtask != uint64(s.subtask) {
+		return Recovery[C]{}, fmt.Errorf("state of subtask %d restored into subtask %d", st.Subtask, s.subtask)
 	}
-	rec.Checkpoint = d.uvarint()
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		return Recovery[C]{}, fmt.Errorf("%w: %d committables in %d bytes", ErrCorruptTwoPhaseState, n, len(d.b))
-	}
-	for range n {
-		id := d.uvarint()
-		raw := d.bytes()
-		if d.err != nil {
-			break
-		}
-		if id > rec.Checkpoint {
-			return Recovery[C]{}, fmt.Errorf("%w: committable of checkpoint %d in the state of checkpoint %d",
-				ErrCorruptTwoPhaseState, id, rec.Checkpoint)
-		}
-		v, err := s.codec.Decode(raw)
+	rec := Recovery[C]{Checkpoint: st.Checkpoint, WriterState: st.WriterState}
+	for _, p := range st.Pending {
+		v, err := s.codec.Decode(p.Value)
 		if err != nil {
-			return Recovery[C]{}, fmt.Errorf("%w: committable of checkpoint %d: %w", ErrCorruptTwoPhaseState, id, err)
+			return Recovery[C]{}, fmt.Errorf("%w: committable of checkpoint %d: %w", ErrCorruptTwoPhaseState, p.Checkpoint, err)
 		}
-		rec.Committables = append(rec.Committables, Committable[C]{Checkpoint: id, Value: v})
-	}
-	rec.WriterState = d.bytes()
-	if d.err == nil && len(d.b) != 0 {
-		d.err = errors.New("trailing bytes")
-	}
-	if d.err != nil {
-		return Recovery[C]{}, fmt.Errorf("%w: %w", ErrCorruptTwoPhaseState, d.err)
+		rec.Committables = append(rec.Committables, Committable[C]{Checkpoint: p.Checkpoint, Value: v})
 	}
 	return rec, nil
 }
 
-// stateDecoder reads uvarints and length-prefixed byte strings, keeping the
-// first error.
-type stateDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *stateDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
+// describe returns the human form of c kept beside it in the checkpoint.
+func describe[C any](c C) (json.RawMessage, error) {
+	d, ok := any(c).(CommittableDescriber)
+	if !ok {
+		return nil, nil
 	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errors.New("truncated")
-		return 0
+	b, err := json.Marshal(d.DescribeCommittable())
+	if err != nil {
+		return nil, fmt.Errorf("describe committable %T: %w", c, err)
 	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *stateDecoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)) {
-		d.err = errors.New("truncated")
-	}
-	if d.err != nil {
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
+	return b, nil
 }

@@ -251,3 +251,30 @@ func TestSourceCheckpointListener(t *testing.T) {
 		t.Fatalf("CheckpointComplete calls %v, want [4]", src.completed)
 	}
 }
+
+// described is a committable with a human form.
+type described struct{ name string }
+
+func (d described) DescribeCommittable() any {
+	if d.name == "" {
+		return func() {} // no JSON form
+	}
+	return struct {
+		Name string `json:"name"`
+	}{d.name}
+}
+
+// TestTwoPhaseDescribe: a committable that describes itself is kept with
+// its description; one that does not, without; a description that is not
+// JSON fails loudly.
+func TestTwoPhaseDescribe(t *testing.T) {
+	if d, err := describe(described{"pending-3"}); err != nil || string(d) != `{"name":"pending-3"}` {
+		t.Fatalf("describe = %s, %v", d, err)
+	}
+	if d, err := describe("plain"); err != nil || d != nil {
+		t.Fatalf("describe of a committable without a describer = %s, %v", d, err)
+	}
+	if _, err := describe(described{}); err == nil || !strings.Contains(err.Error(), "runtime.described") {
+		t.Fatalf("describe of an unencodable description: err = %v, want one naming the type", err)
+	}
+}

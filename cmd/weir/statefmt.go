@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/weirstream/weir/internal/twophase"
 )
 
 // The checkpoint stores an operator's state as opaque bytes, and the
@@ -15,11 +18,17 @@ import (
 // matching the manifest's), so an unknown format is shown as bytes rather
 // than misread.
 //
-// NB: the binary formats are those of connectors/kafka (source_state.go,
-// versions 1 and 2) and connectors/file (source.go, snapshot versions 1 and
-// 2; sink.go, state version 1). The packages that own them should export a
-// describer next to their encoders; until then a change of a format must be
-// mirrored here (TestDecodeState pins the layouts).
+// The state of a sink built by runtime.NewTwoPhaseSink (the file and Kafka
+// sinks) is decoded by package internal/twophase, the owner of its format,
+// and each pending commit is shown as the sink described it
+// (runtime.CommittableDescriber): nothing of it is copied here.
+//
+// NB: the sources' binary formats are still copied here: those of
+// connectors/kafka (source_state.go, versions 1 and 2) and connectors/file
+// (source.go, snapshot versions 1 and 2), and the file sink's state from
+// before NewTwoPhaseSink (sink.go, state version 1). The packages that own
+// them should describe them next to their encoders; until then a change of a
+// format must be mirrored here (TestDecodeState pins the layouts).
 
 // kafkaOffset is a partition's position in a Kafka source snapshot.
 type kafkaOffset struct {
@@ -44,6 +53,26 @@ type fileSourceState struct {
 	Files     []string `json:"files"`      // the subtask's files (version 2) or the current one
 }
 
+// twoPhaseSinkState is the state of a sink built by runtime.NewTwoPhaseSink.
+type twoPhaseSinkState struct {
+	Format string `json:"format"` // "two-phase sink"
+	// Checkpoint is the checkpoint whose pre-commit wrote the state.
+	Checkpoint uint64          `json:"checkpoint"`
+	Pending    []pendingCommit `json:"pending"`
+	// WriterStateBytes is the size of the sink's own state beside them.
+	WriterStateBytes int `json:"writer_state_bytes,omitempty"`
+}
+
+// pendingCommit is a committable (a transaction, a staged file) that a
+// checkpoint promised and that is committed once it completes.
+type pendingCommit struct {
+	Checkpoint uint64 `json:"checkpoint"` // that prepared it
+	// Commit is the sink's description of it (JSON); Encoded, in hex, its
+	// encoding when the sink gives none.
+	Commit  json.RawMessage `json:"commit,omitempty"`
+	Encoded string          `json:"encoded,omitempty"`
+}
+
 type fileSinkState struct {
 	Format  string            `json:"format"` // "file sink"
 	Pending []fileSinkPending `json:"pending"`
@@ -64,6 +93,9 @@ type fileSinkPending struct {
 func decodeState(b []byte, subtask, parallelism int) any {
 	if len(b) == 0 {
 		return nil
+	}
+	if st := decodeTwoPhaseSink(b, subtask); st != nil {
+		return st
 	}
 	if json.Valid(b) {
 		return json.RawMessage(b)
@@ -100,6 +132,16 @@ func stateText(b []byte, subtask, parallelism int) string {
 			return fmt.Sprintf("file source: all read (%d files in the job; this subtask's: %s)", st.NumFiles, listText(st.Files))
 		}
 		return fmt.Sprintf("file source: at byte %d of file %d of %d (this subtask's: %s)", st.Offset, st.FileIndex, st.NumFiles, listText(st.Files))
+	case *twoPhaseSinkState:
+		var parts []string
+		for _, p := range st.Pending {
+			what := "encoded " + p.Encoded
+			if p.Commit != nil {
+				what = fieldsText(p.Commit)
+			}
+			parts = append(parts, fmt.Sprintf("checkpoint %d: %s", p.Checkpoint, what))
+		}
+		return "sink pending commits: " + listText(parts)
 	case *fileSinkState:
 		var parts []string
 		for _, p := range st.Pending {
@@ -113,6 +155,28 @@ func stateText(b []byte, subtask, parallelism int) string {
 		more = "…"
 	}
 	return fmt.Sprintf("state (unknown format) %s%s", hex.EncodeToString(shown), more)
+}
+
+// fieldsText shows a JSON object as name=value pairs, in its order (values
+// as JSON), and anything else as it is.
+func fieldsText(raw json.RawMessage) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return string(raw)
+	}
+	var parts []string
+	for dec.More() {
+		name, err := dec.Token()
+		var v json.RawMessage
+		if err == nil {
+			err = dec.Decode(&v)
+		}
+		if err != nil {
+			return string(raw)
+		}
+		parts = append(parts, fmt.Sprintf("%v=%s", name, v))
+	}
+	return strings.Join(parts, " ")
 }
 
 func listText(items []string) string {
@@ -229,4 +293,22 @@ func decodeFileSink(b []byte, subtask int) (*fileSinkState, bool) {
 		st.Pending = append(st.Pending, fileSinkPending{Checkpoint: r.uvarint(), Size: r.uvarint(), Staged: r.str(), Final: r.str()})
 	}
 	return st, r.done()
+}
+
+// decodeTwoPhaseSink decodes the state of subtask of a sink built by
+// runtime.NewTwoPhaseSink; nil if it is not one.
+func decodeTwoPhaseSink(b []byte, subtask int) *twoPhaseSinkState {
+	st, err := twophase.Decode(b)
+	if err != nil || st.Subtask != uint64(subtask) {
+		return nil
+	}
+	out := &twoPhaseSinkState{Format: "two-phase sink", Checkpoint: st.Checkpoint, Pending: []pendingCommit{}, WriterStateBytes: len(st.WriterState)}
+	for _, p := range st.Pending {
+		c := pendingCommit{Checkpoint: p.Checkpoint, Commit: p.Description}
+		if c.Commit == nil {
+			c.Encoded = hex.EncodeToString(p.Value)
+		}
+		out.Pending = append(out.Pending, c)
+	}
+	return out
 }

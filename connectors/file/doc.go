@@ -174,8 +174,10 @@
 // The sink is a runtime.TwoPhaseWriter: runtime.NewTwoPhaseSink keeps the
 // pending files in the checkpoint, commits those of a failed checkpoint with
 // the next, and those of the restored checkpoint at Open (unless
-// runtime.TaskInfo.RestoredCommitted); the sink itself knows only files.
-// States written before that change are still restored.
+// runtime.TaskInfo.RestoredCommitted); the sink itself knows only files,
+// and describes each pending one (staged and final names, size) for weir
+// checkpoints inspect. States written before that change are still
+// restored.
 //
 // Because the final name is derived from the checkpoint id, a job must not
 // reuse a Dir and Prefix of an earlier job. A fresh start (no restored

@@ -174,6 +174,17 @@ type pendingFile struct {
 	size       int64
 }
 
+// DescribeCommittable is what weir checkpoints inspect shows of a pending
+// file (runtime.CommittableDescriber): its base names in the staging
+// directory and in Dir.
+func (p pendingFile) DescribeCommittable() any {
+	return struct {
+		Staged string `json:"staged"`
+		Final  string `json:"final"`
+		Bytes  int64  `json:"bytes"`
+	}{p.pending, p.final, p.size}
+}
+
 // Open creates the output directory and the subtask's staging directory.
 func (s *sink[T]) Open(ctx context.Context, info runtime.TaskInfo) error {
 	if s.opened {

@@ -93,8 +93,9 @@
 // replicas: the data is durable, but read_committed consumers do not see it
 // yet. It returns, as the sink's checkpoint state, the list of transactions
 // it has pre-committed and not yet committed (kept by
-// runtime.NewTwoPhaseSink, each transaction encoded as JSON; states
-// written before, one JSON object, are still restored). Commit(n), called once
+// runtime.NewTwoPhaseSink, each transaction encoded as JSON and described
+// by its transactional id, producer id and epoch for weir checkpoints
+// inspect; states written before, one JSON object, are still restored). Commit(n), called once
 // checkpoint n is complete, ends every pending transaction of a checkpoint
 // ≤ n with EndTxn(commit), which makes them visible at once.
 //

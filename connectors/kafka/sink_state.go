@@ -32,6 +32,16 @@ type pendingTxn struct {
 	Epoch           int16  `json:"epoch"`
 }
 
+// DescribeCommittable is what weir checkpoints inspect shows of a pending
+// transaction (runtime.CommittableDescriber).
+func (p pendingTxn) DescribeCommittable() any {
+	return struct {
+		TransactionalID string `json:"transactional_id"`
+		ProducerID      int64  `json:"producer_id"`
+		Epoch           int16  `json:"epoch"`
+	}{p.TransactionalID, p.ProducerID, p.Epoch}
+}
+
 func encodeState(st sinkState) ([]byte, error) {
 	st.Version = stateVersion
 	b, err := json.Marshal(st)
