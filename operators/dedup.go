@@ -9,18 +9,19 @@ import (
 )
 
 // DedupOption configures Dedup.
-type DedupOption[T any] func(*dedupOptions[T])
+type DedupOption func(*dedupOptions)
 
-type dedupOptions[T any] struct {
-	ts func(T) int64 // event time; nil: processing time
+type dedupOptions struct {
+	eventTime bool // else processing time
 }
 
-// DedupEventTime measures the TTL of Dedup in event time: ts returns a
-// record's event time in ms, and an id is remembered from the event time of
-// its first record until the watermark passes it plus the TTL. Without this
-// option, Dedup measures the TTL on the wall clock (processing time).
-func DedupEventTime[T any](ts func(T) int64) DedupOption[T] {
-	return func(o *dedupOptions[T]) { o.ts = ts }
+// DedupEventTime measures the TTL of Dedup in event time, by the timestamp
+// each record carries (the stream must have event time, see Window): an id
+// is remembered from the event time of its first record until the
+// watermark passes it plus the TTL. Without this option, Dedup measures
+// the TTL on the wall clock (processing time).
+func DedupEventTime() DedupOption {
+	return func(o *dedupOptions) { o.eventTime = true }
 }
 
 // Dedup drops the records whose id was seen within ttl before: the first
@@ -30,35 +31,38 @@ func DedupEventTime[T any](ts func(T) int64) DedupOption[T] {
 // the seen ids are keyed state.
 //
 // In processing time (the default) an id is remembered for ttl of wall-clock
-// time after its first record arrived. With DedupEventTime(ts), a record
+// time after its first record arrived. With DedupEventTime(), a record
 // whose id was first seen at event time t is a duplicate if its own event
 // time is below t+ttl; the id is forgotten when the watermark reaches t+ttl.
 // Either way a timer forgets the id, so state stays bounded by the ids of one
 // TTL. The stream is keyed by id, so ids need a built-in key type (string,
 // integers, floats, bools).
-func Dedup[K comparable, T any](s runtime.Stream[T], name string, id func(T) K, ttl time.Duration, opts ...DedupOption[T]) runtime.Stream[T] {
-	var o dedupOptions[T]
+func Dedup[K comparable, T any](s runtime.Stream[T], name string, id func(T) K, ttl time.Duration, opts ...DedupOption) runtime.Stream[T] {
+	var o dedupOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	p := s.Pipeline()
+	if o.eventTime {
+		needEventTime(s, fmt.Sprintf("dedup %q with DedupEventTime", name))
+	}
 	ms := millis(p, fmt.Sprintf("dedup %q: ttl", name), ttl)
 	if id == nil {
 		p.Fail(fmt.Errorf("dedup %q: nil id function", name))
 	}
 	return runtime.ApplyKeyed(KeyBy(s, id), name, func() runtime.KeyedOperator[K, T, T] {
-		return &dedupOp[K, T]{ttl: ms, ts: o.ts}
+		return &dedupOp[K, T]{ttl: ms, eventTime: o.eventTime}
 	})
 }
 
 // dedupOp keeps, per id, the time at which the id is forgotten.
 type dedupOp[K comparable, T any] struct {
 	runtime.OperatorBase
-	ttl    int64
-	ts     func(T) int64
-	env    timeEnv[K]
-	out    runtime.Collector[T]
-	expiry *state.Value[K, int64]
+	ttl       int64
+	eventTime bool
+	env       timeEnv[K]
+	out       runtime.Collector[T]
+	expiry    *state.Value[K, int64]
 }
 
 func (o *dedupOp[K, T]) Open(ctx *runtime.KeyedContext[K], out runtime.Collector[T]) error {
@@ -74,8 +78,11 @@ func (o *dedupOp[K, T]) open(env timeEnv[K], out runtime.Collector[T]) error {
 
 func (o *dedupOp[K, T]) Process(_ K, rec T) {
 	var now int64
-	if o.ts != nil {
-		now = o.ts(rec)
+	if o.eventTime {
+		var ok bool
+		if now, ok = o.env.timestamp(); !ok {
+			return
+		}
 	} else {
 		now = o.env.now()
 	}
@@ -85,7 +92,7 @@ func (o *dedupOp[K, T]) Process(_ K, rec T) {
 	}
 	o.out.Collect(rec)
 	exp := addSat(now, o.ttl)
-	if o.ts != nil {
+	if o.eventTime {
 		if exp <= o.env.watermark() { // forgotten at once: the watermark is past its TTL
 			if seen {
 				o.expiry.Delete()

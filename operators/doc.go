@@ -30,6 +30,16 @@
 //
 // # Event time
 //
+// The event-time operators (windows, WindowJoin, IntervalJoin, Dedup with
+// DedupEventTime) read the timestamp each record carries
+// (runtime.OperatorContext.Timestamp), given where event time is assigned:
+// runtime.AssignTimestamps on any stream, or a source's
+// runtime.WithWatermarks. Applied to a stream without event time, they
+// fail the pipeline with ErrNoEventTime. What they emit carries a
+// timestamp too: a window's results its End-1 (as Flink's), so windows
+// cascade; a window join's its window's End-1; an interval join's the
+// later of its two records'.
+//
 // Window groups a keyed stream into Tumbling, Sliding or Session windows of
 // event time, evaluated by WindowAggregate, WindowReduce, WindowTopN or WindowProcess;
 // each returns the results and a stream of the records too late for any

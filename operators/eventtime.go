@@ -2,6 +2,7 @@ package operators
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -14,6 +15,27 @@ import (
 // operators with timers. They use their KeyedContext only through timeEnv,
 // so that the data-driven tests can drive them step by step with real state
 // handles and timers but a clock of their own.
+
+// ErrNoEventTime is the error of an event-time operator applied to a
+// stream whose records carry no event timestamp.
+var ErrNoEventTime = errors.New("operators: stream without event time")
+
+// needEventTime reports a pipeline error naming what unless every record
+// of s carries an event timestamp, which event-time operators read instead
+// of taking a timestamp function.
+func needEventTime[T any](s runtime.Stream[T], what string) {
+	if !s.HasEventTime() {
+		s.Pipeline().Fail(fmt.Errorf("%s: %w (its input %q): give the records event time upstream with runtime.AssignTimestamps, or at the source with runtime.WithWatermarks", what, ErrNoEventTime, s.Name()))
+	}
+}
+
+// recordTime is the event timestamp of the record being processed, which
+// the records an operator emits carry: the subtask's
+// runtime.OperatorContext.
+type recordTime interface {
+	Timestamp() int64
+	SetTimestamp(ts int64)
+}
 
 // timerService is the part of runtime.TimerService the operators use.
 type timerService interface {
@@ -32,6 +54,7 @@ type timeEnv[K comparable] struct {
 	now       func() int64 // wall clock, ms
 	fail      func(error)
 	late      func(n int) // counts records dropped as late (weir_late_records_dropped_total); nil in tests
+	stamps    recordTime  // the record's timestamp, and the one emitted records get
 }
 
 func envOf[K comparable](ctx *runtime.KeyedContext[K]) timeEnv[K] {
@@ -43,7 +66,28 @@ func envOf[K comparable](ctx *runtime.KeyedContext[K]) timeEnv[K] {
 		now:       ctx.ProcessingTime,
 		fail:      ctx.Fail,
 		late:      ctx.DroppedLate,
+		stamps:    &ctx.OperatorContext,
 	}
+}
+
+// timestamp returns the event time of the record being processed, or
+// false after failing the job if it has none: needEventTime rules out
+// streams without event time, but a record emitted by a processing-time
+// timer upstream carries runtime.NoTimestamp, and windowing or
+// deduplicating it at the start of time would lose it silently.
+func (e timeEnv[K]) timestamp() (int64, bool) {
+	ts := e.stamps.Timestamp()
+	if ts == runtime.NoTimestamp {
+		e.fail(errNoTimestamp(e.name))
+		return 0, false
+	}
+	return ts, true
+}
+
+// errNoTimestamp is the error of a record without event time that reached
+// the event-time operator called name.
+func errNoTimestamp(name string) error {
+	return fmt.Errorf("operator %q: %w: a record without a timestamp (runtime.NoTimestamp, as records emitted by processing-time timers carry): give it one with OperatorContext.SetTimestamp or runtime.AssignTimestamps", name, ErrNoEventTime)
 }
 
 // droppedLate counts a record the operator takes off its main path as late.

@@ -118,14 +118,14 @@ func TestSlidingWindowsMatchReference(t *testing.T) {
 				keyed := operators.KeyBy(fromEvents(p, "events", evs), func(e tev) int64 { return e.Key })
 				win := operators.Sliding(time.Duration(c.size)*time.Millisecond, time.Duration(c.slide)*time.Millisecond)
 				type ns struct{ N, Sum int64 }
-				agg, late := operators.WindowAggregate(operators.Window(keyed, "agg", win, tevTime),
+				agg, late := operators.WindowAggregate(operators.Window(keyed, "agg", win),
 					operators.WindowAggregateFunc[int64, tev, ns, string]{
 						Add: func(a ns, e tev, _ bool) ns { return ns{a.N + 1, a.Sum + e.V} },
 						Result: func(k int64, w operators.TimeWindow, a ns) string {
 							return fmt.Sprintf("%d@%v=%d/%d", k, w, a.N, a.Sum)
 						},
 					}, state.JSON[ns]())
-				maxes, _ := operators.WindowReduce(operators.Window(keyed, "max", win, tevTime),
+				maxes, _ := operators.WindowReduce(operators.Window(keyed, "max", win),
 					func(a, b tev) tev {
 						if b.V > a.V {
 							return b
@@ -195,7 +195,7 @@ func TestSessionWindowsMatchReference(t *testing.T) {
 			gen := must(generator.NewSource(generator.SourceConfig[tev]{Record: func(i uint64) tev { return evs[i] }, Count: uint64(len(evs)), ChunkSize: 64}))
 			src := runtime.From(p, "events", gen, runtime.WithWatermarks(runtime.BoundedOutOfOrderness(tevTime, disorder*time.Millisecond)))
 			keyed := operators.KeyBy(src, func(e tev) int64 { return e.Key })
-			sessions, late := operators.WindowProcess(operators.Window(keyed, "sessions", operators.Session(gap*time.Millisecond), tevTime),
+			sessions, late := operators.WindowProcess(operators.Window(keyed, "sessions", operators.Session(gap*time.Millisecond)),
 				func(ctx *operators.WindowContext[int64], recs []tev, out runtime.Collector[string]) error {
 					k, w := ctx.Key(), ctx.Window()
 					for _, r := range recs {
@@ -253,7 +253,7 @@ func TestJoinsMatchReference(t *testing.T) {
 			l, r := src("left", left), src("right", right)
 			on := operators.JoinOn[int64, tev, tev]{
 				LeftKey: func(e tev) int64 { return e.Key }, RightKey: func(e tev) int64 { return e.Key },
-				LeftTime: tevTime, RightTime: tevTime, LeftCodec: state.JSON[tev](), RightCodec: state.JSON[tev](),
+				LeftCodec: state.JSON[tev](), RightCodec: state.JSON[tev](),
 			}
 			wj := operators.WindowJoin(l, r, "window-join", on, size*time.Millisecond, func(k int64, w operators.TimeWindow, a, b tev) string {
 				return fmt.Sprintf("%d@%v=%d,%d", k, w, a.V, b.V)
@@ -300,9 +300,9 @@ func TestDedupPipeline(t *testing.T) {
 			p := runtime.NewPipeline("dedup")
 			g := must(generator.NewSource(generator.SourceConfig[msg]{Record: func(i uint64) msg { return msgs[i] }, Count: uint64(len(msgs)), ChunkSize: 20}))
 			src := runtime.From(p, "msgs", g, runtime.WithWatermarks(runtime.BoundedOutOfOrderness(func(m msg) int64 { return m.TS }, time.Second)))
-			var opts []operators.DedupOption[msg]
+			var opts []operators.DedupOption
 			if domain == "event" {
-				opts = append(opts, operators.DedupEventTime(func(m msg) int64 { return m.TS }))
+				opts = append(opts, operators.DedupEventTime())
 			}
 			// Event time: a TTL of 1 s covers the redeliveries, and ids are
 			// forgotten as the watermark moves on. Processing time: an hour.

@@ -15,24 +15,27 @@ import (
 // keyed operator with timers over it: the runtime needs no two-input
 // operators, and the merge's minimum watermark is exactly the join's.
 
-// JoinOn describes the two inputs of a join: how to get each record's key
-// and event time (ms since the epoch), and how to store the records the join
-// buffers (nil selects the built-in codec; state.JSON works for any type).
+// JoinOn describes the two inputs of a join: how to get each record's key,
+// and how to store the records the join buffers (nil selects the built-in
+// codec; state.JSON works for any type). A join reads each record's event
+// time from the timestamp it carries, so both inputs must have event time
+// (runtime.AssignTimestamps or the source's runtime.WithWatermarks).
 type JoinOn[K comparable, A, B any] struct {
 	LeftKey    func(A) K
 	RightKey   func(B) K
-	LeftTime   func(A) int64
-	RightTime  func(B) int64
 	LeftCodec  state.Codec[A]
 	RightCodec state.Codec[B]
 	// KeyCodec encodes the keys; nil selects the built-in codec.
 	KeyCodec state.Codec[K]
 }
 
-func (on *JoinOn[K, A, B]) check(p *runtime.Pipeline, name string) {
-	if on.LeftKey == nil || on.RightKey == nil || on.LeftTime == nil || on.RightTime == nil {
-		p.Fail(fmt.Errorf("join %q: JoinOn needs LeftKey, RightKey, LeftTime and RightTime", name))
+func (on *JoinOn[K, A, B]) check(left runtime.Stream[A], right runtime.Stream[B], name string) {
+	p := left.Pipeline()
+	if on.LeftKey == nil || on.RightKey == nil {
+		p.Fail(fmt.Errorf("join %q: JoinOn needs LeftKey and RightKey", name))
 	}
+	needEventTime(left, fmt.Sprintf("join %q: left input", name))
+	needEventTime(right, fmt.Sprintf("join %q: right input", name))
 	on.LeftCodec = codecOr(p, on.LeftCodec, fmt.Sprintf("join %q: left records", name))
 	on.RightCodec = codecOr(p, on.RightCodec, fmt.Sprintf("join %q: right records", name))
 }
@@ -61,11 +64,13 @@ func (on JoinOn[K, A, B]) union(left runtime.Stream[A], right runtime.Stream[B],
 // WindowJoin joins the records of left and right that have equal keys and
 // fall into the same tumbling window of the given size: when the window
 // fires, join is called for every such pair (left records in arrival order,
-// then right records in arrival order) and its results are emitted. Records
-// that arrive after their window fired are dropped.
+// then right records in arrival order) and its results are emitted, with
+// the window's last millisecond, End-1, as timestamp (as a window's
+// results; it is at least both records'). Records that arrive after their
+// window fired are dropped.
 func WindowJoin[K comparable, A, B, Out any](left runtime.Stream[A], right runtime.Stream[B], name string, on JoinOn[K, A, B], size time.Duration, join func(key K, w TimeWindow, a A, b B) Out) runtime.Stream[Out] {
 	p := left.Pipeline()
-	on.check(p, name)
+	on.check(left, right, name)
 	sz := millis(p, fmt.Sprintf("join %q: window size", name), size)
 	keyed := on.union(left, right, name)
 	return runtime.ApplyKeyed(keyed, name, func() runtime.KeyedOperator[K, Either[A, B], Out] {
@@ -108,11 +113,9 @@ type windowJoinOp[K comparable, A, B, Out any] struct {
 }
 
 func (o *windowJoinOp[K, A, B, Out]) Process(_ K, e Either[A, B]) {
-	var ts int64
-	if e.IsRight {
-		ts = o.on.RightTime(e.Right)
-	} else {
-		ts = o.on.LeftTime(e.Left)
+	ts, ok := o.env.timestamp()
+	if !ok {
+		return
 	}
 	start := floorTo(ts, o.size)
 	end := start + o.size
@@ -143,6 +146,7 @@ func (o *windowJoinOp[K, A, B, Out]) OnTimer(key K, t runtime.Timer) {
 	as, _ := o.left.Get(start)
 	bs, _ := o.right.Get(start)
 	w := TimeWindow{start, start + o.size}
+	o.env.stamps.SetTimestamp(t.At) // the runtime does, for event-time timers; made explicit
 	for _, a := range as {
 		for _, b := range bs {
 			o.out.Collect(o.join(key, w, a, b))
@@ -154,14 +158,15 @@ func (o *windowJoinOp[K, A, B, Out]) OnTimer(key K, t runtime.Timer) {
 
 // IntervalJoin joins every left record a with the right records b of the
 // same key whose event time lies in [time(a)+lower, time(a)+upper], and
-// emits join(key, a, b) as soon as both have arrived. Each side's records
+// emits join(key, a, b) as soon as both have arrived, with the later of
+// the two records' timestamps (as Flink's). Each side's records
 // are buffered only as long as a partner can still arrive: a left record
 // until the watermark reaches time(a)+upper, a right record until it reaches
 // time(b)-lower. Records at or below the watermark on arrival are late and
 // dropped.
 func IntervalJoin[K comparable, A, B, Out any](left runtime.Stream[A], right runtime.Stream[B], name string, on JoinOn[K, A, B], lower, upper time.Duration, join func(key K, a A, b B) Out) runtime.Stream[Out] {
 	p := left.Pipeline()
-	on.check(p, name)
+	on.check(left, right, name)
 	if lower > upper || lower%time.Millisecond != 0 || upper%time.Millisecond != 0 {
 		p.Fail(fmt.Errorf("join %q: bounds [%v, %v]: want lower <= upper, whole milliseconds", name, lower, upper))
 	}
@@ -195,9 +200,13 @@ func matching[K comparable, V any](m *state.Map[K, int64, V], lo, hi int64, scra
 }
 
 func (o *intervalJoinOp[K, A, B, Out]) Process(key K, e Either[A, B]) {
+	ts, ok := o.env.timestamp()
+	if !ok {
+		return
+	}
 	wm := o.env.watermark()
 	if e.IsRight {
-		b, tb := e.Right, o.on.RightTime(e.Right)
+		b, tb := e.Right, ts
 		if tb <= wm {
 			o.env.droppedLate()
 			return // late
@@ -205,6 +214,7 @@ func (o *intervalJoinOp[K, A, B, Out]) Process(key K, e Either[A, B]) {
 		o.match = matching(o.left, tb-o.upper, tb-o.lower, o.match)
 		for _, ta := range o.match {
 			as, _ := o.left.Get(ta)
+			o.env.stamps.SetTimestamp(max(ta, tb))
 			for _, a := range as {
 				o.out.Collect(o.join(key, a, b))
 			}
@@ -216,7 +226,7 @@ func (o *intervalJoinOp[K, A, B, Out]) Process(key K, e Either[A, B]) {
 		}
 		return
 	}
-	a, ta := e.Left, o.on.LeftTime(e.Left)
+	a, ta := e.Left, ts
 	if ta <= wm {
 		o.env.droppedLate()
 		return // late
@@ -224,6 +234,7 @@ func (o *intervalJoinOp[K, A, B, Out]) Process(key K, e Either[A, B]) {
 	o.match = matching(o.right, ta+o.lower, ta+o.upper, o.match)
 	for _, tb := range o.match {
 		bs, _ := o.right.Get(tb)
+		o.env.stamps.SetTimestamp(max(ta, tb))
 		for _, b := range bs {
 			o.out.Collect(o.join(key, a, b))
 		}

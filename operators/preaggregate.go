@@ -69,9 +69,9 @@ func buildPreAggregated[K comparable, T, S, Out any](w WindowedStream[K, T], c c
 	size := millis(p, fmt.Sprintf("window %q: size", w.name), w.windows.size)
 	slide := millis(p, fmt.Sprintf("window %q: slide", w.name), w.windows.slide)
 	cfg := localConfig{size: size, slide: slide, pane: gcd(size, slide), lateness: w.lateness.Milliseconds()}
-	key, keys, ts, add := w.in.KeyFunc(), w.in.KeyCodec(), w.ts, c.add
+	key, keys, add := w.in.KeyFunc(), w.in.KeyCodec(), c.add
 	raw := runtime.Apply(w.in.Stream, w.name+".local", func() runtime.Operator[T, localEmit[K, S, T]] {
-		return &localWindowOp[K, T, S]{cfg: cfg, key: key, keys: keys, ts: ts, add: add, accs: c.codec}
+		return &localWindowOp[K, T, S]{cfg: cfg, key: key, keys: keys, add: add, accs: c.codec}
 	})
 	partials := runtime.Apply(raw, w.name+".partials", func() runtime.Operator[localEmit[K, S, T], partial[K, S]] {
 		return &splitOp[localEmit[K, S, T], partial[K, S]]{pick: func(e localEmit[K, S, T]) (partial[K, S], bool) { return e.partial, !e.isLate }}
@@ -84,8 +84,8 @@ func buildPreAggregated[K comparable, T, S, Out any](w WindowedStream[K, T], c c
 		in:       runtime.NewKeyedStream(partials, func(x partial[K, S]) K { return x.key }, keys),
 		name:     w.name,
 		windows:  w.windows,
-		ts:       func(x partial[K, S]) int64 { return x.pane },
-		lateness: w.lateness,
+		lateness: w.lateness, // the partials carry their pane's start as timestamp
+
 	}
 	results, unexpected := buildWindow(global, contents[K, partial[K, S], S, Out]{
 		add: func(s S, x partial[K, S], first bool) S {
@@ -140,7 +140,6 @@ type localWindowOp[K comparable, T, S any] struct {
 	cfg  localConfig
 	key  func(T) K
 	keys state.Codec[K]
-	ts   func(T) int64
 	add  func(S, T, bool) S
 	accs state.Codec[S]
 
@@ -182,7 +181,11 @@ func (o *localWindowOp[K, T, S]) Open(ctx *runtime.OperatorContext, out runtime.
 }
 
 func (o *localWindowOp[K, T, S]) Process(rec T) {
-	ts := o.ts(rec)
+	ts := o.ctx.Timestamp()
+	if ts == runtime.NoTimestamp {
+		o.ctx.Fail(errNoTimestamp(o.ctx.Operator))
+		return
+	}
 	p := o.last
 	// The common case: rec is in the pane of the last record, which is
 	// open, so none of rec's windows has fired (each holds the whole
@@ -227,7 +230,7 @@ func (o *localWindowOp[K, T, S]) paneOf(rec T, ts int64) (*localPane[K, S], bool
 	start := floorTo(ts, o.cfg.pane)
 	if start+o.cfg.pane-1 <= o.fired { // sent on already: send this one alone
 		var zero S
-		o.out.Collect(localEmit[K, S, T]{partial: partial[K, S]{key: o.key(rec), pane: start, acc: o.add(zero, rec, true)}})
+		o.emitPartial(partial[K, S]{key: o.key(rec), pane: start, acc: o.add(zero, rec, true)})
 		return nil, false
 	}
 	if p := o.last; p != nil && p.start == start {
@@ -272,7 +275,7 @@ func (o *localWindowOp[K, T, S]) OnWatermark(wm int64) {
 		}
 		p := o.panes[start]
 		for i, k := range p.keys {
-			o.out.Collect(localEmit[K, S, T]{partial: partial[K, S]{key: k, pane: start, acc: p.accs[i]}})
+			o.emitPartial(partial[K, S]{key: k, pane: start, acc: p.accs[i]})
 		}
 		delete(o.panes, start)
 		clear(p.index)
@@ -282,6 +285,17 @@ func (o *localWindowOp[K, T, S]) OnWatermark(wm int64) {
 		o.free = append(o.free, p)
 	}
 	o.last = nil
+}
+
+// emitPartial sends x on with its pane's start as timestamp, by which the
+// window operator finds the pane's windows; the pane lies in each of them
+// whole. It restores the task's timestamp after: an operator chained
+// before this one may emit more records for the one it is processing.
+func (o *localWindowOp[K, T, S]) emitPartial(x partial[K, S]) {
+	ts := o.ctx.Timestamp()
+	o.ctx.SetTimestamp(x.pane)
+	o.out.Collect(localEmit[K, S, T]{partial: x})
+	o.ctx.SetTimestamp(ts)
 }
 
 // Snapshot keeps the watermark acted on and the open panes: for each, its

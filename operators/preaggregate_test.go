@@ -88,7 +88,7 @@ func TestPreAggregateMatchesReference(t *testing.T) {
 				keyed := operators.KeyBy(fromEvents(p, "events", evs), func(e tev) int64 { return e.Key })
 				win := operators.Sliding(time.Duration(c.size)*time.Millisecond, time.Duration(c.slide)*time.Millisecond)
 				type ns struct{ N, Sum int64 }
-				agg, late := operators.WindowAggregate(operators.Window(keyed, "agg", win, tevTime).PreAggregate(),
+				agg, late := operators.WindowAggregate(operators.Window(keyed, "agg", win).PreAggregate(),
 					operators.WindowAggregateFunc[int64, tev, ns, string]{
 						Add:   func(a ns, e tev, _ bool) ns { return ns{a.N + 1, a.Sum + e.V} },
 						Merge: func(a, b ns) ns { return ns{a.N + b.N, a.Sum + b.Sum} },
@@ -99,9 +99,9 @@ func TestPreAggregateMatchesReference(t *testing.T) {
 				topStr := func(r operators.WindowResult[int64, []tev]) string {
 					return fmt.Sprintf("%d@%v=%v", r.Key, r.Window, values(r.Value))
 				}
-				ties, _ := operators.WindowTopN(operators.Window(keyed, "ties", win, tevTime).PreAggregate(),
+				ties, _ := operators.WindowTopN(operators.Window(keyed, "ties", win).PreAggregate(),
 					operators.TopN[tev]{N: 3, Compare: byV, WithTies: true}, state.JSON[tev]())
-				top, _ := operators.WindowTopN(operators.Window(keyed, "top", win, tevTime).PreAggregate(),
+				top, _ := operators.WindowTopN(operators.Window(keyed, "top", win).PreAggregate(),
 					operators.TopN[tev]{N: 3, Compare: total}, state.JSON[tev]())
 				runtime.To(agg, "agg-sink", newMemSink(aggOut))
 				runtime.To(operators.Map(ties, topStr), "ties-sink", newMemSink(tiesOut))
@@ -152,15 +152,14 @@ func TestCascadedWindows(t *testing.T) {
 				p := runtime.NewPipeline("cascade")
 				ts := func(v uint64) int64 { return int64(v) * step }
 				s := runtime.From(p, "src", numbers(n), runtime.WithWatermarks(runtime.Monotonic(ts)))
-				counts, _ := operators.WindowAggregate(operators.Window(operators.KeyBy(s, func(v uint64) uint64 { return v % keys }), "per-key", operators.Tumbling(size*time.Millisecond), ts),
+				counts, _ := operators.WindowAggregate(operators.Window(operators.KeyBy(s, func(v uint64) uint64 { return v % keys }), "per-key", operators.Tumbling(size*time.Millisecond)),
 					operators.WindowAggregateFunc[uint64, uint64, int64, operators.WindowResult[uint64, int64]]{
 						Add: func(a int64, _ uint64, _ bool) int64 { return a + 1 },
 						Result: func(k uint64, w operators.TimeWindow, a int64) operators.WindowResult[uint64, int64] {
 							return operators.WindowResult[uint64, int64]{Key: k, Window: w, Value: a}
 						},
 					}, nil)
-				w := operators.Window(operators.KeyBy(counts, func(operators.WindowResult[uint64, int64]) int { return 0 }), "total", operators.Tumbling(size*time.Millisecond),
-					func(r operators.WindowResult[uint64, int64]) int64 { return r.Window.End - 1 })
+				w := operators.Window(operators.KeyBy(counts, func(operators.WindowResult[uint64, int64]) int { return 0 }), "total", operators.Tumbling(size*time.Millisecond))
 				if pre {
 					w = w.PreAggregate()
 				}
@@ -208,7 +207,7 @@ func TestPreAggregateRestart(t *testing.T) {
 					ts := func(v uint64) int64 { return int64(v) * step }
 					s := runtime.From(p, "src", src, runtime.WithWatermarks(runtime.Monotonic(ts)))
 					keyed := operators.KeyBy(s, func(v uint64) string { return fmt.Sprintf("k%d", v%keys) })
-					win := operators.Window(keyed, "count", operators.Sliding(size*time.Millisecond, slide*time.Millisecond), ts).PreAggregate()
+					win := operators.Window(keyed, "count", operators.Sliding(size*time.Millisecond, slide*time.Millisecond)).PreAggregate()
 					res, _ := operators.WindowAggregate(win, operators.WindowAggregateFunc[string, uint64, int64, string]{
 						Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
 						Merge:  func(a, b int64) int64 { return a + b },
@@ -248,16 +247,16 @@ func TestPreAggregateErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := runtime.NewPipeline("errors")
-			s := runtime.From(p, "src", numbers(1))
-			tc.build(operators.Window(operators.KeyBy(s, func(v uint64) uint64 { return v }), "w", operators.Tumbling(time.Second), func(v uint64) int64 { return int64(v) }))
+			s := runtime.From(p, "src", numbers(1), runtime.WithWatermarks(runtime.Monotonic(func(v uint64) int64 { return int64(v) })))
+			tc.build(operators.Window(operators.KeyBy(s, func(v uint64) uint64 { return v }), "w", operators.Tumbling(time.Second)))
 			if err := p.Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
 	}
 	p := runtime.NewPipeline("errors")
-	s := runtime.From(p, "src", numbers(1))
-	operators.WindowReduce(operators.Window(operators.KeyBy(s, func(v uint64) uint64 { return v }), "w", operators.Session(time.Second), func(v uint64) int64 { return int64(v) }).PreAggregate(),
+	s := runtime.From(p, "src", numbers(1), runtime.WithWatermarks(runtime.Monotonic(func(v uint64) int64 { return int64(v) })))
+	operators.WindowReduce(operators.Window(operators.KeyBy(s, func(v uint64) uint64 { return v }), "w", operators.Session(time.Second)).PreAggregate(),
 		func(a, b uint64) uint64 { return a + b }, nil)
 	if err := p.Err(); err == nil || !strings.Contains(err.Error(), "not sessions") {
 		t.Fatalf("sessions: error %v", err)
@@ -274,7 +273,7 @@ func TestPreAggregateWithLateness(t *testing.T) {
 		res, lateOut := newOutput[string](), newOutput[string]()
 		p := runtime.NewPipeline("lateness")
 		keyed := operators.KeyBy(fromEvents(p, "events", evs), func(e tev) int64 { return e.Key })
-		w := operators.Window(keyed, "sum", operators.Tumbling(time.Second), tevTime).AllowedLateness(4200 * time.Millisecond)
+		w := operators.Window(keyed, "sum", operators.Tumbling(time.Second)).AllowedLateness(4200 * time.Millisecond)
 		if pre {
 			w = w.PreAggregate()
 		}

@@ -212,6 +212,8 @@ type harness[In any] struct {
 	event, proc *state.Timers[string]
 	wm, now     int64
 	key         func(In) string
+	time        func(In) int64 // the event time a record carries
+	stamp       stamp
 	op          interface{ Process(string, In) }
 	out         []string
 	err         error
@@ -224,6 +226,12 @@ func (h *harness[In]) stateSize(key string) int {
 	return h.size()
 }
 
+// stamp plays the task's record timestamp (runtime.OperatorContext's).
+type stamp struct{ ts int64 }
+
+func (s *stamp) Timestamp() int64      { return s.ts }
+func (s *stamp) SetTimestamp(ts int64) { s.ts = ts }
+
 type harnessTimers struct{ event, proc *state.Timers[string] }
 
 func (h harnessTimers) RegisterEventTime(at int64)      { h.event.Register(at) }
@@ -231,7 +239,7 @@ func (h harnessTimers) DeleteEventTime(at int64)        { h.event.Delete(at) }
 func (h harnessTimers) RegisterProcessingTime(at int64) { h.proc.Register(at) }
 func (h harnessTimers) DeleteProcessingTime(at int64)   { h.proc.Delete(at) }
 
-func newHarness[In any](t *testing.T, key func(In) string) (*harness[In], timeEnv[string]) {
+func newHarness[In any](t *testing.T, key func(In) string, time func(In) int64) (*harness[In], timeEnv[string]) {
 	b, err := state.Open(state.Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +249,7 @@ func newHarness[In any](t *testing.T, key func(In) string) (*harness[In], timeEn
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness[In]{scope: scope, key: key, wm: runtime.MinWatermark}
+	h := &harness[In]{scope: scope, key: key, time: time, wm: runtime.MinWatermark, stamp: stamp{runtime.NoTimestamp}}
 	if h.event, err = state.NewTimers(scope, "weir.timers.event"); err != nil {
 		t.Fatal(err)
 	}
@@ -256,6 +264,7 @@ func newHarness[In any](t *testing.T, key func(In) string) (*harness[In], timeEn
 		now:       func() int64 { return h.now },
 		fail:      func(err error) { h.err = err },
 		late:      func(n int) { h.dropped += n },
+		stamps:    &h.stamp,
 	}
 	return h, env
 }
@@ -263,6 +272,7 @@ func newHarness[In any](t *testing.T, key func(In) string) (*harness[In], timeEn
 func (h *harness[In]) process(in In) {
 	k := h.key(in)
 	h.scope.SetKey(k)
+	h.stamp.ts = h.time(in)
 	h.op.Process(k, in)
 }
 
@@ -272,7 +282,10 @@ func (h *harness[In]) watermark(wm int64) {
 	}
 	h.wm = wm
 	if th, ok := h.op.(runtime.TimerHandler[string]); ok {
-		h.event.Fire(wm, func(k string, at int64) { th.OnTimer(k, runtime.Timer{At: at, Domain: runtime.EventTime}) })
+		h.event.Fire(wm, func(k string, at int64) {
+			h.stamp.ts = at // as runtime.keyedInstance
+			th.OnTimer(k, runtime.Timer{At: at, Domain: runtime.EventTime})
+		})
 	}
 	// As runtime.keyedInstance: OnWatermark runs after the timers.
 	if wh, ok := h.op.(runtime.WatermarkHandler); ok {
@@ -283,7 +296,10 @@ func (h *harness[In]) watermark(wm int64) {
 func (h *harness[In]) clock(now int64) {
 	h.now = now
 	if th, ok := h.op.(runtime.TimerHandler[string]); ok {
-		h.proc.Fire(now, func(k string, at int64) { th.OnTimer(k, runtime.Timer{At: at, Domain: runtime.ProcessingTime}) })
+		h.proc.Fire(now, func(k string, at int64) {
+			h.stamp.ts = runtime.NoTimestamp
+			th.OnTimer(k, runtime.Timer{At: at, Domain: runtime.ProcessingTime})
+		})
 	}
 }
 
@@ -328,7 +344,7 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 		if _, ok := a.vals["lateness"]; ok {
 			cfg.lateness = a.int("lateness")
 		}
-		h, env := newHarness(t, func(r rec) string { return r.Key })
+		h, env := newHarness(t, func(r rec) string { return r.Key }, recTime)
 		switch fn := a.str("fn", "sum"); fn {
 		case "sum":
 			h.op = openWindow(t, h, env, cfg, contents[string, rec, int64, string]{
@@ -380,13 +396,14 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 		return recDriver{h}
 	case "window-join", "interval-join":
 		on := JoinOn[string, rec, rec]{LeftKey: func(r rec) string { return r.Key }, RightKey: func(r rec) string { return r.Key },
-			LeftTime: recTime, RightTime: recTime, LeftCodec: recCodec, RightCodec: recCodec}
-		h, env := newHarness(t, func(e Either[rec, rec]) string {
+			LeftCodec: recCodec, RightCodec: recCodec}
+		side := func(e Either[rec, rec]) rec {
 			if e.IsRight {
-				return e.Right.Key
+				return e.Right
 			}
-			return e.Left.Key
-		})
+			return e.Left
+		}
+		h, env := newHarness(t, func(e Either[rec, rec]) string { return side(e).Key }, func(e Either[rec, rec]) int64 { return side(e).TS })
 		out := runtime.CollectorFunc[string](h.collect)
 		if kind == "window-join" {
 			op := &windowJoinOp[string, rec, rec, string]{joinBase: joinBase[string, rec, rec, string]{on: on}, size: a.int("size"), join: func(k string, w TimeWindow, l, r rec) string {
@@ -407,11 +424,11 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 		}
 		return joinDriver{h}
 	case "dedup":
-		h, env := newHarness(t, func(r rec) string { return r.Key })
+		h, env := newHarness(t, func(r rec) string { return r.Key }, recTime)
 		op := &dedupOp[string, rec]{ttl: a.int("ttl")}
 		switch dom := a.str("domain", "processing"); dom {
 		case "event":
-			op.ts = recTime
+			op.eventTime = true
 		case "processing":
 		default:
 			t.Fatalf("%s: unknown domain=%s", at, dom)
@@ -446,7 +463,7 @@ func openWindow[S any](t *testing.T, h *harness[rec], env timeEnv[string], cfg w
 		}
 	})
 	if cfg.kind == sessionWindows {
-		op := &sessionOp[string, rec, S, string]{windowBase: windowBase[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}}
+		op := &sessionOp[string, rec, S, string]{windowBase: windowBase[string, rec, S, string]{cfg: cfg, c: c}}
 		if err := op.open(env, out); err != nil {
 			t.Fatal(err)
 		}
@@ -456,7 +473,7 @@ func openWindow[S any](t *testing.T, h *harness[rec], env timeEnv[string], cfg w
 		}
 		return op
 	}
-	op := &fixedWindowOp[string, rec, S, string]{windowBase: windowBase[string, rec, S, string]{cfg: cfg, ts: recTime, c: c}}
+	op := &fixedWindowOp[string, rec, S, string]{windowBase: windowBase[string, rec, S, string]{cfg: cfg, c: c}}
 	if err := op.open(env, out); err != nil {
 		t.Fatal(err)
 	}

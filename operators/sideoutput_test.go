@@ -197,7 +197,7 @@ func TestWindowSideOutput(t *testing.T) {
 	p := runtime.NewPipeline("window-side")
 	s := runtime.From(p, "src", numbers(n), runtime.WithWatermarks(runtime.Monotonic(func(v uint64) int64 { return int64(v) })))
 	keyed := operators.KeyBy(s, func(v uint64) uint64 { return v % 2 })
-	win := operators.Window(keyed, "count", operators.Tumbling(size*time.Millisecond), func(v uint64) int64 { return int64(v) })
+	win := operators.Window(keyed, "count", operators.Tumbling(size*time.Millisecond))
 	results, late := operators.WindowProcess(win, func(ctx *operators.WindowContext[uint64], recs []uint64, out runtime.Collector[string]) error {
 		if ctx.Key() == 0 {
 			starts.Emit(ctx, ctx.Window().Start)

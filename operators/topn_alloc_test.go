@@ -19,7 +19,7 @@ func (c *rankingsCollector) Collect(r Ranking[string, rec]) { c.got = append(c.g
 // (it was the list grown in place plus a copy for the Ranking: measured on
 // Nexmark q19), and that an emitted Ranking never changes afterwards.
 func TestTopNPerKeyCopiesOncePerRanking(t *testing.T) {
-	h, env := newHarness(t, func(r rec) string { return r.Key })
+	h, env := newHarness(t, func(r rec) string { return r.Key }, recTime)
 	out := &rankingsCollector{}
 	op := &rankOp[string, rec]{top: TopN[rec]{N: 4, Compare: func(a, b rec) int { return cmp.Compare(b.V, a.V) }}}
 	var err error

@@ -52,25 +52,26 @@ type WindowedStream[K comparable, T any] struct {
 	in       runtime.KeyedStream[K, T]
 	name     string
 	windows  Windows
-	ts       func(T) int64
 	lateness time.Duration
 	// preAggregate folds records into accumulators before the partition
 	// by key; see PreAggregate.
 	preAggregate bool
 }
 
-// Window groups the records of s into windows of event time. ts returns a
-// record's event time in ms since the epoch (usually the function the
-// source's watermark strategy uses). name names the window operator, whose
-// state holds the open windows.
+// Window groups the records of s into windows of event time, by the
+// timestamp each record carries (runtime.OperatorContext.Timestamp): s
+// must have event time (runtime.AssignTimestamps or the source's
+// runtime.WithWatermarks upstream), or the pipeline fails with
+// ErrNoEventTime. name names the window operator, whose state holds the
+// open windows.
 //
 // A window fires (emits its result) when the watermark reaches its last
-// millisecond, End-1; the end of a bounded input fires every window.
-func Window[K comparable, T any](s runtime.KeyedStream[K, T], name string, windows Windows, ts func(T) int64) WindowedStream[K, T] {
-	if ts == nil {
-		s.Pipeline().Fail(fmt.Errorf("window %q: nil timestamp function", name))
-	}
-	return WindowedStream[K, T]{in: s, name: name, windows: windows, ts: ts}
+// millisecond, End-1; the end of a bounded input fires every window. The
+// records a window emits carry End-1 as their timestamp (as Flink's), so a
+// window of windows groups them by the window they came from.
+func Window[K comparable, T any](s runtime.KeyedStream[K, T], name string, windows Windows) WindowedStream[K, T] {
+	needEventTime(s.Stream, fmt.Sprintf("window %q", name))
+	return WindowedStream[K, T]{in: s, name: name, windows: windows}
 }
 
 // AllowedLateness keeps each window's state for d after it fired. A record
@@ -228,12 +229,11 @@ func buildWindow[K comparable, T, S, Out any](w WindowedStream[K, T], c contents
 	if !checkTags(p, w.name, c.tags) {
 		c.tags = c.tags[:1]
 	}
-	ts := w.ts
 	raw := runtime.ApplyKeyed(w.in, w.name, func() runtime.KeyedOperator[K, T, sideEnvelope[Out]] {
 		if cfg.kind == sessionWindows {
-			return &sessionOp[K, T, S, Out]{windowBase: windowBase[K, T, S, Out]{cfg: cfg, ts: ts, c: c}}
+			return &sessionOp[K, T, S, Out]{windowBase: windowBase[K, T, S, Out]{cfg: cfg, c: c}}
 		}
-		return &fixedWindowOp[K, T, S, Out]{windowBase: windowBase[K, T, S, Out]{cfg: cfg, ts: ts, c: c}}
+		return &fixedWindowOp[K, T, S, Out]{windowBase: windowBase[K, T, S, Out]{cfg: cfg, c: c}}
 	})
 	results := splitSides(raw, w.name, ".results", c.tags)
 	return results, SideOutput(results, lateTag)
@@ -317,7 +317,10 @@ func (o *fixedWindowOp[K, T, S, Out]) Snapshot(uint64) ([]byte, error) {
 }
 
 func (o *fixedWindowOp[K, T, S, Out]) Process(key K, rec T) {
-	ts := o.ts(rec)
+	ts, ok := o.env.timestamp()
+	if !ok {
+		return
+	}
 	// NB: lateness is judged by fired, not by the task's watermark, which
 	// may be ahead of it (records that chained operators emitted before
 	// the watermark, handed over as it arrives, precede it: the results of
@@ -409,7 +412,6 @@ func (o *sessionOp[K, T, S, Out]) open(env timeEnv[K], out runtime.Collector[sid
 type windowBase[K comparable, T, S, Out any] struct {
 	runtime.OperatorBase
 	cfg windowConfig
-	ts  func(T) int64
 	c   contents[K, T, S, Out]
 
 	env     timeEnv[K]
@@ -431,9 +433,11 @@ func (o *windowBase[K, T, S, Out]) isLate(end, wm int64) bool {
 	return addSat(end-1, o.cfg.lateness) <= wm
 }
 
-// fire emits the result of key's window [start, end) holding contents.
+// fire emits the result of key's window [start, end) holding contents,
+// with the window's last millisecond as its timestamp.
 func (o *windowBase[K, T, S, Out]) fire(key K, start, end int64, contents S) {
 	w := TimeWindow{start, end}
+	o.env.stamps.SetTimestamp(end - 1)
 	o.ctx.key, o.ctx.window = key, w
 	if err := o.c.emit(&o.ctx, contents, o.results); err != nil {
 		o.env.fail(fmt.Errorf("window %q: key %v, window %v: %w", o.env.name, key, w, err))
@@ -441,7 +445,9 @@ func (o *windowBase[K, T, S, Out]) fire(key K, start, end int64, contents S) {
 }
 
 func (o *sessionOp[K, T, S, Out]) Process(key K, rec T) {
-	o.addToSession(key, rec, o.ts(rec), o.env.watermark())
+	if ts, ok := o.env.timestamp(); ok {
+		o.addToSession(key, rec, ts, o.env.watermark())
+	}
 }
 
 // paneIndex returns the index of the first pane that starts at or after

@@ -11,7 +11,7 @@ import (
 // allocates nothing: the key's sessions change in place (measured on
 // Nexmark q11, a copy of them per record was a fifth of the operator).
 func TestSessionExtendsInPlace(t *testing.T) {
-	h, env := newHarness(t, func(r rec) string { return r.Key })
+	h, env := newHarness(t, func(r rec) string { return r.Key }, recTime)
 	h.op = openWindow(t, h, env, windowConfig{kind: sessionWindows, gap: 1 << 40}, contents[string, rec, int64, string]{
 		add:   func(acc int64, r rec, _ bool) int64 { return acc + r.V },
 		merge: func(a, b int64) int64 { return a + b },

@@ -35,8 +35,7 @@ func ExampleWindowAggregate() {
 	src := runtime.From(p, "clicks", newClicks,
 		runtime.WithWatermarks(runtime.BoundedOutOfOrderness(func(c click) int64 { return c.TS }, time.Second)))
 	counts, late := operators.WindowAggregate(
-		operators.Window(operators.KeyBy(src, func(c click) string { return c.User }), "per-user", operators.Tumbling(10*time.Second),
-			func(c click) int64 { return c.TS }),
+		operators.Window(operators.KeyBy(src, func(c click) string { return c.User }), "per-user", operators.Tumbling(10*time.Second)),
 		operators.WindowAggregateFunc[string, click, int64, string]{
 			Add:    func(n int64, _ click, _ bool) int64 { return n + 1 },
 			Result: func(user string, w operators.TimeWindow, n int64) string { return fmt.Sprintf("%s %v: %d", user, w, n) },

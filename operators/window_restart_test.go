@@ -38,7 +38,7 @@ func TestWindowRestartKeepsFiredWindows(t *testing.T) {
 				rj := restartJob{name: "windows-restart", par: par, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], out *output[string]) {
 					s := runtime.From(p, "src", src, runtime.WithWatermarks(runtime.Monotonic(func(v uint64) int64 { return int64(v) * step })))
 					keyed := operators.KeyBy(s, func(v uint64) string { return fmt.Sprintf("k%d", v%keys) })
-					win := operators.Window(keyed, "count", operators.Tumbling(size*time.Millisecond), func(v uint64) int64 { return int64(v) * step }).
+					win := operators.Window(keyed, "count", operators.Tumbling(size*time.Millisecond)).
 						AllowedLateness(time.Second)
 					res, _ := operators.WindowAggregate(win, operators.WindowAggregateFunc[string, uint64, int64, string]{
 						Add: func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },

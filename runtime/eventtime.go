@@ -105,6 +105,38 @@ func AssignTimestamps[T any](s Stream[T], name string, strategy WatermarkStrateg
 	return Stream[T]{p: p, n: n}
 }
 
+// HasEventTime reports whether every record of s carries an event
+// timestamp: whether every path from a source to s passes a source with
+// WithWatermarks or an AssignTimestamps. Event-time operators (windows,
+// joins, event-time deduplication) read the timestamps records carry and
+// refuse a stream without.
+func (s Stream[T]) HasEventTime() bool {
+	return hasEventTime(s.n, map[*engine.Node]bool{})
+}
+
+// hasEventTime walks n's inputs up to where event time is assigned; seen
+// memoizes shared upstream nodes (joins of joins).
+func hasEventTime(n *engine.Node, seen map[*engine.Node]bool) bool {
+	if n == nil || n.Build == nil {
+		return true // a placeholder: its construction error is reported already
+	}
+	if ok, done := seen[n]; done {
+		return ok
+	}
+	ok := n.EventTime
+	if ok && !n.AssignsEventTime && n.Kind != engine.SourceNode {
+		// Connect marks a node if any input carries event time: a merge
+		// needs all of them to.
+		for _, e := range n.Inputs {
+			if ok = hasEventTime(e.From, seen); !ok {
+				break
+			}
+		}
+	}
+	seen[n] = ok
+	return ok
+}
+
 // assignerInstance is the Instance of an AssignTimestamps subtask: the
 // engine asks its watermarker for watermarks after every batch and, with
 // an idle timeout, on the task's clock (UsesProcessingTime).

@@ -45,7 +45,7 @@ func (o *q10Op) Process(r Record) {
 func EngineQ11(events runtime.Stream[Record]) runtime.Stream[Traced[Q11Result]] {
 	byBidder := operators.KeyBy(bids(events), func(b Bid) int64 { return b.Bidder })
 	counts, _ := operators.WindowAggregate(
-		operators.Window(byBidder, "q11-sessions", operators.Session(Q11SessionGap*time.Millisecond), bidTime),
+		operators.Window(byBidder, "q11-sessions", operators.Session(Q11SessionGap*time.Millisecond)),
 		operators.WindowAggregateFunc[int64, Bid, int64, Traced[Q11Result]]{
 			Add:   func(n int64, _ Bid, _ bool) int64 { return n + 1 },
 			Merge: func(a, b int64) int64 { return a + b },
@@ -58,26 +58,28 @@ func EngineQ11(events runtime.Stream[Record]) runtime.Stream[Traced[Q11Result]] 
 
 // ---- q12 -----------------------------------------------------------------
 
-// procBid is a bid's bidder and processing time.
-type procBid struct{ Bidder, ProcTime int64 }
+// procBid is a bid's bidder; it carries the bid's processing time as its
+// timestamp.
+type procBid struct{ Bidder int64 }
 
 type q12Op struct{ recordOp[procBid] }
 
 func (o *q12Op) Process(r Record) {
 	if r.Kind == KindBid {
-		o.out.Collect(procBid{r.Bid.Bidder, r.ProcTime})
+		o.out.Collect(procBid{r.Bid.Bidder})
 	}
 }
 
 // EngineQ12 is q12: bids per bidder in 10 s tumbling windows of processing
 // time. The processing time is the harness's fixed clock
 // (Generator.ProcessingTimeAt), which the source stamps on every record
-// (Record.ProcTime) and its watermarks follow for this query, so the
-// windows are ordinary event-time windows over it.
+// (Record.ProcTime) and, for this query, gives them as their event time
+// (see the harness), so the windows are ordinary event-time windows over
+// it.
 func EngineQ12(events runtime.Stream[Record]) runtime.Stream[Traced[Q12Result]] {
 	byBidder := operators.KeyBy(applyRecordOp[procBid, *q12Op](events, "q12-proctime"), func(b procBid) int64 { return b.Bidder })
 	counts, _ := operators.WindowAggregate(
-		operators.Window(byBidder, "q12-windows", operators.Tumbling(Q12WindowSize*time.Millisecond), func(b procBid) int64 { return b.ProcTime }).PreAggregate(),
+		operators.Window(byBidder, "q12-windows", operators.Tumbling(Q12WindowSize*time.Millisecond)).PreAggregate(),
 		operators.WindowAggregateFunc[int64, procBid, int64, Traced[Q12Result]]{
 			Add:   func(n int64, _ procBid, _ bool) int64 { return n + 1 },
 			Merge: func(a, b int64) int64 { return a + b },
@@ -219,7 +221,7 @@ func addBid(s bidStatsSets, b Bid, _ bool) bidStatsSets {
 // subtask (distinct counts as sets of ids).
 func EngineQ15(events runtime.Stream[Record]) runtime.Stream[Traced[Q15Result]] {
 	all := operators.KeyBy(bids(events), func(Bid) int64 { return 0 })
-	stats, _ := operators.WindowAggregate(operators.Window(all, "q15-days", operators.Tumbling(day), bidTime).PreAggregate(),
+	stats, _ := operators.WindowAggregate(operators.Window(all, "q15-days", operators.Tumbling(day)).PreAggregate(),
 		operators.WindowAggregateFunc[int64, Bid, bidStatsSets, Traced[Q15Result]]{
 			Add:   addBid,
 			Merge: bidStatsSets.merge,
@@ -247,7 +249,7 @@ var q16AccCodec = codec[q16Acc]{
 // minute: keyed by channel, day windows, pre-aggregated.
 func EngineQ16(events runtime.Stream[Record]) runtime.Stream[Traced[Q16Result]] {
 	byChannel := operators.KeyBy(bids(events), func(b Bid) string { return b.Channel })
-	stats, _ := operators.WindowAggregate(operators.Window(byChannel, "q16-days", operators.Tumbling(day), bidTime).PreAggregate(),
+	stats, _ := operators.WindowAggregate(operators.Window(byChannel, "q16-days", operators.Tumbling(day)).PreAggregate(),
 		operators.WindowAggregateFunc[string, Bid, q16Acc, Traced[Q16Result]]{
 			Add: func(a q16Acc, b Bid, first bool) q16Acc {
 				a.add(&b)
@@ -287,7 +289,7 @@ var auctionDayStatsCodec = codec[AuctionDayStats]{
 // keyed by auction, day windows, pre-aggregated.
 func EngineQ17(events runtime.Stream[Record]) runtime.Stream[Traced[Q17Result]] {
 	byAuction := operators.KeyBy(bids(events), func(b Bid) int64 { return b.Auction })
-	stats, _ := operators.WindowAggregate(operators.Window(byAuction, "q17-days", operators.Tumbling(day), bidTime).PreAggregate(),
+	stats, _ := operators.WindowAggregate(operators.Window(byAuction, "q17-days", operators.Tumbling(day)).PreAggregate(),
 		operators.WindowAggregateFunc[int64, Bid, AuctionDayStats, Traced[Q17Result]]{
 			Add:   func(s AuctionDayStats, b Bid, _ bool) AuctionDayStats { return s.add(b.Price) },
 			Merge: AuctionDayStats.merge,

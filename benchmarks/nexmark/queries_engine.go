@@ -196,8 +196,6 @@ func bids(events runtime.Stream[Record]) runtime.Stream[Bid] {
 	return applyRecordOp[Bid, *bidOp](events, "bids")
 }
 
-func bidTime(b Bid) int64 { return b.DateTime }
-
 var bidCodec = codec[Bid]{
 	enc: func(dst []byte, b Bid) []byte {
 		dst = appendInt(appendInt(appendInt(dst, b.Auction), b.Bidder), b.Price)
@@ -227,11 +225,12 @@ var q5CountCodec = codec[q5Count]{
 // 10 s every 2 s (all ties). Bids are counted per auction and window, each
 // subtask pre-aggregating its bids per 2 s pane; the counts of a window
 // then go, keyed by the window, to a top 1 with ties, itself a window of
-// the counts on their window's last millisecond (cascaded windows).
+// the counts, which carry their window's last millisecond as timestamp
+// (cascaded windows).
 func EngineQ5(events runtime.Stream[Record]) runtime.Stream[Traced[Q5Result]] {
 	byAuction := operators.KeyBy(bids(events), func(b Bid) int64 { return b.Auction })
 	counts, _ := operators.WindowAggregate(
-		operators.Window(byAuction, "q5-counts", operators.Sliding(windowSize, Q5Slide*time.Millisecond), bidTime).PreAggregate(),
+		operators.Window(byAuction, "q5-counts", operators.Sliding(windowSize, Q5Slide*time.Millisecond)).PreAggregate(),
 		operators.WindowAggregateFunc[int64, Bid, int64, q5Count]{
 			Add:   func(n int64, _ Bid, _ bool) int64 { return n + 1 },
 			Merge: func(a, b int64) int64 { return a + b },
@@ -241,7 +240,7 @@ func EngineQ5(events runtime.Stream[Record]) runtime.Stream[Traced[Q5Result]] {
 		}, nil)
 	byWindow := operators.KeyBy(counts, func(c q5Count) int64 { return c.Start })
 	hottest, _ := operators.WindowTopN(
-		operators.Window(byWindow, "q5-hottest", operators.Tumbling(Q5Slide*time.Millisecond), func(c q5Count) int64 { return c.Start + WindowSize - 1 }).PreAggregate(),
+		operators.Window(byWindow, "q5-hottest", operators.Tumbling(Q5Slide*time.Millisecond)).PreAggregate(),
 		operators.TopN[q5Count]{N: 1, Compare: func(a, b q5Count) int { return cmp.Compare(b.Num, a.Num) }, WithTies: true},
 		q5CountCodec)
 	return operators.FlatMap(hottest, func(r operators.WindowResult[int64, []q5Count], out runtime.Collector[Traced[Q5Result]]) {
@@ -258,7 +257,7 @@ func EngineQ5(events runtime.Stream[Record]) runtime.Stream[Traced[Q5Result]] {
 func EngineQ7(events runtime.Stream[Record]) runtime.Stream[Traced[Q7Result]] {
 	global := operators.KeyBy(bids(events), func(Bid) int64 { return 0 })
 	highest, _ := operators.WindowTopN(
-		operators.Window(global, "q7-highest", operators.Tumbling(windowSize), bidTime).PreAggregate(),
+		operators.Window(global, "q7-highest", operators.Tumbling(windowSize)).PreAggregate(),
 		operators.TopN[Bid]{N: 1, Compare: func(a, b Bid) int { return cmp.Compare(b.Price, a.Price) }, WithTies: true},
 		bidCodec)
 	return operators.FlatMap(highest, func(r operators.WindowResult[int64, []Bid], out runtime.Collector[Traced[Q7Result]]) {
@@ -275,7 +274,6 @@ type q8In struct {
 	ID       int64
 	Name     string
 	IsPerson bool
-	Time     int64
 }
 
 type q8Op struct{ recordOp[q8In] }
@@ -283,9 +281,9 @@ type q8Op struct{ recordOp[q8In] }
 func (o *q8Op) Process(r Record) {
 	switch r.Kind {
 	case KindPerson:
-		o.out.Collect(q8In{r.Person.ID, r.Person.Name, true, r.Person.DateTime})
+		o.out.Collect(q8In{r.Person.ID, r.Person.Name, true})
 	case KindAuction:
-		o.out.Collect(q8In{r.Auction.Seller, "", false, r.Auction.DateTime})
+		o.out.Collect(q8In{r.Auction.Seller, "", false})
 	}
 }
 
@@ -315,7 +313,7 @@ var q8AccCodec = codec[q8Acc]{
 func EngineQ8(events runtime.Stream[Record]) runtime.Stream[Traced[Q8Result]] {
 	in := operators.KeyBy(applyRecordOp[q8In, *q8Op](events, "q8-persons-sellers"), func(x q8In) int64 { return x.ID })
 	matches, _ := operators.WindowAggregate(
-		operators.Window(in, "q8-windows", operators.Tumbling(windowSize), func(x q8In) int64 { return x.Time }).PreAggregate(),
+		operators.Window(in, "q8-windows", operators.Tumbling(windowSize)).PreAggregate(),
 		operators.WindowAggregateFunc[int64, q8In, q8Acc, []Q8Result]{
 			Add: func(a q8Acc, x q8In, _ bool) q8Acc {
 				if !x.IsPerson {

@@ -48,7 +48,7 @@ func TestEventTimeWindowOverTwoFiles(t *testing.T) {
 	p := runtime.NewPipeline("two-files")
 	lines := runtime.From(p, "lines", newLines, runtime.WithWatermarks(runtime.Monotonic(ts))).SetParallelism(1)
 	counts, late := operators.WindowAggregate(
-		operators.Window(operators.KeyBy(lines, func(string) string { return "all" }), "per-10ms", operators.Tumbling(10*time.Millisecond), ts),
+		operators.Window(operators.KeyBy(lines, func(string) string { return "all" }), "per-10ms", operators.Tumbling(10*time.Millisecond)),
 		operators.WindowAggregateFunc[string, string, int64, string]{
 			Add:    func(n int64, _ string, _ bool) int64 { return n + 1 },
 			Result: func(_ string, w operators.TimeWindow, n int64) string { return fmt.Sprintf("%v %d", w, n) },

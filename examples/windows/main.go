@@ -113,16 +113,18 @@ func pipeline(out string, count uint64) (*runtime.Pipeline, error) {
 	}
 
 	p := runtime.NewPipeline("windows")
+	// The views carry their event time from here on: the windows and the
+	// dedup below read it.
 	views := runtime.From(p, "views", newViews,
 		runtime.WithWatermarks(runtime.BoundedOutOfOrderness(viewTime, disorder)))
 	// At-least-once delivery repeats views: drop the repeats.
-	unique := operators.Dedup(views, "dedup", func(v View) uint64 { return v.ID }, time.Minute, operators.DedupEventTime(viewTime))
+	unique := operators.Dedup(views, "dedup", func(v View) uint64 { return v.ID }, time.Minute, operators.DedupEventTime())
 
 	// Views per page and 10 s window. A view up to 5 s behind the window's
 	// end still counts (the window's count is emitted again, updated);
 	// later ones go to the late output.
 	byPage := operators.Window(operators.KeyBy(unique, func(v View) string { return v.Page }), "page-counts",
-		operators.Tumbling(10*time.Second), viewTime).AllowedLateness(5 * time.Second)
+		operators.Tumbling(10*time.Second)).AllowedLateness(5 * time.Second)
 	counts, late := operators.WindowAggregate(byPage, operators.WindowAggregateFunc[string, View, int64, string]{
 		Add: func(n int64, _ View, _ bool) int64 { return n + 1 },
 		Result: func(page string, w operators.TimeWindow, n int64) string {
@@ -132,7 +134,7 @@ func pipeline(out string, count uint64) (*runtime.Pipeline, error) {
 
 	// Sessions per user: a user's views less than 3 s apart.
 	sessions, lateForSessions := operators.WindowProcess(
-		operators.Window(operators.KeyBy(unique, func(v View) string { return v.User }), "user-sessions", operators.Session(3*time.Second), viewTime),
+		operators.Window(operators.KeyBy(unique, func(v View) string { return v.User }), "user-sessions", operators.Session(3*time.Second)),
 		func(ctx *operators.WindowContext[string], vs []View, out runtime.Collector[string]) error {
 			w := ctx.Window()
 			out.Collect(fmt.Sprintf("%s\t%s+%v\t%d", ctx.Key(), time.UnixMilli(w.Start).UTC().Format(time.TimeOnly), time.Duration(w.End-w.Start)*time.Millisecond, len(vs)))

@@ -188,7 +188,7 @@ func engine(c config, interval time.Duration, cacheBytes int64) (engineResult, e
 		runtime.WithWatermarks(runtime.Monotonic(func(e event) int64 { return e.ts })))
 	windows := operators.Sliding(time.Duration(c.size)*time.Millisecond, time.Duration(c.slide)*time.Millisecond)
 	counts, _ := operators.WindowAggregate(
-		operators.Window(operators.KeyBy(events, func(e event) uint64 { return e.key }), "count", windows, func(e event) int64 { return e.ts }),
+		operators.Window(operators.KeyBy(events, func(e event) uint64 { return e.key }), "count", windows),
 		operators.WindowAggregateFunc[uint64, event, int64, result]{
 			Add: func(n int64, _ event, _ bool) int64 { return n + 1 },
 			Result: func(k uint64, w operators.TimeWindow, n int64) result {

@@ -95,11 +95,11 @@ func main() {
 	p := runtime.NewPipeline("eventtime")
 	rawClicks := runtime.From(p, "clicks", clickSource, runtime.WithWatermarks(strategy))
 	views := runtime.From(p, "views", viewSource, runtime.WithWatermarks(strategy))
-	clicks := operators.Dedup(rawClicks, "dedup", func(e Event) uint64 { return e.Seq }, time.Second, operators.DedupEventTime(eventTime))
+	clicks := operators.Dedup(rawClicks, "dedup", func(e Event) uint64 { return e.Seq }, time.Second, operators.DedupEventTime())
 
 	type agg struct{ N, Sum uint64 }
 	windows, late := operators.WindowAggregate(
-		operators.Window(operators.KeyBy(clicks, func(e Event) int64 { return e.User }), "clicks-per-second", operators.Tumbling(time.Second), eventTime),
+		operators.Window(operators.KeyBy(clicks, func(e Event) int64 { return e.User }), "clicks-per-second", operators.Tumbling(time.Second)),
 		operators.WindowAggregateFunc[int64, Event, agg, string]{
 			Add: func(a agg, e Event, _ bool) agg { return agg{a.N + 1, a.Sum + e.Seq} },
 			Result: func(user int64, w operators.TimeWindow, a agg) string {
@@ -109,7 +109,6 @@ func main() {
 	joined := operators.IntervalJoin(clicks, views, "click-views",
 		operators.JoinOn[int64, Event, Event]{
 			LeftKey: func(e Event) int64 { return e.User }, RightKey: func(e Event) int64 { return e.User },
-			LeftTime: eventTime, RightTime: eventTime,
 			LeftCodec: state.JSON[Event](), RightCodec: state.JSON[Event](),
 		}, 0, 30*time.Millisecond,
 		func(user int64, c, v Event) string { return fmt.Sprintf("J %d %d %d", user, c.Seq, v.Seq) })
