@@ -283,3 +283,30 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("DefaultConfig = %+v", c)
 	}
 }
+
+// TestFillRecordMatchesEventAt checks that the source's records, generated
+// in place into one reused Record, carry exactly event n and its processing
+// time, in and out of order.
+func TestFillRecordMatchesEventAt(t *testing.T) {
+	for _, group := range []int64{1, 100} {
+		g := MustNewGenerator(Config{Seed: 7, NumEvents: 3000, OutOfOrderGroupSize: group})
+		var r Record
+		for n := range g.NumEvents() {
+			g.fillRecord(n, &r)
+			want := Record{N: n, ProcTime: g.ProcessingTimeAt(n)}
+			switch e := g.EventAt(n); e.Kind {
+			case KindPerson:
+				want.Kind, want.Person = KindPerson, &e.Person
+			case KindAuction:
+				want.Kind, want.Auction = KindAuction, &e.Auction
+			default:
+				want.Kind, want.Bid = KindBid, e.Bid
+			}
+			if r.N != want.N || r.ProcTime != want.ProcTime || r.Kind != want.Kind || r.Bid != want.Bid ||
+				(r.Person == nil) != (want.Person == nil) || r.Person != nil && *r.Person != *want.Person ||
+				(r.Auction == nil) != (want.Auction == nil) || r.Auction != nil && *r.Auction != *want.Auction {
+				t.Fatalf("group %d: record %d = %+v, want %+v", group, n, r, want)
+			}
+		}
+	}
+}
