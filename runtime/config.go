@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/engine"
+	"github.com/weirstream/weir/internal/objstore"
 	"github.com/weirstream/weir/state"
 )
 
@@ -35,6 +36,24 @@ type Config struct {
 	CheckpointTimeout time.Duration
 	// RetainCheckpoints is how many complete checkpoints to keep (default 3).
 	RetainCheckpoints int
+	// SavepointDir, a directory or s3://BUCKET/PREFIX, receives a savepoint
+	// when the job is stopped (Stop, SIGINT, SIGTERM): its final checkpoint
+	// copied, every file with its checksum, into a savepoint-<id>-<time>
+	// directory of its own that retention never deletes; the log names it
+	// ("savepoint written"). POST /api/savepoint on the status server takes
+	// one without stopping, here unless the request names a directory.
+	SavepointDir string
+	// FromSavepoint, a savepoint's directory (local or s3://), is where a
+	// job starts from when CheckpointDir holds no checkpoint yet: the
+	// savepoint is verified and copied into CheckpointDir, then restored
+	// as a checkpoint. Once the job has checkpointed there, a restart with
+	// the same setting resumes from its newest checkpoint; a CheckpointDir
+	// with checkpoints of another run is refused.
+	FromSavepoint string
+	// AllowNonRestoredState starts a job from a checkpoint or savepoint
+	// that has state of operators the pipeline no longer has, dropping
+	// that state; without it, such a start is refused, naming them.
+	AllowNonRestoredState bool
 	// Parallelism is the number of subtasks of operators that do not set
 	// their own (default 1).
 	Parallelism int
@@ -181,6 +200,11 @@ func (c *Config) Validate() error {
 	check(c.CheckpointInterval < time.Millisecond, "--checkpoint-interval %v is too short (minimum 1ms)", c.CheckpointInterval)
 	check(c.CheckpointTimeout < c.CheckpointInterval, "--checkpoint-timeout %v is shorter than --checkpoint-interval %v", c.CheckpointTimeout, c.CheckpointInterval)
 	check(c.RetainCheckpoints < 1, "--retain-checkpoints %d: keep at least 1", c.RetainCheckpoints)
+	for _, loc := range [][2]string{{"--savepoint-dir", c.SavepointDir}, {"--from-savepoint", c.FromSavepoint}} {
+		if _, err := objstore.ParseLocation(loc[1]); loc[1] != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", loc[0], err))
+		}
+	}
 	check(c.MaxParallelism < 1 || c.MaxParallelism > 1<<15, "--max-parallelism %d out of range [1, 32768]", c.MaxParallelism)
 	check(c.Parallelism < 1 || c.Parallelism > c.MaxParallelism, "--parallelism %d out of range [1, --max-parallelism %d]", c.Parallelism, c.MaxParallelism)
 	check(c.BatchSize < 1, "batch size %d < 1", c.BatchSize)
@@ -229,6 +253,9 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 	fs.DurationVar(&f.cfg.CheckpointInterval, "checkpoint-interval", cfg.CheckpointInterval, "time between checkpoints; output is committed at each")
 	fs.DurationVar(&f.cfg.CheckpointTimeout, "checkpoint-timeout", cfg.CheckpointTimeout, "abort a checkpoint that takes longer than this")
 	fs.IntVar(&f.cfg.RetainCheckpoints, "retain-checkpoints", cfg.RetainCheckpoints, "number of complete checkpoints to keep")
+	fs.StringVar(&f.cfg.SavepointDir, "savepoint-dir", cfg.SavepointDir, "directory or s3://BUCKET/PREFIX that receives a savepoint (a self-contained copy of the final checkpoint) when the job is stopped, and those POST /api/savepoint asks for")
+	fs.StringVar(&f.cfg.FromSavepoint, "from-savepoint", cfg.FromSavepoint, "savepoint `directory` (local or s3://) to start from when --checkpoint-dir holds no checkpoint yet")
+	fs.BoolVar(&f.cfg.AllowNonRestoredState, "allow-non-restored-state", cfg.AllowNonRestoredState, "start from a checkpoint or savepoint with state of operators the pipeline no longer has, dropping that state")
 	fs.IntVar(&f.cfg.Parallelism, "parallelism", cfg.Parallelism, "subtasks per operator, unless the pipeline sets it")
 	fs.IntVar(&f.cfg.MaxParallelism, "max-parallelism", cfg.MaxParallelism, "number of key groups; fixed for the lifetime of a job's state")
 	fs.Var(byteSize{&f.cfg.StateCacheBytes}, "state-cache", "memory bound of the keyed state cached, shared by the keyed subtasks (as 256MiB, 1GiB, 500MB); state beyond it is read from disk")
@@ -306,6 +333,9 @@ func (c *Config) engine() (engine.Config, error) {
 		CheckpointInterval:    c.CheckpointInterval,
 		CheckpointTimeout:     c.CheckpointTimeout,
 		RetainCheckpoints:     c.RetainCheckpoints,
+		SavepointDir:          c.SavepointDir,
+		FromSavepoint:         c.FromSavepoint,
+		AllowNonRestoredState: c.AllowNonRestoredState,
 		Parallelism:           c.Parallelism,
 		MaxParallelism:        c.MaxParallelism,
 		BatchSize:             c.BatchSize,

@@ -50,7 +50,9 @@
 // sinks commit. After a crash, the next start restores the newest complete
 // checkpoint: the sources resume from its positions and the sinks finish
 // or discard what they pre-committed, so committed output holds every
-// record exactly once (see the README, "The guarantee").
+// record exactly once (see the README, "The guarantee"). A savepoint
+// (Config.SavepointDir, Config.FromSavepoint) is a self-contained copy of a
+// checkpoint that a job can be moved, or started again, with.
 //
 // # Running
 //

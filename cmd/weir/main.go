@@ -1,6 +1,7 @@
 // Command weir is weir's command-line tool: a development Kafka broker, a
 // development S3-compatible server for checkpoints in object storage, a
-// reader of checkpoints (list, inspect, verify), a sample-data producer, a
+// reader of checkpoints (list, inspect, verify), a savepoint trigger for a
+// running job, a sample-data producer, a
 // verifier that checks a topic for the duplicates and gaps exactly-once
 // processing must not produce, and a crash test of a job binary (package
 // weirtest).
@@ -9,6 +10,7 @@
 //	                    [--sasl-mechanism M --sasl-user U:P ... --acl RULE ... --acl-file F] [--tls-cert F --tls-key F]
 //	weir s3             [--addr 127.0.0.1:9000] [--data-dir DIR]
 //	weir checkpoints    list|inspect|verify LOCATION [ID|--all] [--json]
+//	weir savepoint      --addr HOST:PORT [--dir DIR|s3://BUCKET/PREFIX] [--json] [--metrics-bearer-token-file F | --metrics-basic-auth-file F]
 //	weir produce-orders --brokers ADDR [--topic orders] [--count N] [--kafka-* security flags] ...
 //	weir verify         --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N] [--kafka-* security flags]
 //	weir crashtest      (--output-dir DIR | --output-topic T --brokers ADDR [--kafka-* security flags]) [--kills N] [--pauses N] [--seed N] -- JOB [FLAGS...]
@@ -44,6 +46,7 @@ var commands = []command{
 	{"broker", "run a development Kafka broker until interrupted", runBroker},
 	{"s3", "run a development S3-compatible server until interrupted", runS3},
 	{"checkpoints", "list, inspect or verify the checkpoints of a job (a directory or s3://)", runCheckpoints},
+	{"savepoint", "ask a running job for a savepoint, without stopping it", runSavepoint},
 	{"produce-orders", "write sample orders, some duplicated, to a topic", runProduceOrders},
 	{"verify", "check a topic for duplicate and missing records", runVerify},
 	{"crashtest", "run a job cleanly and under random kills, and compare the outputs", runCrashtest},

@@ -69,4 +69,18 @@
 // manifest; a damaged object is refused, named, with ErrCorrupt. Retain
 // deletes the MANIFEST of a dropped checkpoint first, then only the objects no
 // retained manifest references.
+//
+// # Savepoints
+//
+// WriteSavepoint copies a complete checkpoint, every file (no hard links, no
+// references to shared objects), into a directory savepoint-<id>-<time> of
+// a savepoint location (a directory or s3://), verifying each file against
+// the checkpoint's manifest, and writes the savepoint's own MANIFEST last.
+// Nothing in a checkpoint location's retention looks at it. ReadSavepoint
+// opens one; ImportSavepoint downloads it into a store with no complete
+// checkpoint, verifying every object (a damaged one is refused, named, with
+// ErrCorrupt), and completes it there as a checkpoint with Manifest.Savepoint
+// set: it is then restored as any checkpoint is, and every later checkpoint
+// of the run carries the same Manifest.Savepoint, which tells a restart of
+// that run from a location of another.
 package chkstore

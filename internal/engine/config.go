@@ -14,10 +14,20 @@ type Config struct {
 	// LocalDir holds the live state and stages checkpoints when
 	// CheckpointDir is in object storage; Run creates a temporary one if
 	// it is empty. Unused for a directory, which holds both itself.
-	LocalDir              string
-	CheckpointInterval    time.Duration
-	CheckpointTimeout     time.Duration
-	RetainCheckpoints     int
+	LocalDir           string
+	CheckpointInterval time.Duration
+	CheckpointTimeout  time.Duration
+	RetainCheckpoints  int
+	// SavepointDir (a directory or s3://) receives a savepoint of the final
+	// checkpoint, and of the checkpoints POST /api/savepoint asks for
+	// without a directory of their own.
+	SavepointDir string
+	// FromSavepoint is a savepoint to start from when CheckpointDir holds
+	// no checkpoint yet (see savepoint.go).
+	FromSavepoint string
+	// AllowNonRestoredState drops, rather than refuses, the state of
+	// operators the pipeline no longer has.
+	AllowNonRestoredState bool
 	Parallelism           int // of nodes that do not set their own
 	MaxParallelism        int
 	BatchSize             int

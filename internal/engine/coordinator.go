@@ -17,6 +17,10 @@ type coordinator struct {
 	ended  chan struct{} // a source reached the end of its input
 	stop   chan struct{} // closed by requestStop
 	nextID uint64
+	// savepoints receives requests for a savepoint (see savepoint.go);
+	// waiting holds those the next triggered checkpoint takes.
+	savepoints chan savepointRequest
+	waiting    []savepointRequest
 
 	inflight     *inflight
 	endedSources int
@@ -32,6 +36,9 @@ type inflight struct {
 	started time.Time
 	acks    []*taskAck
 	timer   *time.Timer
+	// savepoints asked of this checkpoint; manifest once it is complete.
+	savepoints []savepointRequest
+	manifest   *chkstore.Manifest
 }
 
 func newCoordinator(j *job, next uint64) *coordinator {
@@ -41,6 +48,8 @@ func newCoordinator(j *job, next uint64) *coordinator {
 		ended:  make(chan struct{}, 64),
 		stop:   make(chan struct{}),
 		nextID: next,
+
+		savepoints: make(chan savepointRequest),
 	}
 }
 
@@ -101,6 +110,8 @@ func (c *coordinator) run(ctx context.Context) error {
 			}
 		case <-c.ended:
 			c.endedSources++
+		case r := <-c.savepoints:
+			c.waiting = append(c.waiting, r)
 		case <-stop:
 			stop = nil
 			c.stopping = true
@@ -115,6 +126,11 @@ func (c *coordinator) run(ctx context.Context) error {
 				return err
 			}
 		}
+		if len(c.waiting) > 0 && c.finalID == 0 && c.inflight == nil {
+			if err := c.trigger(ctx, false); err != nil {
+				return err
+			}
+		}
 	}
 }
 
@@ -124,7 +140,8 @@ func (c *coordinator) trigger(ctx context.Context, final bool) error {
 	if _, err := c.job.store.Begin(id); err != nil {
 		return err
 	}
-	c.inflight = &inflight{id: id, final: final, started: time.Now(), timer: time.NewTimer(c.job.cfg.CheckpointTimeout)}
+	c.inflight = &inflight{id: id, final: final, started: time.Now(), timer: time.NewTimer(c.job.cfg.CheckpointTimeout), savepoints: c.waiting}
+	c.waiting = nil
 	if final {
 		c.finalID = id
 		c.endOfInput = !c.stopping
@@ -166,6 +183,9 @@ func (c *coordinator) onAck(ctx context.Context, a *taskAck) (done bool, err err
 		"sync_pause_max", info.MaxSyncPause, "bytes_written", info.BytesWritten, "final", info.Final)
 	c.job.metrics.checkpointCompleted(info, in)
 	fault.Point("after-manifest")
+	if err := c.writeSavepoints(ctx, in); err != nil {
+		return false, err
+	}
 	c.broadcast(ctx, c.job.tasks, command{kind: completeCommand, checkpoint: in.id})
 	if err := c.job.store.Retain(c.job.cfg.RetainCheckpoints); err != nil {
 		c.job.logger.Warn("could not delete old checkpoints", "err", err)
@@ -187,7 +207,9 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 		MaxParallelism: c.job.cfg.MaxParallelism,
 		Final:          in.final,
 		EndOfInput:     in.final && c.endOfInput,
+		Savepoint:      c.job.lineage(),
 	}
+	in.manifest = m
 	info := CheckpointInfo{ID: in.id, Final: in.final}
 	for _, a := range in.acks {
 		info.MaxSyncPause = max(info.MaxSyncPause, a.syncPause)
@@ -238,6 +260,9 @@ func (c *coordinator) abort(ctx context.Context, cause error) error {
 	in := c.inflight
 	c.inflight = nil
 	in.timer.Stop()
+	for _, r := range in.savepoints {
+		r.reply <- savepointResult{Checkpoint: in.id, err: fmt.Errorf("%w: checkpoint %d aborted: %w", ErrSavepoint, in.id, cause)}
+	}
 	c.job.logger.Warn("checkpoint aborted", "checkpoint", in.id, "err", cause)
 	c.job.metrics.checkpointAborted(in, cause)
 	if f := c.job.cfg.Events.CheckpointFailed; f != nil {

@@ -54,6 +54,13 @@
 // one. A bounded input ends with a final checkpoint and a clean exit, and
 // closing Config.Stop takes a final checkpoint before ending.
 //
+// A savepoint (savepoint.go) is a completed checkpoint that the coordinator
+// copies into a savepoint location before telling the sinks to commit it:
+// the final checkpoint of a stop with Config.SavepointDir, and the next
+// checkpoint, triggered at once, when POST /api/savepoint asks. A job with
+// Config.FromSavepoint and no checkpoint yet imports the savepoint into its
+// checkpoint location first and then restores it like any checkpoint.
+//
 // # Failures
 //
 // An error of any subtask, returned or reported with Env.Fail, stops the

@@ -109,6 +109,10 @@ func (j *job) restore(ctx context.Context) error {
 		return err
 	}
 	j.store = store
+	if err := j.fromSavepoint(ctx); err != nil {
+		store.Close()
+		return err
+	}
 	if err := j.resume(); err != nil {
 		store.Close()
 		return err
@@ -128,6 +132,9 @@ func (j *job) resume() error {
 	if m != nil {
 		if err := store.Verify(m); err != nil {
 			return fmt.Errorf("%w; refusing to restore (nothing was deleted); repair or remove checkpoint %s of %s", err, filepath.Base(store.Dir(m.ID)), store.Location())
+		}
+		if m, err = j.dropNonRestored(m); err != nil {
+			return err
 		}
 		if err := j.compatible(m); err != nil {
 			return err

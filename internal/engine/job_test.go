@@ -69,6 +69,7 @@ type pausingSource struct {
 	resume <-chan struct{}
 	half   uint64
 	next   uint64
+	paused func() // called once, when the second half is first held back
 }
 
 func (s *pausingSource) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
@@ -78,6 +79,10 @@ func (s *pausingSource) Open(ctx context.Context, info runtime.TaskInfo, restore
 
 func (s *pausingSource) Read(ctx context.Context, out runtime.Collector[uint64]) error {
 	if s.next >= s.half {
+		if s.paused != nil {
+			s.paused()
+			s.paused = nil
+		}
 		select {
 		case <-s.resume:
 		case <-time.After(10 * time.Millisecond): // idle: let barriers through
@@ -102,14 +107,21 @@ func countingPipeline(n uint64, keys uint64, out *memOutput, resume <-chan struc
 // key's count at every record; the source holds back the second half of its
 // input until resume is closed.
 func countingPipelineTo(n uint64, keys uint64, sink runtime.SinkFactory[string], resume <-chan struct{}) *runtime.Pipeline {
+	return countingPipelineNamed("count", nil, n, keys, sink, resume)
+}
+
+// countingPipelineNamed is countingPipelineTo with the counting operator
+// named counter; each source subtask calls paused, if set, when it starts
+// holding back the second half.
+func countingPipelineNamed(counter string, paused func(), n uint64, keys uint64, sink runtime.SinkFactory[string], resume <-chan struct{}) *runtime.Pipeline {
 	p := runtime.NewPipeline("count")
 	gen := newGen(n)
 	nums := runtime.From(p, "gen", func() (runtime.Source[uint64], error) {
 		src, err := gen()
-		return &pausingSource{Source: src, resume: resume, half: n / 2}, err
+		return &pausingSource{Source: src, resume: resume, half: n / 2, paused: paused}, err
 	})
 	keyed := operators.KeyBy(nums, func(v uint64) uint64 { return v % keys })
-	counts := operators.Aggregate(keyed, "count", operators.AggregateFunc[uint64, uint64, int64, string]{
+	counts := operators.Aggregate(keyed, counter, operators.AggregateFunc[uint64, uint64, int64, string]{
 		Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
 		Result: func(k uint64, acc int64) string { return fmt.Sprintf("%d\t%d", k, acc) },
 	}, nil)

@@ -17,7 +17,9 @@ import (
 )
 
 // durableOutput is what durableSinks committed: the records of each
-// (subtask, checkpoint) once, however often it is committed.
+// (subtask, checkpoint) once, however often it is committed. An empty
+// commit records nothing: a run resumed from a savepoint may reuse the ids
+// of checkpoints the run it was taken from went on to commit empty.
 type durableOutput struct {
 	memOutput
 	done map[string]bool
@@ -28,7 +30,7 @@ func (o *durableOutput) commit(subtask int, pending map[uint64][]string, upTo ui
 	defer o.mu.Unlock()
 	for id, recs := range pending {
 		key := fmt.Sprint(subtask, "/", id)
-		if id <= upTo && !o.done[key] {
+		if id <= upTo && len(recs) > 0 && !o.done[key] {
 			o.done[key] = true
 			o.committed = append(o.committed, recs...)
 		}

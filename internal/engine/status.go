@@ -346,6 +346,7 @@ func (s *statusServer) mux() *http.ServeMux {
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, job().Status())
 	})
+	mux.HandleFunc("POST /api/savepoint", serveSavepoint(job))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -45,6 +45,11 @@ type Manifest struct {
 	// BytesWritten counts the bytes this checkpoint added: files it shares
 	// with its predecessor by hard link are not counted.
 	BytesWritten int64 `json:"bytes_written"`
+	// Savepoint names the savepoint the job's run was started from
+	// (--from-savepoint; see Savepoint.Lineage), carried to every later
+	// checkpoint, so that a restart with the same flags resumes from them
+	// and a location of another run is told apart.
+	Savepoint string `json:"savepoint,omitempty"`
 }
 
 // SubtaskState locates the state of one operator subtask.
