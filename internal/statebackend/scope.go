@@ -1,9 +1,11 @@
-package state
+package statebackend
 
 import (
 	"fmt"
 	"iter"
 	"maps"
+
+	"github.com/weirstream/weir/internal/keygroup"
 )
 
 // Scope is the keyed context of one operator subtask: the key of the record
@@ -29,7 +31,7 @@ func NewScope[K comparable](b *Backend, keys Codec[K]) (*Scope[K], error) {
 		var zero K
 		return nil, fmt.Errorf("state: keys of type %T need a codec", zero)
 	}
-	return &Scope[K]{backend: b, keys: keys, hash: Hasher(keys)}, nil
+	return &Scope[K]{backend: b, keys: keys, hash: keygroup.Hasher(keys)}, nil
 }
 
 // SetKey makes k the current key.

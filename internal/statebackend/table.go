@@ -1,4 +1,4 @@
-package state
+package statebackend
 
 import (
 	"encoding/binary"
@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/weirstream/weir/internal/invariants"
+	"github.com/weirstream/weir/internal/keygroup"
 )
 
 // entry is one cached state entry.
@@ -431,7 +432,7 @@ func (t *table[K, V]) encode(k K, e entry[V]) {
 // call.
 func (t *table[K, V]) pebbleKey(k K) []byte {
 	s := t.scope
-	kg := KeyGroupOf(s.hash(k), t.b.maxParallelism)
+	kg := keygroup.Of(s.hash(k), t.b.maxParallelism)
 	b := binary.BigEndian.AppendUint16(s.keyBuf[:0], uint16(kg))
 	b = binary.BigEndian.AppendUint32(b, t.id)
 	if t.namespaced {

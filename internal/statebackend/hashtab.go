@@ -1,9 +1,11 @@
-package state
+package statebackend
 
 import (
 	"math/bits"
 	"math/rand/v2"
 	"unsafe"
+
+	"github.com/weirstream/weir/internal/keygroup"
 )
 
 // hashTable is the cache's map from keys to entries: open addressing with
@@ -50,7 +52,7 @@ func (h *hashTable[K, V]) len() int { return h.n }
 // taking its top bits: the hashes are stable (key groups depend on them) and
 // easy to invert for integer keys, and without the seed, input crafted to
 // share top bits would make every probe walk one long cluster.
-func (h *hashTable[K, V]) home(k K) int { return int(mix64(h.hash(k)^slotSeed) >> h.shift) }
+func (h *hashTable[K, V]) home(k K) int { return int(keygroup.Mix64(h.hash(k)^slotSeed) >> h.shift) }
 
 // slotSeed is the per-process seed of home.
 var slotSeed = rand.Uint64()

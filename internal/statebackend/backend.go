@@ -1,4 +1,4 @@
-package state
+package statebackend
 
 import (
 	"encoding/binary"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/weirstream/weir/internal/keygroup"
 )
 
 // ErrDraining is returned by Freeze when the previous epoch has not been
@@ -47,7 +48,7 @@ type Config struct {
 // EnsureDefaults fills in zero fields.
 func (c *Config) EnsureDefaults() {
 	if c.MaxParallelism == 0 {
-		c.MaxParallelism = DefaultMaxParallelism
+		c.MaxParallelism = keygroup.DefaultMaxParallelism
 	}
 	if c.CacheBytes == 0 {
 		c.CacheBytes = DefaultCacheBytes

@@ -1,9 +1,10 @@
-package state
+package statebackend
 
 import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/internal/testseed"
 )
 
@@ -17,8 +18,8 @@ func TestHashTable(t *testing.T) {
 		name string
 		hash func(uint64) uint64
 	}{
-		{"spread", mix64},
-		{"clustered", func(k uint64) uint64 { return mix64(k % 5) }},
+		{"spread", keygroup.Mix64},
+		{"clustered", func(k uint64) uint64 { return keygroup.Mix64(k % 5) }},
 		{"one-home", func(uint64) uint64 { return 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,7 +71,7 @@ func TestHashTable(t *testing.T) {
 // TestHashTableLarge grows a table past the size at which its slots are
 // advised to use huge pages, and checks every entry survives the moves.
 func TestHashTableLarge(t *testing.T) {
-	h := hashTable[uint64, int64]{hash: mix64}
+	h := hashTable[uint64, int64]{hash: keygroup.Mix64}
 	const n = 300_000 // 2^19 slots of 24 bytes: 12 MiB
 	for k := range uint64(n) {
 		h.set(k, entry[int64]{val: int64(k)})
@@ -90,11 +91,11 @@ func TestHashTableLarge(t *testing.T) {
 // invertible) so that, without the per-process seed, their homes would all
 // be slot 0 and every probe would walk one cluster of all of them.
 func TestHashTableResistsCraftedKeys(t *testing.T) {
-	h := hashTable[uint64, int64]{hash: mix64}
+	h := hashTable[uint64, int64]{hash: keygroup.Mix64}
 	const n = 10_000
 	for i := range uint64(n) {
-		k := unmix64(unmix64(i)) // mix64(mix64(k) ^ 0) == i < 2^14
-		if mix64(mix64(k)) != i {
+		k := unmix64(unmix64(i)) // keygroup.Mix64(keygroup.Mix64(k) ^ 0) == i < 2^14
+		if keygroup.Mix64(keygroup.Mix64(k)) != i {
 			t.Fatalf("unmix64 is not mix64's inverse at %d", i)
 		}
 		h.set(k, entry[int64]{val: 1})

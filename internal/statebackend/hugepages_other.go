@@ -1,6 +1,6 @@
 //go:build !linux
 
-package state
+package statebackend
 
 // adviseHugePages is a no-op where transparent huge pages are not a thing;
 // see the Linux version.

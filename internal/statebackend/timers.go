@@ -1,4 +1,4 @@
-package state
+package statebackend
 
 import (
 	"container/heap"
@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/weirstream/weir/internal/keygroup"
 )
 
 // Timers is a set of timers of one operator subtask: (key, time) pairs that
@@ -40,7 +41,7 @@ func NewTimers[K comparable](s *Scope[K], name string) (*Timers[K], error) {
 		keys:    timerKeyCodec[K]{keys: s.keys},
 		hash:    func(tk timerKey[K]) uint64 { return s.hash(tk.key) }, // the key's key group
 		// A key's timers share its key group but not a cache slot.
-		slotHash: func(tk timerKey[K]) uint64 { return mix64(s.hash(tk.key) ^ uint64(tk.at)) },
+		slotHash: func(tk timerKey[K]) uint64 { return keygroup.Mix64(s.hash(tk.key) ^ uint64(tk.at)) },
 	}
 	set, err := newTable(ts, name, kindTimers, Bool)
 	if err != nil {
