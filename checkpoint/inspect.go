@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/internal/manifest"
 	"github.com/weirstream/weir/internal/objstore"
-	"github.com/weirstream/weir/state"
 )
 
 // This file is the read-only view of a checkpoint location that tools use
@@ -263,7 +263,7 @@ func Inspect(ctx context.Context, location, which string) (*Details, error) {
 			return path.Base(o.Key) == fmt.Sprintf("%s.%d", st.Operator, st.Subtask)
 		})
 		if st.KeyedDir != "" {
-			first, end := state.KeyGroupRange(st.Subtask, m.MaxParallelism, st.Parallelism)
+			first, end := keygroup.Range(st.Subtask, m.MaxParallelism, st.Parallelism)
 			sub.KeyGroups = &[2]int{first, end}
 			for _, file := range m.Files {
 				if strings.HasPrefix(file.Path, st.KeyedDir+"/") {

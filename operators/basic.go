@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"github.com/weirstream/weir/internal/keying"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
 )
@@ -88,5 +89,13 @@ func KeyBy[K comparable, T any](s runtime.Stream[T], key func(T) K, opts ...KeyO
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return runtime.NewKeyedStream(s, key, o.codec)
+	return keyBy(s, key, o.codec)
+}
+
+// keyBy is KeyBy with its codec (nil: the built-in codec of K), for the
+// operators that key streams of their own.
+func keyBy[K comparable, T any](s runtime.Stream[T], key func(T) K, codec state.Codec[K]) runtime.KeyedStream[K, T] {
+	var ks runtime.KeyedStream[K, T]
+	keying.Key(&ks, s, key, codec)
+	return ks
 }

@@ -60,8 +60,8 @@
 // window for all its keys at once and drops it in one step.
 //
 // The runtime has one-input operators only. A join therefore tags the
-// records of its inputs as Either, merges the tagged streams
-// (runtime.Merge, whose watermark is the minimum of its inputs'), keys the
-// union by the join key and runs one keyed operator with timers on it: the
-// runtime needs no change for two-input operators.
+// records of its inputs with one type (a left or a right record), merges
+// the tagged streams (runtime.Merge, whose watermark is the minimum of its
+// inputs'), keys the union by the join key and runs one keyed operator with
+// timers on it: the runtime needs no change for two-input operators.
 package operators

@@ -107,9 +107,9 @@ type TimeWindow struct {
 // String formats w as [Start,End).
 func (w TimeWindow) String() string { return fmt.Sprintf("[%d,%d)", w.Start, w.End) }
 
-// Either carries a record of one of two streams: the envelope by which a
+// either carries a record of one of two streams: the envelope by which a
 // join feeds two inputs through one keyed operator.
-type Either[A, B any] struct {
+type either[A, B any] struct {
 	Left    A
 	Right   B
 	IsRight bool

@@ -10,7 +10,7 @@ import (
 )
 
 // Joins have two inputs, and the runtime's operators have one. A join
-// therefore tags each input's records as an Either, merges the two tagged
+// therefore tags each input's records as an either, merges the two tagged
 // streams with runtime.Merge, keys the union by the join key and runs one
 // keyed operator with timers over it: the runtime needs no two-input
 // operators, and the merge's minimum watermark is exactly the join's.
@@ -41,19 +41,19 @@ func (on *JoinOn[K, A, B]) check(left runtime.Stream[A], right runtime.Stream[B]
 }
 
 // union tags and merges the inputs and keys them by the join key.
-func (on JoinOn[K, A, B]) union(left runtime.Stream[A], right runtime.Stream[B], name string) runtime.KeyedStream[K, Either[A, B]] {
-	l := runtime.Apply(left, name+".left", func() runtime.Operator[A, Either[A, B]] {
-		return &mapOp[A, Either[A, B]]{fn: func(a A) Either[A, B] { return Either[A, B]{Left: a} }}
+func (on JoinOn[K, A, B]) union(left runtime.Stream[A], right runtime.Stream[B], name string) runtime.KeyedStream[K, either[A, B]] {
+	l := runtime.Apply(left, name+".left", func() runtime.Operator[A, either[A, B]] {
+		return &mapOp[A, either[A, B]]{fn: func(a A) either[A, B] { return either[A, B]{Left: a} }}
 	})
-	r := runtime.Apply(right, name+".right", func() runtime.Operator[B, Either[A, B]] {
-		return &mapOp[B, Either[A, B]]{fn: func(b B) Either[A, B] { return Either[A, B]{Right: b, IsRight: true} }}
+	r := runtime.Apply(right, name+".right", func() runtime.Operator[B, either[A, B]] {
+		return &mapOp[B, either[A, B]]{fn: func(b B) either[A, B] { return either[A, B]{Right: b, IsRight: true} }}
 	})
 	u := runtime.Merge(l, name+".inputs", r)
 	var opts []KeyOption[K]
 	if on.KeyCodec != nil {
 		opts = append(opts, KeyCodec(on.KeyCodec))
 	}
-	return KeyBy(u, func(e Either[A, B]) K {
+	return KeyBy(u, func(e either[A, B]) K {
 		if e.IsRight {
 			return on.RightKey(e.Right)
 		}
@@ -73,7 +73,7 @@ func WindowJoin[K comparable, A, B, Out any](left runtime.Stream[A], right runti
 	on.check(left, right, name)
 	sz := millis(p, fmt.Sprintf("join %q: window size", name), size)
 	keyed := on.union(left, right, name)
-	return runtime.ApplyKeyed(keyed, name, func() runtime.KeyedOperator[K, Either[A, B], Out] {
+	return runtime.ApplyKeyed(keyed, name, func() runtime.KeyedOperator[K, either[A, B], Out] {
 		return &windowJoinOp[K, A, B, Out]{joinBase: joinBase[K, A, B, Out]{on: on}, size: sz, join: join}
 	})
 }
@@ -112,7 +112,7 @@ type windowJoinOp[K comparable, A, B, Out any] struct {
 	join func(K, TimeWindow, A, B) Out
 }
 
-func (o *windowJoinOp[K, A, B, Out]) Process(_ K, e Either[A, B]) {
+func (o *windowJoinOp[K, A, B, Out]) Process(_ K, e either[A, B]) {
 	ts, ok := o.env.timestamp()
 	if !ok {
 		return
@@ -172,7 +172,7 @@ func IntervalJoin[K comparable, A, B, Out any](left runtime.Stream[A], right run
 	}
 	lo, hi := lower.Milliseconds(), upper.Milliseconds()
 	keyed := on.union(left, right, name)
-	return runtime.ApplyKeyed(keyed, name, func() runtime.KeyedOperator[K, Either[A, B], Out] {
+	return runtime.ApplyKeyed(keyed, name, func() runtime.KeyedOperator[K, either[A, B], Out] {
 		return &intervalJoinOp[K, A, B, Out]{joinBase: joinBase[K, A, B, Out]{on: on}, lower: lo, upper: hi, join: join}
 	})
 }
@@ -199,7 +199,7 @@ func matching[K comparable, V any](m *state.Map[K, int64, V], lo, hi int64, scra
 	return scratch
 }
 
-func (o *intervalJoinOp[K, A, B, Out]) Process(key K, e Either[A, B]) {
+func (o *intervalJoinOp[K, A, B, Out]) Process(key K, e either[A, B]) {
 	ts, ok := o.env.timestamp()
 	if !ok {
 		return

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/weirstream/weir/connectors/generator"
+	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
@@ -421,13 +422,13 @@ func TestKeyByRoutesEachKeyToOneSubtask(t *testing.T) {
 	if err := runtime.Run(context.Background(), p, cfg); err != nil {
 		t.Fatal(err)
 	}
-	hash := state.Hasher(state.String)
+	hash := keygroup.Hasher(state.String)
 	used := map[int]bool{}
 	for key, by := range subtasks {
 		if len(by) != 1 {
 			t.Errorf("key %q processed by subtasks %v", key, by)
 		}
-		want := state.SubtaskOf(state.KeyGroupOf(hash(key), state.DefaultMaxParallelism), state.DefaultMaxParallelism, par)
+		want := keygroup.SubtaskOf(keygroup.Of(hash(key), keygroup.DefaultMaxParallelism), keygroup.DefaultMaxParallelism, par)
 		for st, cnt := range by {
 			used[st] = true
 			if st != want {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/weirstream/weir/internal/keying"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
 )
@@ -69,7 +70,9 @@ func buildPreAggregated[K comparable, T, S, Out any](w WindowedStream[K, T], c c
 	size := millis(p, fmt.Sprintf("window %q: size", w.name), w.windows.size)
 	slide := millis(p, fmt.Sprintf("window %q: slide", w.name), w.windows.slide)
 	cfg := localConfig{size: size, slide: slide, pane: gcd(size, slide), lateness: w.lateness.Milliseconds()}
-	key, keys, add := w.in.KeyFunc(), w.in.KeyCodec(), c.add
+	anyKey, anyKeys := keying.Parts(&w.in)
+	keys, _ := anyKeys.(state.Codec[K]) // nil after a KeyBy that failed the pipeline
+	key, add := anyKey.(func(T) K), c.add
 	raw := runtime.Apply(w.in.Stream, w.name+".local", func() runtime.Operator[T, localEmit[K, S, T]] {
 		return &localWindowOp[K, T, S]{cfg: cfg, key: key, keys: keys, add: add, accs: c.codec}
 	})
@@ -81,7 +84,7 @@ func buildPreAggregated[K comparable, T, S, Out any](w WindowedStream[K, T], c c
 	})
 	merge := c.merge
 	global := WindowedStream[K, partial[K, S]]{
-		in:       runtime.NewKeyedStream(partials, func(x partial[K, S]) K { return x.key }, keys),
+		in:       keyBy(partials, func(x partial[K, S]) K { return x.key }, keys),
 		name:     w.name,
 		windows:  w.windows,
 		lateness: w.lateness, // the partials carry their pane's start as timestamp

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weirstream/weir/internal/statebackend"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
 )
@@ -208,8 +209,8 @@ func mustInt(t *testing.T, path string, line int, s string) int64 {
 
 // harness plays the runtime for one keyed operator with string keys.
 type harness[In any] struct {
-	scope       *state.Scope[string]
-	event, proc *state.Timers[string]
+	scope       *statebackend.Scope[string] // as the runtime holds it, to set the key
+	event, proc *statebackend.Timers[string]
 	wm, now     int64
 	key         func(In) string
 	time        func(In) int64 // the event time a record carries
@@ -232,7 +233,7 @@ type stamp struct{ ts int64 }
 func (s *stamp) Timestamp() int64      { return s.ts }
 func (s *stamp) SetTimestamp(ts int64) { s.ts = ts }
 
-type harnessTimers struct{ event, proc *state.Timers[string] }
+type harnessTimers struct{ event, proc *statebackend.Timers[string] }
 
 func (h harnessTimers) RegisterEventTime(at int64)      { h.event.Register(at) }
 func (h harnessTimers) DeleteEventTime(at int64)        { h.event.Delete(at) }
@@ -240,25 +241,25 @@ func (h harnessTimers) RegisterProcessingTime(at int64) { h.proc.Register(at) }
 func (h harnessTimers) DeleteProcessingTime(at int64)   { h.proc.Delete(at) }
 
 func newHarness[In any](t *testing.T, key func(In) string, time func(In) int64) (*harness[In], timeEnv[string]) {
-	b, err := state.Open(state.Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	b, err := statebackend.Open(statebackend.Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	scope, err := state.NewScope(b, state.String)
+	scope, err := statebackend.NewScope(b, statebackend.String)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &harness[In]{scope: scope, key: key, time: time, wm: runtime.MinWatermark, stamp: stamp{runtime.NoTimestamp}}
-	if h.event, err = state.NewTimers(scope, "weir.timers.event"); err != nil {
+	if h.event, err = statebackend.NewTimers(scope, "weir.timers.event"); err != nil {
 		t.Fatal(err)
 	}
-	if h.proc, err = state.NewTimers(scope, "weir.timers.processing"); err != nil {
+	if h.proc, err = statebackend.NewTimers(scope, "weir.timers.processing"); err != nil {
 		t.Fatal(err)
 	}
 	env := timeEnv[string]{
 		name:      "test",
-		scope:     scope,
+		scope:     (*state.Scope[string])(scope),
 		timers:    harnessTimers{h.event, h.proc},
 		watermark: func() int64 { return h.wm },
 		now:       func() int64 { return h.now },
@@ -317,13 +318,13 @@ type recDriver struct{ *harness[rec] }
 func (d recDriver) add(r rec, _ bool) { d.process(r) }
 
 // joinDriver drives a join.
-type joinDriver struct{ *harness[Either[rec, rec]] }
+type joinDriver struct{ *harness[either[rec, rec]] }
 
 func (d joinDriver) add(r rec, right bool) {
 	if right {
-		d.process(Either[rec, rec]{Right: r, IsRight: true})
+		d.process(either[rec, rec]{Right: r, IsRight: true})
 	} else {
-		d.process(Either[rec, rec]{Left: r})
+		d.process(either[rec, rec]{Left: r})
 	}
 }
 
@@ -397,13 +398,13 @@ func newDriver(t *testing.T, path string, line int, spec string, a args) driver 
 	case "window-join", "interval-join":
 		on := JoinOn[string, rec, rec]{LeftKey: func(r rec) string { return r.Key }, RightKey: func(r rec) string { return r.Key },
 			LeftCodec: recCodec, RightCodec: recCodec}
-		side := func(e Either[rec, rec]) rec {
+		side := func(e either[rec, rec]) rec {
 			if e.IsRight {
 				return e.Right
 			}
 			return e.Left
 		}
-		h, env := newHarness(t, func(e Either[rec, rec]) string { return side(e).Key }, func(e Either[rec, rec]) int64 { return side(e).TS })
+		h, env := newHarness(t, func(e either[rec, rec]) string { return side(e).Key }, func(e either[rec, rec]) int64 { return side(e).TS })
 		out := runtime.CollectorFunc[string](h.collect)
 		if kind == "window-join" {
 			op := &windowJoinOp[string, rec, rec, string]{joinBase: joinBase[string, rec, rec, string]{on: on}, size: a.int("size"), join: func(k string, w TimeWindow, l, r rec) string {

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/engine"
+	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/internal/objstore"
-	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // Config configures the execution of a job. The zero value plus a
@@ -167,7 +168,7 @@ func (c *Config) EnsureDefaults() {
 		c.Parallelism = 1
 	}
 	if c.MaxParallelism == 0 {
-		c.MaxParallelism = state.DefaultMaxParallelism
+		c.MaxParallelism = keygroup.DefaultMaxParallelism
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 1024
@@ -209,7 +210,7 @@ func (c *Config) Validate() error {
 	check(c.Parallelism < 1 || c.Parallelism > c.MaxParallelism, "--parallelism %d out of range [1, --max-parallelism %d]", c.Parallelism, c.MaxParallelism)
 	check(c.BatchSize < 1, "batch size %d < 1", c.BatchSize)
 	check(c.ChannelBuffers < 1, "channel buffers %d < 1", c.ChannelBuffers)
-	check(c.StateCacheBytes < state.MinCacheBytes, "--state-cache %s: must be at least %s", formatByteSize(c.StateCacheBytes), formatByteSize(state.MinCacheBytes))
+	check(c.StateCacheBytes < statebackend.MinCacheBytes, "--state-cache %s: must be at least %s", formatByteSize(c.StateCacheBytes), formatByteSize(statebackend.MinCacheBytes))
 	check(!(c.ReadyCheckpointFactor >= 1), "--ready-checkpoint-factor %v: must be at least 1", c.ReadyCheckpointFactor)
 	if _, err := c.metricsTLS(); err != nil {
 		errs = append(errs, err)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/engine"
-	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // Event time is the time at which something happened, as recorded in the
@@ -245,7 +245,7 @@ type WatermarkHandler interface {
 
 // TimerService registers and deletes timers for the current key.
 type TimerService[K comparable] struct {
-	event, processing *state.Timers[K]
+	event, processing *statebackend.Timers[K]
 }
 
 // RegisterEventTime sets a timer that fires when the watermark reaches at.
@@ -262,12 +262,12 @@ func (s *TimerService[K]) RegisterProcessingTime(at int64) { s.processing.Regist
 // at.
 func (s *TimerService[K]) DeleteProcessingTime(at int64) { s.processing.Delete(at) }
 
-func newTimerService[K comparable](scope *state.Scope[K]) (*TimerService[K], error) {
-	event, err := state.NewTimers(scope, "weir.timers.event")
+func newTimerService[K comparable](scope *statebackend.Scope[K]) (*TimerService[K], error) {
+	event, err := statebackend.NewTimers(scope, "weir.timers.event")
 	if err != nil {
 		return nil, err
 	}
-	processing, err := state.NewTimers(scope, "weir.timers.processing")
+	processing, err := statebackend.NewTimers(scope, "weir.timers.processing")
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/engine"
-	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // The adapters between the user's contracts (Source, Sink, Operator,
@@ -216,7 +216,7 @@ func (c processorCollector[In]) Processor() engine.Processor[In] { return c.op }
 type keyedCollector[K comparable, In, Out any] struct {
 	op    KeyedOperator[K, In, Out]
 	key   func(In) K
-	scope *state.Scope[K]
+	scope *statebackend.Scope[K] // the engine's side of the operator's Scope: it sets the key
 	recs  []In
 	keys  []K
 	ts    *int64  // the task's current record timestamp; nil without event time

@@ -6,6 +6,9 @@ import (
 	"regexp"
 
 	"github.com/weirstream/weir/internal/engine"
+	"github.com/weirstream/weir/internal/keygroup"
+	"github.com/weirstream/weir/internal/keying"
+	"github.com/weirstream/weir/internal/statebackend"
 	"github.com/weirstream/weir/state"
 )
 
@@ -100,9 +103,10 @@ type KeyedStream[K comparable, T any] struct {
 	keys state.Codec[K]
 }
 
-// NewKeyedStream keys s by key. keys encodes keys for hashing and storage;
-// nil selects the built-in codec for K. Users call operators.KeyBy.
-func NewKeyedStream[K comparable, T any](s Stream[T], key func(T) K, keys state.Codec[K]) KeyedStream[K, T] {
+// newKeyedStream keys s by key. keys encodes keys for hashing and storage;
+// nil selects the built-in codec for K. Users call operators.KeyBy, which
+// reaches it through package keying.
+func newKeyedStream[K comparable, T any](s Stream[T], key func(T) K, keys state.Codec[K]) KeyedStream[K, T] {
 	if keys == nil {
 		keys = state.CodecFor[K]()
 	}
@@ -113,13 +117,25 @@ func NewKeyedStream[K comparable, T any](s Stream[T], key func(T) K, keys state.
 	return KeyedStream[K, T]{Stream: s, key: key, keys: keys}
 }
 
-// KeyFunc returns the function that gives a record's key, for operators
-// that work on the records before they are partitioned (for example the
-// local pre-aggregation of operators.WindowedStream.PreAggregate).
-func (s KeyedStream[K, T]) KeyFunc() func(T) K { return s.key }
+// keyedParts is implemented by every KeyedStream[K, T], so that the
+// functions of package keying, which cannot be generic, reach the typed
+// constructor and fields.
+type keyedParts interface {
+	bind(s, key, codec any)
+	parts() (key, codec any)
+}
 
-// KeyCodec returns the codec of the keys.
-func (s KeyedStream[K, T]) KeyCodec() state.Codec[K] { return s.keys }
+func init() {
+	keying.Key = func(dst, s, key, codec any) { dst.(keyedParts).bind(s, key, codec) }
+	keying.Parts = func(ks any) (any, any) { return ks.(keyedParts).parts() }
+}
+
+func (s *KeyedStream[K, T]) bind(in, key, codec any) {
+	keys, _ := codec.(state.Codec[K]) // nil: the built-in codec
+	*s = newKeyedStream(in.(Stream[T]), key.(func(T) K), keys)
+}
+
+func (s *KeyedStream[K, T]) parts() (key, codec any) { return s.key, s.keys }
 
 func (p *Pipeline) add(name string, kind engine.Kind, out engine.StreamType) (*engine.Node, bool) {
 	if !validName.MatchString(name) {
@@ -263,12 +279,12 @@ func ApplyKeyed[K comparable, In, Out any](s KeyedStream[K, In], name string, ne
 	n.Keyed = true
 	key, keys := s.key, s.keys
 	n.Build = func(env *engine.Env) (engine.Subtask, error) {
-		scope, err := state.NewScope(env.Backend, keys)
+		scope, err := statebackend.NewScope[K](env.Backend, keys)
 		if err != nil {
 			return engine.Subtask{}, err
 		}
 		op := newOp()
-		kctx := &KeyedContext[K]{OperatorContext: *operatorContext(env), Scope: scope}
+		kctx := &KeyedContext[K]{OperatorContext: *operatorContext(env), Scope: (*state.Scope[K])(scope)}
 		if _, ok := op.(TimerHandler[K]); ok {
 			if kctx.Timers, err = newTimerService(scope); err != nil {
 				return engine.Subtask{}, err
@@ -283,10 +299,10 @@ func ApplyKeyed[K comparable, In, Out any](s KeyedStream[K, In], name string, ne
 		}, nil
 	}
 	router := func(maxParallelism, parallelism int) any {
-		hash := state.Hasher(keys)
+		hash := keygroup.Hasher(keys)
 		return func(rec In) int {
-			kg := state.KeyGroupOf(hash(key(rec)), maxParallelism)
-			return state.SubtaskOf(kg, maxParallelism, parallelism)
+			kg := keygroup.Of(hash(key(rec)), maxParallelism)
+			return keygroup.SubtaskOf(kg, maxParallelism, parallelism)
 		}
 	}
 	engine.Connect(s.n, n, engine.Hashed, router)

@@ -6,15 +6,17 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // BenchmarkValueCounting measures a running count per key over 1M keys in
 // the cache, the hot path of keyed state, without checkpoints.
 func BenchmarkValueCounting(b *testing.B) {
-	scope, count := countingState(b)
+	keys, count := countingState(b)
 	b.ResetTimer()
 	for i := range uint64(b.N) {
-		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
+		keys.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
 		n, _ := count.Get()
 		count.Put(n + 1)
 	}
@@ -36,80 +38,73 @@ func BenchmarkPlainMapCounting(b *testing.B) {
 // BenchmarkValueCountingUpdate is BenchmarkValueCounting with Value.Update,
 // one lookup per record instead of two.
 func BenchmarkValueCountingUpdate(b *testing.B) {
-	scope, count := countingState(b)
+	keys, count := countingState(b)
 	b.ResetTimer()
 	for i := range uint64(b.N) {
-		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
+		keys.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
 		count.Update(func(n int64, _ bool) int64 { return n + 1 })
 	}
 }
 
 // countingState returns a scope over uint64 keys and a count per key, in a
 // backend closed when b ends.
-func countingState(b *testing.B) (*Scope[uint64], *Value[uint64, int64]) {
-	be, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { be.Close() })
-	scope, err := NewScope[uint64](be, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+func countingState(b *testing.B) (*statebackend.Scope[uint64], *Value[uint64, int64]) {
+	_, keys, scope := benchBackend(b, statebackend.Config{})
 	count, err := NewValue(scope, "count", Int64)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return scope, count
+	return keys, count
 }
 
 // BenchmarkValueCountingPrefetched is BenchmarkValueCountingUpdate the way
 // the runtime drives keyed operators: the keys of a group of 64 records are
 // prefetched, then each is updated.
 func BenchmarkValueCountingPrefetched(b *testing.B) {
-	scope, count := countingState(b)
-	keys := make([]uint64, 64)
+	keys, count := countingState(b)
+	batch := make([]uint64, 64)
 	b.ResetTimer()
 	for i := uint64(0); i < uint64(b.N); i += 64 {
-		for j := range keys {
-			keys[j] = ((i + uint64(j)) * 0x9E3779B97F4A7C15 >> 20) % 1_000_000
+		for j := range batch {
+			batch[j] = ((i + uint64(j)) * 0x9E3779B97F4A7C15 >> 20) % 1_000_000
 		}
-		scope.Prefetch(keys)
-		for _, k := range keys {
-			scope.SetKey(k)
+		keys.Prefetch(batch)
+		for _, k := range batch {
+			keys.SetKey(k)
 			count.Update(func(n int64, _ bool) int64 { return n + 1 })
 		}
 	}
 }
 
-// benchBackend returns a backend closed when b ends, and a scope over
-// uint64 keys.
-func benchBackend(b *testing.B, cfg Config) (*Backend, *Scope[uint64]) {
+// benchBackend returns a backend closed when b ends and a scope over
+// uint64 keys, as the runtime holds it (keys: the engine sets the current
+// key) and as operators get it.
+func benchBackend(b *testing.B, cfg statebackend.Config) (*statebackend.Backend, *statebackend.Scope[uint64], *Scope[uint64]) {
 	cfg.Dir = b.TempDir()
-	be, err := Open(cfg)
+	be, err := statebackend.Open(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { be.Close() })
-	scope, err := NewScope[uint64](be, nil)
+	keys, err := statebackend.NewScope[uint64](be, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return be, scope
+	return be, keys, (*Scope[uint64])(keys)
 }
 
 // BenchmarkValueCountingTTL is BenchmarkValueCountingUpdate with a TTL on
 // the count (read and rewritten with each record, so every op reads the
 // clock).
 func BenchmarkValueCountingTTL(b *testing.B) {
-	_, scope := benchBackend(b, Config{})
+	_, keys, scope := benchBackend(b, statebackend.Config{})
 	count, err := NewValue(scope, "count", Int64, WithTTL(time.Hour, OnCreateAndWrite))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := range uint64(b.N) {
-		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
+		keys.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % 1_000_000)
 		count.Update(func(n int64, _ bool) int64 { return n + 1 })
 	}
 }
@@ -122,8 +117,8 @@ const listKeys = 10_000
 const checkpointEvery = 100_000
 
 // benchCheckpoint takes checkpoint id of be and waits for it.
-func benchCheckpoint(b *testing.B, be *Backend, id uint64) {
-	if err := be.Freeze(id, filepath.Join(be.cfg.Dir, "..", fmt.Sprint("chk-", id))); err != nil {
+func benchCheckpoint(b *testing.B, be *statebackend.Backend, id uint64) {
+	if err := be.Freeze(id, filepath.Join(b.TempDir(), fmt.Sprint("chk-", id))); err != nil {
 		b.Fatal(err)
 	}
 	be.Drain(0)
@@ -137,14 +132,14 @@ func benchCheckpoint(b *testing.B, be *Backend, id uint64) {
 
 // BenchmarkListAdd appends to the lists of 10k keys, without checkpoints.
 func BenchmarkListAdd(b *testing.B) {
-	_, scope := benchBackend(b, Config{})
+	_, keys, scope := benchBackend(b, statebackend.Config{})
 	l, err := NewList(scope, "buffer", Int64)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := range uint64(b.N) {
-		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % listKeys)
+		keys.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % listKeys)
 		l.Add(int64(i))
 	}
 }
@@ -153,37 +148,15 @@ func BenchmarkListAdd(b *testing.B) {
 // checkpoint every 100k records: what a buffering operator does. Each
 // checkpoint writes only the elements appended since the previous one.
 func BenchmarkListAddCheckpointed(b *testing.B) {
-	be, scope := benchBackend(b, Config{})
+	be, keys, scope := benchBackend(b, statebackend.Config{})
 	l, err := NewList(scope, "buffer", Int64)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := range uint64(b.N) {
-		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % listKeys)
+		keys.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % listKeys)
 		l.Add(int64(i))
-		if i%checkpointEvery == checkpointEvery-1 {
-			benchCheckpoint(b, be, i/checkpointEvery+1)
-		}
-	}
-}
-
-// BenchmarkValueSliceAppendCheckpointed is BenchmarkListAddCheckpointed
-// with the lists kept in a Value as slices (the way before List): each
-// checkpoint writes every changed list whole.
-func BenchmarkValueSliceAppendCheckpointed(b *testing.B) {
-	be, scope := benchBackend(b, Config{})
-	v, err := NewValue(scope, "buffer", Codec[listVal[int64]](listCodec[int64]{elems: Int64}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for i := range uint64(b.N) {
-		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % listKeys)
-		v.Update(func(lv listVal[int64], _ bool) listVal[int64] {
-			lv.elems = append(lv.elems, int64(i))
-			return lv
-		})
 		if i%checkpointEvery == checkpointEvery-1 {
 			benchCheckpoint(b, be, i/checkpointEvery+1)
 		}
@@ -192,13 +165,13 @@ func BenchmarkValueSliceAppendCheckpointed(b *testing.B) {
 
 // BenchmarkListAll iterates over lists of 100 elements; ns/op is per list.
 func BenchmarkListAll(b *testing.B) {
-	_, scope := benchBackend(b, Config{})
+	_, keys, scope := benchBackend(b, statebackend.Config{})
 	l, err := NewList(scope, "buffer", Int64)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for k := range uint64(listKeys) {
-		scope.SetKey(k)
+		keys.SetKey(k)
 		for j := range int64(100) {
 			l.Add(j)
 		}
@@ -206,40 +179,10 @@ func BenchmarkListAll(b *testing.B) {
 	var sum int64
 	b.ResetTimer()
 	for i := range uint64(b.N) {
-		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % listKeys)
+		keys.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % listKeys)
 		for v := range l.All() {
 			sum += v
 		}
 	}
 	_ = sum
-}
-
-// BenchmarkMapGetBytes reads 16-byte []byte entries of a Map, which Get
-// copies (copy) or, as before, returns as cached (shared).
-func BenchmarkMapGetBytes(b *testing.B) {
-	for _, mode := range []string{"copy", "shared"} {
-		b.Run(mode, func(b *testing.B) {
-			_, scope := benchBackend(b, Config{})
-			m, err := NewMap(scope, "m", Int64, Bytes)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if mode == "shared" {
-				m.clone = nil
-			}
-			for k := range uint64(100_000) {
-				scope.SetKey(k)
-				m.Put(int64(k%4), make([]byte, 16))
-			}
-			var n int
-			b.ResetTimer()
-			for i := range uint64(b.N) {
-				k := (i * 0x9E3779B97F4A7C15 >> 20) % 100_000
-				scope.SetKey(k)
-				v, _ := m.Get(int64(k % 4))
-				n += len(v)
-			}
-			_ = n
-		})
-	}
 }

@@ -1,7 +1,8 @@
 // Package state holds the keyed state of weir operators: typed handles
-// (Value, Map, List, Namespaced), the codecs that turn keys and values into
-// bytes, the key-group partitioning that lets state move between subtasks,
-// and the Backend that keeps it all in Pebble.
+// (Value, Map, List, Namespaced) and the codecs that turn keys and values
+// into bytes. The runtime keeps the state in Pebble (the backend is
+// internal), checkpoints it with the job and moves it between subtasks when
+// a job is restored with another parallelism.
 //
 // A keyed operator creates its handles once, from the Scope its context
 // gives it, and uses them for each record; every handle reads and writes
@@ -30,11 +31,11 @@
 // # Time to live
 //
 // WithTTL gives every value of a state (each Map entry, each List element)
-// a time to live in processing time (Config.Now, the wall clock), restarted
+// a time to live in processing time (the wall clock), restarted
 // by writes, or by reads and writes, as in Flink. Expired values are never
 // returned. They are removed with each checkpoint, a bounded part of each
-// state at a time (Backend.Drain: up to max(1024, cached entries/32) cache
-// slots and as many entries only Pebble holds): cached ones in the epoch
+// state at a time (up to max(1024, cached entries/32) cache slots and as
+// many entries only Pebble holds): cached ones in the epoch
 // after the checkpoint, the others in the checkpoint's own delta. Pebble has
 // no compaction filter to drop them as it compacts. A read that meets an
 // expired value removes it too. The timestamps are checkpointed, so after a
@@ -44,7 +45,8 @@
 // # Layout
 //
 // Every record of a keyed stream belongs to a key group: a stable hash of its
-// key modulo the job's maximum parallelism (default 128). Key groups, not
+// key modulo the job's maximum parallelism (runtime.Config.MaxParallelism,
+// default 128). Key groups, not
 // subtasks, are the unit of state ownership; a subtask owns a contiguous range
 // of them, so a restore with another parallelism can hand ranges to other
 // subtasks. In Pebble every entry is stored under
@@ -52,7 +54,7 @@
 //	[key group: 2 bytes][state id: 4 bytes][encoded key]
 //
 // where the state id is a hash of the state's name, so state is found by name
-// after a restart. Each state's kind (Value, Map, List, Namespaced, Timers,
+// after a restart. Each state's kind (Value, Map, List, Namespaced, timers,
 // with or without TTL) is recorded under [0xff][0][state id], outside every
 // key group, so that a state registered as another kind than it was stored
 // as fails (ErrKindChanged) instead of misreading its bytes.
@@ -65,9 +67,9 @@
 // map costs two, and looking keys up is most of a keyed operator's work).
 // Writes are never written
 // through: an entry changed in epoch n (the records between barriers n-1 and
-// n) is only marked dirty. When barrier n passes, Backend.Freeze closes the
+// n) is only marked dirty. When barrier n passes, the backend closes the
 // epoch in O(1) by swapping the list of dirty keys; the frozen entries are
-// then encoded a slice at a time between records (Backend.Drain), walking
+// then encoded a slice at a time between records, walking
 // the dirty keys, or all slots when most entries changed, and an entry
 // changed again before it was encoded is encoded first (copy on write), so
 // the encoded delta holds exactly the state at the barrier. A background
@@ -89,8 +91,8 @@
 // whole, and Pebble holds no state of names nobody registered (which a full
 // snapshot would delete); an eviction ends it.
 //
-// Timers (see Timers) are keyed state too, stored and checkpointed the same
-// way.
+// The timers of runtime.TimerService are keyed state too, stored and
+// checkpointed the same way.
 //
 // A List is one entry per key, like a Map, but it is not rewritten when it
 // grows: a delta snapshot writes the elements appended to a list in the
@@ -112,10 +114,11 @@
 // or dropped (Drop) at once: dropping forgets its cache and adds one range
 // deletion per key group to the next checkpoint's sstable.
 //
-// The cache bound is in bytes (Config.CacheBytes, default 256 MiB), over
-// all the states of a subtask, estimated per entry as twice its hash table
-// slot plus, for keys and values that hold pointers, the mean encoded
-// length of key and value (see cachesize.go). Entries whose latest change
+// The cache bound is in bytes (runtime.Config.StateCacheBytes, flag
+// --state-cache, default 256 MiB, shared equally by a job's keyed
+// subtasks), over all the states of a subtask, estimated per entry as twice
+// its hash table slot plus, for keys and values that hold pointers, the
+// mean encoded length of key and value. Entries whose latest change
 // is durable in Pebble may be evicted when the cache is full, first from
 // the state that grows, then from the others; dirty entries stay until their epoch is written, so the
 // memory a subtask needs beyond the cache bound is the state it changes

@@ -1,49 +1,59 @@
 package state
 
 import (
-	"fmt"
-	"unsafe"
+	"time"
+
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // Option configures a state handle (see NewValue).
-type Option func(*options)
+type Option struct{ o statebackend.Option }
 
-type options struct {
-	ttl *ttlPolicy
+// TTLUpdate says which accesses restart the time to live of a value with a
+// TTL (see WithTTL).
+type TTLUpdate uint8
+
+const (
+	// OnCreateAndWrite restarts it when the value is written (Flink's
+	// UpdateType.OnCreateAndWrite).
+	OnCreateAndWrite TTLUpdate = TTLUpdate(statebackend.OnCreateAndWrite)
+	// OnReadAndWrite restarts it when the value is read or written (Flink's
+	// UpdateType.OnReadAndWrite). A read then writes the value's new
+	// timestamp, which the next checkpoint stores.
+	OnReadAndWrite TTLUpdate = TTLUpdate(statebackend.OnReadAndWrite)
+)
+
+func (u TTLUpdate) String() string { return statebackend.TTLUpdate(u).String() }
+
+// WithTTL gives every value of a state a time to live, with Flink's
+// semantics: each value (each entry of a Map, each element of a List)
+// carries the processing time (the wall clock) of its last
+// update as update defines it, and expires ttl after it. An expired value
+// is never returned: reads see it absent. Expired values are removed from
+// memory and from Pebble by a cleanup that runs with each checkpoint with
+// bounded work (see the package doc), and by reads that meet them.
+//
+// A value with a TTL is stored with its 8-byte timestamp; states without
+// one store none and pay nothing. The timestamps are checkpointed with the
+// values, so a TTL measures wall-clock time across restarts: a job
+// restored from a checkpoint taken an hour ago finds every value with a TTL
+// under an hour expired. Adding or removing a TTL changes how a state is
+// stored: it needs a new state name (registering a restored state with a
+// TTL it was not stored with, or without one it was, fails with
+// ErrKindChanged).
+func WithTTL(ttl time.Duration, update TTLUpdate) Option {
+	return Option{statebackend.WithTTL(ttl, statebackend.TTLUpdate(update))}
 }
 
-// handleOptions applies opts for the state called name, whose values codec
-// encodes, and validates them.
-func handleOptions[T any](name string, codec Codec[T], opts []Option) (options, error) {
-	var o options
-	if codec == nil {
-		return o, fmt.Errorf("state: %q: nil value codec", name)
-	}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if p := o.ttl; p != nil {
-		if err := p.validate(); err != nil {
-			return o, fmt.Errorf("state: %q: %w", name, err)
-		}
-	}
-	return o, nil
-}
-
-// cloner returns a function that copies values of type T that callers of
-// Get could otherwise change in the cache behind the checkpoints' back
-// (byte slices), or nil for other types.
-func cloner[T any]() func(T) T {
-	var zero T
-	if _, ok := any(zero).([]byte); !ok {
+func implOptions(opts []Option) []statebackend.Option {
+	if len(opts) == 0 {
 		return nil
 	}
-	return func(v T) T {
-		b := *(*[]byte)(unsafe.Pointer(&v))
-		if b == nil {
-			return v
+	o := make([]statebackend.Option, 0, len(opts))
+	for _, opt := range opts {
+		if opt.o != nil { // the zero Option changes nothing
+			o = append(o, opt.o)
 		}
-		c := append(make([]byte, 0, len(b)), b...)
-		return *(*T)(unsafe.Pointer(&c))
 	}
+	return o
 }

@@ -213,10 +213,10 @@
 //
 // # The sink: at-least-once mode
 //
-// With SinkConfig.AtLeastOnce the sink appends records directly to a visible file
-// <prefix>-<subtask:03d>-alo-<k>, a new k for each incarnation (each Open
-// that writes), flushes and fsyncs at PreCommit, makes Commit a no-op and
-// removes nothing on Open. After a crash the records since the last
+// With SinkConfig.Mode AtLeastOnce the sink appends records directly to a
+// visible file <prefix>-<subtask:03d>-alo-<k>, a new k for each incarnation
+// (each Open that writes), flushes and fsyncs at PreCommit, makes Commit a
+// no-op and removes nothing on Open. After a crash the records since the last
 // checkpoint appear twice, and a file can end in a partial line. The mode
 // is at-least-once; it exists so that tests can show that their crash
 // checkers detect duplicates.

@@ -50,6 +50,31 @@ var (
 // stateVersion is the first byte of every state returned by PreCommit.
 const stateVersion = 1
 
+// SinkMode selects the delivery guarantee of the sink, as the Kafka and
+// Postgres sinks' Mode does.
+type SinkMode int
+
+const (
+	// ExactlyOnce writes each checkpoint's records to staged files that
+	// become visible when the checkpoint completes. It is the default.
+	ExactlyOnce SinkMode = iota
+	// AtLeastOnce writes records straight to visible files and makes
+	// Commit a no-op: after a crash, records since the last checkpoint are
+	// written again (duplicated), and a visible file may end in a partial
+	// line. It exists to test that crash checkers detect duplicates.
+	AtLeastOnce
+)
+
+func (m SinkMode) String() string {
+	switch m {
+	case ExactlyOnce:
+		return "exactly-once"
+	case AtLeastOnce:
+		return "at-least-once"
+	}
+	return fmt.Sprintf("SinkMode(%d)", int(m))
+}
+
 // SinkConfig configures a file sink.
 type SinkConfig[T any] struct {
 	// Dir is the output directory. It is created if missing. Several
@@ -63,11 +88,8 @@ type SinkConfig[T any] struct {
 	// line terminator, and returns the extended slice. The sink writes
 	// these bytes as they are and adds nothing.
 	Format func(dst []byte, rec T) []byte
-	// AtLeastOnce writes records straight to visible files and makes
-	// Commit a no-op: after a crash, records since the last checkpoint are
-	// written again (duplicated), and a visible file may end in a partial
-	// line. It exists to test that crash checkers detect duplicates.
-	AtLeastOnce bool
+	// Mode is ExactlyOnce (the default) or AtLeastOnce.
+	Mode SinkMode
 	// BufferSize is the write buffer size in bytes (DefaultSinkBufferSize if
 	// zero).
 	BufferSize int
@@ -115,8 +137,10 @@ func (c *SinkConfig[T]) Validate() error {
 		return fmt.Errorf("file sink: BufferSize %d is negative", c.BufferSize)
 	case c.MaxFileSize < 0 || c.MaxFileAge < 0:
 		return fmt.Errorf("file sink: MaxFileSize %d or MaxFileAge %v is negative", c.MaxFileSize, c.MaxFileAge)
-	case c.AtLeastOnce && c.rolling():
-		return errors.New("file sink: MaxFileSize and MaxFileAge apply to exactly-once mode only; unset them or AtLeastOnce")
+	case c.Mode != ExactlyOnce && c.Mode != AtLeastOnce:
+		return fmt.Errorf("file sink: unknown %v: use file.ExactlyOnce or file.AtLeastOnce", c.Mode)
+	case c.Mode == AtLeastOnce && c.rolling():
+		return errors.New("file sink: MaxFileSize and MaxFileAge apply to exactly-once mode only; unset them or Mode AtLeastOnce")
 	}
 	return nil
 }
@@ -203,7 +227,7 @@ func (s *sink[T]) Open(ctx context.Context, info runtime.TaskInfo) error {
 		return err
 	}
 	s.opened = true
-	if s.cfg.AtLeastOnce {
+	if s.cfg.Mode == AtLeastOnce {
 		return nil
 	}
 	s.staging = filepath.Join(s.cfg.Dir, stagingDir, strconv.Itoa(info.Subtask))
@@ -221,7 +245,7 @@ func (s *sink[T]) Open(ctx context.Context, info runtime.TaskInfo) error {
 // first commit would collide with them. It never removes a visible file. In
 // at-least-once mode it does nothing.
 func (s *sink[T]) Recover(ctx context.Context, r runtime.Recovery[pendingFile]) error {
-	if s.cfg.AtLeastOnce {
+	if s.cfg.Mode == AtLeastOnce {
 		return nil
 	}
 	if r.Fresh {
@@ -330,7 +354,7 @@ func (s *sink[T]) startEpoch() error {
 		return errors.New("file sink: Write before Open")
 	}
 	var err error
-	if s.cfg.AtLeastOnce {
+	if s.cfg.Mode == AtLeastOnce {
 		s.f, s.path, err = s.createAtLeastOnceFile()
 	} else {
 		s.path = filepath.Join(s.staging, "inprogress-"+rand.Text())
@@ -384,7 +408,7 @@ func (s *sink[T]) Prepare(ctx context.Context, checkpointID uint64, endOfInput b
 	if !s.opened {
 		return nil, nil, errors.New("file sink: PreCommit before Open")
 	}
-	if s.cfg.AtLeastOnce {
+	if s.cfg.Mode == AtLeastOnce {
 		if s.f != nil {
 			if err := s.w.Flush(); err != nil {
 				return nil, nil, fmt.Errorf("file sink: flush %s: %w", s.path, err)
@@ -441,7 +465,7 @@ func (s *sink[T]) sealEpoch(name string) error {
 // if it has the recorded size; a file found neither staged nor visible is
 // ErrDataLoss. In at-least-once mode Commit does nothing.
 func (s *sink[T]) Commit(ctx context.Context, checkpointID uint64, files []runtime.Committable[pendingFile]) error {
-	if s.cfg.AtLeastOnce || len(files) == 0 {
+	if s.cfg.Mode == AtLeastOnce || len(files) == 0 {
 		return nil
 	}
 	for _, c := range files {
@@ -506,7 +530,7 @@ func (s *sink[T]) Close() error {
 	}
 	f, path := s.f, s.path
 	s.f, s.path = nil, ""
-	if s.cfg.AtLeastOnce {
+	if s.cfg.Mode == AtLeastOnce {
 		err := s.w.Flush()
 		if cerr := f.Close(); err == nil {
 			err = cerr

@@ -45,7 +45,10 @@ func TestSinkConformance(t *testing.T) {
 			conformance.TestSink(t, conformance.SinkSuite[string]{
 				New: func(dest string) (runtime.Sink[string], error) {
 					cfg := file.LinesTo(filepath.Join(base, dest))
-					cfg.AtLeastOnce, cfg.BufferSize = tc.atLeastOnce, tc.bufferSize
+					if tc.atLeastOnce {
+						cfg.Mode = file.AtLeastOnce
+					}
+					cfg.BufferSize = tc.bufferSize
 					if tc.maxFileSize > 0 {
 						cfg.MaxFileSize, cfg.MaxFileAge = tc.maxFileSize, time.Hour
 					}

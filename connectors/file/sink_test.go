@@ -377,7 +377,7 @@ func runScript(t *testing.T, script string) {
 		var err error
 		switch cmd {
 		case "alo":
-			cfg.AtLeastOnce = true
+			cfg.Mode = AtLeastOnce
 		case "open":
 			s, nerr := newSinkInstance(cfg)
 			if nerr != nil {
@@ -390,7 +390,7 @@ func runScript(t *testing.T, script string) {
 					key = fmt.Sprint(sub, ":", key)
 				}
 				restored = states[key]
-				if restored == nil && !cfg.AtLeastOnce {
+				if restored == nil && cfg.Mode != AtLeastOnce {
 					fail("no state for checkpoint %s", args[0])
 				}
 			}
@@ -490,7 +490,8 @@ func TestSinkConfig(t *testing.T) {
 		{"prefix with separator", SinkConfig[string]{Dir: "out", Format: StringLine, Prefix: "a/b"}, "invalid prefix"},
 		{"rolling", SinkConfig[string]{Dir: "out", Format: StringLine, MaxFileSize: 1 << 20}, ""},
 		{"negative MaxFileSize", SinkConfig[string]{Dir: "out", Format: StringLine, MaxFileSize: -1}, "negative"},
-		{"rolling at least once", SinkConfig[string]{Dir: "out", Format: StringLine, MaxFileAge: 1, AtLeastOnce: true}, "exactly-once mode only"},
+		{"rolling at least once", SinkConfig[string]{Dir: "out", Format: StringLine, MaxFileAge: 1, Mode: AtLeastOnce}, "exactly-once mode only"},
+		{"unknown mode", SinkConfig[string]{Dir: "out", Format: StringLine, Mode: 2}, "unknown SinkMode(2)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

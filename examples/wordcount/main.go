@@ -77,7 +77,9 @@ func pipeline(paths []string, output string, atLeastOnce bool) (*runtime.Pipelin
 		return nil, err
 	}
 	sinkCfg := file.LinesTo(output)
-	sinkCfg.AtLeastOnce = atLeastOnce
+	if atLeastOnce {
+		sinkCfg.Mode = file.AtLeastOnce
+	}
 	sink, err := file.NewSink(sinkCfg)
 	if err != nil {
 		return nil, err

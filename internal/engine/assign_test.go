@@ -10,6 +10,7 @@ import (
 	"github.com/weirstream/weir/connectors/discard"
 	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/internal/jobtest"
+	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -204,7 +205,7 @@ func TestRecordTimestampsTravel(t *testing.T) {
 			checked := runtime.Apply(stamped, "check", func() runtime.Operator[event, event] {
 				return &stampCheck{wrong: &wrong, want: func(e event) int64 { return e.TS }, set: func(e event) int64 { return e.TS + 1 }}
 			})
-			keyed := runtime.NewKeyedStream(checked, func(e event) int64 { return e.Key }, nil)
+			keyed := operators.KeyBy(checked, func(e event) int64 { return e.Key })
 			ends := runtime.ApplyKeyed(keyed, "windows", func() runtime.KeyedOperator[int64, event, event] {
 				return &windowEnds{wrong: &wrong}
 			})

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // Graph is a job graph with its record types erased: package runtime
@@ -124,11 +124,11 @@ type Env struct {
 	// RestoredCommitted is set for a sink subtask whose Commit of the
 	// restored checkpoint had returned before the job stopped.
 	RestoredCommitted bool
-	Restored          []byte         // the subtask's state in the restored checkpoint, or nil
-	Backend           *state.Backend // keyed nodes only
-	Out               any            // Collector[T] of the node's output; nil for sinks
-	Fail              func(error)    // fails the job; for errors on the hot path
-	Watermark         *int64         // the task's current input watermark
+	Restored          []byte                // the subtask's state in the restored checkpoint, or nil
+	Backend           *statebackend.Backend // keyed nodes only
+	Out               any                   // Collector[T] of the node's output; nil for sinks
+	Fail              func(error)           // fails the job; for errors on the hot path
+	Watermark         *int64                // the task's current input watermark
 	// Timestamp is the event timestamp of the record being processed, or
 	// NoTimestamp: the gate sets it for each record it delivers, records
 	// emitted carry it; set it before emitting to give a record another.

@@ -15,7 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/weirstream/weir/internal/chkstore"
-	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // ErrIncompatibleCheckpoint is wrapped when the newest checkpoint cannot be
@@ -244,7 +244,7 @@ func (j *job) build(ctx context.Context) error {
 				job: j, head: n, subtask: s,
 				logger:     j.logger.With("task", n.Name, "subtask", s),
 				control:    make(chan command, 16),
-				results:    make(chan state.Result, 8),
+				results:    make(chan statebackend.Result, 8),
 				drainQuota: 2 * j.cfg.BatchSize,
 				wm:         MinWatermark,
 				ts:         NoTimestamp,
@@ -441,7 +441,7 @@ const processingTimeTick = 10 * time.Millisecond
 
 // stateCacheShare returns the cache bound of one keyed subtask: an equal
 // share of Config.StateCacheBytes, which bounds the process's state cache,
-// and at least state.MinCacheBytes.
+// and at least statebackend.MinCacheBytes.
 func (j *job) stateCacheShare() int64 {
 	subtasks := 0
 	for _, n := range j.g.Nodes {
@@ -449,17 +449,17 @@ func (j *job) stateCacheShare() int64 {
 			subtasks += j.parallelism(n)
 		}
 	}
-	return max(j.cfg.StateCacheBytes/int64(max(subtasks, 1)), state.MinCacheBytes)
+	return max(j.cfg.StateCacheBytes/int64(max(subtasks, 1)), statebackend.MinCacheBytes)
 }
 
-func (j *job) openBackend(n *Node, t *task) (*state.Backend, error) {
+func (j *job) openBackend(n *Node, t *task) (*statebackend.Backend, error) {
 	dir := filepath.Join(j.liveDir(), n.Name, strconv.Itoa(t.subtask))
 	if j.restored != nil {
 		if err := j.restoreKeyed(n, t.subtask, dir); err != nil {
 			return nil, err
 		}
 	}
-	return state.Open(state.Config{
+	return statebackend.Open(statebackend.Config{
 		Dir:            dir,
 		MaxParallelism: j.cfg.MaxParallelism,
 		CacheBytes:     j.stateCacheShare(),

@@ -10,8 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // Metrics. The hot path never touches Prometheus: a task counts records in
@@ -363,7 +362,7 @@ func (m *jobMetrics) closeState() {
 // stateBytes returns the on-disk size of a keyed state backend, or false
 // once the backends are closed. NB: a Backend belongs to its task
 // goroutine; only DiskBytes (Pebble's Metrics, which locks) is safe here.
-func (m *jobMetrics) stateBytes(b *state.Backend) (uint64, bool) {
+func (m *jobMetrics) stateBytes(b *statebackend.Backend) (uint64, bool) {
 	m.stateMu.RLock()
 	defer m.stateMu.RUnlock()
 	if m.stateClosed {

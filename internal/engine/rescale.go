@@ -5,14 +5,15 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/weirstream/weir/internal/keygroup"
 	"github.com/weirstream/weir/internal/manifest"
-	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // A restore with another parallelism (rescaling) moves keyed state by key
 // group: each subtask of a keyed operator owns a contiguous range of the
-// job's key groups (state.KeyGroupRange), whose state it gathers from the
-// old subtasks whose ranges overlap it (state.RescaleKeyGroups). Operator
+// job's key groups (keygroup.Range), whose state it gathers from the
+// old subtasks whose ranges overlap it (statebackend.RescaleKeyGroups). Operator
 // state (outside keys) is redistributed by its operator; until it can be,
 // a restore that would need it is refused.
 
@@ -48,9 +49,9 @@ func (j *job) restoreKeyed(n *Node, subtask int, dir string) error {
 		_, err := j.store.RestoreKeyed(j.restored, n.Name, subtask, dir)
 		return err
 	}
-	first, end := state.KeyGroupRange(subtask, j.cfg.MaxParallelism, p)
-	var srcs []state.KeyGroupSource
-	for _, o := range state.OverlappingSubtasks(first, end, j.cfg.MaxParallelism, old) {
+	first, end := keygroup.Range(subtask, j.cfg.MaxParallelism, p)
+	var srcs []statebackend.KeyGroupSource
+	for _, o := range statebackend.OverlappingSubtasks(first, end, j.cfg.MaxParallelism, old) {
 		src := dir // the first source is restored in place, the others beside it
 		if len(srcs) > 0 {
 			src = dir + ".from-" + strconv.Itoa(o) // not a subtask's directory
@@ -61,8 +62,8 @@ func (j *job) restoreKeyed(n *Node, subtask int, dir string) error {
 			return err
 		}
 		if ok {
-			f, e := state.KeyGroupRange(o, j.cfg.MaxParallelism, old)
-			srcs = append(srcs, state.KeyGroupSource{Dir: src, First: f, End: e})
+			f, e := keygroup.Range(o, j.cfg.MaxParallelism, old)
+			srcs = append(srcs, statebackend.KeyGroupSource{Dir: src, First: f, End: e})
 		}
 	}
 	if len(srcs) == 0 {
@@ -70,7 +71,7 @@ func (j *job) restoreKeyed(n *Node, subtask int, dir string) error {
 	}
 	j.logger.Info("rescaling keyed state", "operator", n.Name, "subtask", subtask, "parallelism", p,
 		"old_parallelism", old, "key_groups", fmt.Sprintf("[%d, %d)", first, end), "old_subtasks", len(srcs))
-	if err := state.RescaleKeyGroups(dir, first, end, srcs, j.logger.With("operator", n.Name, "subtask", subtask)); err != nil {
+	if err := statebackend.RescaleKeyGroups(dir, first, end, srcs, j.logger.With("operator", n.Name, "subtask", subtask)); err != nil {
 		return fmt.Errorf("checkpoint %d: rescale keyed state of %s/%d: %w", j.restored.ID, n.Name, subtask, err)
 	}
 	return nil

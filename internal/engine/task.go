@@ -10,7 +10,7 @@ import (
 
 	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/internal/fault"
-	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/internal/statebackend"
 )
 
 // A task is one subtask of a chain of operators, run by one goroutine. Its
@@ -36,9 +36,9 @@ type command struct {
 type member struct {
 	node    *Node
 	inst    Instance
-	backend *state.Backend // keyed operators only
-	in      any            // Collector[In]
-	buffer  Flusher        // in, if it holds records back
+	backend *statebackend.Backend // keyed operators only
+	in      any                   // Collector[In]
+	buffer  Flusher               // in, if it holds records back
 }
 
 type task struct {
@@ -55,7 +55,7 @@ type task struct {
 	writers []outputWriter
 
 	control chan command
-	results chan state.Result // from the members' state backends
+	results chan statebackend.Result // from the members' state backends
 
 	// alignment of the barrier being received
 	aligning uint64
@@ -538,7 +538,7 @@ func (t *task) draining() bool {
 	return false
 }
 
-func (t *task) onResult(res state.Result) {
+func (t *task) onResult(res statebackend.Result) {
 	for _, m := range t.members {
 		if m.backend != nil {
 			m.backend.Applied(res) // no-op for the other backends' epochs

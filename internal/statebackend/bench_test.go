@@ -1,0 +1,100 @@
+package statebackend
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The benchmarks of the user's path are in package state; these measure
+// alternatives only the implementation can build.
+
+// listKeys is the number of keys the List benchmarks spread appends over.
+const listKeys = 10_000
+
+// checkpointEvery is how many records the checkpointed benchmarks process
+// between checkpoints.
+const checkpointEvery = 100_000
+
+// benchCheckpoint takes checkpoint id of be and waits for it.
+func benchCheckpoint(b *testing.B, be *Backend, id uint64) {
+	if err := be.Freeze(id, filepath.Join(b.TempDir(), fmt.Sprint("chk-", id))); err != nil {
+		b.Fatal(err)
+	}
+	be.Drain(0)
+	res := <-be.Results()
+	if res.Err != nil {
+		b.Fatal(res.Err)
+	}
+	be.Applied(res)
+	os.RemoveAll(res.Dir)
+}
+
+// benchBackend returns a backend closed when b ends, and a scope over
+// uint64 keys.
+func benchBackend(b *testing.B, cfg Config) (*Backend, *Scope[uint64]) {
+	cfg.Dir = b.TempDir()
+	be, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Close() })
+	scope, err := NewScope[uint64](be, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return be, scope
+}
+
+// BenchmarkValueSliceAppendCheckpointed is (state) BenchmarkListAddCheckpointed
+// with the lists kept in a Value as slices (the way before List): each
+// checkpoint writes every changed list whole.
+func BenchmarkValueSliceAppendCheckpointed(b *testing.B) {
+	be, scope := benchBackend(b, Config{})
+	v, err := NewValue(scope, "buffer", Codec[listVal[int64]](listCodec[int64]{elems: Int64}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range uint64(b.N) {
+		scope.SetKey((i * 0x9E3779B97F4A7C15 >> 20) % listKeys)
+		v.Update(func(lv listVal[int64], _ bool) listVal[int64] {
+			lv.elems = append(lv.elems, int64(i))
+			return lv
+		})
+		if i%checkpointEvery == checkpointEvery-1 {
+			benchCheckpoint(b, be, i/checkpointEvery+1)
+		}
+	}
+}
+
+// BenchmarkMapGetBytes reads 16-byte []byte entries of a Map, which Get
+// copies (copy) or, as before, returns as cached (shared).
+func BenchmarkMapGetBytes(b *testing.B) {
+	for _, mode := range []string{"copy", "shared"} {
+		b.Run(mode, func(b *testing.B) {
+			_, scope := benchBackend(b, Config{})
+			m, err := NewMap(scope, "m", Int64, Bytes)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if mode == "shared" {
+				m.clone = nil
+			}
+			for k := range uint64(100_000) {
+				scope.SetKey(k)
+				m.Put(int64(k%4), make([]byte, 16))
+			}
+			var n int
+			b.ResetTimer()
+			for i := range uint64(b.N) {
+				k := (i * 0x9E3779B97F4A7C15 >> 20) % 100_000
+				scope.SetKey(k)
+				v, _ := m.Get(int64(k % 4))
+				n += len(v)
+			}
+			_ = n
+		})
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package statebackend
+
+const raceEnabled = false

@@ -1,0 +1,237 @@
+package statebackend
+
+import (
+	"fmt"
+	"iter"
+	"maps"
+
+	"github.com/weirstream/weir/internal/keygroup"
+)
+
+// Scope is the keyed context of one operator subtask: the key of the record
+// being processed, which every state handle created from the scope reads and
+// writes. The runtime sets the key before it calls user code.
+type Scope[K comparable] struct {
+	backend *Backend
+	keys    Codec[K]
+	hash    func(K) uint64 // places keys in key groups
+	// slotHash places keys in the cache's hash tables; nil means hash.
+	slotHash func(K) uint64
+	key      K
+	keyBuf   []byte
+	tables   []interface{ prefetch([]K) }
+}
+
+// NewScope returns a scope for keys of type K whose state lives in b.
+func NewScope[K comparable](b *Backend, keys Codec[K]) (*Scope[K], error) {
+	if keys == nil {
+		keys = CodecFor[K]()
+	}
+	if keys == nil {
+		var zero K
+		return nil, fmt.Errorf("state: keys of type %T need a codec", zero)
+	}
+	return &Scope[K]{backend: b, keys: keys, hash: keygroup.Hasher(keys)}, nil
+}
+
+// SetKey makes k the current key.
+func (s *Scope[K]) SetKey(k K) { s.key = k }
+
+// Key returns the current key.
+func (s *Scope[K]) Key() K { return s.key }
+
+// Prefetch reads the cache slots of keys in every state of the scope without
+// using what it reads. Called for a group of keys before they are processed,
+// it lets the CPU overlap the cache misses of the lookups, which a tight loop
+// of independent loads allows and record-by-record processing does not.
+func (s *Scope[K]) Prefetch(keys []K) {
+	for _, t := range s.tables {
+		t.prefetch(keys)
+	}
+}
+
+// Value is a single value of type T per key.
+type Value[K comparable, T any] struct {
+	t *table[K, T]
+	// tv is the value with a TTL (see WithTTL); then t is nil.
+	tv    *ttlValue[K, T]
+	clone func(T) T // see cloner
+}
+
+// NewValue registers a value state called name. Names must be unique within
+// an operator and stable across restarts: they are how the state is found.
+// Options (WithTTL) apply to this state only.
+func NewValue[K comparable, T any](s *Scope[K], name string, codec Codec[T], opts ...Option) (*Value[K, T], error) {
+	o, err := handleOptions(name, codec, opts)
+	if err != nil {
+		return nil, err
+	}
+	if o.ttl != nil {
+		tv, err := newTTLValue(s, name, codec, o.ttl)
+		return &Value[K, T]{tv: tv, clone: cloner[T]()}, err
+	}
+	t, err := newTable(s, name, kindValue, codec)
+	if err != nil {
+		return nil, err
+	}
+	return &Value[K, T]{t: t, clone: cloner[T]()}, nil
+}
+
+// Get returns the value for the current key and whether there is one.
+//
+// A value of type []byte is a copy, which the caller may keep and change.
+// NB: any other value that refers to memory (a slice, a map, a pointer) is
+// the cached value itself: it must not be changed (change it with Update,
+// which lets fn change it in place, or Put a new one), or the change may
+// miss checkpoints, or reach one taken before it.
+func (v *Value[K, T]) Get() (T, bool) {
+	var val T
+	var ok bool
+	if v.tv != nil {
+		val, ok = v.tv.get()
+	} else {
+		val, ok = v.t.get(v.t.scope.key)
+	}
+	if v.clone != nil && ok {
+		val = v.clone(val)
+	}
+	return val, ok
+}
+
+// Put sets the value for the current key.
+func (v *Value[K, T]) Put(val T) {
+	if v.tv != nil {
+		v.tv.put(val)
+		return
+	}
+	v.t.put(v.t.scope.key, val)
+}
+
+// Update sets the value for the current key to fn(value, whether there is
+// one) and returns it. It costs one lookup where Get then Put cost two, and
+// fn may change a value that refers to memory in place (a checkpoint being
+// written gets the old value first). What Update returns is the cached
+// value itself, even a []byte.
+func (v *Value[K, T]) Update(fn func(val T, ok bool) T) T {
+	if v.tv != nil {
+		return v.tv.update(fn)
+	}
+	return v.t.update(v.t.scope.key, fn)
+}
+
+// Delete removes the value for the current key.
+func (v *Value[K, T]) Delete() {
+	if v.tv != nil {
+		v.tv.t.delete(v.tv.t.scope.key)
+		return
+	}
+	v.t.delete(v.t.scope.key)
+}
+
+// Map is a map from UK to V per key. The entries of one key are cached and
+// stored together, which suits maps of up to a few thousand entries per key.
+// With a TTL (see WithTTL), each entry has its own.
+type Map[K comparable, UK comparable, V any] struct {
+	t *table[K, map[UK]V]
+	// tm is the map with a TTL; then t is nil.
+	tm    *ttlMap[K, UK, V]
+	clone func(V) V // see cloner
+}
+
+// NewMap registers a map state called name; see NewValue for naming and
+// options.
+func NewMap[K comparable, UK comparable, V any](s *Scope[K], name string, keys Codec[UK], values Codec[V], opts ...Option) (*Map[K, UK, V], error) {
+	if keys == nil || values == nil {
+		return nil, fmt.Errorf("state: map %q: nil codec", name)
+	}
+	o, err := handleOptions(name, values, opts)
+	if err != nil {
+		return nil, err
+	}
+	if o.ttl != nil {
+		tm, err := newTTLMap(s, name, keys, values, o.ttl)
+		return &Map[K, UK, V]{tm: tm, clone: cloner[V]()}, err
+	}
+	t, err := newTable(s, name, kindMap, Codec[map[UK]V](mapCodec[UK, V]{keys: keys, values: values}))
+	if err != nil {
+		return nil, err
+	}
+	return &Map[K, UK, V]{t: t, clone: cloner[V]()}, nil
+}
+
+// Get returns the entry uk of the current key's map. See Value.Get about
+// values that refer to memory: a []byte is a copy, any other is the cached
+// value, which must not be changed.
+func (m *Map[K, UK, V]) Get(uk UK) (V, bool) {
+	var v V
+	var ok bool
+	if m.tm != nil {
+		v, ok = m.tm.get(uk)
+	} else {
+		mm, _ := m.t.get(m.t.scope.key)
+		v, ok = mm[uk]
+	}
+	if m.clone != nil && ok {
+		v = m.clone(v)
+	}
+	return v, ok
+}
+
+// Put sets the entry uk of the current key's map.
+func (m *Map[K, UK, V]) Put(uk UK, v V) {
+	if m.tm != nil {
+		m.tm.put(uk, v)
+		return
+	}
+	mutableMap(m.t)[uk] = v
+}
+
+// Delete removes the entry uk of the current key's map.
+func (m *Map[K, UK, V]) Delete(uk UK) {
+	if m.tm != nil {
+		deleteFromMap(m.tm.t, uk)
+		return
+	}
+	deleteFromMap(m.t, uk)
+}
+
+// Len returns the number of entries of the current key's map.
+func (m *Map[K, UK, V]) Len() int {
+	if m.tm != nil {
+		return len(m.tm.live())
+	}
+	mm, _ := m.t.get(m.t.scope.key)
+	return len(mm)
+}
+
+// All iterates over the current key's map in unspecified order. The map must
+// not be changed during the iteration. See Get about values that refer to
+// memory.
+func (m *Map[K, UK, V]) All() iter.Seq2[UK, V] {
+	var seq iter.Seq2[UK, V]
+	if m.tm != nil {
+		seq = m.tm.all()
+	} else {
+		mm, _ := m.t.get(m.t.scope.key)
+		seq = maps.All(mm)
+	}
+	if m.clone == nil {
+		return seq
+	}
+	return func(yield func(UK, V) bool) {
+		for uk, v := range seq {
+			if !yield(uk, m.clone(v)) {
+				return
+			}
+		}
+	}
+}
+
+// Clear removes the current key's map.
+func (m *Map[K, UK, V]) Clear() {
+	if m.tm != nil {
+		m.tm.t.delete(m.tm.t.scope.key)
+		return
+	}
+	m.t.delete(m.t.scope.key)
+}

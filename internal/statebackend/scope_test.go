@@ -1,0 +1,126 @@
+package statebackend
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "Dir is empty"},
+		{Config{Dir: "x", MaxParallelism: 1<<15 + 1}, "MaxParallelism"},
+		{Config{Dir: "x", MaxParallelism: -1}, "MaxParallelism"},
+		{Config{Dir: "x", CacheBytes: MinCacheBytes - 1}, "CacheBytes"},
+	} {
+		tc.cfg.EnsureDefaults()
+		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want an error about %s", tc.cfg, err, tc.want)
+		}
+		if _, err := Open(tc.cfg); err == nil {
+			t.Errorf("Open(%+v) succeeded", tc.cfg)
+		}
+	}
+}
+
+// collidingNames returns two state names with the same 32-bit state id
+// (found by a birthday search over "state-<n>").
+func collidingNames(t *testing.T) (string, string) {
+	a, c := "state-555857", "state-1826110"
+	id := func(name string) uint32 {
+		h := fnv.New32a()
+		h.Write([]byte(name))
+		return h.Sum32()
+	}
+	if id(a) != id(c) {
+		t.Fatalf("%q and %q no longer collide: state ids changed, which orphans stored state", a, c)
+	}
+	return a, c
+}
+
+func TestRegisterErrors(t *testing.T) {
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := NewScope[string](b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewValue(s, "v", Int64); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewValue(s, "v", String); err == nil || !strings.Contains(err.Error(), "registered twice") {
+		t.Errorf("second state called v: %v", err)
+	}
+	if _, err := NewMap(s, "v", String, Int64); err == nil {
+		t.Error("map with the name of a value state was registered")
+	}
+	if _, err := NewValue(s, "", Int64); err == nil {
+		t.Error("state with an empty name was registered")
+	}
+	if _, err := NewValue[string, int64](s, "nil-codec", nil); err == nil {
+		t.Error("value state without codec was registered")
+	}
+	if _, err := NewMap[string, string, int64](s, "nil-map-codec", String, nil); err == nil {
+		t.Error("map state without value codec was registered")
+	}
+	a, c := collidingNames(t)
+	if _, err := NewValue(s, a, Int64); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewValue(s, c, Int64); err == nil || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), c) {
+		t.Errorf("states %q and %q share an id but registering both gave %v", a, c, err)
+	}
+	if _, err := NewScope[struct{ A int }](b, nil); err == nil || !strings.Contains(err.Error(), "need a codec") {
+		t.Errorf("scope of struct keys without codec: %v", err)
+	}
+	if err := b.Freeze(1, filepath.Join(t.TempDir(), "chk")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Freeze(2, filepath.Join(t.TempDir(), "chk")); !errors.Is(err, ErrDraining) {
+		t.Errorf("Freeze while draining = %v, want ErrDraining", err)
+	}
+}
+
+func TestMapAllStopsEarly(t *testing.T) {
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, _ := NewScope[string](b, nil)
+	m, err := NewMap(s, "m", String, Int)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetKey("k")
+	if s.Key() != "k" {
+		t.Fatalf("Key() = %q", s.Key())
+	}
+	for i := range 10 {
+		m.Put(fmt.Sprint(i), i)
+	}
+	n := 0
+	for range m.All() {
+		if n++; n == 3 {
+			break
+		}
+	}
+	if n != 3 {
+		t.Fatalf("iterated %d entries after break at 3", n)
+	}
+	m.Delete("absent") // no-op, must not create an empty map
+	s.SetKey("other")
+	m.Delete("absent")
+	if _, ok := m.Get("absent"); ok || m.Len() != 0 {
+		t.Fatal("Delete of an absent entry created one")
+	}
+}

@@ -1,0 +1,552 @@
+package statebackend
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/weirstream/weir/internal/invariants"
+	"github.com/weirstream/weir/internal/keygroup"
+)
+
+// entry is one cached state entry.
+type entry[V any] struct {
+	val V
+	// epoch is the epoch of the entry's last change, or 0 if it is exactly
+	// what Pebble holds.
+	epoch uint32
+	// mark holds, in its low 30 bits, the frozen epoch whose snapshot has
+	// encoded the entry; in its top bit whether the entry is a tombstone
+	// (the key has no value, whatever Pebble holds); and in the next bit
+	// whether the hash table's slot holding it is in use. (Packed: with
+	// small values an entry fits 16 bytes, and the cache's size is what its
+	// speed depends on. Epochs count checkpoints since the Backend opened:
+	// 2^30 of them take 34 years at one a second.)
+	mark uint32
+}
+
+const (
+	tombstone   = 1 << 31
+	occupied    = 1 << 30
+	encodedMask = occupied - 1
+)
+
+func (e *entry[V]) deleted() bool { return e.mark&tombstone != 0 }
+
+func (e *entry[V]) setEncoded(fe uint32) { e.mark = e.mark&^encodedMask | fe }
+
+// owed reports whether the snapshot of frozen epoch fe still needs e's value
+// (its value as of the barrier, which e still is unless e.epoch > fe). A
+// delta snapshot needs the entries changed in fe, tombstones included; a
+// full one needs every live entry as of the barrier.
+func (e *entry[V]) owed(fe uint32, full bool) bool {
+	switch {
+	case fe == 0 || e.mark&encodedMask == fe:
+		return false
+	case full:
+		return e.epoch <= fe && !e.deleted()
+	default:
+		return e.epoch == fe
+	}
+}
+
+// table is the cache of one named state of one operator subtask. It is used
+// from the subtask's goroutine only.
+type table[K comparable, V any] struct {
+	b     *Backend
+	scope *Scope[K]
+	id    uint32
+	vals  Codec[V]
+	// appends is vals if it is a deltaCodec (a List's), else nil.
+	appends deltaCodec[V]
+
+	m      hashTable[K, V]
+	size   entrySizer
+	dirty  []K // keys first changed in the current epoch
+	frozen []K // keys changed in the frozen epoch, encoded up to drain
+	drain  int
+	// scanning says that the frozen epoch is encoded by a walk over all
+	// slots (up to scanAt) instead of through frozen: when most entries are
+	// frozen, a sequential walk is much cheaper than a lookup per key. While
+	// it lasts no entry is removed (removals move entries); scanGrown is
+	// m.grown when the walk started over.
+	scanning  bool
+	scanAt    int
+	scanGrown int
+
+	// noEvictBefore suppresses eviction passes until this many epochs have
+	// been applied, after a pass found too little to evict.
+	noEvictBefore uint32
+	// loaded says that entries were read from Pebble into the cache since
+	// then: they are clean, so a pass may find them.
+	loaded  bool
+	evictAt int // the slot the next eviction pass starts at
+	// tombs lists deletions in epoch order, so that their tombstones leave
+	// the cache once Pebble has them (see applied).
+	tombs []tomb[K]
+
+	// ns is the namespace of a table of a Namespaced state, whose Pebble
+	// keys carry it after the state id (see pebbleKey).
+	ns         int64
+	namespaced bool
+	// complete is like Backend.complete for this table alone: Pebble holds
+	// nothing of it that the cache lacks (a namespace created since Open),
+	// until the table evicts.
+	complete bool
+}
+
+type tomb[K comparable] struct {
+	epoch uint32
+	key   K
+}
+
+// tableOps is the type-independent view of a table the Backend drives.
+type tableOps interface {
+	freeze()
+	applied(epoch uint32)
+	drainSome(budget int) (used int, done bool)
+	entries() int
+	changed() int
+	// evict removes clean entries worth up to bytes from the cache and
+	// returns the bytes it freed.
+	evict(bytes int64) (freed int64)
+	// cachedAll reports whether the cache holds every entry Pebble holds
+	// of the state.
+	cachedAll() bool
+}
+
+func newTable[K comparable, V any](s *Scope[K], name string, kind stateKind, vals Codec[V]) (*table[K, V], error) {
+	if vals == nil {
+		return nil, fmt.Errorf("state: %q: nil value codec", name)
+	}
+	t := makeTable(s, vals)
+	id, err := s.backend.register(name, kind, t)
+	if err != nil {
+		return nil, err
+	}
+	t.id = id
+	s.tables = append(s.tables, t)
+	err = t.warm(func(add func(K, V) error) error {
+		return t.b.scan(t.id, func(key, value []byte) error {
+			k, err := t.scope.keys.Decode(key)
+			if err != nil {
+				return err
+			}
+			v, err := t.vals.Decode(value)
+			if err != nil {
+				return err
+			}
+			t.sampleSize(len(key) + len(value))
+			return add(k, v)
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state: load %q: %w", name, err)
+	}
+	return t, nil
+}
+
+// errCacheFull stops warm when the stored entries do not fit the cache.
+var errCacheFull = errors.New("state: cache full")
+
+// warm loads the entries that stored passes to add (what a restored Backend
+// holds of the table) into the cache, if they fit. The table is then
+// complete: a miss needs no Pebble read, and once every state is complete,
+// snapshots may be full again (see Backend.Freeze) instead of deltas that
+// Pebble must compact. Entries beyond the bound are read on demand.
+func (t *table[K, V]) warm(stored func(add func(K, V) error) error) error {
+	err := stored(func(k K, v V) error {
+		if t.b.cachedBytes >= t.b.cfg.CacheBytes {
+			return errCacheFull
+		}
+		t.m.set(k, entry[V]{val: v})
+		return nil
+	})
+	switch {
+	case errors.Is(err, errCacheFull):
+		return nil
+	case err != nil:
+		return err
+	}
+	t.complete = true
+	return nil
+}
+
+func (t *table[K, V]) cachedAll() bool { return t.complete }
+
+// makeTable returns a table that is not registered with the Backend: a
+// Namespaced state registers once and drives its tables itself.
+func makeTable[K comparable, V any](s *Scope[K], vals Codec[V]) *table[K, V] {
+	t := &table[K, V]{b: s.backend, scope: s, vals: vals, size: newEntrySizer[K, V]()}
+	t.m.acct, t.m.per = &s.backend.cachedBytes, t.size.per()
+	t.appends, _ = vals.(deltaCodec[V])
+	t.m.hash = s.slotHash
+	if t.m.hash == nil {
+		t.m.hash = s.hash
+	}
+	return t
+}
+
+func (t *table[K, V]) prefetch(keys []K) { t.m.touch(keys) }
+
+func (t *table[K, V]) get(k K) (V, bool) {
+	if e, ok := t.m.get(k); ok {
+		return e.val, !e.deleted()
+	}
+	return t.load(k)
+}
+
+// load reads k from Pebble into the cache.
+func (t *table[K, V]) load(k K) (V, bool) {
+	var zero V
+	if t.b.complete || t.complete {
+		return zero, false
+	}
+	key := t.pebbleKey(k)
+	raw, closer, err := t.b.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return zero, false
+	}
+	if err != nil {
+		t.b.fail(fmt.Errorf("state: read %q: %w", t.b.names[t.id], err))
+		return zero, false
+	}
+	v, err := t.vals.Decode(raw)
+	size := len(key) + len(raw)
+	closer.Close()
+	if err != nil {
+		t.b.fail(fmt.Errorf("state: decode %q: %w", t.b.names[t.id], err))
+		return zero, false
+	}
+	t.sampleSize(size)
+	t.makeRoom()
+	if t.b.cachedBytes < t.b.cfg.CacheBytes {
+		// NB: when the cache is full of entries that must stay (dirty ones,
+		// or a full snapshot draining), one read from Pebble is not cached:
+		// reads alone must not grow the cache past its bound.
+		t.m.set(k, entry[V]{val: v})
+		t.loaded, t.b.loaded = true, true
+	}
+	return v, true
+}
+
+func (t *table[K, V]) put(k K, v V) { t.set(k, entry[V]{val: v, epoch: t.b.epoch}) }
+
+// add stores v as k's value if k has none and reports whether it did. It
+// looks k up once, where get then put take three lookups: registering a
+// timer, the common use, is mostly a key that has none.
+func (t *table[K, V]) add(k K, v V) bool {
+	n := entry[V]{val: v, epoch: t.b.epoch, mark: occupied}
+	if i := t.m.find(k); i >= 0 {
+		e := t.m.slots[i].e
+		if !e.deleted() {
+			return false
+		}
+		t.changing(k, e, true) // moves no entries: k is cached
+		t.m.slots[i].e = n
+		return true
+	}
+	if _, ok := t.load(k); ok {
+		return false
+	}
+	t.changing(k, entry[V]{}, false) // may evict, which moves entries
+	t.m.insert(k, n)
+	return true
+}
+
+// take deletes k's value and reports whether it had one, with one lookup
+// when k is cached, where get then delete take three (a timer firing).
+func (t *table[K, V]) take(k K) bool {
+	i := t.m.find(k)
+	if i < 0 {
+		if _, ok := t.load(k); !ok {
+			return false
+		}
+		t.delete(k)
+		return true
+	}
+	e := t.m.slots[i].e
+	if e.deleted() {
+		return false
+	}
+	t.changing(k, e, true) // moves no entries: k is cached
+	t.m.slots[i].e = entry[V]{epoch: t.b.epoch, mark: tombstone | occupied}
+	t.tombs = append(t.tombs, tomb[K]{epoch: t.b.epoch, key: k})
+	return true
+}
+
+func (t *table[K, V]) delete(k K) {
+	t.set(k, entry[V]{epoch: t.b.epoch, mark: tombstone})
+	t.tombs = append(t.tombs, tomb[K]{epoch: t.b.epoch, key: k})
+}
+
+// applied drops the tombstones of epochs up to epoch, which Pebble now has:
+// without them the cache is still exact (a miss is a miss in Pebble too),
+// and state that is deleted as fast as it is created (timers, expired
+// windows) does not pile up in memory.
+func (t *table[K, V]) applied(epoch uint32) {
+	if t.scanning {
+		return // removals move entries; the next call removes these
+	}
+	n := 0
+	for ; n < len(t.tombs) && t.tombs[n].epoch <= epoch; n++ {
+		k := t.tombs[n].key
+		if i := t.m.find(k); i >= 0 {
+			if e := t.m.slots[i].e; e.deleted() && e.epoch <= epoch {
+				t.m.removeAt(i)
+			}
+		}
+	}
+	if n > 0 {
+		clear(t.tombs[:n])
+		t.tombs = append(t.tombs[:0], t.tombs[n:]...)
+	}
+}
+
+func (t *table[K, V]) set(k K, n entry[V]) {
+	e, ok := t.m.get(k)
+	t.changing(k, e, ok)
+	t.m.set(k, n)
+}
+
+// changing prepares the change of k, whose cached entry is e (if ok), in the
+// current epoch: the first change of an epoch lists k as dirty and, if the
+// frozen epoch still needs the old value, encodes it first (copy on write).
+func (t *table[K, V]) changing(k K, e entry[V], ok bool) {
+	switch {
+	case !ok:
+		t.makeRoom()
+		t.dirty = append(t.dirty, k)
+	case e.epoch != t.b.epoch:
+		if e.owed(t.b.frozenEpoch, t.b.full) {
+			t.encode(k, e)
+		}
+		t.dirty = append(t.dirty, k)
+	}
+}
+
+// update sets k's value to fn(value, whether there is one) with one map
+// lookup, where get then put take two. The frozen epoch's value is encoded
+// before fn runs (copy on write), so fn may change it in place.
+func (t *table[K, V]) update(k K, fn func(v V, ok bool) V) V {
+	if i := t.m.find(k); i >= 0 {
+		// The common case: one probe.
+		e := t.m.slots[i].e
+		t.changing(k, e, true) // moves no entries: k is cached
+		v := fn(e.val, !e.deleted())
+		n := entry[V]{val: v, epoch: t.b.epoch}
+		if s := &t.m.slots[i]; s.k == k && s.e.mark&occupied != 0 {
+			n.mark = occupied
+			s.e = n
+		} else {
+			t.m.set(k, n) // fn used the state, which moved k
+		}
+		return v
+	}
+	old, ok := t.load(k) // loaded entries are as Pebble has them: epoch 0
+	t.changing(k, entry[V]{val: old}, ok)
+	v := fn(old, ok)
+	t.m.set(k, entry[V]{val: v, epoch: t.b.epoch})
+	return v
+}
+
+// changed returns the number of keys changed in the current epoch.
+func (t *table[K, V]) changed() int { return len(t.dirty) }
+
+// freeze starts the snapshot of the epoch just closed. A full snapshot, and a
+// delta that changed much of the table, scan all slots; a small delta goes
+// through the list of changed keys.
+func (t *table[K, V]) freeze() {
+	t.frozen, t.dirty = t.dirty, t.frozen[:0]
+	t.drain = 0
+	if t.b.full || len(t.frozen) > t.m.len()/4 {
+		clear(t.frozen)
+		t.frozen = t.frozen[:0]
+		t.scanning, t.scanAt, t.scanGrown = true, 0, t.m.grown
+	}
+}
+
+// skippedSlotCost is how many slots a scan skips for the cost of encoding one
+// entry, in drain budgets.
+const skippedSlotCost = 16
+
+func (t *table[K, V]) drainSome(budget int) (used int, done bool) {
+	fe := t.b.frozenEpoch
+	if t.scanning {
+		return t.drainScan(fe, budget)
+	}
+	for used < budget && t.drain < len(t.frozen) {
+		k := t.frozen[t.drain]
+		t.drain++
+		used++
+		i := t.m.find(k)
+		if i < 0 || !t.m.slots[i].e.owed(fe, false) {
+			continue // changed again since the barrier: encoded on write
+		}
+		s := &t.m.slots[i]
+		t.encode(k, s.e)
+		s.e.setEncoded(fe)
+	}
+	if t.drain < len(t.frozen) {
+		return used, false
+	}
+	if invariants.Enabled {
+		t.checkDrained(fe, t.b.full)
+	}
+	clear(t.frozen) // release references held by the key slice
+	t.frozen = t.frozen[:0]
+	t.drain = 0
+	return used, true
+}
+
+// drainScan encodes the entries owed to frozen epoch fe in slot order.
+func (t *table[K, V]) drainScan(fe uint32, budget int) (used int, done bool) {
+	if t.m.grown != t.scanGrown {
+		// Growing moved every entry: start over. The entries encoded so
+		// far are not owed any more and are skipped.
+		t.scanAt, t.scanGrown = 0, t.m.grown
+	}
+	full, skipped := t.b.full, 0
+	for ; t.scanAt < len(t.m.slots) && used < budget; t.scanAt++ {
+		s := &t.m.slots[t.scanAt]
+		if s.e.mark&occupied == 0 || !s.e.owed(fe, full) {
+			if skipped++; skipped == skippedSlotCost {
+				used, skipped = used+1, 0
+			}
+			continue
+		}
+		t.encode(s.k, s.e)
+		s.e.setEncoded(fe)
+		used++
+	}
+	if t.scanAt < len(t.m.slots) {
+		return used, false
+	}
+	t.scanning = false
+	if invariants.Enabled {
+		t.checkDrained(fe, full)
+	}
+	return used, true
+}
+
+func (t *table[K, V]) entries() int { return t.m.len() }
+
+// checkDrained verifies that every entry the snapshot of frozen epoch fe
+// needs was encoded.
+func (t *table[K, V]) checkDrained(fe uint32, full bool) {
+	for _, s := range t.m.slots {
+		if s.e.mark&occupied != 0 && s.e.owed(fe, full) {
+			panic(fmt.Sprintf("state: entry %v of epoch %d was not encoded for its checkpoint", s.k, fe))
+		}
+	}
+}
+
+// deltaCodec is a codec of values that mostly grow by appends (a List's),
+// whose delta snapshots write the part appended in the epoch as a merge
+// operand rather than the whole value.
+type deltaCodec[V any] interface {
+	// appendOnly reports whether v only grew by appends in its last epoch.
+	appendOnly(v V) bool
+	// appendNew appends the encoding of what was appended to v in its
+	// last epoch.
+	appendNew(dst []byte, v V) []byte
+}
+
+func (t *table[K, V]) encode(k K, e entry[V]) {
+	if t.appends != nil && !t.b.full && !e.deleted() && t.appends.appendOnly(e.val) {
+		// NB: the entry is owed to a delta, so it changed in the frozen
+		// epoch, the epoch its appends are counted from.
+		t.b.delta.addRec(t.pebbleKey(k), func(dst []byte) []byte { return t.appends.appendNew(dst, e.val) }, false, true)
+		return
+	}
+	key := t.pebbleKey(k)
+	t.b.delta.add(key, func(dst []byte) []byte {
+		n := len(dst)
+		dst = t.vals.Append(dst, e.val)
+		t.sampleSize(len(key) + len(dst) - n)
+		return dst
+	}, e.deleted())
+}
+
+// pebbleKey returns [key group][state id][key], or for a namespace table
+// [key group][state id][namespace][key], in a buffer valid until the next
+// call.
+func (t *table[K, V]) pebbleKey(k K) []byte {
+	s := t.scope
+	kg := keygroup.Of(s.hash(k), t.b.maxParallelism)
+	b := binary.BigEndian.AppendUint16(s.keyBuf[:0], uint16(kg))
+	b = binary.BigEndian.AppendUint32(b, t.id)
+	if t.namespaced {
+		b = appendNamespace(b, t.ns)
+	}
+	b = s.keys.Append(b, k)
+	s.keyBuf = b
+	return b
+}
+
+// makeRoom evicts entries whose latest change is durable in Pebble when the
+// cache is over its bound (Config.CacheBytes, over all states of the
+// Backend), down to 15/16 of it: from t first, the state that grows, then
+// from the others.
+func (t *table[K, V]) makeRoom() {
+	b := t.b
+	limit := b.cfg.CacheBytes
+	if b.cachedBytes < limit || (b.appliedEpoch < b.noEvictBefore && !b.loaded) || b.full {
+		// NB: no eviction at all while a full snapshot drains, even in a
+		// table whose scan is done: an entry evicted then and read back
+		// from Pebble would look owed again (its encoded mark is gone), so
+		// a write would encode it a second time (an ingest error: a key
+		// twice in one table). Full snapshots need the cache to hold the
+		// whole state anyway.
+		return
+	}
+	need := b.cachedBytes - limit + limit/16
+	if need -= t.evict(need); need > 0 {
+		b.evictOthers(need)
+	}
+}
+
+// evictOthers evicts up to need bytes of clean entries from any state. If
+// that frees too little (the cache is mostly dirty: those entries must stay
+// until their epoch is written), no table tries again before the next epoch
+// is applied.
+func (b *Backend) evictOthers(need int64) {
+	for _, t := range b.tables {
+		if need -= t.evict(need); need <= 0 {
+			return
+		}
+	}
+	b.noEvictBefore, b.loaded = b.appliedEpoch+1, false
+}
+
+// evict removes clean entries worth up to bytes from the cache and returns
+// the bytes it freed. Eviction walks the slots round robin, which is hash
+// order: an approximation of random replacement that needs no bookkeeping on
+// the hot path.
+func (t *table[K, V]) evict(bytes int64) (freed int64) {
+	applied := t.b.appliedEpoch
+	if t.m.n == 0 || (applied < t.noEvictBefore && !t.loaded) || t.scanning {
+		return 0 // NB: a scan must not see entries move
+	}
+	// Start where the previous pass stopped, so that passes spread over the
+	// table.
+	for n := 0; n < len(t.m.slots); n++ {
+		i := t.evictAt
+		s := &t.m.slots[i]
+		if s.e.mark&occupied != 0 && s.e.epoch <= applied { // frozen and pending epochs are > applied
+			t.b.complete, t.complete = false, false
+			freed += t.m.per
+			t.m.removeAt(i) // NB: may move a later entry to i; it is looked at next
+			if freed >= bytes {
+				return freed
+			}
+			continue
+		}
+		t.evictAt = (i + 1) & (len(t.m.slots) - 1)
+	}
+	// Mostly dirty entries: they must stay until their epoch is written.
+	t.noEvictBefore, t.loaded = applied+1, false
+	return freed
+}

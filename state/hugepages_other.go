@@ -1,7 +1,0 @@
-//go:build !linux
-
-package state
-
-// adviseHugePages is a no-op where transparent huge pages are not a thing;
-// see the Linux version.
-func adviseHugePages[T any]([]T) {}
