@@ -198,6 +198,9 @@ type Details struct {
 	Location       string `json:"location"`
 	MaxParallelism int    `json:"max_parallelism"`
 	EndOfInput     bool   `json:"end_of_input,omitempty"`
+	// FromSavepoint is Manifest.Savepoint: the savepoint the run was
+	// started from, if it was.
+	FromSavepoint string `json:"from_savepoint,omitempty"`
 	// Operators are in the order of the manifest, each with its subtasks by
 	// index.
 	Operators []OperatorDetails `json:"operators"`
@@ -249,7 +252,7 @@ func Inspect(ctx context.Context, location, which string) (*Details, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Details{Info: f.Info, Location: v.objects.Location(), MaxParallelism: m.MaxParallelism, EndOfInput: m.EndOfInput}
+	d := &Details{Info: f.Info, Location: v.objects.Location(), MaxParallelism: m.MaxParallelism, EndOfInput: m.EndOfInput, FromSavepoint: m.Savepoint}
 	byName := map[string]int{}
 	for _, st := range m.Operators {
 		i, ok := byName[st.Operator]

@@ -25,6 +25,9 @@ func TestFlagsExplicitZeros(t *testing.T) {
 		{[]string{"--restart-backoff", "0s"}, "--restart-backoff 0s: must be positive"},
 		{[]string{"--restart-attempts", "-1"}, "--restart-attempts -1: must be 0 (never restart) or more"},
 		{[]string{"--restart-backoff", "1m"}, "--restart-max-backoff 30s is less than --restart-backoff 1m0s"},
+		{[]string{"--savepoint-dir", "s3:/bucket"}, "--savepoint-dir: "},
+		{[]string{"--from-savepoint", "gs://bucket/sp"}, "--from-savepoint: "},
+		{[]string{"--savepoint-dir", "s3://backups/sp", "--from-savepoint", "sp/savepoint-1", "--allow-non-restored-state"}, ""},
 	} {
 		fs := flag.NewFlagSet("job", flag.ContinueOnError)
 		f := runtime.RegisterFlags(fs, runtime.Config{CheckpointDir: t.TempDir()})

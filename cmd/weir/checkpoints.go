@@ -199,6 +199,9 @@ func (p *printer) inspect(d *checkpoint.Details) error {
 	if d.EndOfInput {
 		fmt.Fprintf(w, "  end of input     every source had ended\n")
 	}
+	if d.FromSavepoint != "" {
+		fmt.Fprintf(w, "  from savepoint   %s (job/id@created)\n", d.FromSavepoint)
+	}
 	for _, op := range d.Operators {
 		fmt.Fprintf(w, "\noperator %q  parallelism %d  state %s\n", op.Name, op.Parallelism, bytesText(op.Bytes))
 		for _, st := range op.Subtasks {

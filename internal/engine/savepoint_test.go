@@ -122,6 +122,13 @@ func TestSavepointOnStopResumesElsewhere(t *testing.T) {
 				t.Fatal("the run from the savepoint started afresh")
 			}
 			checkCounts(t, j.out.lines(), spRecords, spKeys)
+			opened, err := checkpoint.ReadSavepoint(context.Background(), sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, err := checkpoint.Inspect(context.Background(), second, "latest"); err != nil || d.FromSavepoint != opened.Lineage() {
+				t.Fatalf("newest checkpoint of the run from the savepoint: %+v, %v; want it from savepoint %s", d, err, opened.Lineage())
+			}
 
 			// The same flags again: the newest checkpoint of the second
 			// location (its final one), not the savepoint.
