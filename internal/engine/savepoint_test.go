@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/internal/jobtest"
 	"github.com/weirstream/weir/internal/s3dev"
 	"github.com/weirstream/weir/runtime"
@@ -122,7 +123,7 @@ func TestSavepointOnStopResumesElsewhere(t *testing.T) {
 				t.Fatal("the run from the savepoint started afresh")
 			}
 			checkCounts(t, j.out.lines(), spRecords, spKeys)
-			opened, err := checkpoint.ReadSavepoint(context.Background(), sp)
+			opened, err := chkstore.ReadSavepoint(context.Background(), sp)
 			if err != nil {
 				t.Fatal(err)
 			}
