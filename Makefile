@@ -7,7 +7,7 @@ GO ?= go
 # built without it (users') have none.
 GOFLAGS_TEST ?= -race -timeout 20m -tags weirfault
 
-.PHONY: all build run test test-deps test-repeat soak vet bench bench-core bench-windows bench-nexmark bench-kafka clean
+.PHONY: all build run test test-deps test-repeat soak vet bench bench-core bench-s3 bench-windows bench-nexmark bench-kafka clean
 
 all: build
 
@@ -69,6 +69,11 @@ bench: bench-core bench-windows bench-nexmark
 
 bench-core:
 	$(GO) run ./benchmarks/cmd/counting
+
+# Checkpoints in a local directory vs on the development S3 server, side by
+# side: throughput, checkpoint duration and bytes, restore of 1M keys.
+bench-s3:
+	$(GO) run ./benchmarks/cmd/counting --s3
 
 bench-windows:
 	$(GO) run ./benchmarks/cmd/windows

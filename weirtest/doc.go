@@ -46,6 +46,14 @@
 // checkpoint interval. Output takes {dir} and {run} too. Inputs stay the
 // same for both runs: a Kafka input topic is read by both, from the start.
 //
+// Two more crash-test checkpoints in object storage: {s3} is
+// s3://weirtest/<run name> on a development S3 server (package s3dev) that
+// Check starts and stops, its endpoint and credentials added to the job's
+// environment, and {start} a fresh empty directory for each start. With
+// "--checkpoint-dir {s3} --local-dir {start}" every restart finds nothing
+// on local disk and recovers from object storage alone, as a job moved to
+// another machine does.
+//
 // # Timing
 //
 // Nothing depends on the speed of the machine: the crashed run's pace comes

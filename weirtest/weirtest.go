@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/fault"
+	"github.com/weirstream/weir/internal/s3dev"
 )
 
 // Errors Check returns, wrapped with the seed and what happened.
@@ -48,7 +50,12 @@ type Job struct {
 	// (for an output topic or a transactional id prefix), and {interval}
 	// a checkpoint interval derived from the clean run's working time (100ms
 	// in the clean run). Args must hold {dir} or {run}: the two runs must
-	// not share checkpoints or output.
+	// not share checkpoints or output. Two more test object storage:
+	// {s3} becomes s3://weirtest/<run name> on a development S3 server the
+	// kit starts for the Check (and its endpoint and credentials are added
+	// to the job's environment), and {start} a fresh empty directory per
+	// start, for --local-dir: every restart then recovers from the object
+	// store alone, as on a new machine.
 	Args []string
 	// Env holds extra environment variables, as KEY=VALUE.
 	Env []string
@@ -193,6 +200,14 @@ func check(ctx context.Context, job *Job, r *Report) error {
 		return err
 	}
 	s := &session{job: job, bin: bin, r: r}
+	if slices.ContainsFunc(job.Args, func(a string) bool { return strings.Contains(a, "{s3}") }) {
+		srv, err := s3dev.Start(s3dev.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return fmt.Errorf("%w: {s3}: %v", ErrBadJob, err)
+		}
+		defer srv.Close()
+		s.s3Env = srv.Env()
+	}
 	if r.Clean, err = s.newRun("clean"); err != nil {
 		return err
 	}
@@ -260,9 +275,11 @@ func (j *Job) binary(ctx context.Context) (string, error) {
 
 // session is one Check in progress.
 type session struct {
-	job *Job
-	bin string
-	r   *Report
+	job    *Job
+	bin    string
+	r      *Report
+	s3Env  []string // the environment of the {s3} server, if any
+	starts int      // starts of the job in all runs, naming {start} directories
 }
 
 func (s *session) newRun(kind string) (Run, error) {
@@ -384,11 +401,11 @@ func (s *session) crash(ctx context.Context, slower time.Duration) error {
 // (exit status 0); a planned kill that lands returns false.
 func (s *session) start(ctx context.Context, run Run, st start, interval time.Duration) (finished bool, err error) {
 	job, r := s.job, s.r
-	args := make([]string, len(job.Args))
-	for i, a := range job.Args {
-		args[i] = strings.ReplaceAll(run.Expand(a), "{interval}", interval.String())
+	args, err := s.args(run, interval)
+	if err != nil {
+		return false, err
 	}
-	env := slices.Clone(job.Env)
+	env := append(slices.Clone(s.s3Env), job.Env...)
 	needAck := len(job.ProtocolCrashes) > 0 // in the clean run too: fail early
 	if needAck {
 		env = append(env, fault.CheckEnvVar+"=1")
@@ -444,6 +461,26 @@ func (s *session) start(ctx context.Context, run Run, st start, interval time.Du
 	}
 	return finished, nil
 }
+
+// args expands the job's flags for the next start in run.
+func (s *session) args(run Run, interval time.Duration) ([]string, error) {
+	s.starts++
+	fresh := filepath.Join(run.Dir, fmt.Sprintf("start-%d", s.starts))
+	ph := strings.NewReplacer("{interval}", interval.String(), "{start}", fresh, "{s3}", s3Bucket+run.Name)
+	args := make([]string, len(s.job.Args))
+	for i, a := range s.job.Args {
+		args[i] = ph.Replace(run.Expand(a))
+		if strings.Contains(a, "{start}") {
+			if err := os.Mkdir(fresh, 0o755); err != nil && !os.IsExist(err) {
+				return nil, err
+			}
+		}
+	}
+	return args, nil
+}
+
+// s3Bucket is the bucket of {s3}; the job creates it.
+const s3Bucket = "s3://weirtest/"
 
 func outcome(finished bool, sig syscall.Signal) string {
 	if finished {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,6 +95,54 @@ func TestCatchesDuplicates(t *testing.T) {
 		if d.Crashed <= d.Clean {
 			t.Errorf("example %q: %d in the crashed run, %d in the clean one: not a duplicate", d.Record, d.Crashed, d.Clean)
 		}
+	}
+	t.Logf("caught: %v", r)
+}
+
+// s3WordcountJob is wordcount checkpointing to the kit's development S3
+// server, each start with a fresh empty --local-dir.
+func s3WordcountJob(input string, extra ...string) weirtest.Job {
+	job := wordcountJob(input, append(extra, "--local-dir", "{start}")...)
+	job.Args[slices.Index(job.Args, "{dir}/ckpt")] = "{s3}"
+	return job
+}
+
+// TestWordcountWithS3SurvivesKills runs wordcount with its checkpoints in
+// object storage under random SIGKILLs; every start has a fresh, empty
+// --local-dir, so every restart recovers from the S3 server alone, as a job
+// moved to a new machine does.
+func TestWordcountWithS3SurvivesKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a job binary many times")
+	}
+	seed := testseed.Seed(t)
+	job := s3WordcountJob(writeText(t, seed, 4, 60000))
+	job.Seed, job.Kills, job.WorkDir = seed, 4, t.TempDir()
+	r := weirtest.Test(t, job)
+	if r.Kills != 4 || r.Starts != 5 {
+		t.Fatalf("want 4 kills and 5 starts: %v", r)
+	}
+	// Each start had its own local directory: none restored from another's.
+	locals, err := filepath.Glob(filepath.Join(r.Crashed.Dir, "start-*"))
+	if err != nil || len(locals) != r.Starts {
+		t.Fatalf("crashed run: %d local directories %v (%v), want one per start (%d)", len(locals), locals, err, r.Starts)
+	}
+}
+
+// TestS3CatchesDuplicates proves the test above can fail: with the
+// at-least-once sink, a crash after the sinks flushed a checkpoint that
+// never completed in S3 writes that epoch twice, and the kit sees it.
+func TestS3CatchesDuplicates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a job binary")
+	}
+	seed := testseed.Seed(t)
+	job := s3WordcountJob(writeText(t, seed, 2, 60000), "--at-least-once")
+	job.Seed, job.WorkDir = seed, t.TempDir()
+	job.ProtocolCrashes = []string{"before-manifest:2"}
+	r, err := weirtest.Check(t.Context(), job)
+	if !errors.Is(err, weirtest.ErrOutputsDiffer) || r.Duplicates == 0 || r.Lost != 0 {
+		t.Fatalf("at-least-once with S3 checkpoints after a crash: want duplicates only, got %v (%v)", err, r)
 	}
 	t.Logf("caught: %v", r)
 }

@@ -54,4 +54,16 @@
 // S3-compatible server accepts and which needs no wildcard DNS; without one,
 // virtual-hosted addressing, as AWS requires for new buckets. A custom
 // endpoint without a region gets us-east-1, which such servers ignore.
+//
+// # A server that stops answering
+//
+// Every S3 connection fails once no byte has moved in either direction for
+// the stall timeout, 30 s unless WEIR_S3_REQUEST_TIMEOUT (a Go duration)
+// says otherwise, and the SDK retries the request (AWS_MAX_ATTEMPTS, 3 by
+// default). A hung endpoint thus fails a checkpoint or a restore in about
+// two minutes with ErrUnreachable naming the endpoint and the key, instead
+// of hanging it forever; a slow transfer that keeps moving bytes is never
+// cut short, whatever its size. The SDK's own read timeout is off for S3,
+// and would not do: it restarts only on reads, so a long upload, whose
+// response is read only at its end, would trip it.
 package objstore

@@ -68,11 +68,16 @@ func openS3(ctx context.Context, loc Location, opts Options) (*s3Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("objstore: %s: load the AWS configuration (AWS_PROFILE, ~/.aws/config): %w", where, err)
 	}
+	stall, err := stallTimeout()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		// NB: Get and GetBytes verify the CRC-32C themselves, against the
 		// caller's manifest and the stored checksum, and name the object
 		// when it fails; the SDK's own check would only add a second pass.
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		o.HTTPClient = withStallTimeout(o.HTTPClient, stall)
 		if o.BaseEndpoint != nil {
 			o.UsePathStyle = true
 			if o.Region == "" {
@@ -151,6 +156,7 @@ func (s *s3Store) wrap(op, key string, err error) error {
 	var apiErr smithy.APIError
 	var respErr *awshttp.ResponseError
 	var sendErr *smithyhttp.RequestSendError
+	var stalled *errStalled
 	code, status := "", 0
 	if errors.As(err, &apiErr) {
 		code = apiErr.ErrorCode()
@@ -169,6 +175,9 @@ func (s *s3Store) wrap(op, key string, err error) error {
 	case status == 401 || status == 403 || code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch":
 		return fmt.Errorf("%w: %s %s: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and that they may list, read, write and delete objects in bucket %q: %w",
 			ErrAccessDenied, op, where, s.loc.Bucket, err)
+	case errors.As(err, &stalled):
+		return fmt.Errorf("%w: %s %s: %s stopped answering: %w",
+			ErrUnreachable, op, where, s.endpointName(), err)
 	case errors.As(err, &sendErr):
 		return fmt.Errorf("%w: %s %s: cannot reach %s; check AWS_ENDPOINT_URL and that the server runs (a development one: 'weir s3'): %w",
 			ErrUnreachable, op, where, s.endpointName(), err)

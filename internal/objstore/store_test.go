@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -550,5 +551,74 @@ func TestLocalReadOnly(t *testing.T) {
 	defer os.Chmod(dir, 0o755)
 	if _, err := Open(t.Context(), dir, Options{ReadOnly: true}); err != nil {
 		t.Fatalf("Open of a read-only directory read-only = %v", err)
+	}
+}
+
+// TestStalledServerFails checks that a request to a server that accepts it
+// and never answers fails after the stall timeout, retried as the SDK
+// retries (AWS_MAX_ATTEMPTS), with an error naming the endpoint and the
+// key, instead of hanging a checkpoint or a restore forever.
+func TestStalledServerFails(t *testing.T) {
+	s3dev.IsolateEnv(t)
+	var mu sync.Mutex
+	stalled := map[string]int{} // method → requests held
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && strings.Trim(r.URL.Path, "/") == testBucket {
+			return // HeadBucket in Open: the bucket exists
+		}
+		mu.Lock()
+		stalled[r.Method]++
+		mu.Unlock()
+		// NB: the server notices a closed connection, and ends the
+		// request's context, only once the body is read.
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	defer hang.CloseClientConnections() // before Close, which waits for the handlers
+	t.Setenv("AWS_ENDPOINT_URL", hang.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "k")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
+	t.Setenv("AWS_MAX_ATTEMPTS", "2")
+	// The server never answers: any timeout expires. Long enough that the
+	// answered HeadBucket is not cut short on a loaded machine.
+	t.Setenv(StallTimeoutEnv, "500ms")
+	st, err := Open(t.Context(), "s3://"+testBucket+"/p", Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// NB: without a stall timeout the calls would wait for this deadline.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, putErr := st.PutBytes(ctx, "chk-1/MANIFEST", []byte("m"))
+	getErr := st.Get(ctx, "chk-1/a.sst", filepath.Join(t.TempDir(), "a.sst"), Checksum{})
+	for _, c := range []struct {
+		method, key string
+		err         error
+	}{{http.MethodPut, "chk-1/MANIFEST", putErr}, {http.MethodGet, "chk-1/a.sst", getErr}} {
+		var stall *errStalled
+		if !errors.Is(c.err, ErrUnreachable) || !errors.As(c.err, &stall) {
+			t.Fatalf("%s of a server that never answers = %v; want ErrUnreachable after the stall timeout", c.method, c.err)
+		}
+		for _, want := range []string{hang.URL, c.key, StallTimeoutEnv} {
+			if !strings.Contains(c.err.Error(), want) {
+				t.Errorf("error %q does not name %q", c.err, want)
+			}
+		}
+		mu.Lock()
+		n := stalled[c.method]
+		mu.Unlock()
+		if n != 2 {
+			t.Errorf("%s sent %d times, want 2 (AWS_MAX_ATTEMPTS)", c.method, n)
+		}
+		t.Log(c.err)
+	}
+}
+
+func TestStallTimeoutEnv(t *testing.T) {
+	t.Setenv(StallTimeoutEnv, "soon")
+	_, err := Open(t.Context(), "s3://"+testBucket, Options{Logger: quiet})
+	if !errors.Is(err, ErrBadLocation) || !strings.Contains(err.Error(), StallTimeoutEnv) {
+		t.Fatalf("Open with %s=soon = %v; want ErrBadLocation naming the variable", StallTimeoutEnv, err)
 	}
 }

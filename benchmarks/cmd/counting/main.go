@@ -1,7 +1,10 @@
 // Command counting measures the core runtime: generator → Map → KeyBy →
 // running count per key in Pebble-backed keyed state → discard sink, with
 // checkpoints, against a hand-written loop doing the same counting with a Go
-// map and no framework.
+// map and no framework. With --s3 it runs the job with checkpoints in a
+// local directory and on a development S3 server instead, side by side, and
+// times the restore of each run's last checkpoint into an empty local
+// directory (s3.go).
 package main
 
 import (
@@ -37,8 +40,16 @@ func main() {
 	interval := flag.Duration("checkpoint-interval", time.Second, "checkpoint interval")
 	dir := flag.String("dir", "", "checkpoint directory (default: a temporary directory)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the engine run to this file")
+	s3 := flag.Bool("s3", false, "compare checkpoints in a local directory with checkpoints on a development S3 server (throughput, checkpoint duration and bytes, restore time) instead of the engine with a hand-written loop")
 	flag.Parse()
 	goruntime.GOMAXPROCS(*cores)
+	if *s3 {
+		if err := compareS3(*records, *keys, *interval); err != nil {
+			fmt.Fprintln(os.Stderr, "counting:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	// The machine is shared: measure the loop before and after the engine
 	// and keep the faster, which makes the ratio conservative.
@@ -103,24 +114,11 @@ func engine(records, keys uint64, interval time.Duration, dir string) (result, e
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	seqSource, err := generator.NewSource(generator.SourceConfig[uint64]{Record: func(seq uint64) uint64 { return seq }, Count: records})
-	if err != nil {
-		return res, err
-	}
 	var dropped discard.Counter
-	discardSink, err := discard.NewSink(discard.SinkConfig[count]{Counter: &dropped})
+	p, err := pipeline(records, keys, &dropped)
 	if err != nil {
 		return res, err
 	}
-	p := runtime.NewPipeline("counting")
-	seqs := runtime.From(p, "generator", seqSource)
-	ks := operators.Map(seqs, func(seq uint64) uint64 { return keyOf(seq, keys) })
-	counts := operators.Aggregate(operators.KeyBy(ks, func(k uint64) uint64 { return k }), "count",
-		operators.AggregateFunc[uint64, uint64, int64, count]{
-			Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
-			Result: func(k uint64, acc int64) count { return count{k, acc} },
-		}, nil)
-	runtime.To(counts, "discard", discardSink)
 	cfg := runtime.Config{
 		CheckpointDir:      dir,
 		CheckpointInterval: interval,
@@ -145,6 +143,29 @@ func engine(records, keys uint64, interval time.Duration, dir string) (result, e
 		return res, fmt.Errorf("sink saw %d records, want %d", got, records)
 	}
 	return res, nil
+}
+
+// pipeline builds the counting job: records sequence numbers, counted over
+// keys, into a discard sink that counts them in dropped.
+func pipeline(records, keys uint64, dropped *discard.Counter) (*runtime.Pipeline, error) {
+	seqSource, err := generator.NewSource(generator.SourceConfig[uint64]{Record: func(seq uint64) uint64 { return seq }, Count: records})
+	if err != nil {
+		return nil, err
+	}
+	discardSink, err := discard.NewSink(discard.SinkConfig[count]{Counter: dropped})
+	if err != nil {
+		return nil, err
+	}
+	p := runtime.NewPipeline("counting")
+	seqs := runtime.From(p, "generator", seqSource)
+	ks := operators.Map(seqs, func(seq uint64) uint64 { return keyOf(seq, keys) })
+	counts := operators.Aggregate(operators.KeyBy(ks, func(k uint64) uint64 { return k }), "count",
+		operators.AggregateFunc[uint64, uint64, int64, count]{
+			Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
+			Result: func(k uint64, acc int64) count { return count{k, acc} },
+		}, nil)
+	runtime.To(counts, "discard", discardSink)
+	return p, nil
 }
 
 func pct(ds []time.Duration, p int) time.Duration {
