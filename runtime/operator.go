@@ -122,8 +122,13 @@ func (OperatorBase) Finish() error { return nil }
 // Close does nothing.
 func (OperatorBase) Close() error { return nil }
 
-// operatorContext returns the OperatorContext of the subtask env opens.
-func operatorContext(env *engine.Env) *OperatorContext {
-	return &OperatorContext{TaskInfo: info(env), Restored: env.Restored, fail: env.Fail, watermark: env.Watermark,
-		late: env.LateDropped, ts: env.Timestamp}
+// operatorContext returns the OperatorContext of the subtask env opens
+// with op.
+func operatorContext(env *engine.Env, op any) (*OperatorContext, error) {
+	restored, err := restoredState(env, op)
+	if err != nil {
+		return nil, err
+	}
+	return &OperatorContext{TaskInfo: info(env), Restored: restored, fail: env.Fail, watermark: env.Watermark,
+		late: env.LateDropped, ts: env.Timestamp}, nil
 }

@@ -184,7 +184,11 @@ func From[T any](p *Pipeline, name string, newSource SourceFactory[T], opts ...S
 		if err != nil {
 			return engine.Subtask{}, fmt.Errorf("new source: %w", err)
 		}
-		if err := src.Open(env.Ctx, info(env), env.Restored); err != nil {
+		restored, err := restoredState(env, src)
+		if err != nil {
+			return engine.Subtask{}, err
+		}
+		if err := src.Open(env.Ctx, info(env), restored); err != nil {
 			return engine.Subtask{}, err
 		}
 		inst := &sourceInstance[T]{src: src, out: env.Out.(Collector[T])}
@@ -216,7 +220,13 @@ func To[T any](s Stream[T], name string, newSink SinkFactory[T]) SinkHandle {
 		if err != nil {
 			return engine.Subtask{}, fmt.Errorf("new sink: %w", err)
 		}
-		if err := sink.Open(env.Ctx, info(env), env.Restored); err != nil {
+		restored := env.Restored
+		if env.Rescaled != nil {
+			if restored, err = rescaleSink(env, sink, newSink); err != nil {
+				return engine.Subtask{}, err
+			}
+		}
+		if err := sink.Open(env.Ctx, info(env), restored); err != nil {
 			return engine.Subtask{}, err
 		}
 		inst := &sinkInstance[T]{sink: sink, ctx: env.Ctx, fail: env.Fail}
@@ -256,7 +266,11 @@ func Apply[In, Out any](s Stream[In], name string, newOp func() Operator[In, Out
 	}
 	n.Build = func(env *engine.Env) (engine.Subtask, error) {
 		op := newOp()
-		if err := op.Open(operatorContext(env), env.Out.(Collector[Out])); err != nil {
+		ctx, err := operatorContext(env, op)
+		if err != nil {
+			return engine.Subtask{}, err
+		}
+		if err := op.Open(ctx, env.Out.(Collector[Out])); err != nil {
 			return engine.Subtask{}, err
 		}
 		return engine.Subtask{Instance: operatorInstance{op}, In: processorCollector[In]{op}}, nil
@@ -284,7 +298,11 @@ func ApplyKeyed[K comparable, In, Out any](s KeyedStream[K, In], name string, ne
 			return engine.Subtask{}, err
 		}
 		op := newOp()
-		kctx := &KeyedContext[K]{OperatorContext: *operatorContext(env), Scope: (*state.Scope[K])(scope)}
+		ctx, err := operatorContext(env, op)
+		if err != nil {
+			return engine.Subtask{}, err
+		}
+		kctx := &KeyedContext[K]{OperatorContext: *ctx, Scope: (*state.Scope[K])(scope)}
 		if _, ok := op.(TimerHandler[K]); ok {
 			if kctx.Timers, err = newTimerService(scope); err != nil {
 				return engine.Subtask{}, err

@@ -100,7 +100,8 @@ func (s *source[T]) DeadLettered() int64 { return s.deadLettered.Load() }
 // partitions added since.
 //
 // Restored state that names a partition this subtask does not own is an
-// error: changing the parallelism of a Kafka source is not supported.
+// error. A restore with another parallelism goes through Redistribute
+// first, which gives each subtask the offsets of the partitions it owns.
 func (s *source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
 	if info.Parallelism < 1 || info.Subtask < 0 || info.Subtask >= info.Parallelism {
 		return fmt.Errorf("kafka source: bad task info: subtask %d of %d", info.Subtask, info.Parallelism)

@@ -137,6 +137,10 @@ type Env struct {
 	// LateDropped counts the records the operator dropped as late
 	// (weir_late_records_dropped_total); operators only.
 	LateDropped *atomic.Uint64
+	// Rescaled is set, and Restored nil, when the node ran with another
+	// parallelism in the restored checkpoint and kept state outside keys
+	// there (see rescale.go).
+	Rescaled *Rescaled
 }
 
 // Subtask is one opened subtask of a node, as Build returns it.

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/weirstream/weir/internal/keygroup"
-	"github.com/weirstream/weir/internal/manifest"
 	"github.com/weirstream/weir/internal/statebackend"
 )
 
@@ -14,8 +13,8 @@ import (
 // group: each subtask of a keyed operator owns a contiguous range of the
 // job's key groups (keygroup.Range), whose state it gathers from the
 // old subtasks whose ranges overlap it (statebackend.RescaleKeyGroups). Operator
-// state (outside keys) is redistributed by its operator; until it can be,
-// a restore that would need it is refused.
+// state (outside keys) is handed to every new subtask whole (Rescaled),
+// which takes its share (see runtime.Rescalable).
 
 // restoredParallelism returns the parallelism operator ran with in the
 // restored checkpoint, or 0 if the checkpoint has no state of it.
@@ -28,14 +27,51 @@ func (j *job) restoredParallelism(operator string) int {
 	return 0
 }
 
-// checkRescale reports why n, which ran with another parallelism in m,
-// cannot be restored: operator state that is not redistributed yet.
-func (j *job) checkRescale(m *manifest.Manifest, n *Node, old int) error {
-	for _, st := range m.Operators {
-		if st.Operator == n.Name && st.StateFile != "" {
-			return fmt.Errorf("%w: operator %q ran with parallelism %d in checkpoint %d, now %d, and has operator state (outside keys), which cannot be redistributed yet; restart it with parallelism %d",
-				ErrIncompatibleCheckpoint, n.Name, old, m.ID, j.parallelism(n), old)
+// Rescaled is the operator state of every old subtask of a node whose
+// parallelism changed since the restored checkpoint. Like Flink's union
+// redistribution, every new subtask gets all of it and takes its share;
+// the runtime refuses the restore for a source, sink or operator that
+// cannot.
+type Rescaled struct {
+	// OldParallelism is the node's parallelism in the restored checkpoint.
+	OldParallelism int
+	// States holds each old subtask's state, by subtask; nil for none.
+	States [][]byte
+	// Committed is set for each old sink subtask whose Commit of the
+	// restored checkpoint had returned (see Env.RestoredCommitted).
+	Committed []bool
+}
+
+// restoreOperatorState sets env.Restored (and for a sink
+// env.RestoredCommitted), or env.Rescaled if n's parallelism changed and
+// its old subtasks kept operator state.
+func (j *job) restoreOperatorState(env *Env, n *Node, subtask int) error {
+	old := j.restoredParallelism(n.Name)
+	if old == 0 || old == j.parallelism(n) {
+		data, err := j.store.ReadOperatorState(j.restored, n.Name, subtask)
+		if err != nil {
+			return err
 		}
+		env.Restored = data
+		if n.Kind == SinkNode {
+			env.RestoredCommitted = j.store.Committed(j.restored.ID, n.Name, subtask)
+		}
+		return nil
+	}
+	r := &Rescaled{OldParallelism: old, States: make([][]byte, old), Committed: make([]bool, old)}
+	some := false
+	for o := range old {
+		data, err := j.store.ReadOperatorState(j.restored, n.Name, o)
+		if err != nil {
+			return err
+		}
+		r.States[o], some = data, some || data != nil
+		if n.Kind == SinkNode {
+			r.Committed[o] = j.store.Committed(j.restored.ID, n.Name, o)
+		}
+	}
+	if some {
+		env.Rescaled = r
 	}
 	return nil
 }
