@@ -88,7 +88,6 @@ func buildPreAggregated[K comparable, T, S, Out any](w WindowedStream[K, T], c c
 		name:     w.name,
 		windows:  w.windows,
 		lateness: w.lateness, // the partials carry their pane's start as timestamp
-
 	}
 	results, unexpected := buildWindow(global, contents[K, partial[K, S], S, Out]{
 		add: func(s S, x partial[K, S], first bool) S {
