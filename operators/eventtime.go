@@ -206,3 +206,7 @@ func (e timeEnv[K]) Watermark() int64 { return e.watermark() }
 
 // ProcessingTime returns the wall clock, ms.
 func (e timeEnv[K]) ProcessingTime() int64 { return e.now() }
+
+// Timestamp is the timestamp of the record being processed, or of the
+// results being emitted (a window's End-1).
+func (e timeEnv[K]) Timestamp() int64 { return e.stamps.Timestamp() }

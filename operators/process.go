@@ -24,8 +24,8 @@ type SetupContext[K comparable] struct {
 }
 
 // Context is what a process function gets with each record: the record's
-// key, whose state the handles created at setup now address, the clocks,
-// and the side outputs (OutputTag.Emit). It is valid only during the call:
+// key, whose state the handles created at setup now address, its
+// timestamp, the clocks, and the side outputs (OutputTag.Emit). It is valid only during the call:
 // do not keep it. It has no timers; a function that needs them is a
 // ProcessWithTimers, which gets a TimerContext.
 type Context[K comparable] struct {
@@ -39,6 +39,7 @@ type Context[K comparable] struct {
 type clock interface {
 	Watermark() int64
 	ProcessingTime() int64
+	Timestamp() int64
 }
 
 // Key returns the key of the record (or timer) being processed.
@@ -50,6 +51,13 @@ func (c *Context[K]) Watermark() int64 { return c.clock.Watermark() }
 
 // ProcessingTime returns the wall clock in ms since the epoch.
 func (c *Context[K]) ProcessingTime() int64 { return c.clock.ProcessingTime() }
+
+// Timestamp returns the event time, in ms since the epoch, of the record
+// being processed, which the records the function emits carry too: the
+// record's own on a stream with event time (runtime.AssignTimestamps,
+// runtime.WithWatermarks), the window's last millisecond in a window
+// function, and runtime.NoTimestamp on a stream without event time.
+func (c *Context[K]) Timestamp() int64 { return c.clock.Timestamp() }
 
 func (c *Context[K]) outputs() *sideOutputs { return c.sides }
 

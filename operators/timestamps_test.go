@@ -265,3 +265,41 @@ func TestRecordWithoutTimestampFailsJob(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessContextTimestamp reads each record's timestamp in a process
+// function through its per-call Context: the one AssignTimestamps gave on
+// an event-time stream, runtime.NoTimestamp without event time.
+func TestProcessContextTimestamp(t *testing.T) {
+	const n = 500
+	evTime := func(v uint64) int64 { return 5_000 + int64(v)*3 }
+	for _, eventTime := range []bool{true, false} {
+		t.Run(fmt.Sprintf("eventTime=%v", eventTime), func(t *testing.T) {
+			var want []string
+			for v := range uint64(n) {
+				ts := int64(runtime.NoTimestamp)
+				if eventTime {
+					ts = evTime(v)
+				}
+				want = append(want, fmt.Sprintf("%d@%d", v, ts))
+			}
+			out := newOutput[string]()
+			p := runtime.NewPipeline("process-timestamps")
+			s := runtime.From(p, "src", numbers(n))
+			if eventTime {
+				s = runtime.AssignTimestamps(s, "timestamps", runtime.Monotonic(evTime))
+			}
+			keyed := operators.KeyBy(s, func(v uint64) uint64 { return v % 3 })
+			res := operators.Process(keyed, "show", func(*operators.SetupContext[uint64]) (operators.ProcessFunc[uint64, uint64, string], error) {
+				return func(ctx *operators.Context[uint64], v uint64, out runtime.Collector[string]) error {
+					out.Collect(fmt.Sprintf("%d@%d", v, ctx.Timestamp()))
+					return nil
+				}, nil
+			})
+			runtime.To(res, "sink", newMemSink(out))
+			if err := runtime.Run(context.Background(), p, testConfig(t, 2)); err != nil {
+				t.Fatal(err)
+			}
+			check(t, "timestamps", out.records(), want)
+		})
+	}
+}
