@@ -63,7 +63,13 @@ func (s *partitionedSink[T]) open(ctx context.Context, partition string, restore
 	if !fs.ValidPath(partition) || strings.HasPrefix(partition, ".") {
 		return nil, fmt.Errorf("nexmark: invalid partition %q", partition)
 	}
-	newSink, err := file.NewSink(file.SinkConfig[T]{Dir: filepath.Join(s.root, filepath.FromSlash(partition)), Format: s.format})
+	newSink, err := file.NewSink(file.SinkConfig[T]{
+		Dir: filepath.Join(s.root, filepath.FromSlash(partition)), Format: s.format,
+		// A prefix per subtask: this subtask opens a partition's sink at the
+		// partition's first record, maybe after another subtask committed
+		// files there, which a fresh file sink would take for another run's.
+		Prefix: fmt.Sprintf("part-s%d", s.info.Subtask),
+	})
 	if err != nil {
 		return nil, err
 	}
