@@ -16,6 +16,13 @@
 // across any number of crashes. It passes the connector conformance suite
 // (weirtest/conformance).
 //
+// The parallelism may change on a restore (runtime.Rescalable): the
+// sequence numbers the old subtasks had still to emit are split into
+// arithmetic progressions (split), cut finer when there are fewer than new
+// subtasks, and dealt out among the new subtasks, so every record is still
+// emitted once. A subtask with several splits emits them in sequence
+// order.
+//
 // Sequence is the position-keeping part on its own, for sources of other
 // shapes (the Nexmark generator uses it).
 package generator

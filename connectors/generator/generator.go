@@ -66,30 +66,70 @@ func NewSource[T any](cfg SourceConfig[T]) (runtime.SourceFactory[T], error) {
 
 // source is one subtask's instance.
 type source[T any] struct {
-	cfg SourceConfig[T]
-	seq Sequence
+	cfg    SourceConfig[T]
+	pace   Sequence // only its rate limit: the positions are in splits
+	splits []split  // usually one; more after a change of parallelism
 }
 
 func (s *source[T]) Open(_ context.Context, info runtime.TaskInfo, restored []byte) error {
-	return s.seq.Open(info, restored, s.cfg.RatePerSecond)
+	if len(restored) > 0 && restored[0] == splitsVersion {
+		splits, err := decodeSplits(restored)
+		if err != nil {
+			return err
+		}
+		s.splits = splits
+		return s.pace.Open(info, nil, s.cfg.RatePerSecond)
+	}
+	if err := s.pace.Open(info, restored, s.cfg.RatePerSecond); err != nil {
+		return err
+	}
+	s.splits = []split{{next: s.pace.Next, stride: s.pace.Stride}}
+	return nil
 }
 
 func (s *source[T]) Read(ctx context.Context, out runtime.Collector[T]) error {
-	n, err := s.seq.Quota(ctx, s.cfg.ChunkSize)
+	n, err := s.pace.Quota(ctx, s.cfg.ChunkSize)
 	if err != nil {
 		return err
 	}
 	for range n {
-		if s.cfg.Count > 0 && s.seq.Next >= s.cfg.Count {
+		sp := s.lowest()
+		if sp == nil {
 			return runtime.ErrEndOfInput
 		}
-		out.Collect(s.cfg.Record(s.seq.Next))
-		s.seq.Next += s.seq.Stride
+		out.Collect(s.cfg.Record(sp.next))
+		sp.next += sp.stride
 	}
 	return nil
 }
 
-func (s *source[T]) Snapshot() ([]byte, error) { return s.seq.Snapshot(), nil }
+// lowest returns the unfinished split with the lowest next sequence
+// number, so that a subtask with several splits emits in sequence order,
+// or nil when all are finished.
+func (s *source[T]) lowest() *split {
+	var low *split
+	for i := range s.splits {
+		sp := &s.splits[i]
+		if s.cfg.Count > 0 && sp.next >= s.cfg.Count {
+			continue
+		}
+		if low == nil || sp.next < low.next {
+			low = sp
+		}
+	}
+	return low
+}
+
+// Snapshot writes the state version of Sequence when the subtask has the
+// split a fresh subtask has (the common case, readable by older versions),
+// else the list of splits. (pace.Next mod pace.Stride is the subtask.)
+func (s *source[T]) Snapshot() ([]byte, error) {
+	if sp := s.splits; len(sp) == 1 && sp[0].stride == s.pace.Stride && sp[0].next%sp[0].stride == s.pace.Next%s.pace.Stride {
+		s.pace.Next = s.splits[0].next
+		return s.pace.Snapshot(), nil
+	}
+	return encodeSplits(s.splits), nil
+}
 
 func (s *source[T]) Close() error { return nil }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,7 +149,12 @@ func TestRescaleRefusals(t *testing.T) {
 	dir := t.TempDir()
 	var violations atomic.Int64
 	cfg := runtime.Config{CheckpointDir: dir, CheckpointInterval: 10 * time.Millisecond, Parallelism: 2, BatchSize: 32, MaxParallelism: 64}
-	if err := runtime.Run(context.Background(), rescaledWindowPipeline(&memOutput{}, 2, 0, nil, &violations), cfg); err != nil {
+	// The sources in a holding wrapper (that never holds) do not implement
+	// runtime.Rescalable, as the bare generator now does.
+	pipeline := func() *runtime.Pipeline {
+		return rescaledWindowPipeline(&memOutput{}, 2, math.MaxInt64, func() {}, &violations)
+	}
+	if err := runtime.Run(context.Background(), pipeline(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -161,7 +167,7 @@ func TestRescaleRefusals(t *testing.T) {
 		{"operator state", func(c runtime.Config) runtime.Config { c.Parallelism = 3; return c },
 			[]string{`operator "events" ran with parallelism 2`, "now 3", "restart it with parallelism 2"}},
 	} {
-		err := runtime.Run(context.Background(), rescaledWindowPipeline(&memOutput{}, 2, 0, nil, &violations), c.cfg(cfg))
+		err := runtime.Run(context.Background(), pipeline(), c.cfg(cfg))
 		if !errors.Is(err, engine.ErrIncompatibleCheckpoint) {
 			t.Fatalf("%s: got %v, want %v", c.name, err, engine.ErrIncompatibleCheckpoint)
 		}
