@@ -17,11 +17,13 @@
 // (weirtest/conformance).
 //
 // The parallelism may change on a restore (runtime.Rescalable): the
-// sequence numbers the old subtasks had still to emit are split into
-// arithmetic progressions (split), cut finer when there are fewer than new
-// subtasks, and dealt out among the new subtasks, so every record is still
-// emitted once. A subtask with several splits emits them in sequence
-// order.
+// sequence numbers the old subtasks had still to emit, as arithmetic
+// progressions (one per old subtask at first), are cut into finer
+// interleaved ones when there are fewer than new subtasks, and dealt out
+// among the new subtasks, so every record is still emitted once. A subtask
+// with several progressions emits them in sequence order. Sequence itself
+// keeps one progression: a source built on it (the Nexmark generator)
+// cannot be rescaled.
 //
 // Sequence is the position-keeping part on its own, for sources of other
 // shapes (the Nexmark generator uses it).
