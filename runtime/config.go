@@ -106,6 +106,25 @@ type Config struct {
 	// Cancelling Run's context instead stops at once, without one. Main
 	// closes its own on the first signal, and this one too.
 	Stop <-chan struct{}
+	// Group, if set (--group), makes this process one member of a job
+	// spread over every process started with the same Group and pipeline,
+	// through Cluster: the job's tasks are shared among the members, each
+	// checkpointed under CheckpointDir/task-<i> (a shared directory or
+	// s3://), and move to another member when theirs leaves or dies. See
+	// Cluster.
+	Group string
+	// InstanceID (--instance-id), with Group, is this member's static
+	// identity (a StatefulSet pod's name, say): restarted within
+	// GroupSessionTimeout, it gets its tasks back without a rebalance.
+	InstanceID string
+	// GroupSessionTimeout (--group-session-timeout, default 45s) is how
+	// long a member may go unheard before its tasks move to others: the
+	// longest pause a member survives, and the time a dead member's tasks
+	// wait.
+	GroupSessionTimeout time.Duration
+	// Cluster carries the group: membership and the exchanges between
+	// tasks (kafka.NewCluster). Required with Group.
+	Cluster Cluster
 
 	// flagErrs holds values given on the command line that EnsureDefaults
 	// would otherwise silently replace (an explicit 0).

@@ -31,6 +31,13 @@ type TaskInfo struct {
 	Operator    string // user-visible operator name
 	Subtask     int    // index of this instance, 0 <= Subtask < Parallelism
 	Parallelism int    // number of instances of the operator
+	// Group is Config.Group of a job spread over processes, "" otherwise.
+	// Subtask is then the task's index and Parallelism the number of
+	// tasks: a source of partitioned input reads partition Subtask of
+	// each topic (the topics are co-partitioned, Parallelism partitions
+	// each), and a sink names what it commits after the group and the
+	// task, unique across processes.
+	Group string
 	Logger      *slog.Logger
 	// RestoredCommitted is set for a sink subtask whose Commit of the
 	// checkpoint being restored had returned before the job stopped (the

@@ -42,6 +42,18 @@ type Config struct {
 	Restart               RestartStrategy
 	// Stop, when closed, stops the job with a final checkpoint.
 	Stop <-chan struct{}
+	// Task, if set, runs one task of a job spread over processes
+	// (runtime.Cluster): subtask Task.Index of every node, each of
+	// parallelism Parallelism, with checkpoints holding that subtask only.
+	// The graph has no Hashed edges: package runtime cut them into
+	// exchanges.
+	Task *TaskScope
+}
+
+// TaskScope is the task a job runs in group mode (Config.Task).
+type TaskScope struct {
+	Index int    // the task, 0 <= Index < Config.Parallelism
+	Group string // runtime.Config.Group, for TaskInfo.Group
 }
 
 // Events are the hooks of runtime.EventListener; nil ones are not called.
