@@ -37,8 +37,8 @@ type TaskInfo struct {
 	// each topic (the topics are co-partitioned, Parallelism partitions
 	// each), and a sink names what it commits after the group and the
 	// task, unique across processes.
-	Group string
-	Logger      *slog.Logger
+	Group  string
+	Logger *slog.Logger
 	// RestoredCommitted is set for a sink subtask whose Commit of the
 	// checkpoint being restored had returned before the job stopped (the
 	// runtime records each successful Commit next to its checkpoint, see
