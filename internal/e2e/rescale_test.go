@@ -6,6 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -18,7 +21,9 @@ import (
 	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/fault"
+	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/internal/twophase"
+	"github.com/weirstream/weir/weirtest"
 )
 
 // countArgs returns the flags of a start of the counting job (kafkajob)
@@ -267,4 +272,80 @@ func highWatermarks(ctx context.Context, t *testing.T, cl *kgo.Client, topic str
 		}
 	}
 	return hwm
+}
+
+// TestEventTimeRescale runs the event-time job (eventtimejob: event-time
+// deduplication, a tumbling-window count per user and an interval join,
+// over out-of-order input) once without interruption at parallelism 2, and
+// once killed and restarted with parallelism 2 → 3 → 1 → 2, once at the
+// fault point after a manifest. Windows are open, join buffers full and
+// event-time timers pending at every kill, so every rescale moves window
+// and join state, timers and watermarks to other subtasks. The committed
+// outputs must be equal as multisets, and the uninterrupted one what the
+// input implies.
+func TestEventTimeRescale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a job binary several times")
+	}
+	const events = 12000
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 0x6576))
+	bin := binary(t, "github.com/weirstream/weir/internal/e2e/eventtimejob")
+	args := func(dir string, parallelism int) []string {
+		return []string{"--output", filepath.Join(dir, "out"), "--checkpoint-dir", filepath.Join(dir, "ckpt"),
+			"--parallelism", strconv.Itoa(parallelism), "--checkpoint-interval", "100ms",
+			"--events", strconv.Itoa(events), "--rate", "4000", "--metrics-addr", "", "--log-level", "info"}
+	}
+	clean, crashed := t.TempDir(), t.TempDir()
+	startProc(t, bin, args(clean, 2)).waitSuccess(t, "uninterrupted run")
+
+	for i, st := range []ordersStart{{parallelism: 2}, {parallelism: 3, crashAt: "after-manifest:3"}, {parallelism: 1}} {
+		var env []string
+		if st.crashAt != "" {
+			env = append(env, fault.EnvVar+"="+st.crashAt)
+		} else {
+			env = append(env, fault.CheckEnvVar+"=1")
+		}
+		p := startProc(t, bin, args(crashed, st.parallelism), env...)
+		if st.crashAt == "" {
+			if !p.awaitCheckpoints(t, 1+rng.IntN(3)) {
+				t.Fatalf("start %d (%v) exited before its kill: the job is too short for this machine\n%s", i, st, p.log())
+			}
+			p.kill()
+		}
+		p.waitKilled(t, fmt.Sprintf("start %d (%v)", i, st))
+	}
+	startProc(t, bin, args(crashed, 2)).waitSuccess(t, "last start (parallelism 2)")
+
+	read := func(dir string) []string {
+		var lines []string
+		out := weirtest.Files{Dir: "{dir}/out"}
+		if err := out.Read(t.Context(), weirtest.Run{Dir: dir}, func(l []byte) { lines = append(lines, string(l)) }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(lines)
+		return lines
+	}
+	want, got := read(clean), read(crashed)
+	checkEventTimeOutput(t, want, events)
+	if !slices.Equal(got, want) {
+		t.Fatalf("the rescaled run committed %d lines, the uninterrupted one %d; first difference: %s",
+			len(got), len(want), firstDifference(got, want))
+	}
+	t.Logf("%d lines, equal", len(got))
+}
+
+// firstDifference describes where two sorted lists first differ.
+func firstDifference(got, want []string) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("line %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	if len(got) > len(want) {
+		return fmt.Sprintf("extra %q", got[len(want)])
+	}
+	if len(got) < len(want) {
+		return fmt.Sprintf("missing %q", want[len(got)])
+	}
+	return "none"
 }
