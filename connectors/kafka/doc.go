@@ -174,10 +174,13 @@
 // partitions (the last stable offset) until it ends, so output becomes
 // visible at checkpoint completion, not earlier.
 //
-// Limitations: the pool ids depend on the subtask index, so changing the
-// parallelism (or shrinking PoolSize) leaves the transactions of vanished ids
-// open until TransactionTimeout expires. An exactly-once sink writes
-// partitions one after another, synchronously.
+// The pool ids depend on the subtask index. A restart with another
+// parallelism first completes, for every old subtask, what its state
+// promised (runtime.NewTwoPhaseSink's rescaling): its transactions are
+// committed and its other ids fenced, those of subtasks that no longer
+// exist included. Limitations: shrinking PoolSize leaves the transactions
+// of vanished ids open until TransactionTimeout expires. An exactly-once
+// sink writes partitions one after another, synchronously.
 //
 // # The sink: at least once
 //

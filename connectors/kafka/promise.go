@@ -15,7 +15,10 @@ import (
 // and PreCommits: the job must restart from its previous checkpoint.
 var ErrTransactionTimeout = errors.New("kafka sink: a pre-committed transaction is too close to its transaction timeout")
 
-var _ runtime.PromiseChecker = (*sink[Message])(nil)
+var (
+	_ runtime.PromiseChecker = (*sink[Message])(nil)
+	_ runtime.PromiseChecker = (*txnWriter[Message])(nil)
+)
 
 // CheckPromise implements runtime.PromiseChecker. In exactly-once mode it
 // declines checkpoint checkpointID if a transaction that checkpoint would
@@ -30,6 +33,12 @@ func (s *sink[T]) CheckPromise(checkpointID uint64) error {
 		return nil // at least once: nothing expires
 	}
 	return s.promises.check(checkpointID, time.Now())
+}
+
+// CheckPromise is the sink's, for the runtime, which finds the optional
+// interfaces of a sink built by runtime.NewTwoPhaseSink on its writer.
+func (w *txnWriter[T]) CheckPromise(checkpointID uint64) error {
+	return (*sink[T])(w).CheckPromise(checkpointID)
 }
 
 // promises tracks when the pending transactions of an exactly-once sink

@@ -33,6 +33,7 @@ type sink[T any] struct {
 	txns       txnCounts
 	info       runtime.TaskInfo
 	tp         runtime.Sink[T] // runtime.NewTwoPhaseSink over (*txnWriter[T])(s)
+	recovered  bool            // exactly-once: Recover succeeded, Open is done
 }
 
 // txnWriter is the sink as the runtime.TwoPhaseWriter that its
@@ -58,7 +59,23 @@ func NewSink[T any](cfg SinkConfig[T]) (runtime.SinkFactory[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return func() (runtime.Sink[T], error) { return &sink[T]{cfg: cfg, encode: cfg.encoder()}, nil }, nil
+	return func() (runtime.Sink[T], error) {
+		s := &sink[T]{cfg: cfg, encode: cfg.encoder()}
+		if cfg.Mode == ExactlyOnce {
+			// NB: the runtime's own two-phase sink, not s wrapping it:
+			// the runtime rescales only the sinks NewTwoPhaseSink built
+			// (it completes the old subtasks' transactions); wrapped, a
+			// restart with another parallelism was refused.
+			return s.twoPhase(), nil
+		}
+		return s, nil
+	}, nil
+}
+
+// twoPhase returns the exactly-once sink: runtime.NewTwoPhaseSink over s,
+// which keeps the pending transactions in the checkpoint.
+func (s *sink[T]) twoPhase() runtime.Sink[T] {
+	return runtime.NewTwoPhaseSink[T, pendingTxn]((*txnWriter[T])(s), state.JSON[pendingTxn]())
 }
 
 // Open connects to the cluster and, in exactly-once mode, finishes what the
@@ -69,7 +86,7 @@ func (s *sink[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []by
 	if s.w != nil {
 		return errors.New("kafka sink: already open")
 	}
-	s.tp = runtime.NewTwoPhaseSink[T, pendingTxn]((*txnWriter[T])(s), state.JSON[pendingTxn]())
+	s.tp = s.twoPhase()
 	if s.cfg.Mode == AtLeastOnce {
 		s.tp = atLeastOnceSink[T]{(*txnWriter[T])(s)}
 	}
@@ -81,8 +98,18 @@ func (s *sink[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []by
 }
 
 // Open connects and makes the mode's writer; Recover finishes what Open
-// started.
+// started. If either fails, or a commit in between (of what the restored
+// state promised), the sink is closed: the runtime does not close a sink
+// whose Open failed.
 func (w *txnWriter[T]) Open(ctx context.Context, info runtime.TaskInfo) error {
+	s := (*sink[T])(w)
+	if s.w != nil {
+		return errors.New("kafka sink: already open")
+	}
+	return s.closeIfFailed(w.connect(ctx, info))
+}
+
+func (w *txnWriter[T]) connect(ctx context.Context, info runtime.TaskInfo) error {
 	s := (*sink[T])(w)
 	log := s.cfg.Logger
 	if log == nil {
@@ -110,7 +137,17 @@ func (w *txnWriter[T]) Open(ctx context.Context, info runtime.TaskInfo) error {
 // that the restored state does not list.
 func (w *txnWriter[T]) Recover(ctx context.Context, r runtime.Recovery[pendingTxn]) error {
 	s := (*sink[T])(w)
-	return s.w.(*exactlyOnce).recover(ctx, r, s.info.RestoredCommitted)
+	err := s.closeIfFailed(s.w.(*exactlyOnce).recover(ctx, r, s.info.RestoredCommitted))
+	s.recovered = err == nil
+	return err
+}
+
+// closeIfFailed closes the sink if err is not nil, and returns err.
+func (s *sink[T]) closeIfFailed(err error) error {
+	if err != nil {
+		s.Close()
+	}
+	return err
 }
 
 func (s *sink[T]) open(ctx context.Context, info runtime.TaskInfo) error {
@@ -297,7 +334,11 @@ func (w *txnWriter[T]) Commit(ctx context.Context, checkpointID uint64, txns []r
 	if err := s.usable(); err != nil {
 		return err
 	}
-	return s.fail(s.w.commit(ctx, checkpointID, txns))
+	err := s.fail(s.w.commit(ctx, checkpointID, txns))
+	if !s.recovered {
+		return s.closeIfFailed(err) // a commit of Open's
+	}
+	return err
 }
 
 func (w *txnWriter[T]) Close() error { return (*sink[T])(w).Close() }

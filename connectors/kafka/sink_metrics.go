@@ -6,7 +6,10 @@ import (
 	"github.com/weirstream/weir/runtime"
 )
 
-var _ runtime.TransactionReporter = (*sink[Message])(nil)
+var (
+	_ runtime.TransactionReporter = (*sink[Message])(nil)
+	_ runtime.TransactionReporter = (*txnWriter[Message])(nil)
+)
 
 // txnCounts counts the transactions of an exactly-once sink.
 type txnCounts struct {
@@ -20,4 +23,9 @@ type txnCounts struct {
 // from any goroutine.
 func (s *sink[T]) Transactions() (committed, aborted uint64) {
 	return s.txns.committed.Load(), s.txns.aborted.Load()
+}
+
+// Transactions is the sink's, for the runtime (see txnWriter.CheckPromise).
+func (w *txnWriter[T]) Transactions() (committed, aborted uint64) {
+	return (*sink[T])(w).Transactions()
 }

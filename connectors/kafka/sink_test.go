@@ -496,16 +496,13 @@ func TestSlotReusedOnlyAfterLaterCheckpoint(t *testing.T) {
 	check(t, "read_committed", readAll(t, c, true), want("a*1", "b*1"))
 }
 
-// newSinkInstance makes one sink instance of cfg, as the runtime does for a
-// subtask.
+// newSinkInstance makes one sink instance of cfg, as NewSink's factory
+// does for a subtask, unwrapped: its Open drives it through the same
+// runtime.NewTwoPhaseSink that the factory returns in exactly-once mode.
 func newSinkInstance[T any](cfg SinkConfig[T]) (*sink[T], error) {
-	newSink, err := NewSink(cfg)
-	if err != nil {
+	if _, err := NewSink(cfg); err != nil {
 		return nil, err
 	}
-	s, err := newSink()
-	if err != nil {
-		return nil, err
-	}
-	return s.(*sink[T]), nil
+	cfg.EnsureDefaults()
+	return &sink[T]{cfg: cfg, encode: cfg.encoder()}, nil
 }

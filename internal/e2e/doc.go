@@ -4,6 +4,11 @@
 // tests build, and helpers to fill an input topic with sequenced records, read
 // a topic at either isolation level. The crash tests run the job binaries
 // (kafkajob, eventtimejob) through the public crash-test kit, weirtest.
+// The tests of state that moves drive the starts themselves, since each
+// differs from the one before: kafkajob, eventtimejob and examples/orders
+// killed and restarted with another --parallelism, orders resumed from a
+// savepoint, and orders with its checkpoints in S3 (internal/s3dev), each
+// start with a fresh --local-dir.
 //
 // The counting job's input records are {"key":"k-7","seq":12}: Keys keys,
 // and per key the sequence 0, 1, 2, … in partition order. Its output records
