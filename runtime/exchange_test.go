@@ -328,8 +328,9 @@ type passOp struct{ runtime.OperatorBase }
 func (passOp) Open(*runtime.OperatorContext, runtime.Collector[count]) error { return nil }
 func (passOp) Process(count)                                                 {}
 
-// A task restored with another task count is refused: rescaling a group
-// job means changing the partition count of its inputs.
+// A task restored with another task count is refused (rescaling a group
+// job means changing the partition count of its inputs), and so is a
+// task given another task's checkpoints.
 func TestTaskCountChangeRefused(t *testing.T) {
 	var out clustertest.Output[string]
 	p := wordCount(t, 100, 0, out.Sink())
@@ -341,6 +342,11 @@ func TestTaskCountChangeRefused(t *testing.T) {
 	if !errors.Is(err, runtime.ErrIncompatibleCheckpoint) || !strings.Contains(err.Error(), "was taken with 2 tasks") ||
 		!strings.Contains(err.Error(), "rescaling a job spread over processes (--group), that is changing the partition count of its input topics, is not supported yet") {
 		t.Fatalf("err = %v, want the change of task count refused", err)
+	}
+	// Task 1 given task 0's checkpoints.
+	err = runtime.RunTask(t.Context(), p, groupConfig(clustertest.New(2)), runtime.TaskRun{Index: 1, Tasks: 2, CheckpointDir: filepath.Join(dir, "task-0")})
+	if !errors.Is(err, runtime.ErrIncompatibleCheckpoint) || !strings.Contains(err.Error(), "holds task 0") {
+		t.Fatalf("err = %v, want another task's checkpoint refused", err)
 	}
 }
 
