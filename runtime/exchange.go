@@ -33,6 +33,13 @@ import (
 // state has in checkpoints. They derive from OP alone, so they are stable
 // across runs and unique as operator names are; a pipeline whose own names
 // collide with them is refused.
+//
+// End of input: the send side passes EndOfInput on to the Cluster's sink
+// if it is an EndOfInputHandler. A bounded group job ends only if the
+// Cluster's source returns ErrEndOfInput once every task's writer has ended
+// and it has read all (package internal/clustertest does); a Cluster that
+// never ends its exchanges (Kafka's, for unbounded inputs) keeps the tasks
+// running until they are stopped.
 
 // exchangeName returns the name of the exchange into operator op.
 func exchangeName(op string) string { return op + ".exchange" }
