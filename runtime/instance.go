@@ -93,15 +93,15 @@ func (s *sinkInstance[T]) Finish() error {
 }
 func (s *sinkInstance[T]) Close() error { return s.sink.Close() }
 
-// wrapper is implemented by the sinks of NewTwoPhaseSink: the optional
-// interfaces of the writer they wrap count as the sink's.
+// wrapper is implemented by the sinks of NewTwoPhaseSink and the ends of
+// exchanges: the optional interfaces of what they wrap count as theirs.
 type wrapper interface{ user() any }
 
 // reports returns what a user's source or sink reports through the
 // optional interfaces LagReporter, TransactionReporter and PromiseChecker.
 func reports(user any) engine.Reports {
 	var r engine.Reports
-	if w, ok := user.(wrapper); ok {
+	for w, ok := user.(wrapper); ok; w, ok = user.(wrapper) {
 		user = w.user()
 	}
 	if l, ok := user.(LagReporter); ok {

@@ -24,6 +24,10 @@ type Pipeline struct {
 	g     *engine.Graph // what the engine runs
 	names map[string]bool
 	err   error
+	// For group mode (exchange.go): the exchange replacing each keyed
+	// operator's input, and the record codecs WithCodec gave.
+	cuts   map[*engine.Node]exchangeCut
+	codecs map[*engine.Node]any
 }
 
 // NewPipeline returns an empty pipeline for the job called name.
@@ -156,7 +160,7 @@ func placeholder(name string) *engine.Node { return &engine.Node{Name: name} }
 
 // info returns the TaskInfo of the subtask env opens.
 func info(env *engine.Env) TaskInfo {
-	return TaskInfo{Job: env.Job, Operator: env.Operator, Subtask: env.Subtask, Parallelism: env.Parallelism,
+	return TaskInfo{Job: env.Job, Operator: env.Operator, Subtask: env.Subtask, Parallelism: env.Parallelism, Group: env.Group,
 		Logger: env.Logger, RestoredCommitted: env.RestoredCommitted, CheckpointInterval: env.CheckpointInterval}
 }
 
@@ -179,7 +183,13 @@ func From[T any](p *Pipeline, name string, newSource SourceFactory[T], opts ...S
 		return Stream[T]{p: p, n: placeholder(name)}
 	}
 	n.EventTime = o.watermarks != nil
-	n.Build = func(env *engine.Env) (engine.Subtask, error) {
+	n.Build = sourceBuild(newSource, o)
+	return Stream[T]{p: p, n: n}
+}
+
+// sourceBuild returns the Build of a source node.
+func sourceBuild[T any](newSource SourceFactory[T], o sourceOptions[T]) buildFunc {
+	return func(env *engine.Env) (engine.Subtask, error) {
 		src, err := newSource()
 		if err != nil {
 			return engine.Subtask{}, fmt.Errorf("new source: %w", err)
@@ -198,7 +208,6 @@ func From[T any](p *Pipeline, name string, newSource SourceFactory[T], opts ...S
 		}
 		return engine.Subtask{Instance: inst, Reports: reports(src)}, nil
 	}
-	return Stream[T]{p: p, n: n}
 }
 
 // To adds a sink called name that consumes s. newSink is called once per
@@ -215,7 +224,14 @@ func To[T any](s Stream[T], name string, newSink SinkFactory[T]) SinkHandle {
 	if !ok {
 		return SinkHandle{}
 	}
-	n.Build = func(env *engine.Env) (engine.Subtask, error) {
+	n.Build = sinkBuild(newSink)
+	engine.Connect(s.n, n, engine.Forward, nil)
+	return SinkHandle{p: p, n: n}
+}
+
+// sinkBuild returns the Build of a sink node.
+func sinkBuild[T any](newSink SinkFactory[T]) buildFunc {
+	return func(env *engine.Env) (engine.Subtask, error) {
 		sink, err := newSink()
 		if err != nil {
 			return engine.Subtask{}, fmt.Errorf("new sink: %w", err)
@@ -232,8 +248,6 @@ func To[T any](s Stream[T], name string, newSink SinkFactory[T]) SinkHandle {
 		inst := &sinkInstance[T]{sink: sink, ctx: env.Ctx, fail: env.Fail}
 		return engine.Subtask{Instance: inst, In: Collector[T](inst), Reports: reports(sink)}, nil
 	}
-	engine.Connect(s.n, n, engine.Forward, nil)
-	return SinkHandle{p: p, n: n}
 }
 
 // SinkHandle refers to a sink in a pipeline.
@@ -324,6 +338,7 @@ func ApplyKeyed[K comparable, In, Out any](s KeyedStream[K, In], name string, ne
 		}
 	}
 	engine.Connect(s.n, n, engine.Hashed, router)
+	p.cutAt(n, keyedExchange(p, s.n, name, key, keys, router)) // for group mode (exchange.go)
 	return Stream[Out]{p: p, n: n}
 }
 

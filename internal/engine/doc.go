@@ -35,6 +35,15 @@
 // are routed by key group (see package state), which is what makes state
 // redistributable.
 //
+// In task mode (Config.Task, taskmode.go) the job is one task of a job
+// spread over processes: only subtask Task.Index of every node runs, every
+// node at parallelism Config.Parallelism (the task count), and its
+// checkpoints hold that subtask only. Package runtime has cut the graph's
+// Hashed edges into exchanges, which cross processes, so the task's
+// subtasks connect among themselves only. A node with a parallelism of its
+// own, a Hashed edge, and a checkpoint of another task or task count are
+// refused.
+//
 // # Checkpoints
 //
 // The coordinator triggers checkpoint n every CheckpointInterval, at most

@@ -152,6 +152,9 @@ func (j *job) compatible(m *chkstore.Manifest) error {
 	if m.Job != j.g.Name {
 		return fmt.Errorf("%w: checkpoint %d in %s belongs to job %q, not %q", ErrIncompatibleCheckpoint, m.ID, j.store.Location(), m.Job, j.g.Name)
 	}
+	if err := j.compatibleTask(m); err != nil {
+		return err
+	}
 	if m.MaxParallelism != j.cfg.MaxParallelism {
 		return fmt.Errorf("%w: checkpoint %d has --max-parallelism %d, not %d: the number of key groups is fixed for the life of a job's state; restart with --max-parallelism %d", ErrIncompatibleCheckpoint, m.ID, m.MaxParallelism, j.cfg.MaxParallelism, m.MaxParallelism)
 	}
@@ -234,7 +237,7 @@ func (j *job) build(ctx context.Context) error {
 		if !j.isHead(n) {
 			continue
 		}
-		for s := range j.parallelism(n) {
+		for _, s := range j.subtasks(n) {
 			t := &task{
 				job: j, head: n, subtask: s,
 				logger:     j.logger.With("task", n.Name, "subtask", s),
@@ -266,8 +269,8 @@ func (j *job) build(ctx context.Context) error {
 				if writers[sender] == nil {
 					writers[sender] = map[*Edge][]*connection{}
 				}
-				for r, receiver := range receivers {
-					if j.pointwise(e) && r != sender.subtask {
+				for _, receiver := range receivers {
+					if j.pointwise(e) && receiver.subtask != sender.subtask {
 						continue
 					}
 					c := receiver.gate.connect(e, j.cfg.ChannelBuffers, j.cfg.BatchSize)
@@ -366,7 +369,7 @@ func (j *job) open(ctx context.Context, t *task, conns map[*Edge][]*connection) 
 		env := &Env{
 			Ctx: ctx, Job: j.g.Name, Operator: n.Name, Subtask: t.subtask, Parallelism: j.parallelism(n),
 			Logger: t.logger.With("operator", n.Name), CheckpointInterval: j.cfg.CheckpointInterval,
-			Fail: t.fail, Watermark: &t.wm,
+			Fail: t.fail, Watermark: &t.wm, Group: j.group(),
 		}
 		if n.EventTime {
 			env.Timestamp = &t.ts
@@ -436,7 +439,7 @@ func (j *job) stateCacheShare() int64 {
 	subtasks := 0
 	for _, n := range j.g.Nodes {
 		if n.Keyed {
-			subtasks += j.parallelism(n)
+			subtasks += j.localSubtasks(n)
 		}
 	}
 	return max(j.cfg.StateCacheBytes/int64(max(subtasks, 1)), statebackend.MinCacheBytes)

@@ -38,6 +38,9 @@ type restartLoop struct {
 // checkpoint), or an error occurs that cfg.Restart does not restart it
 // after. Cancelling ctx stops it at once, without a final checkpoint.
 func Run(ctx context.Context, g *Graph, cfg Config) error {
+	if err := checkTask(g, cfg); err != nil {
+		return err
+	}
 	cfg, removeLocalDir, err := withLocalDir(cfg)
 	if err != nil {
 		return err

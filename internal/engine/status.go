@@ -168,7 +168,7 @@ func (j *job) Status() Status {
 			StateBytes: stateBytes[n.Name],
 		}
 		if dt > 0 {
-			window := dt * 1e9 * float64(par)
+			window := dt * 1e9 * float64(j.localSubtasks(n))
 			os.Busy = min(1, max(0, float64(c.busy-b.busy)/window))
 			os.Backpressured = min(1, max(0, float64(c.bp-b.bp)/window))
 		}
