@@ -382,6 +382,15 @@ func TestClusterJoinErrors(t *testing.T) {
 	if err := join(cl); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Errorf("unreachable brokers: %v", err)
 	}
+
+	strict, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(8, groupTopic)) // sessions of 6 s at least
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer strict.Close()
+	if err := join(newTestCluster(t, strict)); err == nil || !strings.Contains(err.Error(), "INVALID_SESSION_TIMEOUT") || !strings.Contains(err.Error(), `group "g"`) {
+		t.Errorf("session timeout below the broker's minimum: %v", err)
+	}
 	if len(b.events) > 0 {
 		t.Errorf("callbacks of failed joins: %q", b.events)
 	}
