@@ -295,3 +295,26 @@ func TestExchangeCodecAllocations(t *testing.T) {
 		t.Errorf("decoder: %v allocations a record", n)
 	}
 }
+
+// TestSourceGroupModeRefusesAddedPartitions: a partition added to an input
+// topic while a job spread over processes runs belongs to no task; the
+// source's discovery fails the job, naming the topic, instead of leaving
+// the partition unread.
+func TestSourceGroupModeRefusesAddedPartitions(t *testing.T) {
+	const tasks = 2
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(tasks, "in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := SourceConfig[string]{Brokers: c.ListenAddrs(), Topics: []string{"in"}, Deserializer: asString,
+		PartitionDiscoveryInterval: time.Nanosecond} // discover at every Read
+	info := task(0, tasks)
+	info.Group = "g"
+	s := openSource(t, cfg, info, nil)
+	addPartitions(t, c.ListenAddrs()[0], "in", tasks+1)
+	err = s.Read(testCtx(t), runtime.CollectorFunc[string](func(string) {}))
+	if !errors.Is(err, ErrPartitionCount) || !strings.Contains(err.Error(), `topic "in" has 3 partitions, but the job has 2 tasks`) {
+		t.Errorf("Read after a partition was added: %v", err)
+	}
+}
