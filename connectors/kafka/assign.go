@@ -23,6 +23,10 @@ func owner(tp topicPartition, parallelism int) int {
 // assignment decides which partitions a subtask reads.
 type assignment struct {
 	subtask, parallelism int
+	// byIndex: subtask i reads partition i of every topic, which must have
+	// parallelism partitions: a task of a job spread over processes
+	// (TaskInfo.Group), or an exchange's source.
+	byIndex bool
 	// legacy is the partition count per topic that a checkpoint of state
 	// version 1 covered; nil for a job started with version 2. Version 1
 	// gave entry i of the sorted list of all partitions to subtask
@@ -33,9 +37,9 @@ type assignment struct {
 	legacyOwner map[topicPartition]int
 }
 
-func newAssignment(subtask, parallelism int, legacy map[string]int32) assignment {
-	a := assignment{subtask: subtask, parallelism: parallelism, legacy: legacy}
-	if len(legacy) == 0 {
+func newAssignment(subtask, parallelism int, legacy map[string]int32, byIndex bool) assignment {
+	a := assignment{subtask: subtask, parallelism: parallelism, legacy: legacy, byIndex: byIndex}
+	if len(legacy) == 0 || byIndex {
 		a.legacy = nil
 		return a
 	}
@@ -64,6 +68,9 @@ func partitionCounts(all []*partition) map[string]int32 {
 
 // ownerOf returns the subtask that reads tp.
 func (a assignment) ownerOf(tp topicPartition) int {
+	if a.byIndex {
+		return int(tp.partition)
+	}
 	if o, ok := a.legacyOwner[tp]; ok {
 		return o
 	}
@@ -88,4 +95,28 @@ func (a assignment) checkRestored(tp topicPartition, exists bool) error {
 		err = fmt.Errorf("%w; or the checkpoint, of state version 1, was taken before partitions were added to a topic other than the last, which shifts the version-1 assignment: such a checkpoint cannot be restored", err)
 	}
 	return err
+}
+
+// checkCounts reports, when partitions are assigned by index, a topic whose
+// partition count is not the parallelism (the job's task count): its
+// partitions would not map one to one to the tasks.
+func (a assignment) checkCounts(all []*partition) error {
+	if !a.byIndex {
+		return nil
+	}
+	counts := partitionCounts(all)
+	topics := make([]string, 0, len(counts))
+	for t := range counts {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, t := range topics {
+		if n := int(counts[t]); n != a.parallelism {
+			return fmt.Errorf("kafka source: %w: topic %q has %d partitions, but the job has %d tasks: "+
+				"in a job spread over processes task i reads partition i of every input topic, so they must all have "+
+				"one partition per task (co-partitioned); give them the same count and restart the job's members",
+				ErrPartitionCount, t, n, a.parallelism)
+		}
+	}
+	return nil
 }

@@ -42,6 +42,12 @@
 // group offset, is the source of truth. The parallelism of a restored source
 // must be the one the checkpoint was taken with.
 //
+// In a job spread over processes (runtime.TaskInfo.Group set; see "The
+// cluster" below) the rule is simpler: task i reads partition i of every
+// topic, and Open refuses a topic whose partition count is not the task
+// count (the error wraps ErrPartitionCount), as does the discovery of
+// partitions added while the job runs.
+//
 // For monitoring only, SourceConfig.CommitGroup names a consumer group to
 // which each subtask commits, once a checkpoint is complete, the offsets
 // that checkpoint holds (as a simple consumer: generation -1, no members),
@@ -174,6 +180,12 @@
 // partitions (the last stable offset) until it ends, so output becomes
 // visible at checkpoint completion, not earlier.
 //
+// In a job spread over processes (runtime.TaskInfo.Group set) the ids are
+// <TransactionalIDPrefix>-<group>-<task>-<slot>: a task runs in one process
+// at a time, so its next owner's InitProducerID fences a paused former
+// owner, and jobs of different groups sharing a broker and a prefix do not
+// fence each other.
+//
 // The pool ids depend on the subtask index. A restart with another
 // parallelism first completes, for every old subtask, what its state
 // promised (runtime.NewTwoPhaseSink's rescaling): its transactions are
@@ -199,6 +211,61 @@
 // nothing. After a failure the records written since the last completed
 // checkpoint are written again: consumers may see duplicates. The sink is
 // then at-least-once, and says so here.
+//
+// # The cluster: one job over many processes
+//
+// NewCluster returns the runtime.Cluster of a job started in several
+// processes with the same runtime.Config.Group (--group). Kafka provides
+// what a cluster manager would:
+//
+//   - Membership: each process joins the consumer group Group over the first
+//     of ClusterConfig.Topics. Task i is partition i of that topic; every
+//     input topic must have the same partition count, the job's task count
+//     (Membership.Tasks), or Join fails naming the topics and their counts.
+//     The group uses the cooperative-sticky balancer, so a rebalance moves
+//     only the tasks that must move; JoinRequest.InstanceID makes the member
+//     static (KIP-345), so a restart within the session timeout gets its
+//     tasks back without a rebalance. The member never polls records (its
+//     partitions are paused; the tasks' own sources read them, with offsets
+//     in their checkpoints) and commits no offsets: kgo heartbeats in a
+//     goroutine of its own, whether or not the client polls.
+//   - Assignment: the group's partition assignments become the JoinRequest's
+//     callbacks. Assigned gives tasks; Revoked takes them back in a
+//     rebalance, and the group waits for it to return (the tasks' final
+//     checkpoints) up to ClusterConfig.RebalanceTimeout before it expels the
+//     member; Lost says the member was expelled (its session timed out, as
+//     after a long pause) and another may run its tasks already. The member
+//     then rejoins under a new member id and gets tasks through Assigned.
+//   - Leaving: Membership.Leave revokes the member's tasks, then leaves the
+//     group, whose other members get them at once. A static member does not
+//     leave the group (as Kafka's clients do not): its tasks wait for it
+//     until the session timeout.
+//
+// The group goes through franz-go's kgo client. segmentio/kafka-go, which
+// the sink uses, has a ConsumerGroup too, but its JoinGroup sends no group
+// instance id (ConsumerGroupConfig has no field for one) and its balancers
+// are the eager range, round-robin and rack-affinity ones: every rebalance
+// would stop every task of every member, and a restart would always
+// rebalance.
+//
+// Cluster.Exchange carries the records of a keyed exchange between tasks
+// through the repartition topic <group>-<name>-repartition, which it
+// creates with one partition per task (ClusterConfig.ReplicationFactor) if
+// it is missing. An existing one with another partition count (left by an
+// earlier job of the group) is refused, naming both counts. The exchange's
+// sink is the exactly-once sink above: each record goes to the partition of
+// its receiving task, in the writing task's transaction of the checkpoint,
+// under the transactional ids <group>-<name>-repartition-<task>-<slot>. The
+// exchange's source is the source above, read_committed, subtask i reading
+// partition i, with its offsets in the task's checkpoint. A record's event
+// time is its Kafka timestamp, runtime.NoTimestamp travelling as Kafka's
+// "no timestamp" (-1), so an event time of exactly -1 ms reads back as none.
+//
+// The ACLs of a job spread over processes, besides its sources' and sinks':
+// Read on the group; Create, Write, Read and Describe on the topics
+// <group>-*-repartition; Write and Describe on the transactional ids
+// <group>-* (and <TransactionalIDPrefix>-<group>-* of the job's Kafka
+// sinks).
 //
 // # Security
 //

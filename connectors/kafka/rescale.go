@@ -13,6 +13,7 @@ import (
 // offset, as after any restore. A checkpoint that assigns partitions by the
 // rule of state version 1 cannot be rescaled.
 func (s *source[T]) Redistribute(info runtime.TaskInfo, old [][]byte) ([]byte, error) {
+	a := newAssignment(info.Subtask, info.Parallelism, nil, s.byIndex(info))
 	merged := sourceState{next: map[topicPartition]int64{}, end: map[topicPartition]int64{}}
 	for i, b := range old {
 		if b == nil {
@@ -27,7 +28,7 @@ func (s *source[T]) Redistribute(info runtime.TaskInfo, old [][]byte) ([]byte, e
 		}
 		merged.bounded = merged.bounded || st.bounded
 		for tp, off := range st.next {
-			if owner(tp, info.Parallelism) != info.Subtask {
+			if !a.owns(tp) {
 				continue
 			}
 			merged.next[tp] = off

@@ -190,14 +190,25 @@ func (s *sink[T]) open(ctx context.Context, info runtime.TaskInfo) error {
 		txns:     &s.txns,
 		promises: s.promises,
 	}
+	base := s.txidBase(info)
 	for i := range s.cfg.PoolSize {
-		w.slots = append(w.slots, &slot{
-			index: i,
-			txid:  fmt.Sprintf("%s-%d-%d", s.cfg.TransactionalIDPrefix, info.Subtask, i),
-		})
+		w.slots = append(w.slots, &slot{index: i, txid: fmt.Sprintf("%s-%d", base, i)})
 	}
 	s.w = w
 	return nil
+}
+
+// txidBase returns what the transactional ids of the subtask's pool start
+// with: <TransactionalIDPrefix>-<subtask>, and in group mode
+// <TransactionalIDPrefix>-<group>-<task> (the task is the subtask), so that
+// jobs of several groups sharing a broker and a prefix do not fence each
+// other. A task runs in one process at a time, so the ids are unique across
+// the group's processes, and its next owner fences a paused one.
+func (s *sink[T]) txidBase(info runtime.TaskInfo) string {
+	if info.Group == "" || s.cfg.groupNamed {
+		return fmt.Sprintf("%s-%d", s.cfg.TransactionalIDPrefix, info.Subtask)
+	}
+	return fmt.Sprintf("%s-%s-%d", s.cfg.TransactionalIDPrefix, info.Group, info.Subtask)
 }
 
 // topicPartitions returns the number of partitions of the topic. Like
@@ -289,7 +300,12 @@ func (w *txnWriter[T]) Write(ctx context.Context, rec T) error {
 	if err != nil {
 		return fmt.Errorf("kafka sink: encode record for %q: %w", s.cfg.Topic, err)
 	}
-	p := s.part(m.Key, s.partitions)
+	var p int
+	if s.cfg.route != nil {
+		p = s.cfg.route(rec)
+	} else {
+		p = s.part(m.Key, s.partitions)
+	}
 	if p < 0 || p >= s.partitions {
 		return fmt.Errorf("kafka sink: partitioner returned %d for %d partitions of %q", p, s.partitions, s.cfg.Topic)
 	}

@@ -147,6 +147,17 @@ type SinkConfig[T any] struct {
 	RequestTimeout time.Duration
 	// Logger overrides the logger given by the runtime in TaskInfo.
 	Logger *slog.Logger
+
+	// The fields of an exchange's sink (Cluster.Exchange).
+	// newEncoder, if set, makes each sink's encoder (with buffers of its
+	// own) in place of Encode.
+	newEncoder func() func(T) (Message, error)
+	// route, if set, picks each record's partition in place of the
+	// Partitioner: the receiving task.
+	route func(T) int
+	// groupNamed says TransactionalIDPrefix names the group already, so
+	// group mode does not add it to the transactional ids.
+	groupNamed bool
 }
 
 // EnsureDefaults fills in the zero fields that have defaults and returns cfg.
@@ -185,7 +196,7 @@ func (cfg *SinkConfig[T]) Validate() error {
 	if cfg.Encode != nil && cfg.EncodeValue != nil {
 		errs = append(errs, errors.New("set Encode or EncodeValue, not both"))
 	}
-	if cfg.Encode == nil && cfg.EncodeValue == nil {
+	if cfg.Encode == nil && cfg.EncodeValue == nil && cfg.newEncoder == nil {
 		var zero T
 		if _, ok := any(zero).(Message); !ok {
 			errs = append(errs, fmt.Errorf("Encode or EncodeValue is required for records of type %T", zero))
@@ -237,6 +248,9 @@ func (cfg *SinkConfig[T]) encoder() func(T) (Message, error) {
 	}
 	if cfg.EncodeValue != nil {
 		return valueEncoder(cfg.EncodeValue)
+	}
+	if cfg.newEncoder != nil {
+		return cfg.newEncoder()
 	}
 	return func(rec T) (Message, error) { return any(rec).(Message), nil }
 }
@@ -303,19 +317,34 @@ const (
 	minValueRoom = 1 << 10
 )
 
+// valueArena hands out the free ends of buffers of valueBuffer bytes, a new
+// one when less than minValueRoom is left; what keep returns is never
+// overwritten.
+type valueArena struct{ free []byte }
+
+// room returns an empty slice to append a value to.
+func (a *valueArena) room() []byte {
+	if cap(a.free) < minValueRoom {
+		a.free = make([]byte, 0, valueBuffer)
+	}
+	return a.free[:0]
+}
+
+// keep keeps v, appended to what room returned, out of later rooms.
+func (a *valueArena) keep(v []byte) []byte {
+	a.free = v[len(v):]
+	return v[:len(v):len(v)]
+}
+
 // valueEncoder returns an encoder of messages whose values encode appends
 // to its buffers.
 func valueEncoder[T any](encode func(dst []byte, rec T) ([]byte, error)) func(T) (Message, error) {
-	var free []byte // the free end of the current buffer
+	var a valueArena
 	return func(rec T) (Message, error) {
-		if cap(free) < minValueRoom {
-			free = make([]byte, 0, valueBuffer)
-		}
-		v, err := encode(free[:0], rec)
+		v, err := encode(a.room(), rec)
 		if err != nil {
 			return Message{}, err
 		}
-		free = v[len(v):]
-		return Message{Value: v[:len(v):len(v)]}, nil
+		return Message{Value: a.keep(v)}, nil
 	}
 }

@@ -147,12 +147,15 @@ func (s *source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []
 		return err
 	}
 	s.lastMetadata = time.Now()
-	if st.v1 {
+	if st.v1 && !s.byIndex(info) {
 		// NB: every subtask restores from the same checkpoint and sees the
 		// same partitions here, so they agree on the version-1 owners.
 		st.legacy = partitionCounts(all)
 	}
-	s.assign = newAssignment(info.Subtask, info.Parallelism, st.legacy)
+	s.assign = newAssignment(info.Subtask, info.Parallelism, st.legacy, s.byIndex(info))
+	if err := s.assign.checkCounts(all); err != nil {
+		return err
+	}
 	if err := s.assignRestored(ctx, all, st, restored != nil); err != nil {
 		return err
 	}
@@ -164,6 +167,10 @@ func (s *source[T]) Open(ctx context.Context, info runtime.TaskInfo, restored []
 	s.log.Debug("kafka source opened", "partitions", len(s.parts), "restored", restored != nil)
 	return nil
 }
+
+// byIndex says whether subtask i reads partition i of every topic: in group
+// mode (see runtime.TaskInfo.Group) and in an exchange's source.
+func (s *source[T]) byIndex(info runtime.TaskInfo) bool { return info.Group != "" || s.cfg.byIndex }
 
 // openDeadLetter makes the dead-letter writer and checks, where the broker
 // says, that the job may write the dead-letter topic: a missing ACL
@@ -358,6 +365,9 @@ func (s *source[T]) refreshMetadata(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.assign.checkCounts(all); err != nil {
+		return err // partitions added to an input topic of a group job
+	}
 	var added []*partition
 	for _, np := range all {
 		if p, ok := s.byTP[np.topicPartition]; ok {
@@ -544,6 +554,9 @@ func (s *source[T]) groupByLeader() map[int32][]*partition {
 // have been failing for longer than SourceConfig.RetryTimeout or err is a
 // refusal of the broker, which no retry changes.
 func (s *source[T]) retryable(ctx context.Context, err error) error {
+	if errors.Is(err, ErrPartitionCount) {
+		return err
+	}
 	if kafkasec.IsAuthentication(err) || kafkasec.IsAuthorization(err) {
 		return kafkasec.Authorization(err, s.cfg.Brokers, kafkasec.Topic, strings.Join(s.cfg.Topics, ","), kafkasec.Read)
 	}

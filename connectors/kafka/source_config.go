@@ -176,6 +176,10 @@ type SourceConfig[T any] struct {
 	// members, generation -1): use a group no consumer joins. Empty (the
 	// default): no commits.
 	CommitGroup string
+
+	// byIndex makes subtask i read partition i of every topic whatever
+	// TaskInfo.Group says: an exchange's source (Cluster.Exchange).
+	byIndex bool
 }
 
 // EnsureDefaults fills zero tuning fields with their defaults.

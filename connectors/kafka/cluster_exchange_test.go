@@ -1,0 +1,320 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/runtime"
+)
+
+// joined returns a cluster of c that joined group "g" alone.
+func joined(t *testing.T, c *kfake.Cluster) runtime.Cluster {
+	t.Helper()
+	cl := newTestCluster(t, c)
+	b := newBoard()
+	_, firstJoin := join(t, cl, b.request("a", "", time.Second, nil))
+	b.waitFor(t, "a owns all tasks", rebalanceBudget(time.Second, firstJoin), b.split(map[string]int{"a": 8}))
+	return cl
+}
+
+func exchange(t *testing.T, cl runtime.Cluster, name string, tasks int) (runtime.SinkFactory[runtime.ExchangeRecord], runtime.SourceFactory[runtime.ExchangeRecord]) {
+	t.Helper()
+	sink, source, err := cl.Exchange(testCtx(t), name, tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink, source
+}
+
+func groupTask(subtask, tasks int) runtime.TaskInfo {
+	return runtime.TaskInfo{Job: "test", Operator: "exchange", Subtask: subtask, Parallelism: tasks, Group: "g", Logger: quiet}
+}
+
+// exchangeRecords reads from every source in turn until they emitted n
+// records in all, and returns each source's records as "<task> <key>
+// <value> <timestamp>".
+func exchangeRecords(t *testing.T, n int, srcs []runtime.Source[runtime.ExchangeRecord]) [][]string {
+	t.Helper()
+	got := make([][]string, len(srcs))
+	total := 0
+	for round := 0; total < n; round++ {
+		if round == 100 {
+			t.Fatalf("read %d of %d records after %d rounds: %q", total, n, round, got)
+		}
+		for i, s := range srcs {
+			c := runtime.CollectorFunc[runtime.ExchangeRecord](func(r runtime.ExchangeRecord) {
+				ts := fmt.Sprint(r.Timestamp)
+				if r.Timestamp == runtime.NoTimestamp {
+					ts = "none"
+				}
+				got[i] = append(got[i], fmt.Sprintf("%d %s %s %s", r.Task, r.Key, r.Value, ts))
+				total++
+			})
+			if err := s.Read(testCtx(t), c); err != nil {
+				t.Fatalf("Read of subtask %d: %v", i, err)
+			}
+		}
+	}
+	return got
+}
+
+// writeExchange writes one record to every task, with value <prefix><task>,
+// through one buffer it overwrites after each Write (the sink must copy).
+func writeExchange(t *testing.T, s runtime.Sink[runtime.ExchangeRecord], prefix string, tasks int) {
+	t.Helper()
+	buf := make([]byte, 0, 64)
+	for task := range tasks {
+		buf = fmt.Appendf(buf[:0], "k%d%s%d", task, prefix, task)
+		k := len(fmt.Sprintf("k%d", task))
+		ts := int64(1000 + task)
+		if task == 0 {
+			ts = runtime.NoTimestamp
+		}
+		if err := s.Write(testCtx(t), runtime.ExchangeRecord{Task: task, Key: buf[:k], Value: buf[k:], Timestamp: ts}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range buf {
+			buf[i] = '#'
+		}
+	}
+}
+
+func wantExchange(prefix string, tasks int) [][]string {
+	out := make([][]string, tasks)
+	for task := range tasks {
+		ts := fmt.Sprint(1000 + task)
+		if task == 0 {
+			ts = "none"
+		}
+		out[task] = []string{fmt.Sprintf("%d k%d %s%d %s", task, task, prefix, task, ts)}
+	}
+	return out
+}
+
+// TestExchangeRoundTrip: an exchange's sink writes each record to the task
+// it names, in a transaction of the checkpoint; each task's source reads
+// its own partition only, read_committed: a pre-committed record is not
+// visible before Commit, an aborted one never; keys, values and event
+// times (none included) cross unchanged.
+func TestExchangeRoundTrip(t *testing.T) {
+	c := groupBroker(t)
+	cl := joined(t, c)
+	const tasks = 8
+	newSink, newSource := exchange(t, cl, "by-customer", tasks)
+	srcs := make([]runtime.Source[runtime.ExchangeRecord], tasks)
+	for i := range srcs {
+		s, err := newSource()
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := groupTask(i, tasks)
+		if i%2 == 1 {
+			info.Group = "" // an exchange's source reads by index all the same
+		}
+		if err := s.Open(testCtx(t), info, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		srcs[i] = s
+	}
+	sink := func(restored []byte) runtime.Sink[runtime.ExchangeRecord] {
+		s, err := newSink()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Open(testCtx(t), groupTask(5, tasks), restored); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	s := sink(nil)
+	writeExchange(t, s, "a", tasks)
+	st, err := s.PreCommit(testCtx(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, src := range srcs {
+		if err := src.Read(testCtx(t), runtime.CollectorFunc[runtime.ExchangeRecord](func(r runtime.ExchangeRecord) {
+			t.Errorf("task %d read %q of a transaction not committed", i, r.Value)
+		})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(testCtx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := exchangeRecords(t, tasks, srcs), wantExchange("a", tasks); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("after commit, the tasks read\n%q, want\n%q", got, want)
+	}
+
+	writeExchange(t, s, "x", tasks) // aborted: the sink stops before the next checkpoint
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = sink(st)
+	defer s.Close()
+	writeExchange(t, s, "b", tasks)
+	if _, err := s.PreCommit(testCtx(t), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(testCtx(t), 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := exchangeRecords(t, tasks, srcs), wantExchange("b", tasks); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("after the restart, the tasks read\n%q, want\n%q (nothing of the aborted x)", got, want)
+	}
+}
+
+// TestExchangeTopic: Exchange creates <group>-<name>-repartition with one
+// partition per task, accepts it when it exists with that count, and
+// refuses one with another count, a name Kafka does not take, and a call
+// before Join.
+func TestExchangeTopic(t *testing.T) {
+	c := groupBroker(t, kfake.SeedTopics(3, "g-old-repartition"))
+	if _, _, err := newTestCluster(t, c).Exchange(testCtx(t), "x", 8); err == nil || !strings.Contains(err.Error(), "Exchange before Join") {
+		t.Errorf("before Join: %v", err)
+	}
+	cl := joined(t, c)
+	exchange(t, cl, "x", 8)
+	exchange(t, cl, "x", 8)
+	if n := partitionCount(t, c, "g-x-repartition"); n != 8 {
+		t.Errorf("g-x-repartition has %d partitions, want 8", n)
+	}
+	// Another process of the job finds the topic made.
+	other := newTestCluster(t, c)
+	other.(*cluster).group = "g"
+	exchange(t, other, "x", 8)
+
+	_, _, err := cl.Exchange(testCtx(t), "old", 8)
+	if !errors.Is(err, ErrPartitionCount) || !strings.Contains(err.Error(), `"g-old-repartition" has 3 partitions, but the job has 8 tasks`) {
+		t.Errorf("wrong partition count: %v", err)
+	}
+	if _, _, err := cl.Exchange(testCtx(t), "by customer", 8); err == nil || !strings.Contains(err.Error(), `has ' '`) {
+		t.Errorf("bad name: %v", err)
+	}
+}
+
+// partitionCount returns the partition count of topic.
+func partitionCount(t *testing.T, c *kfake.Cluster, topic string) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	counts, err := (&cluster{cfg: ClusterConfig{Brokers: c.ListenAddrs()}}).partitionCounts(testCtx(t), cl, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts[topic]
+}
+
+// TestSourceGroupModeReadsPartitionOfTask: in group mode subtask i reads
+// partition i of the topic, not the partitions the hash assigns, and a
+// topic whose partition count is not the task count is refused.
+func TestSourceGroupModeReadsPartitionOfTask(t *testing.T) {
+	const tasks, subtask = 4, 2
+	name := ""
+	for _, n := range []string{"in", "input", "events", "clicks", "orders-in"} {
+		if owner(topicPartition{n, subtask}, tasks) != subtask {
+			name = n // the hash gives partition 2 to another subtask
+			break
+		}
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(tasks, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for p := range int32(tasks) {
+		produceTo(t, c.ListenAddrs()[0], name, p, fmt.Sprintf("p%d", p))
+	}
+	cfg := SourceConfig[string]{Brokers: c.ListenAddrs(), Topics: []string{name}, Deserializer: asString, Mode: StopAtEnd}
+	info := task(subtask, tasks)
+	info.Group = "g"
+	if got := drain(t, openSource(t, cfg, info, nil)); !slices.Equal(got, []string{"p2"}) {
+		t.Errorf("task %d read %q, want partition %d's [p2]", subtask, got, subtask)
+	}
+
+	s, err := newSourceInstance(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	info.Parallelism = 3
+	err = s.Open(testCtx(t), info, nil)
+	if !errors.Is(err, ErrPartitionCount) || !strings.Contains(err.Error(), fmt.Sprintf("topic %q has 4 partitions, but the job has 3 tasks", name)) {
+		t.Errorf("3 tasks over 4 partitions: %v", err)
+	}
+}
+
+// TestSinkGroupModeNamesTransactionalIDs: in group mode the transactional
+// ids name the group and the task, so two jobs sharing a broker and a
+// prefix do not fence each other; without a group they are as before.
+func TestSinkGroupModeNamesTransactionalIDs(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	txid := func(info runtime.TaskInfo) string {
+		s := openWith(t, testConfig(c), info, nil)
+		defer s.Close()
+		return s.w.(*exactlyOnce).slots[1].txid
+	}
+	inGroup := info(3)
+	inGroup.Group, inGroup.Parallelism = "g", 4
+	if got := txid(inGroup); got != "weir-test-g-3-1" {
+		t.Errorf("group mode: transactional id %q, want weir-test-g-3-1", got)
+	}
+	if got := txid(info(1)); got != "weir-test-1-1" {
+		t.Errorf("without a group: transactional id %q, want weir-test-1-1", got)
+	}
+}
+
+// TestExchangeCodecAllocations: the exchange's encoder copies records into
+// shared buffers (an allocation per 64 KiB, not per record) and its decoder
+// allocates nothing, so the exchange keeps the sink's and source's hot
+// paths as they are.
+func TestExchangeCodecAllocations(t *testing.T) {
+	encode := exchangeEncoder()
+	rec := runtime.ExchangeRecord{Task: 1, Key: []byte("customer-42"), Value: make([]byte, 100), Timestamp: 7}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = encode(rec) }); n > 0.01 {
+		t.Errorf("encoder: %v allocations a record", n)
+	}
+	r := Record{Partition: 3, Key: rec.Key, Value: rec.Value, Time: time.UnixMilli(7)}
+	if n := testing.AllocsPerRun(1000, func() { _, _ = exchangeRecord(r) }); n > 0 {
+		t.Errorf("decoder: %v allocations a record", n)
+	}
+}
+
+// TestSourceGroupModeRefusesAddedPartitions: a partition added to an input
+// topic while a job spread over processes runs belongs to no task; the
+// source's discovery fails the job, naming the topic, instead of leaving
+// the partition unread.
+func TestSourceGroupModeRefusesAddedPartitions(t *testing.T) {
+	const tasks = 2
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(tasks, "in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := SourceConfig[string]{Brokers: c.ListenAddrs(), Topics: []string{"in"}, Deserializer: asString,
+		PartitionDiscoveryInterval: time.Nanosecond} // discover at every Read
+	info := task(0, tasks)
+	info.Group = "g"
+	s := openSource(t, cfg, info, nil)
+	addPartitions(t, c.ListenAddrs()[0], "in", tasks+1)
+	err = s.Read(testCtx(t), runtime.CollectorFunc[string](func(string) {}))
+	if !errors.Is(err, ErrPartitionCount) || !strings.Contains(err.Error(), `topic "in" has 3 partitions, but the job has 2 tasks`) {
+		t.Errorf("Read after a partition was added: %v", err)
+	}
+}
