@@ -7,7 +7,7 @@ GO ?= go
 # built without it (users') have none.
 GOFLAGS_TEST ?= -race -timeout 20m -tags weirfault
 
-.PHONY: all build run test test-deps test-repeat soak vet bench bench-core bench-s3 bench-windows bench-nexmark bench-kafka clean
+.PHONY: all build run test test-deps test-repeat soak vet bench bench-core bench-s3 bench-restore bench-windows bench-nexmark bench-kafka clean
 
 all: build
 
@@ -74,6 +74,13 @@ bench-core:
 # side: throughput, checkpoint duration and bytes, restore of 1M keys.
 bench-s3:
 	$(GO) run ./benchmarks/cmd/counting --s3
+
+# Restore of 1M keys filled at parallelism 2: from a local checkpoint
+# directory and from the development S3 server (into an empty local
+# directory), at parallelism 2, 3 and 1; five restores each, medians side by
+# side. About a minute.
+bench-restore:
+	$(GO) run ./benchmarks/cmd/counting --restore --cores 2
 
 bench-windows:
 	$(GO) run ./benchmarks/cmd/windows

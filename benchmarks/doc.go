@@ -6,6 +6,7 @@
 //
 //	go run ./benchmarks/cmd/counting   # core runtime: keyed counting in Pebble-backed state with checkpoints
 //	go run ./benchmarks/cmd/counting --s3  # the same with checkpoints local vs on a development S3 server; restore times
+//	go run ./benchmarks/cmd/counting --restore --cores 2  # restore of 1M keys from local and S3 checkpoints, at the same and other parallelisms
 //	go run ./benchmarks/cmd/kafka      # Kafka → Map → Kafka: exactly-once vs at-least-once; a JSON job vs a plain franz-go loop (--modes json,json-loop)
 //	go run ./benchmarks/cmd/postgres   # inserts into PostgreSQL: the exactly-once sink's two modes vs plain pgx
 //	go run ./benchmarks/cmd/windows    # event-time windows vs plain Go windows

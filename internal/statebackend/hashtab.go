@@ -146,8 +146,25 @@ func (h *hashTable[K, V]) setPer(per int64) {
 	h.per = per
 }
 
-func (h *hashTable[K, V]) grow() {
-	size := max(minTableSlots, 2*len(h.slots))
+// reserve grows the table at once to hold n more entries without growing
+// again.
+func (h *hashTable[K, V]) reserve(n int) {
+	if n == 0 {
+		return
+	}
+	size := max(minTableSlots, len(h.slots))
+	for 4*(h.n+n) > 3*size {
+		size *= 2
+	}
+	if size > len(h.slots) {
+		h.growTo(size)
+	}
+}
+
+func (h *hashTable[K, V]) grow() { h.growTo(max(minTableSlots, 2*len(h.slots))) }
+
+// growTo moves every entry into a new array of size slots, a power of two.
+func (h *hashTable[K, V]) growTo(size int) {
 	old := h.slots
 	h.slots = make([]slot[K, V], size)
 	adviseHugePages(h.slots)

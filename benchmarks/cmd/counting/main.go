@@ -4,7 +4,9 @@
 // map and no framework. With --s3 it runs the job with checkpoints in a
 // local directory and on a development S3 server instead, side by side, and
 // times the restore of each run's last checkpoint into an empty local
-// directory (s3.go).
+// directory (s3.go). With --restore it fills the keyed state with every key
+// and times restores of it from a local directory and from the S3 server, at
+// the same and at other parallelisms (restore.go).
 package main
 
 import (
@@ -41,10 +43,21 @@ func main() {
 	dir := flag.String("dir", "", "checkpoint directory (default: a temporary directory)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the engine run to this file")
 	s3 := flag.Bool("s3", false, "compare checkpoints in a local directory with checkpoints on a development S3 server (throughput, checkpoint duration and bytes, restore time) instead of the engine with a hand-written loop")
+	restore := flag.Bool("restore", false, "time restores of a checkpoint holding every key, from a local directory and from a development S3 server, at the same and at other parallelisms, instead of the engine with a hand-written loop")
+	parallelism := flag.Int("parallelism", 2, "with --restore: parallelism of the job that fills the state, and of the restores at the same parallelism")
+	rescaleTo := flag.String("rescale-to", "3,1", "with --restore: the other parallelisms to restore at, comma-separated")
+	reps := flag.Int("reps", 5, "with --restore: restores per case (the median is printed)")
 	flag.Parse()
 	goruntime.GOMAXPROCS(*cores)
-	if *s3 {
-		if err := compareS3(*records, *keys, *interval); err != nil {
+	var err error
+	switch {
+	case *s3:
+		err = compareS3(*records, *keys, *interval)
+	case *restore:
+		err = compareRestores(restoreBench{keys: *keys, parallelism: *parallelism, rescaleTo: *rescaleTo, reps: *reps, cpuProfile: *cpuProfile})
+	}
+	if *s3 || *restore {
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "counting:", err)
 			os.Exit(1)
 		}
@@ -115,7 +128,7 @@ func engine(records, keys uint64, interval time.Duration, dir string) (result, e
 		dir = d
 	}
 	var dropped discard.Counter
-	p, err := pipeline(records, keys, &dropped)
+	p, err := pipeline(records, keys, &dropped, nil)
 	if err != nil {
 		return res, err
 	}
@@ -146,8 +159,10 @@ func engine(records, keys uint64, interval time.Duration, dir string) (result, e
 }
 
 // pipeline builds the counting job: records sequence numbers, counted over
-// keys, into a discard sink that counts them in dropped.
-func pipeline(records, keys uint64, dropped *discard.Counter) (*runtime.Pipeline, error) {
+// keys (0: unbounded), into a discard sink that counts them in dropped. If onCount is not
+// nil, it sees every running count as it is emitted (the throughput runs
+// pass nil, so that they pay nothing for it).
+func pipeline(records, keys uint64, dropped *discard.Counter, onCount func(count)) (*runtime.Pipeline, error) {
 	seqSource, err := generator.NewSource(generator.SourceConfig[uint64]{Record: func(seq uint64) uint64 { return seq }, Count: records})
 	if err != nil {
 		return nil, err
@@ -159,10 +174,14 @@ func pipeline(records, keys uint64, dropped *discard.Counter) (*runtime.Pipeline
 	p := runtime.NewPipeline("counting")
 	seqs := runtime.From(p, "generator", seqSource)
 	ks := operators.Map(seqs, func(seq uint64) uint64 { return keyOf(seq, keys) })
+	result := func(k uint64, acc int64) count { return count{k, acc} }
+	if onCount != nil {
+		result = func(k uint64, acc int64) count { onCount(count{k, acc}); return count{k, acc} }
+	}
 	counts := operators.Aggregate(operators.KeyBy(ks, func(k uint64) uint64 { return k }), "count",
 		operators.AggregateFunc[uint64, uint64, int64, count]{
 			Add:    func(acc int64, _ uint64, _ bool) int64 { return acc + 1 },
-			Result: func(k uint64, acc int64) count { return count{k, acc} },
+			Result: result,
 		}, nil)
 	runtime.To(counts, "discard", discardSink)
 	return p, nil

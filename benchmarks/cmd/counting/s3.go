@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,9 +10,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/benchmarks"
-	"github.com/weirstream/weir/connectors/discard"
 	"github.com/weirstream/weir/internal/s3dev"
-	"github.com/weirstream/weir/runtime"
 )
 
 // s3Target is the throughput with S3 checkpoints the issue asks for, as a
@@ -32,15 +29,11 @@ func compareS3(records, keys uint64, interval time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	srv, err := s3dev.Start(s3dev.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(work, "s3"), Logger: slog.New(slog.DiscardHandler)})
+	stopS3, err := startS3(work)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
-	for _, kv := range srv.Env() {
-		name, value, _ := strings.Cut(kv, "=")
-		os.Setenv(name, value)
-	}
+	defer stopS3()
 	load := loadAvg()
 	locations := []struct{ name, dir string }{
 		{"local", filepath.Join(work, "local")},
@@ -69,44 +62,33 @@ func compareS3(records, keys uint64, interval time.Duration) error {
 	return nil
 }
 
-// restoreTime starts the counting job from the last checkpoint in dir, with
-// a fresh local directory, and returns the time until it has restored (the
-// runtime's Started event). Its source is exhausted, so it then ends.
+// startS3 starts a development S3 server (gofakes3 on loopback, objects
+// under work) and points the AWS environment of this process at it.
+func startS3(work string) (stop func(), err error) {
+	srv, err := s3dev.Start(s3dev.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(work, "s3"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range srv.Env() {
+		name, value, _ := strings.Cut(kv, "=")
+		os.Setenv(name, value)
+	}
+	return func() { srv.Close() }, nil
+}
+
+// restoreTime restores the counting job from the last checkpoint in dir,
+// with a fresh local directory, and returns the time until it has restored
+// (the runtime's Started event).
 func restoreTime(records, keys uint64, dir, work string) (time.Duration, error) {
 	local, err := os.MkdirTemp(work, "restore-*") // empty, as on a new machine
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(local)
-	var dropped discard.Counter
-	p, err := pipeline(records, keys, &dropped)
-	if err != nil {
-		return 0, err
-	}
-	var restored time.Duration
-	var from uint64
-	var start time.Time
-	cfg := runtime.Config{
-		CheckpointDir: dir,
-		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Events: runtime.EventListener{Started: func(info runtime.StartInfo) {
-			restored, from = time.Since(start), info.RestoredFrom
-		}},
-	}
-	if strings.HasPrefix(dir, "s3://") {
-		cfg.LocalDir = local // a local directory restores in place
-	}
-	start = time.Now()
-	err = runtime.Run(context.Background(), p, cfg)
-	switch {
-	case err != nil:
-		return 0, err
-	case from == 0:
-		return 0, fmt.Errorf("the job started afresh instead of restoring from %s", dir)
-	case dropped.Count() != 0:
-		return 0, fmt.Errorf("the restored job processed %d records, want none (its source was exhausted)", dropped.Count())
-	}
-	return restored, nil
+	// The job ended its input before its last checkpoint: restored, it
+	// would count nothing.
+	t, err := restoreRun{location: dir, localDir: local, records: records, keys: keys, parallelism: 1}.run()
+	return t.started, err
 }
 
 // loadAvg returns the 1, 5 and 15 minute load averages, for the machine line.
