@@ -32,16 +32,17 @@ const (
 
 // ErrSnapshotMismatch marks input that is not what the job started with: on
 // a restore, the file list or an input file changed since the job first
-// started, or the state is of another subtask or another kind of source; while the job runs, a file it has not reached yet
-// changed since then. Reading on would silently produce wrong data, so the
+// started, or the state is of another subtask or another kind of source;
+// while the job runs, a file it has not reached yet changed since then. Reading on would silently produce wrong data, so the
 // source fails. Test for it with errors.Is. It wraps runtime.ErrUnrecoverable:
 // restarting the job cannot help.
 var ErrSnapshotMismatch = fmt.Errorf("file source: snapshot does not match the input (%w)", runtime.ErrUnrecoverable)
 
 // snapshotVersion is the first byte of the snapshot of a source that reads
-// its files one after the other; mergeSnapshotVersion of one that reads them
-// together (SourceConfig.Timestamp set), which keeps an offset per file.
-// Version 1 (no fingerprints) is still restored.
+// its files one after the other; mergeSnapshotVersion of one that keeps an
+// offset per file: it reads them together (SourceConfig.Timestamp set), or
+// several are part read (after a change of parallelism). Version 1 (no
+// fingerprints) is still restored.
 const (
 	snapshotVersion      = 2
 	mergeSnapshotVersion = 3
