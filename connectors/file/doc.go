@@ -226,6 +226,14 @@
 // are written. A job stopped with a final checkpoint (not at the end of
 // its input) leaves its in-progress files staged until it is restarted.
 //
+// A restart with another parallelism does not append to an old subtask's
+// in-progress file: the new subtask that takes the old one over (see
+// runtime.TwoPhaseSealer) reopens it, truncated to the restored
+// checkpoint's size, and commits it at once as
+// <prefix>-<old subtask>-<checkpoint>-rescaled, after the checkpoint's
+// other files in name order. The records written after the checkpoint are
+// replayed into the new subtasks' files.
+//
 // # The sink: at-least-once mode
 //
 // With SinkConfig.Mode AtLeastOnce the sink appends records directly to a

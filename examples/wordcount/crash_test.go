@@ -278,7 +278,7 @@ func TestRescaleUnderCrashes(t *testing.T) {
 	}
 	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 4))
-	input, counts := writeInput(t, rng, 7, 60000)
+	input, counts := writeInput(t, rng, 7, 40000)
 	job := crashJob(t, buildWordcount(t), input)
 	job.Args[slices.Index(job.Args, "--parallelism")+1] = "{parallelism}"
 	job.Parallelisms = []int{2, 3, 1, 2}
