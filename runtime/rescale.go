@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -65,6 +66,24 @@ type rescalableSink interface {
 	// pendingNothing returns the state of a subtask restored from
 	// checkpoint with nothing pending.
 	pendingNothing(subtask int, checkpoint uint64) []byte
+	// seal commits what an old subtask opened with its state holds back
+	// across checkpoints (TwoPhaseSealer), if anything.
+	seal(ctx context.Context) error
+}
+
+// TwoPhaseSealer is an optional interface of a TwoPhaseWriter whose writer
+// state holds data back across checkpoints (a rolling file sink's
+// in-progress file). After a change of parallelism, a new subtask takes
+// over an old one by opening its writer as it ran, with its restored state
+// (Open → [Commit(restored)] → Recover), then calling Seal, committing
+// what Seal returns at the restored checkpoint, and closing it; a writer
+// without Seal that holds data back cannot be rescaled. Seal must make the
+// data the restored writer state held back (all of it covered by the
+// restored checkpoint) into committables, and be idempotent with Recover:
+// after a crash during the takeover, the same state is restored again, and
+// what an earlier Seal committed must be neither lost nor repeated.
+type TwoPhaseSealer[C any] interface {
+	Seal(ctx context.Context) ([]C, error)
 }
 
 // rescaleSink runs before subtask env.Subtask of a sink opens with another
@@ -118,23 +137,51 @@ func drainSink[T any](env *engine.Env, newSink SinkFactory[T], o int) error {
 	oi.Subtask, oi.Parallelism, oi.RestoredCommitted = o, r.OldParallelism, r.Committed[o]
 	oi.Logger = env.Logger.With("old_subtask", o, "old_parallelism", r.OldParallelism)
 	oi.Logger.Info("completing the commits of an old sink subtask after a change of parallelism")
-	return errors.Join(old.Open(env.Ctx, oi, r.States[o]), old.Close())
+	err = old.Open(env.Ctx, oi, r.States[o])
+	if err == nil {
+		if rs, ok := old.(rescalableSink); ok {
+			err = rs.seal(env.Ctx)
+		}
+	}
+	return errors.Join(err, old.Close())
 }
 
 // drainable implements rescalableSink: a state whose writer state is not
 // empty holds data back across checkpoints (a rolling file sink's
 // in-progress file), which only a Recover of the same writer state can
-// carry on, so it cannot be drained.
+// carry on, so it can be drained only by a writer that can seal it
+// (TwoPhaseSealer).
 func (s *twoPhaseSink[T, C]) drainable(restored []byte, oldSubtask int) (uint64, error) {
 	s.subtask = oldSubtask
 	rec, err := s.decode(restored)
 	if err != nil {
 		return 0, err
 	}
-	if len(rec.WriterState) > 0 {
-		return 0, fmt.Errorf("its %T holds data back across checkpoints (%d bytes of writer state), which cannot be handed to another subtask yet", s.w, len(rec.WriterState))
+	if _, ok := s.w.(TwoPhaseSealer[C]); !ok && len(rec.WriterState) > 0 {
+		return 0, fmt.Errorf("its %T holds data back across checkpoints (%d bytes of writer state), which cannot be handed to another subtask: it does not implement TwoPhaseSealer", s.w, len(rec.WriterState))
 	}
 	return rec.Checkpoint, nil
+}
+
+// seal implements rescalableSink: it commits at the restored checkpoint
+// what the writer's Seal returns.
+func (s *twoPhaseSink[T, C]) seal(ctx context.Context) error {
+	sealer, ok := s.w.(TwoPhaseSealer[C])
+	if !ok {
+		return nil
+	}
+	cs, err := sealer.Seal(ctx)
+	if err != nil || len(cs) == 0 {
+		return err
+	}
+	sealed := make([]Committable[C], len(cs))
+	for i, c := range cs {
+		sealed[i] = Committable[C]{Checkpoint: s.last, Value: c}
+	}
+	if err := s.w.Commit(ctx, s.last, sealed); err != nil {
+		return fmt.Errorf("commit what checkpoint %d held back: %w", s.last, err)
+	}
+	return nil
 }
 
 // pendingNothing implements rescalableSink.

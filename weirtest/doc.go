@@ -54,6 +54,22 @@
 // on local disk and recovers from object storage alone, as a job moved to
 // another machine does.
 //
+// # Rescaling
+//
+// The guarantee holds across a restart with another parallelism too: state
+// is redistributed (README, "The guarantee"). {parallelism} in Job.Args
+// follows the schedule Job.Parallelisms: start k of a crashed run (from 0)
+// gets Parallelisms[k mod len(Parallelisms)], the clean run the first. With
+//
+//	Args:         []string{…, "--parallelism", "{parallelism}"},
+//	Parallelisms: []int{2, 3, 1, 2}, Kills: 3,
+//
+// the crashed run starts at parallelism 2 and is restored, after each kill,
+// at 3, then 1, then 2, and must still commit what the clean run at
+// parallelism 2 committed. Report.Parallelisms lists what each start got.
+// The comparison needs output that does not depend on the parallelism, as
+// a multiset (see above).
+//
 // # Timing
 //
 // Nothing depends on the speed of the machine: the crashed run's pace comes

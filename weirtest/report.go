@@ -35,6 +35,9 @@ type Report struct {
 	// finished before its kills and was tried again with kills earlier
 	// (every one of them compared with the clean run).
 	CrashedRuns int
+	// Parallelisms are the parallelisms of the last crashed run's starts,
+	// in order, when Job.Parallelisms sets a schedule.
+	Parallelisms []int
 
 	// CleanRecords and CrashedRecords are the committed records of each run.
 	CleanRecords, CrashedRecords int
@@ -63,6 +66,9 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "seed %d; clean run %v (%v after its first checkpoint): %d records; crashed run %d: %d starts, %d kills (%d at protocol points), %d pauses, %d in-process restarts (checkpoint interval %v, kill delay < %v): %d records\n",
 		r.Seed, r.CleanDuration.Round(time.Millisecond), r.CleanWork.Round(time.Millisecond), r.CleanRecords, r.CrashedRuns, r.Starts, r.Kills, r.ProtocolCrashes, r.Pauses, r.Restarts,
 		r.Interval.Round(time.Millisecond), r.MaxKillDelay.Round(time.Millisecond), r.CrashedRecords)
+	if len(r.Parallelisms) > 0 {
+		fmt.Fprintf(&b, "parallelism of the crashed starts: %v\n", r.Parallelisms)
+	}
 	fmt.Fprintf(&b, "%d duplicates, %d lost, %d different", r.Duplicates, r.Lost, r.Different)
 	for _, d := range r.Examples {
 		fmt.Fprintf(&b, "\n  %q: %d in the clean run, %d in the crashed run", d.Record, d.Clean, d.Crashed)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -55,8 +56,18 @@ type Job struct {
 	// kit starts for the Check (and its endpoint and credentials are added
 	// to the job's environment), and {start} a fresh empty directory per
 	// start, for --local-dir: every restart then recovers from the object
-	// store alone, as on a new machine.
+	// store alone, as on a new machine. {parallelism} follows
+	// Parallelisms.
 	Args []string
+	// Parallelisms, if set, is the parallelism schedule that {parallelism}
+	// in Args follows: start k (from 0) of a crashed run gets
+	// Parallelisms[k mod len(Parallelisms)], the clean run
+	// Parallelisms[0]. With --parallelism {parallelism} and {2, 3, 1, 2},
+	// the job restores from each kill with another parallelism, which
+	// tests that its state is redistributed (rescaled) with no record
+	// lost or repeated. Args must hold {parallelism} when it is set, and
+	// only then.
+	Parallelisms []int
 	// Env holds extra environment variables, as KEY=VALUE.
 	Env []string
 	// Output reads a run's committed output.
@@ -186,12 +197,43 @@ func (j *Job) validate() error {
 	}) {
 		return bad("job flags %q contain neither {dir} nor {run}: the clean and the crashed run need their own checkpoint directory and output (e.g. --checkpoint-dir {dir}/ckpt)", j.Args)
 	}
+	if err := j.validateParallelisms(); err != nil {
+		return bad("%v", err)
+	}
 	for _, p := range j.ProtocolCrashes {
 		if name, n, ok := strings.Cut(p, ":"); !ok || name == "" || n == "" || strings.Trim(n, "0123456789") != "" || strings.Trim(n, "0") == "" {
 			return bad("protocol crash %q: want point:n with n >= 1, e.g. before-manifest:2", p)
 		}
 	}
 	return nil
+}
+
+// parallelismPlaceholder is the placeholder of Job.Parallelisms in Args.
+const parallelismPlaceholder = "{parallelism}"
+
+func (j *Job) validateParallelisms() error {
+	uses := slices.ContainsFunc(j.Args, func(a string) bool { return strings.Contains(a, parallelismPlaceholder) })
+	switch {
+	case uses && len(j.Parallelisms) == 0:
+		return fmt.Errorf("job flags %q hold %s but Parallelisms is empty: give the schedule, e.g. []int{2, 3, 1, 2}", j.Args, parallelismPlaceholder)
+	case !uses && len(j.Parallelisms) > 0:
+		return fmt.Errorf("Parallelisms %v is set but no job flag holds %s: pass it, e.g. --parallelism %s", j.Parallelisms, parallelismPlaceholder, parallelismPlaceholder)
+	}
+	for _, p := range j.Parallelisms {
+		if p < 1 {
+			return fmt.Errorf("Parallelisms %v: parallelism %d < 1", j.Parallelisms, p)
+		}
+	}
+	return nil
+}
+
+// parallelism returns the parallelism of start k of a run by the
+// schedule, or 0 without one.
+func (j *Job) parallelism(k int) int {
+	if len(j.Parallelisms) == 0 {
+		return 0
+	}
+	return j.Parallelisms[k%len(j.Parallelisms)]
 }
 
 func check(ctx context.Context, job *Job, r *Report) error {
@@ -212,7 +254,7 @@ func check(ctx context.Context, job *Job, r *Report) error {
 		return err
 	}
 	began := time.Now()
-	if _, err := s.start(ctx, r.Clean, start{kill: -1}, cleanInterval); err != nil {
+	if _, err := s.start(ctx, r.Clean, start{kill: -1, parallelism: job.parallelism(0)}, cleanInterval); err != nil {
 		return fmt.Errorf("clean run: %w", err)
 	}
 	r.CleanDuration = time.Since(began)
@@ -236,6 +278,7 @@ func (s *session) crashAndCompare(ctx context.Context, attempt int) error {
 		return err
 	}
 	r.Starts, r.Kills, r.ProtocolCrashes, r.Pauses, r.Restarts, r.CrashedRuns = 0, 0, 0, 0, 0, attempt
+	r.Parallelisms = nil
 	// NB: a crashed run that finished before the planned kills still
 	// committed its output: compare it, since duplicates or losses matter
 	// more than the missing kills.
@@ -292,9 +335,10 @@ func (s *session) newRun(kind string) (Run, error) {
 
 // start is one start of the job in the crashed run's plan.
 type start struct {
-	crashAt string        // a protocol crash point, or ""
-	kill    time.Duration // SIGKILL this long after the first checkpoint; < 0: run to the end
-	pauses  []pause
+	crashAt     string        // a protocol crash point, or ""
+	kill        time.Duration // SIGKILL this long after the first checkpoint; < 0: run to the end
+	pauses      []pause
+	parallelism int // what {parallelism} becomes; 0 without a schedule
 }
 
 // pause stops the job at (after the first checkpoint, in running time)
@@ -302,14 +346,19 @@ type start struct {
 type pause struct{ at, hold time.Duration }
 
 func (st start) String() string {
+	var s string
 	switch {
 	case st.crashAt != "":
-		return "crash at " + st.crashAt
+		s = "crash at " + st.crashAt
 	case st.kill >= 0:
-		return fmt.Sprintf("SIGKILL %v after the first checkpoint, %d pauses", st.kill.Round(time.Microsecond), len(st.pauses))
+		s = fmt.Sprintf("SIGKILL %v after the first checkpoint, %d pauses", st.kill.Round(time.Microsecond), len(st.pauses))
 	default:
-		return fmt.Sprintf("to the end, %d pauses", len(st.pauses))
+		s = fmt.Sprintf("to the end, %d pauses", len(st.pauses))
 	}
+	if st.parallelism > 0 {
+		s += fmt.Sprintf(", parallelism %d", st.parallelism)
+	}
+	return s
 }
 
 // plan returns the crashed run's starts: the kills and protocol crashes in
@@ -349,6 +398,7 @@ func (s *session) plan(rng *rand.Rand) []start {
 	}
 	for i := range plan {
 		slices.SortFunc(plan[i].pauses, func(a, b pause) int { return cmp.Compare(a.at, b.at) })
+		plan[i].parallelism = job.parallelism(i)
 	}
 	return plan
 }
@@ -401,7 +451,7 @@ func (s *session) crash(ctx context.Context, slower time.Duration) error {
 // (exit status 0); a planned kill that lands returns false.
 func (s *session) start(ctx context.Context, run Run, st start, interval time.Duration) (finished bool, err error) {
 	job, r := s.job, s.r
-	args, err := s.args(run, interval)
+	args, err := s.args(run, st, interval)
 	if err != nil {
 		return false, err
 	}
@@ -420,6 +470,9 @@ func (s *session) start(ctx context.Context, run Run, st start, interval time.Du
 	defer c.kill()
 	if run == r.Crashed {
 		r.Starts++
+		if st.parallelism > 0 {
+			r.Parallelisms = append(r.Parallelisms, st.parallelism)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, job.Timeout)
 	defer cancel()
@@ -462,11 +515,12 @@ func (s *session) start(ctx context.Context, run Run, st start, interval time.Du
 	return finished, nil
 }
 
-// args expands the job's flags for the next start in run.
-func (s *session) args(run Run, interval time.Duration) ([]string, error) {
+// args expands the job's flags for the next start st in run.
+func (s *session) args(run Run, st start, interval time.Duration) ([]string, error) {
 	s.starts++
 	fresh := filepath.Join(run.Dir, fmt.Sprintf("start-%d", s.starts))
-	ph := strings.NewReplacer("{interval}", interval.String(), "{start}", fresh, "{s3}", s3Bucket+run.Name)
+	ph := strings.NewReplacer("{interval}", interval.String(), "{start}", fresh, "{s3}", s3Bucket+run.Name,
+		parallelismPlaceholder, strconv.Itoa(st.parallelism))
 	args := make([]string, len(s.job.Args))
 	for i, a := range s.job.Args {
 		args[i] = ph.Replace(run.Expand(a))

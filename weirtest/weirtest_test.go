@@ -254,6 +254,9 @@ func TestBadJob(t *testing.T) {
 		{weirtest.Job{Binary: "x", Output: out, Kills: 1, Args: []string{"--checkpoint-dir", "ckpt"}}, "neither {dir} nor {run}"},
 		{weirtest.Job{Binary: "x", Output: out, ProtocolCrashes: []string{"before-manifest"}, Args: []string{"{run}"}}, `"before-manifest": want point:n`},
 		{weirtest.Job{Binary: "x", Output: out, ProtocolCrashes: []string{"before-manifest:0"}, Args: []string{"{run}"}}, "want point:n"},
+		{weirtest.Job{Binary: "x", Output: out, Kills: 1, Args: []string{"{dir}", "--parallelism", "{parallelism}"}}, "Parallelisms is empty"},
+		{weirtest.Job{Binary: "x", Output: out, Kills: 1, Args: []string{"{dir}"}, Parallelisms: []int{2, 3}}, "no job flag holds {parallelism}"},
+		{weirtest.Job{Binary: "x", Output: out, Kills: 1, Args: []string{"{dir}", "{parallelism}"}, Parallelisms: []int{2, 0}}, "parallelism 0 < 1"},
 	} {
 		_, err := weirtest.Check(t.Context(), c.job)
 		if !errors.Is(err, weirtest.ErrBadJob) || !strings.Contains(err.Error(), c.want) {
@@ -266,5 +269,41 @@ func TestExpand(t *testing.T) {
 	r := weirtest.Run{Name: "clean-1", Dir: "/tmp/w/clean-1"}
 	if got := r.Expand("{dir}/out,{run}-topic"); got != "/tmp/w/clean-1/out,clean-1-topic" {
 		t.Fatal(got)
+	}
+}
+
+// TestParallelismSchedule checks that {parallelism} follows
+// Job.Parallelisms: the clean run gets the first, start k of the crashed
+// run the k-th, around the schedule. The stand-in job records what it was
+// given, and exits 0 at its fifth start.
+func TestParallelismSchedule(t *testing.T) {
+	bin := script(t, `echo $2 >> $dir/parallelism
+seq 1 10 > $dir/out/part
+`+checkpointLine+`
+case $dir in *clean-*) exit 0 ;; esac
+if [ $(wc -l < $dir/parallelism) -ge 5 ]; then exit 0; fi
+exec sleep 60
+`)
+	job := weirtest.Job{Binary: bin, Args: []string{"{dir}", "{parallelism}"}, Output: weirtest.Files{Dir: "{dir}/out"},
+		Parallelisms: []int{2, 3, 1}, Kills: 4, Seed: testseed.Seed(t), WorkDir: t.TempDir(), Logf: t.Logf}
+	r, err := weirtest.Check(t.Context(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	given := func(run weirtest.Run) string {
+		b, err := os.ReadFile(filepath.Join(run.Dir, "parallelism"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", " ")
+	}
+	if got := given(r.Clean); got != "2" {
+		t.Errorf("clean run given parallelism %q, want 2", got)
+	}
+	if got := given(r.Crashed); got != "2 3 1 2 3" {
+		t.Errorf("crashed run's starts given parallelisms %q, want 2 3 1 2 3", got)
+	}
+	if want := []int{2, 3, 1, 2, 3}; !slices.Equal(r.Parallelisms, want) || !strings.Contains(r.String(), "parallelism of the crashed starts: [2 3 1 2 3]") {
+		t.Errorf("report: Parallelisms %v, want %v; %v", r.Parallelisms, want, r)
 	}
 }

@@ -74,18 +74,31 @@
 // job first started: size, modification time and a CRC-32C of its first and
 // last 64 KiB. Open with that snapshot checks every fingerprint, reopens the
 // current file, seeks to the offset and continues, so every line is emitted
-// exactly once across a restore. If the file list or the parallelism changed,
-// or any of the subtask's files (read, being read or not opened yet) no
-// longer matches its fingerprint, Open fails with ErrSnapshotMismatch naming
-// the file and the change, instead of silently reading other data: the input
-// files of a job must not change while it can still be restored. A file that
+// exactly once across a restore. If the file list changed, or any of the
+// subtask's files (read, being read or not opened yet) no longer matches its
+// fingerprint, Open fails with ErrSnapshotMismatch naming the file and the
+// change, instead of silently reading other data: the input files of a job
+// must not change while it can still be restored. A file that
 // changes while the job runs, before the job reaches it, fails the job the
 // same way when it is opened. (Touching a file counts as a change; the
 // fingerprint reads only the ends of a file, so that the job's first start
-// does not read its input twice.) Timestamp may be set between restarts
-// (the merge resumes from the sequential position); unset again, a
-// restore is refused with ErrSnapshotMismatch unless the files were still
-// being read one after the other.
+// does not read its input twice.) Timestamp may be set or unset between
+// restarts: the merge resumes from the sequential position, and a
+// sequential source reads each file of a merge on from its offset, one
+// after the other.
+//
+// # The source: rescaling
+//
+// The source implements runtime.Rescalable, so a job may be restored with
+// another parallelism. The states of the old subtasks together hold the
+// fingerprint of every file and the offset of its next unread line; each
+// new subtask takes those of the files it owns at the new parallelism
+// (file i to subtask i % parallelism) and reads each on from its offset,
+// so no line is lost or repeated. Several of a new subtask's files may then
+// be part read, and its checkpoints keep an offset per file until they are
+// read. The file list must be the one the job started with, as on any
+// restore. A checkpoint written by a version of weir that kept no
+// fingerprints of finished files (snapshot version 1) cannot be rescaled.
 //
 // # The source: watching a directory
 //
@@ -94,9 +107,11 @@
 // Paths again and reads the files it has not seen, each once, in the order
 // found (sorted by path within one scan). Files present at the start are
 // read too. A file belongs to the subtask hash(path) % parallelism, since
-// the list keeps growing; so the parallelism of a watching source cannot
-// change across a restore (ErrSnapshotMismatch). A file is known by its
-// path, and its content is what it held when it was found:
+// the list keeps growing. After a change of parallelism each new subtask
+// takes, of the files the old subtasks found, those it owns now: the paths
+// read to the end, not to read again, and the files queued, each with its
+// fingerprint and offset; it finds the rest in its scans. A file is known
+// by its path, and its content is what it held when it was found:
 //
 //   - a file that grows after it was found is read only up to the size it
 //     had then; the lines appended later are never read. A producer should
@@ -108,8 +123,8 @@
 //     replaced) fails the job with ErrSnapshotMismatch.
 //
 // Each checkpoint keeps every path the subtask has read, its queue of
-// files found and not finished (with their fingerprints) and the offset in
-// the first, so a restore emits every line exactly once and reads no file
+// files found and not finished (with their fingerprints and offsets), so a
+// restore emits every line exactly once and reads no file
 // twice. The set of paths read grows with the directory: remove or move
 // away files that were read, or start the job afresh, when it gets large
 // (Flink's continuous enumerator keeps its processed paths the same way).
@@ -210,6 +225,14 @@
 // their file rolls, up to MaxFileAge plus a checkpoint interval after they
 // are written. A job stopped with a final checkpoint (not at the end of
 // its input) leaves its in-progress files staged until it is restarted.
+//
+// A restart with another parallelism does not append to an old subtask's
+// in-progress file: the new subtask that takes the old one over (see
+// runtime.TwoPhaseSealer) reopens it, truncated to the restored
+// checkpoint's size, and commits it at once as
+// <prefix>-<old subtask>-<checkpoint>-rescaled, after the checkpoint's
+// other files in name order. The records written after the checkpoint are
+// replayed into the new subtasks' files.
 //
 // # The sink: at-least-once mode
 //

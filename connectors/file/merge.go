@@ -82,7 +82,8 @@ func (m *mergeSource) Open(ctx context.Context, info runtime.TaskInfo, restored 
 }
 
 // sequentialOffsets returns the per-file offsets of the position (cur, pos)
-// of a source that reads its files one after the other.
+// of a source that reads its files one after the other: the files before
+// cur are read to the end, those after it start at their offset.
 func (s *lineSource) sequentialOffsets() []int64 {
 	offsets := make([]int64, len(s.prints))
 	for i := range offsets {
@@ -91,6 +92,8 @@ func (s *lineSource) sequentialOffsets() []int64 {
 			offsets[i] = s.prints[i].size
 		case idx == s.cur:
 			offsets[i] = s.pos
+		default:
+			offsets[i] = s.start(idx)
 		}
 	}
 	return offsets

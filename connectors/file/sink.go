@@ -187,7 +187,10 @@ type sink[T any] struct {
 	roll rollState // rolling mode only
 }
 
-var _ runtime.TwoPhaseWriter[string, pendingFile] = (*sink[string])(nil)
+var (
+	_ runtime.TwoPhaseWriter[string, pendingFile] = (*sink[string])(nil)
+	_ runtime.TwoPhaseSealer[pendingFile]         = (*sink[string])(nil)
+)
 
 // pendingFile is a staged file waiting for its checkpoint to complete: the
 // committable of the file sink.
@@ -253,7 +256,7 @@ func (s *sink[T]) Recover(ctx context.Context, r runtime.Recovery[pendingFile]) 
 			return err
 		}
 	}
-	keep, err := s.resume(r.WriterState)
+	keep, err := s.resume(r.WriterState, r.Checkpoint)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,10 +28,11 @@ import (
 
 // rollState is the rolling state of a sink.
 type rollState struct {
-	started time.Time // when the in-progress file was created
-	synced  bool      // the staging directory holds the in-progress file durably
-	sealed  []sealedFile
-	scratch []byte
+	restored uint64    // the restored checkpoint (0 on a fresh start)
+	started  time.Time // when the in-progress file was created
+	synced   bool      // the staging directory holds the in-progress file durably
+	sealed   []sealedFile
+	scratch  []byte
 }
 
 // sealedFile is a rolled file, waiting for the next checkpoint.
@@ -91,10 +93,13 @@ func (s *sink[T]) prepareRolling(id uint64, endOfInput bool) ([]pendingFile, []b
 	return files, append(ws, strings.TrimPrefix(filepath.Base(s.path), "inprogress-")...), nil
 }
 
-// resume reopens the in-progress file that writer state ws describes (none
-// if ws is empty), truncated to its checkpointed size, and returns its name
-// in the staging directory.
-func (s *sink[T]) resume(ws []byte) (string, error) {
+// resume reopens the in-progress file that writer state ws of checkpoint
+// restored describes (none if ws is empty), truncated to its checkpointed
+// size, and returns its name in the staging directory. If an earlier
+// takeover after a change of parallelism committed the file already (see
+// Seal), there is nothing to resume.
+func (s *sink[T]) resume(ws []byte, restored uint64) (string, error) {
+	s.roll.restored = restored
 	if len(ws) == 0 {
 		return "", nil
 	}
@@ -114,6 +119,9 @@ func (s *sink[T]) resume(ws []byte) (string, error) {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
+		if st, err := os.Stat(filepath.Join(s.cfg.Dir, s.sealedName())); err == nil && st.Size() == int64(size) {
+			return "", nil // committed by an earlier Seal
+		}
 		return "", fmt.Errorf("%w: the in-progress file %s of the restored checkpoint (%d bytes) is gone", ErrDataLoss, path, size)
 	}
 	if err != nil {
@@ -152,4 +160,28 @@ func (s *sink[T]) truncate(f *os.File, path string, size int64) error {
 		return fmt.Errorf("file sink: %w", err)
 	}
 	return f.Sync()
+}
+
+// Seal implements runtime.TwoPhaseSealer: when a new subtask takes this
+// one over after a change of parallelism, the in-progress file Recover
+// resumed (truncated to what the restored checkpoint covers) is rolled and
+// returned, to be committed at once as <prefix>-<subtask>-<checkpoint>-rescaled
+// (after the checkpoint's other files in name order). A second takeover
+// from the same checkpoint finds that file committed (see resume).
+func (s *sink[T]) Seal(ctx context.Context) ([]pendingFile, error) {
+	if s.f == nil || !s.cfg.rolling() {
+		return nil, nil
+	}
+	size := s.size
+	name := "sealed-" + strings.TrimPrefix(filepath.Base(s.path), "inprogress-")
+	if err := s.sealEpoch(name); err != nil {
+		return nil, fmt.Errorf("file sink: seal %s: %w", name, err)
+	}
+	return []pendingFile{{checkpoint: s.roll.restored, pending: name, final: s.sealedName(), size: size}}, nil
+}
+
+// sealedName is the final name of the in-progress file of the restored
+// checkpoint that Seal commits.
+func (s *sink[T]) sealedName() string {
+	return fmt.Sprintf("%s-%03d-%010d-rescaled", s.cfg.Prefix, s.info.Subtask, s.roll.restored)
 }

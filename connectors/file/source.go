@@ -31,17 +31,18 @@ const (
 )
 
 // ErrSnapshotMismatch marks input that is not what the job started with: on
-// a restore, the file list, the parallelism or an input file changed since
-// the job first started; while the job runs, a file it has not reached yet
-// changed since then. Reading on would silently produce wrong data, so the
+// a restore, the file list or an input file changed since the job first
+// started, or the state is of another subtask or another kind of source;
+// while the job runs, a file it has not reached yet changed since then. Reading on would silently produce wrong data, so the
 // source fails. Test for it with errors.Is. It wraps runtime.ErrUnrecoverable:
 // restarting the job cannot help.
 var ErrSnapshotMismatch = fmt.Errorf("file source: snapshot does not match the input (%w)", runtime.ErrUnrecoverable)
 
 // snapshotVersion is the first byte of the snapshot of a source that reads
-// its files one after the other; mergeSnapshotVersion of one that reads them
-// together (SourceConfig.Timestamp set), which keeps an offset per file.
-// Version 1 (no fingerprints) is still restored.
+// its files one after the other; mergeSnapshotVersion of one that keeps an
+// offset per file: it reads them together (SourceConfig.Timestamp set), or
+// several are part read (after a change of parallelism). Version 1 (no
+// fingerprints) is still restored.
 const (
 	snapshotVersion      = 2
 	mergeSnapshotVersion = 3
@@ -242,9 +243,11 @@ type lineSource struct {
 	// Subtask, Subtask+Parallelism, …) as the job first saw them.
 	prints []fingerprint
 
-	// offsets are the positions of the subtask's files restored from a
-	// snapshot of a merging source (nil otherwise); Open turns them into
-	// cur and pos.
+	// offsets[i], if not nil, is the byte offset the subtask's file i is
+	// read from when the source reaches it: a snapshot that keeps an offset
+	// per file (of a merging source, or a share after a change of
+	// parallelism, see Redistribute) may have several files part read.
+	// Nil when every file after cur starts at 0.
 	offsets []int64
 
 	f          *os.File
@@ -275,7 +278,7 @@ func (s *lineSource) Open(ctx context.Context, info runtime.TaskInfo, restored [
 		return err
 	}
 	if s.offsets != nil {
-		if err := s.resumeSequential(); err != nil {
+		if err := s.resume(); err != nil {
 			return err
 		}
 	}
@@ -347,27 +350,36 @@ func (s *lineSource) restore(b []byte) error {
 	return nil
 }
 
-// resumeSequential turns the per-file offsets of a merging source's
-// snapshot into the position of a source that reads its files one after
-// the other, if they have that shape: the files before one are read to the
-// end, the files after it not started.
-func (s *lineSource) resumeSequential() error {
-	i := 0
-	for i < len(s.offsets) && s.offsets[i] >= s.prints[i].size {
-		i++
-	}
-	for _, off := range s.offsets[min(i+1, len(s.offsets)):] {
-		if off != 0 {
-			return fmt.Errorf("%w: the snapshot was taken by a source that reads its files together "+
-				"(SourceConfig.Timestamp set); restore it with the same setting", ErrSnapshotMismatch)
+// resume turns restored per-file offsets into the position (cur, pos) of
+// the first file not read to the end; the files after it are read from
+// their offsets in turn. It drops offsets when they all are 0, so that
+// Snapshot keeps the shorter form.
+func (s *lineSource) resume() error {
+	for i, off := range s.offsets {
+		if off > s.prints[i].size {
+			return fmt.Errorf("%w: offset %d is beyond the end of %s (%d bytes)", ErrSnapshotMismatch, off, s.assigned()[i], s.prints[i].size)
 		}
+	}
+	i := 0
+	for i < len(s.offsets) && s.offsets[i] == s.prints[i].size {
+		i++
 	}
 	s.cur, s.pos = s.info.Subtask+i*s.info.Parallelism, 0
 	if i < len(s.offsets) {
 		s.pos = s.offsets[i]
 	}
-	s.offsets = nil
+	if !slices.ContainsFunc(s.offsets[min(i+1, len(s.offsets)):], func(off int64) bool { return off != 0 }) {
+		s.offsets = nil
+	}
 	return nil
+}
+
+// start returns the byte offset file index i is read from.
+func (s *lineSource) start(i int) int64 {
+	if s.offsets == nil || i >= len(s.files.paths) {
+		return 0
+	}
+	return s.offsets[s.printIndex(i)]
 }
 
 // printIndex returns the index in prints of file index i.
@@ -471,7 +483,7 @@ func (s *lineSource) Read(ctx context.Context, out runtime.Collector[string]) er
 			return fmt.Errorf("file source: close %s: %w", s.files.paths[s.cur], err)
 		}
 		s.cur += s.info.Parallelism
-		s.pos = 0
+		s.pos = s.start(s.cur)
 		if s.cur >= n {
 			if emitted == 0 {
 				return runtime.ErrEndOfInput
@@ -535,7 +547,14 @@ func trimEOL(b []byte) []byte {
 //	uvarint number of the subtask's files, then for each:
 //	  uvarint path length, path bytes, uvarint size, modification time
 //	  (Unix nanoseconds), CRC-32C of its ends
+//
+// When files after the current one are part read (restored from a
+// snapshot with an offset per file), it encodes an offset per file instead
+// (version 3, see encode).
 func (s *lineSource) Snapshot() ([]byte, error) {
+	if s.offsets != nil {
+		return s.encode(mergeSnapshotVersion, s.sequentialOffsets()), nil
+	}
 	return s.encode(snapshotVersion, nil), nil
 }
 
@@ -611,7 +630,7 @@ func decodeSnapshot(b []byte) (snapshot, error) {
 	switch {
 	case len(b) == 0:
 		return snap, errors.New("file source: empty snapshot")
-	case b[0] == watchSnapshotVersion:
+	case isWatchVersion(b[0]):
 		return snap, fmt.Errorf("%w: the snapshot was taken by a source watching for new files "+
 			"(SourceConfig.MonitorInterval set); restore it with the same setting", ErrSnapshotMismatch)
 	case b[0] < 1 || b[0] > mergeSnapshotVersion:

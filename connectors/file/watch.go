@@ -16,8 +16,17 @@ import (
 )
 
 // watchSnapshotVersion is the first byte of the snapshot of a source that
-// watches for new files (SourceConfig.MonitorInterval set).
-const watchSnapshotVersion = 4
+// watches for new files (SourceConfig.MonitorInterval set), which keeps an
+// offset per queued file; watchSnapshotVersion1, with one for the first
+// queued file only, is still restored.
+const (
+	watchSnapshotVersion1 = 4
+	watchSnapshotVersion  = 5
+)
+
+// isWatchVersion reports whether v is the version of a watching source's
+// snapshot.
+func isWatchVersion(v byte) bool { return v == watchSnapshotVersion1 || v == watchSnapshotVersion }
 
 // maxIdleWait bounds how long a Read with nothing to read waits, so that
 // the runtime can inject barriers (runtime.Source).
@@ -37,11 +46,17 @@ type watchSource struct {
 	seen map[string]bool
 	// queue holds the files found and not read to the end, each with its
 	// fingerprint when found; queue[0] is being read, from pos.
-	queue    []snapshotFile
+	queue    []queued
 	nextScan time.Time
 
 	f *os.File
 	lineReader
+}
+
+// queued is a file a watchSource found and has not read to the end.
+type queued struct {
+	snapshotFile       // its path, and fingerprint when found
+	start        int64 // where reading it starts: 0, unless restored part read
 }
 
 func (s *watchSource) Open(ctx context.Context, info runtime.TaskInfo, restored []byte) error {
@@ -66,7 +81,7 @@ func (s *watchSource) owns(path string) bool {
 // queue. Entries that are not regular files are skipped: they may be a
 // directory the pattern happens to match, or a file being replaced.
 func (s *watchSource) scan() error {
-	var found []snapshotFile
+	var found []queued
 	for _, p := range s.files.cfg.Paths {
 		matches, err := match(p)
 		if err != nil {
@@ -84,10 +99,10 @@ func (s *watchSource) scan() error {
 				return err
 			}
 			s.seen[path] = true
-			found = append(found, snapshotFile{path: path, print: fp})
+			found = append(found, queued{snapshotFile: snapshotFile{path: path, print: fp}})
 		}
 	}
-	slices.SortFunc(found, func(a, b snapshotFile) int { return strings.Compare(a.path, b.path) })
+	slices.SortFunc(found, func(a, b queued) int { return strings.Compare(a.path, b.path) })
 	s.queue = append(s.queue, found...)
 	return nil
 }
@@ -127,10 +142,12 @@ func (s *watchSource) Read(ctx context.Context, out runtime.Collector[string]) e
 		if err != nil {
 			return fmt.Errorf("file source: close %s: %w", s.queue[0].path, err)
 		}
-		s.queue, s.pos = s.queue[1:], 0
+		s.queue = s.queue[1:]
 		if len(s.queue) == 0 {
+			s.pos = 0
 			return nil
 		}
+		s.pos = s.queue[0].start
 		if err := s.openHead(); err != nil {
 			return err
 		}
@@ -181,62 +198,104 @@ func (s *watchSource) openHead() error {
 
 // Snapshot encodes the files found so far:
 //
-//	version byte (4)
-//	uvarint parallelism, subtask, byte offset of the next unread line of
-//	  the first file in the queue
+//	version byte (5)
+//	uvarint parallelism, subtask
 //	uvarint number of files read to the end, then each path (uvarint
 //	  length, bytes)
 //	uvarint number of files in the queue, then each as appendFile encodes
-//	  it, with its fingerprint when found
+//	  it, with its fingerprint when found, and the uvarint byte offset of
+//	  its next unread line
+//
+// Version 4 had one offset, of the first file in the queue, after the
+// subtask.
 func (s *watchSource) Snapshot() ([]byte, error) {
 	b := []byte{watchSnapshotVersion}
-	for _, v := range []uint64{uint64(s.info.Parallelism), uint64(s.info.Subtask), uint64(s.pos),
-		uint64(len(s.seen) - len(s.queue))} {
+	for _, v := range []uint64{uint64(s.info.Parallelism), uint64(s.info.Subtask), uint64(len(s.seen) - len(s.queue))} {
 		b = binary.AppendUvarint(b, v)
 	}
-	queued := make(map[string]bool, len(s.queue))
+	inQueue := make(map[string]bool, len(s.queue))
 	for _, w := range s.queue {
-		queued[w.path] = true
+		inQueue[w.path] = true
 	}
 	for path := range s.seen {
-		if !queued[path] {
+		if !inQueue[path] {
 			b = binary.AppendUvarint(b, uint64(len(path)))
 			b = append(b, path...)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.queue)))
-	for _, w := range s.queue {
+	for i, w := range s.queue {
 		b = appendFile(b, w.path, w.print)
+		if i == 0 {
+			w.start = s.pos
+		}
+		b = binary.AppendUvarint(b, uint64(w.start))
 	}
 	return b, nil
 }
 
-func (s *watchSource) restore(b []byte) error {
-	if len(b) == 0 || b[0] != watchSnapshotVersion {
-		return fmt.Errorf("%w: the snapshot was taken by a source not watching for new files "+
+// watchSnapshot is a decoded snapshot of a watchSource.
+type watchSnapshot struct {
+	parallelism, subtask int
+	done                 []string // files read to the end
+	queue                []queued
+}
+
+func decodeWatchSnapshot(b []byte) (watchSnapshot, error) {
+	var snap watchSnapshot
+	if len(b) == 0 || !isWatchVersion(b[0]) {
+		return snap, fmt.Errorf("%w: the snapshot was taken by a source not watching for new files "+
 			"(SourceConfig.MonitorInterval unset); restore it with the same setting", ErrSnapshotMismatch)
 	}
 	d := decoder{b: b[1:]}
-	par, sub, pos := d.int(), d.int(), int64(d.int())
+	snap.parallelism, snap.subtask = d.int(), d.int()
+	var pos int64 // version 1: the offset in the first queued file
+	if b[0] == watchSnapshotVersion1 {
+		pos = int64(d.int())
+	}
 	n := d.int()
 	for i := 0; i < n && d.err == nil; i++ {
-		s.seen[string(d.bytes(d.int()))] = true
+		snap.done = append(snap.done, string(d.bytes(d.int())))
 	}
 	n = d.int()
 	for i := 0; i < n && d.err == nil; i++ {
-		w := d.file()
-		s.queue = append(s.queue, w)
+		w := queued{snapshotFile: d.file()}
+		if b[0] == watchSnapshotVersion {
+			w.start = int64(d.int())
+		} else if i == 0 {
+			w.start = pos
+		}
+		snap.queue = append(snap.queue, w)
+	}
+	corrupt := d.err != nil || len(d.b) != 0 || (len(snap.queue) == 0 && pos != 0)
+	for _, w := range snap.queue {
+		corrupt = corrupt || w.start > w.print.size
+	}
+	if corrupt {
+		return snap, errors.New("file source: corrupt snapshot")
+	}
+	return snap, nil
+}
+
+func (s *watchSource) restore(b []byte) error {
+	snap, err := decodeWatchSnapshot(b)
+	if err != nil {
+		return err
+	}
+	if snap.parallelism != s.info.Parallelism || snap.subtask != s.info.Subtask {
+		return fmt.Errorf("%w: snapshot of subtask %d of %d restored into subtask %d of %d",
+			ErrSnapshotMismatch, snap.subtask, snap.parallelism, s.info.Subtask, s.info.Parallelism)
+	}
+	for _, path := range snap.done {
+		s.seen[path] = true
+	}
+	for _, w := range snap.queue {
 		s.seen[w.path] = true
 	}
-	if d.err != nil || len(d.b) != 0 || (len(s.queue) == 0 && pos != 0) || (len(s.queue) > 0 && pos > s.queue[0].print.size) {
-		return errors.New("file source: corrupt snapshot")
+	s.queue = snap.queue
+	if len(s.queue) > 0 {
+		s.pos = s.queue[0].start
 	}
-	if par != s.info.Parallelism || sub != s.info.Subtask {
-		return fmt.Errorf("%w: snapshot of subtask %d of %d restored into subtask %d of %d; files are assigned "+
-			"to subtasks by a hash of their path, so the parallelism of a watching source cannot change",
-			ErrSnapshotMismatch, sub, par, s.info.Subtask, s.info.Parallelism)
-	}
-	s.pos = pos
 	return nil
 }
 

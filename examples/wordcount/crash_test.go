@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -262,4 +263,32 @@ func TestCrashCheckerCatchesDuplicates(t *testing.T) {
 		t.Fatalf("at-least-once output: %v", res)
 	}
 	t.Logf("checker found %v; kit: %v", res, r)
+}
+
+// TestRescaleUnderCrashes kills wordcount twice at random moments and once
+// between a checkpoint and the sinks' commit of it, and restarts it each
+// time with another parallelism: 2, then 3, 1 and 2. Every restore
+// redistributes the file source's positions (seven files, so subtasks hold
+// several, part read), the counts by key group and the sinks' pending
+// files; the committed output must equal the uninterrupted run's at
+// parallelism 2.
+func TestRescaleUnderCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: several seconds")
+	}
+	seed := testseed.Seed(t)
+	rng := rand.New(rand.NewPCG(seed, 4))
+	input, counts := writeInput(t, rng, 7, 40000)
+	job := crashJob(t, buildWordcount(t), input)
+	job.Args[slices.Index(job.Args, "--parallelism")+1] = "{parallelism}"
+	job.Parallelisms = []int{2, 3, 1, 2}
+	job.Seed, job.Kills = seed, 2
+	job.ProtocolCrashes = []string{"after-manifest:2"}
+	r := weirtest.Test(t, job)
+	if r.Kills != 3 || !slices.Equal(r.Parallelisms, job.Parallelisms) {
+		t.Fatalf("want 3 crashes and starts at parallelism %v: %v", job.Parallelisms, r)
+	}
+	if res := checkOutput(t, filepath.Join(r.Crashed.Dir, "out"), counts); !res.exact() {
+		t.Fatalf("after %d crashes and rescales %v: %v", r.Kills, r.Parallelisms, res)
+	}
 }
