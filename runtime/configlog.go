@@ -9,8 +9,8 @@ const logConfigMsg = "starting job with effective configuration"
 // defaults, so that an operator reading a job's log knows what it ran with
 // without reconstructing flags and defaults. Secrets are never printed:
 // MetricsAuth logs what is configured, not its token or password. Logger,
-// Events and Stop are hooks, not settings: only whether Stop is set is
-// logged.
+// Events, Stop and Cluster are hooks, not settings: only whether Stop and
+// Cluster are set is logged.
 func logConfig(job string, c *Config) {
 	r := c.Restart
 	c.Logger.Info(logConfigMsg, "job", job, slog.Group("config",
@@ -35,5 +35,9 @@ func logConfig(job string, c *Config) {
 		slog.Group("restart",
 			"attempts", r.Attempts, "backoff", r.Backoff, "max_backoff", r.MaxBackoff, "reset_after", r.ResetAfter),
 		"stop_channel", c.Stop != nil,
+		"group", c.Group,
+		"instance_id", c.InstanceID,
+		"group_session_timeout", c.GroupSessionTimeout,
+		"cluster", c.Cluster != nil,
 	))
 }
