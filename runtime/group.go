@@ -37,6 +37,10 @@ type member struct {
 	// localRoot holds the tasks' live state and staging when CheckpointDir
 	// is s3:// (Config.LocalDir, or a temporary directory); "" otherwise.
 	localRoot string
+	// board shows the tasks' jobs on the member's status server, at
+	// statusAddr ("" without one).
+	board      *engine.Board
+	statusAddr string
 	// run runs one task: runTask, or a fake in tests.
 	run func(ctx context.Context, p *Pipeline, cfg Config, t taskRun) error
 
@@ -92,7 +96,7 @@ func newMember(ctx context.Context, p *Pipeline, cfg Config) (_ *member, cleanup
 		return nil, cleanup, fmt.Errorf("%w: --checkpoint-dir %s: %w", ErrUnrecoverable, cfg.CheckpointDir, err)
 	}
 	m := &member{
-		p: p, cfg: cfg, logger: logger, lineage: lineage, run: runTask,
+		p: p, cfg: cfg, logger: logger, lineage: lineage, run: runTask, board: engine.NewBoard(),
 		joined: make(chan struct{}), failed: make(chan error, 1), tasks: map[int]*memberTask{},
 	}
 	if loc, _ := objstore.ParseLocation(cfg.CheckpointDir); loc.IsS3() {
@@ -115,6 +119,9 @@ func (m *member) runMember(ctx context.Context) error {
 	defer m.cleanups.Wait()
 	defer cancel()
 	m.ctx = ctx
+	addr, stopServing := m.serveStatus()
+	defer stopServing()
+	m.statusAddr = addr
 	ms, err := m.cfg.Cluster.Join(ctx, JoinRequest{
 		Group: m.cfg.Group, InstanceID: m.cfg.InstanceID, SessionTimeout: m.cfg.GroupSessionTimeout,
 		Logger: m.logger, Assigned: m.assigned, Revoked: m.revoked, Lost: m.lost,
@@ -227,6 +234,11 @@ func (m *member) wait(tasks []*memberTask) {
 func (m *member) running() []int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.sortedTasks()
+}
+
+// sortedTasks returns the indexes of the running tasks; m.mu is held.
+func (m *member) sortedTasks() []int {
 	return slices.Sorted(func(yield func(int) bool) {
 		for i := range m.tasks {
 			if !yield(i) {
@@ -311,6 +323,7 @@ func (m *member) forget(t *memberTask) {
 	defer m.mu.Unlock()
 	if m.tasks[t.index] == t {
 		delete(m.tasks, t.index)
+		m.board.Remove(t.index)
 	}
 }
 
@@ -325,6 +338,7 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 	user := cfg.Events
 	var cleaned atomic.Bool
 	cfg.Events.Started = func(info StartInfo) {
+		info.MetricsAddr = m.statusAddr // the task's job has none of its own
 		t.started.Store(true)
 		if user.Started != nil {
 			user.Started(info)
@@ -342,6 +356,7 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 	}
 	cfg.tuneEngine = func(e *engine.Config) {
 		e.BeforeManifest = func(uint64) error { return epoch.Current(ctx) }
+		e.Board = m.board
 	}
 	return cfg
 }
