@@ -35,9 +35,16 @@
 // Epoch.Cleanup, called once the new epoch completed a checkpoint of its
 // own, deletes the older epochs that no start point needs any more.
 //
-// NB: S3 servers that ignore If-None-Match on PUT (S3 itself honours it
-// since 2024, as do MinIO and the development server weir s3) would let two
-// simultaneous claimers both think they won; the group protocol gives a
-// task to one member at a time, so that takes a rebalance racing with a
-// zombie's claim.
+// NB: an S3-compatible server that ignores If-None-Match on PUT (S3 itself
+// honours it since 2024, as do MinIO and gofakes3, the development server of
+// weir s3) would let two simultaneous claimers of one epoch both think they
+// won. The group gives a task to one member at a time, so that takes two
+// members that both believe they were assigned the task (a rebalance racing
+// with an expelled member's old assignment) claiming within the same
+// moment; their sinks' transactions still fence each other.
+//
+// The start point is read before the claim is written: a checkpoint the
+// previous owner completes between the two (a zombie not yet stopped by
+// Current) is not restored; its sinks' transactions are fenced by the new
+// owner's, and Current declines its next checkpoint.
 package tasklineage
