@@ -284,6 +284,10 @@ func (m *member) runMemberTask(ctx context.Context, t *memberTask) {
 		return
 	}
 	t.logger = m.log().With("task", t.index)
+	if n := m.ms.Tasks(); t.index < 0 || t.index >= n {
+		m.fail(fmt.Errorf("group %q: assigned task %d of a job of %d tasks: the cluster and the job disagree on the task count", m.cfg.Group, t.index, n))
+		return
+	}
 	localDir := ""
 	if m.localRoot != "" {
 		localDir = filepath.Join(m.localRoot, "task-"+strconv.Itoa(t.index))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -228,5 +229,19 @@ func TestMemberCancelled(t *testing.T) {
 	expect(t, ev, "leave")
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("member ended with %v, want context.Canceled", err)
+	}
+}
+
+// TestMemberRefusesTaskOutOfRange: a task beyond the job's task count fails
+// the member, naming both.
+func TestMemberRefusesTaskOutOfRange(t *testing.T) {
+	req, _, ev, done := startMember(t, t.Context(), nil)
+	req.Assigned(t.Context(), []int{0})
+	expect(t, ev, "start 0")
+	req.Assigned(t.Context(), []int{4})
+	expect(t, ev, "final 0")
+	expect(t, ev, "leave")
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "assigned task 4 of a job of 4 tasks") {
+		t.Fatalf("member ended with %v, want the task out of range named", err)
 	}
 }
