@@ -59,9 +59,14 @@ func TestGroupFlags(t *testing.T) {
 		case c.wantError != "" && (err == nil || !strings.Contains(err.Error(), c.wantError)):
 			t.Errorf("%v: Validate = %v, want an error containing %q", c.args, err, c.wantError)
 		}
-		if c.wantError == "" && cfg.Group != "" && cfg.GroupSessionTimeout != map[bool]time.Duration{true: 10 * time.Second, false: runtime.DefaultGroupSessionTimeout}[len(c.args) > 2] {
-			t.Errorf("%v: session timeout %v", c.args, cfg.GroupSessionTimeout)
-		}
+	}
+	fs := flag.NewFlagSet("job", flag.ContinueOnError)
+	f := runtime.RegisterFlags(fs, runtime.Config{CheckpointDir: t.TempDir()})
+	if err := fs.Parse([]string{"--group", "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Config().GroupSessionTimeout; got != 45*time.Second {
+		t.Errorf("--group-session-timeout defaults to %v, want Kafka's 45s", got)
 	}
 	// Set in code rather than by flag, a parallelism is refused too.
 	cfg := runtime.Config{CheckpointDir: t.TempDir(), Group: "orders", Cluster: stubCluster{}, Parallelism: 4}
