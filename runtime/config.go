@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/weirstream/weir/internal/engine"
@@ -129,7 +130,17 @@ type Config struct {
 	// flagErrs holds values given on the command line that EnsureDefaults
 	// would otherwise silently replace (an explicit 0).
 	flagErrs []error
+	// defaultParallelism is set when EnsureDefaults chose Parallelism (and
+	// no --parallelism was given): with Group, the input decides it.
+	defaultParallelism bool
+	// tuneEngine, if set, adjusts the engine's configuration: the group
+	// runner's settings of a task's job (group.go).
+	tuneEngine func(*engine.Config)
 }
+
+// DefaultGroupSessionTimeout is the default of Config.GroupSessionTimeout
+// (--group-session-timeout): Kafka's consumers' default.
+const DefaultGroupSessionTimeout = 45 * time.Second
 
 // EventListener has optional hooks the runtime calls from its goroutines;
 // they must return quickly.
@@ -184,7 +195,10 @@ func (c *Config) EnsureDefaults() {
 		c.RetainCheckpoints = 3
 	}
 	if c.Parallelism == 0 {
-		c.Parallelism = 1
+		c.Parallelism, c.defaultParallelism = 1, true
+	}
+	if c.GroupSessionTimeout == 0 {
+		c.GroupSessionTimeout = DefaultGroupSessionTimeout
 	}
 	if c.MaxParallelism == 0 {
 		c.MaxParallelism = keygroup.DefaultMaxParallelism
@@ -237,6 +251,7 @@ func (c *Config) Validate() error {
 	if err := c.MetricsAuth.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateGroup()...)
 	if r := c.Restart; r.Attempts != 0 {
 		check(r.Attempts < 0, "--restart-attempts %d: must be 0 (never restart) or more", r.Attempts)
 		check(r.Backoff < 0, "--restart-backoff %v: must not be negative", r.Backoff)
@@ -247,6 +262,33 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %w", errInvalidConfig, errors.Join(errs...))
 	}
 	return nil
+}
+
+// groupName is what a group name may hold: it names Kafka topics
+// (<group>-<exchange>-repartition), whose names allow no more.
+var groupName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,200}$`)
+
+// validateGroup checks the settings of a job spread over processes.
+func (c *Config) validateGroup() []error {
+	if c.Group == "" {
+		if c.InstanceID != "" {
+			return []error{fmt.Errorf("--instance-id %q needs --group: a static identity is one of a group's members", c.InstanceID)}
+		}
+		return nil
+	}
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(!groupName.MatchString(c.Group), "--group %q: use 1 to 200 letters, digits, '.', '_' and '-' (it names the job's Kafka consumer group and repartition topics)", c.Group)
+	check(c.Cluster == nil, "--group %q needs Config.Cluster, which carries the group (set it to kafka.NewCluster(...) in the job's main)", c.Group)
+	check(!c.defaultParallelism, "--parallelism %d cannot be set with --group %q: a job spread over processes has one task per partition of its input topics, and every operator runs at that parallelism", c.Parallelism, c.Group)
+	check(c.FromSavepoint != "", "--from-savepoint cannot start a job with --group %q yet: each task restores from its own checkpoints under --checkpoint-dir", c.Group)
+	check(c.SavepointDir != "", "--savepoint-dir cannot be used with --group %q yet: each task checkpoints on its own, so there is no savepoint of the whole job", c.Group)
+	check(c.GroupSessionTimeout < time.Millisecond, "--group-session-timeout %v: must be positive", c.GroupSessionTimeout)
+	return errs
 }
 
 // Flags holds the standard job flags after RegisterFlags; call Config after
@@ -290,6 +332,9 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 	fs.StringVar(&f.tokenFile, "metrics-bearer-token-file", "", "`file` holding a bearer token the status server requires on all but /healthz and /readyz (default: the environment variable "+metricsTokenEnv+")")
 	fs.StringVar(&f.basicAuthFile, "metrics-basic-auth-file", "", "`file` holding one line USER:PASSWORD the status server requires (basic auth) on all but /healthz and /readyz")
 	fs.Float64Var(&f.cfg.ReadyCheckpointFactor, "ready-checkpoint-factor", cfg.ReadyCheckpointFactor, "/readyz fails when no checkpoint completed for this many checkpoint intervals")
+	fs.StringVar(&f.cfg.Group, "group", cfg.Group, "run as one member of the job spread over every process started with this `name` (a Kafka consumer group); --checkpoint-dir must then be shared by all (a shared directory or s3://)")
+	fs.StringVar(&f.cfg.InstanceID, "instance-id", cfg.InstanceID, "with --group: this member's static `identity` (a StatefulSet pod's name, say): restarted within --group-session-timeout, it gets its tasks back without a rebalance")
+	fs.DurationVar(&f.cfg.GroupSessionTimeout, "group-session-timeout", cfg.GroupSessionTimeout, "with --group: how long a member may go unheard before its tasks move to others (the longest pause it survives, and how long a dead member's tasks wait)")
 	fs.IntVar(&f.cfg.Restart.Attempts, restartAttemptsFlag, cfg.Restart.Attempts, "restarts in a row from the last checkpoint after a failure before the job fails; 0: never restart")
 	fs.DurationVar(&f.cfg.Restart.Backoff, "restart-backoff", cfg.Restart.Backoff, "wait before the first restart in a row; each further one waits twice as long")
 	fs.DurationVar(&f.cfg.Restart.MaxBackoff, "restart-max-backoff", cfg.Restart.MaxBackoff, "longest wait before a restart")
@@ -307,6 +352,9 @@ func (f *Flags) Config() Config {
 	// EnsureDefaults reads a zero number as "not set": a zero given on the
 	// command line would silently become the default, so it is an error.
 	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "parallelism" {
+			c.defaultParallelism = false
+		}
 		g, ok := fl.Value.(flag.Getter)
 		if !ok || fl.Name == restartAttemptsFlag { // 0 means never restart
 			return
@@ -347,7 +395,7 @@ func (c *Config) engine() (engine.Config, error) {
 	if err != nil {
 		return engine.Config{}, err
 	}
-	return engine.Config{
+	ecfg := engine.Config{
 		CheckpointDir:         c.CheckpointDir,
 		LocalDir:              c.LocalDir,
 		CheckpointInterval:    c.CheckpointInterval,
@@ -369,7 +417,11 @@ func (c *Config) engine() (engine.Config, error) {
 		ReadyCheckpointFactor: c.ReadyCheckpointFactor,
 		Restart:               engine.RestartStrategy(c.Restart),
 		Stop:                  c.Stop,
-	}, nil
+	}
+	if c.tuneEngine != nil {
+		c.tuneEngine(&ecfg)
+	}
+	return ecfg, nil
 }
 
 // engine returns the engine's hooks for l.

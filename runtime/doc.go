@@ -106,4 +106,43 @@
 // with OperatorContext.DroppedLate (weir_late_records_dropped_total). Keyed operators that implement
 // TimerHandler get event-time and processing-time timers, stored as keyed
 // state. The watermark of every task is part of each checkpoint.
+//
+// # One job over many processes (groups)
+//
+// Processes of one job binary started with the same Config.Group (--group
+// NAME) and Config.Cluster (kafka.NewCluster) form one job, as Kafka
+// Streams' instances do: they join the Kafka consumer group NAME, and the
+// group shares the job's tasks among them. A task is one partition index
+// of the job's co-partitioned input topics; it runs subtask i of every
+// operator, so the task count is the inputs' partition count and
+// --parallelism is refused with --group (so are --from-savepoint and
+// --savepoint-dir, for now). Records cross tasks only through exchanges
+// (Cluster.Exchange). Without --group, nothing of this applies.
+//
+// Each member runs each of its tasks as a job of its own, with its own
+// checkpoints and restarts (Config.Restart), in
+// CheckpointDir/task-<i>/epoch-<n>: CheckpointDir must be one location
+// every member reaches, a shared directory (a ReadWriteMany volume) or
+// s3://; the live state stays in each member's LocalDir for s3://. A task
+// given to a member (Assigned) claims the task's next epoch, into which its
+// newest complete checkpoint is imported, and resumes from it; a task taken
+// away in a rebalance (Revoked) stops with a final checkpoint first; a task
+// lost (the member was expelled after a pause past
+// --group-session-timeout, default 45s) stops at once: its new owner has
+// fenced it (its sinks' transactions, and its checkpoints, since restore
+// follows only the newest epoch; package internal/tasklineage). A
+// --instance-id (a StatefulSet pod's name) makes membership static: a
+// member restarted within the session timeout gets its tasks back without
+// a rebalance.
+//
+// Config.Stop (SIGTERM under Main) stops every task with a final
+// checkpoint, then leaves the group. A task that fails for good (beyond
+// its restarts, or unrecoverably) stops the others the same way, and Run
+// returns its error: the process exits, and its orchestrator starts it
+// again. The member serves one status server for all its tasks
+// (Config.MetricsAddr): /readyz is ready once every task it owns runs and
+// completes checkpoints (a member without tasks is ready), /api/status
+// (MemberStatus) names the member and each task's epoch and last
+// checkpoint, and /metrics holds every task's metrics with a task label.
+// Logs name the group, member, task and epoch.
 package runtime

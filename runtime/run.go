@@ -28,6 +28,9 @@ func Run(ctx context.Context, p *Pipeline, cfg Config) error {
 		return err
 	}
 	logConfig(p.Name(), &cfg)
+	if cfg.Group != "" {
+		return runGroup(ctx, p, cfg)
+	}
 	return engine.Run(ctx, p.g, ecfg)
 }
 

@@ -83,4 +83,11 @@
 // set: it is then restored as any checkpoint is, and every later checkpoint
 // of the run carries the same Manifest.Savepoint, which tells a restart of
 // that run from a location of another.
+//
+// ReadCheckpoint opens a complete checkpoint of another location for the
+// same import: a task of a job spread over processes starts, in a
+// location of its own, from the checkpoint its previous owner left
+// (package tasklineage). Such an import keeps the checkpoint's lineage and
+// commit records, takes an id above every id the other location used, and
+// hard-links the files between two local directories.
 package chkstore

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,11 +87,22 @@ func JoinLocation(location, name string) string {
 	return filepath.Join(location, name)
 }
 
-// Savepoint is a savepoint opened by ReadSavepoint.
+// Savepoint is a savepoint opened by ReadSavepoint, or a complete
+// checkpoint of another location opened by ReadCheckpoint: what
+// ImportSavepoint copies into a store.
 type Savepoint struct {
-	Path     string
+	Path     string // the savepoint's directory, or the checkpoint's location
 	Manifest *Manifest
 	objects  objstore.Store
+	// dir is the key of the directory the files are in, relative to
+	// objects: "" for a savepoint, chk-<id> for a checkpoint.
+	dir string
+	// checkpoint is set by ReadCheckpoint: the import keeps the lineage
+	// (Manifest.Savepoint) the checkpoint has, takes an id above every id
+	// its location used (nextID), and keeps its commit records.
+	checkpoint bool
+	nextID     uint64
+	committed  []string // keys of its commit records
 }
 
 // Lineage identifies the savepoint in the manifests of the checkpoints of
@@ -129,21 +143,34 @@ func ReadSavepoint(ctx context.Context, path string) (*Savepoint, error) {
 // The caller checks that the store holds no complete checkpoint; a restore
 // then finds this one as the newest, through the ordinary path (Latest,
 // Verify, ReadOperatorState, RestoreKeyed).
+//
+// A checkpoint opened by ReadCheckpoint is imported the same way, but keeps
+// its lineage and its commit records (its sinks need not commit it again),
+// and takes an id above every id its own location used, complete or not:
+// its owner there may have pre-committed under those. Between two local
+// directories its files are hard-linked (and verified) instead of copied.
 func (s *Store) ImportSavepoint(ctx context.Context, sp *Savepoint) (*Manifest, error) {
 	next, err := s.NextID()
 	if err != nil {
 		return nil, err
 	}
 	m := *sp.Manifest
-	m.ID, m.Savepoint = max(m.ID, next), sp.Lineage()
+	m.ID = max(m.ID, next, sp.nextID)
+	if !sp.checkpoint {
+		m.Savepoint = sp.Lineage()
+	}
 	dir, err := s.Begin(m.ID)
 	if err != nil {
 		return nil, err
 	}
 	err = parallel(len(m.Files), func(i int) error {
 		f := m.Files[i]
-		key := f.Key("")
-		err := sp.objects.Get(ctx, key, filepath.Join(dir, filepath.FromSlash(f.Path)), objstore.Checksum{Size: f.Size, CRC32C: f.CRC32C})
+		key := f.Key(sp.dir)
+		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if s.linkLocal(sp, key, dst, f) {
+			return nil
+		}
+		err := sp.objects.Get(ctx, key, dst, objstore.Checksum{Size: f.Size, CRC32C: f.CRC32C})
 		switch {
 		case errors.Is(err, objstore.ErrCorrupt):
 			return fmt.Errorf("file %s: %w: %w", f.Path, ErrCorrupt, err)
@@ -159,5 +186,76 @@ func (s *Store) ImportSavepoint(ctx context.Context, sp *Savepoint) (*Manifest, 
 	if err := s.Complete(&m); err != nil {
 		return nil, fmt.Errorf("savepoint %s: %w", sp.Path, err)
 	}
+	for _, key := range sp.committed {
+		name := path.Base(key)
+		i := strings.LastIndexByte(name, '.')
+		subtask, err := strconv.Atoi(name[i+1:])
+		if i < 0 || err != nil {
+			continue // not a record MarkCommitted wrote
+		}
+		if err := s.MarkCommitted(m.ID, name[:i], subtask); err != nil {
+			return nil, err
+		}
+	}
 	return &m, nil
+}
+
+// linkLocal hard-links the file key of sp to dst when both are local, and
+// reports whether dst then holds the file f intact. Anything else (object
+// storage, another filesystem, a damaged file) falls back to a copy, which
+// verifies and names the damage.
+func (s *Store) linkLocal(sp *Savepoint, key, dst string, f File) bool {
+	if s.remote != nil || strings.HasPrefix(sp.Path, "s3://") {
+		return false
+	}
+	src := filepath.Join(sp.Path, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil || os.Link(src, dst) != nil {
+		return false
+	}
+	if size, sum, err := checksumFile(dst); err == nil && size == f.Size && sum == f.CRC32C {
+		return true
+	}
+	os.Remove(dst)
+	return false
+}
+
+// ReadCheckpoint opens the complete checkpoint id of the checkpoint location
+// (a directory or s3://) for ImportSavepoint into another location: how a
+// task of a job spread over processes starts, in a location of its own,
+// from the checkpoint its previous owner left (package tasklineage). It
+// reads the location without locking it: its files are immutable once its
+// manifest exists.
+func ReadCheckpoint(ctx context.Context, location string, id uint64) (*Savepoint, error) {
+	objects, err := objstore.Open(ctx, location, objstore.Options{ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
+	}
+	dir := manifest.DirName(id)
+	key := dir + "/" + ManifestName
+	data, err := objects.GetBytes(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
+	}
+	m, err := manifest.Parse(id, key+" in "+objects.Location(), data)
+	if err != nil {
+		return nil, err
+	}
+	sp := &Savepoint{Path: objects.Location(), Manifest: m, objects: objects, dir: dir, checkpoint: true}
+	// Every id the location used: its checkpoints, and those moved aside.
+	for _, prefix := range []string{manifest.DirPrefix, asideName + "/" + manifest.DirPrefix} {
+		objs, err := objects.List(ctx, prefix)
+		if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+			return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
+		}
+		for _, o := range objs {
+			name, _, _ := strings.Cut(strings.TrimPrefix(o.Key, asideName+"/"), "/")
+			if used, ok := manifest.ParseDirName(name); ok {
+				sp.nextID = max(sp.nextID, used+1)
+			}
+			if strings.HasPrefix(o.Key, dir+"/"+manifest.CommittedName+"/") {
+				sp.committed = append(sp.committed, o.Key)
+			}
+		}
+	}
+	return sp, nil
 }

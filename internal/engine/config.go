@@ -42,6 +42,15 @@ type Config struct {
 	Restart               RestartStrategy
 	// Stop, when closed, stops the job with a final checkpoint.
 	Stop <-chan struct{}
+	// BeforeManifest, if set, is called before the manifest of each
+	// checkpoint is written, from the coordinator's goroutine. An error
+	// declines the checkpoint and fails the job without a restart: in
+	// group mode, a newer owner claimed the task (package tasklineage).
+	BeforeManifest func(checkpoint uint64) error
+	// Board, if set, shows the job on a status server shared with other
+	// jobs of the process (ServeBoard): the tasks of a group member, under
+	// Task.Index. MetricsAddr is then normally "".
+	Board *Board
 	// Task, if set, runs one task of a job spread over processes
 	// (runtime.Cluster): subtask Task.Index of every node, each of
 	// parallelism Parallelism, with checkpoints holding that subtask only.

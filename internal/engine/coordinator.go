@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -175,7 +176,11 @@ func (c *coordinator) onAck(ctx context.Context, a *taskAck) (done bool, err err
 	}
 	info, err := c.complete(in)
 	if err != nil {
-		return false, c.abort(ctx, err)
+		aborted := c.abort(ctx, err)
+		if errors.Is(err, ErrUnrecoverable) {
+			return false, err // declined by Config.BeforeManifest
+		}
+		return false, aborted
 	}
 	c.inflight = nil
 	in.timer.Stop()
@@ -227,6 +232,11 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 	fault.Point("before-manifest")
 	if err := c.checkPromises(in.id); err != nil {
 		return info, err
+	}
+	if f := c.job.cfg.BeforeManifest; f != nil {
+		if err := f(in.id); err != nil {
+			return info, fmt.Errorf("%w: checkpoint %d declined before its manifest: %w", ErrUnrecoverable, in.id, err)
+		}
 	}
 	if err := store.Complete(m); err != nil {
 		return info, err

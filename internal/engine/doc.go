@@ -91,4 +91,7 @@
 // fields and publish them once per batch; the metrics are read at scrape
 // time, so the hot path makes no atomic operation or map lookup per record.
 // Under Run the server outlives the attempts and serves the latest one.
+// A member of a job spread over processes runs each task as a job without
+// a server of its own, on a Board that one server shows (ServeBoard): the
+// metrics of every task, each labelled with its task.
 package engine

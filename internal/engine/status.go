@@ -237,10 +237,12 @@ func (m *jobMetrics) lastFailure() string {
 // restart loop it outlives the attempts, so that scrapes and probes keep
 // their address; it serves the latest attempt.
 type statusServer struct {
-	srv    *http.Server
-	addr   string
-	done   chan struct{}
-	served atomic.Pointer[servedJob]
+	srv      *http.Server
+	addr     string
+	scheme   string // http or https
+	loopback bool   // bound to a loopback address
+	done     chan struct{}
+	served   atomic.Pointer[servedJob]
 }
 
 // servedJob is the job a status server serves, and its /metrics handler.
@@ -263,51 +265,70 @@ var statusPage []byte
 
 // serve starts the status server at Config.MetricsAddr, if set, or takes
 // over the one of the previous attempt. A job that cannot bind it runs on
-// without it.
+// without it. A job on a Board shows there too.
 func (j *job) serve() {
+	if b := j.cfg.Board; b != nil {
+		b.attach(j)
+	}
 	if j.loop != nil && j.loop.http != nil {
 		j.http = j.loop.http
 		j.http.attach(j)
 		return
 	}
-	addr := j.cfg.MetricsAddr
-	if addr == "" {
+	if j.cfg.MetricsAddr == "" {
 		return
 	}
-	tlsCfg := j.cfg.MetricsTLS
-	ln, err := net.Listen("tcp", addr)
+	o := StatusOptions{Addr: j.cfg.MetricsAddr, TLS: j.cfg.MetricsTLS, Auth: j.cfg.MetricsAuth, Logger: j.logger}
+	s, ln, err := listenStatus(o)
 	if err != nil {
-		j.logger.Warn("cannot serve metrics and status; running without them", "addr", addr, "err", err)
+		j.logger.Warn("cannot serve metrics and status; running without them", "addr", o.Addr, "err", err)
 		return
 	}
-	scheme := "http"
-	if tlsCfg != nil {
-		ln, scheme = tls.NewListener(ln, tlsCfg), "https"
-	}
-	loopback := isLoopback(ln.Addr())
-	if !loopback && j.cfg.MetricsAuth.IsZero() {
-		j.logger.Warn("the status server is bound to an address other than loopback without authentication: "+
-			"anyone who reaches it can read /metrics, /api/status and the status page; "+
-			"set --metrics-bearer-token-file or --metrics-basic-auth-file (and --metrics-tls-cert)", "addr", ln.Addr().String())
-	}
-	errLog := slog.NewLogLogger(j.logger.Handler(), slog.LevelWarn)
-	s := &statusServer{
-		addr: ln.Addr().String(),
-		done: make(chan struct{}),
-	}
-	s.srv = &http.Server{Handler: guard(j.cfg.MetricsAuth, loopback, s.mux()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	s.attach(j)
 	j.http = s
 	if j.loop != nil {
 		j.loop.http = s // closed by the loop
 	}
+	s.serve(ln, s.mux(), o)
+}
+
+// StatusOptions configures a status server.
+type StatusOptions struct {
+	Addr   string      // host:port; a port of 0 picks a free one
+	TLS    *tls.Config // nil: plain HTTP
+	Auth   Auth
+	Logger *slog.Logger
+}
+
+// listenStatus binds a status server at o.Addr; serve then serves it.
+func listenStatus(o StatusOptions) (*statusServer, net.Listener, error) {
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &statusServer{addr: ln.Addr().String(), done: make(chan struct{}), scheme: "http", loopback: isLoopback(ln.Addr())}
+	if o.TLS != nil {
+		ln, s.scheme = tls.NewListener(ln, o.TLS), "https"
+	}
+	if !s.loopback && o.Auth.IsZero() {
+		o.Logger.Warn("the status server is bound to an address other than loopback without authentication: "+
+			"anyone who reaches it can read /metrics, /api/status and the status page; "+
+			"set --metrics-bearer-token-file or --metrics-basic-auth-file (and --metrics-tls-cert)", "addr", s.addr)
+	}
+	s.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
+	return s, ln, nil
+}
+
+// serve serves mux on ln, behind the authentication guard, until close.
+func (s *statusServer) serve(ln net.Listener, mux http.Handler, o StatusOptions) {
+	s.srv.Handler = guard(o.Auth, s.loopback, mux)
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			j.logger.Warn("status server stopped", "addr", s.addr, "err", err)
+			o.Logger.Warn("status server stopped", "addr", s.addr, "err", err)
 		}
 	}()
-	j.logger.Info("serving metrics and status", "url", scheme+"://"+s.addr+"/", "auth", j.cfg.MetricsAuth)
+	o.Logger.Info("serving metrics and status", "url", s.scheme+"://"+s.addr+"/", "auth", o.Auth)
 }
 
 // attach makes s serve j.

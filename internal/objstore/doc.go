@@ -30,6 +30,11 @@
 //     and against the checksum stored with the object; a mismatch is refused
 //     with ErrCorrupt naming the object and both checksums, and nothing is
 //     left at the destination.
+//   - Create publishes an object only if its key is free: of concurrent
+//     Creates one wins, the others fail with ErrExists (link(2) of a
+//     temporary file locally, a PUT with If-None-Match: * in S3). It is how
+//     a task's new owner claims its next checkpoint epoch (package
+//     tasklineage).
 //   - List returns every key under a prefix (S3 pages are followed to the
 //     end); Delete removes keys, and a missing key is not an error, so that
 //     retention can be retried after a crash.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // tmpPrefix begins the names of files being written; List skips them.
@@ -85,6 +86,37 @@ func (l *local) PutBytes(ctx context.Context, key string, data []byte) (Checksum
 	}
 	return sum, nil
 }
+
+// Create writes data to a temporary file and hard-links it to key: link(2)
+// fails if the name exists, so exactly one of concurrent Creates succeeds,
+// also between processes on a shared filesystem.
+func (l *local) Create(ctx context.Context, key string, data []byte) error {
+	dst, err := l.path(key)
+	if err != nil {
+		return err
+	}
+	if err := mkdirAllSync(l.dir, filepath.Dir(dst)); err != nil {
+		return fmt.Errorf("objstore: create %s in %s: %w", key, l.dir, err)
+	}
+	tmp := filepath.Join(filepath.Dir(dst), tmpPrefix+"create-"+filepath.Base(dst))
+	tmp = fmt.Sprintf("%s-%d-%d", tmp, os.Getpid(), createSeq.Add(1))
+	defer os.Remove(tmp)
+	if _, err := writeAtomic(tmp, bytes.NewReader(data), nil); err != nil {
+		return fmt.Errorf("objstore: create %s in %s: %w", key, l.dir, err)
+	}
+	if err := os.Link(tmp, dst); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s in %s", ErrExists, key, l.dir)
+	} else if err != nil {
+		return fmt.Errorf("objstore: create %s in %s: %w", key, l.dir, err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return fmt.Errorf("objstore: create %s in %s: %w", key, l.dir, err)
+	}
+	return nil
+}
+
+// createSeq tells apart the temporary files of concurrent Creates.
+var createSeq atomic.Uint64
 
 // publish writes r to dst atomically and durably: a temporary file in dst's
 // directory, fsynced, renamed into place, the directory fsynced.

@@ -33,6 +33,8 @@ var (
 	// ErrNoBucket is wrapped when the bucket does not exist and
 	// Options.CreateBucket is not set.
 	ErrNoBucket = errors.New("objstore: no such bucket")
+	// ErrExists is wrapped when Create finds its key taken.
+	ErrExists = errors.New("objstore: object exists already")
 )
 
 // Store is a flat namespace of immutable objects under one location. Its
@@ -47,6 +49,11 @@ type Store interface {
 	Put(ctx context.Context, key, src string) (Checksum, error)
 	// PutBytes stores data as key, atomically.
 	PutBytes(ctx context.Context, key string, data []byte) (Checksum, error)
+	// Create stores data as key, atomically, only if key does not exist:
+	// of concurrent Creates of one key, exactly one succeeds and the others
+	// fail with ErrExists. In S3 it is a conditional put (If-None-Match: *),
+	// which S3 and most compatible servers honour.
+	Create(ctx context.Context, key string, data []byte) error
 	// Get downloads key into the local file dst, atomically and durably
 	// (fsynced), and verifies it against want and against the checksum
 	// stored with the object. On a mismatch it returns an error wrapping

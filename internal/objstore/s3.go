@@ -234,6 +234,28 @@ func (s *s3Store) PutBytes(ctx context.Context, key string, data []byte) (Checks
 	return sum, s.wrap("put", key, s.putSingle(ctx, key, bytes.NewReader(data), sum))
 }
 
+func (s *s3Store) Create(ctx context.Context, key string, data []byte) error {
+	if err := checkKey(s.Location(), key); err != nil {
+		return err
+	}
+	sum := Checksum{Size: int64(len(data)), CRC32C: crc32.Checksum(data, castagnoli)}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         &s.loc.Bucket,
+		Key:            aws.String(s.key(key)),
+		Body:           bytes.NewReader(data),
+		ContentLength:  aws.Int64(sum.Size),
+		ChecksumCRC32C: aws.String(crcBase64(sum.CRC32C)),
+		Metadata:       map[string]string{crcMetaKey: crcHex(sum.CRC32C)},
+		IfNoneMatch:    aws.String("*"),
+	})
+	var apiErr smithy.APIError
+	var respErr *awshttp.ResponseError
+	if (errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed") || (errors.As(err, &respErr) && respErr.HTTPStatusCode() == 412) {
+		return fmt.Errorf("%w: %s in %s", ErrExists, key, s.loc.String())
+	}
+	return s.wrap("create", key, err)
+}
+
 func (s *s3Store) putSingle(ctx context.Context, key string, body io.ReadSeeker, sum Checksum) error {
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         &s.loc.Bucket,

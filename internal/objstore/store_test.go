@@ -622,3 +622,42 @@ func TestStallTimeoutEnv(t *testing.T) {
 		t.Fatalf("Open with %s=soon = %v; want ErrBadLocation naming the variable", StallTimeoutEnv, err)
 	}
 }
+
+// TestCreateExclusive races Creates of one key: exactly one wins, the others
+// fail with ErrExists, and the object holds the winner's bytes.
+func TestCreateExclusive(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			const racers = 8
+			errs := make([]error, racers)
+			var wg sync.WaitGroup
+			for i := range racers {
+				wg.Go(func() { errs[i] = st.Create(t.Context(), "task-0/epoch-1/EPOCH", []byte{byte(i)}) })
+			}
+			wg.Wait()
+			winner := -1
+			for i, err := range errs {
+				switch {
+				case err == nil && winner >= 0:
+					t.Fatalf("racers %d and %d both created the object", winner, i)
+				case err == nil:
+					winner = i
+				case !errors.Is(err, ErrExists):
+					t.Fatalf("racer %d: %v, want ErrExists", i, err)
+				}
+			}
+			if winner < 0 {
+				t.Fatalf("no racer created the object: %v", errs)
+			}
+			data, err := st.GetBytes(t.Context(), "task-0/epoch-1/EPOCH")
+			if err != nil || len(data) != 1 || int(data[0]) != winner {
+				t.Fatalf("object holds %v (%v), want the winner's byte %d", data, err, winner)
+			}
+			objs, err := st.List(t.Context(), "task-0/")
+			if err != nil || len(objs) != 1 {
+				t.Fatalf("List = %v, %v; want the one object, no temporary files", keys(objs), err)
+			}
+		})
+	}
+}

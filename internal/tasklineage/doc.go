@@ -1,0 +1,50 @@
+// Package tasklineage keeps the checkpoints of the tasks of a job spread
+// over processes (runtime.Config.Group): which location each task
+// checkpoints into, where a task's new owner starts from, and how a stale
+// owner (a zombie: paused past the group's session timeout, then woken) is
+// kept from being restored.
+//
+// Under the job's checkpoint location (a shared directory or s3://) each
+// task has its own prefix, and each owner of a task its own epoch:
+//
+//	task-3/
+//	    claims/epoch-7          the claim of epoch 7: owner, base, time
+//	    claims/epoch-8
+//	    epoch-7/                a checkpoint location (package chkstore)
+//	        chk-0000000041/…
+//	    epoch-8/
+//	        chk-0000000045/…    the base, imported at the claim
+//	        chk-0000000046/…
+//
+// Claim takes the task for a new owner. It finds the newest epoch n and the
+// start point: the newest complete checkpoint of epoch n, or, if n has none
+// (its owner died before its first), the base recorded in n's claim. It then
+// creates claims/epoch-<n+1> exclusively (link(2) in a directory, a
+// conditional put in S3: of two claimers, one wins and the other fails with
+// ErrSuperseded), recording the start point as the new epoch's base, and
+// imports that checkpoint into epoch-<n+1> (hard links in a directory, a
+// copy in S3), where the engine restores it as the newest checkpoint.
+//
+// Restore never looks at an older epoch but through a recorded base, so what
+// a zombie writes into its own, stale epoch after a newer one was claimed
+// is never restored. Epoch.Current, called before every manifest is written,
+// narrows that window further: a zombie's checkpoint is declined and its
+// task fails with ErrSuperseded. (The zombie's output is fenced by its
+// sinks: transactional ids are per task, so the new owner's fences it.)
+//
+// Epoch.Cleanup, called once the new epoch completed a checkpoint of its
+// own, deletes the older epochs that no start point needs any more.
+//
+// NB: an S3-compatible server that ignores If-None-Match on PUT (S3 itself
+// honours it since 2024, as do MinIO and gofakes3, the development server of
+// weir s3) would let two simultaneous claimers of one epoch both think they
+// won. The group gives a task to one member at a time, so that takes two
+// members that both believe they were assigned the task (a rebalance racing
+// with an expelled member's old assignment) claiming within the same
+// moment; their sinks' transactions still fence each other.
+//
+// The start point is read before the claim is written: a checkpoint the
+// previous owner completes between the two (a zombie not yet stopped by
+// Current) is not restored; its sinks' transactions are fenced by the new
+// owner's, and Current declines its next checkpoint.
+package tasklineage

@@ -1,0 +1,264 @@
+package tasklineage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/weirstream/weir/internal/chkstore"
+	"github.com/weirstream/weir/internal/s3dev"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// roots returns a fresh job checkpoint location of each kind: a directory,
+// and a prefix on a development S3 server.
+func roots(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"dir": func(t *testing.T) string { return filepath.Join(t.TempDir(), "checkpoints") },
+		"s3": func(t *testing.T) string {
+			s3dev.StartTest(t, "").SetEnv(t)
+			return "s3://weir-test/orders"
+		},
+	}
+}
+
+func open(t *testing.T, root string) *Lineage {
+	t.Helper()
+	l, err := Open(context.Background(), root, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// checkpoint completes checkpoint id in location, with state as the state
+// of operator src, as the owner of the epoch would.
+func checkpoint(t *testing.T, location string, id uint64, state string) {
+	t.Helper()
+	s, err := chkstore.OpenLocation(context.Background(), location, t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Begin(id); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := s.WriteOperatorState(id, "src", 0, []byte(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &chkstore.Manifest{Job: "orders", ID: id, MaxParallelism: 128, Operators: []chkstore.SubtaskState{
+		{Operator: "src", Subtask: 0, Parallelism: 4, StateFile: rel},
+	}}
+	if err := s.Complete(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restored returns the state of src in the checkpoint a job on location
+// would restore, and its id.
+func restored(t *testing.T, location string) (uint64, string) {
+	t.Helper()
+	s, err := chkstore.OpenLocation(context.Background(), location, t.TempDir(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m, err := s.Latest()
+	if err != nil || m == nil {
+		t.Fatalf("%s: no checkpoint to restore (%v)", location, err)
+	}
+	if err := s.Verify(m); err != nil {
+		t.Fatal(err)
+	}
+	data, err := s.ReadOperatorState(m, "src", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.ID, string(data)
+}
+
+func samePoint(a, b *Point) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// TestStartIgnoresZombieManifests: the owner of epoch 1 is replaced by
+// epoch 2, whose owner dies before it imported its base; the stale owner of
+// epoch 1 then completes another checkpoint there. The next owner must
+// start from epoch 2's recorded base, not from the zombie's checkpoint.
+func TestStartIgnoresZombieManifests(t *testing.T) {
+	for name, root := range roots(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			l := open(t, root(t))
+			e1, err := l.Claim(ctx, 3, "member-a", t.TempDir())
+			if err != nil || e1.Number != 1 || e1.Base != nil {
+				t.Fatalf("first claim = %+v, %v; want epoch 1, fresh", e1, err)
+			}
+			checkpoint(t, e1.Location, 1, "offset-100")
+			// member-b claims epoch 2 and dies before the import.
+			if err := l.create(ctx, claim{Task: 3, Epoch: 2, Owner: "member-b", Base: &Point{Epoch: 1, Checkpoint: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			checkpoint(t, e1.Location, 2, "offset-200 (zombie)")
+			if err := e1.Current(ctx); !errors.Is(err, ErrSuperseded) {
+				t.Fatalf("zombie's Current = %v, want ErrSuperseded", err)
+			}
+
+			want := &Point{Epoch: 1, Checkpoint: 1}
+			if got, err := l.Start(ctx, 3); err != nil || !samePoint(got, want) {
+				t.Fatalf("Start = %+v, %v; want %+v (epoch 2's base, not the zombie's checkpoint 2)", got, err, want)
+			}
+			e3, err := l.Claim(ctx, 3, "member-c", t.TempDir())
+			if err != nil || e3.Number != 3 || !samePoint(e3.Base, want) {
+				t.Fatalf("claim = %+v, %v; want epoch 3 from %+v", e3, err, want)
+			}
+			id, state := restored(t, e3.Location)
+			if state != "offset-100" || id <= 2 {
+				t.Fatalf("epoch 3 restores checkpoint %d with %q; want offset-100 under an id above the zombie's 2", id, state)
+			}
+			if got, err := l.Start(ctx, 3); err != nil || !samePoint(got, &Point{Epoch: 3, Checkpoint: id}) {
+				t.Fatalf("Start after the import = %+v, %v; want epoch 3's checkpoint %d", got, err, id)
+			}
+			// Another task's lineage is its own.
+			if got, err := l.Start(ctx, 4); err != nil || got != nil {
+				t.Fatalf("Start of task 4 = %+v, %v; want a fresh start", got, err)
+			}
+		})
+	}
+}
+
+// TestClaimSameEpochOneWins races claims of one epoch: exactly one wins,
+// the others fail with ErrSuperseded.
+func TestClaimSameEpochOneWins(t *testing.T) {
+	for name, root := range roots(t) {
+		t.Run(name, func(t *testing.T) {
+			l := open(t, root(t))
+			const racers = 6
+			errs := make([]error, racers)
+			var wg sync.WaitGroup
+			for i := range racers {
+				wg.Go(func() {
+					errs[i] = l.create(context.Background(), claim{Task: 0, Epoch: 1, Owner: fmt.Sprint("member-", i)})
+				})
+			}
+			wg.Wait()
+			won := 0
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					won++
+				case !errors.Is(err, ErrSuperseded):
+					t.Fatalf("claimer %d: %v, want ErrSuperseded", i, err)
+				}
+			}
+			if won != 1 {
+				t.Fatalf("%d claimers won epoch 1, want 1: %v", won, errs)
+			}
+			// A claim after the race takes the next epoch.
+			e, err := l.Claim(context.Background(), 0, "member-late", t.TempDir())
+			if err != nil || e.Number != 2 {
+				t.Fatalf("claim after the race = %+v, %v; want epoch 2", e, err)
+			}
+		})
+	}
+}
+
+// TestCleanupKeepsStartPoint: while the newest epoch has no checkpoint of
+// its own, cleanup keeps the epoch of its base; once it has one, every
+// older epoch goes, and the start point still restores.
+func TestCleanupKeepsStartPoint(t *testing.T) {
+	for name, root := range roots(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			l := open(t, root(t))
+			e1, err := l.Claim(ctx, 0, "member-a", t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkpoint(t, e1.Location, 1, "offset-1")
+			e2, err := l.Claim(ctx, 0, "member-b", t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkpoint(t, e2.Location, 7, "offset-7")
+			// member-c claims epoch 3 and dies before its import.
+			if err := l.create(ctx, claim{Task: 0, Epoch: 3, Owner: "member-c", Base: &Point{Epoch: 2, Checkpoint: 7}}); err != nil {
+				t.Fatal(err)
+			}
+			stale := &Epoch{Task: 0, Number: 3, l: l}
+			if err := stale.Cleanup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := epochs(t, l, 0); fmt.Sprint(got) != "[2 3]" {
+				t.Fatalf("epochs after a cleanup with epoch 3 empty: %v, want [2 3] (epoch 2 holds the start point)", got)
+			}
+			if _, state := restored(t, l.Location(0, 2)); state != "offset-7" {
+				t.Fatalf("epoch 2 restores %q, want offset-7", state)
+			}
+			e4, err := l.Claim(ctx, 0, "member-d", t.TempDir())
+			if err != nil || !samePoint(e4.Base, &Point{Epoch: 2, Checkpoint: 7}) {
+				t.Fatalf("claim = %+v, %v; want epoch 4 from epoch 2's checkpoint 7", e4, err)
+			}
+			if err := e4.Cleanup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := epochs(t, l, 0); fmt.Sprint(got) != "[4]" {
+				t.Fatalf("epochs after epoch 4 has a checkpoint: %v, want [4]", got)
+			}
+			if _, state := restored(t, e4.Location); state != "offset-7" {
+				t.Fatalf("epoch 4 restores %q, want offset-7", state)
+			}
+			if objs, err := l.objects.List(ctx, epochPrefix(0, 2)); err != nil || len(objs) != 0 {
+				t.Fatalf("epoch 2 still holds %d objects (%v)", len(objs), err)
+			}
+		})
+	}
+}
+
+// epochs lists the claimed epochs of task, ascending.
+func epochs(t *testing.T, l *Lineage, task int) []uint64 {
+	t.Helper()
+	claims, err := l.claims(context.Background(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for n := uint64(1); n <= newestEpoch(claims); n++ {
+		if claims[n] != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestStaleOwnerDeclined: once another member claimed the task, the former
+// owner's Current (the engine's check before a manifest) fails with
+// ErrSuperseded naming the new owner; the new owner's passes.
+func TestStaleOwnerDeclined(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, filepath.Join(t.TempDir(), "checkpoints"))
+	old, err := l.Claim(ctx, 1, "member-a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Current(ctx); err != nil {
+		t.Fatalf("sole owner's Current = %v", err)
+	}
+	cur, err := l.Claim(ctx, 1, "member-b", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = old.Current(ctx)
+	if !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("stale owner's Current = %v, want ErrSuperseded", err)
+	}
+	t.Log(err)
+	if err := cur.Current(ctx); err != nil {
+		t.Fatalf("new owner's Current = %v", err)
+	}
+}

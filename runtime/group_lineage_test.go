@@ -1,0 +1,102 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir/internal/engine"
+	"github.com/weirstream/weir/internal/tasklineage"
+)
+
+// idleSource emits one record, then waits for more that never come.
+type idleSource struct{ sent bool }
+
+func (s *idleSource) Open(context.Context, TaskInfo, []byte) error { return nil }
+func (s *idleSource) Read(ctx context.Context, out Collector[int]) error {
+	if !s.sent {
+		s.sent = true
+		out.Collect(1)
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Millisecond):
+	}
+	return nil
+}
+func (s *idleSource) Snapshot() ([]byte, error) { return []byte("position"), nil }
+func (s *idleSource) Close() error              { return nil }
+
+// nopSink accepts everything.
+type nopSink struct{}
+
+func (nopSink) Open(context.Context, TaskInfo, []byte) error      { return nil }
+func (nopSink) Write(context.Context, int) error                  { return nil }
+func (nopSink) PreCommit(context.Context, uint64) ([]byte, error) { return nil, nil }
+func (nopSink) Commit(context.Context, uint64) error              { return nil }
+func (nopSink) Close() error                                      { return nil }
+
+// TestStaleOwnerCheckpointDeclined runs a task's job in its epoch with the
+// member's epoch check before each manifest; once another member claims
+// the task, the job's next checkpoint is declined and the job fails with
+// ErrSuperseded, without restarting (it would only be declined again).
+func TestStaleOwnerCheckpointDeclined(t *testing.T) {
+	ctx := t.Context()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lineage, err := tasklineage.Open(ctx, filepath.Join(t.TempDir(), "checkpoints"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch, err := lineage.Claim(ctx, 0, "member-a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline("orders")
+	To(From(p, "src", func() (Source[int], error) { return &idleSource{}, nil }), "sink", func() (Sink[int], error) { return nopSink{}, nil })
+
+	completed := make(chan uint64, 1024)
+	var starts atomic.Int32
+	cfg := Config{
+		CheckpointDir: epoch.Location, CheckpointInterval: 5 * time.Millisecond, Logger: quiet,
+		Restart: RestartStrategy{Attempts: 5, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, ResetAfter: time.Hour},
+		Events: EventListener{
+			Started:             func(StartInfo) { starts.Add(1) },
+			CheckpointCompleted: func(info CheckpointInfo) { completed <- info.ID },
+		},
+	}
+	cfg.tuneEngine = func(e *engine.Config) {
+		e.BeforeManifest = func(uint64) error { return epoch.Current(ctx) }
+	}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, p, cfg) }()
+	<-completed // the owner checkpoints while its epoch is the newest
+
+	if _, err := lineage.Claim(ctx, 0, "member-b", ""); err != nil {
+		t.Fatal(err)
+	}
+	// One checkpoint may have passed its check before the claim.
+	for after := 0; ; {
+		select {
+		case err := <-done:
+			if !errors.Is(err, tasklineage.ErrSuperseded) {
+				t.Fatalf("stale owner's job ended with %v, want ErrSuperseded", err)
+			}
+			if n := starts.Load(); n != 1 {
+				t.Fatalf("the job started %d times, want once: a superseded task must not restart", n)
+			}
+			return
+		case <-completed:
+			if after++; after > 3 {
+				t.Fatalf("the stale owner completed %d checkpoints after another member claimed the task", after)
+			}
+		case <-time.After(time.Minute): // a guard: checkpoints come every 5ms
+			t.Fatal("the stale owner's job still runs a minute after another member claimed the task")
+		}
+	}
+}
