@@ -20,6 +20,23 @@ type Scope[K comparable] struct {
 	key      K
 	keyBuf   []byte
 	tables   []interface{ prefetch([]K) }
+	// hashed and hashedKey memoize hash for the key hashed last (see
+	// keyHash).
+	hashed    uint64
+	hashedKey K
+	hasHashed bool
+}
+
+// keyHash returns hash(k), computed once for a run of calls with the same
+// key: a record's state accesses (a Get, then a Put that looks the key up
+// again and, at the checkpoint, its key group) all hash its key, and a key
+// of a struct or string type is hashed through its encoding (keepLast over
+// a two-integer key: four hashes a record, 25 ns each).
+func (s *Scope[K]) keyHash(k K) uint64 {
+	if !s.hasHashed || k != s.hashedKey {
+		s.hashed, s.hashedKey, s.hasHashed = s.hash(k), k, true
+	}
+	return s.hashed
 }
 
 // NewScope returns a scope for keys of type K whose state lives in b.

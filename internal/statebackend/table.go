@@ -204,7 +204,7 @@ func makeTable[K comparable, V any](s *Scope[K], vals Codec[V]) *table[K, V] {
 	t.appends, _ = vals.(deltaCodec[V])
 	t.m.hash = s.slotHash
 	if t.m.hash == nil {
-		t.m.hash = s.hash
+		t.m.hash = s.keyHash
 	}
 	return t
 }
@@ -325,10 +325,17 @@ func (t *table[K, V]) applied(epoch uint32) {
 	}
 }
 
+// set stores n as k's entry with one lookup (a Put is one probe, where a
+// lookup to mark the change and another to store took two).
 func (t *table[K, V]) set(k K, n entry[V]) {
-	e, ok := t.m.get(k)
-	t.changing(k, e, ok)
-	t.m.set(k, n)
+	n.mark |= occupied
+	if i := t.m.find(k); i >= 0 {
+		t.changing(k, t.m.slots[i].e, true) // moves no entries: k is cached
+		t.m.slots[i].e = n
+		return
+	}
+	t.changing(k, entry[V]{}, false) // may evict, which moves entries
+	t.m.insert(k, n)
 }
 
 // changing prepares the change of k, whose cached entry is e (if ok), in the
@@ -495,7 +502,7 @@ func (t *table[K, V]) encode(k K, e entry[V]) {
 // call.
 func (t *table[K, V]) pebbleKey(k K) []byte {
 	s := t.scope
-	kg := keygroup.Of(s.hash(k), t.b.maxParallelism)
+	kg := keygroup.Of(s.keyHash(k), t.b.maxParallelism)
 	b := binary.BigEndian.AppendUint16(s.keyBuf[:0], uint16(kg))
 	b = binary.BigEndian.AppendUint32(b, t.id)
 	if t.namespaced {

@@ -40,9 +40,9 @@ func NewTimers[K comparable](s *Scope[K], name string) (*Timers[K], error) {
 	ts := &Scope[timerKey[K]]{
 		backend: s.backend,
 		keys:    timerKeyCodec[K]{keys: s.keys},
-		hash:    func(tk timerKey[K]) uint64 { return s.hash(tk.key) }, // the key's key group
+		hash:    func(tk timerKey[K]) uint64 { return s.keyHash(tk.key) }, // the key's key group
 		// A key's timers share its key group but not a cache slot.
-		slotHash: func(tk timerKey[K]) uint64 { return keygroup.Mix64(s.hash(tk.key) ^ uint64(tk.at)) },
+		slotHash: func(tk timerKey[K]) uint64 { return keygroup.Mix64(s.keyHash(tk.key) ^ uint64(tk.at)) },
 	}
 	set, err := newTable(ts, name, kindTimers, Bool)
 	if err != nil {

@@ -1,0 +1,133 @@
+package statebackend
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// countingHash wraps s's key hash in a counter of its calls.
+func countingHash[K comparable](s *Scope[K]) *int {
+	n := new(int)
+	hash := s.hash
+	s.hash = func(k K) uint64 { *n++; return hash(k) }
+	return n
+}
+
+// TestRecordHashesItsKeyOnce checks that a record's Get and Put hash its
+// key once, for a new key and for a cached one, where each lookup hashed it
+// again (three times, four for a new key). A key of a struct type is
+// hashed through its encoding, which costs more than the lookup.
+func TestRecordHashesItsKeyOnce(t *testing.T) {
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := NewScope[pairKey](b, pairKeyCodec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewValue(s, "last", Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes := countingHash(s)
+	for round := range 2 { // new keys, then cached ones
+		for i := range int64(100) {
+			s.SetKey(pairKey{i, -i})
+			before, grown := *hashes, v.t.m.grown
+			if _, ok := v.Get(); ok != (round == 1) {
+				t.Fatalf("round %d: key %d has a value: %v", round, i, ok)
+			}
+			v.Put(i)
+			if v.t.m.grown != grown {
+				continue // growing rehashes every key
+			}
+			if got := *hashes - before; got != 1 {
+				t.Fatalf("round %d: a Get and a Put of key %d hashed it %d times, want once", round, i, got)
+			}
+		}
+	}
+}
+
+// TestPutLooksUpOnce checks that a Put of a cached key looks it up in the
+// cache once, and of a new key once and a probe for a free slot: it used
+// to look the key up to mark the change, then again to store it.
+func TestPutLooksUpOnce(t *testing.T) {
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := NewScope[int64](b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewValue(s, "v", Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Count the table's hashes, below the scope's memo: one a probe.
+	probes := 0
+	hash := v.t.m.hash
+	v.t.m.hash = func(k int64) uint64 { probes++; return hash(k) }
+	for round, want := range []int{2, 1} { // new keys, then cached ones
+		for i := range int64(100) {
+			s.SetKey(i)
+			before, grown := probes, v.t.m.grown
+			v.Put(i)
+			if v.t.m.grown != grown {
+				continue // growing rehashes every key
+			}
+			if got := probes - before; got != want {
+				t.Fatalf("round %d: Put of key %d probed %d times, want %d", round, i, got, want)
+			}
+		}
+	}
+}
+
+// TestDeltasCompactOnceEightAreInL0 checks that Pebble leaves the deltas of
+// up to 7 checkpoints in L0 without compacting them into the state below,
+// which each compaction rewrites whole: with L0CompactionThreshold 8 it
+// compacted after 4.
+func TestDeltasCompactOnceEightAreInL0(t *testing.T) {
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := NewScope[int64](b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewValue(s, "v", Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const keys = 1000
+	for k := range int64(keys) {
+		s.SetKey(k)
+		v.Put(k)
+	}
+	dir := t.TempDir()
+	if !checkpointNow(t, b, 1, filepath.Join(dir, "1")) {
+		t.Fatal("the first checkpoint was a delta, want the full state")
+	}
+	for id := uint64(2); id <= 8; id++ {
+		// A tenth of the keys, spread over the key space: each delta
+		// overlaps the others and the full state.
+		for k := int64(id); k < keys; k += 10 {
+			s.SetKey(k)
+			v.Put(k * int64(id))
+		}
+		if checkpointNow(t, b, id, filepath.Join(dir, fmt.Sprint(id))) {
+			t.Fatalf("checkpoint %d was full, want a delta", id)
+		}
+		// Ingest schedules the compactions it makes due before it returns.
+		m := b.db.Metrics()
+		if n := m.Compact.Count + m.Compact.NumInProgress; n != 0 {
+			t.Fatalf("after %d deltas in L0, %d compactions; want none before 8", id-1, n)
+		}
+	}
+}
