@@ -41,12 +41,16 @@ test-deps:
 	$(call apt-install,chromium,the browser test)
 	$(call apt-install,postgresql,the PostgreSQL sink tests,ls /usr/lib/postgresql/*/bin/initdb)
 
+# deploy/kubernetes is a module of its own (the Kubernetes API types its test
+# decodes the manifests into stay out of weir's dependencies).
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags weirfault ./...
+	cd deploy/kubernetes && $(GO) vet ./...
 
 test: test-deps vet
 	$(GO) test $(GOFLAGS_TEST) ./...
+	cd deploy/kubernetes && $(GO) test ./...
 
 # test-repeat runs the packages with randomized tests N times (default 10),
 # each time with a fresh seed, and lists the seeds that failed; rerun one with
