@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/weirstream/weir/connectors/file"
 	"github.com/weirstream/weir/internal/twophase"
 )
 
@@ -23,12 +24,15 @@ import (
 // and each pending commit is shown as the sink described it
 // (runtime.CommittableDescriber): nothing of it is copied here.
 //
-// NB: the sources' binary formats are still copied here: those of
-// connectors/kafka (source_state.go, versions 1 and 2) and connectors/file
-// (source.go, snapshot versions 1 and 2), and the file sink's state from
-// before NewTwoPhaseSink (sink.go, state version 1). The packages that own
-// them should describe them next to their encoders; until then a change of a
-// format must be mirrored here (TestDecodeState pins the layouts).
+// The file source's positions are decoded by connectors/file
+// (DescribeSourceState), every snapshot version of it.
+//
+// NB: two binary formats are still copied here: the Kafka source's
+// (connectors/kafka source_state.go, versions 1 and 2) and the file sink's
+// state from before NewTwoPhaseSink (sink.go, state version 1). The
+// packages that own them should describe them next to their encoders, as
+// connectors/file does for its source; until then a change of a format must
+// be mirrored here (TestDecodeState pins the layouts).
 
 // kafkaOffset is a partition's position in a Kafka source snapshot.
 type kafkaOffset struct {
@@ -44,13 +48,11 @@ type kafkaSourceState struct {
 	Offsets []kafkaOffset `json:"offsets"`
 }
 
+// fileSourceState is a file source's position, as connectors/file
+// describes it.
 type fileSourceState struct {
-	Format    string   `json:"format"` // "file source"
-	Version   int      `json:"version"`
-	NumFiles  int      `json:"num_files"`  // of the job, all subtasks
-	FileIndex int      `json:"file_index"` // of the file being read, among all; NumFiles when done
-	Offset    uint64   `json:"offset"`     // next byte to read in it
-	Files     []string `json:"files"`      // the subtask's files (version 2) or the current one
+	Format string `json:"format"` // "file source"
+	file.SourceState
 }
 
 // twoPhaseSinkState is the state of a sink built by runtime.NewTwoPhaseSink.
@@ -128,10 +130,19 @@ func stateText(b []byte, subtask, parallelism int) string {
 		}
 		return "kafka source offsets (next to read): " + strings.Join(parts, ", ")
 	case *fileSourceState:
-		if st.FileIndex >= st.NumFiles {
-			return fmt.Sprintf("file source: all read (%d files in the job; this subtask's: %s)", st.NumFiles, listText(st.Files))
+		var parts []string
+		for _, f := range st.Files {
+			switch {
+			case f.Size >= 0 && f.Offset >= f.Size:
+				parts = append(parts, f.Path+" (read)")
+			default:
+				parts = append(parts, fmt.Sprintf("%s at byte %d", f.Path, f.Offset))
+			}
 		}
-		return fmt.Sprintf("file source: at byte %d of file %d of %d (this subtask's: %s)", st.Offset, st.FileIndex, st.NumFiles, listText(st.Files))
+		if st.Watching {
+			return fmt.Sprintf("file source watching: %d files read, queued: %s", len(st.Done), listText(parts))
+		}
+		return fmt.Sprintf("file source (%d files in the job): %s", st.NumFiles, listText(parts))
 	case *twoPhaseSinkState:
 		var parts []string
 		for _, p := range st.Pending {
@@ -259,28 +270,11 @@ func decodeKafkaSource(b []byte) (*kafkaSourceState, bool) {
 }
 
 func decodeFileSource(b []byte, subtask, parallelism int) (*fileSourceState, bool) {
-	version := int(b[0])
-	if version != 1 && version != 2 {
+	st, ok := file.DescribeSourceState(b)
+	if !ok || st.Subtask != subtask || st.Parallelism != parallelism {
 		return nil, false
 	}
-	r := &reader{b: b[1:], ok: true}
-	p, sub, files, cur, pos := r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
-	if !r.ok || p != uint64(parallelism) || sub != uint64(subtask) {
-		return nil, false
-	}
-	st := &fileSourceState{Format: "file source", Version: version, NumFiles: int(files), FileIndex: int(cur), Offset: pos, Files: []string{}}
-	if version == 1 {
-		st.Files = []string{r.str()}
-		r.uvarint() // size
-		return st, r.done()
-	}
-	for i, n := uint64(0), r.uvarint(); r.ok && i < n; i++ {
-		st.Files = append(st.Files, r.str())
-		r.uvarint() // size, modification time and line ends: the
-		r.uvarint() // fingerprint that detects a changed file
-		r.uvarint()
-	}
-	return st, r.done()
+	return &fileSourceState{Format: "file source", SourceState: st}, true
 }
 
 func decodeFileSink(b []byte, subtask int) (*fileSinkState, bool) {

@@ -1,0 +1,45 @@
+package file
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/weirstream/weir/runtime"
+)
+
+// TestDescribeSourceState decodes the snapshots the sources write, every
+// form, into the positions tools show.
+func TestDescribeSourceState(t *testing.T) {
+	paths := []string{"a", "b", "c", "d", "e"}
+	prints := []fingerprint{{size: 10}, {size: 30}, {size: 50}} // of a, c and e: subtask 0 of 2
+	line := func(cur int, pos int64, offsets []int64) *lineSource {
+		s := &lineSource{files: &files{paths: paths}, info: runtime.TaskInfo{Subtask: 0, Parallelism: 2}, cur: cur, prints: prints, offsets: offsets}
+		s.pos = pos
+		return s
+	}
+	watch := &watchSource{info: runtime.TaskInfo{Subtask: 1, Parallelism: 3},
+		seen:  map[string]bool{"old": true, "q1": true, "q2": true},
+		queue: []queued{{snapshotFile: snapshotFile{path: "q1", print: fingerprint{size: 8}}}, {snapshotFile: snapshotFile{path: "q2", print: fingerprint{size: 9}}, start: 4}}}
+	watch.pos = 3
+	watchBytes, _ := watch.Snapshot()
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want SourceState
+	}{
+		{"sequential, in the second file", line(2, 7, nil).encode(snapshotVersion, nil), SourceState{Parallelism: 2, NumFiles: 5,
+			Files: []FilePosition{{"a", 10, 10}, {"c", 7, 30}, {"e", 0, 50}}}},
+		{"part read after a rescale", line(0, 0, nil).encode(mergeSnapshotVersion, []int64{3, 30, 5}), SourceState{Parallelism: 2, NumFiles: 5,
+			Files: []FilePosition{{"a", 3, 10}, {"c", 30, 30}, {"e", 5, 50}}}},
+		{"watching", watchBytes, SourceState{Subtask: 1, Parallelism: 3, Watching: true, Done: []string{"old"},
+			Files: []FilePosition{{"q1", 3, 8}, {"q2", 4, 9}}}},
+	} {
+		got, ok := DescribeSourceState(tc.b)
+		if !ok || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %+v, %v; want %+v", tc.name, got, ok, tc.want)
+		}
+	}
+	if _, ok := DescribeSourceState([]byte{9, 1, 2}); ok {
+		t.Error("an unknown version was described")
+	}
+}
