@@ -79,22 +79,6 @@
 // Config.MetricsTLSCertFile and requires Config.MetricsAuth on all but the
 // probes when set.
 //
-// # A job spread over processes
-//
-// With Config.Group (--group) a job runs as P tasks shared by the processes
-// of the group (Cluster), P being the partition count of its inputs: task
-// i runs subtask i of every operator, each at parallelism P, as a job of
-// its own with its own checkpoints. Records cross tasks only through the
-// Cluster's exchanges: every keyed edge (KeyBy into a keyed operator OP) is
-// cut into a sink "OP.exchange.send", which encodes each record and sends
-// it to the task owning its key, and a source "OP.exchange.receive" that
-// feeds OP; the exchange itself is called "OP.exchange" (exchange.go). A
-// record crossing an exchange needs a codec: the built-in one of its type,
-// JSON for types JSON carries whole, or the one WithCodec gives; a group
-// job whose records have none refuses to start, naming the KeyBy. Operators
-// may not set their own parallelism, and event time does not cross an
-// exchange yet: such a group job refuses to start too.
-//
 // # Event time
 //
 // AssignTimestamps gives any stream event time (a source given
@@ -118,6 +102,16 @@
 // --parallelism is refused with --group (so are --from-savepoint and
 // --savepoint-dir, for now). Records cross tasks only through exchanges
 // (Cluster.Exchange). Without --group, nothing of this applies.
+//
+// In a task, every keyed edge (KeyBy into a keyed operator OP) is cut into
+// a sink "OP.exchange.send", which encodes each record and sends it to the
+// task owning its key, and a source "OP.exchange.receive" that feeds OP;
+// the exchange itself is called "OP.exchange" (exchange.go). A record
+// crossing an exchange needs a codec: the built-in one of its type, JSON
+// for types JSON carries whole, or the one WithCodec gives; a group job
+// whose records have none refuses to start, naming the KeyBy. Operators may
+// not set their own parallelism, and event time does not cross an exchange
+// yet: such a group job refuses to start too.
 //
 // Each member runs each of its tasks as a job of its own, with its own
 // checkpoints and restarts (Config.Restart), in
