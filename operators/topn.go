@@ -39,6 +39,9 @@ func WindowTopN[K comparable, T any](w WindowedStream[K, T], top TopN[T], recs s
 	}
 	return WindowAggregate(w, WindowAggregateFunc[K, T, []T, WindowResult[K, []T]]{
 		Add: func(acc []T, rec T, _ bool) []T {
+			if !top.admits(acc, rec) { // most records: one comparison, no call to add
+				return acc
+			}
 			acc, _ = top.add(acc, rec)
 			return acc
 		},

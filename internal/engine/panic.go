@@ -133,9 +133,9 @@ func (t *task) culprit(pcs []uintptr) *member {
 
 // inProgress returns the chained output of member i whose call is on the
 // stack. Member i emits each record to its outputs in turn, in the order of
-// t.members, and each counts the record before passing it on: all have
-// counted equally except during that loop, when those called so far have
-// counted one record more. The one in progress is the last of those.
+// t.members, and each counts the record once it has passed it on: all have
+// counted equally except during that loop, when those that returned have
+// counted one record more. The one in progress is the first that has not.
 func (t *task) inProgress(i int) (int, bool) {
 	var outs []int
 	for j := i + 1; j < len(t.members); j++ {
@@ -146,11 +146,11 @@ func (t *task) inProgress(i int) (int, bool) {
 	if len(outs) == 0 {
 		return 0, false
 	}
-	for k := 0; k+1 < len(outs); k++ {
-		a, b := t.stats.members[outs[k]].in, t.stats.members[outs[k+1]].in
+	for k := 1; k < len(outs); k++ {
+		a, b := t.stats.members[outs[k-1]].in, t.stats.members[outs[k]].in
 		if a != nil && b != nil && *a != *b {
 			return outs[k], true
 		}
 	}
-	return outs[len(outs)-1], true
+	return outs[0], true
 }
