@@ -26,6 +26,7 @@ type proc struct {
 	mu        sync.Mutex
 	tail      []string
 	savepoint string // the path of the last "savepoint written" line
+	tasks     int    // "starting task" lines: tasks a group member started
 }
 
 // procTimeout bounds each start of a job in these tests: far above what a
@@ -72,6 +73,7 @@ func (p *proc) scan(r io.ReadCloser) {
 const (
 	logCheckpoint = `msg="checkpoint completed"`
 	logSavepoint  = `msg="savepoint written"`
+	logTaskStart  = `msg="starting task"`
 )
 
 func (p *proc) line(l string) {
@@ -82,6 +84,9 @@ func (p *proc) line(l string) {
 	}
 	if strings.Contains(l, logSavepoint) {
 		p.savepoint = logValue(l, "savepoint")
+	}
+	if strings.Contains(l, logTaskStart) {
+		p.tasks++
 	}
 	p.mu.Unlock()
 	if strings.Contains(l, logCheckpoint) {
@@ -176,6 +181,13 @@ func (p *proc) savepointPath() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.savepoint
+}
+
+// tasksStarted returns how many tasks the process, a group member, started.
+func (p *proc) tasksStarted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tasks
 }
 
 // lastLine returns the last of the last lines the process wrote that
