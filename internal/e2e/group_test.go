@@ -6,7 +6,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -78,6 +80,30 @@ func awaitGroupCondition(t *testing.T, what string, members []*proc, cond func()
 	}
 }
 
+// ownedOnlyBy reports whether every task was last started by one of the
+// members want: a task's owner is the member that started it last (the
+// members' clocks are the machine's).
+func ownedOnlyBy(members []*proc, want ...int) bool {
+	owner := map[int]int{}
+	last := map[int]time.Time{}
+	for i, p := range members {
+		for task, at := range p.tasksStarted() {
+			if at.After(last[task]) {
+				owner[task], last[task] = i, at
+			}
+		}
+	}
+	if len(owner) < groupPartitions {
+		return false
+	}
+	for _, i := range owner {
+		if !slices.Contains(want, i) {
+			return false
+		}
+	}
+	return true
+}
+
 // awaitOutput waits until topic holds want records under read_committed.
 func (e *ordersEnv) awaitOutput(t *testing.T, topic string, want int, members []*proc) {
 	t.Helper()
@@ -114,34 +140,34 @@ func TestOrdersGroup(t *testing.T) {
 	start := func() *proc { return startProc(t, e.bin, e.groupArgs(out, ckpt)) }
 
 	members := []*proc{start(), start(), start()}
-	awaitGroupCondition(t, "every member started a task", members, func() bool {
-		for _, p := range members {
-			if p.tasksStarted() == 0 {
-				return false
-			}
-		}
-		return true
+	ownedBy := func(want ...int) func() bool {
+		return func() bool { return ownedOnlyBy(members, want...) }
+	}
+	awaitGroupCondition(t, "members 0 to 2 run every task, each some", members, func() bool {
+		return ownedOnlyBy(members, 0, 1, 2) && !slices.ContainsFunc(members, func(p *proc) bool { return len(p.tasksStarted()) == 0 })
 	})
 	e.produce(t, e.chunk(0, 4))
 	if !members[0].awaitCheckpoints(t, 3) {
 		t.Fatalf("member 0 exited\n%s", members[0].log())
 	}
 
-	// A crash: member 1's tasks wait for its session to time out.
+	// A crash: member 1's tasks wait for its session to time out, and a
+	// new member joins.
 	members[1].kill()
 	members[1].waitKilled(t, "member 1")
 	members = append(members, start())
 	e.produce(t, e.chunk(1, 4))
-	awaitGroupCondition(t, "member 3 started a task", members, func() bool { return members[3].tasksStarted() > 0 })
+	awaitGroupCondition(t, "members 0, 2 and 3 run every task, member 3 some", members, func() bool {
+		return ownedOnlyBy(members, 0, 2, 3) && len(members[3].tasksStarted()) > 0
+	})
 
 	// A pause past the session timeout: member 2's tasks move to the live
-	// members 0 and 3, which start them.
-	live := func() int { return members[0].tasksStarted() + members[3].tasksStarted() }
-	before := live()
+	// members 0 and 3. When it resumes it is a zombie until it learns it
+	// lost them.
 	members[2].signal(syscall.SIGSTOP)
 	e.produce(t, e.chunk(2, 4))
-	awaitGroupCondition(t, "member 2's tasks moved", members, func() bool { return live() > before })
-	members[2].signal(syscall.SIGCONT) // a zombie: its tasks are others' now
+	awaitGroupCondition(t, "member 2's tasks moved to members 0 and 3", members, ownedBy(0, 3))
+	members[2].signal(syscall.SIGCONT)
 	e.produce(t, e.chunk(3, 4))
 
 	distinct, _ := orders.Count(e.sample)
@@ -149,15 +175,18 @@ func TestOrdersGroup(t *testing.T) {
 	for _, i := range []int{0, 2, 3} {
 		members[i].signal(syscall.SIGTERM)
 	}
-	spread := 0
 	for _, i := range []int{0, 2, 3} {
 		members[i].waitSuccess(t, fmt.Sprintf("member %d", i))
 	}
+	spread := 0
 	for i, p := range members {
-		t.Logf("member %d started %d tasks", i, p.tasksStarted())
-		if p.tasksStarted() > 0 {
+		t.Logf("member %d started tasks %v, lost its tasks %d times", i, slices.Sorted(maps.Keys(p.tasksStarted())), p.timesLost())
+		if len(p.tasksStarted()) > 0 {
 			spread++
 		}
+	}
+	if members[2].timesLost() == 0 {
+		t.Errorf("member 2, paused past its session timeout, never lost its tasks: the test did not make a zombie")
 	}
 	if spread < 2 {
 		t.Errorf("only %d members started tasks; want the tasks spread over at least two", spread)
