@@ -7,7 +7,7 @@
 //	orders --brokers ADDR [--input-topic orders] [--output-topic customer-totals]
 //	       [--dedup-ttl 24h] [--on-bad-input fail|skip|dead-letter]
 //	       [--transaction-timeout 15m] [--expected-restart-time 1m]
-//	       [--commit-group GROUP]
+//	       [--commit-group GROUP] [--group NAME [--instance-id ID]]
 //	       [--kafka-tls …] [--kafka-sasl-…] [runtime flags]
 //
 // Input records (topic orders) are JSON:
@@ -39,6 +39,17 @@
 // sample orders (some duplicated), reads it to the end, and prints what it
 // did: orders in, duplicates dropped, totals written, and a check of the
 // output read with isolation level read_committed, as 'weir verify' does.
+//
+// # Scale-out
+//
+// With --brokers and --group NAME, the process is one member of the job
+// spread over every orders process started with the same NAME (and the same
+// flags): each of the input topic's partitions is one task, the members share
+// the tasks through the Kafka consumer group NAME (kafka.NewCluster), and the
+// records keyed by customer cross between members through repartition
+// topics. --checkpoint-dir must then be one directory (or s3:// prefix) that
+// every member sees. --group needs --brokers: the embedded broker lives in
+// one process.
 //
 // # Malformed input
 //
@@ -325,6 +336,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	rc := o.runtimeFlags.Config()
 	if o.brokers == "" {
+		if rc.Group != "" {
+			fmt.Fprintf(stderr, "orders: --group %q needs --brokers: the embedded broker lives in one process, so the members of a group cannot share it\n", rc.Group)
+			return 2
+		}
 		return runEmbedded(ctx, o, rc, stdout, stderr)
 	}
 	var brokers []string
@@ -337,6 +352,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "orders:", err)
 		return 2
+	}
+	if rc.Group != "" {
+		if rc.Cluster, err = kafka.NewCluster(kafka.ClusterConfig{
+			Brokers: brokers, Security: o.security, Topics: []string{o.input}}); err != nil {
+			fmt.Fprintln(stderr, "orders:", err)
+			return 2
+		}
 	}
 	var st stats
 	rc.Events.CheckpointCompleted = func(info runtime.CheckpointInfo) {

@@ -277,3 +277,13 @@ func TestCommitGroup(t *testing.T) {
 		t.Fatalf("group orders-lag holds %+v for topic orders, want offset 3 (all input read)", ps)
 	}
 }
+
+// TestGroupNeedsBrokers checks that --group without --brokers is refused
+// with a reason: the embedded broker cannot be shared by processes.
+func TestGroupNeedsBrokers(t *testing.T) {
+	var stderr strings.Builder
+	code := run(context.Background(), []string{"--group", "g", "--checkpoint-dir", t.TempDir()}, io.Discard, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), `--group "g" needs --brokers`) {
+		t.Errorf("--group without --brokers: exit %d, stderr %q; want 2 and an error naming --brokers", code, stderr.String())
+	}
+}

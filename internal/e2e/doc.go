@@ -8,7 +8,9 @@
 // differs from the one before: kafkajob, eventtimejob and examples/orders
 // killed and restarted with another --parallelism, orders resumed from a
 // savepoint, and orders with its checkpoints in S3 (internal/s3dev), each
-// start with a fresh --local-dir.
+// start with a fresh --local-dir. The group test runs examples/orders as
+// several processes with --group sharing one job's tasks: members killed,
+// joining and paused past their session timeout while the input arrives.
 //
 // The counting job's input records are {"key":"k-7","seq":12}: Keys keys,
 // and per key the sequence 0, 1, 2, … in partition order. Its output records

@@ -5,8 +5,10 @@ package e2e
 import (
 	"bufio"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,7 +27,9 @@ type proc struct {
 
 	mu        sync.Mutex
 	tail      []string
-	savepoint string // the path of the last "savepoint written" line
+	savepoint string            // the path of the last "savepoint written" line
+	started   map[int]time.Time // a group member's tasks: when it last started each
+	lost      int               // "tasks lost" lines: times a group member was expelled
 }
 
 // procTimeout bounds each start of a job in these tests: far above what a
@@ -72,6 +76,8 @@ func (p *proc) scan(r io.ReadCloser) {
 const (
 	logCheckpoint = `msg="checkpoint completed"`
 	logSavepoint  = `msg="savepoint written"`
+	logTaskStart  = `msg="starting task"`
+	logTasksLost  = `msg="tasks lost`
 )
 
 func (p *proc) line(l string) {
@@ -82,6 +88,19 @@ func (p *proc) line(l string) {
 	}
 	if strings.Contains(l, logSavepoint) {
 		p.savepoint = logValue(l, "savepoint")
+	}
+	if strings.Contains(l, logTaskStart) {
+		task, err := strconv.Atoi(logValue(l, "task"))
+		at, err2 := time.Parse(time.RFC3339Nano, logValue(" "+l, "time")) // time= opens the line
+		if err == nil && err2 == nil {
+			if p.started == nil {
+				p.started = map[int]time.Time{}
+			}
+			p.started[task] = at
+		}
+	}
+	if strings.Contains(l, logTasksLost) {
+		p.lost++
 	}
 	p.mu.Unlock()
 	if strings.Contains(l, logCheckpoint) {
@@ -176,6 +195,22 @@ func (p *proc) savepointPath() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.savepoint
+}
+
+// tasksStarted returns the tasks the process, a group member, started,
+// each with the time of its last start.
+func (p *proc) tasksStarted() map[int]time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.started)
+}
+
+// timesLost returns how many times the process, a group member, lost its
+// tasks: was expelled from the group.
+func (p *proc) timesLost() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lost
 }
 
 // lastLine returns the last of the last lines the process wrote that
