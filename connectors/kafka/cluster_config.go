@@ -61,18 +61,7 @@ func (c *ClusterConfig) Validate() error {
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("no brokers"))
 	}
-	if len(c.Topics) == 0 {
-		errs = append(errs, errors.New("no topics: name the job's input topics"))
-	}
-	seen := map[string]bool{}
-	for _, t := range c.Topics {
-		if t == "" {
-			errs = append(errs, errors.New("empty topic name"))
-		} else if seen[t] {
-			errs = append(errs, fmt.Errorf("topic %q listed twice", t))
-		}
-		seen[t] = true
-	}
+	errs = append(errs, topicErrors(c.Topics, "no topics: name the job's input topics")...)
 	if c.ReplicationFactor < -1 || c.ReplicationFactor == 0 {
 		errs = append(errs, fmt.Errorf("replication factor %d: want -1 (the broker's default) or at least 1", c.ReplicationFactor))
 	}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -201,17 +202,15 @@ func (c *SourceConfig[T]) EnsureDefaults() {
 	}
 }
 
-// Validate reports configuration errors.
-func (c *SourceConfig[T]) Validate() error {
+// topicErrors reports a missing, empty or repeated topic name; none is
+// reported as none.
+func topicErrors(topics []string, none string) []error {
+	if len(topics) == 0 {
+		return []error{errors.New(none)}
+	}
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no brokers"))
-	}
-	if len(c.Topics) == 0 {
-		errs = append(errs, errors.New("no topics"))
-	}
 	seen := map[string]bool{}
-	for _, t := range c.Topics {
+	for _, t := range topics {
 		if t == "" {
 			errs = append(errs, errors.New("empty topic name"))
 		} else if seen[t] {
@@ -219,6 +218,16 @@ func (c *SourceConfig[T]) Validate() error {
 		}
 		seen[t] = true
 	}
+	return errs
+}
+
+// Validate reports configuration errors.
+func (c *SourceConfig[T]) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers"))
+	}
+	errs = append(errs, topicErrors(c.Topics, "no topics")...)
 	if c.Deserializer == nil && c.DecodeValue == nil {
 		errs = append(errs, errors.New("no Deserializer or DecodeValue"))
 	}
@@ -240,7 +249,7 @@ func (c *SourceConfig[T]) Validate() error {
 		if c.DeadLetterTopic == "" {
 			errs = append(errs, errors.New("OnDecodeError is DeadLetter but no dead-letter topic"))
 		}
-		if seen[c.DeadLetterTopic] {
+		if slices.Contains(c.Topics, c.DeadLetterTopic) {
 			errs = append(errs, fmt.Errorf("dead-letter topic %q is also a source topic", c.DeadLetterTopic))
 		}
 	default:
