@@ -20,8 +20,8 @@ import (
 // --member flag and the ones after it).
 type memberArgs struct {
 	brokers, input, output, group, dir string
-	parallelism                       int // without group
-	interval                          time.Duration
+	parallelism                        int // without group
+	interval                           time.Duration
 }
 
 // firstReadPrefix starts the line a member writes to stdout when its job
