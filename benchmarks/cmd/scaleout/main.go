@@ -54,11 +54,13 @@ func main() {
 	flag.StringVar(&a.dir, "checkpoint-dir", "", "internal (--member): checkpoint directory, shared by the members")
 	flag.IntVar(&a.parallelism, "parallelism", 2, "parallelism of the single-process job")
 	flag.DurationVar(&a.interval, "checkpoint-interval", time.Second, "checkpoint interval")
+	flag.DurationVar(&a.session, "session-timeout", 6*time.Second, "the members' --group-session-timeout (the dev broker's minimum is 6s, as Kafka's default group.min.session.timeout.ms)")
 	records := flag.Int("records", 1_000_000, "input records")
 	keys := flag.Int("keys", 100_000, "distinct keys")
 	partitions := flag.Int("partitions", 8, "partitions of the input topic: the job's tasks")
 	memberList := flag.String("members", "1,2,4", "comma-separated member counts to run")
 	quick := flag.Bool("quick", false, "a short run: 200k records over 20k keys, 1 and 2 members")
+	kills := flag.Int("kills", 0, "then kill one member of 2 with SIGKILL this many times mid-run and time until its tasks checkpoint on the other")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up on a run after this long")
 	flag.Parse()
 	if *member {
@@ -74,7 +76,7 @@ func main() {
 	counts, err := parseCounts(*memberList)
 	if err == nil {
 		err = bench(benchConfig{records: *records, keys: *keys, partitions: *partitions, members: counts,
-			parallelism: a.parallelism, interval: a.interval, timeout: *timeout})
+			parallelism: a.parallelism, interval: a.interval, session: a.session, timeout: *timeout, kills: *kills})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scaleout:", err)
@@ -98,8 +100,9 @@ func parseCounts(list string) ([]int, error) {
 type benchConfig struct {
 	records, keys, partitions int
 	members                   []int
-	parallelism               int
-	interval, timeout         time.Duration
+	parallelism, kills        int
+	interval, session         time.Duration
+	timeout                   time.Duration
 }
 
 // result is one measured run.
@@ -143,6 +146,9 @@ func bench(c benchConfig) error {
 	results = append(results, r)
 	fmt.Printf("%-28s %10.0f records/s\n", r.label+":", r.rate)
 	printTable(c, results)
+	if c.kills > 0 {
+		return failover(c, b)
+	}
 	return nil
 }
 

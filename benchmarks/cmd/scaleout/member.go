@@ -21,12 +21,8 @@ import (
 type memberArgs struct {
 	brokers, input, output, group, dir string
 	parallelism                        int // without group
-	interval                           time.Duration
+	interval, session                  time.Duration
 }
-
-// firstReadPrefix starts the line a member writes to stdout when its job
-// deserializes its first input record: the start of the measured run.
-const firstReadPrefix = "first-read "
 
 // runMember runs the counting job until SIGTERM: one member of a group
 // job, or with an empty group the whole job in this process.
@@ -76,6 +72,10 @@ func runMember(a memberArgs) error {
 		Logger:             log,
 		Stop:               stop,
 	}
+	var statusOnce sync.Once
+	cfg.Events.Started = func(info runtime.StartInfo) {
+		statusOnce.Do(func() { fmt.Printf("%s%s\n", statusPrefix, info.MetricsAddr) })
+	}
 	if a.group == "" {
 		cfg.Parallelism = a.parallelism
 	} else {
@@ -84,7 +84,8 @@ func runMember(a memberArgs) error {
 			return err
 		}
 		cfg.Group, cfg.Cluster = a.group, cluster
-		cfg.GroupSessionTimeout = 6 * time.Second
+		cfg.GroupSessionTimeout = a.session
+		cfg.MetricsAddr = "127.0.0.1:0" // /api/status, for the failover runs
 	}
 	return runtime.Run(context.Background(), p, cfg)
 }

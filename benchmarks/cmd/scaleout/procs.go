@@ -13,51 +13,86 @@ import (
 	"time"
 )
 
+// Lines a member writes to stdout for the parent.
+const (
+	// firstReadPrefix: its job deserialized its first input record, the
+	// start of the measured run (Unix ns).
+	firstReadPrefix = "first-read "
+	// statusPrefix: the address of its status server (/api/status).
+	statusPrefix = "status "
+)
+
 // procs are the member processes of one run.
 type procs struct {
-	cmds   []*exec.Cmd
-	exited chan error // a member's exit before stop
-	waited []chan error
+	args   []string   // a member's flags
+	exited chan error // a member's exit before stop or kill
 	mu     sync.Mutex
 	first  time.Time // the earliest first read any member reported
+	ms     []*proc
+}
+
+// proc is one member process.
+type proc struct {
+	cmd    *exec.Cmd
+	done   chan error
+	killed bool
+	status chan string // its status server's address, once
 }
 
 // startMembers re-executes this binary as n members.
 func startMembers(c benchConfig, broker, input, output, group, dir string, n int) (*procs, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	p := &procs{exited: make(chan error, n)}
-	for i := range n {
-		cmd := exec.Command(self, "--member", "--brokers", broker, "--input", input, "--output", output,
-			"--group", group, "--checkpoint-dir", dir, "--parallelism", strconv.Itoa(c.parallelism),
-			"--checkpoint-interval", c.interval.String())
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
+	p := &procs{exited: make(chan error, 64), args: []string{"--member", "--brokers", broker, "--input", input,
+		"--output", output, "--group", group, "--checkpoint-dir", dir, "--parallelism", strconv.Itoa(c.parallelism),
+		"--checkpoint-interval", c.interval.String(), "--session-timeout", c.session.String()}}
+	for range n {
+		if _, err := p.start(); err != nil {
+			_, _ = p.stop()
 			return nil, err
 		}
-		if err := cmd.Start(); err != nil {
-			_, _ = p.stop()
-			return nil, fmt.Errorf("start member %d: %w", i, err)
-		}
-		p.cmds = append(p.cmds, cmd)
-		done := make(chan error, 1)
-		p.waited = append(p.waited, done)
-		go func() {
-			p.scan(bufio.NewScanner(out))
-			err := cmd.Wait()
-			done <- err
-			p.exited <- fmt.Errorf("member %d: %v", i, err)
-		}()
 	}
 	return p, nil
 }
 
-// scan reads a member's stdout for its first-read line.
-func (p *procs) scan(s *bufio.Scanner) {
+// start starts one more member.
+func (p *procs) start() (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	m := &proc{cmd: exec.Command(self, p.args...), done: make(chan error, 1), status: make(chan string, 1)}
+	m.cmd.Stderr = os.Stderr
+	out, err := m.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := m.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start a member: %w", err)
+	}
+	p.mu.Lock()
+	p.ms = append(p.ms, m)
+	i := len(p.ms) - 1
+	p.mu.Unlock()
+	go func() {
+		p.scan(m, bufio.NewScanner(out))
+		err := m.cmd.Wait()
+		m.done <- err
+		p.mu.Lock()
+		killed := m.killed
+		p.mu.Unlock()
+		if !killed {
+			p.exited <- fmt.Errorf("member %d: %v", i, err)
+		}
+	}()
+	return m, nil
+}
+
+// scan reads a member's stdout for its first-read and status lines.
+func (p *procs) scan(m *proc, s *bufio.Scanner) {
 	for s.Scan() {
+		if addr, ok := strings.CutPrefix(s.Text(), statusPrefix); ok {
+			m.status <- addr
+			continue
+		}
 		v, ok := strings.CutPrefix(s.Text(), firstReadPrefix)
 		if !ok {
 			continue
@@ -81,21 +116,50 @@ func (p *procs) firstRead() (time.Time, bool) {
 	return p.first, !p.first.IsZero()
 }
 
-// stop stops every member with SIGTERM (a final checkpoint, then leaving
-// the group), waits for them and returns the CPU time they used.
+// kill kills m with SIGKILL, as a machine's loss would, and waits for it.
+func (p *procs) kill(m *proc) {
+	p.mu.Lock()
+	m.killed = true
+	p.mu.Unlock()
+	_ = m.cmd.Process.Kill()
+	m.done <- <-m.done // kept for stop
+}
+
+// stop stops every live member with SIGTERM (a final checkpoint, then
+// leaving the group), waits for them and returns the CPU time all members
+// used.
 func (p *procs) stop() (time.Duration, error) {
-	for _, cmd := range p.cmds {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+	p.mu.Lock()
+	ms := p.ms
+	for _, m := range ms {
+		m.killed = true // an exit now is expected
+	}
+	p.mu.Unlock()
+	for _, m := range ms {
+		_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	var errs []error
 	var cpu time.Duration
-	for i, cmd := range p.cmds {
-		if err := <-p.waited[i]; err != nil {
+	for i, m := range ms {
+		err := <-m.done
+		m.done <- err // for a second stop
+		if err != nil && !m.killedBefore(err) {
 			errs = append(errs, fmt.Errorf("member %d: %w", i, err))
 		}
-		if st := cmd.ProcessState; st != nil {
+		if st := m.cmd.ProcessState; st != nil {
 			cpu += st.UserTime() + st.SystemTime()
 		}
 	}
 	return cpu, errors.Join(errs...)
+}
+
+// killedBefore reports whether err is the exit of a member that kill
+// ended with SIGKILL.
+func (m *proc) killedBefore(err error) bool {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return false
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
