@@ -6,7 +6,7 @@
 // a repartition topic. It prints records/s, the ratio to one member and the
 // CPU seconds of the members and of the broker side by side.
 //
-//	go run ./benchmarks/cmd/scaleout [--records N] [--keys K] [--partitions P] [--members 1,2,4] [--quick]
+//	go run ./benchmarks/cmd/scaleout [--records N] [--keys K] [--partitions P] [--members 1,2,4] [--kills N] [--quick]
 //
 // The broker is a development broker in this process; the members are
 // this binary re-executed with a hidden --member flag, so they are real
@@ -21,6 +21,15 @@
 // process's CPU during the run: the broker and the reader of the output.
 // The time members take to join the group and rebalance after the first
 // one started reading is inside the measured run.
+//
+// With --kills N it then runs 2 members on a second input topic that a
+// producer keeps feeding (about 10k records/s), and N times kills one with
+// SIGKILL and times until every task it owned has completed a checkpoint
+// on the survivor, sampling the survivor's /api/status every 20 ms; a new
+// member then joins and the group settles before the next kill. Most of
+// that time is the session timeout (--session-timeout, at least the dev
+// broker's 6 s minimum), the group's wait for a silent member, so the time
+// beyond it is printed too.
 package main
 
 import (
