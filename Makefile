@@ -7,7 +7,7 @@ GO ?= go
 # built without it (users') have none.
 GOFLAGS_TEST ?= -race -timeout 20m -tags weirfault
 
-.PHONY: all build run test test-deps test-repeat soak vet bench bench-core bench-s3 bench-restore bench-windows bench-nexmark bench-kafka clean
+.PHONY: all build run test test-deps test-repeat soak vet bench bench-core bench-s3 bench-restore bench-windows bench-nexmark bench-kafka bench-scaleout clean
 
 all: build
 
@@ -97,6 +97,12 @@ bench-nexmark:
 
 bench-kafka:
 	$(GO) run ./benchmarks/cmd/kafka
+
+# One job over 1 and 2 member processes of a group (--group) vs the
+# single-process job, quick mode (under 2 minutes); without --quick:
+# 1M records, 1, 2 and 4 members.
+bench-scaleout:
+	$(GO) run ./benchmarks/cmd/scaleout --quick
 
 clean:
 	rm -rf bin data results

@@ -10,6 +10,7 @@
 //	go run ./benchmarks/cmd/kafka      # Kafka → Map → Kafka: exactly-once vs at-least-once; a JSON job vs a plain franz-go loop (--modes json,json-loop)
 //	go run ./benchmarks/cmd/postgres   # inserts into PostgreSQL: the exactly-once sink's two modes vs plain pgx
 //	go run ./benchmarks/cmd/windows    # event-time windows vs plain Go windows
+//	go run ./benchmarks/cmd/scaleout   # one job over 1, 2 and 4 member processes (--group) vs the single-process job
 //	go run ./benchmarks/cmd/nexmark    # Nexmark q0–q22 vs reference loops and Flink's and Feldera's published numbers
 //
 // The package itself has what the programs share (StartCPUProfile).
