@@ -14,24 +14,32 @@ func countingHash[K comparable](s *Scope[K]) *int {
 	return n
 }
 
+// openValue opens a backend in a temporary directory with one value state
+// of int64 under a scope of keys K.
+func openValue[K comparable](t *testing.T, keys Codec[K]) (*Backend, *Scope[K], *Value[K, int64]) {
+	t.Helper()
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	s, err := NewScope[K](b, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewValue(s, "v", Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, s, v
+}
+
 // TestRecordHashesItsKeyOnce checks that a record's Get and Put hash its
 // key once, for a new key and for a cached one, where each lookup hashed it
 // again (three times, four for a new key). A key of a struct type is
 // hashed through its encoding, which costs more than the lookup.
 func TestRecordHashesItsKeyOnce(t *testing.T) {
-	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	s, err := NewScope[pairKey](b, pairKeyCodec{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := NewValue(s, "last", Int64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s, v := openValue[pairKey](t, pairKeyCodec{})
 	hashes := countingHash(s)
 	for round := range 2 { // new keys, then cached ones
 		for i := range int64(100) {
@@ -55,19 +63,7 @@ func TestRecordHashesItsKeyOnce(t *testing.T) {
 // cache once, and of a new key once and a probe for a free slot: it used
 // to look the key up to mark the change, then again to store it.
 func TestPutLooksUpOnce(t *testing.T) {
-	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	s, err := NewScope[int64](b, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := NewValue(s, "v", Int64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s, v := openValue[int64](t, nil)
 	// Count the table's hashes, below the scope's memo: one a probe.
 	probes := 0
 	hash := v.t.m.hash
@@ -92,19 +88,7 @@ func TestPutLooksUpOnce(t *testing.T) {
 // which each compaction rewrites whole: with L0CompactionThreshold 8 it
 // compacted after 4.
 func TestDeltasCompactOnceEightAreInL0(t *testing.T) {
-	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	s, err := NewScope[int64](b, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := NewValue(s, "v", Int64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, s, v := openValue[int64](t, nil)
 	const keys = 1000
 	for k := range int64(keys) {
 		s.SetKey(k)
