@@ -38,18 +38,24 @@ func runBroker(ctx context.Context, e *env, args []string) error {
 	aclFile := fs.String("acl-file", "", "`file` of ACL rules, one a line")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file` to listen with TLS (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
+	minSession := fs.Duration("group-min-session-timeout", devbroker.DefaultGroupMinSessionTimeout,
+		"the shortest --group-session-timeout a group member may ask for (Kafka's group.min.session.timeout.ms); lower it to rehearse fast failover")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *partitions < 1 {
 		return usagef("--partitions must be at least 1, got %d", *partitions)
 	}
+	if *minSession < devbroker.MinGroupMinSessionTimeout || *minSession > devbroker.DefaultGroupMinSessionTimeout {
+		return usagef("--group-min-session-timeout %v: want %v to %v", *minSession,
+			devbroker.MinGroupMinSessionTimeout, devbroker.DefaultGroupMinSessionTimeout)
+	}
 	if *expiration < devbroker.MinTransactionalIDExpiration || *expiration > devbroker.MaxTransactionalIDExpiration {
 		return usagef("--transactional-id-expiration %v: want %v to %v", *expiration,
 			devbroker.MinTransactionalIDExpiration, devbroker.MaxTransactionalIDExpiration)
 	}
 	cfg := devbroker.Config{Addr: *addr, Partitions: *partitions, DataDir: *dataDir,
-		TransactionalIDExpiration: *expiration, Logger: e.log, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey}
+		TransactionalIDExpiration: *expiration, GroupMinSessionTimeout: *minSession, Logger: e.log, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey}
 	if err := brokerSecurity(&cfg, *mechanism, users, superusers, acls, *aclFile); err != nil {
 		return err
 	}

@@ -108,6 +108,7 @@ func TestCLI(t *testing.T) {
 			{[]string{"verify", "-h"}, 0, "read_committed"},
 			{[]string{"broker", "--partitions", "0"}, 2, "--partitions must be at least 1"},
 			{[]string{"broker", "--transactional-id-expiration", "0s"}, 2, "--transactional-id-expiration 0s: want 1ms to"},
+			{[]string{"broker", "--group-min-session-timeout", "10s"}, 2, "--group-min-session-timeout 10s: want 100ms to 6s"},
 		} {
 			r := weir(t, bin, tc.args...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {

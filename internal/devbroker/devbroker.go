@@ -46,6 +46,13 @@ const (
 	// milliseconds.
 	MinTransactionalIDExpiration = time.Millisecond
 	MaxTransactionalIDExpiration = math.MaxInt32 * time.Millisecond
+	// DefaultGroupMinSessionTimeout is Kafka's default
+	// group.min.session.timeout.ms, and the largest Config accepts.
+	DefaultGroupMinSessionTimeout = 6 * time.Second
+	// MinGroupMinSessionTimeout bounds Config.GroupMinSessionTimeout from
+	// below: a member heartbeats at a third of its session timeout, and
+	// shorter than this expels members that are merely busy.
+	MinGroupMinSessionTimeout = 100 * time.Millisecond
 )
 
 // Config configures a Broker. The zero value is valid after EnsureDefaults.
@@ -67,6 +74,11 @@ type Config struct {
 	// offsets and transaction state in this directory and reload them on the
 	// next Start with the same DataDir. Empty means in memory only.
 	DataDir string
+	// GroupMinSessionTimeout is the shortest session timeout a consumer
+	// group member may ask for (Kafka's group.min.session.timeout.ms).
+	// Default 6s, as Kafka's; set it lower to rehearse a fast failover of a
+	// group job (--group-session-timeout below 6s).
+	GroupMinSessionTimeout time.Duration
 	// Logger receives the broker's logs. kfake's per-request logs are emitted
 	// at Debug level. Default slog.Default().
 	Logger *slog.Logger
@@ -107,6 +119,9 @@ func (c *Config) EnsureDefaults() {
 	if c.TransactionalIDExpiration == 0 {
 		c.TransactionalIDExpiration = DefaultTransactionalIDExpiration
 	}
+	if c.GroupMinSessionTimeout == 0 {
+		c.GroupMinSessionTimeout = DefaultGroupMinSessionTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -127,6 +142,10 @@ func (c *Config) Validate() error {
 	if c.TransactionalIDExpiration < MinTransactionalIDExpiration || c.TransactionalIDExpiration > MaxTransactionalIDExpiration {
 		return fmt.Errorf("devbroker: transactional id expiration %v out of range: want %v to %v",
 			c.TransactionalIDExpiration, MinTransactionalIDExpiration, MaxTransactionalIDExpiration)
+	}
+	if c.GroupMinSessionTimeout < MinGroupMinSessionTimeout || c.GroupMinSessionTimeout > DefaultGroupMinSessionTimeout {
+		return fmt.Errorf("devbroker: group minimum session timeout %v out of range: want %v to %v",
+			c.GroupMinSessionTimeout, MinGroupMinSessionTimeout, DefaultGroupMinSessionTimeout)
 	}
 	return c.validateSecurity()
 }
@@ -228,6 +247,7 @@ func Start(cfg Config) (*Broker, error) {
 		kfake.BrokerConfigs(map[string]string{
 			"transactional.id.expiration.ms": strconv.FormatInt(cfg.TransactionalIDExpiration.Milliseconds(), 10),
 		}),
+		kfake.GroupMinSessionTimeout(cfg.GroupMinSessionTimeout),
 		kfake.WithLogger(slogLogger{cfg.Logger}),
 		// NB: kfake always listens on 127.0.0.1:<port>; we replace the
 		// listen function so that the configured host is honored too.

@@ -186,6 +186,8 @@ func TestConfigValidation(t *testing.T) {
 		{Addr: "127.0.0.1:0", Partitions: -1},
 		{Addr: "127.0.0.1:0", TransactionalIDExpiration: -time.Second},
 		{Addr: "127.0.0.1:0", TransactionalIDExpiration: MaxTransactionalIDExpiration + time.Millisecond},
+		{Addr: "127.0.0.1:0", GroupMinSessionTimeout: time.Millisecond},
+		{Addr: "127.0.0.1:0", GroupMinSessionTimeout: 7 * time.Second},
 	} {
 		if _, err := Start(cfg); err == nil {
 			t.Errorf("Start(%+v) succeeded, want an error", cfg)
@@ -231,4 +233,47 @@ func TestCloseTwice(t *testing.T) {
 	if err := b.CreateTopic("x", 1); err != ErrClosed {
 		t.Fatalf("CreateTopic after Close = %v, want ErrClosed", err)
 	}
+}
+
+// TestGroupMinSessionTimeout checks that a group member may ask for a
+// session timeout below Kafka's 6s default only when the broker is
+// configured to allow it.
+func TestGroupMinSessionTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		min  time.Duration
+		want error
+	}{
+		{0, kafka.InvalidSessionTimeout},
+		{time.Second, nil},
+	} {
+		b := start(t, Config{GroupMinSessionTimeout: tc.min})
+		if got := joinGroup(t, b.Addr(), time.Second); !errors.Is(got, tc.want) {
+			t.Errorf("broker with a minimum session timeout of %v: joining with 1s got %v, want %v", tc.min, got, tc.want)
+		}
+	}
+}
+
+// joinGroup joins a fresh group at addr with the given session timeout and
+// returns the broker's error, if any.
+func joinGroup(t *testing.T, addr string, session time.Duration) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := &kafka.Client{Addr: kafka.TCP(addr)}
+	req := &kafka.JoinGroupRequest{
+		GroupID: "g", SessionTimeout: session, RebalanceTimeout: session, ProtocolType: "consumer",
+		Protocols: []kafka.GroupProtocol{{Name: "range", Metadata: kafka.GroupProtocolSubscription{Topics: []string{"t"}}}},
+	}
+	for range 2 { // the first join of a new member may only hand out its member id
+		resp, err := c.JoinGroup(ctx, req)
+		if err != nil {
+			t.Fatalf("join group: %v", err)
+		}
+		if !errors.Is(resp.Error, kafka.MemberIDRequired) {
+			return resp.Error
+		}
+		req.MemberID = resp.MemberID
+	}
+	t.Fatal("join group: the broker kept asking for a member id")
+	return nil
 }
