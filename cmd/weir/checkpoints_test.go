@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/chkstore"
 	"github.com/weirstream/weir/internal/s3dev"
 )
@@ -58,8 +59,18 @@ func fileSourceBytes() []byte {
 
 func TestDecodeState(t *testing.T) {
 	k, ok := decodeState(kafkaSourceBytes(), 0, 1).(*kafkaSourceState)
-	if !ok || len(k.Offsets) != 2 || k.Offsets[0] != (kafkaOffset{Topic: "orders", Partition: 0, Next: 120}) || k.Offsets[1].Next != 7 {
+	if !ok || len(k.Offsets) != 2 || k.Offsets[0] != (kafka.PartitionOffset{Topic: "orders", Partition: 0, Next: 120}) || k.Offsets[1].Next != 7 {
 		t.Fatalf("Kafka source state decoded as %+v", decodeState(kafkaSourceBytes(), 0, 1))
+	}
+	// Version 1 (a/0 at 2) and a version-2 source that stops at the end (a/0
+	// at 2, ending at 10).
+	for b, want := range map[string]string{
+		"\x01\x01\x01a\x00\x04":             "kafka source offsets (next to read): a/0@2",
+		"\x02\x01\x01\x01a\x00\x04\x14\x00": "kafka source offsets (next to read): a/0@2 (end 10)",
+	} {
+		if got := stateText([]byte(b), 0, 1); got != want {
+			t.Errorf("Kafka source state %q shown as %q, want %q", b, got, want)
+		}
 	}
 	// Subtask 1 of 2 reads files 1 and 3 of 4, and is at byte 99 of file 3.
 	if got := stateText(fileSourceBytes(), 1, 2); got != "file source (4 files in the job): in/b.txt (read), in/d.txt at byte 99" {

@@ -2,13 +2,13 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/weirstream/weir/connectors/file"
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/twophase"
 )
 
@@ -24,28 +24,15 @@ import (
 // and each pending commit is shown as the sink described it
 // (runtime.CommittableDescriber): nothing of it is copied here.
 //
-// The file source's positions are decoded by connectors/file
-// (DescribeSourceState), every snapshot version of it.
-//
-// NB: two binary formats are still copied here: the Kafka source's
-// (connectors/kafka source_state.go, versions 1 and 2) and the file sink's
-// state from before NewTwoPhaseSink (sink.go, state version 1). The
-// packages that own them should describe them next to their encoders, as
-// connectors/file does for its source; until then a change of a format must
-// be mirrored here (TestDecodeState pins the layouts).
+// The Kafka and file sources' positions and the file sink's state from
+// before NewTwoPhaseSink are decoded by their packages (DescribeSourceState,
+// DescribeLegacySinkState), every version of them: no layout is copied here.
 
-// kafkaOffset is a partition's position in a Kafka source snapshot.
-type kafkaOffset struct {
-	Topic     string `json:"topic"`
-	Partition int64  `json:"partition"`
-	Next      int64  `json:"next_offset"`
-	End       *int64 `json:"end_offset,omitempty"` // of a source that stops at the end
-}
-
+// kafkaSourceState is a Kafka source's position, as connectors/kafka
+// describes it.
 type kafkaSourceState struct {
-	Format  string        `json:"format"` // "kafka source"
-	Version int           `json:"version"`
-	Offsets []kafkaOffset `json:"offsets"`
+	Format string `json:"format"` // "kafka source"
+	kafka.SourceState
 }
 
 // fileSourceState is a file source's position, as connectors/file
@@ -75,18 +62,11 @@ type pendingCommit struct {
 	Encoded string          `json:"encoded,omitempty"`
 }
 
+// fileSinkState is the state of a file sink from before NewTwoPhaseSink,
+// as connectors/file describes it.
 type fileSinkState struct {
-	Format  string            `json:"format"` // "file sink"
-	Pending []fileSinkPending `json:"pending"`
-}
-
-// fileSinkPending is a file the sink staged and will publish (rename) when
-// its checkpoint commits.
-type fileSinkPending struct {
-	Checkpoint uint64 `json:"checkpoint"`
-	Size       uint64 `json:"size"`
-	Staged     string `json:"staged"`
-	Final      string `json:"final"`
+	Format string `json:"format"` // "file sink"
+	file.LegacySinkState
 }
 
 // decodeState returns the decoded operator state of subtask of an operator
@@ -197,76 +177,12 @@ func listText(items []string) string {
 	return strings.Join(items, ", ")
 }
 
-// reader reads uvarints and varints strictly; after a failure, ok is false.
-type reader struct {
-	b  []byte
-	ok bool
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.ok = false
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.ok = false
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) str() string {
-	n := r.uvarint()
-	if !r.ok || n > uint64(len(r.b)) {
-		r.ok = false
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
-func (r *reader) done() bool { return r.ok && len(r.b) == 0 }
-
 func decodeKafkaSource(b []byte) (*kafkaSourceState, bool) {
-	version := int(b[0])
-	r := &reader{b: b[1:], ok: true}
-	bounded := false
-	switch version {
-	case 1:
-	case 2:
-		if len(r.b) == 0 || r.b[0] > 1 {
-			return nil, false
-		}
-		bounded, r.b = r.b[0] == 1, r.b[1:]
-	default:
+	st, ok := kafka.DescribeSourceState(b)
+	if !ok {
 		return nil, false
 	}
-	st := &kafkaSourceState{Format: "kafka source", Version: version, Offsets: []kafkaOffset{}}
-	n := r.uvarint()
-	for i := uint64(0); r.ok && i < n; i++ {
-		o := kafkaOffset{Topic: r.str(), Partition: r.varint(), Next: r.varint()}
-		if bounded {
-			end := r.varint()
-			o.End = &end
-		}
-		st.Offsets = append(st.Offsets, o)
-	}
-	if version == 2 { // the topics of the version-1 assignment: not shown
-		for i, n := uint64(0), r.uvarint(); r.ok && i < n; i++ {
-			r.str()
-			r.varint()
-		}
-	}
-	return st, r.done()
+	return &kafkaSourceState{Format: "kafka source", SourceState: st}, true
 }
 
 func decodeFileSource(b []byte, subtask, parallelism int) (*fileSourceState, bool) {
@@ -278,15 +194,11 @@ func decodeFileSource(b []byte, subtask, parallelism int) (*fileSourceState, boo
 }
 
 func decodeFileSink(b []byte, subtask int) (*fileSinkState, bool) {
-	r := &reader{b: b[1:], ok: true}
-	if b[0] != 1 || r.uvarint() != uint64(subtask) {
+	st, ok := file.DescribeLegacySinkState(b)
+	if !ok || st.Subtask != subtask {
 		return nil, false
 	}
-	st := &fileSinkState{Format: "file sink", Pending: []fileSinkPending{}}
-	for i, n := uint64(0), r.uvarint(); r.ok && i < n; i++ {
-		st.Pending = append(st.Pending, fileSinkPending{Checkpoint: r.uvarint(), Size: r.uvarint(), Staged: r.str(), Final: r.str()})
-	}
-	return st, r.done()
+	return &fileSinkState{Format: "file sink", LegacySinkState: st}, true
 }
 
 // decodeTwoPhaseSink decodes the state of subtask of a sink built by

@@ -68,3 +68,37 @@ func DescribeSourceState(b []byte) (st SourceState, ok bool) {
 	}
 	return st, true
 }
+
+// LegacySinkState is the state a file sink's subtask left in a checkpoint
+// taken before the sink was built on runtime.NewTwoPhaseSink (state version
+// 1), as tools show it. Later states are runtime.NewTwoPhaseSink's, whose
+// pending files describe themselves.
+type LegacySinkState struct {
+	Subtask int          `json:"subtask"`
+	Pending []StagedFile `json:"pending"`
+}
+
+// StagedFile is a file the sink staged and publishes (renames) when its
+// checkpoint completes.
+type StagedFile struct {
+	Checkpoint uint64 `json:"checkpoint"`
+	Size       int64  `json:"size"`
+	// Staged and Final are its base names in the staging directory and in
+	// the output directory.
+	Staged string `json:"staged"`
+	Final  string `json:"final"`
+}
+
+// DescribeLegacySinkState decodes a file sink state of version 1; ok is
+// false if b is not one.
+func DescribeLegacySinkState(b []byte) (st LegacySinkState, ok bool) {
+	subtask, files, err := decodeState(b)
+	if err != nil {
+		return st, false
+	}
+	st = LegacySinkState{Subtask: subtask, Pending: make([]StagedFile, 0, len(files))}
+	for _, p := range files {
+		st.Pending = append(st.Pending, StagedFile{Checkpoint: p.checkpoint, Size: p.size, Staged: p.pending, Final: p.final})
+	}
+	return st, true
+}

@@ -2,6 +2,7 @@ package file
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/weirstream/weir/runtime"
@@ -41,5 +42,20 @@ func TestDescribeSourceState(t *testing.T) {
 	}
 	if _, ok := DescribeSourceState([]byte{9, 1, 2}); ok {
 		t.Error("an unknown version was described")
+	}
+}
+
+// TestDescribeLegacySinkState decodes a sink state of version 1, written
+// byte for byte as that sink did: subtask 1, one pending file.
+func TestDescribeLegacySinkState(t *testing.T) {
+	b := []byte("\x01\x01\x01\x05\xc8\x01\x09pending-5\x0apart-001-5")
+	want := LegacySinkState{Subtask: 1, Pending: []StagedFile{{Checkpoint: 5, Size: 200, Staged: "pending-5", Final: "part-001-5"}}}
+	if got, ok := DescribeLegacySinkState(b); !ok || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, %v; want %+v", got, ok, want)
+	}
+	for _, bad := range [][]byte{nil, append(slices.Clone(b), 0), b[:len(b)-1], append([]byte{2}, b[1:]...)} {
+		if st, ok := DescribeLegacySinkState(bad); ok {
+			t.Errorf("%q described as %+v; want not a file sink state", bad, st)
+		}
 	}
 }

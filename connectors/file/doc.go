@@ -192,7 +192,7 @@
 // runtime.TaskInfo.RestoredCommitted); the sink itself knows only files,
 // and describes each pending one (staged and final names, size) for weir
 // checkpoints inspect. States written before that change are still
-// restored.
+// restored (and described: DescribeLegacySinkState).
 //
 // Because the final name is derived from the checkpoint id, a job must not
 // reuse a Dir and Prefix of an earlier job. A fresh start (no restored

@@ -39,7 +39,8 @@
 // checkpoint the next offset to read for every partition it owns. Restoring
 // a checkpoint resumes at exactly those offsets, so a record is neither
 // emitted twice nor skipped across a failure: the checkpoint, not a committed
-// group offset, is the source of truth. The parallelism of a restored source
+// group offset, is the source of truth (DescribeSourceState decodes a
+// subtask's offsets for tools: weir checkpoints inspect). The parallelism of a restored source
 // must be the one the checkpoint was taken with.
 //
 // In a job spread over processes (runtime.TaskInfo.Group set; see "The

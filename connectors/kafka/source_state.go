@@ -243,3 +243,52 @@ func (r *stateReader) legacy(st *sourceState) error {
 	}
 	return r.err
 }
+
+// SourceState is a Kafka source subtask's checkpointed position as tools
+// show it (weir checkpoints inspect): every snapshot version decodes to it,
+// so that the tools need not know the layout.
+type SourceState struct {
+	// Version is the snapshot's format version (1 or 2).
+	Version int `json:"version"`
+	// Offsets are the subtask's partitions, sorted by topic and partition.
+	Offsets []PartitionOffset `json:"offsets"`
+}
+
+// PartitionOffset is where a source stands in one partition.
+type PartitionOffset struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	// Next is the offset of the next record to read.
+	Next int64 `json:"next_offset"`
+	// End is where a StopAtEnd source stops (the partition's end at the
+	// job's first start); nil for a source that reads on.
+	End *int64 `json:"end_offset,omitempty"`
+}
+
+// DescribeSourceState decodes the state a Kafka source's subtask left in a
+// checkpoint; ok is false if b is not one. The snapshot does not name its
+// subtask: a tool that guesses the format of an operator's state relies on
+// the strict decoding (every byte accounted for).
+func DescribeSourceState(b []byte) (st SourceState, ok bool) {
+	s, err := sourceDecodeState(b)
+	if err != nil {
+		return st, false
+	}
+	st = SourceState{Version: sourceStateVersion, Offsets: make([]PartitionOffset, 0, len(s.next))}
+	if s.v1 {
+		st.Version = 1
+	}
+	for tp, next := range s.next {
+		o := PartitionOffset{Topic: tp.topic, Partition: tp.partition, Next: next}
+		if s.bounded {
+			end := s.end[tp]
+			o.End = &end
+		}
+		st.Offsets = append(st.Offsets, o)
+	}
+	sort.Slice(st.Offsets, func(i, j int) bool {
+		a, b := st.Offsets[i], st.Offsets[j]
+		return lessTP(topicPartition{a.Topic, a.Partition}, topicPartition{b.Topic, b.Partition})
+	})
+	return st, true
+}

@@ -82,3 +82,35 @@ func TestStateRejectsCorruption(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeSourceState decodes the snapshots of every version the source
+// restores into the positions tools show.
+func TestDescribeSourceState(t *testing.T) {
+	end := func(v int64) *int64 { return &v }
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want SourceState
+	}{
+		{"version 1", []byte("\x01\x03\x01a\x00\x04\x01a\x04\x04\x01b\x02\x04"), SourceState{Version: 1,
+			Offsets: []PartitionOffset{{"a", 0, 2, nil}, {"a", 2, 2, nil}, {"b", 1, 2, nil}}}},
+		{"version 2 with version-1 topics", sourceEncodeState(sourceState{next: map[topicPartition]int64{{"orders", 1}: 120, {"orders", 0}: 7},
+			legacy: map[string]int32{"old": 3}}), SourceState{Version: 2,
+			Offsets: []PartitionOffset{{"orders", 0, 7, nil}, {"orders", 1, 120, nil}}}},
+		{"stopping at the end", sourceEncodeState(sourceState{next: map[topicPartition]int64{{"b", 0}: 4, {"a", 3}: 9},
+			end: map[topicPartition]int64{{"b", 0}: 10, {"a", 3}: 9}, bounded: true}), SourceState{Version: 2,
+			Offsets: []PartitionOffset{{"a", 3, 9, end(9)}, {"b", 0, 4, end(10)}}}},
+		{"empty", sourceEncodeState(sourceState{next: map[topicPartition]int64{}}), SourceState{Version: 2, Offsets: []PartitionOffset{}}},
+	} {
+		got, ok := DescribeSourceState(tc.b)
+		if !ok || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %+v, %v; want %+v", tc.name, got, ok, tc.want)
+		}
+	}
+	good := sourceEncodeState(sourceState{next: map[topicPartition]int64{{"a", 0}: 1}})
+	for _, bad := range [][]byte{nil, {3, 0, 0, 0}, append(good, 0), good[:len(good)-1]} {
+		if st, ok := DescribeSourceState(bad); ok {
+			t.Errorf("%q described as %+v; want not a Kafka source state", bad, st)
+		}
+	}
+}
