@@ -2,11 +2,14 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,22 +96,11 @@ func TestSinkRescale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 1000
 	dir := t.TempDir()
 	run := func(parallelism int, metricsAddr string, stop <-chan struct{}, events runtime.EventListener) error {
-		src, err := generator.NewSource(generator.SourceConfig[Message]{
-			Record: func(seq uint64) Message { return seqMessage(int(seq)) }, Count: n, ChunkSize: 10,
-			RatePerSecond: n, // a second: the stop comes after the first checkpoint
-		})
-		if err != nil {
-			return err
-		}
-		p := runtime.NewPipeline("kafka-sink-rescale")
-		runtime.To(runtime.From(p, "seq", src), "kafka-out", newSink)
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		defer cancel()
-		return runtime.Run(ctx, p, runtime.Config{CheckpointDir: dir, CheckpointInterval: 20 * time.Millisecond,
-			Parallelism: parallelism, Logger: quiet, Stop: stop, Events: events, MetricsAddr: metricsAddr})
+		return runSeqJob(ctx, dir, newSink, nil, runtime.Config{Parallelism: parallelism, Stop: stop, Events: events, MetricsAddr: metricsAddr})
 	}
 	stop := make(chan struct{})
 	var once sync.Once
@@ -118,8 +110,8 @@ func TestSinkRescale(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run at parallelism 2: %v", err)
 	}
-	if got := len(readAll(t, c, true)); got == 0 || got >= n {
-		t.Fatalf("run at parallelism 2 committed %d of %d records before it stopped: want some, not all, for the restart to rescale", got, n)
+	if got := len(readAll(t, c, true)); got == 0 || got >= seqJobRecords {
+		t.Fatalf("run at parallelism 2 committed %d of %d records before it stopped: want some, not all, for the restart to rescale", got, seqJobRecords)
 	}
 	// The sink's optional interfaces reach the runtime through the
 	// two-phase sink: its transactions are exported.
@@ -137,7 +129,7 @@ func TestSinkRescale(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restart at parallelism 1: %v", err)
 	}
-	check(t, "read_committed", readAll(t, c, true), want(fmt.Sprintf("v*%d", n)))
+	check(t, "read_committed", readAll(t, c, true), want(fmt.Sprintf("v*%d", seqJobRecords)))
 	if scrapeErr != nil || !strings.Contains(string(metrics), `weir_sink_transactions_total{`) {
 		t.Errorf("the job's metrics lack the sink's weir_sink_transactions_total (%v):\n%s", scrapeErr, metrics)
 	}
@@ -150,4 +142,124 @@ func scrape(url string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
+}
+
+// seqJobRecords is the input of runSeqJob.
+const seqJobRecords = 1000
+
+// runSeqJob runs the job generator → sink "kafka-out" over seqMessage(0 …
+// seqJobRecords-1), emitted in about a second (so that a stop or a crash
+// after the first checkpoint comes in the middle of the input), with cfg and
+// checkpoints every 20 ms in dir, until the input ends, cfg.Stop closes or
+// ctx is done. If emitted is not nil, the source calls it for every record.
+func runSeqJob(ctx context.Context, dir string, newSink runtime.SinkFactory[Message], emitted func(), cfg runtime.Config) error {
+	src, err := generator.NewSource(generator.SourceConfig[Message]{
+		Record: func(seq uint64) Message {
+			if emitted != nil {
+				emitted()
+			}
+			return seqMessage(int(seq))
+		},
+		Count: seqJobRecords, ChunkSize: 10,
+		RatePerSecond: seqJobRecords,
+	})
+	if err != nil {
+		return err
+	}
+	p := runtime.NewPipeline("kafka-sink-rescale")
+	runtime.To(runtime.From(p, "seq", src), "kafka-out", newSink)
+	cfg.CheckpointDir, cfg.CheckpointInterval, cfg.Logger = dir, 20*time.Millisecond, quiet
+	return runtime.Run(ctx, p, cfg)
+}
+
+// TestAtLeastOnceSinkRescale runs a job writing through an at-least-once
+// sink, which keeps no state, at parallelism 2 until it stops (a final
+// checkpoint), at 3 until it crashes (its context cancelled) after a
+// checkpoint, and at 1 to the end of the input: the restarts must be
+// accepted and lose nothing. A marker committed between the runs tells in
+// the topic which run wrote a record. The expected duplicates are the
+// records the crashed run wrote after its last checkpoint, which the last
+// run writes again: a record appears twice only if both of them wrote it,
+// and a record of the stopped run exactly once.
+func TestAtLeastOnceSinkRescale(t *testing.T) {
+	c := kafkatest.NewCluster(t, partitions, topic)
+	cfg := testConfig(c)
+	cfg.Mode, cfg.TransactionalIDPrefix = AtLeastOnce, ""
+	cfg.BatchSize = 4 // sent at once: the crashed run writes records that its checkpoint does not cover
+	newSink, err := NewSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	// Run 1, parallelism 2: stopped after its first checkpoint.
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	err = runSeqJob(ctx, dir, newSink, nil, runtime.Config{Parallelism: 2, Stop: stop, Events: runtime.EventListener{
+		CheckpointCompleted: func(runtime.CheckpointInfo) { stopOnce.Do(func() { close(stop) }) }}})
+	if err != nil {
+		t.Fatalf("run 1 at parallelism 2: %v", err)
+	}
+	commitMarkers(t, c, topic, "after-run", "after-run-1")
+	// Run 2, parallelism 3: crashes once its source emitted 50 records
+	// after its first checkpoint.
+	crashCtx, crash := context.WithCancel(ctx)
+	defer crash()
+	var checkpointed atomic.Bool
+	var after atomic.Int64
+	emitted := func() {
+		if checkpointed.Load() && after.Add(1) == 50 {
+			crash()
+		}
+	}
+	err = runSeqJob(crashCtx, dir, newSink, emitted, runtime.Config{Parallelism: 3, Events: runtime.EventListener{
+		CheckpointCompleted: func(runtime.CheckpointInfo) { checkpointed.Store(true) }}})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("run 2 at parallelism 3: %v", err)
+	}
+	if crashCtx.Err() == nil {
+		t.Fatal("run 2 at parallelism 3 ended before it crashed")
+	}
+	commitMarkers(t, c, topic, "after-run", "after-run-2")
+	// Run 3, parallelism 1: to the end.
+	if err := runSeqJob(ctx, dir, newSink, nil, runtime.Config{Parallelism: 1}); err != nil {
+		t.Fatalf("run 3 at parallelism 1: %v", err)
+	}
+
+	// written[r][i] counts the copies of record i that run r+1 wrote.
+	var written [3][seqJobRecords]int
+	run := map[int32]int{}
+	for _, r := range readRecords(t, c, false) {
+		switch r.Value {
+		case "after-run-1", "after-run-2":
+			run[r.Partition]++
+		default:
+			i, err := strconv.Atoi(strings.TrimPrefix(r.Value, "v"))
+			if err != nil || i < 0 || i >= seqJobRecords {
+				t.Fatalf("unexpected record %s", r)
+			}
+			written[run[r.Partition]][i]++
+		}
+	}
+	var counts [3]int
+	dups := 0
+	for i := range seqJobRecords {
+		w1, w2, w3 := written[0][i], written[1][i], written[2][i]
+		counts[0], counts[1], counts[2] = counts[0]+w1, counts[1]+w2, counts[2]+w3
+		switch {
+		case w1+w2+w3 == 0:
+			t.Errorf("v%d lost", i)
+		case w1 > 1 || w2 > 1 || w3 > 1:
+			t.Errorf("v%d written %d, %d and %d times by the runs; want at most once by each", i, w1, w2, w3)
+		case w1 == 1 && w2+w3 > 0:
+			t.Errorf("v%d, written by run 1 before its final checkpoint, written again by run 2 (%d) or 3 (%d)", i, w2, w3)
+		case w2 == 1 && w3 == 1:
+			dups++ // written by the crashed run after its last checkpoint
+		}
+	}
+	t.Logf("records written by the runs at parallelism 2, 3 (crashed) and 1: %v; %d written again after the crash", counts, dups)
+	if counts[0] == 0 || counts[0] >= seqJobRecords {
+		t.Fatalf("run 1 wrote %d of %d records before it stopped: want some, not all, for the restarts to rescale", counts[0], seqJobRecords)
+	}
 }

@@ -99,21 +99,7 @@ func readRecords(t *testing.T, c *kfake.Cluster, committed bool) []kafkatest.Rec
 // partition: under read_committed, exactly what is visible.
 func readTopic(t *testing.T, c *kfake.Cluster, topic string, committed bool) []kafkatest.Record {
 	t.Helper()
-	m, err := kafkatxn.New(t.Context(), kafkatxn.Config{
-		Brokers: c.ListenAddrs(), TransactionalID: "marker-" + strconv.FormatBool(committed), Logger: quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	for p := range partitions {
-		if err := m.Produce(t.Context(), topic, p, []kafkatxn.Record{{Value: []byte("end")}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := m.Commit(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	commitMarkers(t, c, topic, "marker-"+strconv.FormatBool(committed), "end")
 	var recs []kafkatest.Record
 	for _, r := range kafkatest.Consume(t, c, topic, committed, kafkatest.UntilValues("end", 0, 1, 2)) {
 		if r.Value != "end" {
@@ -121,6 +107,25 @@ func readTopic(t *testing.T, c *kfake.Cluster, topic string, committed bool) []k
 		}
 	}
 	return recs
+}
+
+// commitMarkers writes a record of value marker to every partition of
+// topic, in a transaction of txid, and commits it.
+func commitMarkers(t *testing.T, c *kfake.Cluster, topic, txid, marker string) {
+	t.Helper()
+	m, err := kafkatxn.New(t.Context(), kafkatxn.Config{Brokers: c.ListenAddrs(), TransactionalID: txid, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for p := range partitions {
+		if err := m.Produce(t.Context(), topic, p, []kafkatxn.Record{{Value: []byte(marker)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // readAll returns the sorted values of readRecords.
