@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/weirstream/weir/internal/chkstore"
+	"github.com/weirstream/weir/internal/chkstore/chkstoretest"
 	"github.com/weirstream/weir/internal/manifest"
 )
 
@@ -19,14 +20,14 @@ func inspected(t *testing.T, remote bool) (*chkstore.Store, string) {
 	t.Helper()
 	s := openStore(t, remote)
 	location := s.Location()
-	completeCheckpoint(t, s, 1, map[string][]byte{"a.sst": fill(1000, 1)})
+	chkstoretest.CompleteCheckpoint(t, s, 1, map[string][]byte{"a.sst": chkstoretest.Fill(1000, 1)})
 	dir, err := s.Begin(2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keyed := filepath.Join(dir, "state", "count", "0")
 	os.MkdirAll(keyed, 0o755)
-	writeFile(t, filepath.Join(keyed, "b.sst"), fill(300, 2))
+	chkstoretest.WriteFile(t, filepath.Join(keyed, "b.sst"), chkstoretest.Fill(300, 2))
 	if err := os.Link(filepath.Join(s.Dir(1), "state", "count", "0", "a.sst"), filepath.Join(keyed, "a.sst")); err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +93,9 @@ func TestListInspectVerify(t *testing.T) {
 			// naming it.
 			victim := "chk-0000000001/state/count/0/a.sst"
 			if remote {
-				err = putObject(ctx, victim, fill(1000, 9))
+				err = putObject(ctx, victim, chkstoretest.Fill(1000, 9))
 			} else {
-				err = os.WriteFile(filepath.Join(location, filepath.FromSlash(victim)), fill(1000, 9), 0o644)
+				err = os.WriteFile(filepath.Join(location, filepath.FromSlash(victim)), chkstoretest.Fill(1000, 9), 0o644)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -120,7 +121,7 @@ func TestListInspectVerify(t *testing.T) {
 // checkpoint's is listed as a savepoint, also when it is the location.
 func TestListSavepoint(t *testing.T) {
 	s := openStore(t, false)
-	completeCheckpoint(t, s, 4, map[string][]byte{"a.sst": fill(10, 1)})
+	chkstoretest.CompleteCheckpoint(t, s, 4, map[string][]byte{"a.sst": chkstoretest.Fill(10, 1)})
 	sp := filepath.Join(t.TempDir(), "savepoints", "sp-4")
 	if err := os.CopyFS(sp, os.DirFS(s.Dir(4))); err != nil {
 		t.Fatal(err)
@@ -139,14 +140,14 @@ func TestListSavepoint(t *testing.T) {
 // listing with ErrCorrupt, naming it.
 func TestListNamesCorruptManifest(t *testing.T) {
 	s := openStore(t, false)
-	completeCheckpoint(t, s, 3, nil)
+	chkstoretest.CompleteCheckpoint(t, s, 3, nil)
 	path := filepath.Join(s.Dir(3), manifest.Name)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data[len(data)/2] ^= 0x20
-	writeFile(t, path, data)
+	chkstoretest.WriteFile(t, path, data)
 	_, err = List(context.Background(), s.Root())
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "chk-0000000003/MANIFEST") {
 		t.Fatalf("List with a damaged manifest = %v, want ErrCorrupt naming it", err)

@@ -2,10 +2,8 @@ package checkpoint
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -36,49 +34,6 @@ func openStore(t *testing.T, remote bool) *chkstore.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// fill returns n bytes that differ per seed byte.
-func fill(n int, b byte) []byte {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = b + byte(i%251)
-	}
-	return out
-}
-
-// completeCheckpoint writes a checkpoint with operator state and a keyed
-// directory of files, and completes it.
-func completeCheckpoint(t *testing.T, s *chkstore.Store, id uint64, keyed map[string][]byte) {
-	t.Helper()
-	dir, err := s.Begin(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel, err := s.WriteOperatorState(id, "src", 0, []byte(fmt.Sprintf("offset-%d", id)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range keyed {
-		writeFile(t, filepath.Join(dir, "state", "count", "0", name), data)
-	}
-	m := &chkstore.Manifest{Job: "job", ID: id, MaxParallelism: 128, Operators: []chkstore.SubtaskState{
-		{Operator: "src", Subtask: 0, Parallelism: 1, StateFile: rel},
-		{Operator: "count", Subtask: 0, Parallelism: 1, KeyedDir: chkstore.KeyedDir("count", 0)},
-	}}
-	if err := s.Complete(m); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // putObject overwrites the object at key in remoteLocation.

@@ -3,11 +3,13 @@ package chkstore
 import (
 	"os"
 	"testing"
+
+	"github.com/weirstream/weir/internal/chkstore/chkstoretest"
 )
 
 func TestMarkCommitted(t *testing.T) {
 	s := openStore(t)
-	m := completeCheckpoint(t, s, 1, map[string][]byte{"a.sst": fill(100, 1)})
+	m := chkstoretest.CompleteCheckpoint(t, s, 1, map[string][]byte{"a.sst": chkstoretest.Fill(100, 1)})
 	if s.Committed(1, "out", 0) {
 		t.Fatal("committed before MarkCommitted")
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/weirstream/weir/internal/chkstore/chkstoretest"
 )
 
 // TestImportCheckpointLocal imports a checkpoint of one local directory into
@@ -13,15 +15,15 @@ import (
 // kept, and the files are hard links of the source's.
 func TestImportCheckpointLocal(t *testing.T) {
 	src, dst := openStore(t), openStore(t)
-	completeCheckpoint(t, src, 3, map[string][]byte{"000001.sst": fill(100, 1)})
-	m5 := completeCheckpoint(t, src, 5, map[string][]byte{"000001.sst": fill(100, 1), "000002.sst": fill(50, 2)})
+	chkstoretest.CompleteCheckpoint(t, src, 3, map[string][]byte{"000001.sst": chkstoretest.Fill(100, 1)})
+	m5 := chkstoretest.CompleteCheckpoint(t, src, 5, map[string][]byte{"000001.sst": chkstoretest.Fill(100, 1), "000002.sst": chkstoretest.Fill(50, 2)})
 	if err := src.MarkCommitted(5, "sink", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := src.Begin(7); err != nil { // in flight: its owner may have pre-committed under 7
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(src.Dir(7), "operators", "src.0"), []byte("pending"))
+	chkstoretest.WriteFile(t, filepath.Join(src.Dir(7), "operators", "src.0"), []byte("pending"))
 	// The lineage of a run started from a savepoint must survive the move.
 	m5.Savepoint = "job/1@2026-01-01T00:00:00Z"
 	rewriteManifest(t, src, m5)
@@ -83,8 +85,8 @@ func TestImportCheckpointRemote(t *testing.T) {
 		return s
 	}
 	src := open("s3://weir-test/job/task-0/epoch-1")
-	linkCheckpoint(t, src, 1, 0, nil, map[string][]byte{"000001.sst": fill(100, 1)})
-	m2 := linkCheckpoint(t, src, 2, 1, []string{"000001.sst"}, map[string][]byte{"000002.sst": fill(60, 2)})
+	linkCheckpoint(t, src, 1, 0, nil, map[string][]byte{"000001.sst": chkstoretest.Fill(100, 1)})
+	m2 := linkCheckpoint(t, src, 2, 1, []string{"000001.sst"}, map[string][]byte{"000002.sst": chkstoretest.Fill(60, 2)})
 	shared := false
 	for _, f := range m2.Files {
 		shared = shared || f.Object != ""
@@ -108,7 +110,7 @@ func TestImportCheckpointRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(fresh.Dir(3), "state", "count", "0", "000001.sst"))
-	if err != nil || string(data) != string(fill(100, 1)) {
+	if err != nil || string(data) != string(chkstoretest.Fill(100, 1)) {
 		t.Fatalf("restored 000001.sst: %v", err)
 	}
 }

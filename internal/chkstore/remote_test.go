@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/weirstream/weir/internal/chkstore/chkstoretest"
 	"github.com/weirstream/weir/internal/objstore"
 	"github.com/weirstream/weir/internal/s3dev"
 )
@@ -125,7 +126,7 @@ func linkCheckpoint(t *testing.T, s *Store, id, from uint64, linked []string, fr
 		}
 	}
 	for name, data := range fresh {
-		writeFile(t, filepath.Join(keyed, name), data)
+		chkstoretest.WriteFile(t, filepath.Join(keyed, name), data)
 	}
 	m := &Manifest{Job: "job", ID: id, MaxParallelism: 128, Operators: []SubtaskState{
 		{Operator: "count", Subtask: 0, Parallelism: 1, KeyedDir: KeyedDir("count", 0)},
@@ -143,9 +144,9 @@ func linkCheckpoint(t *testing.T, s *Store, id, from uint64, linked []string, fr
 func TestRemoteIncremental(t *testing.T) {
 	startS3(t)
 	s, rec := openRemoteStore(t)
-	completeCheckpoint(t, s, 1, map[string][]byte{"000001.sst": fill(40000, 1), "000002.sst": fill(30000, 2)})
+	chkstoretest.CompleteCheckpoint(t, s, 1, map[string][]byte{"000001.sst": chkstoretest.Fill(40000, 1), "000002.sst": chkstoretest.Fill(30000, 2)})
 	rec.reset()
-	m2 := linkCheckpoint(t, s, 2, 1, []string{"000001.sst", "000002.sst"}, map[string][]byte{"000003.sst": fill(500, 3)})
+	m2 := linkCheckpoint(t, s, 2, 1, []string{"000001.sst", "000002.sst"}, map[string][]byte{"000003.sst": chkstoretest.Fill(500, 3)})
 	put := rec.reset()
 	manifest, err := s.remote.objects.Stat(context.Background(), "chk-0000000002/MANIFEST")
 	if err != nil {
@@ -187,7 +188,7 @@ func TestRemoteIncremental(t *testing.T) {
 	if ok, err := s2.RestoreKeyed(m, "count", 0, dst); err != nil || !ok {
 		t.Fatalf("RestoreKeyed = %v, %v", ok, err)
 	}
-	for name, data := range map[string][]byte{"000001.sst": fill(40000, 1), "000002.sst": fill(30000, 2), "000003.sst": fill(500, 3)} {
+	for name, data := range map[string][]byte{"000001.sst": chkstoretest.Fill(40000, 1), "000002.sst": chkstoretest.Fill(30000, 2), "000003.sst": chkstoretest.Fill(500, 3)} {
 		if got, err := os.ReadFile(filepath.Join(dst, name)); err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("restored %s: %d bytes, %v", name, len(got), err)
 		}
@@ -218,12 +219,12 @@ func mapsEqual(a, b map[string]int64) bool {
 func TestRemoteCorruptObjectRefused(t *testing.T) {
 	startS3(t)
 	s, _ := openRemoteStore(t)
-	completeCheckpoint(t, s, 1, map[string][]byte{"000001.sst": fill(1000, 1), "000002.sst": fill(700, 9)})
+	chkstoretest.CompleteCheckpoint(t, s, 1, map[string][]byte{"000001.sst": chkstoretest.Fill(1000, 1), "000002.sst": chkstoretest.Fill(700, 9)})
 	s.Close()
 	// Replaced with bytes of the same size: the object's own checksum
 	// matches them, the manifest's does not.
 	victim := "chk-0000000001/state/count/0/000002.sst"
-	if _, err := s.remote.objects.PutBytes(context.Background(), victim, fill(700, 10)); err != nil {
+	if _, err := s.remote.objects.PutBytes(context.Background(), victim, chkstoretest.Fill(700, 10)); err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := openRemoteStore(t)
@@ -258,9 +259,9 @@ func TestRemoteCorruptObjectRefused(t *testing.T) {
 func TestRemoteRetain(t *testing.T) {
 	startS3(t)
 	s, rec := openRemoteStore(t)
-	completeCheckpoint(t, s, 1, map[string][]byte{"a.sst": fill(100, 1), "b.sst": fill(100, 2)})
-	linkCheckpoint(t, s, 2, 1, []string{"a.sst"}, map[string][]byte{"c.sst": fill(100, 3)})
-	linkCheckpoint(t, s, 3, 2, []string{"a.sst", "c.sst"}, map[string][]byte{"d.sst": fill(100, 4)})
+	chkstoretest.CompleteCheckpoint(t, s, 1, map[string][]byte{"a.sst": chkstoretest.Fill(100, 1), "b.sst": chkstoretest.Fill(100, 2)})
+	linkCheckpoint(t, s, 2, 1, []string{"a.sst"}, map[string][]byte{"c.sst": chkstoretest.Fill(100, 3)})
+	linkCheckpoint(t, s, 3, 2, []string{"a.sst", "c.sst"}, map[string][]byte{"d.sst": chkstoretest.Fill(100, 4)})
 	if err := s.MarkCommitted(3, "sink", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -316,12 +317,12 @@ func TestRemoteRetain(t *testing.T) {
 func TestRemoteManifestNeverUploaded(t *testing.T) {
 	startS3(t)
 	s, rec := openRemoteStore(t)
-	completeCheckpoint(t, s, 1, map[string][]byte{"a.sst": fill(100, 1)})
+	chkstoretest.CompleteCheckpoint(t, s, 1, map[string][]byte{"a.sst": chkstoretest.Fill(100, 1)})
 	rec.noManifests = true
 	if _, err := s.Begin(2); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(s.Dir(2), "state", "count", "0", "b.sst"), fill(100, 2))
+	chkstoretest.WriteFile(t, filepath.Join(s.Dir(2), "state", "count", "0", "b.sst"), chkstoretest.Fill(100, 2))
 	if err := s.Complete(&Manifest{Job: "job", ID: 2}); err == nil {
 		t.Fatal("Complete succeeded without its manifest")
 	}
@@ -361,13 +362,13 @@ func TestRemoteManifestNeverUploaded(t *testing.T) {
 func TestRemoteAbort(t *testing.T) {
 	startS3(t)
 	s, rec := openRemoteStore(t)
-	completeCheckpoint(t, s, 1, nil)
+	chkstoretest.CompleteCheckpoint(t, s, 1, nil)
 	if err := s.Abort(1); err == nil {
 		t.Fatal("Abort of a complete checkpoint succeeded")
 	}
 	rec.noManifests = true
 	s.Begin(2)
-	writeFile(t, filepath.Join(s.Dir(2), "x"), []byte("x"))
+	chkstoretest.WriteFile(t, filepath.Join(s.Dir(2), "x"), []byte("x"))
 	if err := s.Complete(&Manifest{Job: "job", ID: 2}); err == nil {
 		t.Fatal("Complete succeeded without its manifest")
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weirstream/weir/internal/chkstore/chkstoretest"
 	"github.com/weirstream/weir/internal/manifest"
 )
 
@@ -27,53 +28,9 @@ func openStore(t *testing.T) *Store {
 	return s
 }
 
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// fill returns n bytes that differ per seed byte.
-func fill(n int, b byte) []byte {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = b + byte(i%251)
-	}
-	return out
-}
-
-// completeCheckpoint writes a checkpoint with operator state and a keyed
-// directory of files, and completes it.
-func completeCheckpoint(t *testing.T, s *Store, id uint64, keyed map[string][]byte) *Manifest {
-	t.Helper()
-	dir, err := s.Begin(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel, err := s.WriteOperatorState(id, "src", 0, []byte(fmt.Sprintf("offset-%d", id)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range keyed {
-		writeFile(t, filepath.Join(dir, "state", "count", "0", name), data)
-	}
-	m := &Manifest{Job: "job", ID: id, MaxParallelism: 128, Operators: []SubtaskState{
-		{Operator: "src", Subtask: 0, Parallelism: 1, StateFile: rel},
-		{Operator: "count", Subtask: 0, Parallelism: 1, KeyedDir: KeyedDir("count", 0)},
-	}}
-	if err := s.Complete(m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestCompleteVerifyRead(t *testing.T) {
 	s := openStore(t)
-	m := completeCheckpoint(t, s, 7, map[string][]byte{"000001.sst": fill(1000, 1), "MANIFEST-000001": fill(50, 2)})
+	m := chkstoretest.CompleteCheckpoint(t, s, 7, map[string][]byte{"000001.sst": chkstoretest.Fill(1000, 1), "MANIFEST-000001": chkstoretest.Fill(50, 2)})
 	if len(m.Files) != 3 {
 		t.Fatalf("manifest lists %d files, want 3: %+v", len(m.Files), m.Files)
 	}
@@ -132,7 +89,7 @@ func TestVerifyDetectsDamage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openStore(t)
-			m := completeCheckpoint(t, s, 3, map[string][]byte{"000001.sst": fill(1000, 1), "000002.sst": fill(700, 9)})
+			m := chkstoretest.CompleteCheckpoint(t, s, 3, map[string][]byte{"000001.sst": chkstoretest.Fill(1000, 1), "000002.sst": chkstoretest.Fill(700, 9)})
 			victim := filepath.Join(s.Dir(3), "state", "count", "0", "000002.sst")
 			if err := tc.damage(victim); err != nil {
 				t.Fatal(err)
@@ -152,7 +109,7 @@ func TestVerifyDetectsDamage(t *testing.T) {
 
 func TestReadDetectsCorruptManifest(t *testing.T) {
 	s := openStore(t)
-	completeCheckpoint(t, s, 5, map[string][]byte{"000001.sst": fill(10, 1)})
+	chkstoretest.CompleteCheckpoint(t, s, 5, map[string][]byte{"000001.sst": chkstoretest.Fill(10, 1)})
 	path := filepath.Join(s.Dir(5), ManifestName)
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -160,7 +117,7 @@ func TestReadDetectsCorruptManifest(t *testing.T) {
 	}
 	i := bytes.Index(data, []byte(`"job"`))
 	data[i+2] ^= 0x01
-	writeFile(t, path, data)
+	chkstoretest.WriteFile(t, path, data)
 	_, err = s.Latest()
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "checkpoint 5") {
 		t.Fatalf("Latest with a damaged manifest = %v; want ErrCorrupt naming checkpoint 5", err)
@@ -168,12 +125,12 @@ func TestReadDetectsCorruptManifest(t *testing.T) {
 
 	// A manifest moved to another checkpoint's directory is refused.
 	s2 := openStore(t)
-	completeCheckpoint(t, s2, 2, nil)
+	chkstoretest.CompleteCheckpoint(t, s2, 2, nil)
 	good, err := os.ReadFile(filepath.Join(s2.Dir(2), ManifestName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(s2.Dir(3), ManifestName), good)
+	chkstoretest.WriteFile(t, filepath.Join(s2.Dir(3), ManifestName), good)
 	if _, err := s2.Read(3); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Read(3) of checkpoint 2's manifest = %v, want ErrCorrupt", err)
 	}
@@ -186,10 +143,10 @@ func TestCompleteCountsOnlyNewBytes(t *testing.T) {
 	for _, reopen := range []bool{false, true} {
 		t.Run(fmt.Sprintf("reopen=%v", reopen), func(t *testing.T) {
 			s := openStore(t)
-			m1 := completeCheckpoint(t, s, 1, map[string][]byte{
-				"000001.sst": fill(4000, 1),
-				"000002.sst": fill(3000, 2),
-				"000003.sst": fill(2000, 3),
+			m1 := chkstoretest.CompleteCheckpoint(t, s, 1, map[string][]byte{
+				"000001.sst": chkstoretest.Fill(4000, 1),
+				"000002.sst": chkstoretest.Fill(3000, 2),
+				"000003.sst": chkstoretest.Fill(2000, 3),
 			})
 			if m1.BytesWritten < 9000 {
 				t.Fatalf("first checkpoint wrote %d bytes, want at least 9000", m1.BytesWritten)
@@ -220,8 +177,8 @@ func TestCompleteCountsOnlyNewBytes(t *testing.T) {
 				}
 			}
 			// An equal copy is a new file: it is read and counted.
-			writeFile(t, filepath.Join(keyed2, "000003.sst"), fill(2000, 3))
-			writeFile(t, filepath.Join(keyed2, "000004.sst"), fill(500, 4))
+			chkstoretest.WriteFile(t, filepath.Join(keyed2, "000003.sst"), chkstoretest.Fill(2000, 3))
+			chkstoretest.WriteFile(t, filepath.Join(keyed2, "000004.sst"), chkstoretest.Fill(500, 4))
 			rel, err := s.WriteOperatorState(2, "src", 0, []byte("offset-2"))
 			if err != nil {
 				t.Fatal(err)
@@ -268,7 +225,7 @@ func TestRetain(t *testing.T) {
 	complete := map[uint64]bool{1: true, 3: true, 4: true, 6: true, 9: true}
 	for id := uint64(1); id <= 11; id++ {
 		if complete[id] {
-			completeCheckpoint(t, s, id, map[string][]byte{"000001.sst": fill(10, byte(id))})
+			chkstoretest.CompleteCheckpoint(t, s, id, map[string][]byte{"000001.sst": chkstoretest.Fill(10, byte(id))})
 		} else if _, err := s.Begin(id); err != nil {
 			t.Fatal(err)
 		}
@@ -328,11 +285,11 @@ func TestMoveIncompleteAsideAndAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	completeCheckpoint(t, s, 1, nil)
+	chkstoretest.CompleteCheckpoint(t, s, 1, nil)
 	s.Begin(2)
-	completeCheckpoint(t, s, 3, nil)
+	chkstoretest.CompleteCheckpoint(t, s, 3, nil)
 	s.Begin(4)
-	writeFile(t, filepath.Join(s.Dir(4), "state", "count", "0", "000001.sst"), fill(10, 4))
+	chkstoretest.WriteFile(t, filepath.Join(s.Dir(4), "state", "count", "0", "000001.sst"), chkstoretest.Fill(10, 4))
 	if err := s.Abort(3); err == nil {
 		t.Fatal("Abort of a complete checkpoint succeeded")
 	}
@@ -347,7 +304,7 @@ func TestMoveIncompleteAsideAndAbort(t *testing.T) {
 	}
 	s.Begin(5)
 	sst := filepath.Join("state", "count", "0", "000001.sst")
-	writeFile(t, filepath.Join(s.Dir(5), sst), fill(10, 5))
+	chkstoretest.WriteFile(t, filepath.Join(s.Dir(5), sst), chkstoretest.Fill(10, 5))
 	if err := s.MoveIncompleteAside(); err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +313,7 @@ func TestMoveIncompleteAsideAndAbort(t *testing.T) {
 		t.Fatalf("after MoveIncompleteAside: %v, want %v", got, want)
 	}
 	aside := filepath.Join(s.Root(), "incomplete")
-	if data, err := os.ReadFile(filepath.Join(aside, "chk-0000000005", sst)); err != nil || !bytes.Equal(data, fill(10, 5)) {
+	if data, err := os.ReadFile(filepath.Join(aside, "chk-0000000005", sst)); err != nil || !bytes.Equal(data, chkstoretest.Fill(10, 5)) {
 		t.Fatalf("checkpoint 5 moved aside lost its files: %v", err)
 	}
 	for _, id := range []string{"2", "4", "5"} {
@@ -380,7 +337,7 @@ func TestMoveIncompleteAsideAndAbort(t *testing.T) {
 // are bounded, and that dropping the oldest keeps ids from being reused.
 func TestMoveIncompleteAsideKeepsNewest(t *testing.T) {
 	s := openStore(t)
-	completeCheckpoint(t, s, 1, nil)
+	chkstoretest.CompleteCheckpoint(t, s, 1, nil)
 	var want []string
 	for run := range keepAside + 3 {
 		id := uint64(10 * (run + 1))
@@ -419,7 +376,7 @@ func TestNextID(t *testing.T) {
 	if id, err := s.NextID(); err != nil || id != 1 {
 		t.Fatalf("NextID of an empty store = %d, %v; want 1", id, err)
 	}
-	completeCheckpoint(t, s, 3, nil)
+	chkstoretest.CompleteCheckpoint(t, s, 3, nil)
 	if id, _ := s.NextID(); id != 4 {
 		t.Fatalf("NextID = %d, want 4", id)
 	}
@@ -439,7 +396,7 @@ func TestNextID(t *testing.T) {
 		t.Fatalf("NextID with chk-123456789012 = %d, want 123456789013", id)
 	}
 	// Things that are not checkpoint directories do not count.
-	writeFile(t, filepath.Join(s.Root(), "chk-999999999999"), nil)
+	chkstoretest.WriteFile(t, filepath.Join(s.Root(), "chk-999999999999"), nil)
 	os.Mkdir(filepath.Join(s.Root(), "chk-x1"), 0o755)
 	os.Mkdir(filepath.Join(s.Root(), "xchk-999999999999"), 0o755)
 	if id, _ := s.NextID(); id != 123456789013 {
@@ -459,9 +416,9 @@ func TestNextID(t *testing.T) {
 
 func TestRestoreKeyed(t *testing.T) {
 	s := openStore(t)
-	m := completeCheckpoint(t, s, 1, map[string][]byte{"000001.sst": fill(100, 1), "MANIFEST-000001": fill(20, 2)})
+	m := chkstoretest.CompleteCheckpoint(t, s, 1, map[string][]byte{"000001.sst": chkstoretest.Fill(100, 1), "MANIFEST-000001": chkstoretest.Fill(20, 2)})
 	dst := filepath.Join(t.TempDir(), "live", "count", "0")
-	writeFile(t, filepath.Join(dst, "stale.sst"), []byte("old"))
+	chkstoretest.WriteFile(t, filepath.Join(dst, "stale.sst"), []byte("old"))
 	ok, err := s.RestoreKeyed(m, "count", 0, dst)
 	if err != nil || !ok {
 		t.Fatalf("RestoreKeyed = %v, %v", ok, err)
@@ -510,7 +467,7 @@ func TestOpenRejectsUnusableDir(t *testing.T) {
 		t.Fatal("Open(\"\") succeeded")
 	}
 	file := filepath.Join(t.TempDir(), "file")
-	writeFile(t, file, nil)
+	chkstoretest.WriteFile(t, file, nil)
 	if _, err := Open(filepath.Join(file, "sub"), quiet); err == nil {
 		t.Fatal("Open under a regular file succeeded")
 	}
