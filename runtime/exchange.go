@@ -38,6 +38,42 @@ import (
 // across runs and unique as operator names are; a pipeline whose own names
 // collide with them is refused.
 //
+// Event time crosses an exchange whose input carries it (as Flink's
+// per-channel watermarks, with Kafka's transactions in between):
+//
+//   - A record keeps its timestamp (ExchangeRecord.Timestamp).
+//   - The send side keeps its task's watermark, and at each pre-commit,
+//     if it advanced since the last, writes a WatermarkMarker to every
+//     task, last in the checkpoint's transaction: markers become visible
+//     with the records before them, in order, and cost one record per
+//     task and checkpoint at most. At the end of input the watermark is
+//     MaxWatermark, so an ended sender holds no one back. Watermarks thus
+//     cross at checkpoints, as records do: a window downstream fires one
+//     checkpoint later than in one process, never earlier.
+//   - A task that turned idle (WatermarkStrategy.IdleTimeout, as within a
+//     job) writes an IdleMarker at its next pre-commit: its readers ignore
+//     it until its next WatermarkMarker. A sender without idle timeout
+//     that receives nothing holds its readers back, as a subtask does in
+//     one process.
+//   - The receive side keeps the largest watermark of each sending task
+//     (the task count is the number of senders) and whether it is idle;
+//     its watermark is the minimum over the senders not idle (idle itself
+//     when all are). It takes a watermark lower than the sender's last as
+//     no change: a sender restarted from a checkpoint sends them again.
+//     The senders' watermarks are in the receive side's state, before the
+//     Cluster's source's, so a restored task resumes at the watermark it
+//     had, and a sender that sends no more (its input ended) does not hold
+//     it back. A state without them (the job ran without event time)
+//     starts every sender at MinWatermark.
+//
+// The watermark a reader computes never passes what a sender had reached
+// when it wrote the records read so far, so a record on time at its
+// sender is on time downstream; one late at its sender may be on time
+// downstream (its marker follows it), where in one process it could be
+// late. Markers are not records: the runtime consumes them, users never
+// see them, and they count in no record metric (the Cluster's source may
+// count them as offsets of its lag).
+//
 // End of input: the send side passes EndOfInput on to the Cluster's sink
 // if it is an EndOfInputHandler. A bounded group job ends only if the
 // Cluster's source returns ErrEndOfInput once every task's writer has ended

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -179,4 +180,65 @@ func TestReceiverWatermarks(t *testing.T) {
 	if err := s.Read(t.Context(), CollectorFunc[int64](func(int64) {})); !errors.Is(err, errMarker) {
 		t.Fatalf("marker of sender %d: err = %v, want errMarker", senders, err)
 	}
+}
+
+// recordingSink is a Sink[ExchangeRecord] that keeps what is written.
+type recordingSink struct{ recs []ExchangeRecord }
+
+func (s *recordingSink) Open(context.Context, TaskInfo, []byte) error { return nil }
+func (s *recordingSink) Write(_ context.Context, r ExchangeRecord) error {
+	s.recs = append(s.recs, r)
+	return nil
+}
+func (s *recordingSink) PreCommit(context.Context, uint64) ([]byte, error) { return nil, nil }
+func (s *recordingSink) Commit(context.Context, uint64) error              { return nil }
+func (s *recordingSink) Close() error                                      { return nil }
+
+// The send side of an exchange with event time writes, at a pre-commit,
+// a WatermarkMarker to every task if its task's watermark advanced, then
+// an IdleMarker to every task if the task turned idle; nothing if neither
+// changed. Records carry their timestamps.
+func TestSenderMarkers(t *testing.T) {
+	const tasks, self = 3, 1
+	inner := &recordingSink{}
+	var idle bool
+	var ts int64
+	x := &exchangeSink[string, string]{inner: inner, encode: encoderOf(state.String), key: func(s string) string { return s },
+		keys: state.String, route: func(string) int { return 2 }, tasks: tasks, ts: &ts,
+		time: &senderTime{wm: MinWatermark, sent: MinWatermark, idle: &idle}}
+	if err := x.Open(t.Context(), TaskInfo{Subtask: self, Parallelism: tasks}, nil); err != nil {
+		t.Fatal(err)
+	}
+	inst := sendInstance{Instance: &sinkInstance[string]{sink: x}, time: x.time}
+	id := uint64(0)
+	precommit := func(want ...string) {
+		t.Helper()
+		id++
+		if _, err := x.PreCommit(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range inner.recs {
+			got = append(got, fmt.Sprintf("%d:%d/%d@%d %s", r.Task, r.Marker, r.Sender, r.Timestamp, r.Value))
+		}
+		inner.recs = nil
+		if !slices.Equal(got, want) {
+			t.Fatalf("checkpoint %d wrote %q, want %q", id, got, want)
+		}
+	}
+	precommit() // no watermark yet
+	ts = 9
+	if err := x.Write(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	inst.Watermark(8)
+	precommit("2:0/0@9 a", "0:1/1@8 ", "1:1/1@8 ", "2:1/1@8 ")
+	precommit()
+	inst.Watermark(12)
+	idle = true
+	precommit("0:1/1@12 ", "1:1/1@12 ", "2:1/1@12 ", "0:2/1@12 ", "1:2/1@12 ", "2:2/1@12 ")
+	precommit()
+	idle = false
+	inst.Watermark(MaxWatermark)
+	precommit(fmt.Sprintf("0:1/1@%d ", MaxWatermark), fmt.Sprintf("1:1/1@%d ", MaxWatermark), fmt.Sprintf("2:1/1@%d ", MaxWatermark))
 }

@@ -196,12 +196,17 @@ func exchangeEncoder() func(runtime.ExchangeRecord) (Message, error) {
 		if r.Marker != runtime.NoMarker {
 			return markerMessage(r), nil
 		}
+		ts := r.Timestamp
+		switch {
+		case ts == runtime.NoTimestamp:
+			ts = noTimestampWire
+		case ts < 0:
+			// NB: Kafka refuses negative timestamps but its own -1, which
+			// reads back as no event time.
+			return Message{}, fmt.Errorf("kafka cluster: a record of event time %d ms (before 1970) cannot cross a repartition topic, whose Kafka timestamps carry event times: give records event times from 1970 on", ts)
+		}
 		b := append(append(a.room(), r.Key...), r.Value...)
 		b = a.keep(b)
-		ts := r.Timestamp
-		if ts == runtime.NoTimestamp {
-			ts = noTimestampWire
-		}
 		m := Message{Time: time.UnixMilli(ts)}
 		if r.Key != nil {
 			m.Key = b[:len(r.Key):len(r.Key)]
