@@ -25,7 +25,7 @@ type tick struct {
 // of event time in [s*stepMs, (s+1)*stepMs); a tumbling window of stepMs
 // holds one step.
 const (
-	steps   = 12
+	steps   = 8
 	perStep = 8
 	stepMs  = 100
 	keys    = 5
