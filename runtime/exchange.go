@@ -660,6 +660,9 @@ func (r *receiverTime) restore(restored []byte) ([]byte, error) {
 		}
 		r.wms[i], r.idle[i], b = w, b[k] == 1, b[k+1:]
 	}
+	if len(b) == 0 {
+		return nil, nil // the cluster's source had no state: a fresh start
+	}
 	return b, nil
 }
 

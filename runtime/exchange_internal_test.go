@@ -167,6 +167,10 @@ func TestReceiverWatermarks(t *testing.T) {
 		t.Fatalf("the cluster's source restored %q, want %q", inner.restored, "old")
 	}
 	check(t, s, step{})
+	// A cluster's source without state gets none back (nil: a fresh start).
+	if inner, err := newReceiverTime(senders).restore(newReceiverTime(senders).append(nil)); inner != nil || err != nil {
+		t.Fatalf("restore of no inner state = %q, %v; want nil", inner, err)
+	}
 	// Another task count is refused.
 	r := newReceiverTime(senders + 1)
 	if _, err := r.restore(snap); !errors.Is(err, ErrIncompatibleCheckpoint) {
