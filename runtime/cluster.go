@@ -70,10 +70,33 @@ type Membership interface {
 	Leave(ctx context.Context) error
 }
 
-// ExchangeRecord is a record on its way between two tasks, encoded.
+// ExchangeRecord is a record on its way between two tasks, encoded, or a
+// marker of a sending task's event time (see exchange.go). A Cluster carries
+// markers as it carries records: to the task they name, in the same
+// transactions, in order with the records of their sender, and read only
+// once committed.
 type ExchangeRecord struct {
 	Task      int    // the receiving task, 0 <= Task < tasks
-	Key       []byte // the record's key, encoded with the key codec
-	Value     []byte // the record, encoded with the record codec
-	Timestamp int64  // event time in ms, or NoTimestamp
+	Key       []byte // the record's key, encoded with the key codec; nil on markers
+	Value     []byte // the record, encoded with the record codec; nil on markers
+	Timestamp int64  // event time in ms, or NoTimestamp; a WatermarkMarker's watermark
+	Marker    Marker // NoMarker on records
+	Sender    int    // on markers: the sending task, 0 <= Sender < tasks
 }
+
+// Marker says what an ExchangeRecord that is not a record tells its
+// reader about the event time of its sender.
+type Marker uint8
+
+// The markers.
+const (
+	// NoMarker: the ExchangeRecord is a record.
+	NoMarker Marker = iota
+	// WatermarkMarker: the sender reached watermark Timestamp
+	// (MaxWatermark at the end of its input).
+	WatermarkMarker
+	// IdleMarker: the sender turned idle (WatermarkStrategy.IdleTimeout)
+	// and does not hold back the readers' watermarks until its next
+	// WatermarkMarker.
+	IdleMarker
+)

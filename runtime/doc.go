@@ -110,8 +110,12 @@
 // crossing an exchange needs a codec: the built-in one of its type, JSON
 // for types JSON carries whole, or the one WithCodec gives; a group job
 // whose records have none refuses to start, naming the KeyBy. Operators may
-// not set their own parallelism, and event time does not cross an exchange
-// yet: such a group job refuses to start too.
+// not set their own parallelism. Event time crosses an exchange: records
+// keep their timestamps, and each task's watermark goes to every task as
+// a marker in its checkpoint's transaction; a task's watermark downstream
+// is the minimum over the sending tasks, kept in its checkpoints
+// (exchange.go), so windows and timers fire as in one process, one
+// checkpoint later.
 //
 // Each member runs each of its tasks as a job of its own, with its own
 // checkpoints and restarts (Config.Restart), in

@@ -1,12 +1,16 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/weirstream/weir/internal/engine"
 	"github.com/weirstream/weir/state"
@@ -33,6 +37,42 @@ import (
 // state has in checkpoints. They derive from OP alone, so they are stable
 // across runs and unique as operator names are; a pipeline whose own names
 // collide with them is refused.
+//
+// Event time crosses an exchange whose input carries it (as Flink's
+// per-channel watermarks, with Kafka's transactions in between):
+//
+//   - A record keeps its timestamp (ExchangeRecord.Timestamp).
+//   - The send side keeps its task's watermark, and at each pre-commit,
+//     if it advanced since the last, writes a WatermarkMarker to every
+//     task, last in the checkpoint's transaction: markers become visible
+//     with the records before them, in order, and cost one record per
+//     task and checkpoint at most. At the end of input the watermark is
+//     MaxWatermark, so an ended sender holds no one back. Watermarks thus
+//     cross at checkpoints, as records do: a window downstream fires one
+//     checkpoint later than in one process, never earlier.
+//   - A task that turned idle (WatermarkStrategy.IdleTimeout, as within a
+//     job) writes an IdleMarker at its next pre-commit: its readers ignore
+//     it until its next WatermarkMarker. A sender without idle timeout
+//     that receives nothing holds its readers back, as a subtask does in
+//     one process.
+//   - The receive side keeps the largest watermark of each sending task
+//     (the task count is the number of senders) and whether it is idle;
+//     its watermark is the minimum over the senders not idle (idle itself
+//     when all are). It takes a watermark lower than the sender's last as
+//     no change: a sender restarted from a checkpoint sends them again.
+//     The senders' watermarks are in the receive side's state, before the
+//     Cluster's source's, so a restored task resumes at the watermark it
+//     had, and a sender that sends no more (its input ended) does not hold
+//     it back. A state without them (the job ran without event time)
+//     starts every sender at MinWatermark.
+//
+// The watermark a reader computes never passes what a sender had reached
+// when it wrote the records read so far, so a record on time at its
+// sender is on time downstream; one late at its sender may be on time
+// downstream (its marker follows it), where in one process it could be
+// late. Markers are not records: the runtime consumes them, users never
+// see them, and they count in no record metric (the Cluster's source may
+// count them as offsets of its lag).
 //
 // End of input: the send side passes EndOfInput on to the Cluster's sink
 // if it is an EndOfInputHandler. A bounded group job ends only if the
@@ -104,21 +144,46 @@ func keyedExchange[K comparable, T any](p *Pipeline, from *engine.Node, into str
 			return nil, nil, fmt.Errorf("exchange %q: %w", name, err)
 		}
 		encode := encoderOf(codec)
-		send := sinkBuild(func() (Sink[T], error) {
-			inner, err := newSink()
-			if err != nil {
-				return nil, err
+		eventTime := from.EventTime
+		send := func(env *engine.Env) (engine.Subtask, error) {
+			var x *exchangeSink[K, T]
+			st, err := sinkBuild(func() (Sink[T], error) {
+				inner, err := newSink()
+				if err != nil {
+					return nil, err
+				}
+				route := router(maxParallelism, tasks).(func(T) int)
+				x = &exchangeSink[K, T]{inner: inner, encode: encode, key: key, keys: keys, route: route, tasks: tasks, ts: env.Timestamp}
+				if eventTime {
+					x.time = &senderTime{wm: MinWatermark, sent: MinWatermark, idle: env.Idle}
+				}
+				return x, nil
+			})(env)
+			if err != nil || x.time == nil {
+				return st, err
 			}
-			route := router(maxParallelism, tasks).(func(T) int)
-			return &exchangeSink[K, T]{inner: inner, encode: encode, key: key, keys: keys, route: route}, nil
-		})
-		receive := sourceBuild(func() (Source[T], error) {
-			inner, err := newSource()
-			if err != nil {
-				return nil, err
+			st.Instance = sendInstance{Instance: st.Instance, time: x.time}
+			return st, nil
+		}
+		receive := func(env *engine.Env) (engine.Subtask, error) {
+			var x *exchangeSource[T]
+			st, err := sourceBuild(func() (Source[T], error) {
+				inner, err := newSource()
+				if err != nil {
+					return nil, err
+				}
+				x = &exchangeSource[T]{inner: inner, codec: codec, name: name, ts: env.Timestamp}
+				if eventTime {
+					x.time = newReceiverTime(tasks)
+				}
+				return x, nil
+			}, sourceOptions[T]{})(env)
+			if err != nil || x.time == nil {
+				return st, err
 			}
-			return &exchangeSource[T]{inner: inner, codec: codec, name: name}, nil
-		}, sourceOptions[T]{})
+			st.Instance = receiveInstance{readerInstance: st.Instance.(readerInstance), time: x.time}
+			return st, nil
+		}
 		return send, receive, nil
 	}
 	return exchangeCut{from: from, out: engine.TypeOf[T](), ends: ends}
@@ -159,10 +224,6 @@ func (p *Pipeline) cut(ctx context.Context, g *engine.Graph, cl Cluster, from, t
 	if !ok {
 		return nil, fmt.Errorf("internal error: keyed edge into %q has no exchange", to.Name)
 	}
-	if x.from.EventTime {
-		return nil, fmt.Errorf("%w: operator %q: its keyed input carries event time, and event time does not cross processes yet; run the job without --group, or assign event time after the keyed operator",
-			ErrInvalidPipeline, to.Name)
-	}
 	name := exchangeName(to.Name)
 	sendName, recvName := name+".send", name+".receive"
 	for _, s := range []string{sendName, recvName} {
@@ -179,7 +240,7 @@ func (p *Pipeline) cut(ctx context.Context, g *engine.Graph, cl Cluster, from, t
 	sink.Build = send
 	engine.Connect(from, sink, engine.Forward, nil)
 	recv := g.Add(recvName, engine.SourceNode, x.out)
-	recv.Build = receive
+	recv.Build, recv.EventTime = receive, x.from.EventTime
 	return recv, nil
 }
 
@@ -312,9 +373,14 @@ type exchangeSink[K comparable, T any] struct {
 	key    func(T) K
 	keys   state.Codec[K]
 	route  func(T) int
+	tasks  int         // the receiving tasks, which every marker goes to
+	self   int         // this task, the Sender of its markers
+	ts     *int64      // the record's event time; nil without
+	time   *senderTime // nil without event time
 }
 
 func (s *exchangeSink[K, T]) Open(ctx context.Context, info TaskInfo, restored []byte) error {
+	s.self = info.Subtask
 	return s.inner.Open(ctx, info, restored)
 }
 
@@ -327,11 +393,50 @@ func (s *exchangeSink[K, T]) Write(ctx context.Context, rec T) error {
 	if err != nil {
 		return err
 	}
-	return s.inner.Write(ctx, ExchangeRecord{Task: s.route(rec), Key: buf[:n:n], Value: buf[n:], Timestamp: NoTimestamp})
+	ts := NoTimestamp
+	if s.ts != nil {
+		ts = *s.ts
+	}
+	return s.inner.Write(ctx, ExchangeRecord{Task: s.route(rec), Key: buf[:n:n], Value: buf[n:], Timestamp: ts})
 }
 
+// PreCommit writes the markers of the task's event time, if it changed,
+// last in the checkpoint's transaction.
 func (s *exchangeSink[K, T]) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
+	if s.time != nil {
+		if err := s.mark(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return s.inner.PreCommit(ctx, id)
+}
+
+// mark writes to every task a WatermarkMarker if the task's watermark
+// advanced since the last, then an IdleMarker if the task turned idle.
+func (s *exchangeSink[K, T]) mark(ctx context.Context) error {
+	t := s.time
+	if t.wm > t.sent {
+		if err := s.writeMarkers(ctx, WatermarkMarker, t.wm); err != nil {
+			return err
+		}
+		t.sent, t.sentIdle = t.wm, false
+	}
+	if *t.idle && !t.sentIdle {
+		if err := s.writeMarkers(ctx, IdleMarker, t.wm); err != nil {
+			return err
+		}
+		t.sentIdle = true
+	}
+	return nil
+}
+
+func (s *exchangeSink[K, T]) writeMarkers(ctx context.Context, m Marker, wm int64) error {
+	for task := range s.tasks {
+		if err := s.inner.Write(ctx, ExchangeRecord{Task: task, Timestamp: wm, Marker: m, Sender: s.self}); err != nil {
+			return fmt.Errorf("write a watermark marker to task %d: %w", task, err)
+		}
+	}
+	return nil
 }
 
 func (s *exchangeSink[K, T]) Commit(ctx context.Context, id uint64) error {
@@ -358,11 +463,19 @@ type exchangeSource[T any] struct {
 	inner Source[ExchangeRecord]
 	codec state.Codec[T]
 	name  string
-	out   Collector[T] // during Read
-	err   error        // the first record that did not decode
+	ts    *int64        // the record's event time; nil without
+	time  *receiverTime // nil without event time
+	out   Collector[T]  // during Read
+	err   error         // the first record that did not decode
 }
 
 func (s *exchangeSource[T]) Open(ctx context.Context, info TaskInfo, restored []byte) error {
+	if s.time != nil {
+		var err error
+		if restored, err = s.time.restore(restored); err != nil {
+			return fmt.Errorf("exchange %q: restore: %w", s.name, err)
+		}
+	}
 	return s.inner.Open(ctx, info, restored)
 }
 
@@ -381,16 +494,38 @@ func (s *exchangeSource[T]) Collect(r ExchangeRecord) {
 	if s.err != nil {
 		return
 	}
+	if r.Marker != NoMarker {
+		// NB: markers on an exchange without event time are left by a
+		// run of the job that had it: nothing to do with them.
+		if s.time != nil {
+			if err := s.time.mark(r); err != nil {
+				s.err = fmt.Errorf("exchange %q: %w", s.name, err)
+			}
+		}
+		return
+	}
 	rec, err := s.codec.Decode(r.Value)
 	if err != nil {
 		s.err = fmt.Errorf("exchange %q: decode a record: %w", s.name, err)
 		return
 	}
+	if s.ts != nil {
+		*s.ts = r.Timestamp
+	}
 	s.out.Collect(rec)
 }
 
-func (s *exchangeSource[T]) Snapshot() ([]byte, error) { return s.inner.Snapshot() }
-func (s *exchangeSource[T]) Close() error              { return s.inner.Close() }
+// Snapshot returns the cluster's source's state, after the senders' event
+// time if the exchange carries it.
+func (s *exchangeSource[T]) Snapshot() ([]byte, error) {
+	inner, err := s.inner.Snapshot()
+	if err != nil || s.time == nil {
+		return inner, err
+	}
+	return append(s.time.append(nil), inner...), nil
+}
+
+func (s *exchangeSource[T]) Close() error { return s.inner.Close() }
 
 // CheckpointComplete passes completed checkpoints on to the cluster's
 // source, if it listens.
@@ -404,3 +539,148 @@ func (s *exchangeSource[T]) CheckpointComplete(ctx context.Context, id uint64) e
 // user makes the optional interfaces of the cluster's source count
 // (reports).
 func (s *exchangeSource[T]) user() any { return s.inner }
+
+// senderTime is what the send side of an exchange that carries event time
+// knows of its task's: the watermark and idleness it reached, and what its
+// markers said last.
+type senderTime struct {
+	wm       int64 // the task's watermark (Instance.Watermark)
+	idle     *bool // the task is idle (engine.Env.Idle)
+	sent     int64 // the watermark of the last WatermarkMarkers, MinWatermark before any
+	sentIdle bool  // IdleMarkers were written after them
+}
+
+// sendInstance is the Instance of an exchange's send side that carries
+// event time: it keeps the task's watermark for the markers.
+type sendInstance struct {
+	engine.Instance
+	time *senderTime
+}
+
+func (s sendInstance) Watermark(wm int64) {
+	s.time.wm = wm
+	s.Instance.Watermark(wm)
+}
+
+// receiverTime is what the receive side of an exchange that carries event
+// time knows of its senders' (one per task), from their markers.
+type receiverTime struct {
+	wms     []int64 // per sender: the largest watermark it sent, MinWatermark before any
+	idle    []bool  // per sender: idle since its last watermark
+	emitted int64   // the watermark EventTime last returned
+	idleOut bool    // EventTime reported the receiver idle, and no watermark since
+}
+
+func newReceiverTime(senders int) *receiverTime {
+	r := &receiverTime{wms: make([]int64, senders), idle: make([]bool, senders), emitted: MinWatermark}
+	for i := range r.wms {
+		r.wms[i] = MinWatermark
+	}
+	return r
+}
+
+// errMarker is wrapped by the errors of a marker the receiver cannot take.
+var errMarker = errors.New("bad watermark marker")
+
+// mark takes in a sender's marker. A watermark below one the sender sent
+// before (a sender restarted from a checkpoint sends its watermarks again)
+// changes nothing.
+func (r *receiverTime) mark(m ExchangeRecord) error {
+	if m.Sender < 0 || m.Sender >= len(r.wms) {
+		return fmt.Errorf("%w: sender %d of %d tasks", errMarker, m.Sender, len(r.wms))
+	}
+	switch m.Marker {
+	case WatermarkMarker:
+		r.wms[m.Sender], r.idle[m.Sender] = max(r.wms[m.Sender], m.Timestamp), false
+	case IdleMarker:
+		r.idle[m.Sender] = true
+	default:
+		return fmt.Errorf("%w: unknown kind %d from sender %d", errMarker, m.Marker, m.Sender)
+	}
+	return nil
+}
+
+// eventTime is the receive side's engine.WatermarkGenerator.EventTime: the
+// minimum over the senders not idle, if it advanced, or idle when every
+// sender is.
+func (r *receiverTime) eventTime() (wm int64, advanced, idle bool) {
+	wm, active := MaxWatermark, false
+	for i, w := range r.wms {
+		if !r.idle[i] {
+			wm, active = min(wm, w), true
+		}
+	}
+	if !active {
+		idle, r.idleOut = !r.idleOut, true
+		return 0, false, idle
+	}
+	if wm <= r.emitted || wm == MinWatermark {
+		return 0, false, false
+	}
+	r.emitted, r.idleOut = wm, false
+	return wm, true, false
+}
+
+// receiverStateMagic begins the state of a receive side that carries event
+// time: then the senders' count, each sender's watermark (varint) and
+// idleness (a byte), then the cluster's source's state. A state without it
+// was taken by a run of the job without event time: its senders start
+// from MinWatermark.
+const receiverStateMagic = "weir.exchange.eventtime.1:"
+
+// append appends the senders' event time, as receiverStateMagic says.
+func (r *receiverTime) append(dst []byte) []byte {
+	dst = binary.AppendUvarint(append(dst, receiverStateMagic...), uint64(len(r.wms)))
+	for i, w := range r.wms {
+		idle := byte(0)
+		if r.idle[i] {
+			idle = 1
+		}
+		dst = append(binary.AppendVarint(dst, w), idle)
+	}
+	return dst
+}
+
+// restore takes the senders' event time from the restored state and
+// returns the cluster's source's.
+func (r *receiverTime) restore(restored []byte) ([]byte, error) {
+	b, ok := bytes.CutPrefix(restored, []byte(receiverStateMagic))
+	if !ok {
+		return restored, nil
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n != uint64(len(r.wms)) {
+		return nil, fmt.Errorf("%w: the senders' event time is for %d tasks, the job has %d", ErrIncompatibleCheckpoint, n, len(r.wms))
+	}
+	b = b[k:]
+	for i := range r.wms {
+		w, k := binary.Varint(b)
+		if k <= 0 || len(b) < k+1 {
+			return nil, fmt.Errorf("%w: the senders' event time is cut short at sender %d", ErrIncompatibleCheckpoint, i)
+		}
+		r.wms[i], r.idle[i], b = w, b[k] == 1, b[k+1:]
+	}
+	if len(b) == 0 {
+		return nil, nil // the cluster's source had no state: a fresh start
+	}
+	return b, nil
+}
+
+// readerInstance is the Instance of a source.
+type readerInstance interface {
+	engine.Instance
+	engine.Reader
+}
+
+// receiveInstance is the Instance of an exchange's receive side that
+// carries event time: its watermarks are the senders' (receiverTime). The
+// senders' event time is in the source's own state, so the task keeps no
+// event time of its own in checkpoints.
+type receiveInstance struct {
+	readerInstance
+	time *receiverTime
+}
+
+func (r receiveInstance) EventTime(time.Time) (int64, bool, bool) { return r.time.eventTime() }
+func (receiveInstance) MaxEventTime() (int64, bool)               { return 0, false }
+func (receiveInstance) RestoreEventTime(int64)                    {}

@@ -268,7 +268,7 @@ func (secretCodec) Decode(src []byte) (secret, error) {
 }
 
 // The refusals of a group job at start: an operator with a parallelism of
-// its own, event time across an exchange, no Cluster, a node name the
+// its own, no Cluster, a node name the
 // exchange needs, more tasks than key groups.
 func TestTaskRefusals(t *testing.T) {
 	gen := func(t *testing.T) runtime.SourceFactory[count] {
@@ -292,10 +292,6 @@ func TestTaskRefusals(t *testing.T) {
 		{"parallelism", func(p *runtime.Pipeline) {
 			runtime.To(keyed(runtime.From(p, "src", gen(t)).SetParallelism(1), "k"), "out", sink)
 		}, nil, `operator "src" has parallelism 1, the job 2 tasks: in a job spread over processes (--group) every operator runs one subtask per task; remove its SetParallelism`},
-		{"event time", func(p *runtime.Pipeline) {
-			s := runtime.From(p, "src", gen(t), runtime.WithWatermarks(runtime.Monotonic(func(count) int64 { return 0 })))
-			runtime.To(keyed(s, "k"), "out", sink)
-		}, nil, `operator "k": its keyed input carries event time, and event time does not cross processes yet`},
 		{"name taken", func(p *runtime.Pipeline) {
 			s := operators.Map(runtime.From(p, "src", gen(t)), func(c count) count { return c })
 			s = runtime.Apply(s, "k.exchange.send", func() runtime.Operator[count, count] { return passOp{} })

@@ -2,8 +2,10 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -153,18 +155,58 @@ func (c *cluster) createTopic(ctx context.Context, cl *kgo.Client, topic string,
 	}
 }
 
+// markerHeader is the header that makes a record of a repartition topic a
+// watermark marker (runtime.ExchangeRecord.Marker): its value is the
+// marker's kind (one byte) and its sender (uvarint), the record's value
+// the watermark (8 bytes, big-endian); it has no key and no timestamp.
+// NB: a header, not the record's timestamp, carries the watermark: Kafka
+// may refuse or misread MaxWatermark as a timestamp.
+const markerHeader = "weir.marker"
+
+// markerMessage encodes the marker r.
+func markerMessage(r runtime.ExchangeRecord) Message {
+	h := binary.AppendUvarint([]byte{byte(r.Marker)}, uint64(r.Sender))
+	return Message{
+		Value:   binary.BigEndian.AppendUint64(nil, uint64(r.Timestamp)),
+		Headers: []Header{{Key: markerHeader, Value: h}},
+		Time:    time.UnixMilli(noTimestampWire),
+	}
+}
+
+// markerRecord decodes the marker r, whose markerHeader is h.
+func markerRecord(r Record, h []byte) (runtime.ExchangeRecord, error) {
+	sender, n := uint64(0), 0
+	if len(h) > 1 {
+		sender, n = binary.Uvarint(h[1:])
+	}
+	if n <= 0 || len(r.Value) != 8 || sender > math.MaxInt32 {
+		return runtime.ExchangeRecord{}, fmt.Errorf("kafka cluster: %s/%d at offset %d: unreadable watermark marker (header %x, value %x)",
+			r.Topic, r.Partition, r.Offset, h, r.Value)
+	}
+	return runtime.ExchangeRecord{Task: int(r.Partition), Marker: runtime.Marker(h[0]), Sender: int(sender),
+		Timestamp: int64(binary.BigEndian.Uint64(r.Value))}, nil
+}
+
 // exchangeEncoder makes the encoder of one exchange sink. It copies the key
 // and the value into buffers it owns (see valueArena), so the caller may
 // reuse its own after Write, and allocates about once per valueBuffer bytes.
 func exchangeEncoder() func(runtime.ExchangeRecord) (Message, error) {
 	var a valueArena
 	return func(r runtime.ExchangeRecord) (Message, error) {
+		if r.Marker != runtime.NoMarker {
+			return markerMessage(r), nil
+		}
+		ts := r.Timestamp
+		switch {
+		case ts == runtime.NoTimestamp:
+			ts = noTimestampWire
+		case ts < 0:
+			// NB: Kafka refuses negative timestamps but its own -1, which
+			// reads back as no event time.
+			return Message{}, fmt.Errorf("kafka cluster: a record of event time %d ms (before 1970) cannot cross a repartition topic, whose Kafka timestamps carry event times: give records event times from 1970 on", ts)
+		}
 		b := append(append(a.room(), r.Key...), r.Value...)
 		b = a.keep(b)
-		ts := r.Timestamp
-		if ts == runtime.NoTimestamp {
-			ts = noTimestampWire
-		}
 		m := Message{Time: time.UnixMilli(ts)}
 		if r.Key != nil {
 			m.Key = b[:len(r.Key):len(r.Key)]
@@ -182,6 +224,11 @@ func exchangeEncoder() func(runtime.ExchangeRecord) (Message, error) {
 // (brokerCxn.readSizeAndBody), and decompresses into new slices, so the
 // record stays valid as long as it is referenced.
 func exchangeRecord(r Record) (runtime.ExchangeRecord, error) {
+	for _, h := range r.Headers {
+		if h.Key == markerHeader {
+			return markerRecord(r, h.Value)
+		}
+	}
 	ts := r.Time.UnixMilli()
 	if ts == noTimestampWire {
 		ts = runtime.NoTimestamp

@@ -318,3 +318,83 @@ func TestSourceGroupModeRefusesAddedPartitions(t *testing.T) {
 		t.Errorf("Read after a partition was added: %v", err)
 	}
 }
+
+// TestExchangeMarkers: the watermark markers of an exchange cross the
+// repartition topic whole (kind, sender, watermark, MaxWatermark
+// included), in order with records and in the same transactions; and a
+// marker header that does not decode is an error naming the record, and
+// so is an event time Kafka cannot carry.
+func TestExchangeMarkers(t *testing.T) {
+	c := groupBroker(t)
+	cl := joined(t, c)
+	const tasks, sender = 2, 1
+	newSink, newSource := exchange(t, cl, "windows", tasks)
+	s, err := newSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(testCtx(t), groupTask(sender, tasks), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var want [][]string
+	for task := range tasks {
+		recs := []runtime.ExchangeRecord{
+			{Task: task, Key: []byte("k"), Value: []byte("v"), Timestamp: 7},
+			{Task: task, Marker: runtime.WatermarkMarker, Sender: sender, Timestamp: -5},
+			{Task: task, Marker: runtime.IdleMarker, Sender: sender, Timestamp: -5},
+			{Task: task, Marker: runtime.WatermarkMarker, Sender: sender, Timestamp: runtime.MaxWatermark},
+		}
+		var w []string
+		for _, r := range recs {
+			if err := s.Write(testCtx(t), r); err != nil {
+				t.Fatal(err)
+			}
+			w = append(w, markerString(r))
+		}
+		want = append(want, w)
+	}
+	if _, err := s.PreCommit(testCtx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(testCtx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	got := make([][]string, tasks)
+	for i := range tasks {
+		src, err := newSource()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Open(testCtx(t), groupTask(i, tasks), nil); err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		for round := 0; len(got[i]) < len(want[i]); round++ {
+			if round == 100 {
+				t.Fatalf("task %d read %q after %d rounds, want %q", i, got[i], round, want[i])
+			}
+			if err := src.Read(testCtx(t), runtime.CollectorFunc[runtime.ExchangeRecord](func(r runtime.ExchangeRecord) {
+				got[i] = append(got[i], markerString(r))
+			})); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("the tasks read\n%q, want\n%q", got, want)
+	}
+
+	if _, err := exchangeEncoder()(runtime.ExchangeRecord{Timestamp: -1}); err == nil || !strings.Contains(err.Error(), "event time -1 ms (before 1970) cannot cross a repartition topic") {
+		t.Errorf("event time before 1970: err = %v", err)
+	}
+	bad := Record{Topic: "t", Partition: 1, Offset: 9, Value: []byte{1, 2}, Headers: []Header{{Key: markerHeader, Value: []byte{1}}}}
+	if _, err := exchangeRecord(bad); err == nil || !strings.Contains(err.Error(), "t/1 at offset 9: unreadable watermark marker") {
+		t.Errorf("bad marker: err = %v", err)
+	}
+}
+
+// markerString formats an ExchangeRecord, marker or record.
+func markerString(r runtime.ExchangeRecord) string {
+	return fmt.Sprintf("task %d key %q value %q ts %d marker %d sender %d", r.Task, r.Key, r.Value, r.Timestamp, r.Marker, r.Sender)
+}

@@ -8,6 +8,9 @@
 // transactions). A reader keeps its position in its own checkpoint. The
 // membership is trivial: every task goes to the one member.
 //
+// Watermark markers (runtime.ExchangeRecord.Marker) go as records do: staged,
+// then visible at the writer's commit, in order with its records.
+//
 // An exchange ends for a reader once every writer's end of input
 // (Sink EndOfInput) has been committed and the reader has read all, so a
 // bounded job spread over tasks ends as a job in one process does.

@@ -130,6 +130,9 @@ type Env struct {
 	Out               any                   // Collector[T] of the node's output; nil for sinks
 	Fail              func(error)           // fails the job; for errors on the hot path
 	Watermark         *int64                // the task's current input watermark
+	// Idle is set while the task has told downstream that it is idle
+	// (its watermark holds back no one) until its next watermark.
+	Idle *bool
 	// Timestamp is the event timestamp of the record being processed, or
 	// NoTimestamp: the gate sets it for each record it delivers, records
 	// emitted carry it; set it before emitting to give a record another.
