@@ -18,18 +18,22 @@ import (
 // CheckpointDir is a working configuration; RegisterFlags binds the standard
 // command-line flags to it.
 type Config struct {
-	// CheckpointDir holds checkpoints and the live state. A job started on a
-	// directory with a complete checkpoint resumes from the newest one. A
-	// job locks it while it runs: a second one on it fails to start.
-	// An s3://BUCKET/PREFIX keeps the checkpoints in object storage (the
-	// endpoint and credentials come from the AWS environment, the bucket is
-	// created if missing) and the live state in LocalDir.
+	// CheckpointDir holds checkpoints and, without a LocalDir, the live
+	// state. A job started on a directory with a complete checkpoint resumes
+	// from the newest one. A job locks it while it runs: a second one on it
+	// fails to start. An s3://BUCKET/PREFIX keeps the checkpoints in object
+	// storage (the endpoint and credentials come from the AWS environment,
+	// the bucket is created if missing) and the live state in LocalDir.
 	CheckpointDir string
 	// LocalDir holds the live state and stages checkpoints when
 	// CheckpointDir is in object storage (default: a fresh directory under
 	// the OS temp dir, logged, removed when the job ends). It is locked like
 	// a checkpoint directory; a job restarted with an empty one downloads
-	// the checkpoint it restores. Ignored, with a warning, for a directory.
+	// the checkpoint it restores. With a CheckpointDir that is a directory
+	// (a shared volume, NFS), a LocalDir works the same way: the live state
+	// stays local and completed checkpoints are copied into the directory;
+	// without one, the live state is in the directory and checkpoints cost
+	// no copy. A job may switch between the two on restart.
 	LocalDir string
 	// CheckpointInterval is the time between checkpoints (default 1s). Sinks
 	// commit at checkpoints, so it is also the latency of committed output.
@@ -311,7 +315,7 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 	cfg.EnsureDefaults()
 	f := &Flags{fs: fs, cfg: &cfg}
 	fs.StringVar(&f.cfg.CheckpointDir, "checkpoint-dir", cfg.CheckpointDir, "directory or s3://BUCKET/PREFIX for checkpoints (and, for a directory, the live state); a job resumes from the newest checkpoint in it")
-	fs.StringVar(&f.cfg.LocalDir, "local-dir", cfg.LocalDir, "directory for the live state when --checkpoint-dir is s3://… (default: a fresh temporary directory)")
+	fs.StringVar(&f.cfg.LocalDir, "local-dir", cfg.LocalDir, "local directory for the live state; completed checkpoints are copied to --checkpoint-dir (for s3://…, default: a fresh temporary directory; for a directory, default: none, the live state is in --checkpoint-dir, which suits a local disk but not a shared volume)")
 	fs.DurationVar(&f.cfg.CheckpointInterval, "checkpoint-interval", cfg.CheckpointInterval, "time between checkpoints; output is committed at each")
 	fs.DurationVar(&f.cfg.CheckpointTimeout, "checkpoint-timeout", cfg.CheckpointTimeout, "abort a checkpoint that takes longer than this")
 	fs.IntVar(&f.cfg.RetainCheckpoints, "retain-checkpoints", cfg.RetainCheckpoints, "number of complete checkpoints to keep")

@@ -117,7 +117,9 @@
 // checkpoints and restarts (Config.Restart), in
 // CheckpointDir/task-<i>/epoch-<n>: CheckpointDir must be one location
 // every member reaches, a shared directory (a ReadWriteMany volume) or
-// s3://; the live state stays in each member's LocalDir for s3://. A task
+// s3://; the live state stays in each member's LocalDir (for a shared
+// directory, when LocalDir is set: recommended, since live Pebble state on
+// a network filesystem is slow). A task
 // given to a member (Assigned) claims the task's next epoch, into which its
 // newest complete checkpoint is imported, and resumes from it; a task taken
 // away in a rebalance (Revoked) stops with a final checkpoint first; a task

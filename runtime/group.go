@@ -35,7 +35,8 @@ type member struct {
 	logger  *slog.Logger
 	lineage *tasklineage.Lineage
 	// localRoot holds the tasks' live state and staging when CheckpointDir
-	// is s3:// (Config.LocalDir, or a temporary directory); "" otherwise.
+	// is s3:// (Config.LocalDir, or a temporary directory) or a directory
+	// given with a Config.LocalDir; "" otherwise.
 	localRoot string
 	// board shows the tasks' jobs on the member's status server, at
 	// statusAddr ("" without one).
@@ -99,7 +100,7 @@ func newMember(ctx context.Context, p *Pipeline, cfg Config) (_ *member, cleanup
 		p: p, cfg: cfg, logger: logger, lineage: lineage, run: runTask, board: engine.NewBoard(),
 		joined: make(chan struct{}), failed: make(chan error, 1), tasks: map[int]*memberTask{},
 	}
-	if loc, _ := objstore.ParseLocation(cfg.CheckpointDir); loc.IsS3() {
+	if loc, _ := objstore.ParseLocation(cfg.CheckpointDir); loc.IsS3() || cfg.LocalDir != "" {
 		m.localRoot = cfg.LocalDir
 		if m.localRoot == "" {
 			dir, err := os.MkdirTemp("", "weir-local-")

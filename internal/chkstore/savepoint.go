@@ -241,21 +241,17 @@ func ReadCheckpoint(ctx context.Context, location string, id uint64) (*Savepoint
 		return nil, err
 	}
 	sp := &Savepoint{Path: objects.Location(), Manifest: m, objects: objects, dir: dir, checkpoint: true}
-	// Every id the location used: its checkpoints, and those moved aside.
-	for _, prefix := range []string{manifest.DirPrefix, asideName + "/" + manifest.DirPrefix} {
-		objs, err := objects.List(ctx, prefix)
-		if err != nil && !errors.Is(err, objstore.ErrNotFound) {
-			return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
-		}
-		for _, o := range objs {
-			name, _, _ := strings.Cut(strings.TrimPrefix(o.Key, asideName+"/"), "/")
-			if used, ok := manifest.ParseDirName(name); ok {
-				sp.nextID = max(sp.nextID, used+1)
-			}
-			if strings.HasPrefix(o.Key, dir+"/"+manifest.CommittedName+"/") {
-				sp.committed = append(sp.committed, o.Key)
-			}
-		}
+	top, err := topID(ctx, objects)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
+	}
+	sp.nextID = top + 1
+	committed, err := objects.List(ctx, dir+"/"+manifest.CommittedName+"/")
+	if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
+	}
+	for _, o := range committed {
+		sp.committed = append(sp.committed, o.Key)
 	}
 	return sp, nil
 }
