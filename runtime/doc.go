@@ -52,7 +52,10 @@
 // or discard what they pre-committed, so committed output holds every
 // record exactly once (see the README, "The guarantee"). A savepoint
 // (Config.SavepointDir, Config.FromSavepoint) is a self-contained copy of a
-// checkpoint that a job can be moved, or started again, with.
+// checkpoint that a job can be moved, or started again, with. A job spread
+// over processes has group savepoints instead, one savepoint per task,
+// written by 'weir checkpoints savepoint' once the group has stopped and
+// started from with FromSavepoint (package internal/tasklineage).
 //
 // # Running
 //
