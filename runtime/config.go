@@ -18,18 +18,22 @@ import (
 // CheckpointDir is a working configuration; RegisterFlags binds the standard
 // command-line flags to it.
 type Config struct {
-	// CheckpointDir holds checkpoints and the live state. A job started on a
-	// directory with a complete checkpoint resumes from the newest one. A
-	// job locks it while it runs: a second one on it fails to start.
-	// An s3://BUCKET/PREFIX keeps the checkpoints in object storage (the
-	// endpoint and credentials come from the AWS environment, the bucket is
-	// created if missing) and the live state in LocalDir.
+	// CheckpointDir holds checkpoints and, without a LocalDir, the live
+	// state. A job started on a directory with a complete checkpoint resumes
+	// from the newest one. A job locks it while it runs: a second one on it
+	// fails to start. An s3://BUCKET/PREFIX keeps the checkpoints in object
+	// storage (the endpoint and credentials come from the AWS environment,
+	// the bucket is created if missing) and the live state in LocalDir.
 	CheckpointDir string
 	// LocalDir holds the live state and stages checkpoints when
 	// CheckpointDir is in object storage (default: a fresh directory under
 	// the OS temp dir, logged, removed when the job ends). It is locked like
 	// a checkpoint directory; a job restarted with an empty one downloads
-	// the checkpoint it restores. Ignored, with a warning, for a directory.
+	// the checkpoint it restores. With a CheckpointDir that is a directory
+	// (a shared volume, NFS), a LocalDir works the same way: the live state
+	// stays local and completed checkpoints are copied into the directory;
+	// without one, the live state is in the directory and checkpoints cost
+	// no copy. A job may switch between the two on restart.
 	LocalDir string
 	// CheckpointInterval is the time between checkpoints (default 1s). Sinks
 	// commit at checkpoints, so it is also the latency of committed output.
@@ -50,7 +54,10 @@ type Config struct {
 	// savepoint is verified and copied into CheckpointDir, then restored
 	// as a checkpoint. Once the job has checkpointed there, a restart with
 	// the same setting resumes from its newest checkpoint; a CheckpointDir
-	// with checkpoints of another run is refused.
+	// with checkpoints of another run is refused. With Group, it is a group
+	// savepoint (weir checkpoints savepoint): each task with no checkpoint
+	// yet starts from its own savepoint in it, task-<i>; the task count
+	// (the partition count of the input topics) must be the savepoint's.
 	FromSavepoint string
 	// AllowNonRestoredState starts a job from a checkpoint or savepoint
 	// that has state of operators the pipeline no longer has, dropping
@@ -285,8 +292,7 @@ func (c *Config) validateGroup() []error {
 	check(!groupName.MatchString(c.Group), "--group %q: use 1 to 200 letters, digits, '.', '_' and '-' (it names the job's Kafka consumer group and repartition topics)", c.Group)
 	check(c.Cluster == nil, "--group %q needs Config.Cluster, which carries the group (set it to kafka.NewCluster(...) in the job's main)", c.Group)
 	check(!c.defaultParallelism, "--parallelism %d cannot be set with --group %q: a job spread over processes has one task per partition of its input topics, and every operator runs at that parallelism", c.Parallelism, c.Group)
-	check(c.FromSavepoint != "", "--from-savepoint cannot start a job with --group %q yet: each task restores from its own checkpoints under --checkpoint-dir", c.Group)
-	check(c.SavepointDir != "", "--savepoint-dir cannot be used with --group %q yet: each task checkpoints on its own, so there is no savepoint of the whole job", c.Group)
+	check(c.SavepointDir != "", "--savepoint-dir cannot be used with --group %q: each task checkpoints on its own; stop every member, then write a savepoint of the whole group with 'weir checkpoints savepoint %s --dir DIR'", c.Group, c.CheckpointDir)
 	check(c.GroupSessionTimeout < time.Millisecond, "--group-session-timeout %v: must be positive", c.GroupSessionTimeout)
 	return errs
 }
@@ -311,12 +317,12 @@ func RegisterFlags(fs *flag.FlagSet, cfg Config) *Flags {
 	cfg.EnsureDefaults()
 	f := &Flags{fs: fs, cfg: &cfg}
 	fs.StringVar(&f.cfg.CheckpointDir, "checkpoint-dir", cfg.CheckpointDir, "directory or s3://BUCKET/PREFIX for checkpoints (and, for a directory, the live state); a job resumes from the newest checkpoint in it")
-	fs.StringVar(&f.cfg.LocalDir, "local-dir", cfg.LocalDir, "directory for the live state when --checkpoint-dir is s3://… (default: a fresh temporary directory)")
+	fs.StringVar(&f.cfg.LocalDir, "local-dir", cfg.LocalDir, "local directory for the live state; completed checkpoints are copied to --checkpoint-dir (for s3://…, default: a fresh temporary directory; for a directory, default: none, the live state is in --checkpoint-dir, which suits a local disk but not a shared volume)")
 	fs.DurationVar(&f.cfg.CheckpointInterval, "checkpoint-interval", cfg.CheckpointInterval, "time between checkpoints; output is committed at each")
 	fs.DurationVar(&f.cfg.CheckpointTimeout, "checkpoint-timeout", cfg.CheckpointTimeout, "abort a checkpoint that takes longer than this")
 	fs.IntVar(&f.cfg.RetainCheckpoints, "retain-checkpoints", cfg.RetainCheckpoints, "number of complete checkpoints to keep")
 	fs.StringVar(&f.cfg.SavepointDir, "savepoint-dir", cfg.SavepointDir, "directory or s3://BUCKET/PREFIX that receives a savepoint (a self-contained copy of the final checkpoint) when the job is stopped, and those POST /api/savepoint asks for")
-	fs.StringVar(&f.cfg.FromSavepoint, "from-savepoint", cfg.FromSavepoint, "savepoint `directory` (local or s3://) to start from when --checkpoint-dir holds no checkpoint yet")
+	fs.StringVar(&f.cfg.FromSavepoint, "from-savepoint", cfg.FromSavepoint, "savepoint `directory` (local or s3://) to start from when --checkpoint-dir holds no checkpoint yet; with --group, a group savepoint written by 'weir checkpoints savepoint'")
 	fs.BoolVar(&f.cfg.AllowNonRestoredState, "allow-non-restored-state", cfg.AllowNonRestoredState, "start from a checkpoint or savepoint with state of operators the pipeline no longer has, dropping that state")
 	fs.IntVar(&f.cfg.Parallelism, "parallelism", cfg.Parallelism, "subtasks per operator, unless the pipeline sets it")
 	fs.IntVar(&f.cfg.MaxParallelism, "max-parallelism", cfg.MaxParallelism, "number of key groups; fixed for the lifetime of a job's state")

@@ -52,7 +52,10 @@
 // or discard what they pre-committed, so committed output holds every
 // record exactly once (see the README, "The guarantee"). A savepoint
 // (Config.SavepointDir, Config.FromSavepoint) is a self-contained copy of a
-// checkpoint that a job can be moved, or started again, with.
+// checkpoint that a job can be moved, or started again, with. A job spread
+// over processes has group savepoints instead, one savepoint per task,
+// written by 'weir checkpoints savepoint' once the group has stopped and
+// started from with FromSavepoint (package internal/tasklineage).
 //
 // # Running
 //
@@ -121,7 +124,9 @@
 // checkpoints and restarts (Config.Restart), in
 // CheckpointDir/task-<i>/epoch-<n>: CheckpointDir must be one location
 // every member reaches, a shared directory (a ReadWriteMany volume) or
-// s3://; the live state stays in each member's LocalDir for s3://. A task
+// s3://; the live state stays in each member's LocalDir (for a shared
+// directory, when LocalDir is set: recommended, since live Pebble state on
+// a network filesystem is slow). A task
 // given to a member (Assigned) claims the task's next epoch, into which its
 // newest complete checkpoint is imported, and resumes from it; a task taken
 // away in a rebalance (Revoked) stops with a final checkpoint first; a task

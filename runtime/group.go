@@ -34,8 +34,11 @@ type member struct {
 	cfg     Config // with defaults, valid
 	logger  *slog.Logger
 	lineage *tasklineage.Lineage
+	// savepoint is the group savepoint of Config.FromSavepoint, or nil.
+	savepoint *tasklineage.GroupSavepoint
 	// localRoot holds the tasks' live state and staging when CheckpointDir
-	// is s3:// (Config.LocalDir, or a temporary directory); "" otherwise.
+	// is s3:// (Config.LocalDir, or a temporary directory) or a directory
+	// given with a Config.LocalDir; "" otherwise.
 	localRoot string
 	// board shows the tasks' jobs on the member's status server, at
 	// statusAddr ("" without one).
@@ -99,7 +102,12 @@ func newMember(ctx context.Context, p *Pipeline, cfg Config) (_ *member, cleanup
 		p: p, cfg: cfg, logger: logger, lineage: lineage, run: runTask, board: engine.NewBoard(),
 		joined: make(chan struct{}), failed: make(chan error, 1), tasks: map[int]*memberTask{},
 	}
-	if loc, _ := objstore.ParseLocation(cfg.CheckpointDir); loc.IsS3() {
+	if cfg.FromSavepoint != "" {
+		if m.savepoint, err = readGroupSavepoint(ctx, p, cfg.FromSavepoint); err != nil {
+			return nil, cleanup, err
+		}
+	}
+	if loc, _ := objstore.ParseLocation(cfg.CheckpointDir); loc.IsS3() || cfg.LocalDir != "" {
 		m.localRoot = cfg.LocalDir
 		if m.localRoot == "" {
 			dir, err := os.MkdirTemp("", "weir-local-")
@@ -288,6 +296,11 @@ func (m *member) runMemberTask(ctx context.Context, t *memberTask) {
 		m.fail(fmt.Errorf("group %q: assigned task %d of a job of %d tasks: the cluster and the job disagree on the task count", m.cfg.Group, t.index, n))
 		return
 	}
+	if g := m.savepoint; g != nil && g.Tasks != m.ms.Tasks() {
+		m.fail(fmt.Errorf("%w: --from-savepoint %s holds %d tasks, the job has %d: the partition count of the input topics must be the savepoint's (rescaling a job spread over processes is not supported yet)",
+			ErrUnrecoverable, g.Path, g.Tasks, m.ms.Tasks()))
+		return
+	}
 	localDir := ""
 	if m.localRoot != "" {
 		localDir = filepath.Join(m.localRoot, "task-"+strconv.Itoa(t.index))
@@ -339,6 +352,12 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 	cfg := m.cfg
 	cfg.Logger = t.logger
 	cfg.MetricsAddr = "" // the member serves one status server for all
+	if m.savepoint != nil {
+		// The task's own savepoint: the engine imports it into an epoch
+		// with no checkpoint yet, and otherwise resumes (see
+		// Config.FromSavepoint).
+		cfg.FromSavepoint = m.savepoint.TaskPath(t.index)
+	}
 	user := cfg.Events
 	var cleaned atomic.Bool
 	cfg.Events.Started = func(info StartInfo) {
@@ -371,4 +390,16 @@ func (m *member) cleanup(ctx context.Context, t *memberTask, epoch *tasklineage.
 	if err := epoch.Cleanup(ctx); err != nil && ctx.Err() == nil {
 		t.logger.Warn("could not delete the task's older checkpoints; the next owner tries again", "err", err)
 	}
+}
+
+// readGroupSavepoint opens the group savepoint at path for p's tasks.
+func readGroupSavepoint(ctx context.Context, p *Pipeline, path string) (*tasklineage.GroupSavepoint, error) {
+	g, err := tasklineage.ReadGroupSavepoint(ctx, path)
+	if err == nil && g.Job != p.Name() {
+		err = fmt.Errorf("%w %s: it is of job %q, not %q", tasklineage.ErrGroupSavepoint, g.Path, g.Job, p.Name())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: --from-savepoint: %w", ErrUnrecoverable, err)
+	}
+	return g, nil
 }

@@ -12,7 +12,7 @@ import (
 type taskRun struct {
 	Index, Tasks  int
 	CheckpointDir string          // the task's (epoch's) location, given by the runner
-	LocalDir      string          // "" unless CheckpointDir is s3://
+	LocalDir      string          // "" unless CheckpointDir is s3:// or Config.LocalDir is set
 	Stop          <-chan struct{} // a final checkpoint, then return nil
 	Started       func(engine.StartInfo)
 	// MetricsAddr is the address of the task's own status server, ""

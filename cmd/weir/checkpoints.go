@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -15,11 +16,13 @@ import (
 
 	"github.com/weirstream/weir/checkpoint"
 	"github.com/weirstream/weir/internal/objstore"
+	"github.com/weirstream/weir/internal/tasklineage"
 )
 
 const checkpointsSynopsis = `checkpoints list    LOCATION [--json]
        weir checkpoints inspect LOCATION [ID|DIR|latest] [--json]
        weir checkpoints verify  LOCATION [ID|DIR|latest | --all] [--json]
+       weir checkpoints savepoint LOCATION --dir DIR|s3://BUCKET/PREFIX [--json]
 
 Reads the checkpoints and savepoints at LOCATION, a job's --checkpoint-dir: a
 directory, or s3://BUCKET/PREFIX with the endpoint and credentials of the AWS
@@ -31,7 +34,14 @@ changes nothing, so it can run beside the job.
            ranges, state sizes, source offsets, pending sink transactions,
            commit records and watermarks
   verify   read every file of one (default the latest) or --all and check its
-           size and CRC-32C; exit status 1 names each file that fails`
+           size and CRC-32C; exit status 1 names each file that fails
+  savepoint  of a job spread over processes (--group), whose LOCATION holds
+           task-<i>/: copy each task's newest complete checkpoint into a new
+           group-savepoint-<time> directory of --dir and print its path.
+           Stop every member first (SIGTERM: final checkpoints), then start
+           the members with --from-savepoint PATH, the same --group (its
+           repartition topics hold what was in flight between tasks) and
+           the same partition count`
 
 func runCheckpoints(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -39,12 +49,13 @@ func runCheckpoints(ctx context.Context, e *env, args []string) error {
 		if err := fs.Parse(args); err != nil {
 			return errFlagsReported
 		}
-		return usagef("want a subcommand: list, inspect or verify")
+		return usagef("want a subcommand: list, inspect, verify or savepoint")
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet(e, "checkpoints "+sub, checkpointsSynopsis)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	all := fs.Bool("all", false, "verify: every checkpoint and savepoint")
+	dir := fs.String("dir", "", "savepoint: directory or s3://BUCKET/PREFIX that receives the group savepoint")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -58,6 +69,8 @@ func runCheckpoints(ctx context.Context, e *env, args []string) error {
 	}
 	out := &printer{w: e.stdout, json: *asJSON}
 	switch {
+	case *dir != "" && sub != "savepoint":
+		return usagef("--dir is a flag of savepoint")
 	case sub == "list" && len(rest) == 0 && !*all:
 		infos, err := checkpoint.List(ctx, location)
 		if err != nil {
@@ -72,8 +85,10 @@ func runCheckpoints(ctx context.Context, e *env, args []string) error {
 		return out.inspect(d)
 	case sub == "verify" && len(rest) <= 1 && !(*all && len(rest) == 1):
 		return verifyCheckpoints(ctx, e, out, location, first(rest), *all)
-	case sub != "list" && sub != "inspect" && sub != "verify":
-		return usagef("unknown subcommand %q: want list, inspect or verify", sub)
+	case sub == "savepoint" && len(rest) == 0 && !*all:
+		return groupSavepoint(ctx, out, location, *dir)
+	case sub != "list" && sub != "inspect" && sub != "verify" && sub != "savepoint":
+		return usagef("unknown subcommand %q: want list, inspect, verify or savepoint", sub)
 	case *all && sub != "verify":
 		return usagef("--all is a flag of verify")
 	}
@@ -104,6 +119,38 @@ func first(s []string) string {
 		return ""
 	}
 	return s[0]
+}
+
+// groupSavepoint is 'weir checkpoints savepoint': a group savepoint of the
+// checkpoint location of a job spread over processes.
+func groupSavepoint(ctx context.Context, out *printer, location, dir string) error {
+	if dir == "" {
+		return usagef("savepoint needs --dir DIR|s3://BUCKET/PREFIX: where the group savepoint goes")
+	}
+	if _, err := objstore.ParseLocation(dir); err != nil {
+		return usagef("--dir: %v", err)
+	}
+	// NB: opened read-only first, so that a mistyped location is reported
+	// rather than created.
+	if _, err := objstore.Open(ctx, location, objstore.Options{ReadOnly: true, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		return err
+	}
+	lineage, err := tasklineage.Open(ctx, location, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	g, err := lineage.WriteSavepoint(ctx, dir)
+	if err != nil {
+		return err
+	}
+	if out.json {
+		return out.emit(struct {
+			Path string `json:"savepoint"`
+			*tasklineage.GroupSavepoint
+		}{g.Path, g})
+	}
+	_, err = fmt.Fprintln(out.w, g.Path)
+	return err
 }
 
 func verifyCheckpoints(ctx context.Context, e *env, out *printer, location, which string, all bool) error {

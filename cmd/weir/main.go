@@ -10,6 +10,7 @@
 //	                    [--sasl-mechanism M --sasl-user U:P ... --acl RULE ... --acl-file F] [--tls-cert F --tls-key F]
 //	weir s3             [--addr 127.0.0.1:9000] [--data-dir DIR]
 //	weir checkpoints    list|inspect|verify LOCATION [ID|--all] [--json]
+//	weir checkpoints    savepoint LOCATION --dir DIR|s3://BUCKET/PREFIX [--json]
 //	weir savepoint      --addr HOST:PORT [--dir DIR|s3://BUCKET/PREFIX] [--json] [--metrics-bearer-token-file F | --metrics-basic-auth-file F]
 //	weir produce-orders --brokers ADDR [--topic orders] [--count N] [--kafka-* security flags] ...
 //	weir verify         --brokers ADDR --topic T --key FIELD --seq FIELD [--numeric] [--expect N] [--kafka-* security flags]
@@ -45,7 +46,7 @@ type command struct {
 var commands = []command{
 	{"broker", "run a development Kafka broker until interrupted", runBroker},
 	{"s3", "run a development S3-compatible server until interrupted", runS3},
-	{"checkpoints", "list, inspect or verify the checkpoints of a job (a directory or s3://)", runCheckpoints},
+	{"checkpoints", "list, inspect or verify the checkpoints of a job (a directory or s3://), or write a savepoint of a group job", runCheckpoints},
 	{"savepoint", "ask a running job for a savepoint, without stopping it", runSavepoint},
 	{"produce-orders", "write sample orders, some duplicated, to a topic", runProduceOrders},
 	{"verify", "check a topic for duplicate and missing records", runVerify},

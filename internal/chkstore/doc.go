@@ -55,7 +55,10 @@
 //
 // # Object storage
 //
-// OpenLocation also takes s3://bucket/prefix. The layout of the keys is the
+// OpenLocation also takes s3://bucket/prefix, and a checkpoint directory
+// with a local directory (a shared filesystem, where live Pebble state would
+// be slow and unsafe), which it then treats as object storage through a
+// local object store, locking both directories. The layout of the keys is the
 // one above (chk-<id>/MANIFEST, chk-<id>/<file>, chk-<id>/committed/…); the
 // live state, the lock and a staging copy of each checkpoint stay in a local
 // directory. Begin writes chk-<id>/RESERVED, the durable record of the id.
@@ -69,6 +72,15 @@
 // manifest; a damaged object is refused, named, with ErrCorrupt. Retain
 // deletes the MANIFEST of a dropped checkpoint first, then only the objects no
 // retained manifest references.
+//
+// A checkpoint directory can be opened either way from one run to the next.
+// Opened with a local directory, it restores the checkpoints written without
+// one (they share nothing by reference), NextID counts the checkpoints moved
+// aside in incomplete/, and the live/ state left by such a run is deleted.
+// Opened without one, Verify first hard-links into a checkpoint's own
+// directory the files it shares with earlier checkpoints by reference, so it
+// is self-contained as every checkpoint of a plain directory is before its
+// files are checked, and later checkpoints name no shared objects.
 //
 // # Savepoints
 //

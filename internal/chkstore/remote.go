@@ -21,6 +21,10 @@ import (
 // the directory itself is in a local checkpoint directory.
 const reservedName = "RESERVED"
 
+// liveName is the directory of the live state in the checkpoint directory
+// (or the local directory) that the engine uses (see the package doc).
+const liveName = "live"
+
 // transferConcurrency bounds the files of one checkpoint uploaded or
 // downloaded at once: enough to hide the latency of a request to S3 behind
 // the others (a large file is uploaded in parallel parts besides).
@@ -40,8 +44,14 @@ type remote struct {
 // OpenLocation opens the checkpoint location: a directory path, or
 // s3://bucket/prefix in an S3-compatible object store.
 //
-// A directory path behaves exactly as Open (localDir is not used): the
-// checkpoints, the live state and the lock are all in it.
+// A directory path without a localDir (or with localDir the same directory)
+// behaves exactly as Open: the checkpoints, the live state and the lock are
+// all in it, and a checkpoint costs no copy. With another localDir, the
+// directory is a location like s3:// (a shared filesystem, NFS, where live
+// Pebble state would be slow and unsafe): the live state and the staging
+// copies are in localDir, completed checkpoints are copied into the
+// directory through a local object store, and both directories are locked.
+// Either way of opening restores the checkpoints the other wrote.
 //
 // For s3://, endpoint, region and credentials come from the standard AWS
 // environment and configuration (package objstore), and the bucket is
@@ -66,7 +76,10 @@ func OpenLocation(ctx context.Context, location, localDir string, logger *slog.L
 		return nil, fmt.Errorf("%w: %w", ErrUnusableDir, err)
 	}
 	if !loc.IsS3() {
-		return Open(location, logger)
+		if localDir == "" || filepath.Clean(localDir) == loc.Path {
+			return Open(location, logger)
+		}
+		return openDirWithLocalDir(ctx, loc.Path, localDir, logger)
 	}
 	if localDir == "" {
 		return nil, fmt.Errorf("%w: %s: checkpoints in object storage need a local directory for the live state and the staging of checkpoints (--local-dir)", ErrUnusableDir, location)
@@ -89,6 +102,30 @@ func openRemote(ctx context.Context, objects objstore.Store, localDir string, lo
 		return nil, err
 	}
 	s.remote = &remote{objects: objects, ctx: ctx, manifests: map[uint64]*Manifest{}}
+	return s, nil
+}
+
+// openDirWithLocalDir opens the checkpoint directory dir as a location in
+// object storage staged in localDir. It also locks dir, as Open does: two
+// jobs on one directory are refused whichever of them has a local directory.
+func openDirWithLocalDir(ctx context.Context, dir, localDir string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	objects, err := objstore.Open(ctx, dir, objstore.Options{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnusableDir, err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openRemote(ctx, objects, localDir, logger)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.locationLock = lock
 	return s, nil
 }
 
@@ -153,6 +190,29 @@ func (s *Store) remoteDirs() (map[uint64]*remoteDir, error) {
 		d.complete = d.complete || rest == ManifestName
 	}
 	return dirs, nil
+}
+
+// topID returns the highest id of a checkpoint directory in objects,
+// complete or not, those moved aside (incomplete/, by a run without a local
+// directory on a checkpoint directory) included, or 0.
+func topID(ctx context.Context, objects objstore.Store) (uint64, error) {
+	if loc, err := objstore.ParseLocation(objects.Location()); err == nil && !loc.IsS3() {
+		// NB: listed as directories: an aborted checkpoint's is empty, and
+		// a local store lists only files.
+		return dirTopID(loc.Path)
+	}
+	var top uint64
+	objs, err := objects.List(ctx, manifest.DirPrefix)
+	if err != nil {
+		return 0, err
+	}
+	for _, o := range objs {
+		name, _, _ := strings.Cut(o.Key, "/")
+		if id, ok := manifest.ParseDirName(name); ok {
+			top = max(top, id)
+		}
+	}
+	return top, nil
 }
 
 // remoteLatest returns the manifest of the newest complete checkpoint in
@@ -300,6 +360,25 @@ func (s *Store) dropRemote(id uint64, d *remoteDir, referenced map[string]bool) 
 		return fmt.Errorf("checkpoint %d: delete: %w", id, err)
 	}
 	s.logger.Debug("deleted checkpoint", "checkpoint", id, "location", s.Location(), "objects", len(keys), "shared_objects_kept", len(d.objects)-len(keys))
+	return nil
+}
+
+// dropStaleLive deletes the live state that a run without a local directory
+// left in a checkpoint directory (live/, see package internal/engine): no
+// run restores live state, every run restores its checkpoint, and this one
+// keeps its live state in the local directory.
+func (s *Store) dropStaleLive() error {
+	if s.locationLock == nil {
+		return nil
+	}
+	live := filepath.Join(s.remote.objects.Location(), liveName)
+	if !fileExists(live) {
+		return nil
+	}
+	if err := os.RemoveAll(live); err != nil {
+		return fmt.Errorf("checkpoint: delete the live state %s of a run without --local-dir: %w", live, err)
+	}
+	s.logger.Info("deleted the live state a run without --local-dir left in the checkpoint directory", "path", live)
 	return nil
 }
 

@@ -37,11 +37,36 @@ var ErrNoSavepoint = errors.New("checkpoint: no savepoint")
 // written last, so a savepoint interrupted midway has none and is never
 // restored.
 func (s *Store) WriteSavepoint(ctx context.Context, m *Manifest, location string) (string, error) {
-	objects, err := objstore.Open(ctx, location, objstore.Options{CreateBucket: true, Logger: s.logger})
+	name := fmt.Sprintf("%s%010d-%s", savepointPrefix, m.ID, time.Now().UTC().Format("20060102T150405.000Z"))
+	return writeSavepoint(ctx, m, location, name, s.logger, func(f File) (string, error) {
+		return filepath.Join(s.Dir(m.ID), filepath.FromSlash(f.Path)), nil
+	})
+}
+
+// WriteSavepoint copies the checkpoint sp (opened by ReadCheckpoint) into
+// the new directory name under location, as Store.WriteSavepoint does, and
+// returns the savepoint's path. Files in object storage are downloaded
+// into tmp on the way, and verified.
+func (sp *Savepoint) WriteSavepoint(ctx context.Context, location, name, tmp string) (string, error) {
+	local := !strings.HasPrefix(sp.Path, "s3://")
+	return writeSavepoint(ctx, sp.Manifest, location, name, slog.New(slog.DiscardHandler), func(f File) (string, error) {
+		key := f.Key(sp.dir)
+		if local {
+			return filepath.Join(sp.Path, filepath.FromSlash(key)), nil
+		}
+		dst := filepath.Join(tmp, filepath.FromSlash(key))
+		return dst, sp.objects.Get(ctx, key, dst, objstore.Checksum{Size: f.Size, CRC32C: f.CRC32C})
+	})
+}
+
+// writeSavepoint copies the files of m, each read from the local file that
+// source returns, into the directory name under location, verifying each
+// against m, then writes the savepoint's manifest.
+func writeSavepoint(ctx context.Context, m *Manifest, location, name string, logger *slog.Logger, source func(File) (string, error)) (string, error) {
+	objects, err := objstore.Open(ctx, location, objstore.Options{CreateBucket: true, Logger: logger})
 	if err != nil {
 		return "", fmt.Errorf("savepoint of checkpoint %d: %w", m.ID, err)
 	}
-	name := fmt.Sprintf("%s%010d-%s", savepointPrefix, m.ID, time.Now().UTC().Format("20060102T150405.000Z"))
 	path := JoinLocation(objects.Location(), name)
 	if existing, err := objects.List(ctx, name+"/"); err != nil || len(existing) > 0 {
 		return "", fmt.Errorf("savepoint %s: exists already (or cannot be listed: %v)", path, err)
@@ -51,8 +76,12 @@ func (s *Store) WriteSavepoint(ctx context.Context, m *Manifest, location string
 	sp.Files = make([]File, len(m.Files))
 	err = parallel(len(m.Files), func(i int) error {
 		f := m.Files[i]
+		src, err := source(f)
+		if err != nil {
+			return err
+		}
 		f.Object = "" // every file is the savepoint's own
-		sum, err := objects.Put(ctx, name+"/"+f.Path, filepath.Join(s.Dir(m.ID), filepath.FromSlash(f.Path)))
+		sum, err := objects.Put(ctx, name+"/"+f.Path, src)
 		if err != nil {
 			return err
 		}
@@ -241,21 +270,17 @@ func ReadCheckpoint(ctx context.Context, location string, id uint64) (*Savepoint
 		return nil, err
 	}
 	sp := &Savepoint{Path: objects.Location(), Manifest: m, objects: objects, dir: dir, checkpoint: true}
-	// Every id the location used: its checkpoints, and those moved aside.
-	for _, prefix := range []string{manifest.DirPrefix, asideName + "/" + manifest.DirPrefix} {
-		objs, err := objects.List(ctx, prefix)
-		if err != nil && !errors.Is(err, objstore.ErrNotFound) {
-			return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
-		}
-		for _, o := range objs {
-			name, _, _ := strings.Cut(strings.TrimPrefix(o.Key, asideName+"/"), "/")
-			if used, ok := manifest.ParseDirName(name); ok {
-				sp.nextID = max(sp.nextID, used+1)
-			}
-			if strings.HasPrefix(o.Key, dir+"/"+manifest.CommittedName+"/") {
-				sp.committed = append(sp.committed, o.Key)
-			}
-		}
+	top, err := topID(ctx, objects)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
+	}
+	sp.nextID = top + 1
+	committed, err := objects.List(ctx, dir+"/"+manifest.CommittedName+"/")
+	if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return nil, fmt.Errorf("checkpoint %d in %s: %w", id, location, err)
+	}
+	for _, o := range committed {
+		sp.committed = append(sp.committed, o.Key)
 	}
 	return sp, nil
 }

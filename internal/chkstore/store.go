@@ -43,9 +43,13 @@ type Store struct {
 	// prev is the newest complete checkpoint; files shared with it by hard
 	// link keep its checksums instead of being read again.
 	prev *Manifest
-	// remote is the object store of an s3:// location, or nil: dir is then
-	// the checkpoint directory itself (see OpenLocation).
+	// remote is the object store of an s3:// location, or of a checkpoint
+	// directory opened with a local directory, or nil: dir is then the
+	// checkpoint directory itself (see OpenLocation).
 	remote *remote
+	// locationLock holds the flock on the LOCK of a checkpoint directory
+	// opened with a local directory (lock is then the local directory's).
+	locationLock *os.File
 }
 
 // Open opens the checkpoint directory dir, creating it if needed, takes its
@@ -118,11 +122,13 @@ func lockHolder(path string) string {
 // used after. The LOCK file stays: deleting it would let two processes lock
 // two different files of the same name.
 func (s *Store) Close() error {
-	if s.lock == nil {
-		return nil
+	var err error
+	for _, f := range []**os.File{&s.lock, &s.locationLock} {
+		if *f != nil {
+			err = cmp.Or(err, (*f).Close())
+			*f = nil
+		}
 	}
-	err := s.lock.Close()
-	s.lock = nil
 	return err
 }
 
@@ -247,31 +253,37 @@ func (s *Store) Read(id uint64) (*Manifest, error) {
 // not, and every one moved aside, so that a new run never reuses the id of
 // anything an earlier run may have written, pre-committed or committed.
 func (s *Store) NextID() (uint64, error) {
-	ids, err := s.ids()
+	top, err := dirTopID(s.dir)
 	if err != nil {
 		return 0, err
-	}
-	aside, err := s.aside()
-	if err != nil {
-		return 0, err
-	}
-	var top uint64
-	if len(ids) > 0 {
-		top = ids[len(ids)-1]
-	}
-	if len(aside) > 0 {
-		top = max(top, aside[len(aside)-1].id)
 	}
 	if s.remote != nil {
-		dirs, err := s.remoteDirs()
+		used, err := topID(s.remote.ctx, s.remote.objects)
+		if err != nil {
+			return 0, fmt.Errorf("checkpoint: %w", err)
+		}
+		top = max(top, used)
+	}
+	return top + 1, nil
+}
+
+// dirTopID returns the highest id of a checkpoint directory in dir or moved
+// aside in it, or 0.
+func dirTopID(dir string) (uint64, error) {
+	var top uint64
+	for _, d := range []string{dir, filepath.Join(dir, asideName)} {
+		entries, err := listCheckpoints(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
-		for id := range dirs {
-			top = max(top, id)
+		if len(entries) > 0 {
+			top = max(top, entries[len(entries)-1].id)
 		}
 	}
-	return top + 1, nil
+	return top, nil
 }
 
 // Verify checks every file of m against its size and checksum. The error
@@ -286,6 +298,9 @@ func (s *Store) Verify(m *Manifest) error {
 		}
 		s.prev = m
 		return nil
+	}
+	if err := s.linkShared(m); err != nil {
+		return err
 	}
 	dir := s.Dir(m.ID)
 	for _, f := range m.Files {
@@ -304,6 +319,44 @@ func (s *Store) Verify(m *Manifest) error {
 	}
 	s.prev = m
 	return nil
+}
+
+// linkShared makes checkpoint m self-contained in the checkpoint
+// directory, as every checkpoint written without a local directory is:
+// a checkpoint written with one (OpenLocation) names, for a file it shares
+// with an earlier checkpoint, that checkpoint's copy (File.Object), which
+// Retain here would delete with its checkpoint. Each such file is
+// hard-linked (or copied) to its own path; Verify then checks it there.
+func (s *Store) linkShared(m *Manifest) error {
+	dir, linked := s.Dir(m.ID), 0
+	for _, f := range m.Files {
+		own := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if f.Object == "" || fileExists(own) {
+			continue
+		}
+		shared := filepath.Join(s.dir, filepath.FromSlash(f.Object))
+		if !fileExists(shared) {
+			return fmt.Errorf("checkpoint %d: file %s is missing (it is shared with an earlier checkpoint as %s): %w", m.ID, own, shared, ErrCorrupt)
+		}
+		err := os.MkdirAll(filepath.Dir(own), 0o755)
+		if err == nil && os.Link(shared, own) != nil {
+			err = copyFile(shared, own)
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint %d: link shared file %s: %w", m.ID, shared, err)
+		}
+		linked++
+	}
+	if linked > 0 {
+		s.logger.Info("linked the files a checkpoint written with --local-dir shares with earlier ones into its own directory",
+			"checkpoint", m.ID, "files", linked, "dir", dir)
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // Begin creates the directory of checkpoint id. For a location in object
@@ -395,6 +448,8 @@ func (s *Store) listFiles(id uint64) ([]File, int64, error) {
 		for _, f := range s.prev.Files {
 			if s.remote != nil {
 				f.Object = f.Key(manifest.DirName(s.prev.ID))
+			} else {
+				f.Object = "" // a hard link at its own path (see linkShared)
 			}
 			prev[f.Path] = f
 		}
@@ -548,6 +603,9 @@ func (s *Store) Retain(keep int) error {
 // incomplete checkpoints in object storage are left to Retain.
 func (s *Store) MoveIncompleteAside() error {
 	if s.remote != nil {
+		if err := s.dropStaleLive(); err != nil {
+			return err
+		}
 		return s.dropStaging(func(id uint64) bool { return s.prev == nil || id != s.prev.ID })
 	}
 	entries, err := listCheckpoints(s.dir)

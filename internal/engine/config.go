@@ -12,8 +12,10 @@ import (
 type Config struct {
 	CheckpointDir string // a directory or s3://bucket/prefix
 	// LocalDir holds the live state and stages checkpoints when
-	// CheckpointDir is in object storage; Run creates a temporary one if
-	// it is empty. Unused for a directory, which holds both itself.
+	// CheckpointDir is in object storage, or is a directory given with a
+	// LocalDir (package chkstore, OpenLocation); Run creates a temporary
+	// one for object storage if it is empty. A directory without one holds
+	// both itself.
 	LocalDir           string
 	CheckpointInterval time.Duration
 	CheckpointTimeout  time.Duration

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/weirstream/weir/internal/objstore"
 )
@@ -13,16 +14,23 @@ import (
 // what is left locally is a copy). The same directory serves every restart
 // in this process, so that a restart finds the checkpoint it restores
 // already staged; a new process starts with an empty one and downloads.
-// For a local checkpoint directory a LocalDir is ignored, with a warning.
+//
+// A checkpoint directory with a LocalDir is treated as object storage (a
+// shared filesystem: the live state stays local, checkpoints are copied
+// there); without one, the live state is in the checkpoint directory and
+// checkpoints cost no copy (package chkstore, OpenLocation).
 func withLocalDir(cfg Config) (_ Config, remove func(), err error) {
 	remove = func() {}
 	loc, err := objstore.ParseLocation(cfg.CheckpointDir)
-	if err != nil || !loc.IsS3() {
-		if err == nil && cfg.LocalDir != "" {
-			cfg.Logger.Warn("--local-dir is ignored: the live state stays in --checkpoint-dir, a local directory",
+	if err != nil {
+		return cfg, remove, nil // a bad location fails the start, naming it
+	}
+	if !loc.IsS3() {
+		if cfg.LocalDir != "" && filepath.Clean(cfg.LocalDir) != loc.Path {
+			cfg.Logger.Info("live state in --local-dir; completed checkpoints are copied into --checkpoint-dir",
 				"local_dir", cfg.LocalDir, "checkpoint_dir", cfg.CheckpointDir)
 		}
-		return cfg, remove, nil // a bad location fails the start, naming it
+		return cfg, remove, nil
 	}
 	if cfg.LocalDir != "" {
 		return cfg, remove, nil

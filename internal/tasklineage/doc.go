@@ -35,6 +35,11 @@
 // Epoch.Cleanup, called once the new epoch completed a checkpoint of its
 // own, deletes the older epochs that no start point needs any more.
 //
+// Lineage.WriteSavepoint copies every task's start point into a group
+// savepoint (group-savepoint-<time>/task-<i>/, then GROUP), and
+// ReadGroupSavepoint checks one before a group starts from it: each task
+// with no checkpoint yet then imports its own savepoint (see savepoint.go).
+//
 // NB: an S3-compatible server that ignores If-None-Match on PUT (S3 itself
 // honours it since 2024, as do MinIO and gofakes3, the development server of
 // weir s3) would let two simultaneous claimers of one epoch both think they

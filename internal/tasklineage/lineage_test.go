@@ -16,15 +16,27 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// roots returns a fresh job checkpoint location of each kind: a directory,
-// and a prefix on a development S3 server.
-func roots(t *testing.T) map[string]func(t *testing.T) string {
-	return map[string]func(t *testing.T) string{
-		"dir": func(t *testing.T) string { return filepath.Join(t.TempDir(), "checkpoints") },
-		"s3": func(t *testing.T) string {
+// root is a kind of job checkpoint location.
+type root struct {
+	location func(t *testing.T) string // a fresh one
+	// local returns the local directory of a member: fresh, or "" for a
+	// directory that holds the live state itself.
+	local func(t *testing.T) string
+}
+
+// roots returns each kind of job checkpoint location: a directory with and
+// without the members' local directories, and a prefix on a development
+// S3 server.
+func roots(t *testing.T) map[string]root {
+	dir := func(t *testing.T) string { return filepath.Join(t.TempDir(), "checkpoints") }
+	fresh := func(t *testing.T) string { return t.TempDir() }
+	return map[string]root{
+		"dir":           {dir, func(*testing.T) string { return "" }},
+		"dir+local-dir": {dir, fresh},
+		"s3": {func(t *testing.T) string {
 			s3dev.StartTest(t, "").SetEnv(t)
 			return "s3://weir-test/orders"
-		},
+		}, fresh},
 	}
 }
 
@@ -39,9 +51,9 @@ func open(t *testing.T, root string) *Lineage {
 
 // checkpoint completes checkpoint id in location, with state as the state
 // of operator src, as the owner of the epoch would.
-func checkpoint(t *testing.T, location string, id uint64, state string) {
+func checkpoint(t *testing.T, r root, location string, id uint64, state string) {
 	t.Helper()
-	s, err := chkstore.OpenLocation(context.Background(), location, t.TempDir(), quiet)
+	s, err := chkstore.OpenLocation(context.Background(), location, r.local(t), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +75,9 @@ func checkpoint(t *testing.T, location string, id uint64, state string) {
 
 // restored returns the state of src in the checkpoint a job on location
 // would restore, and its id.
-func restored(t *testing.T, location string) (uint64, string) {
+func restored(t *testing.T, r root, location string) (uint64, string) {
 	t.Helper()
-	s, err := chkstore.OpenLocation(context.Background(), location, t.TempDir(), quiet)
+	s, err := chkstore.OpenLocation(context.Background(), location, r.local(t), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,20 +103,20 @@ func samePoint(a, b *Point) bool { return (a == nil) == (b == nil) && (a == nil 
 // epoch 1 then completes another checkpoint there. The next owner must
 // start from epoch 2's recorded base, not from the zombie's checkpoint.
 func TestStartIgnoresZombieManifests(t *testing.T) {
-	for name, root := range roots(t) {
+	for name, r := range roots(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			l := open(t, root(t))
-			e1, err := l.Claim(ctx, 3, "member-a", t.TempDir())
+			l := open(t, r.location(t))
+			e1, err := l.Claim(ctx, 3, "member-a", r.local(t))
 			if err != nil || e1.Number != 1 || e1.Base != nil {
 				t.Fatalf("first claim = %+v, %v; want epoch 1, fresh", e1, err)
 			}
-			checkpoint(t, e1.Location, 1, "offset-100")
+			checkpoint(t, r, e1.Location, 1, "offset-100")
 			// member-b claims epoch 2 and dies before the import.
 			if err := l.create(ctx, claim{Task: 3, Epoch: 2, Owner: "member-b", Base: &Point{Epoch: 1, Checkpoint: 1}}); err != nil {
 				t.Fatal(err)
 			}
-			checkpoint(t, e1.Location, 2, "offset-200 (zombie)")
+			checkpoint(t, r, e1.Location, 2, "offset-200 (zombie)")
 			if err := e1.Current(ctx); !errors.Is(err, ErrSuperseded) {
 				t.Fatalf("zombie's Current = %v, want ErrSuperseded", err)
 			}
@@ -113,11 +125,11 @@ func TestStartIgnoresZombieManifests(t *testing.T) {
 			if got, err := l.Start(ctx, 3); err != nil || !samePoint(got, want) {
 				t.Fatalf("Start = %+v, %v; want %+v (epoch 2's base, not the zombie's checkpoint 2)", got, err, want)
 			}
-			e3, err := l.Claim(ctx, 3, "member-c", t.TempDir())
+			e3, err := l.Claim(ctx, 3, "member-c", r.local(t))
 			if err != nil || e3.Number != 3 || !samePoint(e3.Base, want) {
 				t.Fatalf("claim = %+v, %v; want epoch 3 from %+v", e3, err, want)
 			}
-			id, state := restored(t, e3.Location)
+			id, state := restored(t, r, e3.Location)
 			if state != "offset-100" || id <= 2 {
 				t.Fatalf("epoch 3 restores checkpoint %d with %q; want offset-100 under an id above the zombie's 2", id, state)
 			}
@@ -135,9 +147,9 @@ func TestStartIgnoresZombieManifests(t *testing.T) {
 // TestClaimSameEpochOneWins races claims of one epoch: exactly one wins,
 // the others fail with ErrSuperseded.
 func TestClaimSameEpochOneWins(t *testing.T) {
-	for name, root := range roots(t) {
+	for name, r := range roots(t) {
 		t.Run(name, func(t *testing.T) {
-			l := open(t, root(t))
+			l := open(t, r.location(t))
 			const racers = 6
 			errs := make([]error, racers)
 			var wg sync.WaitGroup
@@ -160,7 +172,7 @@ func TestClaimSameEpochOneWins(t *testing.T) {
 				t.Fatalf("%d claimers won epoch 1, want 1: %v", won, errs)
 			}
 			// A claim after the race takes the next epoch.
-			e, err := l.Claim(context.Background(), 0, "member-late", t.TempDir())
+			e, err := l.Claim(context.Background(), 0, "member-late", r.local(t))
 			if err != nil || e.Number != 2 {
 				t.Fatalf("claim after the race = %+v, %v; want epoch 2", e, err)
 			}
@@ -172,20 +184,20 @@ func TestClaimSameEpochOneWins(t *testing.T) {
 // its own, cleanup keeps the epoch of its base; once it has one, every
 // older epoch goes, and the start point still restores.
 func TestCleanupKeepsStartPoint(t *testing.T) {
-	for name, root := range roots(t) {
+	for name, r := range roots(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			l := open(t, root(t))
-			e1, err := l.Claim(ctx, 0, "member-a", t.TempDir())
+			l := open(t, r.location(t))
+			e1, err := l.Claim(ctx, 0, "member-a", r.local(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkpoint(t, e1.Location, 1, "offset-1")
-			e2, err := l.Claim(ctx, 0, "member-b", t.TempDir())
+			checkpoint(t, r, e1.Location, 1, "offset-1")
+			e2, err := l.Claim(ctx, 0, "member-b", r.local(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkpoint(t, e2.Location, 7, "offset-7")
+			checkpoint(t, r, e2.Location, 7, "offset-7")
 			// member-c claims epoch 3 and dies before its import.
 			if err := l.create(ctx, claim{Task: 0, Epoch: 3, Owner: "member-c", Base: &Point{Epoch: 2, Checkpoint: 7}}); err != nil {
 				t.Fatal(err)
@@ -197,10 +209,10 @@ func TestCleanupKeepsStartPoint(t *testing.T) {
 			if got := epochs(t, l, 0); fmt.Sprint(got) != "[2 3]" {
 				t.Fatalf("epochs after a cleanup with epoch 3 empty: %v, want [2 3] (epoch 2 holds the start point)", got)
 			}
-			if _, state := restored(t, l.Location(0, 2)); state != "offset-7" {
+			if _, state := restored(t, r, l.Location(0, 2)); state != "offset-7" {
 				t.Fatalf("epoch 2 restores %q, want offset-7", state)
 			}
-			e4, err := l.Claim(ctx, 0, "member-d", t.TempDir())
+			e4, err := l.Claim(ctx, 0, "member-d", r.local(t))
 			if err != nil || !samePoint(e4.Base, &Point{Epoch: 2, Checkpoint: 7}) {
 				t.Fatalf("claim = %+v, %v; want epoch 4 from epoch 2's checkpoint 7", e4, err)
 			}
@@ -210,7 +222,7 @@ func TestCleanupKeepsStartPoint(t *testing.T) {
 			if got := epochs(t, l, 0); fmt.Sprint(got) != "[4]" {
 				t.Fatalf("epochs after epoch 4 has a checkpoint: %v, want [4]", got)
 			}
-			if _, state := restored(t, e4.Location); state != "offset-7" {
+			if _, state := restored(t, r, e4.Location); state != "offset-7" {
 				t.Fatalf("epoch 4 restores %q, want offset-7", state)
 			}
 			if objs, err := l.objects.List(ctx, epochPrefix(0, 2)); err != nil || len(objs) != 0 {
@@ -260,5 +272,33 @@ func TestStaleOwnerDeclined(t *testing.T) {
 	t.Log(err)
 	if err := cur.Current(ctx); err != nil {
 		t.Fatalf("new owner's Current = %v", err)
+	}
+}
+
+// TestMembersWithAndWithoutLocalDir moves a task on a shared directory
+// between members with a local directory and members without one: each
+// new owner starts from the previous owner's newest checkpoint, however it
+// was written.
+func TestMembersWithAndWithoutLocalDir(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, filepath.Join(t.TempDir(), "checkpoints"))
+	with := root{local: func(t *testing.T) string { return t.TempDir() }}
+	without := root{local: func(*testing.T) string { return "" }}
+	var id uint64 = 10
+	for i, r := range []root{without, with, without, with} {
+		e, err := l.Claim(ctx, 0, fmt.Sprint("member-", i), r.local(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			if _, state := restored(t, r, e.Location); state != fmt.Sprint("offset-", id) {
+				t.Fatalf("owner %d (local directory %v) starts from %q, want offset-%d", i, r.local(t) != "", state, id)
+			}
+		}
+		id += 10
+		checkpoint(t, r, e.Location, id, fmt.Sprint("offset-", id))
+		if err := e.Cleanup(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
