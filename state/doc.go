@@ -88,8 +88,9 @@
 // keys over and over. The cache holds all of the state when the database
 // started empty, or after a restore, when each state registered on it (each
 // namespace of a Namespaced state) fitted the cache bound and was loaded
-// whole, and Pebble holds no state of names nobody registered (which a full
-// snapshot would delete); an eviction ends it.
+// whole (the engine's subtasks load it between records, so that a restore
+// does not wait for it), and Pebble holds no state of names nobody
+// registered (which a full snapshot would delete); an eviction ends it.
 //
 // The timers of runtime.TimerService are keyed state too, stored and
 // checkpointed the same way.

@@ -518,20 +518,27 @@ func (t *task) restoreEventTime(ts int64) {
 	}
 }
 
-// drain encodes frozen keyed state, a bounded amount at a time so that
-// records keep flowing.
+// drain encodes frozen keyed state, and else loads restored keyed state
+// into the cache (statebackend.Config.WarmLater), a bounded amount at a
+// time so that records keep flowing.
 func (t *task) drain(budget int) {
 	for i, m := range t.members {
-		if m.backend != nil && m.backend.Draining() {
+		switch {
+		case m.backend == nil:
+		case m.backend.Draining():
 			t.entry = i // encoding runs the user's codecs
 			m.backend.Drain(budget)
+		case m.backend.Warming():
+			t.entry = i // decoding too
+			m.backend.Warm(budget)
 		}
 	}
 }
 
+// draining reports whether drain has work to do.
 func (t *task) draining() bool {
 	for _, m := range t.members {
-		if m.backend != nil && m.backend.Draining() {
+		if m.backend != nil && (m.backend.Draining() || m.backend.Warming()) {
 			return true
 		}
 	}

@@ -536,6 +536,10 @@ func (r *runner) run(ops int) {
 			r.freeze()
 			continue
 		}
+		if r.h.b.Warming() && r.rng.Float64() < r.mc.drainProb {
+			r.h.b.Warm(1 + r.rng.IntN(r.mc.maxBudget)) // Config.WarmLater
+			continue
+		}
 		if r.h.b.Draining() {
 			if r.rng.Float64() < 0.02 {
 				if err := r.h.b.Freeze(r.nextID, filepath.Join(r.root, "never")); !errors.Is(err, ErrDraining) {
@@ -805,12 +809,45 @@ func testBackendMetamorphic(t *testing.T, seed uint64, mc metaConfig, extra bool
 			if err := rr2.h.b.Close(); err != nil {
 				t.Fatal(err)
 			}
+			if n == len(ids)-1 {
+				warmLaterRestore(t, r, id, filepath.Join(dir, fmt.Sprintf("restore-warm-%d", id)), extraRand(id^0x3a3a))
+			}
 		}
 		if err := rr.h.b.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Logf("%d full snapshots of restored backends", restoredFull)
+}
+
+// warmLaterRestore restores r's checkpoint id into dir with
+// Config.WarmLater and drives it with Warm calls among its operations and
+// checkpoints, then warms the rest: the state must match the model
+// throughout, and so must a restore of its last checkpoint.
+func warmLaterRestore(t *testing.T, r *runner, id uint64, dir string, extra *rand.Rand) {
+	mc := r.mc
+	copyCheckpoint(t, r.done[id], dir)
+	wr := &runner{
+		t: t, seed: r.seed, rng: rand.New(rand.NewPCG(r.seed, id^0x3a3a)), m: r.snapshots[id].clone(), mc: mc,
+		nextID: 2000 + id, root: dir + "-chk", snapshots: map[uint64]model{}, done: map[uint64]string{},
+		clock: r.clock, extra: extra,
+	}
+	wr.h = openStates(t, Config{Dir: dir, MaxParallelism: mc.maxParallelism, CacheBytes: mc.cacheBytes, Now: r.clock.now, WarmLater: true})
+	defer wr.h.b.Close()
+	wr.run(400)
+	for !wr.h.b.Warm(1 + wr.rng.IntN(mc.maxBudget)) {
+	}
+	wr.checkAll(wr.m, fmt.Sprintf("checkpoint %d restored with WarmLater, changed and warmed", id))
+	wr.freeze()
+	wr.drain(0)
+	wr.waitResults()
+	last := wr.nextID - 1
+	again := dir + "-again"
+	copyCheckpoint(t, wr.done[last], again)
+	wr2 := &runner{t: t, seed: r.seed, rng: wr.rng, m: wr.snapshots[last], mc: mc, clock: r.clock}
+	wr2.h = openStates(t, Config{Dir: again, MaxParallelism: mc.maxParallelism, CacheBytes: MinCacheBytes, Now: r.clock.now})
+	defer wr2.h.b.Close()
+	wr2.checkAll(wr2.m, fmt.Sprintf("checkpoint %d of a backend restored with WarmLater from checkpoint %d", last, id))
 }
 
 // TestScanSurvivesGrowth freezes a full snapshot, drains part of it, then

@@ -419,6 +419,10 @@ func (n *namespaced[K, V]) drop(ns int64) {
 	}
 }
 
+// warmSome implements tableOps: a namespace's table is loaded whole when
+// it is first used.
+func (n *namespaced[K, V]) warmSome(int) (int, bool) { return 0, true }
+
 // cachedAll reports whether every namespace is cached whole: restored ones
 // that fitted the cache at Open, and those created since, until they evict.
 func (n *namespaced[K, V]) cachedAll() bool {

@@ -95,6 +95,10 @@ type table[K comparable, V any] struct {
 	// nothing of it that the cache lacks (a namespace created since Open),
 	// until the table evicts.
 	complete bool
+	// warming is where loading a restored table into the cache resumes,
+	// while it is loaded a budget at a time (Config.WarmLater); nil
+	// otherwise.
+	warming *scanCursor
 }
 
 type tomb[K comparable] struct {
@@ -115,6 +119,10 @@ type tableOps interface {
 	// cachedAll reports whether the cache holds every entry Pebble holds
 	// of the state.
 	cachedAll() bool
+	// warmSome loads up to budget restored entries into the cache (see
+	// Config.WarmLater) and returns how many it read and whether the
+	// table is loaded.
+	warmSome(budget int) (used int, done bool)
 }
 
 func newTable[K comparable, V any](s *Scope[K], name string, kind stateKind, vals Codec[V]) (*table[K, V], error) {
@@ -128,17 +136,17 @@ func newTable[K comparable, V any](s *Scope[K], name string, kind stateKind, val
 	}
 	t.id = id
 	s.tables = append(s.tables, t)
+	if t.b.cfg.WarmLater && !t.b.complete {
+		t.warming = &scanCursor{} // see warmSome
+		t.b.warming++
+		return t, nil
+	}
 	err = t.warm(func(add func(K, V) error) error {
 		return t.b.scan(t.id, func(key, value []byte) error {
-			k, err := t.scope.keys.Decode(key)
+			k, v, err := t.decodeStored(key, value)
 			if err != nil {
 				return err
 			}
-			v, err := t.vals.Decode(value)
-			if err != nil {
-				return err
-			}
-			t.sampleSize(len(key) + len(value))
 			return add(k, v)
 		})
 	})
@@ -146,6 +154,71 @@ func newTable[K comparable, V any](s *Scope[K], name string, kind stateKind, val
 		return nil, fmt.Errorf("state: load %q: %w", name, err)
 	}
 	return t, nil
+}
+
+// decodeStored decodes an entry Pebble holds (key without key group and
+// state id) and samples its size.
+func (t *table[K, V]) decodeStored(key, value []byte) (K, V, error) {
+	var v V
+	k, err := t.scope.keys.Decode(key)
+	if err == nil {
+		v, err = t.vals.Decode(value)
+	}
+	if err == nil {
+		t.sampleSize(len(key) + len(value))
+	}
+	return k, v, err
+}
+
+// warmSome is warm a budget at a time, for Config.WarmLater: it loads up
+// to budget entries that Pebble holds, from where the previous call
+// stopped, into the cache, keeping what the cache holds of a key already
+// (the same value, or a newer one: a key that is not cached has its
+// newest value in Pebble, so reading Pebble anew at each call is right).
+// The table is complete once every entry was read; the cache's bound, or
+// an eviction meanwhile, ends the loading without: the rest is read on
+// demand, as after a warm that did not fit.
+func (t *table[K, V]) warmSome(budget int) (int, bool) {
+	if t.warming == nil {
+		return 0, true
+	}
+	used, done, err := t.b.scanSome(t.id, t.warming, budget, func(key, value []byte) error {
+		if t.b.cachedBytes+t.m.per >= t.b.cfg.CacheBytes {
+			return errCacheFull
+		}
+		k, v, err := t.decodeStored(key, value)
+		if err != nil {
+			return err
+		}
+		if _, ok := t.m.get(k); !ok {
+			t.m.set(k, entry[V]{val: v})
+		}
+		return nil
+	})
+	if used > 0 {
+		t.loaded, t.b.loaded = true, true // clean entries an eviction pass may take
+	}
+	switch {
+	case errors.Is(err, errCacheFull):
+		t.endWarm()
+		return used, true
+	case err != nil:
+		t.endWarm()
+		t.b.fail(fmt.Errorf("state: load %q: %w", t.b.names[t.id], err))
+		return used, true
+	case done:
+		t.endWarm()
+		t.complete = true
+	}
+	return used, done
+}
+
+// endWarm ends loading the table by warmSome.
+func (t *table[K, V]) endWarm() {
+	if t.warming != nil {
+		t.warming = nil
+		t.b.warming--
+	}
 }
 
 // errCacheFull stops warm when the stored entries do not fit the cache.
@@ -564,6 +637,7 @@ func (t *table[K, V]) evict(bytes int64) (freed int64) {
 		s := &t.m.slots[i]
 		if s.e.mark&occupied != 0 && s.e.epoch <= applied { // frozen and pending epochs are > applied
 			t.b.complete, t.complete = false, false
+			t.endWarm() // the cache is full: the rest is read on demand
 			freed += t.m.per
 			t.m.removeAt(i) // NB: may move a later entry to i; it is looked at next
 			if freed >= bytes {

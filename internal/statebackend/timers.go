@@ -206,33 +206,56 @@ func (b *Backend) scan(id uint32, fn func(key, value []byte) error) error {
 	if b.complete {
 		return nil // nothing stored
 	}
-	for kg := 0; kg < b.maxParallelism; kg++ {
+	_, _, err := b.scanSome(id, &scanCursor{}, math.MaxInt, fn)
+	return err
+}
+
+// scanCursor is where a scan of a state resumes (see scanSome).
+type scanCursor struct {
+	kg     int    // the key group being read
+	resume []byte // the Pebble key to resume at in kg; nil: its first
+}
+
+// scanSome is scan for up to budget entries from c on, which it advances:
+// each call reads Pebble as it is then. It returns how many entries fn saw
+// and whether the scan is done.
+func (b *Backend) scanSome(id uint32, c *scanCursor, budget int, fn func(key, value []byte) error) (used int, done bool, err error) {
+	for ; c.kg < b.maxParallelism; c.kg, c.resume = c.kg+1, nil {
 		var lower [6]byte
-		binary.BigEndian.PutUint16(lower[:2], uint16(kg))
+		binary.BigEndian.PutUint16(lower[:2], uint16(c.kg))
 		binary.BigEndian.PutUint32(lower[2:], id)
 		upper := lower
 		binary.BigEndian.PutUint32(upper[2:], id+1)
 		if id == math.MaxUint32 {
-			binary.BigEndian.PutUint16(upper[:2], uint16(kg+1))
+			binary.BigEndian.PutUint16(upper[:2], uint16(c.kg+1))
 			binary.BigEndian.PutUint32(upper[2:], 0)
 		}
 		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: lower[:], UpperBound: upper[:]})
 		if err != nil {
-			return err
+			return used, false, err
 		}
-		for it.First(); it.Valid(); it.Next() {
+		valid := it.First()
+		if c.resume != nil {
+			valid = it.SeekGE(c.resume)
+		}
+		for ; valid; valid = it.Next() {
+			if used == budget {
+				c.resume = append(c.resume[:0], it.Key()...)
+				return used, false, it.Close()
+			}
 			v, err := it.ValueAndErr()
 			if err == nil {
 				err = fn(it.Key()[6:], v)
 			}
 			if err != nil {
 				it.Close()
-				return err
+				return used, false, err
 			}
+			used++
 		}
 		if err := it.Close(); err != nil {
-			return err
+			return used, false, err
 		}
 	}
-	return nil
+	return used, true, nil
 }

@@ -12,42 +12,76 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/runtime"
 )
 
-// failover runs the job with 2 members while input keeps flowing, and
-// c.kills times kills one of them with SIGKILL, times until every task it
-// owned has completed a checkpoint on the survivor, then starts a new
-// member and waits for the group to settle. It prints p50, p99 and max.
-func failover(c benchConfig, b *devbroker.Broker) error {
+// failoverConfig is what the failover runs do (--kills and the
+// --failover flags).
+type failoverConfig struct {
+	kills, tasks, keysPerTask int
+	session                   time.Duration // the members' and the broker's minimum
+}
+
+// takeover is one failover, timed from the kill: when the survivor had
+// been assigned the killed member's tasks (the first of them), had
+// restored them (the last to start) and had completed a checkpoint of each
+// (the last).
+type takeover struct {
+	assigned, restored, checkpointed time.Duration
+}
+
+// The phases of a takeover; they add up to checkpointed.
+func (t takeover) detection() time.Duration { return t.assigned }
+func (t takeover) restore() time.Duration   { return t.restored - t.assigned }
+func (t takeover) catchUp() time.Duration   { return t.checkpointed - t.restored }
+
+// failover runs the job with 2 members on a broker of its own until they
+// have counted every key, then keeps input flowing and c.failover.kills
+// times kills one of them with SIGKILL, times until every task it owned
+// has completed a checkpoint on the survivor, then starts a new member and
+// waits for the group to settle. It prints each phase's p50, p99 and max.
+func failover(c benchConfig) error {
+	f := c.failover
+	b, err := startBroker(f.tasks, f.session)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
 	const input, output, group = "input-failover", "output-failover", "scaleout-failover"
 	for _, t := range []string{input, output} {
-		if err := b.CreateTopic(t, c.partitions); err != nil {
+		if err := b.CreateTopic(t, f.tasks); err != nil {
 			return err
 		}
 	}
-	if err := fill(b.Addr(), input, c.records, c.keys); err != nil {
+	keys := f.tasks * f.keysPerTask
+	start := time.Now()
+	if err := fill(b.Addr(), input, keys, keys); err != nil {
 		return err
 	}
+	fmt.Printf("failover input: %d keys, one record each, in %d partitions, written in %v\n", keys, f.tasks, time.Since(start).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	stopFeed := feed(ctx, b.Addr(), input, c.keys)
-	defer stopFeed()
 	dir, err := os.MkdirTemp("", "weir-scaleout-failover-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	procs, err := startMembers(c, b.Addr(), input, output, group, dir, 2)
+	start = time.Now()
+	procs, err := startMembers(c, b.Addr(), input, output, group, dir, 2, f.session)
 	if err != nil {
 		return err
 	}
 	defer procs.stop()
+	if _, err := awaitOutput(ctx, b.Addr(), output, keys, procs.exited); err != nil {
+		return err
+	}
+	fmt.Printf("state: %d keys (%d a task) counted by 2 members in %v\n", keys, f.keysPerTask, time.Since(start).Round(time.Millisecond))
+	stopFeed := feed(ctx, b.Addr(), input, keys)
+	defer stopFeed()
 	live := slices.Clone(procs.ms)
-	var times []time.Duration
-	for k := range c.kills {
-		if err := settled(ctx, live, c.partitions, procs.exited); err != nil {
+	var runs []takeover
+	for k := range f.kills {
+		if err := settled(ctx, live, f.tasks, procs.exited); err != nil {
 			return err
 		}
 		victim, survivor := live[k%2], live[1-k%2]
@@ -55,22 +89,49 @@ func failover(c benchConfig, b *devbroker.Broker) error {
 		if err != nil {
 			return err
 		}
+		tasks := owned(st)
 		start := time.Now()
 		procs.kill(victim)
-		if err := awaitTakeover(ctx, survivor, owned(st), start, procs.exited); err != nil {
+		t, err := awaitTakeover(ctx, survivor, tasks, start, procs.exited)
+		if err != nil {
 			return fmt.Errorf("kill %d: %w", k+1, err)
 		}
-		times = append(times, time.Since(start))
-		fmt.Printf("kill %d: member's %d tasks checkpointed on the survivor after %v\n", k+1, len(owned(st)), times[k].Round(time.Millisecond))
+		runs = append(runs, t)
+		fmt.Printf("kill %d: the member's %d tasks recovered on the survivor after %v: detection %v, restore %v, catch-up %v\n",
+			k+1, len(tasks), ms(t.checkpointed), ms(t.detection()), ms(t.restore()), ms(t.catchUp()))
 		if live[k%2], err = procs.start(); err != nil {
 			return err
 		}
 	}
-	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
-	fmt.Printf("failover (SIGKILL of 1 member of 2, %d keys, input flowing) over %d kills: p50 %v p99 %v max %v; beyond the session timeout (%v, how long the group waits for a silent member): p50 %v p99 %v\n",
-		c.keys, len(times), r(pct(times, 50)), r(pct(times, 99)), r(pct(times, 100)), c.session, r(pct(times, 50)-c.session), r(pct(times, 99)-c.session))
+	printFailover(c, runs)
 	return nil
 }
+
+// printFailover prints the p50, p99 and max of each phase of runs.
+func printFailover(c benchConfig, runs []takeover) {
+	f := c.failover
+	fmt.Printf("failover: SIGKILL of 1 member of 2, %d tasks of %d keys, session timeout %v, checkpoints every %v, input flowing; %d kills; %s\n",
+		f.tasks, f.keysPerTask, f.session, c.interval, len(runs), loadAverage())
+	fmt.Printf("%-12s %9s %9s %9s\n", "", "p50", "p99", "max")
+	for _, ph := range []struct {
+		name string
+		of   func(takeover) time.Duration
+	}{
+		{"total", func(t takeover) time.Duration { return t.checkpointed }},
+		{"detection", takeover.detection},
+		{"restore", takeover.restore},
+		{"catch-up", takeover.catchUp},
+	} {
+		ds := make([]time.Duration, len(runs))
+		for i, t := range runs {
+			ds[i] = ph.of(t)
+		}
+		fmt.Printf("%-12s %9v %9v %9v\n", ph.name, ms(pct(ds, 50)), ms(pct(ds, 99)), ms(pct(ds, 100)))
+	}
+}
+
+// ms rounds d to milliseconds, for printing.
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
 // feed keeps producing records to topic, about 10k a second, until the
 // returned function is called.
@@ -179,24 +240,81 @@ func settled(ctx context.Context, live []*proc, tasks int, exited <-chan error) 
 }
 
 // awaitTakeover waits until survivor owns every one of tasks with a
-// checkpoint completed after since.
-func awaitTakeover(ctx context.Context, survivor *proc, tasks []int, since time.Time, exited <-chan error) error {
+// checkpoint completed after since, and returns when it reached each step.
+func awaitTakeover(ctx context.Context, survivor *proc, tasks []int, since time.Time, exited <-chan error) (takeover, error) {
 	if len(tasks) == 0 {
-		return errors.New("the killed member owned no tasks")
+		return takeover{}, errors.New("the killed member owned no tasks")
 	}
-	return poll(ctx, exited, "the survivor to take over", func() (bool, error) {
+	var steps takeoverSteps
+	err := poll(ctx, exited, "the survivor to take over", func() (bool, error) {
 		st, err := status(ctx, survivor)
 		if err != nil {
 			return false, err
 		}
-		for _, task := range tasks {
-			i := slices.IndexFunc(st.Owned, func(t runtime.TaskStatus) bool { return t.Task == task })
-			if i < 0 || !st.Owned[i].LastCheckpointCompleted.After(since) {
-				return false, nil
+		return steps.observe(st, tasks, since, time.Now()), nil
+	})
+	return steps.takeover(since), err
+}
+
+// takeoverSteps records when the survivor's status first showed each task
+// assigned, started and checkpointed.
+type takeoverSteps struct {
+	assigned, started, checkpointed map[int]time.Time
+}
+
+// observe records what st, read at now, shows of tasks, and reports
+// whether each has completed a checkpoint after since.
+func (s *takeoverSteps) observe(st runtime.MemberStatus, tasks []int, since, now time.Time) bool {
+	if s.assigned == nil {
+		s.assigned, s.started, s.checkpointed = map[int]time.Time{}, map[int]time.Time{}, map[int]time.Time{}
+	}
+	see := func(m map[int]time.Time, task int) {
+		if _, ok := m[task]; !ok {
+			m[task] = now
+		}
+	}
+	for _, task := range tasks {
+		i := slices.IndexFunc(st.Owned, func(t runtime.TaskStatus) bool { return t.Task == task })
+		if i < 0 {
+			continue
+		}
+		see(s.assigned, task)
+		// NB: a step seen before the previous one was (both between two
+		// samples) counts as reached with it.
+		if t := st.Owned[i]; t.Started || t.LastCheckpointCompleted.After(since) {
+			see(s.started, task)
+		}
+		if st.Owned[i].LastCheckpointCompleted.After(since) {
+			see(s.checkpointed, task)
+		}
+	}
+	return len(s.checkpointed) == len(tasks)
+}
+
+// takeover returns the steps as a takeover since the kill: the first
+// assignment, the last start, the last checkpoint.
+func (s *takeoverSteps) takeover(since time.Time) takeover {
+	first := func(m map[int]time.Time) (t time.Time) {
+		for _, v := range m {
+			if t.IsZero() || v.Before(t) {
+				t = v
 			}
 		}
-		return true, nil
-	})
+		return t
+	}
+	last := func(m map[int]time.Time) (t time.Time) {
+		for _, v := range m {
+			if v.After(t) {
+				t = v
+			}
+		}
+		return t
+	}
+	return takeover{
+		assigned:     first(s.assigned).Sub(since),
+		restored:     last(s.started).Sub(since),
+		checkpointed: last(s.checkpointed).Sub(since),
+	}
 }
 
 // pct returns the p-th percentile of ds.

@@ -3,8 +3,9 @@
 // count → exactly-once Kafka sink, run by 1, 2 and 4 member processes of
 // one group, and the same workload as a single-process job (no group,
 // parallelism 2), whose keyed exchange stays in memory instead of crossing
-// a repartition topic. It prints records/s, the ratio to one member and the
-// CPU seconds of the members and of the broker side by side.
+// a repartition topic. It prints records/s, the ratio to one member, the
+// CPU seconds of the members and of the broker, the cores they used and
+// the CPU µs a record side by side.
 //
 //	go run ./benchmarks/cmd/scaleout [--records N] [--keys K] [--partitions P] [--members 1,2,4] [--kills N] [--quick]
 //
@@ -17,19 +18,26 @@
 // reads to the moment the output topic holds N committed records (read
 // under read_committed as they commit); the members then stop with a final
 // checkpoint and the output is counted again: exactly N, or the run fails.
-// Member CPU is the rusage of the child processes; "broker" is this
-// process's CPU during the run: the broker and the reader of the output.
-// The time members take to join the group and rebalance after the first
-// one started reading is inside the measured run.
+// CPU is counted from the members' start to the last output record: the
+// members' from /proc (their rusage at exit where there is no /proc,
+// which adds the final checkpoint), and "broker" is this process's: the
+// broker and the reader of the output. Cores used is that CPU over the
+// same wall time. The time members take to join the group and rebalance
+// after the first one started reading is inside the measured run.
 //
-// With --kills N it then runs 2 members on a second input topic that a
-// producer keeps feeding (about 10k records/s), and N times kills one with
-// SIGKILL and times until every task it owned has completed a checkpoint
-// on the survivor, sampling the survivor's /api/status every 20 ms; a new
-// member then joins and the group settles before the next kill. Most of
-// that time is the session timeout (--session-timeout, at least the dev
-// broker's 6 s minimum), the group's wait for a silent member, so the time
-// beyond it is printed too.
+// With --kills N it then runs 2 members of a job of --failover-tasks tasks
+// with --failover-keys keys of state each, on a broker of its own: once
+// they have counted every key, a producer keeps feeding the input (about
+// 10k records/s), and N times one member is killed with SIGKILL and timed
+// until every task it owned has completed a checkpoint on the survivor,
+// sampling the survivor's /api/status every 20 ms; a new member then
+// joins and the group settles before the next kill. Each failover is
+// split into detection (the kill to the survivor's assignment of the
+// tasks: the session timeout, --session-timeout, the group's wait for a
+// silent member, and the rebalance), restore (to the last of the tasks
+// started from its checkpoint) and catch-up (to the last of their first
+// checkpoints: the input that arrived meanwhile, and the checkpoint).
+// The broker accepts session timeouts down to --session-timeout.
 package main
 
 import (
@@ -63,13 +71,17 @@ func main() {
 	flag.StringVar(&a.dir, "checkpoint-dir", "", "internal (--member): checkpoint directory, shared by the members")
 	flag.IntVar(&a.parallelism, "parallelism", 2, "parallelism of the single-process job")
 	flag.DurationVar(&a.interval, "checkpoint-interval", time.Second, "checkpoint interval")
-	flag.DurationVar(&a.session, "session-timeout", 6*time.Second, "the members' --group-session-timeout (the dev broker's minimum is 6s, as Kafka's default group.min.session.timeout.ms)")
+	flag.DurationVar(&a.session, "session-timeout", 6*time.Second, "the members' --group-session-timeout of the throughput runs (the dev broker's minimum is 6s, as Kafka's default group.min.session.timeout.ms)")
 	records := flag.Int("records", 1_000_000, "input records")
 	keys := flag.Int("keys", 100_000, "distinct keys")
 	partitions := flag.Int("partitions", 8, "partitions of the input topic: the job's tasks")
 	memberList := flag.String("members", "1,2,4", "comma-separated member counts to run")
 	quick := flag.Bool("quick", false, "a short run: 200k records over 20k keys, 1 and 2 members")
 	kills := flag.Int("kills", 0, "then kill one member of 2 with SIGKILL this many times mid-run and time until its tasks checkpoint on the other")
+	failoverTasks := flag.Int("failover-tasks", 8, "with --kills: the tasks (input partitions) of the failover job")
+	failoverKeys := flag.Int("failover-keys", 1_000_000, "with --kills: keys of state per task of the failover job")
+	failoverSession := flag.Duration("failover-session-timeout", 1500*time.Millisecond, "with --kills: the members' --group-session-timeout, and the broker's minimum")
+	throughput := flag.Bool("throughput", true, "run the throughput comparison (--members and the single process); false: only --kills")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up on a run after this long")
 	flag.Parse()
 	if *member {
@@ -84,8 +96,10 @@ func main() {
 	}
 	counts, err := parseCounts(*memberList)
 	if err == nil {
-		err = bench(benchConfig{records: *records, keys: *keys, partitions: *partitions, members: counts,
-			parallelism: a.parallelism, interval: a.interval, session: a.session, timeout: *timeout, kills: *kills})
+		c := benchConfig{records: *records, keys: *keys, partitions: *partitions, members: counts,
+			parallelism: a.parallelism, interval: a.interval, session: a.session, timeout: *timeout,
+			failover: failoverConfig{kills: *kills, tasks: *failoverTasks, keysPerTask: *failoverKeys, session: *failoverSession}}
+		err = run(c, *throughput)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scaleout:", err)
@@ -109,9 +123,41 @@ func parseCounts(list string) ([]int, error) {
 type benchConfig struct {
 	records, keys, partitions int
 	members                   []int
-	parallelism, kills        int
+	parallelism               int
 	interval, session         time.Duration
 	timeout                   time.Duration
+	failover                  failoverConfig
+}
+
+// run runs the throughput comparison if throughput is set, then the
+// failover runs if c asks for kills.
+func run(c benchConfig, throughput bool) error {
+	f := c.failover
+	switch {
+	case !throughput && f.kills == 0:
+		return errors.New("--throughput=false without --kills: nothing to run")
+	case f.kills < 0 || f.kills > 0 && (f.tasks < 2 || f.keysPerTask < 1):
+		return fmt.Errorf("--kills %d, --failover-tasks %d, --failover-keys %d: want no negative kills, at least 2 tasks (one a member) and 1 key a task",
+			f.kills, f.tasks, f.keysPerTask)
+	}
+	if throughput {
+		if err := bench(c); err != nil {
+			return err
+		}
+	}
+	if c.failover.kills > 0 {
+		return failover(c)
+	}
+	return nil
+}
+
+// startBroker starts a development broker whose topics have partitions
+// partitions by default and that accepts group session timeouts down to
+// session (capped at the dev broker's default minimum).
+func startBroker(partitions int, session time.Duration) (*devbroker.Broker, error) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: partitions, Logger: quiet,
+		GroupMinSessionTimeout: min(max(session, devbroker.MinGroupMinSessionTimeout), devbroker.DefaultGroupMinSessionTimeout)})
 }
 
 // result is one measured run.
@@ -120,11 +166,12 @@ type result struct {
 	members          int // 0: the single-process job
 	rate             float64
 	memberCPU, other time.Duration
+	wall             time.Duration // of the CPU counts
 }
 
+// bench runs the throughput comparison.
 func bench(c benchConfig) error {
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: c.partitions, Logger: quiet})
+	b, err := startBroker(c.partitions, c.session)
 	if err != nil {
 		return err
 	}
@@ -155,9 +202,6 @@ func bench(c benchConfig) error {
 	results = append(results, r)
 	fmt.Printf("%-28s %10.0f records/s\n", r.label+":", r.rate)
 	printTable(c, results)
-	if c.kills > 0 {
-		return failover(c, b)
-	}
 	return nil
 }
 
@@ -171,15 +215,24 @@ func printTable(c benchConfig, results []result) {
 			one = r.rate
 		}
 	}
-	fmt.Printf("%-28s %12s %10s %12s %12s %14s\n", "", "records/s", "vs 1", "member CPU", "broker CPU", "CPU µs/record")
+	fmt.Printf("%-28s %10s %6s %8s %11s %11s %11s %14s\n", "", "records/s", "vs 1", "wall", "member CPU", "broker CPU", "cores used", "CPU µs/record")
 	for _, r := range results {
 		ratio := "-"
 		if one > 0 {
 			ratio = fmt.Sprintf("%.2f", r.rate/one)
 		}
-		fmt.Printf("%-28s %12.0f %10s %11.1fs %11.1fs %14.2f\n", r.label, r.rate, ratio,
-			r.memberCPU.Seconds(), r.other.Seconds(), (r.memberCPU+r.other).Seconds()*1e6/float64(c.records))
+		cpu := r.memberCPU + r.other
+		fmt.Printf("%-28s %10.0f %6s %7.1fs %10.1fs %10.1fs %11.2f %14.2f\n", r.label, r.rate, ratio, r.wall.Seconds(),
+			r.memberCPU.Seconds(), r.other.Seconds(), cores(cpu, r.wall), cpu.Seconds()*1e6/float64(c.records))
 	}
+}
+
+// cores returns how many cores cpu seconds over wall seconds kept busy.
+func cores(cpu, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return cpu.Seconds() / wall.Seconds()
 }
 
 // loadAverage returns the machine's load averages (/proc/loadavg), which
@@ -251,13 +304,14 @@ func runOnce(c benchConfig, b *devbroker.Broker, input string, members int) (res
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	cpuBefore := selfCPU()
-	procs, err := startMembers(c, b.Addr(), input, output, group, dir, members)
+	cpuBefore, start := selfCPU(), time.Now()
+	procs, err := startMembers(c, b.Addr(), input, output, group, dir, members, c.session)
 	if err != nil {
 		return res, err
 	}
 	last, countErr := awaitOutput(ctx, b.Addr(), output, c.records, procs.exited)
-	cpuAfter := selfCPU()
+	res.other, res.wall = selfCPU()-cpuBefore, last.Sub(start)
+	memberCPU, live := procs.cpu()
 	res.memberCPU, err = procs.stop()
 	if countErr != nil {
 		return res, countErr
@@ -265,7 +319,9 @@ func runOnce(c benchConfig, b *devbroker.Broker, input string, members int) (res
 	if err != nil {
 		return res, err
 	}
-	res.other = cpuAfter - cpuBefore
+	if live {
+		res.memberCPU = memberCPU
+	}
 	first, ok := procs.firstRead()
 	if !ok {
 		return res, errors.New("no member reported its first read")

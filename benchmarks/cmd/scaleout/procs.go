@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,11 +40,11 @@ type proc struct {
 	status chan string // its status server's address, once
 }
 
-// startMembers re-executes this binary as n members.
-func startMembers(c benchConfig, broker, input, output, group, dir string, n int) (*procs, error) {
+// startMembers re-executes this binary as n members, with session as their --group-session-timeout.
+func startMembers(c benchConfig, broker, input, output, group, dir string, n int, session time.Duration) (*procs, error) {
 	p := &procs{exited: make(chan error, 64), args: []string{"--member", "--brokers", broker, "--input", input,
 		"--output", output, "--group", group, "--checkpoint-dir", dir, "--parallelism", strconv.Itoa(c.parallelism),
-		"--checkpoint-interval", c.interval.String(), "--session-timeout", c.session.String()}}
+		"--checkpoint-interval", c.interval.String(), "--session-timeout", session.String()}}
 	for range n {
 		if _, err := p.start(); err != nil {
 			_, _ = p.stop()
@@ -114,6 +115,58 @@ func (p *procs) firstRead() (time.Time, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.first, !p.first.IsZero()
+}
+
+// cpu returns the CPU time the members used so far, read from /proc; ok
+// is false where there is none.
+func (p *procs) cpu() (_ time.Duration, ok bool) {
+	p.mu.Lock()
+	ms := slices.Clone(p.ms)
+	p.mu.Unlock()
+	var sum time.Duration
+	for _, m := range ms {
+		d, err := procCPU(m.cmd.Process.Pid)
+		if err != nil {
+			return 0, false
+		}
+		sum += d
+	}
+	return sum, true
+}
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat: USER_HZ, 100 on
+// every Linux architecture Go supports.
+const userHZ = 100
+
+// procCPU returns the user and system CPU time of process pid from
+// /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU returns utime+stime of a /proc/<pid>/stat line. The fields
+// are counted after the command name's closing parenthesis, since the name
+// may hold spaces.
+func parseStatCPU(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state): utime and stime are fields 14 and 15.
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat %q: too few fields", stat)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat %q: %w", stat, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }
 
 // kill kills m with SIGKILL, as a machine's loss would, and waits for it.
