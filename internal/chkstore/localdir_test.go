@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/weirstream/weir/internal/chkstore/chkstoretest"
 )
 
 // openAt opens the checkpoint directory dir with the local directory local
@@ -58,7 +60,7 @@ func restoreVerified(t *testing.T, s *Store, want uint64, keyed map[string][]byt
 // the other.
 func TestDirWithLocalDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "checkpoints")
-	a, b := fill(300, 1), fill(200, 2)
+	a, b := chkstoretest.Fill(300, 1), chkstoretest.Fill(200, 2)
 
 	// A run without --local-dir: checkpoint 1, live state, an incomplete
 	// checkpoint moved aside (its sinks may have pre-committed under 9).
@@ -66,8 +68,8 @@ func TestDirWithLocalDir(t *testing.T) {
 	if plain.remote != nil || plain.Root() != dir {
 		t.Fatalf("without a local directory, %s was not opened as a plain checkpoint directory", dir)
 	}
-	completeCheckpoint(t, plain, 1, map[string][]byte{"a.sst": a})
-	writeFile(t, filepath.Join(dir, "live", "count", "000009.log"), []byte("live"))
+	chkstoretest.CompleteCheckpoint(t, plain, 1, map[string][]byte{"a.sst": a})
+	chkstoretest.WriteFile(t, filepath.Join(dir, "live", "count", "000009.log"), []byte("live"))
 	if err := os.MkdirAll(filepath.Join(dir, asideName, "chk-0000000009"), 0o755); err != nil {
 		t.Fatal(err)
 	}
