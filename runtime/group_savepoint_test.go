@@ -109,7 +109,15 @@ func savepointedGroup(t *testing.T, name string, records uint64, tasks int) (*ta
 	var pausedTasks atomic.Int32
 	p := halvedCount(name, records, make(chan struct{}), func() {
 		if int(pausedTasks.Add(1)) == tasks {
-			close(stop) // every task has read its first half
+			// Every task has read its first half; the counts cross the
+			// exchange only as checkpoints commit, so stop once some
+			// have come out, or the savepoint would hold no output yet.
+			go func() {
+				for len(out.Records()) == 0 {
+					time.Sleep(10 * time.Millisecond) // polls a condition; no signal to wait on
+				}
+				close(stop)
+			}()
 		}
 	}, out)
 	cfg := groupConfig(cl)
