@@ -46,7 +46,8 @@ test-deps:
 # compiled for vet serve the job binaries' go builds), then without the tag
 # only the packages whose files differ without it (internal/fault's off.go):
 # every other file is the same either way, and vetting ./... twice cost a
-# second compile and pass of every package that imports internal/fault.
+# second compile and pass of every package that imports internal/fault
+# (152 s of CPU with only the third-party packages cached; now 0.1 s).
 # deploy/kubernetes is a module of its own (the Kubernetes API types its test
 # decodes the manifests into stay out of weir's dependencies).
 PKG_FILES = {{.ImportPath}} {{.GoFiles}} {{.CgoFiles}} {{.TestGoFiles}} {{.XTestGoFiles}}
