@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weirstream/weir/internal/testbin"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest"
 )
@@ -39,6 +40,20 @@ func writeText(t *testing.T, seed uint64, files, lines int) string {
 		}
 	}
 	return filepath.Join(dir, "*.txt")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Remove()
+	os.Exit(code)
+}
+
+// prebuilt makes job run wordcount built once per test process (with fault
+// points), instead of the kit building Package for each Check:
+// TestWordcountSurvivesKillsAndPauses covers the kit's build.
+func prebuilt(t *testing.T, job weirtest.Job) weirtest.Job {
+	job.Package, job.Binary = "", testbin.Build(t, wordcount, "-tags", "weirfault")
+	return job
 }
 
 func wordcountJob(input string, extra ...string) weirtest.Job {
@@ -78,7 +93,7 @@ func TestCatchesDuplicates(t *testing.T) {
 		t.Skip("runs a job binary")
 	}
 	seed := testseed.Seed(t)
-	job := wordcountJob(writeText(t, seed, 2, 60000), "--at-least-once")
+	job := prebuilt(t, wordcountJob(writeText(t, seed, 2, 60000), "--at-least-once"))
 	job.Seed, job.WorkDir = seed, t.TempDir()
 	job.ProtocolCrashes = []string{"before-manifest:2"}
 	r, err := weirtest.Check(t.Context(), job)
@@ -116,7 +131,7 @@ func TestWordcountWithS3SurvivesKills(t *testing.T) {
 		t.Skip("runs a job binary many times")
 	}
 	seed := testseed.Seed(t)
-	job := s3WordcountJob(writeText(t, seed, 4, 60000))
+	job := prebuilt(t, s3WordcountJob(writeText(t, seed, 4, 60000)))
 	job.Seed, job.Kills, job.WorkDir = seed, 4, t.TempDir()
 	r := weirtest.Test(t, job)
 	if r.Kills != 4 || r.Starts != 5 {
@@ -137,7 +152,7 @@ func TestS3CatchesDuplicates(t *testing.T) {
 		t.Skip("runs a job binary")
 	}
 	seed := testseed.Seed(t)
-	job := s3WordcountJob(writeText(t, seed, 2, 60000), "--at-least-once")
+	job := prebuilt(t, s3WordcountJob(writeText(t, seed, 2, 60000), "--at-least-once"))
 	job.Seed, job.WorkDir = seed, t.TempDir()
 	job.ProtocolCrashes = []string{"before-manifest:2"}
 	r, err := weirtest.Check(t.Context(), job)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/e2e"
+	"github.com/weirstream/weir/internal/testbin"
 	"github.com/weirstream/weir/internal/testseed"
 )
 
@@ -161,10 +161,7 @@ func TestCrashtestKafkaTopic(t *testing.T) {
 	if _, err := e2e.ProduceEvents(t.Context(), []string{b.Addr()}, "events", 20_000, 20); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "kafkajob")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/weirstream/weir/internal/e2e/kafkajob").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testbin.Build(t, "github.com/weirstream/weir/internal/e2e/kafkajob")
 	r := runWeir(t, "crashtest", "--output-topic", "counts-{run}", "--brokers", b.Addr(), "--kills", "2", "--work-dir", t.TempDir(),
 		"--seed", strconv.FormatUint(seed, 10), "--",
 		bin, "--brokers", b.Addr(), "--input-topic", "events", "--output-topic", "counts-{run}",

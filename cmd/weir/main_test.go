@@ -10,8 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -23,18 +23,20 @@ import (
 	"github.com/weirstream/weir/internal/devbroker"
 	"github.com/weirstream/weir/internal/kafkatxn"
 	"github.com/weirstream/weir/internal/kafkatxn/kafkatest"
+	"github.com/weirstream/weir/internal/testbin"
 	"github.com/weirstream/weir/weirtest/orders"
 )
 
-// buildWeir compiles the command into a temporary directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Remove()
+	os.Exit(code)
+}
+
+// buildWeir compiles the command, once per test process.
 func buildWeir(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "weir")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testbin.Build(t, ".")
 }
 
 type result struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/connectors/kafka/kafkatest"
 	"github.com/weirstream/weir/internal/pgtest"
+	"github.com/weirstream/weir/internal/testbin"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest"
 	"github.com/weirstream/weir/weirtest/orders"
@@ -62,6 +63,7 @@ type crashEnv struct {
 	brokers string
 	url     string
 	sample  []Order
+	bin     string // the job, with fault points, built once per test process
 }
 
 func newCrashEnv(t *testing.T, seed uint64, n int) *crashEnv {
@@ -84,12 +86,12 @@ func newCrashEnv(t *testing.T, seed uint64, n int) *crashEnv {
 	if err := orders.Produce(ctx, b.Brokers(), kafka.Security{}, "orders", sample, 0); err != nil {
 		t.Fatal(err)
 	}
-	return &crashEnv{brokers: b.Addr(), url: url, sample: sample}
+	return &crashEnv{brokers: b.Addr(), url: url, sample: sample, bin: testbin.Build(t, ".", "-tags", "weirfault")}
 }
 
 func (e *crashEnv) job(seed uint64, mode string, kills int, crashes ...string) weirtest.Job {
 	return weirtest.Job{
-		Package: "github.com/weirstream/weir/examples/ledger",
+		Binary: e.bin,
 		Args: []string{"--brokers", e.brokers, "--input-topic", "orders", "--stop-at-end",
 			"--postgres-url", e.url, "--postgres-mode", mode, "--postgres-schema", "{run}", "--sink-id", "ledger-{run}",
 			"--parallelism", "2",

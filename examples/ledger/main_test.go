@@ -9,10 +9,15 @@ import (
 	"testing"
 
 	"github.com/weirstream/weir/internal/pgtest"
+	"github.com/weirstream/weir/internal/testbin"
 	"github.com/weirstream/weir/weirtest/orders"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m)
+	testbin.Remove()
+	os.Exit(code)
+}
 
 // TestEmbedded runs the example as its doc says, smaller, in each mode, and
 // checks what it reports against the sample data.

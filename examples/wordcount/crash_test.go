@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/internal/testbin"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest"
 )
@@ -24,15 +25,17 @@ import (
 // moments and at chosen points of the checkpoint protocol, restarted with
 // the same flags each time; the committed outputs must be equal.
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Remove()
+	os.Exit(code)
+}
+
+// buildWordcount builds the example once per test process, with the fault
+// points the protocol crashes arm.
 func buildWordcount(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "wordcount")
-	// NB: with the fault points the protocol crashes arm.
-	out, err := exec.Command("go", "build", "-tags", "weirfault", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testbin.Build(t, ".", "-tags", "weirfault")
 }
 
 // writeInput writes files of random text and returns their glob and the
@@ -47,23 +50,31 @@ func writeInput(t *testing.T, rng *rand.Rand, files, linesPerFile int) (string, 
 	for i := range vocab {
 		vocab[i] = fmt.Sprintf("w%x", rng.Uint32()%0xfffff)
 	}
-	counts := map[string]int{}
+	// NB: counted by index, not in a map by word: the map took 40% of the
+	// writing's CPU time under -race (0.8 of 1.9 s for 10.8M words).
+	byIndex := make([]int, len(vocab))
 	for f := range files {
 		var b bytes.Buffer
 		for range linesPerFile {
 			for w := range 12 {
 				// Skewed: low indexes are much more frequent.
-				word := vocab[int(float64(len(vocab))*rng.Float64()*rng.Float64())]
-				counts[word]++
+				i := int(float64(len(vocab)) * rng.Float64() * rng.Float64())
+				byIndex[i]++
 				if w > 0 {
 					b.WriteByte(' ')
 				}
-				b.WriteString(word)
+				b.WriteString(vocab[i])
 			}
 			b.WriteByte('\n')
 		}
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("in-%02d.txt", f)), b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+	counts := map[string]int{}
+	for i, n := range byIndex {
+		if n > 0 {
+			counts[vocab[i]] += n // NB: two indexes may draw the same word
 		}
 	}
 	return filepath.Join(dir, "*.txt"), counts

@@ -1,33 +1,18 @@
 package e2e
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path"
-	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/weirstream/weir/internal/testbin"
 )
 
 var quietLog = slog.New(slog.DiscardHandler)
 
-var (
-	binDir   string
-	binMu    sync.Mutex
-	binBuilt = map[string]string{} // package → binary
-)
-
 func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "weir-e2e-bin-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = d
 	code := m.Run()
-	os.RemoveAll(d)
+	testbin.Remove()
 	os.Exit(code)
 }
 
@@ -36,17 +21,7 @@ func TestMain(m *testing.M) {
 // crash tests arm.
 func binary(t testing.TB, pkg string) string {
 	t.Helper()
-	binMu.Lock()
-	defer binMu.Unlock()
-	if bin, ok := binBuilt[pkg]; ok {
-		return bin
-	}
-	bin := filepath.Join(binDir, path.Base(pkg))
-	if out, err := exec.Command("go", "build", "-tags", "weirfault", "-o", bin, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-	}
-	binBuilt[pkg] = bin
-	return bin
+	return testbin.Build(t, pkg, "-tags", "weirfault")
 }
 
 // jobBinary builds the kafkajob binary once per test process.
