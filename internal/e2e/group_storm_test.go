@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/connectors/kafka"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest/orders"
 )
@@ -22,6 +24,8 @@ import (
 // storm last a few session timeouts.
 const (
 	stormEvents      = 12
+	stormBatches     = 32 // of input, produced while the storm goes on
+	stormBatchGap    = time.Second
 	stormMaxAlive    = 4
 	stormMinInterval = 300 * time.Millisecond
 	stormMaxInterval = 3 * groupSessionTimeout / 2
@@ -198,6 +202,33 @@ func (s *storm) procs() []*proc {
 	return out
 }
 
+// produceDuring produces the sample in stormBatches batches, each after a
+// random gap of up to stormBatchGap, on a goroutine of its own, so that
+// storm events fall on records in flight; the channel returns how it
+// ended.
+func (e *ordersEnv) produceDuring(ctx context.Context, rng *rand.Rand) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for i := range stormBatches {
+			pctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := orders.Produce(pctx, e.brokers, kafka.Security{}, "orders", e.chunk(i, stormBatches), 0)
+			cancel()
+			if err != nil {
+				done <- fmt.Errorf("produce batch %d of %d: %w", i, stormBatches, err)
+				return
+			}
+			select {
+			case <-time.After(time.Duration(rng.Int64N(int64(stormBatchGap)))):
+			case <-ctx.Done():
+				done <- ctx.Err()
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
 // TestOrdersGroupRebalanceStorm runs the orders example as a group of
 // processes through a rebalance storm while its input arrives in batches:
 // a seeded schedule of members joining, leaving (SIGTERM), dying
@@ -223,13 +254,14 @@ func TestOrdersGroupRebalanceStorm(t *testing.T) {
 		return ownedOnlyBy(s.procs(), 0, 1) && len(s.signalled()) == 2
 	})
 	t.Logf("members 0 and 1 run the tasks after %v: the storm begins", time.Since(begin).Round(time.Millisecond))
+	produced := e.produceDuring(t.Context(), rand.New(rand.NewPCG(seed, 0x696e707574)))
 	for n := range stormEvents {
-		e.produce(t, e.chunk(n, stormEvents+1))
 		t.Logf("storm event %d: %s", n, s.event(n))
 		s.pause(s.interval(stormMinInterval, stormMaxInterval))
 	}
-	e.produce(t, e.chunk(stormEvents, stormEvents+1))
-
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("storm over after %v", time.Since(begin).Round(time.Millisecond))
 	distinct, _ := orders.Count(e.sample)
 	s.await(fmt.Sprintf("%d records in %q", distinct, out), e.outputReached(t, out, distinct))
