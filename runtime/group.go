@@ -312,13 +312,22 @@ func (m *member) runMemberTask(ctx context.Context, t *memberTask) {
 	switch {
 	case ctx.Err() != nil:
 		t.logger.Info("task stopped without a checkpoint", "err", err)
-	case errors.Is(err, tasklineage.ErrSuperseded):
+	case errors.Is(err, tasklineage.ErrSuperseded) || superseded(ctx, epoch, err):
 		t.logger.Warn("task taken over by another member: stopped here", "err", err)
 	case err != nil:
 		m.fail(fmt.Errorf("task %d: %w", t.index, err))
 	default:
 		t.logger.Info("task stopped")
 	}
+}
+
+// superseded reports whether the task failed with err because another
+// member took it over: its epoch is no longer the newest. The new owner's
+// sinks fence this member's (Kafka: ProducerFenced) before the group tells
+// this member that it lost the task, and before its next checkpoint would
+// be declined: that is the takeover, not a failure of the member.
+func superseded(ctx context.Context, epoch *tasklineage.Epoch, err error) bool {
+	return err != nil && epoch != nil && errors.Is(epoch.Current(ctx), tasklineage.ErrSuperseded)
 }
 
 // forget removes t from the running tasks.
