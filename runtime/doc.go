@@ -142,7 +142,9 @@
 // checkpoint, then leaves the group. A task that fails for good (beyond
 // its restarts, or unrecoverably) stops the others the same way, and Run
 // returns its error: the process exits, and its orchestrator starts it
-// again. The member serves one status server for all its tasks
+// again. A task that fails once another member claimed it (its new owner's
+// sinks fenced it before the group told this member) stops alone: that is
+// the takeover, not a failure. The member serves one status server for all its tasks
 // (Config.MetricsAddr): /readyz is ready once every task it owns runs and
 // completes checkpoints (a member without tasks is ready), /api/status
 // (MemberStatus) names the member and each task's epoch and last

@@ -325,13 +325,22 @@ func (m *member) runMemberTask(ctx context.Context, t *memberTask) {
 	switch {
 	case ctx.Err() != nil:
 		t.logger.Info("task stopped without a checkpoint", "err", err)
-	case errors.Is(err, tasklineage.ErrSuperseded):
+	case errors.Is(err, tasklineage.ErrSuperseded) || superseded(ctx, epoch, err):
 		t.logger.Warn("task taken over by another member: stopped here", "err", err)
 	case err != nil:
 		m.fail(fmt.Errorf("task %d: %w", t.index, err))
 	default:
 		t.logger.Info("task stopped")
 	}
+}
+
+// superseded reports whether the task failed with err because another
+// member took it over: its epoch is no longer the newest. The new owner's
+// sinks fence this member's (Kafka: ProducerFenced) before the group tells
+// this member that it lost the task, and before its next checkpoint would
+// be declined: that is the takeover, not a failure of the member.
+func superseded(ctx context.Context, epoch *tasklineage.Epoch, err error) bool {
+	return err != nil && epoch != nil && errors.Is(epoch.Current(ctx), tasklineage.ErrSuperseded)
 }
 
 // forget removes t from the running tasks.
@@ -347,7 +356,7 @@ func (m *member) forget(t *memberTask) {
 // taskConfig returns the configuration of t's job in epoch: the member's,
 // with the task's logger, hooks that keep t's status and delete older
 // epochs after its first checkpoint, and the epoch check before each
-// manifest.
+// manifest and each restart.
 func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklineage.Epoch) Config {
 	cfg := m.cfg
 	cfg.Logger = t.logger
@@ -379,6 +388,7 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 	}
 	cfg.tuneEngine = func(e *engine.Config) {
 		e.BeforeManifest = func(uint64) error { return epoch.Current(ctx) }
+		e.BeforeRestart = func() error { return epoch.Current(ctx) }
 		e.Board = m.board
 	}
 	return cfg

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,5 +99,77 @@ func TestStaleOwnerCheckpointDeclined(t *testing.T) {
 		case <-time.After(time.Minute): // a guard: checkpoints come every 5ms
 			t.Fatal("the stale owner's job still runs a minute after another member claimed the task")
 		}
+	}
+}
+
+// fencedSink stands for a sink whose transactional ids another member's
+// claim of the task took: once takeover is closed, its next pre-commit runs
+// claim (another member takes the task, and its sinks fence this one's),
+// and it and every later one fail.
+type fencedSink struct {
+	nopSink
+	takeover <-chan struct{}
+	claim    func()
+	once     *sync.Once
+}
+
+func (s fencedSink) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
+	select {
+	case <-s.takeover:
+		s.once.Do(s.claim)
+		return nil, errors.New("producer fenced: a newer producer has the transactional id")
+	default:
+		return s.nopSink.PreCommit(ctx, id)
+	}
+}
+
+// TestStaleOwnerNotRestarted: a task's job whose sink fails because another
+// member claimed the task (the new owner fenced it) does not restart in its
+// stale epoch, whatever its restart strategy: a restart would open its
+// sinks again and fence the new owner's. It ends with ErrSuperseded.
+func TestStaleOwnerNotRestarted(t *testing.T) {
+	ctx := t.Context()
+	quiet := slog.New(slog.DiscardHandler)
+	lineage, err := tasklineage.Open(ctx, filepath.Join(t.TempDir(), "checkpoints"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch, err := lineage.Claim(ctx, 0, "member-a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	takeover := make(chan struct{})
+	claim := func() {
+		if _, err := lineage.Claim(ctx, 0, "member-b", ""); err != nil {
+			t.Error(err)
+		}
+	}
+	p := NewPipeline("orders")
+	To(From(p, "src", func() (Source[int], error) { return &idleSource{}, nil }), "sink",
+		func() (Sink[int], error) {
+			return fencedSink{takeover: takeover, claim: claim, once: new(sync.Once)}, nil
+		})
+	completed := make(chan uint64, 1024)
+	var starts atomic.Int32
+	m := &member{board: engine.NewBoard(), cfg: Config{
+		CheckpointDir: epoch.Location, CheckpointInterval: 5 * time.Millisecond, Logger: quiet,
+		Restart: RestartStrategy{Attempts: 5, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, ResetAfter: time.Hour},
+		Events: EventListener{
+			Started:             func(StartInfo) { starts.Add(1) },
+			CheckpointCompleted: func(info CheckpointInfo) { completed <- info.ID },
+		},
+	}}
+	defer m.cleanups.Wait()
+	cfg := m.taskConfig(ctx, &memberTask{index: 0, logger: quiet}, epoch)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, p, cfg) }()
+	<-completed // the owner checkpoints while its epoch is the newest
+	close(takeover)
+	err = <-done
+	if !errors.Is(err, tasklineage.ErrSuperseded) {
+		t.Fatalf("stale owner's job ended with %v, want ErrSuperseded", err)
+	}
+	if n := starts.Load(); n != 1 {
+		t.Fatalf("the job started %d times, want once: a superseded task must not restart", n)
 	}
 }

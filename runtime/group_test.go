@@ -217,6 +217,33 @@ func TestMemberSupersededTaskStops(t *testing.T) {
 	}
 }
 
+// TestMemberTaskFailingAfterTakeoverStops: a task that fails after another
+// member claimed it (the new owner's sinks fenced this one's producers
+// before the group told this member) stops on this member without failing
+// it; the failure is the takeover's.
+func TestMemberTaskFailingAfterTakeoverStops(t *testing.T) {
+	stop := make(chan struct{})
+	req, tasks, ev, done := startMember(t, t.Context(), stop)
+	req.Assigned(t.Context(), []int{0, 1})
+	expect(t, ev, "start 0", "start 1")
+	root := filepath.Dir(filepath.Dir(tasks.dirs[1][0])) // <root>/task-1/epoch-1
+	lineage, err := tasklineage.Open(t.Context(), root, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lineage.Claim(t.Context(), 1, "member-2", ""); err != nil {
+		t.Fatal(err)
+	}
+	tasks.failure(1) <- errors.New("kafka sink: producer fenced: a newer producer has the transactional id")
+	expect(t, ev, "failed 1")
+	close(stop)
+	expect(t, ev, "final 0")
+	expect(t, ev, "leave")
+	if err := <-done; err != nil {
+		t.Fatalf("member ended with %v, want nil: a task taken over is not a failure", err)
+	}
+}
+
 // TestMemberCancelled: cancelling Run's context stops the tasks at once and
 // leaves the group.
 func TestMemberCancelled(t *testing.T) {

@@ -299,18 +299,32 @@ func (m *member) lost(ctx context.Context, _ *kgo.Client, ps map[string][]int32)
 }
 
 // OnGroupManageError implements kgo.HookGroupManageError: an error before
-// the first assignment fails Join; later ones are logged, and kgo rejoins
-// (after Lost).
+// the first assignment fails Join, unless kgo recovers from it by rejoining
+// (see rejoinable); later ones are logged, and kgo rejoins (after Lost).
 func (m *member) OnGroupManageError(err error) {
 	select {
 	case <-m.joined:
 		m.log.Warn("kafka cluster: group session failed; rejoining", "err", err)
 	default:
+		if rejoinable(err) {
+			m.log.Warn("kafka cluster: the group dropped this member while it joined; joining again", "err", err)
+			return
+		}
 		select {
 		case m.failed <- err:
 		default:
 		}
 	}
+}
+
+// rejoinable reports whether err is one that a joining member recovers from
+// by joining again, as kgo does: the group expelled it (its session timed
+// out in the middle of the join: a paused or starved process) or moved to a
+// newer generation. A Join that failed on these would end a member that a
+// second join makes whole.
+func rejoinable(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress)
 }
 
 // Tasks implements runtime.Membership.

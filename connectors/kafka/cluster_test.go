@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -348,6 +349,23 @@ func TestClusterExpelledMemberSeesLost(t *testing.T) {
 			t.Errorf("the expelled member was told %q, want lost", e)
 		}
 	}
+}
+
+// TestClusterJoinSurvivesExpulsionDuringJoin: a member that the group
+// drops in the middle of its first join (its session timed out between
+// JoinGroup and SyncGroup: a process paused or starved as it starts) joins
+// again, as kgo does, rather than failing Join and ending the process.
+func TestClusterJoinSurvivesExpulsionDuringJoin(t *testing.T) {
+	c := groupBroker(t)
+	c.ControlKey(int16(kmsg.SyncGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = kerr.UnknownMemberID.Code // once: the control is not kept
+		return resp, nil, true
+	})
+	b := newBoard()
+	const session = time.Second
+	join(t, newTestCluster(t, c), b.request("a", "", session, nil))
+	b.waitFor(t, "a owns all tasks", rebalanceBudget(session, session), b.split(map[string]int{"a": 8}))
 }
 
 // TestClusterJoinErrors: a missing input topic, input topics that are not

@@ -23,15 +23,18 @@ import (
 // several.
 const groupPartitions = 8
 
-// groupSessionTimeout is the members' --group-session-timeout: the
-// shortest the development broker accepts (group.min.session.timeout.ms),
-// so that a dead or paused member's tasks move soon.
-const groupSessionTimeout = 6 * time.Second
+// groupSessionTimeout is the members' --group-session-timeout, and the
+// shortest the tests' broker accepts (group.min.session.timeout.ms): short,
+// so that a dead or paused member's tasks move soon, yet heartbeats (at a
+// third of it) stay far apart enough for a loaded machine.
+const groupSessionTimeout = 2 * time.Second
 
-// newGroupEnv is newOrdersEnv with an input topic of groupPartitions.
+// newGroupEnv is newOrdersEnv with an input topic of groupPartitions, and a
+// broker that accepts groupSessionTimeout.
 func newGroupEnv(t *testing.T, seed uint64, n int) *ordersEnv {
 	t.Helper()
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3, Logger: slog.New(slog.DiscardHandler)})
+	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3, GroupMinSessionTimeout: groupSessionTimeout,
+		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +110,13 @@ func ownedOnlyBy(members []*proc, want ...int) bool {
 // awaitOutput waits until topic holds want records under read_committed.
 func (e *ordersEnv) awaitOutput(t *testing.T, topic string, want int, members []*proc) {
 	t.Helper()
-	awaitGroupCondition(t, fmt.Sprintf("%d records in %q", want, topic), members, func() bool {
+	awaitGroupCondition(t, fmt.Sprintf("%d records in %q", want, topic), members, e.outputReached(t, topic, want))
+}
+
+// outputReached returns the condition "topic holds want records under
+// read_committed"; more fails the test.
+func (e *ordersEnv) outputReached(t *testing.T, topic string, want int) func() bool {
+	return func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
 		n, err := CountRecords(ctx, e.brokers, topic, ReadCommitted)
@@ -118,7 +127,7 @@ func (e *ordersEnv) awaitOutput(t *testing.T, topic string, want int, members []
 			t.Fatalf("%d records in %q, more than the %d distinct orders", n, topic, want)
 		}
 		return n == want
-	})
+	}
 }
 
 // TestOrdersGroup runs the orders example as a group of processes over an

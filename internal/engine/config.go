@@ -49,6 +49,11 @@ type Config struct {
 	// declines the checkpoint and fails the job without a restart: in
 	// group mode, a newer owner claimed the task (package tasklineage).
 	BeforeManifest func(checkpoint uint64) error
+	// BeforeRestart, if set, is called before each restart of the job. An
+	// error ends the job with it, wrapping the failure, instead of the
+	// restart: in group mode, a newer owner claimed the task, and a
+	// restart would open the sinks again, fencing the new owner's.
+	BeforeRestart func() error
 	// Board, if set, shows the job on a status server shared with other
 	// jobs of the process (ServeBoard): the tasks of a group member, under
 	// Task.Index. MetricsAddr is then normally "".

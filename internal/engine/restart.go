@@ -99,6 +99,11 @@ func (l *restartLoop) run(ctx context.Context) error {
 			return nil
 		}
 		backoff = r.next(backoff)
+		if f := l.cfg.BeforeRestart; f != nil {
+			if cerr := f(); cerr != nil {
+				return fmt.Errorf("not restarting: %w; the job failed: %w", cerr, err)
+			}
+		}
 	}
 }
 

@@ -48,8 +48,16 @@
 // with an expelled member's old assignment) claiming within the same
 // moment; their sinks' transactions still fence each other.
 //
-// The start point is read before the claim is written: a checkpoint the
-// previous owner completes between the two (a zombie not yet stopped by
-// Current) is not restored; its sinks' transactions are fenced by the new
-// owner's, and Current declines its next checkpoint.
+// The start point is read before the claim is written, and the previous
+// owner, if still running, may complete a checkpoint between the two (its
+// Current passed before the claim existed) and commit its output. Claim
+// reads the start point again once its claim is written, and if it moved,
+// claims the next epoch from the newer checkpoint, whose restore commits
+// that checkpoint's transactions (again: idempotent). What remains is a
+// checkpoint whose Current passed before the claim but whose manifest
+// appears only after the second read: it is not restored, and if its owner
+// commits it before the new owner's sinks fence its transactional ids
+// (they do when they open, a few requests after the claim), its output is
+// written twice. Closing that would take a manifest write conditional on
+// the claims.
 package tasklineage

@@ -29,7 +29,17 @@ type Lineage struct {
 	root    string
 	objects objstore.Store
 	logger  *slog.Logger
+	// afterStart, if set, runs in Claim between reading the start point
+	// and writing the claim: tests complete a checkpoint of the previous
+	// owner there.
+	afterStart func()
 }
+
+// maxReclaims bounds the claims one Claim writes while the previous owner
+// completes checkpoints (see Claim): once the first claim exists its epoch
+// check declines every further checkpoint, so two claims suffice unless
+// the owner had several past the check.
+const maxReclaims = 5
 
 // Open opens the checkpoint location root (a directory or s3://), creating
 // it (or its bucket) if needed.
@@ -88,27 +98,65 @@ func (l *Lineage) Location(task int, n uint64) string {
 // imports that checkpoint into the new epoch, staging it in localDir for a
 // location in object storage. It fails with ErrSuperseded if another
 // claimer took that epoch first.
+//
+// NB: the start point is read before the claim is written, and the
+// previous owner, still running (expelled but not yet told, or not yet
+// stopped), may complete a checkpoint in between: it passed its epoch check
+// before the claim existed, and commits that checkpoint's transactions.
+// Starting from the older point would replay what they hold (duplicates),
+// and its sinks would find their transactional ids reused. So Claim reads
+// the start point again once the claim is written, and if it moved, claims
+// the next epoch from the newer point (the first stays empty: no start
+// point is ever read from it but its base, which the newer claim
+// supersedes).
 func (l *Lineage) Claim(ctx context.Context, task int, owner, localDir string) (*Epoch, error) {
 	claims, err := l.claims(ctx, task)
 	if err != nil {
 		return nil, err
 	}
-	newest := newestEpoch(claims)
-	base, err := l.start(ctx, task, newest, claims[newest])
+	prev := newestEpoch(claims)
+	base, err := l.start(ctx, task, prev, claims[prev])
 	if err != nil {
 		return nil, err
 	}
-	e := &Epoch{Task: task, Number: newest + 1, Location: l.Location(task, newest+1), Base: base, l: l}
-	if err := l.create(ctx, claim{Task: task, Epoch: e.Number, Owner: owner, Base: base, Created: time.Now().UTC()}); err != nil {
-		return nil, err
+	if l.afterStart != nil {
+		l.afterStart()
 	}
-	if base != nil {
-		if err := l.importBase(ctx, e, localDir); err != nil {
+	e := &Epoch{Task: task, Number: prev, l: l}
+	for range maxReclaims {
+		e.Number++
+		e.Location, e.Base = l.Location(task, e.Number), base
+		if err := l.create(ctx, claim{Task: task, Epoch: e.Number, Owner: owner, Base: base, Created: time.Now().UTC()}); err != nil {
 			return nil, err
 		}
+		if base, err = l.start(ctx, task, prev, claims[prev]); err != nil {
+			return nil, err
+		}
+		if samePoint(base, e.Base) {
+			if err := l.claimed(ctx, e, owner, localDir); err != nil {
+				return nil, err
+			}
+			return e, nil
+		}
+		l.logger.Info("the task's previous owner completed a checkpoint while this member claimed the task: claiming again, from it",
+			"task", task, "epoch", e.Number, "previous_owner", claims[prev].Owner, "base", e.Base, "newer", base)
 	}
-	l.logger.Info("claimed task checkpoints", "task", task, "epoch", e.Number, "owner", owner, "location", e.Location, "base", base)
-	return e, nil
+	return nil, fmt.Errorf("task %d: the owner of epoch %d completed %d checkpoints while this member claimed the task; it should have stopped at the first",
+		task, prev, maxReclaims)
+}
+
+// samePoint reports whether a and b are the same start point.
+func samePoint(a, b *Point) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// claimed imports e's base into e, whose claim owner wrote.
+func (l *Lineage) claimed(ctx context.Context, e *Epoch, owner, localDir string) error {
+	if e.Base != nil {
+		if err := l.importBase(ctx, e, localDir); err != nil {
+			return err
+		}
+	}
+	l.logger.Info("claimed task checkpoints", "task", e.Task, "epoch", e.Number, "owner", owner, "location", e.Location, "base", e.Base)
+	return nil
 }
 
 // Start returns the point a new owner of task starts from, nil for a fresh
