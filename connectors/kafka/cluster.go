@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -320,11 +323,20 @@ func (m *member) OnGroupManageError(err error) {
 // rejoinable reports whether err is one that a joining member recovers from
 // by joining again, as kgo does: the group expelled it (its session timed
 // out in the middle of the join: a paused or starved process) or moved to a
-// newer generation. A Join that failed on these would end a member that a
-// second join makes whole.
+// newer generation, or a connection the broker had accepted broke or timed
+// out in the middle of a request (a broker that holds a JoinGroup past the
+// request timeout). A Join that failed on these would end a member that a
+// second join makes whole. A broker that cannot be dialed is not
+// rejoinable: Join fails and names it.
 func rejoinable(err error) bool {
-	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
-		errors.Is(err, kerr.RebalanceInProgress)
+	if errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress) {
+		return true
+	}
+	if op := (*net.OpError)(nil); errors.As(err, &op) {
+		return op.Op != "dial"
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // Tasks implements runtime.Membership.

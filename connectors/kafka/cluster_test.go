@@ -368,6 +368,20 @@ func TestClusterJoinSurvivesExpulsionDuringJoin(t *testing.T) {
 	b.waitFor(t, "a owns all tasks", rebalanceBudget(session, session), b.split(map[string]int{"a": 8}))
 }
 
+// TestClusterJoinSurvivesBrokenJoinRequest: a broker that drops the
+// connection of a member's first JoinGroup (as a broker that holds the
+// request past its timeout does) is joined again, not a failed Join.
+func TestClusterJoinSurvivesBrokenJoinRequest(t *testing.T) {
+	c := groupBroker(t)
+	c.ControlKey(int16(kmsg.JoinGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		return nil, errors.New("dropped"), true // once: kfake closes the connection
+	})
+	b := newBoard()
+	const session = time.Second
+	join(t, newTestCluster(t, c), b.request("a", "", session, nil))
+	b.waitFor(t, "a owns all tasks", rebalanceBudget(session, session), b.split(map[string]int{"a": 8}))
+}
+
 // TestClusterJoinErrors: a missing input topic, input topics that are not
 // co-partitioned and brokers out of reach fail Join with an error naming
 // them.
