@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/weirstream/weir/internal/statebackend"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
 )
@@ -166,11 +167,8 @@ type listCodec[T any] struct{ elems state.Codec[T] }
 
 func (c listCodec[T]) Append(dst []byte, l []T) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(l)))
-	var scratch []byte
 	for _, v := range l {
-		scratch = c.elems.Append(scratch[:0], v)
-		dst = binary.AppendUvarint(dst, uint64(len(scratch)))
-		dst = append(dst, scratch...)
+		dst = statebackend.AppendPrefixed(dst, func(b []byte) []byte { return c.elems.Append(b, v) })
 	}
 	return dst
 }

@@ -52,3 +52,10 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkQ18Engine, BenchmarkQ19Engine and BenchmarkQ20Engine are the
+// queries whose state grows with every event: KeepLast over each (bidder,
+// auction), TopNPerKey per auction, and a join that keeps every bid.
+func BenchmarkQ18Engine(b *testing.B) { benchEngine(b, "q18") }
+func BenchmarkQ19Engine(b *testing.B) { benchEngine(b, "q19") }
+func BenchmarkQ20Engine(b *testing.B) { benchEngine(b, "q20") }

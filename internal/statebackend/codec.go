@@ -124,8 +124,8 @@ type mapCodec[K comparable, V any] struct {
 func (c mapCodec[K, V]) Append(dst []byte, m map[K]V) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(m)))
 	for k, v := range m {
-		dst = appendPrefixed(dst, func(b []byte) []byte { return c.keys.Append(b, k) })
-		dst = appendPrefixed(dst, func(b []byte) []byte { return c.values.Append(b, v) })
+		dst = AppendPrefixed(dst, func(b []byte) []byte { return c.keys.Append(b, k) })
+		dst = AppendPrefixed(dst, func(b []byte) []byte { return c.values.Append(b, v) })
 	}
 	return dst
 }
@@ -162,10 +162,13 @@ func (c mapCodec[K, V]) Decode(src []byte) (map[K]V, error) {
 	return m, nil
 }
 
-// appendPrefixed appends the bytes produced by enc preceded by their length
-// as a uvarint, without an intermediate buffer in the common case of short
-// encodings.
-func appendPrefixed(dst []byte, enc func([]byte) []byte) []byte {
+// AppendPrefixed appends the bytes produced by enc preceded by their length
+// as a uvarint, without an intermediate buffer: enc appends in place after a
+// one-byte length, and the rare longer encoding (128 bytes or more) moves
+// over by the extra length bytes. The operators' list codec uses it too
+// (with a scratch buffer per call, encoding TopNPerKey's rankings was near a
+// quarter of Nexmark q19's bytes allocated: 1030 → 800 MB a 1M-event run).
+func AppendPrefixed(dst []byte, enc func([]byte) []byte) []byte {
 	start := len(dst)
 	dst = append(dst, 0) // one-byte length placeholder
 	dst = enc(dst)

@@ -48,7 +48,7 @@ func TestMapCodecRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	mc := mapCodec[string, []byte]{keys: String, values: Bytes}
 	// Lengths around the one-byte/two-byte/three-byte uvarint boundaries of
-	// appendPrefixed.
+	// AppendPrefixed.
 	lengths := []int{0, 1, 127, 128, 129, 255, 300, 16383, 16384, 70000}
 	for _, kl := range lengths {
 		for _, vl := range lengths {

@@ -181,7 +181,7 @@ func (c listCodec[T]) Append(dst []byte, lv listVal[T]) []byte { return c.append
 
 func (c listCodec[T]) appendElems(dst []byte, elems []T) []byte {
 	for _, e := range elems {
-		dst = appendPrefixed(dst, func(b []byte) []byte { return c.elems.Append(b, e) })
+		dst = AppendPrefixed(dst, func(b []byte) []byte { return c.elems.Append(b, e) })
 	}
 	return dst
 }
