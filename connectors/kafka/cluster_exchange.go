@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 const noTimestampWire = -1
 
 // Exchange implements runtime.Cluster: it creates the repartition topic
-// <group>-<name>-repartition with tasks partitions if it is missing, and
+// <group>-<name>-repartition with tasks partitions and no retention
+// (repartitionConfigs) if it is missing, and
 // returns an exactly-once Kafka sink that writes each ExchangeRecord to
 // partition Task, and a read_committed Kafka source whose subtask i reads
 // partition i. Join must have run: the topic is named after the group.
@@ -67,6 +69,7 @@ func (c *cluster) Exchange(ctx context.Context, name string, tasks int) (runtime
 		Deserializer: exchangeRecord,
 		DialTimeout:  c.cfg.DialTimeout,
 		byIndex:      true,
+		purge:        true,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka cluster: exchange %q: %w", name, err)
@@ -123,6 +126,11 @@ func (c *cluster) createTopic(ctx context.Context, cl *kgo.Client, topic string,
 	req.TimeoutMillis = int32(c.cfg.RequestTimeout.Milliseconds())
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, int32(tasks), c.cfg.ReplicationFactor
+	for _, kv := range repartitionConfigs {
+		cfg := kmsg.NewCreateTopicsRequestTopicConfig()
+		cfg.Name, cfg.Value = kv[0], kmsg.StringPtr(kv[1])
+		rt.Configs = append(rt.Configs, cfg)
+	}
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
@@ -132,7 +140,9 @@ func (c *cluster) createTopic(ctx context.Context, cl *kgo.Client, topic string,
 		return 0, fmt.Errorf("kafka cluster: create topic %q: %d topics in the answer", topic, len(resp.Topics))
 	}
 	switch err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); {
-	case err == nil || errors.Is(err, kerr.TopicAlreadyExists):
+	case err == nil:
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		c.keepForever(ctx, cl, topic)
 	case errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return 0, fmt.Errorf("kafka cluster: create repartition topic %q: %w", topic,
 			kafkasec.Authorization(err, c.cfg.Brokers, kafkasec.Topic, topic, kafkasec.Create))
@@ -152,6 +162,42 @@ func (c *cluster) createTopic(ctx context.Context, cl *kgo.Client, topic string,
 			return 0, fmt.Errorf("kafka cluster: repartition topic %q has no leader for every partition yet: %w", topic, err)
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// repartitionConfigs are the topic configs of a repartition topic, as
+// Kafka Streams sets them: the broker never deletes records by time or
+// size (a job replaying old event times, whose records carry them as
+// Kafka timestamps, or one stopped longer than the default 7 days, would
+// otherwise lose records its tasks have not read), and the receiving
+// tasks purge what their completed checkpoints have read (DeleteRecords,
+// SourceConfig.purge).
+var repartitionConfigs = [][2]string{{"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}}
+
+// keepForever sets repartitionConfigs on topic, which exists: it may have
+// been created by an earlier weir with the broker's default retention, or
+// by hand. NB: a failure (typically no AlterConfigs permission on the
+// topic) is logged, not returned: the topic keeps working as before, and
+// refusing the job would stop one that ran until now.
+func (c *cluster) keepForever(ctx context.Context, cl *kgo.Client, topic string) {
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+	for _, kv := range repartitionConfigs {
+		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		cfg.Name, cfg.Op, cfg.Value = kv[0], kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(kv[1])
+		res.Configs = append(res.Configs, cfg)
+	}
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil && len(resp.Resources) == 1 {
+		err = kerr.ErrorForCode(resp.Resources[0].ErrorCode)
+	}
+	if err != nil {
+		slog.Warn("kafka cluster: could not set retention.ms=-1, retention.bytes=-1 and cleanup.policy=delete on an existing repartition topic: "+
+			"the broker may delete records its tasks have not read yet; set them (kafka-configs.sh --bootstrap-server BROKER --alter --entity-type topics "+
+			"--entity-name TOPIC --add-config retention.ms=-1,retention.bytes=-1,cleanup.policy=delete) or grant AlterConfigs on the topic",
+			"topic", topic, "err", err)
 	}
 }
 

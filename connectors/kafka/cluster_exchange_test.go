@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirstream/weir/runtime"
 )
@@ -397,4 +399,211 @@ func TestExchangeMarkers(t *testing.T) {
 // markerString formats an ExchangeRecord, marker or record.
 func markerString(r runtime.ExchangeRecord) string {
 	return fmt.Sprintf("task %d key %q value %q ts %d marker %d sender %d", r.Task, r.Key, r.Value, r.Timestamp, r.Marker, r.Sender)
+}
+
+// topicConfig returns the value of the config name of topic, as the broker
+// describes it.
+func topicConfig(t *testing.T, c *kfake.Cluster, topic, name string) string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType, res.ResourceName, res.ConfigNames = kmsg.ConfigResourceTypeTopic, topic, []string{name}
+	req.Resources = append(req.Resources, res)
+	resp, err := req.RequestWith(testCtx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			t.Fatalf("describe configs of %s: %v", topic, err)
+		}
+		for _, cfg := range r.Configs {
+			if cfg.Name == name && cfg.Value != nil {
+				return *cfg.Value
+			}
+		}
+	}
+	return ""
+}
+
+// TestExchangeTopicRetention: a repartition topic keeps its records until
+// the receiving tasks purge them: Exchange creates it with retention.ms=-1
+// and cleanup.policy=delete, and sets them on one that exists (left by an
+// earlier weir with the broker's 7 days).
+func TestExchangeTopicRetention(t *testing.T) {
+	c := groupBroker(t, kfake.SeedTopics(2, "g-old-repartition"))
+	cl := joined(t, c)
+	exchange(t, cl, "new", 2)
+	exchange(t, cl, "old", 2)
+	for _, topic := range []string{"g-new-repartition", "g-old-repartition"} {
+		for name, want := range map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"} {
+			if got := topicConfig(t, c, topic, name); got != want {
+				t.Errorf("%s has %s=%q, want %q", topic, name, got, want)
+			}
+		}
+	}
+}
+
+// logStarts returns the log start offset of each partition of topic.
+func logStarts(t *testing.T, c *kfake.Cluster, topic string, partitions int) []int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = int32(p), -2 // earliest
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]int64, partitions)
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("list offsets of %s/%d: %v", topic, rp.Partition, err)
+			}
+			out[rp.Partition] = rp.Offset
+		}
+	}
+	return out
+}
+
+// nextOffsets returns each task's next offset in its source's snapshot b.
+func nextOffsets(t *testing.T, topic string, tasks int, b [][]byte) []int64 {
+	t.Helper()
+	out := make([]int64, tasks)
+	for i := range tasks {
+		st, err := sourceDecodeState(b[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = st.next[topicPartition{topic, int32(i)}]
+	}
+	return out
+}
+
+// TestExchangePurge: once a checkpoint completes, each receiving task
+// deletes the records of its partition below the offset the checkpoint
+// completed before it holds, and not one further: a snapshot whose
+// checkpoint has not completed purges nothing, a restore from the
+// checkpoint before the newest complete one reads on from there, and one
+// from before the purge fails with OffsetOutOfRange rather than skip the
+// deleted records.
+func TestExchangePurge(t *testing.T) {
+	c := groupBroker(t)
+	cl := joined(t, c)
+	const tasks, topic = 2, "g-p-repartition"
+	newSink, newSource := exchange(t, cl, "p", tasks)
+	open := func(i int, restored []byte) runtime.Source[runtime.ExchangeRecord] {
+		s, err := newSource()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Open(testCtx(t), groupTask(i, tasks), restored); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	srcs := []runtime.Source[runtime.ExchangeRecord]{open(0, nil), open(1, nil)}
+	fresh := make([][]byte, tasks)
+	for i, s := range srcs {
+		var err error
+		if fresh[i], err = s.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sink, err := newSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Open(testCtx(t), groupTask(0, tasks), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	send := func(prefix string, id uint64) {
+		t.Helper()
+		writeExchange(t, sink, prefix, tasks)
+		if _, err := sink.PreCommit(testCtx(t), id); err != nil {
+			t.Fatal(err)
+		}
+		if err := sink.Commit(testCtx(t), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapshot := func() [][]byte {
+		t.Helper()
+		out := make([][]byte, tasks)
+		for i, s := range srcs {
+			var err error
+			if out[i], err = s.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+
+	complete := func(id uint64) {
+		t.Helper()
+		for i, s := range srcs {
+			if err := s.(runtime.CheckpointListener).CheckpointComplete(testCtx(t), id); err != nil {
+				t.Fatalf("task %d: checkpoint %d complete: %v", i, id, err)
+			}
+		}
+	}
+
+	send("a", 1)
+	exchangeRecords(t, tasks, srcs)
+	snapshot()
+	complete(1)
+	if got := logStarts(t, c, topic, tasks); !slices.Equal(got, []int64{0, 0}) {
+		t.Fatalf("after the first checkpoint completed, log starts are %v, want [0 0] (nothing completed before it)", got)
+	}
+	send("b", 2)
+	exchangeRecords(t, tasks, srcs)
+	second := snapshot()
+	complete(2)
+	send("c", 3)
+	exchangeRecords(t, tasks, srcs)
+	snapshot()
+	complete(3)
+	want := nextOffsets(t, topic, tasks, second)
+	if got := logStarts(t, c, topic, tasks); !slices.Equal(got, want) || want[0] == 0 {
+		t.Fatalf("after checkpoint 3 completed, log starts are %v, want checkpoint 2's next offsets %v", got, want)
+	}
+	send("d", 4)
+	exchangeRecords(t, tasks, srcs)
+	snapshot() // checkpoint 4, which never completes
+	if got := logStarts(t, c, topic, tasks); !slices.Equal(got, want) {
+		t.Fatalf("after checkpoint 4 was taken but not completed, log starts are %v, want checkpoint 2's %v", got, want)
+	}
+
+	restored := []runtime.Source[runtime.ExchangeRecord]{open(0, second[0]), open(1, second[1])}
+	wantRead := wantExchange("c", tasks)
+	for i, r := range wantExchange("d", tasks) {
+		wantRead[i] = append(wantRead[i], r...)
+	}
+	if got := exchangeRecords(t, 2*tasks, restored); !slices.EqualFunc(got, wantRead, slices.Equal) {
+		t.Errorf("restored from checkpoint 2, the tasks read\n%q, want\n%q", got, wantRead)
+	}
+	err = open(0, fresh[0]).Read(testCtx(t), runtime.CollectorFunc[runtime.ExchangeRecord](func(r runtime.ExchangeRecord) {
+		t.Errorf("restored from before the purge, read %q", r.Value)
+	}))
+	if !errors.Is(err, kerr.OffsetOutOfRange) {
+		t.Errorf("restored from before the purge: Read returned %v, want OffsetOutOfRange", err)
+	}
 }

@@ -261,10 +261,17 @@
 // partition i, with its offsets in the task's checkpoint. A record's event
 // time is its Kafka timestamp, runtime.NoTimestamp travelling as Kafka's
 // "no timestamp" (-1), so an event time of exactly -1 ms reads back as none.
+// As Kafka Streams does, the topic keeps records until the job purges them
+// (retention.ms=-1, retention.bytes=-1, cleanup.policy=delete, set also on a
+// topic that exists, with a warning if that fails), so old event times or a
+// long stop lose nothing: when a checkpoint completes, each receiving task
+// deletes the records of its partition below the offset of the checkpoint
+// completed before it (DeleteRecords). A restore from an older checkpoint
+// fails with OffsetOutOfRange, never skips records.
 //
 // The ACLs of a job spread over processes, besides its sources' and sinks':
-// Read on the group; Create, Write, Read and Describe on the topics
-// <group>-*-repartition; Write and Describe on the transactional ids
+// Read on the group; Create, Write, Read, Describe, Delete and AlterConfigs
+// on the topics <group>-*-repartition; Write and Describe on the transactional ids
 // <group>-* (and <TransactionalIDPrefix>-<group>-* of the job's Kafka
 // sinks).
 //

@@ -53,8 +53,11 @@ type source[T any] struct {
 	closed       bool
 
 	// snapshotted are the offsets of the last Snapshot, kept with a
-	// CommitGroup for CheckpointComplete.
+	// CommitGroup or purge for CheckpointComplete.
 	snapshotted []snapshotOffset
+	// purgeTo are the offsets of the completed checkpoint before the last
+	// (SourceConfig.purge; see purgeRead).
+	purgeTo []snapshotOffset
 
 	decodeErrors atomic.Int64
 	deadLettered atomic.Int64

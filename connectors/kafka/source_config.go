@@ -181,6 +181,11 @@ type SourceConfig[T any] struct {
 	// byIndex makes subtask i read partition i of every topic whatever
 	// TaskInfo.Group says: an exchange's source (Cluster.Exchange).
 	byIndex bool
+	// purge makes CheckpointComplete delete the records of the subtask's
+	// partitions below the offsets the checkpoint holds (DeleteRecords):
+	// an exchange's source, whose partitions no one else reads and whose
+	// topic the broker never cleans up by time (repartitionConfigs).
+	purge bool
 }
 
 // EnsureDefaults fills zero tuning fields with their defaults.

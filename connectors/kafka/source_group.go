@@ -23,20 +23,77 @@ var _ runtime.CheckpointListener = (*source[Record])(nil)
 // The commit only reports: weir never reads the group's offsets back. So a
 // failed commit is logged and the job goes on; the next checkpoint's commit
 // brings the group up to date.
+//
+// An exchange's source (SourceConfig.purge) also deletes the records below
+// the offsets of the checkpoint completed before id (purgeRead says why not
+// id's). A failed purge is logged too: the next one covers it.
 func (s *source[T]) CheckpointComplete(ctx context.Context, id uint64) error {
 	if len(s.snapshotted) == 0 {
-		return nil // no CommitGroup, or nothing to commit
+		return nil // no CommitGroup nor purge, or nothing to commit
 	}
-	// NB: the commit runs between two Reads: bound it, so that a
-	// coordinator that does not answer delays reading by at most this.
+	// NB: the requests run between two Reads: bound them, so that a
+	// broker that does not answer delays reading by at most this.
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	if err := s.commitOffsets(ctx, id); err != nil {
-		s.log.Warn("kafka source: could not commit the offsets of a completed checkpoint to the consumer group "+
-			"(only lag tools read them; the job keeps its offsets in its checkpoints and goes on)",
-			"group", s.cfg.CommitGroup, "checkpoint", id, "err", err)
+	if s.cfg.CommitGroup != "" {
+		if err := s.commitOffsets(ctx, id); err != nil {
+			s.log.Warn("kafka source: could not commit the offsets of a completed checkpoint to the consumer group "+
+				"(only lag tools read them; the job keeps its offsets in its checkpoints and goes on)",
+				"group", s.cfg.CommitGroup, "checkpoint", id, "err", err)
+		}
+	}
+	if s.cfg.purge {
+		if err := s.purgeRead(ctx, s.purgeTo); err != nil {
+			s.log.Warn("kafka source: could not delete the repartition records a completed checkpoint has read "+
+				"(they take room until the next checkpoint's purge)", "checkpoint", id, "err", err)
+		}
+		s.purgeTo = append(s.purgeTo[:0], s.snapshotted...)
 	}
 	return nil
+}
+
+// purgeRead deletes the records below the offsets to. NB: those are the
+// offsets of the checkpoint completed before the one completing now, not of
+// this one, though both are durable: a member that lost the task but has
+// not noticed yet (paused past its session, a zombie) can complete at most
+// one more checkpoint (the next one's runtime.Config BeforeManifest sees
+// the new owner's epoch), and the new owner may have restored from the
+// checkpoint before it; purging to that one is safe for both. A restore
+// from an older checkpoint finds its records deleted, which Read reports
+// (OffsetOutOfRange), never skips.
+func (s *source[T]) purgeRead(ctx context.Context, to []snapshotOffset) error {
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = int32(s.cfg.DialTimeout.Milliseconds())
+	for _, o := range to { // sorted by topic, as s.parts
+		if o.next <= 0 {
+			continue
+		}
+		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != o.topic {
+			rt := kmsg.NewDeleteRecordsRequestTopic()
+			rt.Topic = o.topic
+			req.Topics = append(req.Topics, rt)
+		}
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Partition, rp.Offset = o.partition, o.next
+		rt := &req.Topics[len(req.Topics)-1]
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	if len(req.Topics) == 0 {
+		return nil
+	}
+	resp, err := req.RequestWith(ctx, s.cl)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				errs = append(errs, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // snapshotOffset is a partition's next offset at the last Snapshot.
@@ -48,7 +105,7 @@ type snapshotOffset struct {
 
 // keepForCommit keeps the offsets of a Snapshot for CheckpointComplete.
 func (s *source[T]) keepForCommit() {
-	if s.cfg.CommitGroup == "" {
+	if s.cfg.CommitGroup == "" && !s.cfg.purge {
 		return
 	}
 	s.snapshotted = s.snapshotted[:0]
