@@ -142,8 +142,6 @@ func TestStartIgnoresZombieManifests(t *testing.T) {
 	}
 }
 
-// TestClaimSameEpochOneWins races claims of one epoch: exactly one wins,
-// the others fail with ErrSuperseded.
 // TestClaimFollowsCheckpointCompletedDuringClaim: the owner of epoch 1,
 // still running, completes checkpoint 2 after the new owner read its start
 // point (checkpoint 1) and before its claim exists: the previous owner's
@@ -151,27 +149,27 @@ func TestStartIgnoresZombieManifests(t *testing.T) {
 // must start from checkpoint 2; from checkpoint 1 it would write that
 // output again.
 func TestClaimFollowsCheckpointCompletedDuringClaim(t *testing.T) {
-	for name, root := range roots(t) {
+	for name, r := range roots(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			l := open(t, root(t))
-			e1, err := l.Claim(ctx, 3, "member-a", t.TempDir())
+			l := open(t, r.location(t))
+			e1, err := l.Claim(ctx, 3, "member-a", r.local(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkpoint(t, e1.Location, 1, "offset-100")
+			checkpoint(t, r, e1.Location, 1, "offset-100")
 			l.afterStart = func() {
 				l.afterStart = nil
-				checkpoint(t, e1.Location, 2, "offset-200")
+				checkpoint(t, r, e1.Location, 2, "offset-200")
 			}
-			e, err := l.Claim(ctx, 3, "member-b", t.TempDir())
+			e, err := l.Claim(ctx, 3, "member-b", r.local(t))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if want := (&Point{Epoch: 1, Checkpoint: 2}); !samePoint(e.Base, want) {
 				t.Fatalf("epoch %d claimed from %+v; want a start from %+v, completed during the claim", e.Number, e.Base, *want)
 			}
-			if _, state := restored(t, e.Location); state != "offset-200" {
+			if _, state := restored(t, r, e.Location); state != "offset-200" {
 				t.Errorf("epoch %d restores %q, want offset-200", e.Number, state)
 			}
 			if err := e.Current(ctx); err != nil {
@@ -181,6 +179,8 @@ func TestClaimFollowsCheckpointCompletedDuringClaim(t *testing.T) {
 	}
 }
 
+// TestClaimSameEpochOneWins races claims of one epoch: exactly one wins,
+// the others fail with ErrSuperseded.
 func TestClaimSameEpochOneWins(t *testing.T) {
 	for name, r := range roots(t) {
 		t.Run(name, func(t *testing.T) {
