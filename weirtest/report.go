@@ -106,10 +106,12 @@ func hashes(ctx context.Context, out Output, run Run, seed maphash.Seed) ([]uint
 }
 
 // compare fills r's counts from the sorted hashes of both runs and returns
-// up to exampleLimit differing hashes.
+// up to exampleLimit differing hashes, the lost and different records
+// before the duplicates: a run that duplicates by design (at least once)
+// must still show the record that it changed.
 func (r *Report) compare(clean, crashed []uint64) []uint64 {
 	r.CleanRecords, r.CrashedRecords = len(clean), len(crashed)
-	var diff []uint64
+	var diff, dups []uint64
 	i, j := 0, 0
 	for i < len(clean) || j < len(crashed) {
 		var h uint64
@@ -129,10 +131,14 @@ func (r *Report) compare(clean, crashed []uint64) []uint64 {
 		switch {
 		case c == k:
 			continue
+		case k > c && c > 0:
+			r.Duplicates += k - c
+			if len(dups) < exampleLimit {
+				dups = append(dups, h)
+			}
+			continue
 		case c == 0:
 			r.Different += k
-		case k > c:
-			r.Duplicates += k - c
 		default:
 			r.Lost += c - k
 		}
@@ -140,7 +146,7 @@ func (r *Report) compare(clean, crashed []uint64) []uint64 {
 			diff = append(diff, h)
 		}
 	}
-	return diff
+	return append(diff, dups...)[:min(exampleLimit, len(diff)+len(dups))]
 }
 
 // examples reads both outputs again for the records whose hashes are in

@@ -2,6 +2,7 @@ package weirtest
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"strings"
 	"testing"
@@ -65,5 +66,28 @@ func TestCompareEqualMultisets(t *testing.T) {
 	out["crashed"] = []string{"b", "a", "a"}
 	if m, sum2, _ = fingerprint(t.Context(), out, r.Crashed, seed); n != m || sum == sum2 {
 		t.Fatalf("a duplicate instead of a lost record went unnoticed by the fingerprint")
+	}
+}
+
+// TestExamplesShowDifferentBeforeDuplicates: a run that duplicates by
+// design (at least once) must still show, among its few examples, the one
+// record that it changed.
+func TestExamplesShowDifferentBeforeDuplicates(t *testing.T) {
+	out := lines{"clean": {}, "crashed": {}}
+	for i := range 2 * exampleLimit {
+		rec := fmt.Sprint("dup-", i)
+		out["clean"] = append(out["clean"], rec)
+		out["crashed"] = append(out["crashed"], rec, rec)
+	}
+	out["crashed"] = append(out["crashed"], "zz-changed")
+	r := &Report{Clean: Run{Name: "clean"}, Crashed: Run{Name: "crashed"}}
+	seed := maphash.MakeSeed()
+	clean, _ := hashes(t.Context(), out, r.Clean, seed)
+	crashed, _ := hashes(t.Context(), out, r.Crashed, seed)
+	if err := r.examples(t.Context(), out, seed, r.compare(clean, crashed)); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Examples) != exampleLimit || r.Examples[0].Record != "zz-changed" {
+		t.Fatalf("examples %+v: want %d, the different record first", r.Examples, exampleLimit)
 	}
 }
