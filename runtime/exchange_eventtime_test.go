@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/clustertest"
-	"github.com/weirstream/weir/internal/engine"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
 	"github.com/weirstream/weir/state"
@@ -180,43 +179,7 @@ func TestEventTimeKilledTaskResumesExactly(t *testing.T) {
 	var out clustertest.Output[string]
 	var early atomic.Int64
 	p := windowCount(out.Sink(), &early)
-	cl := clustertest.New(tasks)
-	ctx, kill := context.WithCancelCause(t.Context())
-	var checkpointed, killed atomic.Bool
-	cl.PreCommitted = func(_ string, task int, id uint64, n int) error {
-		if task != victim || n == 0 || !checkpointed.Load() || !killed.CompareAndSwap(false, true) {
-			return nil
-		}
-		t.Logf("killing task %d after it pre-committed %d records and markers for checkpoint %d", task, n, id)
-		kill(errKilled)
-		return errKilled
-	}
-	dir := t.TempDir()
-	var done []<-chan error
-	for i := range tasks {
-		cfg, taskCtx := groupConfig(cl), t.Context()
-		if i == victim {
-			cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) { checkpointed.Store(true) }
-			taskCtx = ctx
-		}
-		done = append(done, startTask(taskCtx, p, cfg, dir, i, tasks, nil))
-	}
-	if err := <-done[victim]; err == nil {
-		t.Fatal("the victim ended without error")
-	}
-	if !killed.Load() {
-		t.Fatal("the victim ended before it was killed")
-	}
-	var restored atomic.Uint64
-	done[victim] = startTask(t.Context(), p, groupConfig(cl), dir, victim, tasks, func(info engine.StartInfo) { restored.Store(info.RestoredFrom) })
-	for i, d := range done {
-		if err := <-d; err != nil {
-			t.Fatalf("task %d: %v", i, err)
-		}
-	}
-	if restored.Load() == 0 {
-		t.Fatal("the restarted victim restored no checkpoint")
-	}
+	runWithKilledTask(t, p, tasks, victim)
 	compare(t, sorted(out.Records()), want, windowResults(tasks))
 	if early.Load() == 0 {
 		t.Fatalf("all %d windows fired at the end of the input: watermarks did not cross the exchange", len(want))

@@ -152,43 +152,7 @@ func TestKilledTaskResumesExactly(t *testing.T) {
 	// The generators are paced (over about half a second) so that the
 	// victim still writes to the exchange after its first checkpoint.
 	p := wordCount(t, records, 3000, out.Sink())
-	cl := clustertest.New(tasks)
-	ctx, kill := context.WithCancelCause(t.Context())
-	var checkpointed, killed atomic.Bool
-	cl.PreCommitted = func(_ string, task int, id uint64, n int) error {
-		if task != victim || n == 0 || !checkpointed.Load() || !killed.CompareAndSwap(false, true) {
-			return nil
-		}
-		t.Logf("killing task %d after it pre-committed %d records for checkpoint %d", task, n, id)
-		kill(errKilled)
-		return errKilled
-	}
-	dir := t.TempDir()
-	var done []<-chan error
-	for i := range tasks {
-		cfg, taskCtx := groupConfig(cl), t.Context()
-		if i == victim {
-			cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) { checkpointed.Store(true) }
-			taskCtx = ctx
-		}
-		done = append(done, startTask(taskCtx, p, cfg, dir, i, tasks, nil))
-	}
-	if err := <-done[victim]; err == nil {
-		t.Fatal("the victim ended without error")
-	}
-	if !killed.Load() {
-		t.Fatal("the victim ended before it was killed: it wrote nothing after its first checkpoint")
-	}
-	var restored atomic.Uint64
-	done[victim] = startTask(t.Context(), p, groupConfig(cl), dir, victim, tasks, func(info engine.StartInfo) { restored.Store(info.RestoredFrom) })
-	for i, d := range done {
-		if err := <-d; err != nil {
-			t.Fatalf("task %d: %v", i, err)
-		}
-	}
-	if restored.Load() == 0 {
-		t.Fatal("the restarted victim restored no checkpoint")
-	}
+	runWithKilledTask(t, p, tasks, victim)
 	compare(t, sorted(out.Records()), want, records)
 }
 
@@ -400,5 +364,50 @@ func TestTaskMetricsAndStop(t *testing.T) {
 	}
 	if len(out.Records()) == 0 {
 		t.Fatal("nothing committed")
+	}
+}
+
+// runWithKilledTask runs p as tasks tasks over one in-memory cluster, kills
+// task victim once it pre-commits records after its first completed
+// checkpoint, restarts it, and waits for every task to end; the restarted
+// victim must restore a checkpoint.
+func runWithKilledTask(t *testing.T, p *runtime.Pipeline, tasks, victim int) {
+	t.Helper()
+	cl := clustertest.New(tasks)
+	ctx, kill := context.WithCancelCause(t.Context())
+	var checkpointed, killed atomic.Bool
+	cl.PreCommitted = func(_ string, task int, id uint64, n int) error {
+		if task != victim || n == 0 || !checkpointed.Load() || !killed.CompareAndSwap(false, true) {
+			return nil
+		}
+		t.Logf("killing task %d after it pre-committed %d records (and markers) for checkpoint %d", task, n, id)
+		kill(errKilled)
+		return errKilled
+	}
+	dir := t.TempDir()
+	var done []<-chan error
+	for i := range tasks {
+		cfg, taskCtx := groupConfig(cl), t.Context()
+		if i == victim {
+			cfg.Events.CheckpointCompleted = func(runtime.CheckpointInfo) { checkpointed.Store(true) }
+			taskCtx = ctx
+		}
+		done = append(done, startTask(taskCtx, p, cfg, dir, i, tasks, nil))
+	}
+	if err := <-done[victim]; err == nil {
+		t.Fatal("the victim ended without error")
+	}
+	if !killed.Load() {
+		t.Fatal("the victim ended before it was killed: it wrote nothing after its first checkpoint")
+	}
+	var restored atomic.Uint64
+	done[victim] = startTask(t.Context(), p, groupConfig(cl), dir, victim, tasks, func(info engine.StartInfo) { restored.Store(info.RestoredFrom) })
+	for i, d := range done {
+		if err := <-d; err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
+	}
+	if restored.Load() == 0 {
+		t.Fatal("the restarted victim restored no checkpoint")
 	}
 }
