@@ -240,7 +240,9 @@
 // visible file <prefix>-<subtask:03d>-alo-<k>, a new k for each incarnation
 // (each Open that writes), flushes and fsyncs at PreCommit, makes Commit a
 // no-op and removes nothing on Open. After a crash the records since the last
-// checkpoint appear twice, and a file can end in a partial line. The mode
-// is at-least-once; it exists so that tests can show that their crash
+// checkpoint appear twice. A process killed inside a write leaves its file
+// ending in a partial line, which the restart trims: the record it cut
+// comes after the restored checkpoint and is written again. The mode is
+// at-least-once; it exists so that tests can show that their crash
 // checkers detect duplicates.
 package file

@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -60,8 +61,9 @@ const (
 	ExactlyOnce SinkMode = iota
 	// AtLeastOnce writes records straight to visible files and makes
 	// Commit a no-op: after a crash, records since the last checkpoint are
-	// written again (duplicated), and a visible file may end in a partial
-	// line. It exists to test that crash checkers detect duplicates.
+	// written again (duplicated). A visible file may end in a partial line
+	// until the restart trims it. It exists to test that crash checkers
+	// detect duplicates.
 	AtLeastOnce
 )
 
@@ -246,10 +248,11 @@ func (s *sink[T]) Open(ctx context.Context, info runtime.TaskInfo) error {
 // On a fresh start it refuses an output directory that already holds
 // committed files with the sink's prefix: they are another run's, and the
 // first commit would collide with them. It never removes a visible file. In
-// at-least-once mode it does nothing.
+// at-least-once mode it only trims the partial lines a crash left (see
+// trimTornLines).
 func (s *sink[T]) Recover(ctx context.Context, r runtime.Recovery[pendingFile]) error {
 	if s.cfg.Mode == AtLeastOnce {
-		return nil
+		return s.trimTornLines()
 	}
 	if r.Fresh {
 		if err := s.checkNoOtherRun(); err != nil {
@@ -399,6 +402,71 @@ func (s *sink[T]) createAtLeastOnceFile() (*os.File, string, error) {
 		}
 		return f, path, err
 	}
+}
+
+// trimTornLines cuts the partial last line off the at-least-once files of
+// earlier incarnations. Write hands write(2) whole records, but a process
+// killed inside a write is cut short at a page boundary, mid-record (Linux
+// stops a buffered write at a fatal signal). The cut record came after the
+// restored checkpoint (Prepare flushes whole records), so the replay
+// writes it again: trimming loses nothing. Subtask i trims the files of the
+// old subtasks j with j mod parallelism = i, before it creates its own
+// (startEpoch), so that no file has two trimmers, nor a writer and a
+// trimmer, whatever the parallelism was.
+func (s *sink[T]) trimTornLines() error {
+	matches, err := filepath.Glob(filepath.Join(s.cfg.Dir, s.cfg.Prefix+"-*-alo-*"))
+	if err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	for _, path := range matches {
+		sub, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(path), s.cfg.Prefix+"-"), "-alo-")
+		j, err := strconv.Atoi(sub)
+		if !ok || err != nil || j%s.info.Parallelism != s.info.Subtask {
+			continue
+		}
+		cut, err := trimPartialLine(path)
+		if err != nil {
+			return fmt.Errorf("file sink: trim the partial line a crash left in %s: %w", path, err)
+		}
+		if cut > 0 {
+			s.log.Warn("file sink: removed the partial last line a crash left; the records after the restored checkpoint are written again", "file", path, "bytes", cut)
+		}
+	}
+	return nil
+}
+
+// trimPartialLine truncates the file at path after its last newline and
+// returns how many bytes it cut.
+func trimPartialLine(path string) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size, end := fi.Size(), fi.Size()
+	buf := make([]byte, 64<<10)
+	for end > 0 {
+		n := min(end, int64(len(buf)))
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			end += int64(i+1) - n
+			break
+		}
+		end -= n
+	}
+	if end == size {
+		return 0, nil
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, err
+	}
+	return size - end, f.Sync()
 }
 
 // Prepare makes the epoch's records durable. In exactly-once mode it

@@ -99,6 +99,8 @@ func staged(t *testing.T, dir string, subtask int) []string {
 //	staged name ...      the subtask's staging directory holds exactly these
 //	rm path              remove a file (relative to the output directory)
 //	put name=line,...    create a visible file that the sink did not write
+//	tear name n          cut the last n bytes off a file, as a kill inside
+//	                     write(2) does
 func TestProtocol(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -325,6 +327,28 @@ precommit 2
 commit 2
 close
 visible part-000-alo-000000=a part-000-alo-000001=a`},
+		{"at-least-once trims the partial line a kill inside a write left", `
+alo
+open
+@1 open
+write aa bb
+@1 write xx yy
+precommit 1
+@1 precommit 1
+crash
+@1 crash
+put part-002-alo-000000=pp,qq
+tear part-000-alo-000000 2
+tear part-001-alo-000000 1
+tear part-002-alo-000000 2
+visible part-000-alo-000000=aa,b part-001-alo-000000=xx,yy part-002-alo-000000=pp,q
+open 1
+visible part-000-alo-000000=aa part-001-alo-000000=xx,yy part-002-alo-000000=pp
+@1 open 1
+visible part-000-alo-000000=aa part-001-alo-000000=xx part-002-alo-000000=pp
+write bb
+precommit 2
+visible part-000-alo-000000=aa part-000-alo-000001=bb part-001-alo-000000=xx part-002-alo-000000=pp`},
 		{"exactly-once counterpart of the duplicate scenario", `
 open
 write a
@@ -434,6 +458,16 @@ func runScript(t *testing.T, script string) {
 			os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
 			if werr := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); werr != nil {
 				fail("%v", werr)
+			}
+		case "tear":
+			n, _ := strconv.Atoi(args[1])
+			path := filepath.Join(dir, args[0])
+			fi, serr := os.Stat(path)
+			if serr != nil {
+				fail("%v", serr)
+			}
+			if terr := os.Truncate(path, fi.Size()-int64(n)); terr != nil {
+				fail("%v", terr)
 			}
 		default:
 			fail("unknown command")
