@@ -1097,34 +1097,7 @@ func TestRestoredBackendTakesFullSnapshots(t *testing.T) {
 // that every entry is loaded with its value.
 func TestRestoreWarmsInOneGrowth(t *testing.T) {
 	const keys = 10_000
-	dir := t.TempDir()
-	b, err := Open(Config{Dir: filepath.Join(dir, "live")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := NewScope[uint64](b, nil)
-	v, err := NewValue(s, "count", Int64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k := range uint64(keys) {
-		s.SetKey(k)
-		v.Put(int64(k) + 1)
-	}
-	checkpointNow(t, b, 1, filepath.Join(dir, "chk-1"))
-	b.Close()
-
-	copyCheckpoint(t, filepath.Join(dir, "chk-1"), filepath.Join(dir, "restored"))
-	r, err := Open(Config{Dir: filepath.Join(dir, "restored")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	rs, _ := NewScope[uint64](r, nil)
-	rv, err := NewValue(rs, "count", Int64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, rs, rv := restoredCounts(t, keys, Config{})
 	if g := rv.t.m.grown; g != 1 {
 		t.Errorf("the table grew %d times while %d entries were loaded, want once", g, keys)
 	}
