@@ -356,7 +356,8 @@ func (m *member) forget(t *memberTask) {
 // taskConfig returns the configuration of t's job in epoch: the member's,
 // with the task's logger, hooks that keep t's status and delete older
 // epochs after its first checkpoint, and the epoch check before each
-// manifest and each restart.
+// manifest, before each commit (once the manifest is written: see package
+// tasklineage) and before each restart.
 func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklineage.Epoch) Config {
 	cfg := m.cfg
 	cfg.Logger = t.logger
@@ -388,6 +389,7 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 	}
 	cfg.tuneEngine = func(e *engine.Config) {
 		e.BeforeManifest = func(uint64) error { return epoch.Current(ctx) }
+		e.BeforeCommit = func(uint64) error { return epoch.Current(ctx) }
 		e.BeforeRestart = func() error { return epoch.Current(ctx) }
 		e.Board = m.board
 	}
