@@ -242,13 +242,18 @@ func TestStaleOwnerCheckpointAfterClaimNotCommitted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			commits := &commitLog{}
+			commits, completed := &commitLog{}, &commitLog{}
 			p := NewPipeline("orders")
 			To(From(p, "src", func() (Source[int], error) { return &idleSource{}, nil }), "sink",
 				func() (Sink[int], error) { return committingSink{log: commits}, nil })
 			m := &member{board: engine.NewBoard(), cfg: Config{
 				CheckpointDir: epoch.Location, LocalDir: local, CheckpointInterval: 5 * time.Millisecond, Logger: quiet,
 				Restart: RestartStrategy{Attempts: 5, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, ResetAfter: time.Hour},
+				Events: EventListener{CheckpointCompleted: func(info CheckpointInfo) {
+					completed.mu.Lock()
+					defer completed.mu.Unlock()
+					completed.ids = append(completed.ids, info.ID)
+				}},
 			}}
 			defer m.cleanups.Wait()
 			cfg := m.taskConfig(ctx, &memberTask{index: 0, logger: quiet}, epoch)
@@ -299,6 +304,9 @@ func TestStaleOwnerCheckpointAfterClaimNotCommitted(t *testing.T) {
 			}
 			if commits.has(zombie) {
 				t.Errorf("the stale owner committed checkpoint %d, which member-b does not restore (it starts from %d): its output is written twice", zombie, first)
+			}
+			if completed.has(zombie) {
+				t.Errorf("the stale owner reported checkpoint %d completed, though it did not commit it", zombie)
 			}
 		})
 	}

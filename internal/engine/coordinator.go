@@ -220,6 +220,9 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 		EndOfInput:     in.final && c.endOfInput,
 		Savepoint:      c.job.lineage(),
 	}
+	if t := c.job.cfg.Task; t != nil {
+		m.Group = t.Group
+	}
 	in.manifest = m
 	info := CheckpointInfo{ID: in.id, Final: in.final}
 	for _, a := range in.acks {
