@@ -78,6 +78,10 @@ type Config struct {
 type TaskScope struct {
 	Index int    // the task, 0 <= Index < Config.Parallelism
 	Group string // runtime.Config.Group, for TaskInfo.Group
+	// Exchanges: the graph has exchanges, whose read offsets in the
+	// checkpoints are in the group's repartition topics, so a checkpoint
+	// of another group is refused.
+	Exchanges bool
 }
 
 // Events are the hooks of runtime.EventListener; nil ones are not called.

@@ -219,9 +219,7 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 		Final:          in.final,
 		EndOfInput:     in.final && c.endOfInput,
 		Savepoint:      c.job.lineage(),
-	}
-	if t := c.job.cfg.Task; t != nil {
-		m.Group = t.Group
+		Group:          c.job.group(),
 	}
 	in.manifest = m
 	info := CheckpointInfo{ID: in.id, Final: in.final}

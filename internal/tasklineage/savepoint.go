@@ -35,7 +35,9 @@ import (
 // when the job has exchanges: the tasks' read offsets are in the first
 // group's repartition topics, and what was in flight there would be lost.
 // A job without exchanges has nothing outside its savepoint, so, as a Flink
-// savepoint starts any job, its savepoint starts any group.
+// savepoint starts any job, its savepoint starts any group. (For the same
+// reason the engine refuses, in a job with exchanges, to restore a
+// checkpoint of another group: engine.TaskScope.Exchanges.)
 
 // GroupName is the file written last into a group savepoint.
 const GroupName = "GROUP"
