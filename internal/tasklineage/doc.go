@@ -74,7 +74,8 @@
 // so Claim's second read sees the manifest and the new owner starts from it
 // (or a newer one), whose restore commits its transactions again,
 // idempotently. Either way nothing the stale owner commits is replayed by
-// the new owner. The argument needs a location whose listings show every
+// the new owner, and what it leaves uncommitted the new owner either
+// restores (and commits) or replays from an earlier checkpoint. The argument needs a location whose listings show every
 // write completed before them: a local file system and S3 (strongly
 // consistent since December 2020) are; a shared file system that caches
 // directory listings (NFS with attribute caching, the default; mount with
