@@ -57,7 +57,9 @@ type Config struct {
 	// with checkpoints of another run is refused. With Group, it is a group
 	// savepoint (weir checkpoints savepoint): each task with no checkpoint
 	// yet starts from its own savepoint in it, task-<i>; the task count
-	// (the partition count of the input topics) must be the savepoint's.
+	// (the partition count of the input topics) must be the savepoint's,
+	// and so must the Group of a job with exchanges (a KeyBy): its
+	// repartition topics hold what was in flight between tasks.
 	FromSavepoint string
 	// AllowNonRestoredState starts a job from a checkpoint or savepoint
 	// that has state of operators the pipeline no longer has, dropping

@@ -290,7 +290,9 @@ func (passOp) Process(count)                                                 {}
 
 // A task restored with another task count is refused (rescaling a group
 // job means changing the partition count of its inputs), and so is a
-// task given another task's checkpoints.
+// task given another task's checkpoints, and a task of another group (its
+// job has exchanges: the checkpoint's offsets are in the first group's
+// repartition topics).
 func TestTaskCountChangeRefused(t *testing.T) {
 	var out clustertest.Output[string]
 	p := wordCount(t, 100, 0, out.Sink())
@@ -307,6 +309,13 @@ func TestTaskCountChangeRefused(t *testing.T) {
 	err = runtime.RunTask(t.Context(), p, groupConfig(clustertest.New(2)), runtime.TaskRun{Index: 1, Tasks: 2, CheckpointDir: filepath.Join(dir, "task-0")})
 	if !errors.Is(err, runtime.ErrIncompatibleCheckpoint) || !strings.Contains(err.Error(), "holds task 0") {
 		t.Fatalf("err = %v, want another task's checkpoint refused", err)
+	}
+	blue := groupConfig(clustertest.New(2))
+	blue.Group = "wc-blue"
+	err = <-startTask(t.Context(), p, blue, dir, 0, 2, nil)
+	if !errors.Is(err, runtime.ErrIncompatibleCheckpoint) ||
+		!strings.Contains(err.Error(), `was taken by group "wc", not "wc-blue"`) || !strings.Contains(err.Error(), "run the members with --group wc,") {
+		t.Fatalf("err = %v, want a checkpoint of another group refused", err)
 	}
 }
 

@@ -103,7 +103,7 @@ func newMember(ctx context.Context, p *Pipeline, cfg Config) (_ *member, cleanup
 		joined: make(chan struct{}), failed: make(chan error, 1), tasks: map[int]*memberTask{},
 	}
 	if cfg.FromSavepoint != "" {
-		if m.savepoint, err = readGroupSavepoint(ctx, p, cfg.FromSavepoint); err != nil {
+		if m.savepoint, err = readGroupSavepoint(ctx, p, cfg.Group, cfg.FromSavepoint); err != nil {
 			return nil, cleanup, err
 		}
 	}
@@ -356,7 +356,8 @@ func (m *member) forget(t *memberTask) {
 // taskConfig returns the configuration of t's job in epoch: the member's,
 // with the task's logger, hooks that keep t's status and delete older
 // epochs after its first checkpoint, and the epoch check before each
-// manifest and each restart.
+// manifest, before each commit (once the manifest is written: see package
+// tasklineage) and before each restart.
 func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklineage.Epoch) Config {
 	cfg := m.cfg
 	cfg.Logger = t.logger
@@ -388,6 +389,7 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 	}
 	cfg.tuneEngine = func(e *engine.Config) {
 		e.BeforeManifest = func(uint64) error { return epoch.Current(ctx) }
+		e.BeforeCommit = func(uint64) error { return epoch.Current(ctx) }
 		e.BeforeRestart = func() error { return epoch.Current(ctx) }
 		e.Board = m.board
 	}
@@ -402,14 +404,47 @@ func (m *member) cleanup(ctx context.Context, t *memberTask, epoch *tasklineage.
 	}
 }
 
-// readGroupSavepoint opens the group savepoint at path for p's tasks.
-func readGroupSavepoint(ctx context.Context, p *Pipeline, path string) (*tasklineage.GroupSavepoint, error) {
+// readGroupSavepoint opens the group savepoint at path for p's tasks in
+// group.
+func readGroupSavepoint(ctx context.Context, p *Pipeline, group, path string) (*tasklineage.GroupSavepoint, error) {
 	g, err := tasklineage.ReadGroupSavepoint(ctx, path)
 	if err == nil && g.Job != p.Name() {
 		err = fmt.Errorf("%w %s: it is of job %q, not %q", tasklineage.ErrGroupSavepoint, g.Path, g.Job, p.Name())
+	}
+	if err == nil {
+		err = checkSavepointGroup(g, group, p.hasExchanges())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: --from-savepoint: %w", ErrUnrecoverable, err)
 	}
 	return g, nil
+}
+
+// checkSavepointGroup refuses to start group from g, a savepoint of another
+// group, when the job has exchanges: the tasks' read offsets in g are in
+// the repartition topics of g's group, which hold what was in flight
+// between its tasks; the exchanges of group would read topics of their
+// own, and lose it (see package tasklineage, savepoint.go). A job without
+// exchanges has no state outside its savepoint: any group starts from it.
+// A savepoint that names no group (written before they were recorded) is
+// not checked.
+func checkSavepointGroup(g *tasklineage.GroupSavepoint, group string, exchanges bool) error {
+	if g.Group == "" || g.Group == group || !exchanges {
+		return nil
+	}
+	return fmt.Errorf("%w %s: it was taken from group %q, and this member is of group %q: the job's exchanges read the repartition topics of their group (%s-…-repartition), where the savepoint's read offsets are and what was in flight between its tasks is, which group %q would lose; start the members with --group %s (once every member still running in it has stopped)",
+		tasklineage.ErrGroupSavepoint, g.Path, g.Group, group, g.Group, group, g.Group)
+}
+
+// hasExchanges reports whether p has a keyed edge, which a job spread
+// over processes cuts into an exchange (taskGraph).
+func (p *Pipeline) hasExchanges() bool {
+	for _, n := range p.g.Nodes {
+		for _, e := range n.Inputs {
+			if e.Part == engine.Hashed {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/internal/clustertest"
+	"github.com/weirstream/weir/internal/manifest"
 	"github.com/weirstream/weir/internal/tasklineage"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/runtime"
@@ -133,8 +134,8 @@ func savepointedGroup(t *testing.T, name string, records uint64, tasks int) (*ta
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.Tasks != tasks || g.Job != name {
-		t.Fatalf("group savepoint of %d tasks of job %q, want %d of %q", g.Tasks, g.Job, tasks, name)
+	if g.Tasks != tasks || g.Job != name || g.Group != cfg.Group {
+		t.Fatalf("group savepoint of %d tasks of job %q in group %q, want %d of %q in %q", g.Tasks, g.Job, g.Group, tasks, name, cfg.Group)
 	}
 	return g, cl, out
 }
@@ -183,17 +184,21 @@ func TestGroupSavepointResumesExactly(t *testing.T) {
 }
 
 // TestGroupSavepointRefused: a group savepoint is refused, naming what is
-// wrong, when a task's savepoint is missing or of another job, when it is
-// of another job, and when the job has another task count.
+// wrong, when a task's savepoint is missing or of another job or group,
+// when it is of another job, when the job has another task count, and when
+// it is of another group (the job has exchanges).
 func TestGroupSavepointRefused(t *testing.T) {
 	const records, tasks = 400, 3
 	g, _, _ := savepointedGroup(t, "wordcount", records, tasks)
 	other, _, _ := savepointedGroup(t, "other", records, tasks)
 
-	start := func(t *testing.T, path string, tasks int) error {
+	start := func(t *testing.T, path string, tasks int, group string) error {
 		resume := make(chan struct{})
 		close(resume)
 		cfg := groupConfig(clustertest.New(tasks))
+		if group != "" {
+			cfg.Group = group
+		}
 		cfg.CheckpointDir, cfg.FromSavepoint = filepath.Join(t.TempDir(), "checkpoints"), path
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a guard: each case fails at start
 		defer cancel()
@@ -213,10 +218,11 @@ func TestGroupSavepointRefused(t *testing.T) {
 		path  func(t *testing.T) string
 		tasks int
 		want  string
+		group string // "": groupConfig's
 	}{
 		{"task missing", func(t *testing.T) string {
 			return copyGroup(t, func(task1 string) { os.RemoveAll(task1) })
-		}, tasks, "the savepoint of task 1 ("},
+		}, tasks, "the savepoint of task 1 (", ""},
 		{"task of another job", func(t *testing.T) string {
 			return copyGroup(t, func(task1 string) {
 				os.RemoveAll(task1)
@@ -224,13 +230,35 @@ func TestGroupSavepointRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-		}, tasks, `task 1 belongs to job "other", task 0 to "wordcount"`},
-		{"another job", func(*testing.T) string { return other.Path }, tasks, `it is of job "other", not "wordcount"`},
-		{"not a group savepoint", func(*testing.T) string { return g.TaskPath(0) }, tasks, "it has no GROUP"},
-		{"task count", func(*testing.T) string { return g.Path }, 2, "holds 3 tasks, the job has 2: the partition count of the input topics must be the savepoint's"},
+		}, tasks, `task 1 belongs to job "other", task 0 to "wordcount"`, ""},
+		{"task of another group", func(t *testing.T) string {
+			return copyGroup(t, func(task1 string) {
+				path := filepath.Join(task1, manifest.Name)
+				data, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := manifest.Decode(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.Group = "wc-blue"
+				if data, err = manifest.Encode(m); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}, tasks, `task 1 was checkpointed by group "wc-blue", task 0 by "wc"`, ""},
+		{"another job", func(*testing.T) string { return other.Path }, tasks, `it is of job "other", not "wordcount"`, ""},
+		{"not a group savepoint", func(*testing.T) string { return g.TaskPath(0) }, tasks, "it has no GROUP", ""},
+		{"task count", func(*testing.T) string { return g.Path }, 2, "holds 3 tasks, the job has 2: the partition count of the input topics must be the savepoint's", ""},
+		{"another group", func(*testing.T) string { return g.Path }, tasks,
+			`it was taken from group "wc", and this member is of group "wc-blue": the job's exchanges read the repartition topics of their group (wc-…-repartition)`, "wc-blue"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := start(t, tc.path(t), tc.tasks)
+			err := start(t, tc.path(t), tc.tasks, tc.group)
 			if !errors.Is(err, runtime.ErrUnrecoverable) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("start from it: %v, want ErrUnrecoverable naming %q", err, tc.want)
 			}

@@ -272,3 +272,52 @@ func TestMemberRefusesTaskOutOfRange(t *testing.T) {
 		t.Fatalf("member ended with %v, want the task out of range named", err)
 	}
 }
+
+// TestCheckSavepointGroup: a savepoint of another group is refused only for
+// a job with exchanges (the in-flight records are in the other group's
+// repartition topics); a job without exchanges, the savepoint's own group
+// and a savepoint that names no group start.
+func TestCheckSavepointGroup(t *testing.T) {
+	g := &tasklineage.GroupSavepoint{Path: "/savepoints/group-savepoint-1", Group: "wc"}
+	old := &tasklineage.GroupSavepoint{Path: "/savepoints/group-savepoint-0"}
+	for _, tc := range []struct {
+		name      string
+		g         *tasklineage.GroupSavepoint
+		group     string
+		exchanges bool
+		refused   bool
+	}{
+		{"same group", g, "wc", true, false},
+		{"another group, exchanges", g, "wc-blue", true, true},
+		{"another group, no exchanges", g, "wc-blue", false, false},
+		{"no group recorded", old, "wc-blue", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkSavepointGroup(tc.g, tc.group, tc.exchanges)
+			if refused := err != nil; refused != tc.refused {
+				t.Fatalf("checkSavepointGroup = %v, want refused %v", err, tc.refused)
+			}
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, tasklineage.ErrGroupSavepoint) {
+				t.Errorf("%v does not wrap ErrGroupSavepoint", err)
+			}
+			for _, want := range []string{tc.g.Path, `group "wc"`, `group "wc-blue"`, "--group wc "} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%v does not name %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestHasExchanges: a pipeline without a keyed edge has no exchange in
+// group mode. (One with: TestGroupSavepointRefused, "another group".)
+func TestHasExchanges(t *testing.T) {
+	p := NewPipeline("plain")
+	To(From(p, "src", func() (Source[int], error) { return &idleSource{}, nil }), "sink", func() (Sink[int], error) { return nopSink{}, nil })
+	if p.hasExchanges() {
+		t.Error("a pipeline without a keyed edge has exchanges")
+	}
+}

@@ -45,7 +45,7 @@ func runTask(ctx context.Context, p *Pipeline, cfg Config, t taskRun) error {
 	if err != nil {
 		return err
 	}
-	ecfg.Task = &engine.TaskScope{Index: t.Index, Group: cfg.Group}
+	ecfg.Task = &engine.TaskScope{Index: t.Index, Group: cfg.Group, Exchanges: p.hasExchanges()}
 	ecfg.Logger = cfg.Logger.With("group_task", t.Index)
 	if f := t.Started; f != nil {
 		user := ecfg.Events.Started

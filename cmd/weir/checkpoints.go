@@ -40,8 +40,9 @@ changes nothing, so it can run beside the job.
            group-savepoint-<time> directory of --dir and print its path.
            Stop every member first (SIGTERM: final checkpoints), then start
            the members with --from-savepoint PATH, the same --group (its
-           repartition topics hold what was in flight between tasks) and
-           the same partition count`
+           repartition topics hold what was in flight between tasks; a
+           job without a KeyBy may change it) and the same partition
+           count`
 
 func runCheckpoints(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {

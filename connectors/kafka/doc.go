@@ -40,14 +40,21 @@
 // a checkpoint resumes at exactly those offsets, so a record is neither
 // emitted twice nor skipped across a failure: the checkpoint, not a committed
 // group offset, is the source of truth (DescribeSourceState decodes a
-// subtask's offsets for tools: weir checkpoints inspect). The parallelism of a restored source
-// must be the one the checkpoint was taken with.
+// subtask's offsets for tools: weir checkpoints inspect). A checkpoint may
+// be restored with another parallelism: the source is runtime.Rescalable,
+// and each new subtask takes from the old subtasks' states the offsets of
+// the partitions it owns at its parallelism (Redistribute), so every
+// partition resumes where it stood, in one subtask. Only a checkpoint of
+// state version 1 (see below) must be restored with the parallelism it was
+// taken with.
 //
 // In a job spread over processes (runtime.TaskInfo.Group set; see "The
 // cluster" below) the rule is simpler: task i reads partition i of every
 // topic, and Open refuses a topic whose partition count is not the task
 // count (the error wraps ErrPartitionCount), as does the discovery of
-// partitions added while the job runs.
+// partitions added while the job runs. The task count of a group is thus
+// its topics' partition count; rescaling a group (restoring it with
+// another task count) is not supported yet.
 //
 // For monitoring only, SourceConfig.CommitGroup names a consumer group to
 // which each subtask commits, once a checkpoint is complete, the offsets

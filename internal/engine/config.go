@@ -49,6 +49,14 @@ type Config struct {
 	// declines the checkpoint and fails the job without a restart: in
 	// group mode, a newer owner claimed the task (package tasklineage).
 	BeforeManifest func(checkpoint uint64) error
+	// BeforeCommit, if set, is called once the manifest of each checkpoint
+	// is written and before the operators are told that it completed (the
+	// sinks commit), from the coordinator's goroutine. An error leaves the
+	// checkpoint uncommitted (its manifest stays: a new owner of the task
+	// may be restoring it) and fails the job without a restart: in group
+	// mode, a newer owner claimed the task and may start from an older
+	// checkpoint (package tasklineage).
+	BeforeCommit func(checkpoint uint64) error
 	// BeforeRestart, if set, is called before each restart of the job. An
 	// error ends the job with it, wrapping the failure, instead of the
 	// restart: in group mode, a newer owner claimed the task, and a
@@ -70,6 +78,10 @@ type Config struct {
 type TaskScope struct {
 	Index int    // the task, 0 <= Index < Config.Parallelism
 	Group string // runtime.Config.Group, for TaskInfo.Group
+	// Exchanges: the graph has exchanges, whose read offsets in the
+	// checkpoints are in the group's repartition topics, so a checkpoint
+	// of another group is refused.
+	Exchanges bool
 }
 
 // Events are the hooks of runtime.EventListener; nil ones are not called.

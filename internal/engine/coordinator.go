@@ -40,6 +40,9 @@ type inflight struct {
 	// savepoints asked of this checkpoint; manifest once it is complete.
 	savepoints []savepointRequest
 	manifest   *chkstore.Manifest
+	// written: the manifest was written, and the checkpoint then aborted
+	// (Config.BeforeCommit); it is left in place.
+	written bool
 }
 
 func newCoordinator(j *job, next uint64) *coordinator {
@@ -175,10 +178,13 @@ func (c *coordinator) onAck(ctx context.Context, a *taskAck) (done bool, err err
 		return false, nil
 	}
 	info, err := c.complete(in)
+	if err == nil {
+		err = c.beforeCommit(in)
+	}
 	if err != nil {
 		aborted := c.abort(ctx, err)
 		if errors.Is(err, ErrUnrecoverable) {
-			return false, err // declined by Config.BeforeManifest
+			return false, err // declined by Config.BeforeManifest or BeforeCommit
 		}
 		return false, aborted
 	}
@@ -213,6 +219,7 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 		Final:          in.final,
 		EndOfInput:     in.final && c.endOfInput,
 		Savepoint:      c.job.lineage(),
+		Group:          c.job.group(),
 	}
 	in.manifest = m
 	info := CheckpointInfo{ID: in.id, Final: in.final}
@@ -247,6 +254,19 @@ func (c *coordinator) complete(in *inflight) (CheckpointInfo, error) {
 	return info, nil
 }
 
+// beforeCommit runs Config.BeforeCommit on in, whose manifest is written.
+func (c *coordinator) beforeCommit(in *inflight) error {
+	f := c.job.cfg.BeforeCommit
+	if f == nil {
+		return nil
+	}
+	if err := f(in.id); err != nil {
+		in.written = true
+		return fmt.Errorf("%w: checkpoint %d not committed, though its manifest is written: %w", ErrUnrecoverable, in.id, err)
+	}
+	return nil
+}
+
 // checkPromises asks every sink subtask that reports CheckPromise whether
 // it can still keep what it pre-committed for checkpoint id.
 func (c *coordinator) checkPromises(id uint64) error {
@@ -278,8 +298,12 @@ func (c *coordinator) abort(ctx context.Context, cause error) error {
 	if f := c.job.cfg.Events.CheckpointFailed; f != nil {
 		f(in.id, cause)
 	}
-	if err := c.job.store.Abort(in.id); err != nil {
-		c.job.logger.Warn("could not empty aborted checkpoint", "checkpoint", in.id, "err", err)
+	// NB: a checkpoint whose manifest is written stays: whoever restores
+	// it (a new owner of the task) commits it, this job must not.
+	if !in.written {
+		if err := c.job.store.Abort(in.id); err != nil {
+			c.job.logger.Warn("could not empty aborted checkpoint", "checkpoint", in.id, "err", err)
+		}
 	}
 	c.broadcast(ctx, c.job.tasks, command{kind: abortCommand, checkpoint: in.id})
 	if in.final {

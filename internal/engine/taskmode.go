@@ -75,6 +75,10 @@ func (j *job) compatibleTask(m *chkstore.Manifest) error {
 	if ts == nil {
 		return nil
 	}
+	if ts.Exchanges && m.Group != "" && m.Group != ts.Group {
+		return fmt.Errorf("%w: %w: checkpoint %d in %s was taken by group %q, not %q: its read offsets are in the repartition topics of group %q, where what was in flight between its tasks is, and group %q reads topics of its own; run the members with --group %s, or give group %q a new --checkpoint-dir",
+			ErrIncompatibleCheckpoint, ErrTaskMode, m.ID, j.store.Location(), m.Group, ts.Group, m.Group, ts.Group, m.Group, ts.Group)
+	}
 	for _, st := range m.Operators {
 		if st.Parallelism != j.cfg.Parallelism {
 			return fmt.Errorf("%w: %w: checkpoint %d in %s was taken with %d tasks (operator %q), the job has %d now: rescaling a job spread over processes (--group), that is changing the partition count of its input topics, is not supported yet; restore with %d partitions",

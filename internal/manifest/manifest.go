@@ -50,6 +50,10 @@ type Manifest struct {
 	// checkpoint, so that a restart with the same flags resumes from them
 	// and a location of another run is told apart.
 	Savepoint string `json:"savepoint,omitempty"`
+	// Group is the group of processes whose task took the checkpoint
+	// (runtime.Config.Group), "" outside one: the read offsets of the
+	// task's exchanges it holds are in that group's repartition topics.
+	Group string `json:"group,omitempty"`
 }
 
 // SubtaskState locates the state of one operator subtask.

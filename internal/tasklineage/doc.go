@@ -27,10 +27,12 @@
 //
 // Restore never looks at an older epoch but through a recorded base, so what
 // a zombie writes into its own, stale epoch after a newer one was claimed
-// is never restored. Epoch.Current, called before every manifest is written,
-// narrows that window further: a zombie's checkpoint is declined and its
-// task fails with ErrSuperseded. (The zombie's output is fenced by its
-// sinks: transactional ids are per task, so the new owner's fences it.)
+// is never restored. Epoch.Current, called before every manifest is written
+// and again before its sinks commit (see below), keeps a zombie from
+// committing what the new owner does not restore: its checkpoint is
+// declined and its task fails with ErrSuperseded. (The zombie's output is
+// fenced by its sinks: transactional ids are per task, so the new owner's
+// fences it.)
 //
 // Epoch.Cleanup, called once the new epoch completed a checkpoint of its
 // own, deletes the older epochs that no start point needs any more.
@@ -53,11 +55,32 @@
 // Current passed before the claim existed) and commit its output. Claim
 // reads the start point again once its claim is written, and if it moved,
 // claims the next epoch from the newer checkpoint, whose restore commits
-// that checkpoint's transactions (again: idempotent). What remains is a
-// checkpoint whose Current passed before the claim but whose manifest
-// appears only after the second read: it is not restored, and if its owner
-// commits it before the new owner's sinks fence its transactional ids
-// (they do when they open, a few requests after the claim), its output is
-// written twice. Closing that would take a manifest write conditional on
-// the claims.
+// that checkpoint's transactions (again: idempotent).
+//
+// A checkpoint whose Current passed before the claim can still have its
+// manifest written after that second read, and the new owner does not
+// restore it. So the engine calls Current a second time, once the manifest
+// is written and before the sinks commit (engine.Config.BeforeCommit):
+//
+//	stale owner:  write manifest, then list the claims  (Current)
+//	new owner:    write claim,    then list the manifests (Claim's second read)
+//
+// Each side writes, then reads what the other writes, so at least one read
+// sees the other's write. If the stale owner's check sees the newer claim,
+// it does not commit: the task fails with ErrSuperseded, its manifest stays
+// (the new owner may have seen it and be importing it), and its open
+// transactions are aborted when the new owner's sinks fence their ids. If
+// the check sees no newer claim, the claim was written after the manifest,
+// so Claim's second read sees the manifest and the new owner starts from it
+// (or a newer one), whose restore commits its transactions again,
+// idempotently. Either way nothing the stale owner commits is replayed by
+// the new owner, and what it leaves uncommitted the new owner either
+// restores (and commits) or replays from an earlier checkpoint. The argument needs a location whose listings show every
+// write completed before them: a local file system and S3 (strongly
+// consistent since December 2020) are; a shared file system that caches
+// directory listings (NFS with attribute caching, the default; mount with
+// lookupcache=none,actimeo=0) is not, and neither is an S3-compatible
+// server with eventually consistent listings. Current is one listing of
+// the task's claims (BenchmarkEpochCurrent), so the second check costs a
+// checkpoint one listing more.
 package tasklineage

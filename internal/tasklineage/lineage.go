@@ -84,9 +84,8 @@ type Epoch struct {
 
 func taskPrefix(task int) string            { return "task-" + strconv.Itoa(task) }
 func epochPrefix(task int, n uint64) string { return fmt.Sprintf("%s/epoch-%d", taskPrefix(task), n) }
-func claimKey(task int, n uint64) string {
-	return fmt.Sprintf("%s/%s/epoch-%d", taskPrefix(task), claimsDir, n)
-}
+func claimPrefix(task int) string           { return taskPrefix(task) + "/" + claimsDir + "/epoch-" }
+func claimKey(task int, n uint64) string    { return claimPrefix(task) + strconv.FormatUint(n, 10) }
 
 // Location returns the checkpoint location of epoch n of task.
 func (l *Lineage) Location(task int, n uint64) string {
@@ -208,7 +207,7 @@ func (l *Lineage) newestComplete(ctx context.Context, task int, n uint64) (uint6
 
 // claims reads the claims of task by epoch.
 func (l *Lineage) claims(ctx context.Context, task int) (map[uint64]*claim, error) {
-	prefix := taskPrefix(task) + "/" + claimsDir + "/epoch-"
+	prefix := claimPrefix(task)
 	objs, err := l.objects.List(ctx, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("task %d: claims: %w", task, err)
@@ -281,17 +280,33 @@ func (l *Lineage) importBase(ctx context.Context, e *Epoch, localDir string) err
 
 // Current returns nil if e is still the newest epoch of its task, and an
 // error wrapping ErrSuperseded if another owner claimed a newer one. The
-// engine calls it before writing each manifest (engine.Config.BeforeManifest).
+// engine calls it before writing each manifest (engine.Config.BeforeManifest)
+// and again before the sinks commit (engine.Config.BeforeCommit; see the
+// package documentation), so it is one listing of the claims: a claim is
+// read only to name the newer owner.
 func (e *Epoch) Current(ctx context.Context) error {
-	claims, err := e.l.claims(ctx, e.Task)
+	prefix := claimPrefix(e.Task)
+	objs, err := e.l.objects.List(ctx, prefix)
 	if err != nil {
-		return err
+		return fmt.Errorf("task %d: claims: %w", e.Task, err)
 	}
-	if n := newestEpoch(claims); n > e.Number {
-		return fmt.Errorf("%w: task %d: this member's epoch %d, another's %d (owner %s, since %s)",
-			ErrSuperseded, e.Task, e.Number, n, claims[n].Owner, claims[n].Created.Format(time.RFC3339))
+	var newest uint64
+	for _, o := range objs {
+		if n, err := strconv.ParseUint(strings.TrimPrefix(o.Key, prefix), 10, 64); err == nil {
+			newest = max(newest, n)
+		}
 	}
-	return nil
+	if newest <= e.Number {
+		return nil
+	}
+	owner := "unknown"
+	if data, err := e.l.objects.GetBytes(ctx, claimKey(e.Task, newest)); err == nil {
+		var c claim
+		if json.Unmarshal(data, &c) == nil {
+			owner = fmt.Sprintf("%s, since %s", c.Owner, c.Created.Format(time.RFC3339))
+		}
+	}
+	return fmt.Errorf("%w: task %d: this member's epoch %d, another's %d (owner %s)", ErrSuperseded, e.Task, e.Number, newest, owner)
 }
 
 // Cleanup deletes the epochs of e's task older than the newest that no

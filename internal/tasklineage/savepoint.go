@@ -29,6 +29,15 @@ import (
 // group's state at the stop; a group started from it with the same --group
 // resumes there, since the repartition topics of the group still hold what
 // was in flight between tasks.
+//
+// Hence GROUP names the group (GroupSavepoint.Group, from the tasks'
+// manifests), and package runtime refuses to start another group from it
+// when the job has exchanges: the tasks' read offsets are in the first
+// group's repartition topics, and what was in flight there would be lost.
+// A job without exchanges has nothing outside its savepoint, so, as a Flink
+// savepoint starts any job, its savepoint starts any group. (For the same
+// reason the engine refuses, in a job with exchanges, to restore a
+// checkpoint of another group: engine.TaskScope.Exchanges.)
 
 // GroupName is the file written last into a group savepoint.
 const GroupName = "GROUP"
@@ -42,8 +51,11 @@ var ErrGroupSavepoint = errors.New("tasklineage: group savepoint")
 
 // GroupSavepoint describes a group savepoint (its GROUP file).
 type GroupSavepoint struct {
-	Path    string    `json:"-"` // its directory
-	Job     string    `json:"job"`
+	Path string `json:"-"` // its directory
+	Job  string `json:"job"`
+	// Group is the group whose tasks took the checkpoints copied; ""
+	// for a savepoint written before groups were recorded.
+	Group   string    `json:"group,omitempty"`
 	Tasks   int       `json:"tasks"`
 	Created time.Time `json:"created"`
 	// Sources are the checkpoints copied, by task.
@@ -101,7 +113,7 @@ func (l *Lineage) taskStart(ctx context.Context, task int, g *GroupSavepoint) (*
 		return nil, err
 	}
 	if task == 0 {
-		g.Job = sp.Manifest.Job
+		g.Job, g.Group = sp.Manifest.Job, sp.Manifest.Group
 		g.Tasks = taskCount(sp.Manifest)
 	}
 	if err := checkTask(sp.Manifest, g, task); err != nil {
@@ -124,6 +136,9 @@ func taskCount(m *manifest.Manifest) int {
 func checkTask(m *manifest.Manifest, g *GroupSavepoint, task int) error {
 	if m.Job != g.Job {
 		return fmt.Errorf("task %d belongs to job %q, task 0 to %q", task, m.Job, g.Job)
+	}
+	if m.Group != "" && g.Group != "" && m.Group != g.Group {
+		return fmt.Errorf("task %d was checkpointed by group %q, task 0 by %q: the checkpoints of one group are needed, as they read its repartition topics", task, m.Group, g.Group)
 	}
 	if len(m.Operators) == 0 {
 		return fmt.Errorf("task %d has no operator state", task)
