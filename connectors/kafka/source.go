@@ -72,7 +72,7 @@ type partition struct {
 	epoch   int32        // leader epoch, -1 if unknown
 	next    int64        // next offset to read
 	end     int64        // StopAtEnd: stop before this offset; -1 when unbounded
-	lag     atomic.Int64 // high watermark minus next after the last fetch; -1: unknown
+	lag     atomic.Int64 // readableEnd minus next after the last fetch; -1: unknown
 }
 
 func (p *partition) done() bool { return p.end >= 0 && p.next >= p.end }
@@ -587,6 +587,19 @@ func waitOrDone(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// readableEnd returns the offset a read of rp's partition can reach: the
+// high watermark, or under read_committed the last stable offset, before
+// which no transaction is open. Records past it are not lag: an open
+// transaction of another writer (an exchange's, which every task keeps open
+// between checkpoints) holds them back from every read_committed reader,
+// and a lag that counted them would never reach 0.
+func (s *source[T]) readableEnd(rp *kmsg.FetchResponseTopicPartition) int64 {
+	if s.isoLevel() == 1 && rp.LastStableOffset >= 0 {
+		return min(rp.LastStableOffset, rp.HighWatermark)
+	}
+	return rp.HighWatermark
+}
+
 // isoLevel is the protocol's isolation level: 0 uncommitted, 1 committed.
 func (s *source[T]) isoLevel() int8 {
 	if s.cfg.Isolation == ReadUncommitted {
@@ -685,7 +698,7 @@ func (s *source[T]) process(parts []*partition, resp *kmsg.FetchResponse, out ru
 			if p.end >= 0 && p.next > p.end {
 				p.next = p.end
 			}
-			p.lag.Store(max(rp.HighWatermark-p.next, 0))
+			p.lag.Store(max(s.readableEnd(rp)-p.next, 0))
 		}
 	}
 	return dead, nil

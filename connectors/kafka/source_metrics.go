@@ -6,7 +6,8 @@ var _ runtime.LagReporter = (*source[Record])(nil)
 
 // SourceLag returns, for every partition of the subtask that has been
 // fetched from, how many offsets the read position is behind the partition's
-// high watermark as of the last fetch. The runtime exports it as
+// high watermark (under read_committed its last stable offset: records of
+// open transactions are not readable yet) as of the last fetch. The runtime exports it as
 // weir_source_lag_records; it is safe to call from any goroutine.
 func (s *source[T]) SourceLag() []runtime.PartitionLag {
 	s.partsMu.Lock()

@@ -29,6 +29,21 @@ type coordinator struct {
 	finalID      uint64 // id of the final checkpoint once triggered
 	finalDone    bool   // the final checkpoint completed
 	endOfInput   bool   // the final checkpoint follows the end of every input
+
+	// A restored job triggers its first checkpoint as soon as its sources
+	// have caught up with their inputs (lag 0: the backlog that piled up
+	// while the job was down is read), instead of an interval after its
+	// start: the output of that backlog becomes visible once the
+	// checkpoint completes, and a task that moved to another member of a
+	// group resumes its output a second sooner (issue 12). catchingUp
+	// counts the source tasks that have not reported caught up
+	// (task.catchingUp); caughtUp carries their reports. awaitCatchUp is
+	// set while the first checkpoint waits for them; any checkpoint
+	// triggered otherwise first (by the interval, a stop, a savepoint)
+	// ends the wait.
+	catchingUp   int
+	caughtUp     chan struct{}
+	awaitCatchUp bool
 }
 
 type inflight struct {
@@ -65,6 +80,17 @@ func (c *coordinator) acknowledge(a *taskAck) {
 
 // sourceEnded is called by source tasks at the end of their input.
 func (c *coordinator) sourceEnded() { c.ended <- struct{}{} }
+
+// awaitCaughtUp makes the first checkpoint wait for n source tasks to call
+// sourceCaughtUp (at most an interval); it is called before run.
+func (c *coordinator) awaitCaughtUp(n int) {
+	c.catchingUp, c.awaitCatchUp = n, n > 0
+	c.caughtUp = make(chan struct{}, n) // each reports once: never blocks
+}
+
+// sourceCaughtUp is called once by each source task that awaitCaughtUp
+// counted, when it has read to the end of its input as it reports it.
+func (c *coordinator) sourceCaughtUp() { c.caughtUp <- struct{}{} }
 
 func (c *coordinator) requestStop() {
 	select {
@@ -112,6 +138,15 @@ func (c *coordinator) run(ctx context.Context) error {
 			if err != nil || done {
 				return err
 			}
+		case <-c.caughtUp:
+			if c.catchingUp--; c.catchingUp == 0 && c.awaitCatchUp && c.inflight == nil && c.finalID == 0 {
+				c.job.logger.Info("the restored job's sources caught up with their inputs: checkpointing now rather than at the next interval",
+					"after", time.Since(c.job.started).Round(time.Millisecond))
+				if err := c.trigger(ctx, false); err != nil {
+					return err
+				}
+				ticker.Reset(c.job.cfg.CheckpointInterval)
+			}
 		case <-c.ended:
 			c.endedSources++
 		case r := <-c.savepoints:
@@ -141,6 +176,7 @@ func (c *coordinator) run(ctx context.Context) error {
 func (c *coordinator) trigger(ctx context.Context, final bool) error {
 	id := c.nextID
 	c.nextID++
+	c.awaitCatchUp = false
 	if _, err := c.job.store.Begin(id); err != nil {
 		return err
 	}

@@ -47,7 +47,11 @@
 // # Checkpoints
 //
 // The coordinator triggers checkpoint n every CheckpointInterval, at most
-// one at a time. Source tasks snapshot their position and send barrier n
+// one at a time. A restored job triggers its first one sooner: as soon as
+// every source that reports its lag has read to the end of its input (lag
+// 0), so that the output of the backlog that piled up while the job was
+// down (or while a task of a group moved to another member) becomes visible
+// without waiting for the interval. Source tasks snapshot their position and send barrier n
 // downstream, in order with the records. A task with several input
 // connections aligns the barrier: a connection that delivered it is held
 // back until all have. Then every member of the task snapshots: sources

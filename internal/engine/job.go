@@ -288,9 +288,14 @@ func (j *job) build(ctx context.Context) error {
 			}
 		}
 	}
+	catchingUp := 0
 	for _, t := range j.tasks {
 		if err := j.open(ctx, t, writers[t]); err != nil {
 			return fmt.Errorf("task %s: %w", t, err)
+		}
+		if t.source != nil && j.restored != nil && !j.restored.EndOfInput && t.stats.members[0].reports.SourceLag != nil {
+			t.catchingUp = true
+			catchingUp++
 		}
 		if t.source == nil && len(t.gate.conns) == 0 {
 			return fmt.Errorf("operator %q has no input", t.head.Name)
@@ -304,6 +309,7 @@ func (j *job) build(ctx context.Context) error {
 			t.endOfData = j.restored.EndOfInput
 		}
 	}
+	j.coord.awaitCaughtUp(catchingUp)
 	return nil
 }
 

@@ -83,6 +83,11 @@ type task struct {
 	drainQuota int
 	entry      int // member the task last called into; see panic.go
 
+	// catchingUp is set on a source task of a restored job whose source
+	// reports its lag, until the source has read everything its input held
+	// (lag 0) or the first checkpoint is triggered: see coordinator.catchingUp.
+	catchingUp bool
+
 	stats taskStats // metrics; see metrics.go
 }
 
@@ -154,6 +159,10 @@ func (t *task) runSource(ctx context.Context) error {
 			t.job.coord.sourceEnded()
 		default:
 			t.generate(time.Now())
+			if t.catchingUp && t.caughtUp() {
+				t.catchingUp = false
+				t.job.coord.sourceCaughtUp()
+			}
 		}
 		if err := t.check(); err != nil {
 			return err
@@ -412,6 +421,7 @@ func (t *task) onBarrier(ctx context.Context, ch int, env envelope) {
 func (t *task) onCommand(ctx context.Context, cmd command) {
 	switch cmd.kind {
 	case triggerCommand:
+		t.catchingUp = false // the first checkpoint is on its way
 		if t.source != nil {
 			t.checkpoint(ctx, cmd.checkpoint, cmd.final)
 			if cmd.final {
@@ -487,6 +497,19 @@ func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
 		return
 	}
 	t.ack = ack
+}
+
+// caughtUp reports whether the task's source has read everything its input
+// held as of its last read: it reports a lag (Reports.SourceLag), and 0 on
+// every partition.
+func (t *task) caughtUp() bool {
+	lags := t.stats.members[0].reports.SourceLag()
+	for _, l := range lags {
+		if l.Records > 0 {
+			return false
+		}
+	}
+	return len(lags) > 0
 }
 
 // eventTime returns what a checkpoint keeps of the task's event time: the

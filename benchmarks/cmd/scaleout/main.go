@@ -7,7 +7,7 @@
 // CPU seconds of the members and of the broker, the cores they used and
 // the CPU µs a record side by side.
 //
-//	go run ./benchmarks/cmd/scaleout [--records N] [--keys K] [--partitions P] [--members 1,2,4] [--kills N] [--quick]
+//	go run ./benchmarks/cmd/scaleout [--records N] [--keys K] [--partitions P] [--members 1,2,4] [--kills N] [--quick] [--member-log-level info]
 //
 // The broker is a development broker in this process; the members are
 // this binary re-executed with a hidden --member flag, so they are real
@@ -71,6 +71,7 @@ func main() {
 	flag.StringVar(&a.dir, "checkpoint-dir", "", "internal (--member): checkpoint directory, shared by the members")
 	flag.IntVar(&a.parallelism, "parallelism", 2, "parallelism of the single-process job")
 	flag.DurationVar(&a.interval, "checkpoint-interval", time.Second, "checkpoint interval")
+	flag.StringVar(&a.logLevel, "member-log-level", "warn", "the members' log level on stderr (debug, info, warn, error); info tells each task's restore and checkpoints, for a look inside a failover")
 	flag.DurationVar(&a.session, "session-timeout", 6*time.Second, "the members' --group-session-timeout of the throughput runs (the dev broker's minimum is 6s, as Kafka's default group.min.session.timeout.ms)")
 	records := flag.Int("records", 1_000_000, "input records")
 	keys := flag.Int("keys", 100_000, "distinct keys")
@@ -97,7 +98,7 @@ func main() {
 	counts, err := parseCounts(*memberList)
 	if err == nil {
 		c := benchConfig{records: *records, keys: *keys, partitions: *partitions, members: counts,
-			parallelism: a.parallelism, interval: a.interval, session: a.session, timeout: *timeout,
+			parallelism: a.parallelism, interval: a.interval, session: a.session, timeout: *timeout, memberLog: a.logLevel,
 			failover: failoverConfig{kills: *kills, tasks: *failoverTasks, keysPerTask: *failoverKeys, session: *failoverSession}}
 		err = run(c, *throughput)
 	}
@@ -127,6 +128,7 @@ type benchConfig struct {
 	interval, session         time.Duration
 	timeout                   time.Duration
 	failover                  failoverConfig
+	memberLog                 string // the members' --member-log-level; "" for warn
 }
 
 // run runs the throughput comparison if throughput is set, then the

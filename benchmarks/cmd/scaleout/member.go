@@ -20,14 +20,19 @@ import (
 // --member flag and the ones after it).
 type memberArgs struct {
 	brokers, input, output, group, dir string
-	parallelism                        int // without group
+	logLevel                           string // slog level name
+	parallelism                        int    // without group
 	interval, session                  time.Duration
 }
 
 // runMember runs the counting job until SIGTERM: one member of a group
 // job, or with an empty group the whole job in this process.
 func runMember(a memberArgs) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return fmt.Errorf("--member-log-level %q: want debug, info, warn or error", a.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var once sync.Once
 	newSource, err := kafka.NewSource(kafka.SourceConfig[string]{
 		Brokers: []string{a.brokers},

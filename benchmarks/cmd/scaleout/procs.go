@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -44,7 +45,7 @@ type proc struct {
 func startMembers(c benchConfig, broker, input, output, group, dir string, n int, session time.Duration) (*procs, error) {
 	p := &procs{exited: make(chan error, 64), args: []string{"--member", "--brokers", broker, "--input", input,
 		"--output", output, "--group", group, "--checkpoint-dir", dir, "--parallelism", strconv.Itoa(c.parallelism),
-		"--checkpoint-interval", c.interval.String(), "--session-timeout", session.String()}}
+		"--checkpoint-interval", c.interval.String(), "--session-timeout", session.String(), "--member-log-level", cmp.Or(c.memberLog, "warn")}}
 	for range n {
 		if _, err := p.start(); err != nil {
 			_, _ = p.stop()
