@@ -395,7 +395,6 @@ func (s *observedSink) PreCommit(ctx context.Context, id uint64) ([]byte, error)
 	return st, err
 }
 
-
 // startMember runs a member of group "g" of the job p, checkpointing into
 // dir.
 func startMember(t *testing.T, c *kfake.Cluster, p *runtime.Pipeline, dir string, b *board, prog *progress,
