@@ -395,11 +395,30 @@ func (s *observedSink) PreCommit(ctx context.Context, id uint64) ([]byte, error)
 	return st, err
 }
 
-// startMember runs a member of group "g" of the job p, checkpointing into
-// dir.
-func startMember(t *testing.T, c *kfake.Cluster, p *runtime.Pipeline, dir string, b *board, prog *progress,
-	name, instanceID string, session time.Duration, events runtime.EventListener, preCommitted func(int) error) *gtMember {
+// gtRun is a run of the job: its broker, input, progress, board (the
+// members' callbacks), output and checkpoint directory.
+type gtRun struct {
+	c    *kfake.Cluster
+	in   *gtInputData
+	prog *progress
+	b    *board
+	out  *outputWatch
+	p    *runtime.Pipeline
+	dir  string
+}
+
+func newRun(t *testing.T) *gtRun {
 	t.Helper()
+	r := &gtRun{c: gtBroker(t), in: newInput(testseed.Seed(t)), prog: newProgress(), b: newBoard(), dir: t.TempDir()}
+	r.out = watchOutput(t, r.c, r.prog)
+	r.p = groupWindowJob(t, r.c, r.prog)
+	return r
+}
+
+// start runs a member of group "g" of the job.
+func (r *gtRun) start(t *testing.T, name, instanceID string, session time.Duration, events runtime.EventListener, preCommitted func(int) error) *gtMember {
+	t.Helper()
+	c, b, prog := r.c, r.b, r.prog
 	kc, err := NewCluster(ClusterConfig{Brokers: c.ListenAddrs(), Topics: []string{gtInput}, RebalanceTimeout: gtGuard})
 	if err != nil {
 		t.Fatal(err)
@@ -415,11 +434,11 @@ func startMember(t *testing.T, c *kfake.Cluster, p *runtime.Pipeline, dir string
 		}
 	}
 	cfg := runtime.Config{
-		CheckpointDir: dir, CheckpointInterval: 30 * time.Millisecond, Logger: gtLogger(name), Events: events, Stop: m.stop,
+		CheckpointDir: r.dir, CheckpointInterval: 30 * time.Millisecond, Logger: gtLogger(name), Events: events, Stop: m.stop,
 		Group: "g", InstanceID: instanceID, GroupSessionTimeout: session,
 		Cluster: &memberCluster{Cluster: kc, member: name, b: b, preCommitted: preCommitted},
 	}
-	go func() { m.done <- runtime.Run(ctx, p, cfg) }()
+	go func() { m.done <- runtime.Run(ctx, r.p, cfg) }()
 	t.Cleanup(func() {
 		cancel(errors.New("test over"))
 		<-m.done
@@ -467,8 +486,9 @@ func (b *board) splitOf(tasks int, perMember map[string]int) func() bool {
 // been committed, so that windows fire while the input runs, not only
 // at its end; before step s it calls before(s). Then it ends every
 // partition's event time with a sentinel and waits for every window.
-func runInput(t *testing.T, in *gtInputData, prod *gtProducer, prog *progress, out *outputWatch, before func(s int)) (want []string) {
+func (r *gtRun) runInput(t *testing.T, before func(s int)) (want []string) {
 	t.Helper()
+	in, prog, out, prod := r.in, r.prog, r.out, newProducer(t, r.c)
 	want, starts := in.oracle()
 	for s := range gtSteps {
 		if before != nil {
@@ -530,18 +550,18 @@ func sameWindow(want []string, line string) []string {
 	return out
 }
 
-// multisetDiff returns what sorted a has beyond sorted b.
+// multisetDiff returns what a has beyond b, as multisets.
 func multisetDiff(a, b []string) []string {
+	left := map[string]int{}
+	for _, s := range b {
+		left[s]++
+	}
 	var out []string
-	for i, j := 0, 0; i < len(a); {
-		switch {
-		case j < len(b) && a[i] == b[j]:
-			i, j = i+1, j+1
-		case j < len(b) && b[j] < a[i]:
-			j++
-		default:
-			out = append(out, a[i])
-			i++
+	for _, s := range a {
+		if left[s] > 0 {
+			left[s]--
+		} else {
+			out = append(out, s)
 		}
 	}
 	return out
@@ -567,14 +587,11 @@ func partsOf(t *testing.T, line string) int64 {
 // of them late, windows must fire as the input runs (the test waits for
 // them step by step), and windows must hold readings of both members.
 func TestGroupEventTimeWindowsExactlyOnce(t *testing.T) {
-	seed := testseed.Seed(t)
-	c := gtBroker(t)
-	in, prog, b := newInput(seed), newProgress(), newBoard()
-	out := watchOutput(t, c, prog)
-	p, dir := groupWindowJob(t, c, prog), t.TempDir()
-	a := startMember(t, c, p, dir, b, prog, "a", "", gtSession, runtime.EventListener{}, nil)
+	r := newRun(t)
+	b := r.b
+	a := r.start(t, "a", "", gtSession, runtime.EventListener{}, nil)
 	b.waitFor(t, "a owns all tasks", gtGuard, b.splitOf(gtTasks, map[string]int{"a": gtTasks}))
-	bm := startMember(t, c, p, dir, b, prog, "b", "", gtSession, runtime.EventListener{}, nil)
+	bm := r.start(t, "b", "", gtSession, runtime.EventListener{}, nil)
 	b.waitFor(t, "the tasks split 2 and 2", gtGuard, b.splitOf(gtTasks, map[string]int{"a": 2, "b": 2}))
 	b.mu.Lock()
 	split := len(b.events)
@@ -588,7 +605,7 @@ func TestGroupEventTimeWindowsExactlyOnce(t *testing.T) {
 	}
 	b.mu.Unlock()
 
-	want := runInput(t, in, newProducer(t, c), prog, out, nil)
+	want := r.runInput(t, nil)
 	b.mu.Lock()
 	moved := slices.Clone(b.events[split:])
 	b.mu.Unlock()
@@ -597,7 +614,7 @@ func TestGroupEventTimeWindowsExactlyOnce(t *testing.T) {
 	if len(moved) > 0 {
 		t.Fatalf("tasks moved while the input ran (%q): the test cannot tell which member read which partition", moved)
 	}
-	got := checkOutput(t, c, want)
+	got := checkOutput(t, r.c, want)
 	both := 0
 	for _, l := range got {
 		if parts := partsOf(t, l); parts&aParts != 0 && parts&bParts != 0 {
@@ -624,12 +641,8 @@ var errMemberKilled = errors.New("member killed by the test")
 // checkpoints. Every window must still be committed exactly once, with
 // the oracle's aggregate and none late.
 func TestGroupEventTimeKilledMemberExactlyOnce(t *testing.T) {
-	seed := testseed.Seed(t)
-	c := gtBroker(t)
-	in, prog, b := newInput(seed), newProgress(), newBoard()
-	out := watchOutput(t, c, prog)
-	p, dir := groupWindowJob(t, c, prog), t.TempDir()
-
+	r := newRun(t)
+	b, prog := r.b, r.prog
 	var checkpointed, armed, killed atomic.Bool
 	var victim *gtMember
 	victimReady := make(chan struct{})
@@ -646,9 +659,9 @@ func TestGroupEventTimeKilledMemberExactlyOnce(t *testing.T) {
 		prog.update(func() {})
 		return errMemberKilled
 	}
-	survivor := startMember(t, c, p, dir, b, prog, "survivor", "", gtSession, runtime.EventListener{}, nil)
+	survivor := r.start(t, "survivor", "", gtSession, runtime.EventListener{}, nil)
 	b.waitFor(t, "the survivor owns all tasks", gtGuard, b.splitOf(gtTasks, map[string]int{"survivor": gtTasks}))
-	victim = startMember(t, c, p, dir, b, prog, "victim", "victim", gtKilledSession,
+	victim = r.start(t, "victim", "victim", gtKilledSession,
 		runtime.EventListener{CheckpointCompleted: func(runtime.CheckpointInfo) { checkpointed.Store(true) }}, kill)
 	close(victimReady)
 	b.waitFor(t, "the tasks split 2 and 2", gtGuard, b.splitOf(gtTasks, map[string]int{"survivor": 2, "victim": 2}))
@@ -659,7 +672,7 @@ func TestGroupEventTimeKilledMemberExactlyOnce(t *testing.T) {
 	// the next step, each partition's.
 	const armAt = gtLead + 3
 	var back *gtMember
-	want := runInput(t, in, newProducer(t, c), prog, out, func(s int) {
+	want := r.runInput(t, func(s int) {
 		switch s {
 		case armAt:
 			armed.Store(true)
@@ -687,13 +700,13 @@ func TestGroupEventTimeKilledMemberExactlyOnce(t *testing.T) {
 			if restored == 0 {
 				t.Fatal("the survivor took the killed member's tasks without restoring a checkpoint of them")
 			}
-			back = startMember(t, c, p, dir, b, prog, "back", "victim", gtSession, runtime.EventListener{}, nil)
+			back = r.start(t, "back", "victim", gtSession, runtime.EventListener{}, nil)
 			b.waitFor(t, "the tasks split 2 and 2 again", gtGuard, b.splitOf(gtTasks, map[string]int{"survivor": 2, "back": 2}))
 		}
 	})
 	stopMember(t, survivor)
 	stopMember(t, back)
-	got := checkOutput(t, c, want)
+	got := checkOutput(t, r.c, want)
 	t.Logf("%d windows; the killed member's restarted tasks restored checkpoints", len(got))
 }
 
