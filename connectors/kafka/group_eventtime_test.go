@@ -42,9 +42,10 @@ const (
 	gtPerChunk = 12  // readings of a partition in a chunk
 	// gtLead is how many chunks of event time the leading partition runs
 	// ahead of the others: a task whose watermark were the maximum over
-	// its senders, not the minimum, would take the others' readings as
-	// late.
-	gtLead    = 2
+	// its senders, not the minimum, would close the windows of the
+	// others' next readings (the leader's watermark, less the strategy's
+	// bound of one chunk, is past their end) and take those as late.
+	gtLead    = 3
 	gtLeader  = gtTasks - 1
 	gtBase    = 1_700_000_000_000 // ms: the event time of chunk 0
 	gtInput   = "readings"
