@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -64,36 +65,24 @@ func (s *source[T]) CheckpointComplete(ctx context.Context, id uint64) error {
 func (s *source[T]) purgeRead(ctx context.Context, to []snapshotOffset) error {
 	req := kmsg.NewPtrDeleteRecordsRequest()
 	req.TimeoutMillis = int32(s.cfg.DialTimeout.Milliseconds())
-	for _, o := range to { // sorted by topic, as s.parts
-		if o.next <= 0 {
-			continue
+	for run := range byTopic(to) {
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = run[0].topic
+		for _, o := range run {
+			if o.next > 0 {
+				rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+				rp.Partition, rp.Offset = o.partition, o.next
+				rt.Partitions = append(rt.Partitions, rp)
+			}
 		}
-		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != o.topic {
-			rt := kmsg.NewDeleteRecordsRequestTopic()
-			rt.Topic = o.topic
+		if len(rt.Partitions) > 0 {
 			req.Topics = append(req.Topics, rt)
 		}
-		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
-		rp.Partition, rp.Offset = o.partition, o.next
-		rt := &req.Topics[len(req.Topics)-1]
-		rt.Partitions = append(rt.Partitions, rp)
 	}
 	if len(req.Topics) == 0 {
 		return nil
 	}
-	resp, err := req.RequestWith(ctx, s.cl)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				errs = append(errs, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return s.requestPartitions(ctx, req)
 }
 
 // snapshotOffset is a partition's next offset at the last Snapshot.
@@ -122,28 +111,65 @@ func (s *source[T]) commitOffsets(ctx context.Context, id uint64) error {
 	req.Group = s.cfg.CommitGroup
 	req.Generation = -1
 	meta := fmt.Sprintf("weir checkpoint %d", id)
-	for _, o := range s.snapshotted { // sorted by topic, as s.parts
-		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != o.topic {
-			rt := kmsg.NewOffsetCommitRequestTopic()
-			rt.Topic, rt.TopicID = o.topic, o.topicID // v10+ names topics by id
-			req.Topics = append(req.Topics, rt)
+	for run := range byTopic(s.snapshotted) {
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic, rt.TopicID = run[0].topic, run[0].topicID // v10+ names topics by id
+		for _, o := range run {
+			rp := kmsg.NewOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset, rp.Metadata = o.partition, o.next, &meta
+			rt.Partitions = append(rt.Partitions, rp)
 		}
-		rp := kmsg.NewOffsetCommitRequestTopicPartition()
-		rp.Partition, rp.Offset, rp.Metadata = o.partition, o.next, &meta
-		rt := &req.Topics[len(req.Topics)-1]
-		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
 	}
-	resp, err := req.RequestWith(ctx, s.cl)
+	return s.requestPartitions(ctx, req)
+}
+
+// byTopic yields the runs of offs of one topic each; offs are sorted by
+// topic, as source.parts.
+func byTopic(offs []snapshotOffset) iter.Seq[[]snapshotOffset] {
+	return func(yield func([]snapshotOffset) bool) {
+		for len(offs) > 0 {
+			n := 1
+			for n < len(offs) && offs[n].topic == offs[0].topic {
+				n++
+			}
+			if !yield(offs[:n]) {
+				return
+			}
+			offs = offs[n:]
+		}
+	}
+}
+
+// requestPartitions sends req, a request about partitions of several
+// topics (DeleteRecords, OffsetCommit), and returns the errors of the
+// partitions its response reports, each named topic/partition, joined.
+func (s *source[T]) requestPartitions(ctx context.Context, req kmsg.Request) error {
+	resp, err := s.cl.Request(ctx, req)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				errs = append(errs, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err))
+	add := func(topic string, partition int32, code int16) {
+		if err := kerr.ErrorForCode(code); err != nil {
+			errs = append(errs, fmt.Errorf("%s/%d: %w", topic, partition, err))
+		}
+	}
+	switch resp := resp.(type) {
+	case *kmsg.DeleteRecordsResponse:
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				add(t.Topic, p.Partition, p.ErrorCode)
 			}
 		}
+	case *kmsg.OffsetCommitResponse:
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				add(t.Topic, p.Partition, p.ErrorCode)
+			}
+		}
+	default:
+		return fmt.Errorf("kafka source: %T: unexpected response %T", req, resp)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,4 +207,48 @@ func TestCommitGroupFailureIsLogged(t *testing.T) {
 	}
 	produce(t, addr, "in", 5, values("b", 10)...)
 	readUntil(t, 10, s)
+}
+
+// TestPurgeReportsPartitionErrors: a purge the broker refuses for one
+// partition returns an error naming that partition only, and the purge of
+// nothing (no offset past 0) sends no request.
+func TestPurgeReportsPartitionErrors(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var requests atomic.Int32
+	c.ControlKey(int16(kmsg.DeleteRecords), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		requests.Add(1)
+		req := kr.(*kmsg.DeleteRecordsRequest)
+		resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+		resp.Version = req.Version
+		for _, rt := range req.Topics {
+			st := kmsg.NewDeleteRecordsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+				sp.Partition, sp.LowWatermark = rp.Partition, rp.Offset
+				if rp.Partition == 1 {
+					sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				}
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	s := openSource(t, SourceConfig[string]{Brokers: c.ListenAddrs(), Topics: []string{"in"}, Deserializer: asString}, task(0, 1), nil)
+	at := func(p int32, next int64) snapshotOffset {
+		return snapshotOffset{topicPartition: topicPartition{"in", p}, next: next}
+	}
+	if err := s.purgeRead(testCtx(t), []snapshotOffset{at(0, 0), at(1, 0)}); err != nil || requests.Load() != 0 {
+		t.Fatalf("purge to offset 0: err %v, %d requests; want none", err, requests.Load())
+	}
+	err = s.purgeRead(testCtx(t), []snapshotOffset{at(0, 3), at(1, 3)})
+	if err == nil || !strings.Contains(err.Error(), "in/1: "+kerr.TopicAuthorizationFailed.Message) || strings.Contains(err.Error(), "in/0") {
+		t.Fatalf("purge refused for partition 1: err %v", err)
+	}
 }
