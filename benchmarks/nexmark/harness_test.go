@@ -136,3 +136,61 @@ func TestLineQuotesAsGo(t *testing.T) {
 		}
 	}
 }
+
+// q19Rows is the upsert stream q19's engine writes to its sink over the
+// first n events: the rows of every ranking change, in order.
+func q19Rows(n int64) []Q19Result {
+	g := MustNewGenerator(Config{Seed: 1, NumEvents: n})
+	top := map[int64][]Bid{}
+	var rows []Q19Result
+	for e := range g.Events(0, g.NumEvents()) {
+		if e.Kind != KindBid {
+			continue
+		}
+		b := e.Bid
+		l := top[b.Auction]
+		i, _ := slices.BinarySearchFunc(l, b, func(x, y Bid) int {
+			if BetterBid(&x, &y) {
+				return -1
+			}
+			return 1
+		})
+		if i >= Q19TopN {
+			continue
+		}
+		l = slices.Insert(l, i, b)
+		l = l[:min(len(l), Q19TopN)]
+		top[b.Auction] = l
+		for j := i; j < len(l); j++ {
+			rows = append(rows, Q19Result{int64(j + 1), l[j]})
+		}
+	}
+	return rows
+}
+
+// BenchmarkResultSinkUpsert is the cost of the results sink for q19's
+// upsert stream (1M events' worth of rows, a checkpoint every 100,000
+// rows), which counts in the engine's time.
+func BenchmarkResultSinkUpsert(b *testing.B) {
+	rows := q19Rows(1 << 20)
+	ctx := context.Background()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		store := &resultStore[Q19Result]{hash: hashQ19, upsert: q19Key, clock: NewEmitClock(), pre: map[preKey]*resultBatch[Q19Result]{}}
+		sink := store.newSink()
+		if err := sink.Open(ctx, runtime.TaskInfo{}, nil); err != nil {
+			b.Fatal(err)
+		}
+		id := uint64(0)
+		for i, r := range rows {
+			sink.Write(ctx, Traced[Q19Result]{Result: r, Origin: -1})
+			if i%100_000 == 99_999 || i == len(rows)-1 {
+				id++
+				sink.PreCommit(ctx, id)
+				sink.Commit(ctx, id)
+			}
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(rows)), "cpu-ns/row")
+}
