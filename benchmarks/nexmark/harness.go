@@ -299,10 +299,17 @@ func (q query[R]) lineOf(r R) string {
 	return r.String()
 }
 
-func (q query[R]) sortedLines(rs []R) []string {
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		out[i] = q.lineOf(r)
+// sortedLines returns the sorted lines of the results in chunks.
+func (q query[R]) sortedLines(chunks ...[]R) []string {
+	n := 0
+	for _, c := range chunks {
+		n += len(c)
+	}
+	out := make([]string, 0, n)
+	for _, c := range chunks {
+		for _, r := range c {
+			out = append(out, q.lineOf(r))
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -438,18 +445,20 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 		}
 		res.Output = out
 	case q.upsertKey != nil:
-		res.Output = &Output{Count: int64(len(store.done.table))}
-		rows := slices.Collect(maps.Values(store.done.table))
-		for _, r := range rows {
-			res.Output.Sum += q.hash(r)
+		// The table's rows: one per key.
+		res.Output = &Output{Count: int64(len(store.done.rows))}
+		for _, c := range store.done.vals {
+			for _, r := range c {
+				res.Output.Sum += q.hash(r)
+			}
 		}
 		if run.KeepLines {
-			res.Output.Lines = q.sortedLines(rows)
+			res.Output.Lines = q.sortedLines(store.done.vals...)
 		}
 	default:
 		res.Output = &Output{Count: store.done.n, Sum: store.done.sum}
 		if run.KeepLines {
-			res.Output.Lines = q.sortedLines(slices.Concat(store.done.vals...))
+			res.Output.Lines = q.sortedLines(store.done.vals...)
 		}
 	}
 	return res, nil
@@ -481,13 +490,19 @@ type upsertKey [2]int64
 
 // resultBatch holds results. The sink's own costs count in the engine's
 // time (the reference keeps its results outside its clock), so keeping is
-// cheap: results are kept in chunks that are never copied, and the
-// committed output of an upsert stream is only the last result per key.
+// cheap: results are kept in chunks that are never copied, and an upsert
+// stream keeps only the last result per key, overwritten in place, from the
+// first write on (q19 writes about six results per final row: keeping them
+// all until the commit folded them into a map of rows cost a fifth of its
+// CPU time).
 type resultBatch[R any] struct {
-	n     int64
-	sum   uint64
-	vals  [][]R // chunks of keepChunk results
-	table map[upsertKey]R
+	n    int64
+	sum  uint64
+	vals [][]R // chunks of keepChunk results
+	// rows, for an upsert stream, is the index in vals of each key's
+	// result. A map of small values: it grows cheaply, where a map of the
+	// results themselves moved them all at every growth.
+	rows map[upsertKey]int32
 }
 
 const keepChunk = 4096
@@ -500,6 +515,27 @@ func (b *resultBatch[R]) keep(r R) {
 	*last = append(*last, r)
 }
 
+// kept returns the number of results in vals.
+func (b *resultBatch[R]) kept() int {
+	if len(b.vals) == 0 {
+		return 0
+	}
+	return (len(b.vals)-1)*keepChunk + len(b.vals[len(b.vals)-1])
+}
+
+// upsert makes r the result of key k.
+func (b *resultBatch[R]) upsert(k upsertKey, r R) {
+	if b.rows == nil {
+		b.rows = map[upsertKey]int32{}
+	}
+	if i, ok := b.rows[k]; ok {
+		b.vals[i/keepChunk][i%keepChunk] = r
+		return
+	}
+	b.rows[k] = int32(b.kept())
+	b.keep(r)
+}
+
 // add appends o, which comes later in the stream, to b; for an upsert
 // stream (upsert not nil) b keeps only the last result per key.
 func (b *resultBatch[R]) add(o *resultBatch[R], upsert func(R) upsertKey) {
@@ -509,12 +545,9 @@ func (b *resultBatch[R]) add(o *resultBatch[R], upsert func(R) upsertKey) {
 		b.vals = append(b.vals, o.vals...)
 		return
 	}
-	if b.table == nil {
-		b.table = map[upsertKey]R{}
-	}
 	for _, c := range o.vals {
 		for _, r := range c {
-			b.table[upsert(r)] = r
+			b.upsert(upsert(r), r)
 		}
 	}
 }
@@ -540,7 +573,7 @@ func (s *resultStore[R]) commit(subtask int, id uint64, discardLater bool) {
 }
 
 func (s *resultStore[R]) newSink() runtime.Sink[Traced[R]] {
-	return &resultSink[R]{store: s, hash: s.hash, keep: s.keep, upsert: s.upsert != nil, clock: s.clock, origin: s.origin, lastBlock: -1}
+	return &resultSink[R]{store: s, hash: s.hash, keep: s.keep, upsert: s.upsert, clock: s.clock, origin: s.origin, lastBlock: -1}
 }
 
 // resultSink is a two-phase sink into a resultStore. It samples latency once
@@ -549,7 +582,7 @@ type resultSink[R any] struct {
 	store     *resultStore[R]
 	hash      func(R) uint64
 	keep      bool
-	upsert    bool
+	upsert    func(R) upsertKey // nil unless an upsert stream
 	clock     *EmitClock
 	origin    func(R) int64
 	subtask   int
@@ -577,12 +610,15 @@ func (s *resultSink[R]) Open(_ context.Context, info runtime.TaskInfo, restored 
 }
 
 func (s *resultSink[R]) Write(_ context.Context, rec Traced[R]) error {
-	if !s.upsert { // else counted and hashed once folded into its table
+	switch {
+	case s.upsert != nil: // counted and hashed once folded into its table
+		s.cur.upsert(s.upsert(rec.Result), rec.Result)
+	case s.keep:
+		s.cur.keep(rec.Result)
+		fallthrough
+	default:
 		s.cur.n++
 		s.cur.sum += s.hash(rec.Result)
-	}
-	if s.keep || s.upsert {
-		s.cur.keep(rec.Result)
 	}
 	origin := rec.Origin
 	if origin < 0 && s.origin != nil {
@@ -602,6 +638,11 @@ func (s *resultSink[R]) Write(_ context.Context, rec Traced[R]) error {
 func (s *resultSink[R]) PreCommit(_ context.Context, id uint64) ([]byte, error) {
 	b := s.cur
 	s.cur = resultBatch[R]{}
+	if b.rows != nil {
+		// Room for as many keys as the last checkpoint's: the map need
+		// not grow from empty at every checkpoint.
+		s.cur.rows = make(map[upsertKey]int32, len(b.rows))
+	}
 	s.store.mu.Lock()
 	s.store.pre[preKey{s.subtask, id}] = &b
 	s.store.mu.Unlock()
