@@ -147,20 +147,10 @@ func q19Rows(n int64) []Q19Result {
 		if e.Kind != KindBid {
 			continue
 		}
-		b := e.Bid
-		l := top[b.Auction]
-		i, _ := slices.BinarySearchFunc(l, b, func(x, y Bid) int {
-			if BetterBid(&x, &y) {
-				return -1
-			}
-			return 1
-		})
-		if i >= Q19TopN {
+		l, i := q19Rank(top, e.Bid)
+		if i < 0 {
 			continue
 		}
-		l = slices.Insert(l, i, b)
-		l = l[:min(len(l), Q19TopN)]
-		top[b.Auction] = l
 		for j := i; j < len(l); j++ {
 			rows = append(rows, Q19Result{int64(j + 1), l[j]})
 		}

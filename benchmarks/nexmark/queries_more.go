@@ -534,18 +534,7 @@ func Q19Reference(events iter.Seq[Event]) []Q19Result {
 	top := map[int64][]Bid{}
 	for e := range events {
 		if e.Kind == KindBid {
-			b := e.Bid
-			l := top[b.Auction]
-			i, _ := slices.BinarySearchFunc(l, b, func(x, y Bid) int {
-				if BetterBid(&x, &y) {
-					return -1
-				}
-				return 1
-			})
-			if i < Q19TopN {
-				l = slices.Insert(l, i, b)
-				top[b.Auction] = l[:min(len(l), Q19TopN)]
-			}
+			q19Rank(top, e.Bid)
 		}
 	}
 	var out []Q19Result
@@ -555,6 +544,25 @@ func Q19Reference(events iter.Seq[Event]) []Q19Result {
 		}
 	}
 	return out
+}
+
+// q19Rank enters b into its auction's ranking in top if it ranks, and
+// returns the ranking and b's index in it, -1 if it does not rank.
+func q19Rank(top map[int64][]Bid, b Bid) ([]Bid, int) {
+	l := top[b.Auction]
+	i, _ := slices.BinarySearchFunc(l, b, func(x, y Bid) int {
+		if BetterBid(&x, &y) {
+			return -1
+		}
+		return 1
+	})
+	if i >= Q19TopN {
+		return l, -1
+	}
+	l = slices.Insert(l, i, b)
+	l = l[:min(len(l), Q19TopN)]
+	top[b.Auction] = l
+	return l, i
 }
 
 // ---- q20 -----------------------------------------------------------------
