@@ -37,8 +37,20 @@ type TaskInfo struct {
 	// each topic (the topics are co-partitioned, Parallelism partitions
 	// each), and a sink names what it commits after the group and the
 	// task, unique across processes.
-	Group  string
-	Logger *slog.Logger
+	Group string
+	// Epoch, in a job spread over processes, numbers the task's owners:
+	// each member that takes the task over runs it in the next epoch. It
+	// is 0 otherwise. PriorEpochs are the task's older epochs whose owners
+	// may still run (expelled but not yet told, or paused past the session
+	// timeout). A sink whose commits are fenced by an id, as a Kafka
+	// transactional id is, names its ids after the epoch, so that an older
+	// owner still running cannot fence this one's (it would abort
+	// transactions of completed checkpoints), and fences the ids of the
+	// prior epochs when it opens, so that what their owners left open
+	// is aborted.
+	Epoch       uint64
+	PriorEpochs []uint64
+	Logger      *slog.Logger
 	// RestoredCommitted is set for a sink subtask whose Commit of the
 	// checkpoint being restored had returned before the job stopped (the
 	// runtime records each successful Commit next to its checkpoint, see

@@ -319,7 +319,8 @@ func (m *member) runMemberTask(ctx context.Context, t *memberTask) {
 		}
 		t.logger.Info("starting task", "checkpoint_dir", epoch.Location, "base", epoch.Base)
 		err = m.run(ctx, m.p, m.taskConfig(ctx, t, epoch), taskRun{
-			Index: t.index, Tasks: m.ms.Tasks(), CheckpointDir: epoch.Location, LocalDir: localDir, Stop: t.stop,
+			Index: t.index, Tasks: m.ms.Tasks(), Epoch: epoch.Number, PriorEpochs: epoch.Prior,
+			CheckpointDir: epoch.Location, LocalDir: localDir, Stop: t.stop,
 		})
 	}
 	switch {

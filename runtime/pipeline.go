@@ -160,8 +160,12 @@ func placeholder(name string) *engine.Node { return &engine.Node{Name: name} }
 
 // info returns the TaskInfo of the subtask env opens.
 func info(env *engine.Env) TaskInfo {
-	return TaskInfo{Job: env.Job, Operator: env.Operator, Subtask: env.Subtask, Parallelism: env.Parallelism, Group: env.Group,
+	ti := TaskInfo{Job: env.Job, Operator: env.Operator, Subtask: env.Subtask, Parallelism: env.Parallelism,
 		Logger: env.Logger, RestoredCommitted: env.RestoredCommitted, CheckpointInterval: env.CheckpointInterval}
+	if ts := env.Task; ts != nil {
+		ti.Group, ti.Epoch, ti.PriorEpochs = ts.Group, ts.Epoch, ts.PriorEpochs
+	}
+	return ti
 }
 
 // From adds a source called name. newSource is called once per subtask at

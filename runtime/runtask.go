@@ -11,6 +11,8 @@ import (
 // starts it.
 type taskRun struct {
 	Index, Tasks  int
+	Epoch         uint64          // the epoch of the task this member claimed
+	PriorEpochs   []uint64        // the task's older epochs, whose owners may still run
 	CheckpointDir string          // the task's (epoch's) location, given by the runner
 	LocalDir      string          // "" unless CheckpointDir is s3:// or Config.LocalDir is set
 	Stop          <-chan struct{} // a final checkpoint, then return nil
@@ -45,7 +47,7 @@ func runTask(ctx context.Context, p *Pipeline, cfg Config, t taskRun) error {
 	if err != nil {
 		return err
 	}
-	ecfg.Task = &engine.TaskScope{Index: t.Index, Group: cfg.Group, Exchanges: p.hasExchanges()}
+	ecfg.Task = &engine.TaskScope{Index: t.Index, Group: cfg.Group, Exchanges: p.hasExchanges(), Epoch: t.Epoch, PriorEpochs: t.PriorEpochs}
 	ecfg.Logger = cfg.Logger.With("group_task", t.Index)
 	if f := t.Started; f != nil {
 		user := ecfg.Events.Started

@@ -189,10 +189,18 @@
 // visible at checkpoint completion, not earlier.
 //
 // In a job spread over processes (runtime.TaskInfo.Group set) the ids are
-// <TransactionalIDPrefix>-<group>-<task>-<slot>: a task runs in one process
-// at a time, so its next owner's InitProducerID fences a paused former
-// owner, and jobs of different groups sharing a broker and a prefix do not
-// fence each other.
+// <TransactionalIDPrefix>-<group>-<task>-e<epoch>-<slot>, where the epoch
+// numbers the task's owners (runtime.TaskInfo.Epoch): jobs of different
+// groups sharing a broker and a prefix do not fence each other, and a
+// former owner that has not yet learnt it lost the task (expelled, or
+// paused past the session timeout) cannot fence the new owner when it
+// initializes its next slot, which with ids shared across owners would
+// abort the new owner's transaction of a completed checkpoint. The new
+// owner fences the ids of the task's prior epochs instead
+// (runtime.TaskInfo.PriorEpochs) when it opens: what a former owner left
+// open is aborted, and its next commit fails as fenced. Each takeover
+// thus leaves PoolSize new ids on the broker, which it forgets after
+// transactional.id.expiration.ms (7 days by default).
 //
 // The pool ids depend on the subtask index. A restart with another
 // parallelism first completes, for every old subtask, what its state

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -62,6 +63,9 @@ type exactlyOnce struct {
 	batch   int
 
 	slots []*slot
+	// prior are the transactional ids of the task's prior epochs in group
+	// mode (runtime.TaskInfo.PriorEpochs), fenced by recover.
+	prior []string
 	cur   *slot // the slot of the current epoch, if it has one
 	next  int   // where the search for a free slot starts
 	bufs  [][]kafkatxn.Record
@@ -84,7 +88,10 @@ func (w *exactlyOnce) config(txid string) kafkatxn.Config {
 // committed (by runtime.NewTwoPhaseSink's sink, through commit, or before the
 // job stopped when committed is true): it keeps their ids out of use until
 // a later checkpoint completes, then fences (and so aborts the open
-// transactions of) every other id of the pool.
+// transactions of) every other id of the pool, and the ids of the task's
+// prior epochs but those the state lists: their transactions are
+// committed, and a restart that restores the state again commits them
+// again, which a new producer epoch would refuse.
 func (w *exactlyOnce) recover(ctx context.Context, r runtime.Recovery[pendingTxn], committed bool) error {
 	for _, c := range r.Committables {
 		if p := c.Value; p.TransactionalID == "" || p.ProducerID < 0 || p.Epoch < 0 {
@@ -110,17 +117,39 @@ func (w *exactlyOnce) recover(ctx context.Context, r runtime.Recovery[pendingTxn
 		w.log.Warn("kafka sink: the restored state lists more transactions than the pool can spare; was PoolSize reduced?",
 			"pending", len(r.Committables), "pool_size", len(w.slots))
 	}
+	listed := map[string]bool{}
+	for _, c := range r.Committables {
+		listed[c.Value.TransactionalID] = true
+	}
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	fence := func(txid string, keep func(*kafkatxn.Producer)) {
+		wg.Go(func() {
+			p, err := kafkatxn.New(ctx, w.config(txid))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("fence transactional id %q: %w", txid, err))
+				return
+			}
+			keep(p)
+		})
+	}
+	// NB: concurrently, as a task that moved to this member waits for it.
 	for _, sl := range w.slots {
 		if sl.state != slotFree {
 			continue // keeps its epoch until a later checkpoint completes
 		}
-		p, err := kafkatxn.New(ctx, w.config(sl.txid))
-		if err != nil {
-			return fmt.Errorf("fence transactional id %q: %w", sl.txid, err)
-		}
-		sl.prod, sl.fresh = p, true
+		fence(sl.txid, func(p *kafkatxn.Producer) { sl.prod, sl.fresh = p, true })
 	}
-	return nil
+	for _, txid := range w.prior {
+		if !listed[txid] {
+			fence(txid, func(p *kafkatxn.Producer) { _ = p.Close() })
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (w *exactlyOnce) write(ctx context.Context, partition int, m Message) error {

@@ -190,25 +190,43 @@ func (s *sink[T]) open(ctx context.Context, info runtime.TaskInfo) error {
 		txns:     &s.txns,
 		promises: s.promises,
 	}
-	base := s.txidBase(info)
-	for i := range s.cfg.PoolSize {
-		w.slots = append(w.slots, &slot{index: i, txid: fmt.Sprintf("%s-%d", base, i)})
+	pool := func(epoch uint64) []string {
+		base := s.txidBase(info, epoch)
+		ids := make([]string, s.cfg.PoolSize)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s-%d", base, i)
+		}
+		return ids
+	}
+	for i, txid := range pool(info.Epoch) {
+		w.slots = append(w.slots, &slot{index: i, txid: txid})
+	}
+	for _, e := range info.PriorEpochs {
+		w.prior = append(w.prior, pool(e)...)
 	}
 	s.w = w
 	return nil
 }
 
-// txidBase returns what the transactional ids of the subtask's pool start
-// with: <TransactionalIDPrefix>-<subtask>, and in group mode
-// <TransactionalIDPrefix>-<group>-<task> (the task is the subtask), so that
-// jobs of several groups sharing a broker and a prefix do not fence each
-// other. A task runs in one process at a time, so the ids are unique across
-// the group's processes, and its next owner fences a paused one.
-func (s *sink[T]) txidBase(info runtime.TaskInfo) string {
-	if info.Group == "" || s.cfg.groupNamed {
+// txidBase returns what the transactional ids of the subtask's pool in
+// the task's epoch start with: <TransactionalIDPrefix>-<subtask>, and in
+// group mode <TransactionalIDPrefix>-<group>-<task>-e<epoch> (the task is
+// the subtask), so that jobs of several groups sharing a broker and a
+// prefix do not fence each other. A task runs in one epoch at a time, so
+// the ids are unique across the group's processes; they are per epoch
+// because an older owner still running (it has not yet learnt that it
+// lost the task) initializes its ids again at each checkpoint epoch, and
+// with ids shared across epochs that fences the new owner's, aborting
+// transactions of checkpoints it completed. The new owner fences the
+// older epochs' ids instead (see exactlyOnce.recover).
+func (s *sink[T]) txidBase(info runtime.TaskInfo, epoch uint64) string {
+	switch {
+	case info.Group == "":
 		return fmt.Sprintf("%s-%d", s.cfg.TransactionalIDPrefix, info.Subtask)
+	case s.cfg.groupNamed:
+		return fmt.Sprintf("%s-%d-e%d", s.cfg.TransactionalIDPrefix, info.Subtask, epoch)
 	}
-	return fmt.Sprintf("%s-%s-%d", s.cfg.TransactionalIDPrefix, info.Group, info.Subtask)
+	return fmt.Sprintf("%s-%s-%d-e%d", s.cfg.TransactionalIDPrefix, info.Group, info.Subtask, epoch)
 }
 
 // topicPartitions returns the number of partitions of the topic. Like

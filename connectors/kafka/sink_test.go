@@ -511,3 +511,80 @@ func newSinkInstance[T any](cfg SinkConfig[T]) (*sink[T], error) {
 	cfg.EnsureDefaults()
 	return &sink[T]{cfg: cfg, encode: cfg.encoder()}, nil
 }
+
+// groupInfo is the TaskInfo of task 0 of group "g" in epoch, whose older
+// epochs are prior.
+func groupInfo(epoch uint64, prior ...uint64) runtime.TaskInfo {
+	ti := info(0)
+	ti.Group, ti.Epoch, ti.PriorEpochs = "g", epoch, prior
+	return ti
+}
+
+// An owner of a task that has not yet learnt that another member took the
+// task over starts a transaction at its next checkpoint epoch: that must
+// not abort the new owner's transaction of a completed checkpoint (ids
+// shared across owners did: the new owner's commit failed as fenced, with
+// the checkpoint's output lost).
+func TestOlderOwnerCannotFenceNewOwner(t *testing.T) {
+	c := kafkatest.NewCluster(t, partitions, topic)
+	cfg := testConfig(c)
+	cfg.BatchSize, cfg.PoolSize = 1, minPoolSize
+
+	old := openWith(t, cfg, groupInfo(1), nil)
+	var st []byte
+	const restored = minPoolSize + 2 // every slot used once: each next use initializes its id again
+	for n := uint64(1); n <= restored; n++ {
+		write(t, old, fmt.Sprintf("a%d-", n), 1)
+		st = preCommit(t, old, n)
+		commit(t, old, n)
+	}
+
+	s := openWith(t, cfg, groupInfo(2, 1), st)
+	defer s.Close()
+	write(t, s, "b", 2)
+	preCommit(t, s, restored+1)
+	pending := -1
+	for _, sl := range s.w.(*exactlyOnce).slots {
+		if sl.state == slotPending {
+			pending = sl.index
+		}
+	}
+	// The old owner's next transaction takes the slot of the new owner's
+	// pending one: with ids per task, the same transactional id.
+	ow := old.w.(*exactlyOnce)
+	if pending < 0 || ow.slots[pending].state != slotFree || ow.slots[pending].fresh {
+		t.Fatalf("test setup: the new owner's pending slot %d must be free and used before in the old owner", pending)
+	}
+	ow.next = pending
+	write(t, old, "late", 1)
+	commit(t, s, restored+1)
+	old.Close() // aborts "late"
+
+	check(t, "read_committed", readAll(t, c, true), want("a1-*1", "a2-*1", "a3-*1", "a4-*1", "a5-*1", "a6-*1", "b*2"))
+}
+
+// A new owner fences the ids of the task's prior epochs: what an older
+// owner left open is aborted, and it cannot commit.
+func TestNewOwnerFencesPriorEpochs(t *testing.T) {
+	c := kafkatest.NewCluster(t, partitions, topic)
+	cfg := testConfig(c)
+	cfg.BatchSize = 1
+
+	old := openWith(t, cfg, groupInfo(1), nil)
+	write(t, old, "z", 3)
+
+	s := openWith(t, cfg, groupInfo(3, 1, 2), nil)
+	defer s.Close()
+	if _, err := old.PreCommit(t.Context(), 1); err != nil {
+		if !errors.Is(err, ErrFenced) {
+			t.Fatalf("old owner's pre-commit: %v", err)
+		}
+	} else if err := old.Commit(t.Context(), 1); !errors.Is(err, ErrFenced) {
+		t.Fatalf("old owner's commit: %v, want ErrFenced", err)
+	}
+
+	write(t, s, "y", 3)
+	preCommit(t, s, 1)
+	commit(t, s, 1)
+	check(t, "read_committed", readAll(t, c, true), want("y*3"))
+}

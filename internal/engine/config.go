@@ -82,6 +82,11 @@ type TaskScope struct {
 	// checkpoints are in the group's repartition topics, so a checkpoint
 	// of another group is refused.
 	Exchanges bool
+	// Epoch and PriorEpochs are the task's epoch (its owner's claim, see
+	// package tasklineage) and the older ones whose owners may still
+	// run, for TaskInfo.Epoch and TaskInfo.PriorEpochs.
+	Epoch       uint64
+	PriorEpochs []uint64
 }
 
 // Events are the hooks of runtime.EventListener; nil ones are not called.

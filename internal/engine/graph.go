@@ -119,7 +119,7 @@ type Env struct {
 	Job, Operator      string
 	Subtask            int
 	Parallelism        int
-	Group              string // Config.Task.Group in task mode, "" otherwise
+	Task               *TaskScope // Config.Task: nil unless in task mode
 	Logger             *slog.Logger
 	CheckpointInterval time.Duration
 	// RestoredCommitted is set for a sink subtask whose Commit of the

@@ -375,7 +375,7 @@ func (j *job) open(ctx context.Context, t *task, conns map[*Edge][]*connection) 
 		env := &Env{
 			Ctx: ctx, Job: j.g.Name, Operator: n.Name, Subtask: t.subtask, Parallelism: j.parallelism(n),
 			Logger: t.logger.With("operator", n.Name), CheckpointInterval: j.cfg.CheckpointInterval,
-			Fail: t.fail, Watermark: &t.wm, Idle: &t.idle, Group: j.group(),
+			Fail: t.fail, Watermark: &t.wm, Idle: &t.idle, Task: j.cfg.Task,
 		}
 		if n.EventTime {
 			env.Timestamp = &t.ts

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,7 +81,14 @@ type Epoch struct {
 	// Base is the checkpoint the epoch started from, imported into
 	// Location; nil for a fresh start.
 	Base *Point
-	l    *Lineage
+	// Prior are the task's older epochs that had claims when this one was
+	// claimed, ascending: their owners may still run (expelled but not yet
+	// told, or paused), so this owner fences what they may have left open
+	// (runtime.TaskInfo.PriorEpochs). Epochs deleted by Cleanup are not
+	// listed: the owner of a newer epoch fenced them before its first
+	// checkpoint, which the deletion waited for.
+	Prior []uint64
+	l     *Lineage
 }
 
 func taskPrefix(task int) string            { return "task-" + strconv.Itoa(task) }
@@ -121,7 +130,7 @@ func (l *Lineage) Claim(ctx context.Context, task int, owner, localDir string) (
 	if l.afterStart != nil {
 		l.afterStart()
 	}
-	e := &Epoch{Task: task, Number: prev, l: l}
+	e := &Epoch{Task: task, Number: prev, Prior: slices.Sorted(maps.Keys(claims)), l: l}
 	for range maxReclaims {
 		e.Number++
 		e.Location, e.Base = l.Location(task, e.Number), base
