@@ -1,6 +1,7 @@
 package statebackend
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -38,8 +39,14 @@ func checkpointDelta(t *testing.T, b *Backend, id uint64, dest string) (deleted 
 // restoreValue opens checkpoint src, copied to dir, with openValue's state.
 func restoreValue(t *testing.T, src, dir string) (*Backend, *Scope[int64], *Value[int64, int64]) {
 	t.Helper()
+	return openValueIn[int64](t, Config{Dir: copyTo(t, src, dir)}, nil)
+}
+
+// copyTo copies checkpoint src to dir and returns dir.
+func copyTo(t *testing.T, src, dir string) string {
+	t.Helper()
 	copyCheckpoint(t, src, dir)
-	return openValueIn[int64](t, dir, nil)
+	return dir
 }
 
 // TestFreshEntriesLeaveNoTrace checks that a value created and deleted
@@ -164,5 +171,44 @@ func TestFreshTimersLeaveNoTrace(t *testing.T) {
 	}
 	if deleted, set := checkpointDelta(t, b, 2, filepath.Join(dir, "2")); len(deleted)+set != 0 {
 		t.Errorf("the delta deletes %d timers and sets %d, want nothing", len(deleted), set)
+	}
+}
+
+// openSpilled opens a backend in dir with a cache of cacheBytes, too small
+// for its state: its value state holds every other key of the first
+// keys, written by checkpoints of interleaved keys (tables at several
+// levels that each span the keys).
+func openSpilled(t testing.TB, dir string, cacheBytes int64, keys int64, checkpoints int) (*Backend, *Scope[int64], *Value[int64, int64]) {
+	t.Helper()
+	b, s, v := openValueIn[int64](t, Config{Dir: filepath.Join(dir, "db"), CacheBytes: cacheBytes}, nil)
+	step := 2 * int64(checkpoints)
+	for id := range int64(checkpoints) {
+		for k := 2 * id; k < keys; k += step {
+			s.SetKey(k)
+			v.Put(k)
+		}
+		checkpointNow(t, b, uint64(id+1), filepath.Join(dir, fmt.Sprint(id+1)))
+	}
+	if b.complete || v.t.complete {
+		t.Fatal("the cache holds the whole state; the test needs it to read Pebble")
+	}
+	return b, s, v
+}
+
+// TestAbsentKeysPassBloomFilters checks that reads of keys Pebble lacks
+// are answered by the tables' Bloom filters, without reading their blocks:
+// without filters, each read sought through every table.
+func TestAbsentKeysPassBloomFilters(t *testing.T) {
+	b, s, v := openSpilled(t, t.TempDir(), 16<<10, 2000, 4)
+	before := b.db.Metrics().Filter.Hits
+	const reads = 200
+	for k := int64(1); k < 2*reads; k += 2 {
+		s.SetKey(k)
+		if _, ok := v.Get(); ok {
+			t.Fatalf("key %d has a value", k)
+		}
+	}
+	if hits := b.db.Metrics().Filter.Hits - before; hits < reads {
+		t.Errorf("%d reads of absent keys, %d tables passed by their Bloom filter; want at least one a read", reads, hits)
 	}
 }
