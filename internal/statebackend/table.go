@@ -699,7 +699,9 @@ func (b *Backend) evictOthers(need int64) {
 // evict removes clean entries worth up to bytes from the cache and returns
 // the bytes it freed. Eviction walks the slots round robin, which is hash
 // order: an approximation of random replacement that needs no bookkeeping on
-// the hot path.
+// the hot path. It walks them downwards: a removal moves back the entries
+// that follow in the slot's cluster, which an upward walk then removed one
+// by one, moving the rest each time (quadratic in the cluster's length).
 func (t *table[K, V]) evict(bytes int64) (freed int64) {
 	applied := t.b.appliedEpoch
 	if t.m.n == 0 || (applied < t.noEvictBefore && !t.loaded) || t.scanning {
@@ -714,13 +716,13 @@ func (t *table[K, V]) evict(bytes int64) (freed int64) {
 			t.b.complete, t.complete = false, false
 			t.endWarm() // the cache is full: the rest is read on demand
 			freed += t.m.per
-			t.m.removeAt(i) // NB: may move a later entry to i; it is looked at next
+			t.m.removeAt(i) // NB: may move a later entry to i, which the walk skips
 			if freed >= bytes {
+				t.evictAt = (i - 1) & (len(t.m.slots) - 1)
 				return freed
 			}
-			continue
 		}
-		t.evictAt = (i + 1) & (len(t.m.slots) - 1)
+		t.evictAt = (i - 1) & (len(t.m.slots) - 1)
 	}
 	// Mostly dirty entries: they must stay until their epoch is written.
 	t.noEvictBefore, t.loaded = applied+1, false
