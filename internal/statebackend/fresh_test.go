@@ -195,6 +195,13 @@ func openSpilled(t testing.TB, dir string, cacheBytes int64, keys int64, checkpo
 	return b, s, v
 }
 
+// pebbleReads returns how many times Pebble has consulted a table's Bloom
+// filter, which each read of a key in openSpilled's range does.
+func pebbleReads(b *Backend) int64 {
+	f := b.db.Metrics().Filter
+	return f.Hits + f.Misses
+}
+
 // TestAbsentKeysPassBloomFilters checks that reads of keys Pebble lacks
 // are answered by the tables' Bloom filters, without reading their blocks:
 // without filters, each read sought through every table.
@@ -210,5 +217,57 @@ func TestAbsentKeysPassBloomFilters(t *testing.T) {
 	}
 	if hits := b.db.Metrics().Filter.Hits - before; hits < reads {
 		t.Errorf("%d reads of absent keys, %d tables passed by their Bloom filter; want at least one a read", reads, hits)
+	}
+}
+
+// TestAbsentKeysReadPebbleOnce checks that a key that Pebble lacks is read
+// from Pebble once, then found absent in the cache; that a write replaces
+// the absent marker; and that no snapshot writes it: not as a tombstone,
+// and a value written over it and deleted in the same epoch leaves no
+// trace (nothing older holds the key). Without the marker, every read of
+// an absent key read Pebble.
+func TestAbsentKeysReadPebbleOnce(t *testing.T) {
+	dir := t.TempDir()
+	b, s, v := openSpilled(t, dir, 16<<10, 2000, 4)
+	get := func(k int64) (int64, bool) {
+		s.SetKey(k)
+		return v.Get()
+	}
+	for _, k := range []int64{1, 3, 5} {
+		n := pebbleReads(b)
+		if _, ok := get(k); ok {
+			t.Fatalf("key %d has a value", k)
+		}
+		if pebbleReads(b) == n {
+			t.Fatalf("the first read of key %d did not read Pebble", k)
+		}
+		n = pebbleReads(b)
+		if _, ok := get(k); ok {
+			t.Fatalf("key %d has a value", k)
+		}
+		if r := pebbleReads(b) - n; r != 0 {
+			t.Errorf("the second read of absent key %d read Pebble (%d filters)", k, r)
+		}
+	}
+	s.SetKey(1)
+	v.Put(100)
+	s.SetKey(3)
+	v.Put(300)
+	v.Delete()
+	if got, ok := get(1); !ok || got != 100 {
+		t.Errorf("key 1 = %d, %v after a Put of 100 over its absent marker", got, ok)
+	}
+	deleted, set := checkpointDelta(t, b, 5, filepath.Join(dir, "5"))
+	if len(deleted) != 0 || set != 1 {
+		t.Errorf("the delta deletes %x and sets %d keys, want only key 1 set", deleted, set)
+	}
+
+	_, s, v = restoreValue(t, filepath.Join(dir, "5"), filepath.Join(dir, "restored"))
+	for k := range int64(10) {
+		want, ok := get(k)
+		switch {
+		case k == 1 && (!ok || want != 100), k%2 == 0 && (!ok || want != k), k%2 == 1 && k != 1 && ok:
+			t.Errorf("restored key %d = %d, %v", k, want, ok)
+		}
 	}
 }
