@@ -986,7 +986,7 @@ func TestFullSnapshotOutlivesOneTableScan(t *testing.T) {
 func tableBytes[K comparable, V any](t *table[K, V]) int64 { return int64(t.m.n) * t.m.per }
 
 // checkpointNow freezes checkpoint id into dest, drains it and waits for it.
-func checkpointNow(t *testing.T, b *Backend, id uint64, dest string) (full bool) {
+func checkpointNow(t testing.TB, b *Backend, id uint64, dest string) (full bool) {
 	t.Helper()
 	if err := b.Freeze(id, dest); err != nil {
 		t.Fatal(err)

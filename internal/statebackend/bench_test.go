@@ -155,3 +155,19 @@ func BenchmarkRestoreWarm(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/keys, "ns/entry")
 }
+
+// BenchmarkAbsentReads reads keys that Pebble lacks, each four times in a
+// row (as q20's bids look up an auction that does not exist), from a state
+// of 100,000 keys written by 8 checkpoints that outgrew a 1 MiB cache.
+func BenchmarkAbsentReads(b *testing.B) {
+	const keys = 200_000
+	_, s, v := openSpilled(b, b.TempDir(), 1<<20, keys, 8)
+	i := int64(0)
+	for b.Loop() {
+		s.SetKey(2*(i/4%(keys/2)) + 1)
+		if _, ok := v.Get(); ok {
+			b.Fatal("an odd key has a value")
+		}
+		i++
+	}
+}

@@ -146,3 +146,28 @@ func TestCacheBytesBound(t *testing.T) {
 		t.Fatalf("the cache holds %d entries only", b.Entries())
 	}
 }
+
+// TestEvictionMovesEachEntryOnce checks that evicting half the entries of
+// a table hashes at most a key per entry evicted: each removal moves back
+// the entries that follow in its cluster, and an upward walk removed them
+// one by one, moving the rest each time (quadratic in the cluster's
+// length).
+func TestEvictionMovesEachEntryOnce(t *testing.T) {
+	b, s, v := openValue[int64](t, nil)
+	const keys, evicted = 1500, 750 // 1500 of 2048 slots: long clusters
+	for k := range int64(keys) {
+		s.SetKey(k)
+		v.Put(k)
+	}
+	checkpointNow(t, b, 1, filepath.Join(t.TempDir(), "1")) // the entries are clean
+	probes := 0
+	hash := v.t.m.hash
+	v.t.m.hash = func(k int64) uint64 { probes++; return hash(k) }
+	v.t.loaded = true
+	if freed := v.t.evict(evicted * v.t.m.per); freed != evicted*v.t.m.per {
+		t.Fatalf("evicted %d bytes, want %d", freed, evicted*v.t.m.per)
+	}
+	if probes > evicted {
+		t.Errorf("evicting %d entries hashed %d keys, want at most %d", evicted, probes, evicted)
+	}
+}

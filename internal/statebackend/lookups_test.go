@@ -18,7 +18,14 @@ func countingHash[K comparable](s *Scope[K]) *int {
 // of int64 under a scope of keys K.
 func openValue[K comparable](t *testing.T, keys Codec[K]) (*Backend, *Scope[K], *Value[K, int64]) {
 	t.Helper()
-	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	return openValueIn(t, Config{Dir: filepath.Join(t.TempDir(), "db")}, keys)
+}
+
+// openValueIn is openValue with cfg, whose directory may hold a restored
+// database.
+func openValueIn[K comparable](t testing.TB, cfg Config, keys Codec[K]) (*Backend, *Scope[K], *Value[K, int64]) {
+	t.Helper()
+	b, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

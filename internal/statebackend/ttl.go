@@ -573,7 +573,7 @@ func (c *ttlCleaner[K, V]) cleanSome(budget int) (used int, done bool) {
 		used++
 		switch kept, left, trimmed := c.trim(s.e.val, c.now); {
 		case !left:
-			t.delete(s.k) // NB: in place: moves no entry
+			t.deleteKey(s.k, false) // NB: in place: moves no entry
 		case trimmed:
 			t.put(s.k, kept)
 		}
