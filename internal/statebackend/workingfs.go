@@ -17,11 +17,10 @@ import (
 // directory, which is outside the working copy. So a sync of any other file
 // of the working copy, or of its directories, is skipped.
 //
-// NB: on a member busy checkpointing its own tasks, the six syncs of
-// opening a restored copy took 20–125 ms of a 22–139 ms open, and up to
-// 1.4 s at a load average of 12 (scaleout failover, 8 tasks of 1M keys):
-// the tail of a takeover's restore. Each checkpoint's ingest synced the
-// MANIFEST once more.
+// NB: opening a restored copy synced six times, most of its time (median
+// 50 ms, 80–95% of it in syncs; scaleout failover of 8 tasks of 1M keys at
+// a load of 11–18), on a takeover's path; without them the median open is
+// 15 ms. Each checkpoint's ingest synced the MANIFEST once more.
 type workingCopyFS struct {
 	vfs.FS
 	dir string // the working copy, cleaned, with a trailing separator
