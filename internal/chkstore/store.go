@@ -340,7 +340,7 @@ func (s *Store) linkShared(m *Manifest) error {
 		}
 		err := os.MkdirAll(filepath.Dir(own), 0o755)
 		if err == nil && os.Link(shared, own) != nil {
-			err = copyFile(shared, own)
+			err = copyFile(shared, own, true)
 		}
 		if err != nil {
 			return fmt.Errorf("checkpoint %d: link shared file %s: %w", m.ID, shared, err)
@@ -674,6 +674,12 @@ func (s *Store) ReadOperatorState(m *Manifest, operator string, subtask int) ([]
 // Pebble never changes them, and every other file is copied, because Pebble
 // appends to its MANIFEST and the checkpoint must stay as it was. It reports
 // false if m holds no keyed state for the subtask.
+//
+// NB: dst is a working copy, rebuilt from a checkpoint at every start, and
+// a checkpoint copies and syncs what it takes from it but the sstables (see
+// statebackend's workingCopyFS): so nothing else is synced here. The syncs
+// it made (the copies of MANIFEST, OPTIONS and the marker, and dst) were
+// on a takeover's path.
 func (s *Store) RestoreKeyed(m *Manifest, operator string, subtask int, dst string) (bool, error) {
 	st, ok := m.Subtask(operator, subtask)
 	if err := os.RemoveAll(dst); err != nil {
@@ -692,16 +698,17 @@ func (s *Store) RestoreKeyed(m *Manifest, operator string, subtask int, dst stri
 	}
 	for _, e := range entries {
 		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
-		if strings.HasSuffix(e.Name(), ".sst") {
-			if err := os.Link(from, to); err == nil {
-				continue
-			}
+		sst := strings.HasSuffix(e.Name(), ".sst")
+		if sst && os.Link(from, to) == nil {
+			continue
 		}
-		if err := copyFile(from, to); err != nil {
+		// NB: an sstable copied (across filesystems) is synced: the next
+		// checkpoint hard-links it.
+		if err := copyFile(from, to, sst); err != nil {
 			return false, fmt.Errorf("checkpoint %d: restore %s: %w", m.ID, from, err)
 		}
 	}
-	return true, syncDir(dst)
+	return true, nil
 }
 
 func checksumFile(path string) (int64, uint32, error) {
@@ -731,7 +738,9 @@ func writeFileSync(path string, data []byte) error {
 	return f.Close()
 }
 
-func copyFile(from, to string) error {
+// copyFile copies the file from to the file to, then syncs it if sync is
+// set.
+func copyFile(from, to string, sync bool) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
@@ -744,6 +753,9 @@ func copyFile(from, to string) error {
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
 		return err
+	}
+	if !sync {
+		return out.Close()
 	}
 	if err := out.Sync(); err != nil {
 		out.Close()

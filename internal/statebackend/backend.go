@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/weirstream/weir/internal/keygroup"
 )
 
@@ -23,6 +24,9 @@ var ErrDraining = errors.New("state: previous epoch still draining")
 type Config struct {
 	// Dir is the directory of the subtask's live Pebble database. If it holds
 	// a database (for example one restored from a checkpoint), it is opened.
+	// It is a working copy: only its sstables are synced, what else a
+	// checkpoint needs is synced in the checkpoint (see workingCopyFS), so
+	// after a crash it is rebuilt from a checkpoint, never reopened.
 	Dir string
 	// MaxParallelism is the number of key groups (default
 	// DefaultMaxParallelism).
@@ -180,7 +184,7 @@ func Open(cfg Config) (*Backend, error) {
 	// A non-empty directory holds a database (restored from a checkpoint).
 	entries, _ := os.ReadDir(cfg.Dir)
 	existed := len(entries) > 0
-	opts := dbOptions(cfg.BlockCache, cfg.Logger)
+	opts := dbOptions(cfg.Dir, cfg.BlockCache, cfg.Logger)
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open Pebble in %s: %w", cfg.Dir, err)
@@ -466,12 +470,13 @@ func (b *Backend) Close() error {
 	return b.db.Close()
 }
 
-// dbOptions returns the options of a backend's Pebble database; cache may
-// be nil.
-func dbOptions(cache *pebble.Cache, logger *slog.Logger) *pebble.Options {
+// dbOptions returns the options of a backend's Pebble database, a working
+// copy in dir; cache may be nil.
+func dbOptions(dir string, cache *pebble.Cache, logger *slog.Logger) *pebble.Options {
 	opts := &pebble.Options{
 		Cache:      cache,
 		DisableWAL: true, // durability comes from checkpoints, not the WAL
+		FS:         newWorkingCopyFS(vfs.Default, dir),
 		Logger:     pebbleLogger{logger},
 		// Every checkpoint ingests one sstable into L0. Compact L0 less
 		// eagerly than by default, once it holds 8 tables (Pebble compacts

@@ -40,7 +40,7 @@ func RescaleKeyGroups(dir string, first, end int, srcs []KeyGroupSource, logger 
 	if logger == nil {
 		logger = slog.Default()
 	}
-	opts := dbOptions(nil, logger)
+	opts := dbOptions(dir, nil, logger)
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return fmt.Errorf("state: rescale: open %s: %w", dir, err)
@@ -78,7 +78,7 @@ func clipKeyGroups(db *pebble.DB, first, end int) error {
 // copyKeyGroups writes the entries of src in key groups [first, end), and
 // its kind records, into an sstable at path and ingests it into db.
 func copyKeyGroups(db *pebble.DB, wopts sstable.WriterOptions, src KeyGroupSource, first, end int, path string, logger *slog.Logger) error {
-	ro := dbOptions(nil, logger)
+	ro := dbOptions(src.Dir, nil, logger)
 	ro.ReadOnly = true
 	from, err := pebble.Open(src.Dir, ro)
 	if err != nil {
