@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-
-	"github.com/weirstream/weir/state"
 )
 
 // rankingsCollector keeps the emitted Rankings as they are (not copied).
@@ -19,15 +17,7 @@ func (c *rankingsCollector) Collect(r Ranking[string, rec]) { c.got = append(c.g
 // (it was the list grown in place plus a copy for the Ranking: measured on
 // Nexmark q19), and that an emitted Ranking never changes afterwards.
 func TestTopNPerKeyCopiesOncePerRanking(t *testing.T) {
-	h, env := newHarness(t, func(r rec) string { return r.Key }, recTime)
-	out := &rankingsCollector{}
-	op := &rankOp[string, rec]{top: TopN[rec]{N: 4, Compare: func(a, b rec) int { return cmp.Compare(b.V, a.V) }}}
-	var err error
-	if op.list, err = state.NewValue(env.scope, "top", state.Codec[[]rec](listCodec[rec]{elems: state.JSON[rec]()})); err != nil {
-		t.Fatal(err)
-	}
-	op.out = out
-	h.op = op
+	h, out := newRankHarness(t, TopN[rec]{N: 4, Compare: func(a, b rec) int { return cmp.Compare(b.V, a.V) }})
 
 	// Each key gets 4 records, each better than the last, so every record
 	// enters its key's ranking (at the top) and the list grows to N.

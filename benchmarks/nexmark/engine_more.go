@@ -326,13 +326,7 @@ func EngineQ18(events runtime.Stream[Record]) runtime.Stream[Traced[Q18Result]] 
 func EngineQ19(events runtime.Stream[Record]) runtime.Stream[Traced[Q19Result]] {
 	byAuction := operators.KeyBy(bids(events), func(b Bid) int64 { return b.Auction })
 	ranked := operators.TopNPerKey(byAuction, "q19-top", operators.TopN[Bid]{N: Q19TopN, Compare: func(a, b Bid) int {
-		switch {
-		case BetterBid(&a, &b):
-			return -1
-		case BetterBid(&b, &a):
-			return 1
-		}
-		return 0
+		return compareBids(&a, &b)
 	}}, bidCodec)
 	return operators.FlatMap(ranked, func(r operators.Ranking[int64, Bid], out runtime.Collector[Traced[Q19Result]]) {
 		for i := r.From; i < len(r.Top); i++ {

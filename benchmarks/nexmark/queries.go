@@ -6,6 +6,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Query parameters, as in the nexmark-flink SQL.
@@ -253,6 +254,30 @@ func BetterBid(a, b *Bid) bool {
 		return c < 0
 	}
 	return false
+}
+
+// compareBids ranks a and b in BetterBid's order, as a three-way
+// comparison (negative if a is better): one pass that stops at the first
+// field that differs, where a comparator built of BetterBid(a, b) and
+// BetterBid(b, a) compared every field twice (q19's ranking, about a tenth
+// of its engine's CPU time).
+func compareBids(a, b *Bid) int {
+	if c := cmp.Compare(b.Price, a.Price); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.DateTime, b.DateTime); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Bidder, b.Bidder); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Channel, b.Channel); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.URL, b.URL); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Extra, b.Extra)
 }
 
 // validBid reports whether b may win a: in [A.dateTime, A.expires].

@@ -1,12 +1,15 @@
 package nexmark
 
 import (
+	"cmp"
 	"fmt"
 	"iter"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/weirstream/weir/internal/testseed"
 )
 
 // Handcrafted events. Only the fields the queries read are set.
@@ -371,4 +374,29 @@ func TestQ21AndQ22(t *testing.T) {
 		`q22 auction=1 bidder=2 price=3 channel="channel-8" dir1="g" dir2="item.htm?query=1" dir3=""`,
 		`q22 auction=1 bidder=2 price=3 channel="channel-9" dir1="" dir2="" dir3=""`,
 	})
+}
+
+// TestCompareBidsIsBetterBid checks that compareBids, q19's engine
+// comparator, orders bids as BetterBid does (q19's reference): bids drawn
+// from two values per field, so that pairs tie on every prefix of fields.
+func TestCompareBidsIsBetterBid(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testseed.Seed(t), 19))
+	strs := []string{"a", "b"}
+	bid := func() Bid {
+		return Bid{Price: rng.Int64N(2), DateTime: rng.Int64N(2), Bidder: rng.Int64N(2),
+			Channel: strs[rng.IntN(2)], URL: strs[rng.IntN(2)], Extra: strs[rng.IntN(2)]}
+	}
+	for range 2000 {
+		a, b := bid(), bid()
+		want := 0
+		switch {
+		case BetterBid(&a, &b):
+			want = -1
+		case BetterBid(&b, &a):
+			want = 1
+		}
+		if got := compareBids(&a, &b); cmp.Compare(got, 0) != want {
+			t.Fatalf("compareBids(%+v, %+v) = %d, BetterBid says %d", a, b, got, want)
+		}
+	}
 }
