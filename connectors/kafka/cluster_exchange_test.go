@@ -259,7 +259,7 @@ func TestSourceGroupModeReadsPartitionOfTask(t *testing.T) {
 }
 
 // TestSinkGroupModeNamesTransactionalIDs: in group mode the transactional
-// ids name the group and the task, so two jobs sharing a broker and a
+// ids name the group, the task and its epoch, so two jobs sharing a broker and a
 // prefix do not fence each other; without a group they are as before.
 func TestSinkGroupModeNamesTransactionalIDs(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
@@ -273,9 +273,9 @@ func TestSinkGroupModeNamesTransactionalIDs(t *testing.T) {
 		return s.w.(*exactlyOnce).slots[1].txid
 	}
 	inGroup := info(3)
-	inGroup.Group, inGroup.Parallelism = "g", 4
-	if got := txid(inGroup); got != "weir-test-g-3-1" {
-		t.Errorf("group mode: transactional id %q, want weir-test-g-3-1", got)
+	inGroup.Group, inGroup.Parallelism, inGroup.Epoch = "g", 4, 7
+	if got := txid(inGroup); got != "weir-test-g-3-e7-1" {
+		t.Errorf("group mode: transactional id %q, want weir-test-g-3-e7-1", got)
 	}
 	if got := txid(info(1)); got != "weir-test-1-1" {
 		t.Errorf("without a group: transactional id %q, want weir-test-1-1", got)
