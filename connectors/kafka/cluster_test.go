@@ -171,7 +171,7 @@ func join(t *testing.T, cl runtime.Cluster, req runtime.JoinRequest) (runtime.Me
 	return m, d
 }
 
-// rebalanceBudget bounds a rebalance: a few heartbeat intervals (a third of
+// rebalanceBudget bounds a rebalance: a few heartbeat intervals (a tenth of
 // the session) for the members to notice, and many times the measured
 // first join for the protocol's round trips.
 func rebalanceBudget(session, firstJoin time.Duration) time.Duration {
@@ -440,6 +440,23 @@ func TestClusterConfigValidate(t *testing.T) {
 	} {
 		if _, err := NewCluster(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: got %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// TestHeartbeatInterval: a member heartbeats at a tenth of its session
+// timeout, at most every 3 s, so that the survivors of a dead member learn
+// of the rebalance soon after its session expires (issue 12: at the third
+// Kafka customarily uses, a 1.5 s session failed over after up to 2.0 s).
+func TestHeartbeatInterval(t *testing.T) {
+	for _, tc := range []struct{ session, want time.Duration }{
+		{1500 * time.Millisecond, 150 * time.Millisecond},
+		{6 * time.Second, 600 * time.Millisecond},
+		{30 * time.Second, 3 * time.Second},
+		{defaultSessionTimeout, 3 * time.Second}, // Kafka's defaults, 45 s and 3 s
+	} {
+		if got := heartbeatInterval(tc.session); got != tc.want {
+			t.Errorf("session %v: heartbeat every %v, want %v", tc.session, got, tc.want)
 		}
 	}
 }
