@@ -67,6 +67,12 @@ type memberTask struct {
 	cancel context.CancelFunc // stops at once, without one
 	done   chan struct{}
 
+	// The steps of the task's start, for the log line of its first
+	// checkpoint (a failover's breakdown: see recovered).
+	assignedAt time.Time
+	claimed    time.Duration // assigned → epoch claimed
+	startedIn  time.Duration // assigned → restored, operators and sinks open
+
 	// For /api/status and /readyz.
 	epoch          atomic.Uint64
 	started        atomic.Bool
@@ -197,6 +203,7 @@ func (m *member) assigned(_ context.Context, tasks []int) {
 		t := &memberTask{
 			index: i, logger: m.logger.With("task", i),
 			stop: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
+			assignedAt: time.Now(),
 		}
 		m.tasks[i] = t
 		go m.runMemberTask(ctx, t)
@@ -306,6 +313,7 @@ func (m *member) runMemberTask(ctx context.Context, t *memberTask) {
 		localDir = filepath.Join(m.localRoot, "task-"+strconv.Itoa(t.index))
 	}
 	epoch, err := m.lineage.Claim(ctx, t.index, m.ms.MemberID(), localDir)
+	t.claimed = time.Since(t.assignedAt)
 	if err == nil {
 		t.logger = t.logger.With("epoch", epoch.Number)
 		t.epoch.Store(epoch.Number)
@@ -373,6 +381,9 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 	var cleaned atomic.Bool
 	cfg.Events.Started = func(info StartInfo) {
 		info.MetricsAddr = m.statusAddr // the task's job has none of its own
+		if !t.started.Load() {
+			t.startedIn = time.Since(t.assignedAt) // before the store below publishes it
+		}
 		t.started.Store(true)
 		if user.Started != nil {
 			user.Started(info)
@@ -382,6 +393,7 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 		t.lastCheckpoint.Store(info.ID)
 		t.lastCompleted.Store(time.Now().UnixNano())
 		if !cleaned.Swap(true) {
+			t.recovered(info.ID)
 			m.cleanups.Go(func() { m.cleanup(ctx, t, epoch) }) // off the coordinator's goroutine
 		}
 		if user.CheckpointCompleted != nil {
@@ -395,6 +407,18 @@ func (m *member) taskConfig(ctx context.Context, t *memberTask, epoch *tasklinea
 		e.Board = m.board
 	}
 	return cfg
+}
+
+// recovered logs the steps from t's assignment to its first checkpoint
+// here, id: how long a task that moved took to run here again (issue 12's
+// failover breakdown; the time before the assignment is the group's).
+func (t *memberTask) recovered(id uint64) {
+	total := time.Since(t.assignedAt)
+	t.logger.Info("task's first checkpoint here completed", "checkpoint", id,
+		"since_assigned", total.Round(time.Millisecond),
+		"claim", t.claimed.Round(time.Millisecond),
+		"start", (t.startedIn - t.claimed).Round(time.Millisecond),
+		"first_checkpoint", (total - t.startedIn).Round(time.Millisecond))
 }
 
 // cleanup deletes the task's older epochs once its epoch has a checkpoint
