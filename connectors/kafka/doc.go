@@ -244,7 +244,10 @@
 //     tasks back without a rebalance. The member never polls records (its
 //     partitions are paused; the tasks' own sources read them, with offsets
 //     in their checkpoints) and commits no offsets: kgo heartbeats in a
-//     goroutine of its own, whether or not the client polls.
+//     goroutine of its own, whether or not the client polls, every tenth
+//     of the session timeout (at most 3 s): the other members learn of a
+//     dead member's expiry at their next heartbeat, so a failover waits
+//     for at most 1.1 session timeouts, not Kafka's customary 1.33.
 //   - Assignment: the group's partition assignments become the JoinRequest's
 //     callbacks. Assigned gives tasks; Revoked takes them back in a
 //     rebalance, and the group waits for it to return (the tasks' final
