@@ -159,6 +159,7 @@ func (s *partitionedSink[T]) Close() error {
 // strings, the lineOf of the results.
 func readPartitionedFiles(root string, keepLines bool) (*Output, error) {
 	out := &Output{}
+	lines := []string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -192,15 +193,15 @@ func readPartitionedFiles(root string, keepLines bool) (*Output, error) {
 			out.Count++
 			out.Sum += hashLineBytes(l)
 			if keepLines {
-				out.Lines = append(out.Lines, string(l))
+				lines = append(lines, string(l))
 			}
 		}
 		return sc.Err()
 	})
 	if keepLines {
-		slices.Sort(out.Lines)
-		if out.Lines == nil {
-			out.Lines = []string{}
+		out.makeLines = func() []string {
+			slices.Sort(lines)
+			return lines
 		}
 	}
 	return out, err

@@ -80,6 +80,10 @@ type SourceConfig struct {
 	// Emitted, if set, is increased by the number of events emitted, once
 	// per Read (for progress reports).
 	Emitted *atomic.Int64
+
+	// beforeRead, for tests, is called before each read; its error fails
+	// the read.
+	beforeRead func(context.Context) error
 }
 
 // Source returns a source factory for runtime.From. Subtask s of p emits the
@@ -132,6 +136,11 @@ func (s *source) Open(_ context.Context, info runtime.TaskInfo, restored []byte)
 }
 
 func (s *source) Read(ctx context.Context, out runtime.Collector[Record]) error {
+	if f := s.cfg.beforeRead; f != nil {
+		if err := f(ctx); err != nil {
+			return err
+		}
+	}
 	n, err := s.seq.Quota(ctx, s.cfg.ChunkSize)
 	if err != nil {
 		return err
