@@ -411,14 +411,14 @@ func (j *job) open(ctx context.Context, t *task, conns map[*Edge][]*connection) 
 			}
 		}
 		if n.Keyed {
-			began := time.Now()
+			stateBegan := time.Now()
 			b, err := j.openBackend(n, t)
 			if err != nil {
 				return err
 			}
 			m.backend, env.Backend = b, b
 			if j.restored != nil {
-				j.opened = append(j.opened, slog.Duration(n.Name+"/"+strconv.Itoa(t.subtask)+".state", time.Since(began).Round(time.Millisecond)))
+				j.opened = append(j.opened, slog.Duration(n.Name+"/"+strconv.Itoa(t.subtask)+".state", time.Since(stateBegan).Round(time.Millisecond)))
 			}
 		}
 		sub, err := t.build(m, env)
