@@ -225,9 +225,13 @@ func (l *local) List(ctx context.Context, prefix string) ([]Object, error) {
 		root = filepath.Join(l.dir, filepath.FromSlash(prefix[:i]))
 	}
 	var out []Object
+	// Another process may delete keys while we walk (an old owner's
+	// retention, say): an entry gone between reading its directory and
+	// looking at it is left out, as S3 leaves out a key deleted before the
+	// listing reaches it.
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == root {
-			return fs.SkipAll
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
 		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), tmpPrefix) {
 			return err
@@ -238,6 +242,9 @@ func (l *local) List(ctx context.Context, prefix string) ([]Object, error) {
 			return nil
 		}
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -519,6 +519,50 @@ func TestLocalLeavesNoDebris(t *testing.T) {
 	}
 }
 
+// TestLocalListWhileDeleting checks that List does not fail when another
+// process deletes keys under the prefix during the walk, as an old task
+// owner's retention does while a new owner lists the lineage: the vanished
+// keys are left out and the others are all listed.
+func TestLocalListWhileDeleting(t *testing.T) {
+	st, err := Open(t.Context(), t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const kept = "epoch-1/chk-9/_MANIFEST"
+	if _, err := st.PutBytes(t.Context(), kept, nil); err != nil {
+		t.Fatal(err)
+	}
+	var doomed []string
+	for c := range 20 {
+		for f := range 50 {
+			key := fmt.Sprintf("epoch-1/chk-%d/state/%03d", c, f)
+			if _, err := st.PutBytes(t.Context(), key, nil); err != nil {
+				t.Fatal(err)
+			}
+			doomed = append(doomed, key)
+		}
+	}
+	deleted := make(chan error, 1)
+	go func() { deleted <- st.Delete(context.Background(), doomed...) }()
+	for done := false; !done; {
+		select {
+		case err := <-deleted:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+		}
+		l, err := st.List(t.Context(), "epoch-1/chk-")
+		if err != nil {
+			t.Fatalf("List while keys are deleted: %v", err)
+		}
+		if !slices.Contains(keys(l), kept) {
+			t.Fatalf("List lost %s, which nobody deleted: %q", kept, keys(l))
+		}
+	}
+}
+
 func keys(objs []Object) []string {
 	out := make([]string, len(objs))
 	for i, o := range objs {
