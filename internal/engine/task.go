@@ -47,11 +47,12 @@ type task struct {
 	subtask int
 	logger  *slog.Logger
 
-	members []*member          // upstream first
-	source  Reader             // source tasks
-	gen     WatermarkGenerator // the source, or a head that AssignsEventTime; nil otherwise
-	gate    *gate              // other tasks
-	inputs  []any              // per gate connection: the collector it feeds
+	members []*member            // upstream first
+	keyed   map[*Node]*keyedOpen // the members' keyed states, opened ahead (job.openKeyedAhead)
+	source  Reader               // source tasks
+	gen     WatermarkGenerator   // the source, or a head that AssignsEventTime; nil otherwise
+	gate    *gate                // other tasks
+	inputs  []any                // per gate connection: the collector it feeds
 	writers []outputWriter
 
 	control chan command
