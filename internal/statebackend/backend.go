@@ -139,6 +139,7 @@ type Backend struct {
 	delta        *delta    // changes of the frozen epoch, as they are encoded
 	pending      *snapshot // frozen epoch in progress
 	opts         *pebble.Options
+	gate         *compactionGate // held until the first snapshot is checkpointed
 
 	writes  chan *snapshot
 	recycle chan *delta // written deltas, whose buffers the next epoch reuses
@@ -185,6 +186,8 @@ func Open(cfg Config) (*Backend, error) {
 	entries, _ := os.ReadDir(cfg.Dir)
 	existed := len(entries) > 0
 	opts := dbOptions(cfg.Dir, cfg.BlockCache, cfg.Logger)
+	gate := newCompactionGate(existed) // see compactionGate
+	opts.Experimental.CompactionScheduler = gate
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open Pebble in %s: %w", cfg.Dir, err)
@@ -194,6 +197,7 @@ func Open(cfg Config) (*Backend, error) {
 		maxParallelism: cfg.MaxParallelism,
 		db:             db,
 		opts:           opts,
+		gate:           gate,
 		complete:       !existed,
 		orphans:        -1,
 		names:          make(map[uint32]string),
@@ -425,6 +429,7 @@ func (b *Backend) writer() {
 		} else if err := b.checkpoint(s.dest); err != nil {
 			res.Err = err
 		}
+		b.gate.release() // after the first snapshot: see compactionGate
 		select {
 		case b.results <- res:
 		case <-b.closing:
