@@ -2,12 +2,15 @@ package nexmark
 
 import (
 	"context"
+	"encoding/binary"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -51,6 +54,108 @@ func TestResultSinkKeepsLastPerKey(t *testing.T) {
 		}
 		if want := 2*writes + (writes - keys) + k[1]; r.Price != want {
 			t.Errorf("key %v: price %d, want %d (the last written)", k, r.Price, want)
+		}
+	}
+}
+
+// TestUpsertTableMatchesModel writes random upsert streams, from several
+// subtasks, through the results sink, flat and grouped, with checkpoints
+// pre-committed and committed late, out of order between subtasks, and
+// restores that drop what was pre-committed after the restored checkpoint;
+// at every step the committed table must equal a model (a map of the last
+// committed row per key). Groups are reused across checkpoints, so that
+// commits both move groups and fold rows into groups already committed.
+func TestUpsertTableMatchesModel(t *testing.T) {
+	seed := testseed.Seed(t)
+	for _, grouped := range []bool{false, true} {
+		rng := rand.New(rand.NewPCG(seed, 19))
+		ctx := context.Background()
+		store := &resultStore[Q19Result]{hash: hashQ19, upsert: q19Key, grouped: grouped, clock: NewEmitClock(), pre: map[preKey]*resultBatch[Q19Result]{}}
+		const subtasks = 3
+		type pending struct {
+			id   uint64
+			rows map[upsertKey]Q19Result
+		}
+		model := map[upsertKey]Q19Result{}
+		sinks := make([]runtime.Sink[Traced[Q19Result]], subtasks)
+		cur := make([]map[upsertKey]Q19Result, subtasks)
+		pend := make([][]pending, subtasks)
+		committed := make([]uint64, subtasks) // last committed checkpoint
+		open := func(st int, restored []byte) {
+			sinks[st] = store.newSink()
+			if err := sinks[st].Open(ctx, runtime.TaskInfo{Subtask: st, Parallelism: subtasks}, restored); err != nil {
+				t.Fatal(err)
+			}
+			cur[st] = map[upsertKey]Q19Result{}
+		}
+		for st := range subtasks {
+			open(st, nil)
+		}
+		id := uint64(0)
+		price := int64(0)
+		for step := range 3000 {
+			st := rng.IntN(subtasks)
+			switch op := rng.IntN(100); {
+			case op < 80: // a run of rows of one group, as a ranking's
+				auction := int64(st + subtasks*rng.IntN(40)) // a subtask's own keys
+				for rank := int64(1 + rng.IntN(10)); rank <= 10 && rng.IntN(4) > 0; rank++ {
+					price++
+					r := Q19Result{Rank: rank, Bid: Bid{Auction: auction, Price: price}}
+					if err := sinks[st].Write(ctx, Traced[Q19Result]{Result: r, Origin: -1}); err != nil {
+						t.Fatal(err)
+					}
+					cur[st][q19Key(r)] = r
+				}
+			case op < 90:
+				id++
+				if _, err := sinks[st].PreCommit(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				pend[st] = append(pend[st], pending{id, cur[st]})
+				cur[st] = map[upsertKey]Q19Result{}
+			case op < 97:
+				if len(pend[st]) == 0 {
+					continue
+				}
+				k := rng.IntN(len(pend[st]))
+				upTo := pend[st][k].id
+				if err := sinks[st].Commit(ctx, upTo); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range pend[st][:k+1] {
+					maps.Copy(model, p.rows)
+				}
+				pend[st] = pend[st][k+1:]
+				committed[st] = upTo
+			default: // a restore from the subtask's last committed checkpoint or a later one
+				var restored []byte
+				if len(pend[st]) > 0 || committed[st] > 0 {
+					k := rng.IntN(len(pend[st]) + 1) // k pending ones survive
+					upTo := committed[st]
+					if k > 0 {
+						upTo = pend[st][k-1].id
+					}
+					for _, p := range pend[st][:k] {
+						maps.Copy(model, p.rows)
+					}
+					pend[st] = nil
+					committed[st] = upTo
+					restored = binary.BigEndian.AppendUint64(nil, upTo)
+				}
+				open(st, restored)
+			}
+			got := map[upsertKey]Q19Result{}
+			store.mu.Lock()
+			store.done.eachRow(func(r Q19Result) {
+				if _, dup := got[q19Key(r)]; dup {
+					t.Errorf("grouped %v, step %d: key %v twice in the table", grouped, step, q19Key(r))
+				}
+				got[q19Key(r)] = r
+			})
+			store.mu.Unlock()
+			if !maps.Equal(got, model) {
+				t.Fatalf("grouped %v, step %d: the table holds %d rows, the model %d, or their rows differ", grouped, step, len(got), len(model))
+			}
 		}
 	}
 }
@@ -160,27 +265,31 @@ func q19Rows(n int64) []Q19Result {
 
 // BenchmarkResultSinkUpsert is the cost of the results sink for q19's
 // upsert stream (1M events' worth of rows, a checkpoint every 100,000
-// rows), which counts in the engine's time.
+// rows), which counts in the engine's time: with a map entry per row
+// (flat) and with the rows grouped by auction (grouped, as q19 runs).
 func BenchmarkResultSinkUpsert(b *testing.B) {
 	rows := q19Rows(1 << 20)
 	ctx := context.Background()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for range b.N {
-		store := &resultStore[Q19Result]{hash: hashQ19, upsert: q19Key, clock: NewEmitClock(), pre: map[preKey]*resultBatch[Q19Result]{}}
-		sink := store.newSink()
-		if err := sink.Open(ctx, runtime.TaskInfo{}, nil); err != nil {
-			b.Fatal(err)
-		}
-		id := uint64(0)
-		for i, r := range rows {
-			sink.Write(ctx, Traced[Q19Result]{Result: r, Origin: -1})
-			if i%100_000 == 99_999 || i == len(rows)-1 {
-				id++
-				sink.PreCommit(ctx, id)
-				sink.Commit(ctx, id)
+	for _, grouped := range []bool{false, true} {
+		b.Run(map[bool]string{false: "flat", true: "grouped"}[grouped], func(b *testing.B) {
+			cpu0 := cpuTime()
+			for range b.N {
+				store := &resultStore[Q19Result]{hash: hashQ19, upsert: q19Key, grouped: grouped, clock: NewEmitClock(), pre: map[preKey]*resultBatch[Q19Result]{}}
+				sink := store.newSink()
+				if err := sink.Open(ctx, runtime.TaskInfo{}, nil); err != nil {
+					b.Fatal(err)
+				}
+				id := uint64(0)
+				for i, r := range rows {
+					sink.Write(ctx, Traced[Q19Result]{Result: r, Origin: -1})
+					if i%100_000 == 99_999 || i == len(rows)-1 {
+						id++
+						sink.PreCommit(ctx, id)
+						sink.Commit(ctx, id)
+					}
+				}
 			}
-		}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(rows)), "cpu-ns/row")
+		})
 	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(rows)), "cpu-ns/row")
 }
