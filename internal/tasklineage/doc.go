@@ -75,12 +75,17 @@
 // (or a newer one), whose restore commits its transactions again,
 // idempotently. Either way nothing the stale owner commits is replayed by
 // the new owner, and what it leaves uncommitted the new owner either
-// restores (and commits) or replays from an earlier checkpoint. The argument needs a location whose listings show every
-// write completed before them: a local file system and S3 (strongly
-// consistent since December 2020) are; a shared file system that caches
+// restores (and commits) or replays from an earlier checkpoint.
+//
+// The argument needs a location whose listings show every write completed
+// before them: a local file system and S3 (strongly consistent since
+// December 2020) are; a shared file system that caches
 // directory listings (NFS with attribute caching, the default; mount with
 // lookupcache=none,actimeo=0) is not, and neither is an S3-compatible
 // server with eventually consistent listings. Current is one listing of
 // the task's claims (BenchmarkEpochCurrent), so the second check costs a
-// checkpoint one listing more.
+// checkpoint one listing more. The previous owner may be deleting its
+// older checkpoints (retention) while a new owner lists its epoch: a
+// listing leaves out what vanished during it (package objstore) rather than
+// failing the claim.
 package tasklineage
