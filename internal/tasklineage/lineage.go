@@ -35,6 +35,9 @@ type Lineage struct {
 	// and writing the claim: tests complete a checkpoint of the previous
 	// owner there.
 	afterStart func()
+	// beforeImport, if set, runs in Claim once the claim is written, before
+	// the base is imported: tests let a newer owner take the task there.
+	beforeImport func()
 }
 
 // maxReclaims bounds the claims one Claim writes while the previous owner
@@ -141,8 +144,11 @@ func (l *Lineage) Claim(ctx context.Context, task int, owner, localDir string) (
 			return nil, err
 		}
 		if samePoint(base, e.Base) {
+			if l.beforeImport != nil {
+				l.beforeImport()
+			}
 			if err := l.claimed(ctx, e, owner, localDir); err != nil {
-				return nil, err
+				return nil, supersededOr(ctx, e, err)
 			}
 			return e, nil
 		}
@@ -151,6 +157,19 @@ func (l *Lineage) Claim(ctx context.Context, task int, owner, localDir string) (
 	}
 	return nil, fmt.Errorf("task %d: the owner of epoch %d completed %d checkpoints while this member claimed the task; it should have stopped at the first",
 		task, prev, maxReclaims)
+}
+
+// supersededOr returns the error of e's Current if another owner claimed a
+// newer epoch, and err otherwise. A member paused during its claim (past
+// the group's session) wakes to find its task taken over and the epochs
+// before the new owner's cleaned up, its import's source or destination
+// with them: that is a takeover, which the member handles as one, not a
+// failure of its own.
+func supersededOr(ctx context.Context, e *Epoch, err error) error {
+	if cur := e.Current(ctx); errors.Is(cur, ErrSuperseded) {
+		return fmt.Errorf("%w (the import of its base failed: %v)", cur, err)
+	}
+	return err
 }
 
 // samePoint reports whether a and b are the same start point.

@@ -180,6 +180,43 @@ func TestClaimFollowsCheckpointCompletedDuringClaim(t *testing.T) {
 	}
 }
 
+// TestClaimSupersededDuringImport: a member paused between writing its
+// claim and importing its base wakes to find a newer owner that has
+// checkpointed and cleaned the older epochs up. Its Claim fails with
+// ErrSuperseded (a takeover, which the member handles as one), not with
+// the import's missing files (a failure that made the member exit).
+func TestClaimSupersededDuringImport(t *testing.T) {
+	for name, r := range roots(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			l := open(t, r.location(t))
+			e1, err := l.Claim(ctx, 2, "member-a", r.local(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkpoint(t, r, e1.Location, 1, "offset-100")
+			l.beforeImport = func() {
+				l.beforeImport = nil
+				e3, err := l.Claim(ctx, 2, "member-c", r.local(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkpoint(t, r, e3.Location, 2, "offset-200")
+				if err := e3.Cleanup(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err = l.Claim(ctx, 2, "member-b", r.local(t))
+			if !errors.Is(err, ErrSuperseded) {
+				t.Fatalf("claim whose epoch was superseded and cleaned up during its import = %v, want ErrSuperseded", err)
+			}
+			if !strings.Contains(err.Error(), "owner member-c") {
+				t.Fatalf("claim = %v, want it to name the new owner member-c", err)
+			}
+		})
+	}
+}
+
 // TestClaimSameEpochOneWins races claims of one epoch: exactly one wins,
 // the others fail with ErrSuperseded.
 func TestClaimSameEpochOneWins(t *testing.T) {
