@@ -77,13 +77,20 @@ type TaskInfo struct {
 // Open. Connectors return a SourceFactory from a constructor that validates
 // their configuration up front, so a factory error means something that can
 // change between starts, not a bad configuration.
+//
+// The subtasks of a job open at the same time (as the tasks of a group
+// member do), so the runtime may call a factory, and Open on what it made,
+// from several goroutines at once, one a subtask: a factory that shares
+// anything between its sources must guard it. So are SinkFactory and the
+// operator factories of Apply and ApplyKeyed called.
 type SourceFactory[T any] func() (Source[T], error)
 
 // SinkFactory makes the Sink of one subtask. The runtime calls it once per
 // subtask at every start of the job (the first and each restart), just
 // before Open. An error fails that start with the operator named, through the
 // job's normal failure path (and its restart strategy), like an error from
-// Open.
+// Open. It may be called concurrently for different subtasks (see
+// SourceFactory).
 type SinkFactory[T any] func() (Sink[T], error)
 
 // Source produces the records of a stream. The runtime creates one Source per

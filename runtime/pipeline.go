@@ -272,7 +272,9 @@ func (h SinkHandle) SetParallelism(n int) SinkHandle {
 
 // Apply adds an operator called name that transforms s with the operators
 // newOp makes, one per subtask. It is how package operators builds Map,
-// Filter and the others, and how users add operators of their own.
+// Filter and the others, and how users add operators of their own. newOp,
+// and Open on what it made, may be called concurrently for different
+// subtasks (see SourceFactory).
 func Apply[In, Out any](s Stream[In], name string, newOp func() Operator[In, Out]) Stream[Out] {
 	p := s.p
 	if s.n == nil || s.n.Build == nil {

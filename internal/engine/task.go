@@ -49,6 +49,7 @@ type task struct {
 
 	members []*member            // upstream first
 	keyed   map[*Node]*keyedOpen // the members' keyed states, opened ahead (job.openKeyedAhead)
+	opened  []any                // how long each member took to open on a restore (job.opened)
 	source  Reader               // source tasks
 	gen     WatermarkGenerator   // the source, or a head that AssignsEventTime; nil otherwise
 	gate    *gate                // other tasks
