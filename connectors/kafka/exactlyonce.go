@@ -226,9 +226,16 @@ func (w *exactlyOnce) flush(ctx context.Context, partition int) error {
 // preCommit returns the transaction of the epoch, if it has one, as the
 // committable of checkpointID.
 func (w *exactlyOnce) preCommit(ctx context.Context, checkpointID uint64) ([]pendingTxn, error) {
-	for p := range w.bufs {
-		if err := w.flush(ctx, p); err != nil {
+	if w.cur != nil {
+		// NB: every partition at once (kafkatxn.ProducePartitions): the
+		// task waits for this flush, the synchronous part of its
+		// checkpoint.
+		if err := w.cur.prod.ProducePartitions(ctx, w.topic, w.bufs); err != nil {
 			return nil, fmt.Errorf("kafka sink: pre-commit checkpoint %d: %w", checkpointID, err)
+		}
+		for p, recs := range w.bufs {
+			clear(recs)
+			w.bufs[p] = recs[:0]
 		}
 	}
 	var out []pendingTxn

@@ -196,31 +196,105 @@ func (p *Producer) Produce(ctx context.Context, topic string, partition int, rec
 		return err
 	}
 	tp := topicPartition{topic, int32(partition)}
-	wrap := func(op string, err error) error {
-		p.fail(err)
-		if isFenced(err) {
-			return fmt.Errorf("kafkatxn: %s %s/%d (transactional id %q, producer %d, epoch %d): %w: %w",
-				op, topic, partition, p.cfg.TransactionalID, p.pid, p.epoch, ErrFenced, err)
-		}
-		return fmt.Errorf("kafkatxn: %s %s/%d (transactional id %q): %w", op, topic, partition, p.cfg.TransactionalID, err)
-	}
+	where := fmt.Sprintf("%s/%d", topic, partition)
 	if !p.added[tp] {
 		if len(p.added) == 0 && p.started.IsZero() {
 			p.started = time.Now()
 		}
-		if err := p.addPartition(ctx, tp); err != nil {
-			return wrap("add partition to transaction", err)
+		if err := p.addPartitions(ctx, topic, []int32{tp.partition}); err != nil {
+			return p.wrap("add partition to transaction", where, err)
 		}
 		p.added[tp] = true
 	}
 	for len(recs) > 0 {
 		n := chunkLen(recs, p.cfg.MaxBatchBytes)
 		if err := p.produceBatch(ctx, tp, recs[:n]); err != nil {
-			return wrap("produce to", err)
+			return p.wrap("produce to", where, err)
 		}
 		recs = recs[n:]
 	}
 	return nil
+}
+
+// ProducePartitions appends batches[i] to partition i of topic within the
+// current transaction, as Produce does for each partition with records,
+// and returns once every batch is acknowledged. The partitions the
+// transaction lacks are added in one AddPartitionsToTxn, and the
+// partitions' batches are sent concurrently (each partition's in order).
+// After an error the transaction can only be aborted.
+//
+// NB: a sink's pre-commit flushes every partition; one after the other,
+// each new partition cost two round trips, and a task's synchronous part of
+// a checkpoint after a takeover waited for them (issue 12: 0.2–0.6 s with
+// 8 partitions at load 10).
+func (p *Producer) ProducePartitions(ctx context.Context, topic string, batches [][]Record) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.usable(); err != nil {
+		return err
+	}
+	var parts, add []int32
+	for i, recs := range batches {
+		if len(recs) == 0 {
+			continue
+		}
+		parts = append(parts, int32(i))
+		if !p.added[topicPartition{topic, int32(i)}] {
+			add = append(add, int32(i))
+		}
+	}
+	if len(add) > 0 {
+		if len(p.added) == 0 && p.started.IsZero() {
+			p.started = time.Now()
+		}
+		if err := p.addPartitions(ctx, topic, add); err != nil {
+			return p.wrap("add partitions to transaction", fmt.Sprintf("%s/%v", topic, add), err)
+		}
+		for _, i := range add {
+			p.added[topicPartition{topic, i}] = true
+		}
+	}
+	seqs, errs := make([]int32, len(parts)), make([]error, len(parts))
+	var wg sync.WaitGroup
+	for k, i := range parts {
+		tp := topicPartition{topic, i}
+		seqs[k] = p.seq[tp]
+		// NB: the goroutines read p's fields under the caller's p.mu and
+		// write only seqs[k] and errs[k].
+		wg.Go(func() {
+			recs := batches[i]
+			for len(recs) > 0 {
+				n := chunkLen(recs, p.cfg.MaxBatchBytes)
+				h := batchHeader{ProducerID: p.pid, ProducerEpoch: p.epoch, BaseSequence: seqs[k], Attributes: attrTransactional}
+				if err := sendBatch(ctx, &p.cfg, p.client, p.log, tp, h, recs[:n]); err != nil {
+					errs[k] = err
+					return
+				}
+				seqs[k] = nextSequence(seqs[k], n)
+				recs = recs[n:]
+			}
+		})
+	}
+	wg.Wait()
+	var first error
+	for k, i := range parts {
+		p.seq[topicPartition{topic, i}] = seqs[k]
+		if errs[k] != nil && first == nil {
+			first = p.wrap("produce to", fmt.Sprintf("%s/%d", topic, i), errs[k])
+		}
+	}
+	return first
+}
+
+// wrap fails the current transaction with err, from op on where (a topic
+// and its partitions), and returns it described.
+func (p *Producer) wrap(op, where string, err error) error {
+	p.fail(err)
+	if isFenced(err) {
+		return fmt.Errorf("kafkatxn: %s %s (transactional id %q, producer %d, epoch %d): %w: %w",
+			op, where, p.cfg.TransactionalID, p.pid, p.epoch, ErrFenced, err)
+	}
+	return fmt.Errorf("kafkatxn: %s %s (transactional id %q): %w", op, where, p.cfg.TransactionalID, err)
 }
 
 // chunkLen returns how many leading records of recs fit in maxBytes (at
@@ -245,25 +319,49 @@ func (p *Producer) fail(err error) {
 	}
 }
 
-func (p *Producer) addPartition(ctx context.Context, tp topicPartition) error {
+// operationNotAttempted is Kafka's OPERATION_NOT_ATTEMPTED, which kafka-go
+// does not name.
+const operationNotAttempted = kafka.Error(55)
+
+// addPartitions adds partitions of topic to the current transaction, in
+// one request.
+func (p *Producer) addPartitions(ctx context.Context, topic string, partitions []int32) error {
+	req := make([]kafka.AddPartitionToTxn, len(partitions))
+	for i, part := range partitions {
+		req[i].Partition = int(part)
+	}
 	err := retry(ctx, &p.cfg, p.log, "add partitions to transaction", func(ctx context.Context) error {
 		res, err := p.client.AddPartitionsToTxn(ctx, &kafka.AddPartitionsToTxnRequest{
 			TransactionalID: p.cfg.TransactionalID,
 			ProducerID:      int(p.pid),
 			ProducerEpoch:   int(p.epoch),
-			Topics:          map[string][]kafka.AddPartitionToTxn{tp.topic: {{Partition: int(tp.partition)}}},
+			Topics:          map[string][]kafka.AddPartitionToTxn{topic: req},
 		})
 		if err != nil {
 			return err
 		}
-		for _, r := range res.Topics[tp.topic] {
-			if r.Partition == int(tp.partition) {
-				return r.Error
+		// NB: a request that failed for one partition is retried whole:
+		// adding a partition again is a no-op. The broker answers the
+		// others OPERATION_NOT_ATTEMPTED: the error of the one decides.
+		got := map[int]error{}
+		for _, r := range res.Topics[topic] {
+			got[r.Partition] = r.Error
+		}
+		var notAttempted error
+		for _, part := range partitions {
+			err, ok := got[int(part)]
+			switch {
+			case !ok:
+				return fmt.Errorf("AddPartitionsToTxn response lacks partition %d", part)
+			case errors.Is(err, operationNotAttempted):
+				notAttempted = err
+			case err != nil:
+				return err
 			}
 		}
-		return errors.New("AddPartitionsToTxn response lacks the partition")
+		return notAttempted
 	})
-	return p.cfg.authError(err, kafkasec.Write, tp.topic)
+	return p.cfg.authError(err, kafkasec.Write, topic)
 }
 
 func (p *Producer) produceBatch(ctx context.Context, tp topicPartition, recs []Record) error {
