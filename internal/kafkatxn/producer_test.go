@@ -378,3 +378,62 @@ func TestTransactionStarted(t *testing.T) {
 		t.Fatalf("after Abort: %v", s)
 	}
 }
+
+// TestProducePartitionsKeepsSequences mixes ProducePartitions with Produce
+// in two transactions of one producer, over partitions already added and
+// new ones, with batches split by MaxBatchBytes: the broker accepts every
+// batch (a wrong base sequence is OUT_OF_ORDER_SEQUENCE_NUMBER) and
+// read_committed shows each partition's records in order.
+func TestProducePartitionsKeepsSequences(t *testing.T) {
+	c := kafkatest.NewCluster(t, 3, topic)
+	cfg := testConfig(c, "txn-a")
+	cfg.MaxBatchBytes = 200 // a few records a batch
+	p, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	many := func(prefix string, n int) []Record {
+		vs := make([]string, n)
+		for i := range vs {
+			vs[i] = fmt.Sprintf("%s%02d", prefix, i)
+		}
+		return values(vs...)
+	}
+	producePartitions := func(batches ...[]Record) {
+		t.Helper()
+		if err := p.ProducePartitions(t.Context(), topic, batches); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(t, p, 1, "b-first")
+	producePartitions(many("a", 10), many("b", 10), nil) // 0 new, 1 added
+	producePartitions(nil, many("c", 3), many("d", 10))  // 2 new
+	commit(t, p)
+	producePartitions(many("e", 4), nil, many("f", 4))
+	produce(t, p, 2, "f-last")
+	commit(t, p)
+
+	got := map[int32][]string{}
+	for _, r := range kafkatest.Consume(t, c, topic, true, kafkatest.Count(10+1+10+3+10+4+4+1)) {
+		got[r.Partition] = append(got[r.Partition], r.Value)
+	}
+	vals := func(groups ...[]Record) []string {
+		var vs []string
+		for _, g := range groups {
+			for _, r := range g {
+				vs = append(vs, string(r.Value))
+			}
+		}
+		return vs
+	}
+	for part, want := range map[int32][]string{
+		0: vals(many("a", 10), many("e", 4)),
+		1: vals(values("b-first"), many("b", 10), many("c", 3)),
+		2: vals(many("d", 10), many("f", 4), values("f-last")),
+	} {
+		if !slices.Equal(got[part], want) {
+			t.Errorf("partition %d: got %q, want %q", part, got[part], want)
+		}
+	}
+}
