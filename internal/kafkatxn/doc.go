@@ -13,7 +13,9 @@
 // AddPartitionsToTxn. Records are sent as Kafka v2 record batches encoded by
 // this package, carrying the producer id, producer epoch, a per-partition base
 // sequence and the transactional attribute bit, with acks=all; Produce returns
-// only once the batch is acknowledged.
+// only once the batch is acknowledged. ProducePartitions does the same for
+// several partitions at once: one AddPartitionsToTxn for the new ones, then
+// their batches concurrently.
 //
 // ResumeCommit finishes a transaction after a crash: it sends EndTxn(commit)
 // with a producer id and epoch stored before the crash, without calling
