@@ -377,8 +377,11 @@ func (j *job) chain(head *Node) []*Node {
 // transactions (round trips to the brokers). One task after the other,
 // the exchange's sink and the output's added up in every takeover (issue
 // 12's failover breakdown: 0.4–0.66 s, then 0.2–0.5 s, of a task's 1–1.4 s
-// open at load 10). The members of one task still open one after the
-// other, downstream first (open). So the factories of the operators,
+// open at load 10). At load 17–19 on 2 cores, where the dev broker and the
+// members lack CPU rather than wait on round trips, the opens overlapped
+// but each took twice as long: a task's open stayed at 0.28 s (median).
+// The members of one task still open one after the other, downstream
+// first (open). So the factories of the operators,
 // sources and sinks, and their Open, are called concurrently for
 // different subtasks (see runtime.SourceFactory).
 func (j *job) openTasks(ctx context.Context, writers map[*task]map[*Edge][]*connection) error {
