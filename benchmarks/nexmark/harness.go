@@ -356,7 +356,7 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 	}
 	clock := run.Clock
 	if clock == nil {
-		clock = NewEmitClock()
+		clock = emitClockFor(run.Generator.NumEvents())
 	}
 	store := &resultStore[R]{hash: q.hash, keep: run.KeepLines, upsert: q.upsertKey, grouped: q.upsertGrouped, clock: clock, pre: map[preKey]*resultBatch[R]{}}
 	g := run.Generator

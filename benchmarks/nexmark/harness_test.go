@@ -293,3 +293,28 @@ func BenchmarkResultSinkUpsert(b *testing.B) {
 		})
 	}
 }
+
+// TestEmitClockForRemembersEveryBlock checks that a clock sized for a job
+// remembers the emission of every block of its events, with no more than
+// twice the slots they need (the 16 MiB of a full clock were a fixed cost
+// of every engine run), and at most the full clock's.
+func TestEmitClockForRemembersEveryBlock(t *testing.T) {
+	for _, events := range []int64{1, emitBlock - 1, emitBlock, emitBlock + 1, 1000, 2_000_000, 200_000_000} {
+		c := emitClockFor(events)
+		blocks := (events + emitBlock - 1) / emitBlock
+		if want := min(max(1, 2*blocks), maxEmitSlots); int64(len(c.slots)) > want || int64(len(c.slots)) < min(blocks, maxEmitSlots) {
+			t.Errorf("events %d: %d slots, want %d to %d", events, len(c.slots), min(blocks, maxEmitSlots), want)
+		}
+		if blocks > maxEmitSlots {
+			continue
+		}
+		for n := int64(0); n < events; n += emitBlock {
+			c.record(n)
+		}
+		for n := int64(0); n < events; n += emitBlock {
+			if _, ok := c.Since(n); !ok {
+				t.Fatalf("events %d: block of event %d not remembered", events, n)
+			}
+		}
+	}
+}
