@@ -725,10 +725,18 @@ func (t *table[K, V]) encode(k K, e entry[V]) {
 // (the entry may have been read from it), and an extra key costs only a
 // Pebble read.
 func (t *table[K, V]) noteStored(k K) {
-	if t.stored != nil {
-		t.stored.add(t.filterHash(k))
+	if t.stored == nil {
+		return
+	}
+	t.stored.add(t.filterHash(k))
+	if int64(t.stored.bytes()) > max(t.b.cfg.CacheBytes/8, maxFilterFloor) {
+		t.stored, t.storedKnown = nil, false // see keyFilter
 	}
 }
+
+// maxFilterFloor is the size a filter of stored keys may reach whatever
+// Config.CacheBytes is (see keyFilter).
+const maxFilterFloor = 1 << 20
 
 // pebbleKey returns [key group][state id][key], or for a namespace table
 // [key group][state id][namespace][key], in a buffer valid until the next
