@@ -43,7 +43,7 @@ func checkpointCounts(t *testing.T, maxParallelism int, keys []uint64) string {
 // filter that lacked restored keys would answer that they have no value.
 func TestAbsentKeysSkipPebble(t *testing.T) {
 	const maxParallelism = 8
-	const restored, written, absent = 2_000, 20_000, 5_000
+	const restored, written, absent = 2_000, 12_000, 5_000
 	keysOf := func(from, n uint64, keep func(uint64) bool) []uint64 {
 		var ks []uint64
 		for k := from; k < from+n; k++ {
