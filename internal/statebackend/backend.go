@@ -132,6 +132,9 @@ type Backend struct {
 	loaded        bool // see table.loaded
 	// warming counts the tables still loaded by Warm (Config.WarmLater).
 	warming int
+	// gets counts the reads of one key from Pebble on a cache miss, which
+	// tests of the filter of stored keys count (see keyFilter).
+	gets int
 
 	epoch        uint32    // current epoch; changes are stamped with it
 	frozenEpoch  uint32    // epoch being drained, or 0

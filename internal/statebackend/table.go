@@ -112,6 +112,16 @@ type table[K comparable, V any] struct {
 	// while it is loaded a budget at a time (Config.WarmLater); nil
 	// otherwise.
 	warming *scanCursor
+	// stored filters the keys Pebble may hold of the table, which a cache
+	// miss then reads only if the filter may hold it (see keyFilter); it
+	// counts once storedKnown is set: Pebble was empty when the table was
+	// created, or the table's restored entries were all read into it (see
+	// warm, warmSome). It is nil for a namespace's table (a filter each
+	// would cost more than it saves for a state of many small namespaces),
+	// and for a restored table whose entries were not all read (they did
+	// not fit the cache): Pebble's filters answer there.
+	stored      *keyFilter
+	storedKnown bool
 }
 
 type tomb[K comparable] struct {
@@ -149,6 +159,7 @@ func newTable[K comparable, V any](s *Scope[K], name string, kind stateKind, val
 	}
 	t.id = id
 	s.tables = append(s.tables, t)
+	t.stored, t.storedKnown = &keyFilter{}, t.b.complete
 	if t.b.cfg.WarmLater && !t.b.complete {
 		t.warming = &scanCursor{} // see warmSome
 		t.b.warming++
@@ -160,13 +171,48 @@ func newTable[K comparable, V any](s *Scope[K], name string, kind stateKind, val
 			if err != nil {
 				return err
 			}
+			t.stored.add(t.filterHash(k))
 			return add(k, v)
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state: load %q: %w", name, err)
 	}
+	if t.complete {
+		t.storedKnown = true
+	} else {
+		t.stored = nil // it lacks the entries that did not fit
+	}
 	return t, nil
+}
+
+// filterHash returns k's hash in the filter of stored keys.
+func (t *table[K, V]) filterHash(k K) uint64 { return filterHash(t.m.hash(k)) }
+
+// mayBeStored reports whether Pebble, or a snapshot on its way there, may
+// hold k (see stored).
+func (t *table[K, V]) mayBeStored(k K) bool {
+	if t.b.complete || t.complete {
+		return false
+	}
+	if !t.storedKnown || t.stored.mayHold(t.filterHash(k)) {
+		return true
+	}
+	if invariants.Enabled {
+		t.checkNotStored(k)
+	}
+	return false
+}
+
+// checkNotStored verifies that Pebble lacks k, which the filter of stored
+// keys says it lacks. (A snapshot not in Pebble yet holds only keys the
+// filter has: they are added as they are encoded.)
+func (t *table[K, V]) checkNotStored(k K) {
+	raw, closer, err := t.b.db.Get(t.pebbleKey(k))
+	if err == nil {
+		closer.Close()
+		panic(fmt.Sprintf("state: %q: key %v (%d bytes) is in Pebble, not in the filter of stored keys", t.b.names[t.id], k, len(raw)))
+	}
 }
 
 // decodeStored decodes an entry Pebble holds (key without key group and
@@ -203,6 +249,7 @@ func (t *table[K, V]) warmSome(budget int) (int, bool) {
 		if err != nil {
 			return err
 		}
+		t.stored.add(t.filterHash(k))
 		if _, ok := t.m.get(k); !ok {
 			t.m.set(k, entry[V]{val: v})
 		}
@@ -220,17 +267,22 @@ func (t *table[K, V]) warmSome(budget int) (int, bool) {
 		t.b.fail(fmt.Errorf("state: load %q: %w", t.b.names[t.id], err))
 		return used, true
 	case done:
+		t.complete, t.storedKnown = true, true
 		t.endWarm()
-		t.complete = true
 	}
 	return used, done
 }
 
-// endWarm ends loading the table by warmSome.
+// endWarm ends loading the table by warmSome. Unless it then sets
+// storedKnown, the filter of stored keys lacks those not read: it is
+// dropped.
 func (t *table[K, V]) endWarm() {
 	if t.warming != nil {
 		t.warming = nil
 		t.b.warming--
+		if !t.storedKnown {
+			t.stored = nil
+		}
 	}
 }
 
@@ -310,13 +362,19 @@ func (t *table[K, V]) get(k K) (V, bool) {
 // in no snapshot (its epoch, 0, is no frozen epoch) and may be evicted, and
 // a write replaces it. A second read of the key is then a cache hit, where
 // it read Pebble again: Nexmark q20, whose bids mostly look up an auction
-// that does not exist, each of them as often as the auction has bids.
+// that does not exist, each of them as often as the auction has bids. A key
+// the filter of stored keys lacks is absent without a read.
 func (t *table[K, V]) load(k K, markAbsent bool) (V, bool) {
 	var zero V
-	if t.b.complete || t.complete {
+	if !t.mayBeStored(k) {
+		if markAbsent && !t.b.complete && !t.complete {
+			// As Pebble's answer would be: a second read is a hit.
+			t.cache(k, entry[V]{mark: tombstone})
+		}
 		return zero, false
 	}
 	key := t.pebbleKey(k)
+	t.b.gets++
 	raw, closer, err := t.b.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		if markAbsent {
@@ -370,8 +428,8 @@ func (t *table[K, V]) freshOver(e entry[V]) uint32 {
 // cache lacks without reading Pebble: fresh if Pebble holds nothing the
 // cache lacks. (Snapshots not in Pebble yet hold only cached keys: their
 // entries are not evicted before.)
-func (t *table[K, V]) freshUncached() uint32 {
-	if t.b.complete || t.complete {
+func (t *table[K, V]) freshUncached(k K) uint32 {
+	if !t.mayBeStored(k) {
 		return fresh
 	}
 	return 0
@@ -432,7 +490,7 @@ func (t *table[K, V]) deleteKey(k K, moves bool) {
 		}
 		return
 	}
-	if t.freshUncached() != 0 {
+	if t.freshUncached(k) != 0 {
 		return // nothing holds k
 	}
 	t.changing(k, entry[V]{}, false) // may evict, which moves entries
@@ -492,7 +550,7 @@ func (t *table[K, V]) set(k K, n entry[V]) {
 		t.m.slots[i].e = n
 		return
 	}
-	n.mark |= t.freshUncached()
+	n.mark |= t.freshUncached(k)
 	t.changing(k, entry[V]{}, false) // may evict, which moves entries
 	t.m.insert(k, n)
 }
@@ -649,9 +707,11 @@ func (t *table[K, V]) encode(k K, e entry[V]) {
 		// NB: the entry is owed to a delta, so it changed in the frozen
 		// epoch, the epoch its appends are counted from.
 		t.b.delta.addRec(t.pebbleKey(k), func(dst []byte) []byte { return t.appends.appendNew(dst, e.val) }, false, true)
+		t.noteStored(k)
 		return
 	}
 	key := t.pebbleKey(k)
+	t.noteStored(k)
 	t.b.delta.add(key, func(dst []byte) []byte {
 		n := len(dst)
 		dst = t.vals.Append(dst, e.val)
@@ -659,6 +719,24 @@ func (t *table[K, V]) encode(k K, e entry[V]) {
 		return dst
 	}, e.deleted())
 }
+
+// noteStored adds k, whose entry a snapshot holds, to the filter of stored
+// keys. A tombstone's key is added too: Pebble may hold an older value
+// (the entry may have been read from it), and an extra key costs only a
+// Pebble read.
+func (t *table[K, V]) noteStored(k K) {
+	if t.stored == nil {
+		return
+	}
+	t.stored.add(t.filterHash(k))
+	if int64(t.stored.bytes()) > max(t.b.cfg.CacheBytes/8, maxFilterFloor) {
+		t.stored, t.storedKnown = nil, false // see keyFilter
+	}
+}
+
+// maxFilterFloor is the size a filter of stored keys may reach whatever
+// Config.CacheBytes is (see keyFilter).
+const maxFilterFloor = 1 << 20
 
 // pebbleKey returns [key group][state id][key], or for a namespace table
 // [key group][state id][namespace][key], in a buffer valid until the next
