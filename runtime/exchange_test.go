@@ -29,11 +29,18 @@ type count struct {
 	N    int
 }
 
+// pacing is how wordCount's generators emit their records.
+type pacing struct {
+	rate float64 // records per second of each generator (0: no limit)
+	// held holds each generator subtask after every Read until a
+	// checkpoint completes (heldSource).
+	held bool
+}
+
 // wordCount builds the keyed pipeline of these tests: words from two
 // generators, merged (a task with a gate), counted per word by a keyed
-// Reduce that emits every new count, as "word=n" lines to sink. rate
-// limits each generator (0: none).
-func wordCount(t *testing.T, records uint64, rate float64, sink runtime.SinkFactory[string]) *runtime.Pipeline {
+// Reduce that emits every new count, as "word=n" lines to sink.
+func wordCount(t *testing.T, records uint64, pace pacing, sink runtime.SinkFactory[string]) *runtime.Pipeline {
 	t.Helper()
 	p := runtime.NewPipeline("wordcount")
 	var inputs []runtime.Stream[count]
@@ -41,11 +48,14 @@ func wordCount(t *testing.T, records uint64, rate float64, sink runtime.SinkFact
 		gen, err := generator.NewSource(generator.SourceConfig[count]{
 			Record:        func(seq uint64) count { return count{Word: fmt.Sprintf("w%d", (2*seq+half)*7919%37), N: 1} },
 			Count:         records / 2,
-			RatePerSecond: rate,
+			RatePerSecond: pace.rate,
 			ChunkSize:     64,
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if pace.held {
+			gen = heldEachRead(gen)
 		}
 		inputs = append(inputs, runtime.From(p, fmt.Sprintf("words-%d", half), gen))
 	}
@@ -56,12 +66,54 @@ func wordCount(t *testing.T, records uint64, rate float64, sink runtime.SinkFact
 	return p
 }
 
+// heldEachRead returns f's sources, each held after every Read until a
+// checkpoint completes: the input spans as many checkpoints as it has
+// chunks, so a task reads records after its first checkpoint whatever the
+// speed of the machine. (A rate limit did not: on a starved machine the
+// first checkpoint took seconds, and a task had read all its input before
+// it.)
+func heldEachRead[T any](f runtime.SourceFactory[T]) runtime.SourceFactory[T] {
+	return func() (runtime.Source[T], error) {
+		src, err := f()
+		if err != nil {
+			return nil, err
+		}
+		return &heldSource[T]{Source: src}, nil
+	}
+}
+
+type heldSource[T any] struct {
+	runtime.Source[T]
+	held bool // a Read was done and no checkpoint has completed since
+}
+
+func (s *heldSource[T]) Read(ctx context.Context, out runtime.Collector[T]) error {
+	if s.held {
+		// Read returns to let the task take the checkpoint it waits for.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Millisecond):
+		}
+		return nil
+	}
+	s.held = true
+	return s.Source.Read(ctx, out)
+}
+
+func (s *heldSource[T]) CheckpointComplete(ctx context.Context, id uint64) error {
+	s.held = false
+	if l, ok := s.Source.(runtime.CheckpointListener); ok {
+		return l.CheckpointComplete(ctx, id)
+	}
+	return nil
+}
+
 // runNormally runs p in one process at parallelism tasks and returns what
 // it committed.
 func runNormally(t *testing.T, records uint64, tasks int) []string {
 	t.Helper()
 	var out clustertest.Output[string]
-	p := wordCount(t, records, 0, out.Sink())
+	p := wordCount(t, records, pacing{}, out.Sink())
 	cfg := runtime.Config{CheckpointDir: t.TempDir(), CheckpointInterval: 10 * time.Millisecond, Parallelism: tasks}
 	if err := runtime.Run(t.Context(), p, cfg); err != nil {
 		t.Fatal(err)
@@ -130,7 +182,7 @@ func TestTasksMatchOneProcess(t *testing.T) {
 	want := runNormally(t, records, tasks)
 
 	var out clustertest.Output[string]
-	p := wordCount(t, records, 0, out.Sink())
+	p := wordCount(t, records, pacing{}, out.Sink())
 	if err := runGroup(t, p, tasks, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +201,9 @@ func TestKilledTaskResumesExactly(t *testing.T) {
 	want := runNormally(t, records, tasks)
 
 	var out clustertest.Output[string]
-	// The generators are paced (over about half a second) so that the
+	// The generators are held until a checkpoint completes, so that the
 	// victim still writes to the exchange after its first checkpoint.
-	p := wordCount(t, records, 3000, out.Sink())
+	p := wordCount(t, records, pacing{held: true}, out.Sink())
 	runWithKilledTask(t, p, tasks, victim)
 	compare(t, sorted(out.Records()), want, records)
 }
@@ -295,7 +347,7 @@ func (passOp) Process(count)                                                 {}
 // repartition topics).
 func TestTaskCountChangeRefused(t *testing.T) {
 	var out clustertest.Output[string]
-	p := wordCount(t, 100, 0, out.Sink())
+	p := wordCount(t, 100, pacing{}, out.Sink())
 	dir := t.TempDir()
 	if err := runGroup(t, p, 2, dir); err != nil {
 		t.Fatal(err)
@@ -324,7 +376,7 @@ func TestTaskCountChangeRefused(t *testing.T) {
 func TestTaskMetricsAndStop(t *testing.T) {
 	const tasks, index = 2, 1
 	var out clustertest.Output[string]
-	p := wordCount(t, 0, 2000, out.Sink()) // unbounded
+	p := wordCount(t, 0, pacing{rate: 2000}, out.Sink()) // unbounded
 	cl := clustertest.New(tasks)
 	dir, stop := t.TempDir(), make(chan struct{})
 	checkpointed := make(chan struct{})
