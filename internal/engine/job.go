@@ -381,9 +381,9 @@ func (j *job) chain(head *Node) []*Node {
 // members lack CPU rather than wait on round trips, the opens overlapped
 // but each took twice as long: a task's open stayed at 0.28 s (median).
 // The members of one task still open one after the other, downstream
-// first (open). So the factories of the operators,
-// sources and sinks, and their Open, are called concurrently for
-// different subtasks (see runtime.SourceFactory).
+// first (open). So the factories of the operators, sources and sinks, and
+// their Open, are called concurrently for different subtasks (see
+// runtime.SourceFactory).
 func (j *job) openTasks(ctx context.Context, writers map[*task]map[*Edge][]*connection) error {
 	var (
 		wg    sync.WaitGroup

@@ -195,23 +195,14 @@ func (p *Producer) Produce(ctx context.Context, topic string, partition int, rec
 	if err := p.usable(); err != nil {
 		return err
 	}
-	tp := topicPartition{topic, int32(partition)}
-	where := fmt.Sprintf("%s/%d", topic, partition)
-	if !p.added[tp] {
-		if len(p.added) == 0 && p.started.IsZero() {
-			p.started = time.Now()
-		}
-		if err := p.addPartitions(ctx, topic, []int32{tp.partition}); err != nil {
-			return p.wrap("add partition to transaction", where, err)
-		}
-		p.added[tp] = true
+	if err := p.addPartitions(ctx, topic, []int32{int32(partition)}); err != nil {
+		return err
 	}
-	for len(recs) > 0 {
-		n := chunkLen(recs, p.cfg.MaxBatchBytes)
-		if err := p.produceBatch(ctx, tp, recs[:n]); err != nil {
-			return p.wrap("produce to", where, err)
-		}
-		recs = recs[n:]
+	tp := topicPartition{topic, int32(partition)}
+	var err error
+	p.seq[tp], err = p.sendChunks(ctx, tp, p.seq[tp], recs)
+	if err != nil {
+		return p.wrap("produce to", fmt.Sprintf("%s/%d", topic, partition), err)
 	}
 	return nil
 }
@@ -233,47 +224,23 @@ func (p *Producer) ProducePartitions(ctx context.Context, topic string, batches 
 	if err := p.usable(); err != nil {
 		return err
 	}
-	var parts, add []int32
+	var parts []int32
 	for i, recs := range batches {
-		if len(recs) == 0 {
-			continue
-		}
-		parts = append(parts, int32(i))
-		if !p.added[topicPartition{topic, int32(i)}] {
-			add = append(add, int32(i))
+		if len(recs) > 0 {
+			parts = append(parts, int32(i))
 		}
 	}
-	if len(add) > 0 {
-		if len(p.added) == 0 && p.started.IsZero() {
-			p.started = time.Now()
-		}
-		if err := p.addPartitions(ctx, topic, add); err != nil {
-			return p.wrap("add partitions to transaction", fmt.Sprintf("%s/%v", topic, add), err)
-		}
-		for _, i := range add {
-			p.added[topicPartition{topic, i}] = true
-		}
+	if err := p.addPartitions(ctx, topic, parts); err != nil {
+		return err
 	}
 	seqs, errs := make([]int32, len(parts)), make([]error, len(parts))
 	var wg sync.WaitGroup
 	for k, i := range parts {
 		tp := topicPartition{topic, i}
-		seqs[k] = p.seq[tp]
+		base := p.seq[tp]
 		// NB: the goroutines read p's fields under the caller's p.mu and
 		// write only seqs[k] and errs[k].
-		wg.Go(func() {
-			recs := batches[i]
-			for len(recs) > 0 {
-				n := chunkLen(recs, p.cfg.MaxBatchBytes)
-				h := batchHeader{ProducerID: p.pid, ProducerEpoch: p.epoch, BaseSequence: seqs[k], Attributes: attrTransactional}
-				if err := sendBatch(ctx, &p.cfg, p.client, p.log, tp, h, recs[:n]); err != nil {
-					errs[k] = err
-					return
-				}
-				seqs[k] = nextSequence(seqs[k], n)
-				recs = recs[n:]
-			}
-		})
+		wg.Go(func() { seqs[k], errs[k] = p.sendChunks(ctx, tp, base, batches[i]) })
 	}
 	wg.Wait()
 	var first error
@@ -284,6 +251,46 @@ func (p *Producer) ProducePartitions(ctx context.Context, topic string, batches 
 		}
 	}
 	return first
+}
+
+// addPartitions adds to the current transaction the partitions of topic it
+// lacks, in one AddPartitionsToTxn. It fails the transaction on an error.
+func (p *Producer) addPartitions(ctx context.Context, topic string, partitions []int32) error {
+	var add []int32
+	for _, i := range partitions {
+		if !p.added[topicPartition{topic, i}] {
+			add = append(add, i)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	if len(p.added) == 0 && p.started.IsZero() {
+		p.started = time.Now()
+	}
+	if err := p.sendAddPartitions(ctx, topic, add); err != nil {
+		return p.wrap("add partitions to transaction", fmt.Sprintf("%s/%v", topic, add), err)
+	}
+	for _, i := range add {
+		p.added[topicPartition{topic, i}] = true
+	}
+	return nil
+}
+
+// sendChunks produces recs to tp in batches of at most MaxBatchBytes, the
+// first with sequence number base, and returns the sequence number after
+// the last batch the broker acknowledged.
+func (p *Producer) sendChunks(ctx context.Context, tp topicPartition, base int32, recs []Record) (int32, error) {
+	for len(recs) > 0 {
+		n := chunkLen(recs, p.cfg.MaxBatchBytes)
+		h := batchHeader{ProducerID: p.pid, ProducerEpoch: p.epoch, BaseSequence: base, Attributes: attrTransactional}
+		if err := sendBatch(ctx, &p.cfg, p.client, p.log, tp, h, recs[:n]); err != nil {
+			return base, err
+		}
+		base = nextSequence(base, n)
+		recs = recs[n:]
+	}
+	return base, nil
 }
 
 // wrap fails the current transaction with err, from op on where (a topic
@@ -323,9 +330,9 @@ func (p *Producer) fail(err error) {
 // does not name.
 const operationNotAttempted = kafka.Error(55)
 
-// addPartitions adds partitions of topic to the current transaction, in
-// one request.
-func (p *Producer) addPartitions(ctx context.Context, topic string, partitions []int32) error {
+// sendAddPartitions asks the transaction coordinator to add partitions of
+// topic to the current transaction, in one request.
+func (p *Producer) sendAddPartitions(ctx context.Context, topic string, partitions []int32) error {
 	req := make([]kafka.AddPartitionToTxn, len(partitions))
 	for i, part := range partitions {
 		req[i].Partition = int(part)
@@ -362,21 +369,6 @@ func (p *Producer) addPartitions(ctx context.Context, topic string, partitions [
 		return notAttempted
 	})
 	return p.cfg.authError(err, kafkasec.Write, topic)
-}
-
-func (p *Producer) produceBatch(ctx context.Context, tp topicPartition, recs []Record) error {
-	base := p.seq[tp]
-	h := batchHeader{
-		ProducerID:    p.pid,
-		ProducerEpoch: p.epoch,
-		BaseSequence:  base,
-		Attributes:    attrTransactional,
-	}
-	if err := sendBatch(ctx, &p.cfg, p.client, p.log, tp, h, recs); err != nil {
-		return err
-	}
-	p.seq[tp] = nextSequence(base, len(recs))
-	return nil
 }
 
 // sendBatch produces recs to tp as one record batch with header h and

@@ -366,8 +366,11 @@ func (t *table[K, V]) get(k K) (V, bool) {
 // the filter of stored keys lacks is absent without a read.
 func (t *table[K, V]) load(k K, markAbsent bool) (V, bool) {
 	var zero V
+	if t.b.complete || t.complete {
+		return zero, false
+	}
 	if !t.mayBeStored(k) {
-		if markAbsent && !t.b.complete && !t.complete {
+		if markAbsent {
 			// As Pebble's answer would be: a second read is a hit.
 			t.cache(k, entry[V]{mark: tombstone})
 		}
