@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/e2e"
 	"github.com/weirstream/weir/internal/testbin"
 	"github.com/weirstream/weir/internal/testseed"
@@ -150,11 +149,7 @@ func TestCrashtestKafkaTopic(t *testing.T) {
 		t.Skip("runs a job binary many times")
 	}
 	seed := testseed.Seed(t)
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devbrokertest.Start(t, devbrokertest.Config{Partitions: 3})
 	if err := b.CreateTopic("events", 3); err != nil {
 		t.Fatal(err)
 	}

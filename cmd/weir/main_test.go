@@ -1,26 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/kafkatxn"
 	"github.com/weirstream/weir/internal/kafkatxn/kafkatest"
 	"github.com/weirstream/weir/internal/testbin"
@@ -68,14 +64,10 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
 }
 
-func startBroker(t *testing.T) *devbroker.Broker {
+// startBroker starts a development broker, in a child process.
+func startBroker(t *testing.T) *devbrokertest.Broker {
 	t.Helper()
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return devbrokertest.Start(t, devbrokertest.Config{})
 }
 
 // closedAddr returns an address nothing listens on.
@@ -197,26 +189,27 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("broker subcommand with data dir", func(t *testing.T) {
-		dir := t.TempDir()
-		addr, stop := runBrokerCmd(t, bin, dir)
-		r := weir(t, bin, "produce-orders", "--brokers", addr, "--count", "200", "--duplicate-rate", "0")
+		b := devbrokertest.Start(t, devbrokertest.Config{DataDir: t.TempDir()})
+		r := weir(t, bin, "produce-orders", "--brokers", b.Addr(), "--count", "200", "--duplicate-rate", "0")
 		if r.code != 0 {
 			t.Fatalf("produce-orders: %v", r)
 		}
-		stop()
-		addr, stop = runBrokerCmd(t, bin, dir)
-		defer stop()
-		r = weir(t, bin, "verify", "--brokers", addr, "--topic", "orders", "--key", "customer", "--seq", "order_id", "--expect", "200")
+		stopBrokerCmd(t, b)
+		if err := b.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		r = weir(t, bin, "verify", "--brokers", b.Addr(), "--topic", "orders", "--key", "customer", "--seq", "order_id", "--expect", "200")
 		if r.code != 0 {
 			t.Fatalf("verify after broker restart: %v", r)
 		}
+		stopBrokerCmd(t, b)
 	})
 }
 
 func TestBrokerTransactionalIDExpiration(t *testing.T) {
-	bin := buildWeir(t)
-	addr, stop := runBrokerCmd(t, bin, t.TempDir(), "--transactional-id-expiration", "100ms")
-	defer stop()
+	b := devbrokertest.Start(t, devbrokertest.Config{DataDir: t.TempDir(), TransactionalIDExpiration: 100 * time.Millisecond})
+	addr := b.Addr()
+	defer stopBrokerCmd(t, b)
 	p, err := kafkatxn.New(t.Context(), kafkatxn.Config{Brokers: []string{addr}, TransactionalID: "idle",
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -226,69 +219,14 @@ func TestBrokerTransactionalIDExpiration(t *testing.T) {
 	kafkatest.WaitForgotten(t, []string{addr}, "idle") // in 30s, not 7 days
 }
 
-var addrRE = regexp.MustCompile(`msg="weir broker ready.*" addr=(\S+)`)
-
-// runBrokerCmd starts "weir broker" on a free port with more flags, waits
-// for it to log its address, and returns the address and a function that
-// stops it with SIGTERM and checks it exits 0.
-func runBrokerCmd(t *testing.T, bin, dataDir string, flags ...string) (string, func()) {
+// stopBrokerCmd stops "weir broker" (devbrokertest runs the command) with
+// SIGTERM and checks that it exits 0 after logging its shutdown.
+func stopBrokerCmd(t *testing.T, b *devbrokertest.Broker) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"broker", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, flags...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if log := b.Log(); !strings.Contains(log, "weir broker stopping") {
+		t.Errorf("weir broker did not log its shutdown:\n%s", log)
 	}
-	addrCh := make(chan string, 1)
-	logDone := make(chan string, 1)
-	go func() {
-		var log strings.Builder
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrCh <- m[1]:
-				default:
-				}
-			}
-		}
-		logDone <- log.String()
-	}()
-	var addr string
-	select {
-	case addr = <-addrCh:
-	case log := <-logDone:
-		_ = cmd.Wait()
-		t.Fatalf("weir broker exited before logging its address:\n%s", log)
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("weir broker did not log its address within 30s")
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		log := <-logDone // stderr closes when the process exits
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("weir broker after SIGTERM: %v\n%s", err, log)
-		}
-		if !strings.Contains(log, "weir broker stopping") {
-			t.Errorf("weir broker did not log its shutdown:\n%s", log)
-		}
-	}
-	t.Cleanup(func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return addr, stop
 }

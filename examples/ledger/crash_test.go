@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/connectors/kafka/kafkatest"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/pgtest"
 	"github.com/weirstream/weir/internal/testbin"
 	"github.com/weirstream/weir/internal/testseed"
@@ -57,7 +55,7 @@ func schemaConn(ctx context.Context, url, schema string) (*pgx.Conn, error) {
 	return pgx.ConnectConfig(ctx, cc)
 }
 
-// crashEnv is a broker whose topic "orders" holds sample orders with
+// crashEnv is a broker (in a child process) whose topic "orders" holds sample orders with
 // duplicates, and a database.
 type crashEnv struct {
 	brokers string
@@ -69,11 +67,7 @@ type crashEnv struct {
 func newCrashEnv(t *testing.T, seed uint64, n int) *crashEnv {
 	t.Helper()
 	url := pgtest.DB(t)
-	b, err := kafkatest.Start(kafkatest.Config{Partitions: 3, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := devbrokertest.Start(t, devbrokertest.Config{Partitions: 3})
 	if err := b.CreateTopic("orders", 3); err != nil {
 		t.Fatal(err)
 	}

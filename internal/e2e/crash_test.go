@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"math/rand/v2"
 	"os/exec"
 	"strconv"
@@ -11,33 +10,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest"
 )
 
 const jobPkg = "github.com/weirstream/weir/internal/e2e/kafkajob"
 
-// env is one broker with an input topic of sequenced events.
+// env is one broker, in a child process, with an input topic of sequenced
+// events.
 type env struct {
-	broker  *devbroker.Broker
+	broker  *devbrokertest.Broker
 	brokers []string
 	perKey  map[string]int64
 	total   int
 }
 
-func newEnv(t *testing.T, cfg devbroker.Config, events, keys int) *env {
+func newEnv(t *testing.T, cfg devbrokertest.Config, events, keys int) *env {
 	t.Helper()
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:0"
-	}
 	cfg.Partitions = 3
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	b, err := devbroker.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := devbrokertest.Start(t, cfg)
+	var err error
 	for _, topic := range []string{"events", "counts"} {
 		if err := b.CreateTopic(topic, 3); err != nil {
 			t.Fatal(err)
@@ -114,7 +107,7 @@ func TestCrashRecoveryExactlyOnce(t *testing.T) {
 	}
 	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	e := newEnv(t, devbroker.Config{}, 100_000, 100)
+	e := newEnv(t, devbrokertest.Config{}, 100_000, 100)
 	job := e.crashJob(t, "--rate", "5000")
 	job.Seed, job.Kills = seed, 5
 	job.ProtocolCrashes = []string{
@@ -170,7 +163,7 @@ func TestCrashRecoveryAtLeastOnceHasDuplicates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test runs a job binary; skipped in -short mode")
 	}
-	e := newEnv(t, devbroker.Config{}, 20_000, 20)
+	e := newEnv(t, devbrokertest.Config{}, 20_000, 20)
 	// NB: before-manifest comes after every sink has pre-committed, which
 	// for the at-least-once sink means flushed, checkpoint 3's epoch; the
 	// restart restores checkpoint 2 and writes that epoch again. The pace

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest/orders"
 )
@@ -33,12 +32,7 @@ const groupSessionTimeout = 2 * time.Second
 // broker that accepts groupSessionTimeout.
 func newGroupEnv(t *testing.T, seed uint64, n int) *ordersEnv {
 	t.Helper()
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3, GroupMinSessionTimeout: groupSessionTimeout,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := devbrokertest.Start(t, devbrokertest.Config{Partitions: 3, GroupMinSessionTimeout: groupSessionTimeout})
 	if err := b.CreateTopic("orders", groupPartitions); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/kafkatxn"
 )
 
@@ -42,11 +42,7 @@ func TestKcatAgreesOnCommittedOutput(t *testing.T) {
 	if err != nil {
 		t.Skip("kcat not on PATH (apt-get install -y kcat); skipping the cross-check with librdkafka")
 	}
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := devbrokertest.Start(t, devbrokertest.Config{Partitions: 3})
 	const topic = "txns"
 	if err := b.CreateTopic(topic, 3); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
@@ -17,7 +16,7 @@ import (
 
 	"github.com/weirstream/weir/checkpoint"
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/fault"
 	"github.com/weirstream/weir/internal/s3dev"
 	"github.com/weirstream/weir/internal/testseed"
@@ -38,11 +37,7 @@ type ordersEnv struct {
 
 func newOrdersEnv(t *testing.T, seed uint64, n int) *ordersEnv {
 	t.Helper()
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := devbrokertest.Start(t, devbrokertest.Config{Partitions: 3})
 	if err := b.CreateTopic("orders", 3); err != nil {
 		t.Fatal(err)
 	}

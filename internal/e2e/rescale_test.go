@@ -19,7 +19,7 @@ import (
 
 	"github.com/weirstream/weir/checkpoint"
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/fault"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/internal/twophase"
@@ -73,7 +73,7 @@ func TestKafkaSinkTransactionsOfRemovedSubtasks(t *testing.T) {
 		{"before-manifest:3", false},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
-			e := newEnv(t, devbroker.Config{}, 30_000, 60)
+			e := newEnv(t, devbrokertest.Config{}, 30_000, 60)
 			out := "counts-removed"
 			ckpt := t.TempDir()
 			bin := jobBinary(t)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -24,8 +24,7 @@ func TestBrokerRestart(t *testing.T) {
 		t.Skip("restarts a broker mid-job; skipped in -short mode")
 	}
 	dataDir := t.TempDir()
-	e := newEnv(t, devbroker.Config{DataDir: dataDir}, 30_000, 50)
-	addr := e.broker.Addr()
+	e := newEnv(t, devbrokertest.Config{DataDir: dataDir}, 30_000, 50)
 
 	const down = 1500 * time.Millisecond
 	checkpoints := make(chan uint64, 1024)
@@ -59,7 +58,7 @@ func TestBrokerRestart(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("job ended before its first checkpoint: %v", err)
 	}
-	if err := e.broker.Close(); err != nil {
+	if err := e.broker.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
@@ -70,11 +69,9 @@ func TestBrokerRestart(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("job ended while the broker was down: %v", err)
 	}
-	b, err := devbroker.Start(devbroker.Config{Addr: addr, Partitions: 3, DataDir: dataDir, Logger: quietLog})
-	if err != nil {
-		t.Fatalf("restart broker on %s: %v", addr, err)
+	if err := e.broker.Restart(); err != nil {
+		t.Fatalf("restart broker on %s: %v", e.broker.Addr(), err)
 	}
-	t.Cleanup(func() { b.Close() })
 	t.Logf("broker down for %v", time.Since(stopped).Round(time.Millisecond))
 	if err := <-done; err != nil {
 		t.Fatalf("job failed across the broker restart: %v", err)

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/connectors/kafka"
-	"github.com/weirstream/weir/internal/devbroker"
+	"github.com/weirstream/weir/internal/devbroker/devbrokertest"
 	"github.com/weirstream/weir/internal/testseed"
 	"github.com/weirstream/weir/weirtest"
 	"github.com/weirstream/weir/weirtest/orders"
@@ -203,21 +203,15 @@ func soakEventTime(t *testing.T) soakJob {
 	}}
 }
 
-// soakBroker is a development broker with a data directory, restartable on
-// its address.
+// soakBroker is a development broker, in a child process, with a data
+// directory, restartable on its address.
 type soakBroker struct {
-	addr, dataDir string
-	mu            sync.Mutex
-	b             *devbroker.Broker
+	addr string
+	b    *devbrokertest.Broker
 }
 
 func startSoakBroker(t *testing.T) *soakBroker {
-	s := &soakBroker{dataDir: t.TempDir()}
-	b, err := devbroker.Start(devbroker.Config{Addr: "127.0.0.1:0", Partitions: 3, DataDir: s.dataDir, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.b, s.addr = b, b.Addr()
+	b := devbrokertest.Start(t, devbrokertest.Config{Partitions: 3, DataDir: t.TempDir()})
 	// NB: one input partition, and the orders job at parallelism 1. A
 	// customer's orders are spread over partitions and dedup subtasks (keyed
 	// by order id), so otherwise its running totals depend on how those
@@ -226,12 +220,7 @@ func startSoakBroker(t *testing.T) *soakBroker {
 	if err := b.CreateTopic("orders", 1); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.b.Close()
-	})
-	return s
+	return &soakBroker{addr: b.Addr(), b: b}
 }
 
 // restarter restarts the broker periodically until stopped.
@@ -267,17 +256,15 @@ func (s *soakBroker) restartEvery(t *testing.T, period time.Duration) *restarter
 				return
 			case <-tick.C:
 			}
-			s.mu.Lock()
-			s.b.Close()
+			err := s.b.Stop()
 			time.Sleep(time.Second) // NB: the outage itself is what is tested
-			b, err := devbroker.Start(devbroker.Config{Addr: s.addr, Partitions: 3, DataDir: s.dataDir, Logger: quietLog})
+			if err == nil {
+				err = s.b.Restart()
+			}
 			if err != nil {
-				s.mu.Unlock()
 				t.Errorf("restart broker on %s: %v", s.addr, err)
 				return
 			}
-			s.b = b
-			s.mu.Unlock()
 			r.mu.Lock()
 			r.restarts++
 			r.mu.Unlock()
