@@ -1,6 +1,7 @@
 package statebackend
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -50,5 +51,48 @@ func TestMissReadsReuseTableIterators(t *testing.T) {
 	s.SetKey(0)
 	if got, ok := v.Get(); !ok || got != -1 {
 		t.Errorf("key 0 = %d, %v after a Put of -1 and a checkpoint", got, ok)
+	}
+}
+
+// TestNamespacedReadsOpenTablesOnce checks that a restore of a Namespaced
+// state, and All over namespaces the cache lacks, open each table's
+// iterator about once a namespace, where an iterator for each of the 128
+// key groups opened every table 128 times.
+func TestNamespacedReadsOpenTablesOnce(t *testing.T) {
+	dir := t.TempDir()
+	h := openNamespaced(t, Config{Dir: filepath.Join(dir, "live"), CacheBytes: 1 << 20})
+	const namespaces, keys, checkpoints = 4, 300, 3
+	want := map[int64]map[string]int64{}
+	var names []string
+	for id := range checkpoints {
+		for ns := range int64(namespaces) {
+			if want[ns] == nil {
+				want[ns] = map[string]int64{}
+			}
+			for k := id; k < keys; k += checkpoints {
+				key := fmt.Sprint("k", k)
+				h.put(ns, key, int64(k)+ns)
+				want[ns][key] = int64(k) + ns
+			}
+		}
+		h.checkpoint(uint64(id+1), filepath.Join(dir, fmt.Sprint(id+1)))
+	}
+	for k := range keys {
+		names = append(names, fmt.Sprint("k", k))
+	}
+	tables := int64(0)
+	for _, l := range h.b.db.Metrics().Levels {
+		tables += l.TablesCount
+	}
+	r := restoreNamespaced(t, filepath.Join(dir, fmt.Sprint(checkpoints)), filepath.Join(dir, "restored"), Config{CacheBytes: MinCacheBytes})
+	for _, l := range r.n.live {
+		if l.t.complete {
+			t.Fatal("a namespace was cached whole; the test needs All to read Pebble")
+		}
+	}
+	before := fileCacheLookups(r.b)
+	r.check(want, names[:10], "restored")
+	if lookups, most := fileCacheLookups(r.b)-before, 4*namespaces*tables; lookups > most {
+		t.Errorf("All over %d namespaces of %d tables opened table iterators %d times, want at most %d", namespaces, tables, lookups, most)
 	}
 }
