@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -135,6 +136,13 @@ type Backend struct {
 	// gets counts the reads of one key from Pebble on a cache miss, which
 	// tests of the filter of stored keys count (see keyFilter).
 	gets int
+	// reader is the iterator that cache misses read Pebble through, opened
+	// when ingested counted readerGen changes (see get); nil when closed.
+	reader    *pebble.Iterator
+	readerGen uint64
+	// ingested counts the writer's changes of the database (ingests and
+	// excises), which the reader must see once they are made.
+	ingested atomic.Uint64
 
 	epoch        uint32    // current epoch; changes are stamped with it
 	frozenEpoch  uint32    // epoch being drained, or 0
@@ -418,6 +426,7 @@ func (b *Backend) Applied(res Result) {
 		for _, t := range b.tables {
 			t.applied(res.epoch)
 		}
+		b.closeReader() // see get
 	}
 }
 
@@ -427,7 +436,9 @@ func (b *Backend) writer() {
 	defer close(b.done)
 	for s := range b.writes {
 		res := Result{CheckpointID: s.id, Dir: s.dest, b: b, epoch: s.epoch}
-		if err := b.ingest(s); err != nil {
+		err := b.ingest(s)
+		b.ingested.Add(1) // before the result: see get
+		if err != nil {
 			res.Err, res.Fatal = err, true
 		} else if err := b.checkpoint(s.dest); err != nil {
 			res.Err = err
@@ -475,6 +486,7 @@ func (b *Backend) Close() error {
 	close(b.closing)
 	close(b.writes)
 	<-b.done
+	b.closeReader()
 	return b.db.Close()
 }
 

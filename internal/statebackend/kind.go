@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // ErrKindChanged is returned when a state is registered as another kind of
@@ -68,20 +66,19 @@ func kindKey(id uint32) []byte {
 // kinds were recorded is taken as it is registered.)
 func (b *Backend) checkKind(id uint32, name string, kind stateKind) error {
 	if !b.complete { // else the database started empty
-		raw, closer, err := b.db.Get(kindKey(id))
+		raw, found, err := b.get(kindKey(id))
 		switch {
-		case err == nil:
+		case err != nil:
+			return fmt.Errorf("state: %q: read its kind: %w", name, err)
+		case found:
 			stored := stateKind(0)
 			if len(raw) == 1 {
 				stored = stateKind(raw[0])
 			}
-			closer.Close()
 			if stored != kind {
 				return fmt.Errorf("%w: %q is stored as a %v and registered as a %v: a state that changes kind needs a new name", ErrKindChanged, name, stored, kind)
 			}
 			return nil
-		case !errors.Is(err, pebble.ErrNotFound):
-			return fmt.Errorf("state: %q: read its kind: %w", name, err)
 		}
 	}
 	b.newKinds = append(b.newKinds, kindRecord{id: id, kind: kind})

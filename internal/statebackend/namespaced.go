@@ -6,8 +6,6 @@ import (
 	"iter"
 	"maps"
 	"slices"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // Namespaced is a value of type V per key and namespace, where a namespace
@@ -198,12 +196,13 @@ func (n *namespaced[K, V]) load() error {
 		return nil // nothing stored
 	}
 	found := map[int64]bool{}
+	it, err := n.b.db.NewIter(nil) // one for all key groups: see allStored
+	if err != nil {
+		return err
+	}
 	for kg := 0; kg < n.b.maxParallelism; kg++ {
 		prefix := n.prefix(nil, kg)
-		it, err := n.b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-		if err != nil {
-			return err
-		}
+		it.SetBounds(prefix, prefixEnd(prefix))
 		for valid := it.First(); valid; {
 			k := it.Key()
 			if len(k) < len(prefix)+8 {
@@ -214,9 +213,9 @@ func (n *namespaced[K, V]) load() error {
 			found[ns] = true
 			valid = it.SeekGE(prefixEnd(k[:len(prefix)+8]))
 		}
-		if err := it.Close(); err != nil {
-			return err
-		}
+	}
+	if err := it.Close(); err != nil {
+		return err
 	}
 	for _, ns := range slices.Sorted(maps.Keys(found)) {
 		t := n.newTable(ns, false)
@@ -361,18 +360,33 @@ func (n *namespaced[K, V]) all(ns int64, fn func(key K, v V)) {
 
 // allStored calls fn with the entries of t that Pebble holds and the cache
 // does not (the cache is newer, tombstones included), until fn fails.
-func (n *namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V) error) error {
-	for kg := 0; kg < n.b.maxParallelism; kg++ {
-		n.keyBuf = appendNamespace(n.prefix(n.keyBuf[:0], kg), t.ns)
-		it, err := n.b.db.NewIter(&pebble.IterOptions{LowerBound: n.keyBuf, UpperBound: prefixEnd(n.keyBuf)})
-		if err != nil {
-			return err
+//
+// One iterator serves every key group, its bounds set to one after the
+// other: an iterator each opened every table of L0 for every key group
+// (128 by default), at each watermark that fires windows not cached whole.
+// (Under the race detector, which records a stack trace at each opening,
+// that made a restarted window job of a 1 KiB cache take minutes, 5 ms
+// checkpoints piling tables up in L0 meanwhile.) The iterator is not the
+// one of Backend.get: fn may read the state, which moves that one.
+func (n *namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V) error) (err error) {
+	it, err := n.b.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
 		}
-		skip := len(n.keyBuf)
+	}()
+	for kg := 0; kg < n.b.maxParallelism; kg++ {
+		// NB: new bounds each time: Pebble keeps them until the next
+		// SetBounds, which compares the old ones with the new.
+		lower := appendNamespace(n.prefix(nil, kg), t.ns)
+		it.SetBounds(lower, prefixEnd(lower))
+		skip := len(lower)
 		for it.First(); it.Valid(); it.Next() {
 			k, err := n.scope.keys.Decode(it.Key()[skip:])
 			if err != nil {
-				it.Close()
 				return err
 			}
 			if t.m.find(k) >= 0 {
@@ -380,20 +394,17 @@ func (n *namespaced[K, V]) allStored(t *table[K, V], fn func(key K, v V) error) 
 			}
 			raw, err := it.ValueAndErr()
 			if err != nil {
-				it.Close()
 				return err
 			}
 			v, err := n.vals.Decode(raw)
 			if err != nil {
-				it.Close()
 				return err
 			}
 			if err := fn(k, v); err != nil {
-				it.Close()
 				return err
 			}
 		}
-		if err := it.Close(); err != nil {
+		if err := it.Error(); err != nil {
 			return err
 		}
 	}

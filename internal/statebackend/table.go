@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/weirstream/weir/internal/invariants"
 	"github.com/weirstream/weir/internal/keygroup"
 )
@@ -208,10 +206,8 @@ func (t *table[K, V]) mayBeStored(k K) bool {
 // keys says it lacks. (A snapshot not in Pebble yet holds only keys the
 // filter has: they are added as they are encoded.)
 func (t *table[K, V]) checkNotStored(k K) {
-	raw, closer, err := t.b.db.Get(t.pebbleKey(k))
-	if err == nil {
-		closer.Close()
-		panic(fmt.Sprintf("state: %q: key %v (%d bytes) is in Pebble, not in the filter of stored keys", t.b.names[t.id], k, len(raw)))
+	if _, found, _ := t.b.get(t.pebbleKey(k)); found {
+		panic(fmt.Sprintf("state: %q: key %v is in Pebble, not in the filter of stored keys", t.b.names[t.id], k))
 	}
 }
 
@@ -378,24 +374,23 @@ func (t *table[K, V]) load(k K, markAbsent bool) (V, bool) {
 	}
 	key := t.pebbleKey(k)
 	t.b.gets++
-	raw, closer, err := t.b.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
+	raw, found, err := t.b.get(key)
+	if err != nil {
+		t.b.fail(fmt.Errorf("state: read %q: %w", t.b.names[t.id], err))
+		return zero, false
+	}
+	if !found {
 		if markAbsent {
 			t.cache(k, entry[V]{mark: tombstone})
 		}
 		return zero, false
 	}
-	if err != nil {
-		t.b.fail(fmt.Errorf("state: read %q: %w", t.b.names[t.id], err))
-		return zero, false
-	}
 	v, err := t.vals.Decode(raw)
-	size := len(key) + len(raw)
-	closer.Close()
 	if err != nil {
 		t.b.fail(fmt.Errorf("state: decode %q: %w", t.b.names[t.id], err))
 		return zero, false
 	}
+	size := len(key) + len(raw)
 	t.sampleSize(size)
 	t.cache(k, entry[V]{val: v})
 	return v, true
