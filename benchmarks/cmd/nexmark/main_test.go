@@ -2,15 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"runtime/metrics"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weirstream/weir/benchmarks/nexmark"
 )
 
 // required are the fields every result must have, in JSON and CSV.
@@ -178,5 +183,53 @@ func TestRepeatMeasuresEachSideAgain(t *testing.T) {
 	}
 	if len(results) != 1 || !results[0].OutputMatchesReference || results[0].Results == 0 {
 		t.Fatalf("results %+v", results)
+	}
+}
+
+// probeQuery is a query whose engine run checks that the reference's
+// output of the run before it is no longer reachable: the engine must not
+// run (and collect garbage) with the other side's results live.
+type probeQuery struct {
+	timed     bool          // the next reference run is the timed one
+	collected chan struct{} // closed when the timed run's output is collected
+	live      bool          // the engine found it still reachable
+}
+
+func (q *probeQuery) Name() string        { return "q0" }
+func (q *probeQuery) UsesEventTime() bool { return false }
+
+func (q *probeQuery) RunReference(_ *nexmark.Generator, _ bool) (*nexmark.Output, time.Duration) {
+	out := &nexmark.Output{Count: 1, Sum: 7}
+	if q.timed {
+		q.timed = false
+		q.collected = make(chan struct{})
+		goruntime.AddCleanup(out, func(c chan struct{}) { close(c) }, q.collected)
+	}
+	return out, time.Millisecond
+}
+
+func (q *probeQuery) RunEngine(context.Context, nexmark.EngineRun) (*nexmark.EngineResult, error) {
+	goruntime.GC()
+	select {
+	case <-q.collected:
+	case <-time.After(10 * time.Second): // a failure, not a synchronization
+		q.live = true
+	}
+	q.timed = true
+	return &nexmark.EngineResult{Output: &nexmark.Output{Count: 1, Sum: 7}, Elapsed: time.Millisecond}, nil
+}
+
+func TestEngineRunsWithoutReferenceOutput(t *testing.T) {
+	q := &probeQuery{timed: true}
+	o := &options{queries: []nexmark.Query{q}, events: 1000, cores: 1, exactLimit: 1000, repeat: 2, interval: time.Second}
+	r, err := runQuery(q, o, t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.live {
+		t.Error("the reference's timed output was still reachable while the engine ran")
+	}
+	if !r.OutputMatchesReference {
+		t.Error("the outputs do not match")
 	}
 }
