@@ -40,6 +40,19 @@
 //     reference's as a multiset: line for line up to --exact-limit events,
 //     above that by count and a 64-bit multiset hash (sum of result hashes).
 //
+// Both sides are measured the same way: each run starts from a settled heap
+// (garbage collected, and every free page returned to the operating
+// system, as in a fresh process) that holds none of the other side's
+// results. Without it a side's speed depended on what ran before it: a
+// measurement that inherits a heap of free pages skips the page faults of
+// one that does not, which for the reference loops of q18–q20, whose maps
+// grow to hundreds of MB, was as much CPU time as the loop itself (q18:
+// 1.25 s warm, 2.0 s cold); run alone, a query's reference found a cold
+// heap and its engine a warm one, and in a run of all queries each
+// reference inherited the previous query's engine heap. --repeat N measures
+// each side N times, alternately, and reports the median CPU time of each
+// (events/s and the other figures are those of the median run).
+//
 // Results go to --out as results.json, results.csv and results.svg. Any
 // output mismatch makes the command exit 1 after writing them.
 package main
