@@ -1,6 +1,7 @@
 package statebackend
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -10,7 +11,6 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -19,9 +19,13 @@ import (
 // and ingesting that is much cheaper than applying a batch: Pebble would sort
 // the batch with byte comparisons and then flush it through its memtable.
 type delta struct {
-	buf  []byte // keys and values, back to back
-	recs []deltaRec
-	tmp  []deltaRec // scratch for sorting
+	// chunks hold the keys and values, back to back; buf is chunks[cur],
+	// the one changes are appended to (see grow).
+	chunks [][]byte
+	cur    int
+	buf    []byte
+	recs   []deltaRec
+	tmp    []deltaRec // scratch for sorting
 	// spans are range deletions [start, end), back to back in spanBuf;
 	// they delete what earlier epochs wrote (not the points of this delta,
 	// which share their sequence number when ingested).
@@ -45,9 +49,10 @@ type deltaSpan struct{ off, mid, end uint32 }
 type deltaRec struct {
 	prefix  [3]uint64
 	small   [8]byte
-	off     uint32 // in delta.buf, unless inline
+	off     uint32 // in delta.chunks[chunk], unless inline
 	klen    uint32
 	vlen    uint32
+	chunk   uint16 // (fits the record's padding: 48 bytes as without it)
 	deleted bool
 	// merge marks a merge operand (the elements a List appended in the
 	// epoch), which Pebble's default merger concatenates with what it
@@ -60,36 +65,74 @@ const inlineKeyBytes = 24
 func (r *deltaRec) inline() bool { return r.klen <= inlineKeyBytes && r.vlen <= 8 }
 
 func (d *delta) reset() {
-	d.buf = d.buf[:0]
+	for i := range d.chunks {
+		d.chunks[i] = d.chunks[i][:0]
+	}
+	d.cur, d.buf = 0, nil
+	if len(d.chunks) > 0 {
+		d.buf = d.chunks[0]
+	}
 	d.recs = d.recs[:0]
 	d.spans = d.spans[:0]
 	d.spanBuf = d.spanBuf[:0]
 }
 
-// deltaHeadroom is the least free room in a delta's buffer below which
-// adding a change first doubles the buffer.
+// deltaHeadroom is the least free room in a delta's chunk below which
+// adding a change first moves on to the next chunk.
 const deltaHeadroom = 64 << 10
 
-// grow doubles the delta's buffers when they are about full. A value's
-// codec appends to the buffer, and Go grows a large slice by a quarter at
-// a time, each time copying all encoded so far into fresh pages. In q19
-// (2M events, one core; deltas of 3 to 37 MB of top-10 lists) that growth,
-// runtime.growslice under the state codec, was 11 to 14% of the CPU
-// profile's samples (0.8 to 1.1 s); with doubling it is 0.01 s.
+// maxDeltaChunk caps the size a delta's chunks grow to (values larger than
+// half of it get chunks of their own size, see grow).
+const maxDeltaChunk = 8 << 20
+
+// grow moves on to a new chunk when the current one is about full. The
+// delta's bytes are kept in chunks, doubling in size up to maxDeltaChunk,
+// that are never copied: a single buffer grown by doubling copied all it
+// held at every growth, into fresh pages (q20, a join keeping every bid of
+// an auction in one value, wrote deltas of 133 and 140 MB at 2M events:
+// that copy was 0.40 s of memmove in a CPU profile of 3.04 s). A recycled
+// delta keeps its chunks (see reset) and fills them again.
 //
 // NB: the room kept free is at least twice the largest value seen, not
-// only deltaHeadroom: values larger than the room overflow it inside the
-// codec, where Go grows the buffer by a quarter. In q20 (a join keeping
-// every bid of an auction in one value: 2M events, values up to 119 KB,
-// deltas of 133 and 140 MB) that was runtime.growslice under the codec,
-// 0.79 s of 4.09 s of the CPU profile.
+// only deltaHeadroom: a value's codec appends to the chunk, and a value
+// larger than the room left overflows it there, where Go reallocates the
+// chunk, growing a large slice by a quarter at a time (q20: values up to
+// 119 KB; that growth was runtime.growslice under the codec, 0.79 s of
+// 4.09 s of the CPU profile).
 func (d *delta) grow() {
 	if room := max(deltaHeadroom, 2*d.maxValue); cap(d.buf)-len(d.buf) < room {
-		d.buf = append(make([]byte, 0, 2*len(d.buf)+room), d.buf...)
+		d.nextChunk(room)
 	}
 	if len(d.recs) == cap(d.recs) {
 		d.recs = append(make([]deltaRec, 0, 2*len(d.recs)+256), d.recs...)
 	}
+}
+
+// nextChunk makes buf a chunk with at least room bytes free: the next kept
+// chunk if it has them, else a new one.
+func (d *delta) nextChunk(room int) {
+	if len(d.chunks) > 0 {
+		d.chunks[d.cur] = d.buf
+		if len(d.buf) == 0 { // an unused chunk too small: replace it
+			d.chunks = d.chunks[:d.cur]
+		} else {
+			d.cur++
+		}
+	}
+	if d.cur < len(d.chunks) && cap(d.chunks[d.cur]) >= room {
+		d.buf = d.chunks[d.cur]
+		return
+	}
+	size := 2 * deltaHeadroom
+	if d.cur > 0 {
+		size = min(2*cap(d.chunks[d.cur-1]), maxDeltaChunk)
+	}
+	if d.cur >= 1<<16-1 {
+		panic("state: a delta of more than 65535 chunks")
+	}
+	// Later kept chunks are dropped: the chunks stay in order of size.
+	d.chunks = append(d.chunks[:d.cur], make([]byte, 0, max(size, room)))
+	d.buf = d.chunks[d.cur]
 }
 
 // deleteRange adds a range deletion of [start, end).
@@ -124,6 +167,7 @@ func (d *delta) addRec(key []byte, appendValue func([]byte) []byte, deleted, mer
 		off:     uint32(off),
 		klen:    uint32(len(key)),
 		vlen:    uint32(len(d.buf) - off - len(key)),
+		chunk:   uint16(d.cur),
 		deleted: deleted,
 		merge:   merge,
 	}
@@ -134,6 +178,7 @@ func (d *delta) addRec(key []byte, appendValue func([]byte) []byte, deleted, mer
 		copy(r.small[:], d.buf[off+len(key):])
 		d.buf = d.buf[:off] // all in the record
 	}
+	d.chunks[d.cur] = d.buf // the codec may have moved it
 	d.recs = append(d.recs, r)
 }
 
@@ -145,14 +190,14 @@ func (d *delta) key(r *deltaRec, scratch *[inlineKeyBytes]byte) []byte {
 		}
 		return scratch[:r.klen]
 	}
-	return d.buf[r.off : r.off+r.klen]
+	return d.chunks[r.chunk][r.off : r.off+r.klen]
 }
 
 func (d *delta) value(r *deltaRec) []byte {
 	if r.inline() {
 		return r.small[:r.vlen]
 	}
-	return d.buf[r.off+r.klen : r.off+r.klen+r.vlen]
+	return d.chunks[r.chunk][r.off+r.klen : r.off+r.klen+r.vlen]
 }
 
 // sameKey reports whether a and b have the same key.
@@ -251,7 +296,7 @@ func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
 	if err != nil {
 		return err
 	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), opts)
+	w := sstable.NewWriter(newSSTWritable(f), opts)
 	var scratch [inlineKeyBytes]byte
 	for i := range d.recs {
 		r := &d.recs[i]
@@ -295,6 +340,43 @@ func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
 	}
 	return w.Close() // syncs and closes the file
 }
+
+// sstWriteBuffer is the buffer between an sstable writer and its file.
+// Pebble's own file writable buffers 4 KB, about one data block, so an
+// sstable took one write system call per block: at each checkpoint of q19
+// (deltas of 3 to 37 MB) those calls were 8% of the CPU profile.
+const sstWriteBuffer = 1 << 20
+
+// sstWritable is an objstorage.Writable over a file, buffered by
+// sstWriteBuffer bytes.
+type sstWritable struct {
+	f  vfs.File
+	bw *bufio.Writer
+}
+
+func newSSTWritable(f vfs.File) *sstWritable {
+	return &sstWritable{f: f, bw: bufio.NewWriterSize(f, sstWriteBuffer)}
+}
+
+func (w *sstWritable) Write(p []byte) error {
+	_, err := w.bw.Write(p) // an error if fewer than len(p) were written
+	return err
+}
+
+// Finish flushes, syncs and closes the file.
+func (w *sstWritable) Finish() error {
+	err := w.bw.Flush()
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Abort closes the file; the caller removes it.
+func (w *sstWritable) Abort() { _ = w.f.Close() }
 
 // everything is a key range that holds every key of a Backend: keys start
 // with a key group below 1<<15.

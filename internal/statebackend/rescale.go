@@ -10,7 +10,6 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/weirstream/weir/internal/keygroup"
@@ -89,7 +88,7 @@ func copyKeyGroups(db *pebble.DB, wopts sstable.WriterOptions, src KeyGroupSourc
 	if err != nil {
 		return err
 	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), wopts)
+	w := sstable.NewWriter(newSSTWritable(f), wopts)
 	n := 0
 	ranges := []pebble.KeyRange{
 		{Start: keyGroupKey(max(first, src.First)), End: keyGroupKey(min(end, src.End))},

@@ -40,11 +40,25 @@
 //     reference's as a multiset: line for line up to --exact-limit events,
 //     above that by count and a 64-bit multiset hash (sum of result hashes).
 //
+// Both sides are measured the same way: each run starts from a settled heap
+// (garbage collected, and every free page returned to the operating
+// system, as in a fresh process) that holds none of the other side's
+// results. Without it a side's speed depended on what ran before it: a
+// measurement that inherits a heap of free pages skips the page faults of
+// one that does not, which for the reference loops of q18–q20, whose maps
+// grow to hundreds of MB, was as much CPU time as the loop itself (q18:
+// 1.25 s warm, 2.0 s cold); run alone, a query's reference found a cold
+// heap and its engine a warm one, and in a run of all queries each
+// reference inherited the previous query's engine heap. --repeat N measures
+// each side N times, alternately, and reports the median CPU time of each
+// (events/s and the other figures are those of the median run).
+//
 // Results go to --out as results.json, results.csv and results.svg. Any
 // output mismatch makes the command exit 1 after writing them.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -54,6 +68,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -82,6 +97,7 @@ type options struct {
 	progress   bool
 	watermarks bool
 	logLevel   slog.Level
+	repeat     int
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -102,6 +118,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each engine run to this file (one file per query, named FILE-qN.EXT, when several run)")
 	fs.BoolVar(&o.progress, "progress", true, "show a progress line on stderr")
 	fs.BoolVar(&o.watermarks, "watermarks", false, "give the source event time and watermarks also for q0-q3, which do not use them")
+	fs.IntVar(&o.repeat, "repeat", 1, "measure each query's reference loop and engine job this many times, alternately, and report the median CPU time of each")
 	o.logLevel = slog.LevelWarn
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelWarn, "log level of the jobs: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -115,6 +132,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.events <= 0 {
 		return nil, fmt.Errorf("--events %d: must be positive", o.events)
+	}
+	if o.repeat < 1 {
+		return nil, fmt.Errorf("--repeat %d: must be at least 1", o.repeat)
 	}
 	if o.cores < 1 {
 		return nil, fmt.Errorf("--cores %d: must be at least 1", o.cores)
@@ -202,60 +222,60 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 		r.Comparison = "exact"
 	}
 
-	if o.progress {
-		fmt.Fprintf(stderr, "\r\033[K%s: reference loop over %d events…", q.Name(), o.events)
-	}
-	goruntime.GC()
-	cpu0 := cpuTime()
-	want, refElapsed := q.RunReference(g, exact)
-	r.ReferenceCPUSeconds = (cpuTime() - cpu0).Seconds() // includes result hashing
-	r.ReferenceEventsPerSecond = float64(o.events) / refElapsed.Seconds()
-
-	goruntime.GC()
-	ckDir, err := os.MkdirTemp(dir, q.Name()+"-*")
-	if err != nil {
-		return r, err
-	}
-	defer os.RemoveAll(ckDir)
-	var emitted atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	// Each side is measured o.repeat times, alternately, each time from a
+	// settled heap (see settle) that holds none of the other side's
+	// results: each side holds only its own while it runs, kept for an
+	// exact comparison as the engine's results sink keeps them. The
+	// reference's are dropped before the engine runs, and for an exact
+	// comparison the reference runs again, untimed, after it. (Before, the
+	// engine ran while the reference's results were live, and its garbage
+	// collector marked them at every cycle.) The median CPU time of each
+	// side is reported, with the run that had it.
+	var refs []refRun
+	var engines []engineRun
+	var first *nexmark.Output
+	matched := true
+	for i := 0; i < o.repeat && matched; i++ {
 		if o.progress {
-			progress(stderr, q.Name(), o.events, &emitted, stop)
+			fmt.Fprintf(stderr, "\r\033[K%s: reference loop over %d events (run %d of %d)…", q.Name(), o.events, i+1, o.repeat)
 		}
-	}()
-	profile := ""
-	if o.cpuProfile != "" {
-		profile = profilePath(o.cpuProfile, q.Name(), len(o.queries) > 1)
+		settle()
+		cpu0 := cpuTime()
+		want, elapsed := q.RunReference(g, exact)
+		refs = append(refs, refRun{cpu: cpuTime() - cpu0, elapsed: elapsed}) // CPU includes result hashing
+		if first == nil {
+			first = &nexmark.Output{Count: want.Count, Sum: want.Sum}
+		} else if !want.Equal(first) {
+			return r, fmt.Errorf("the reference's output changed between runs: %s", nexmark.Diff(want, first, 0))
+		}
+		want = nil
+
+		profile := ""
+		if o.cpuProfile != "" && i == 0 {
+			profile = profilePath(o.cpuProfile, q.Name(), len(o.queries) > 1)
+		}
+		e, err := runEngine(q, o, g, dir, exact, profile, stderr)
+		if err != nil {
+			return r, err
+		}
+		want = first
+		if exact {
+			want, _ = q.RunReference(g, true)
+		}
+		if !e.res.Output.Equal(want) {
+			fmt.Fprintf(stderr, "\r\033[K%s: OUTPUT MISMATCH: %s\n", q.Name(), nexmark.Diff(e.res.Output, want, 5))
+			matched = false
+		}
+		e.res.Output = nil
+		engines = append(engines, e)
 	}
-	stopProfile, err := benchmarks.StartCPUProfile(profile)
-	if err != nil {
-		return r, err
-	}
-	cpu0 = cpuTime()
-	res, err := q.RunEngine(context.Background(), nexmark.EngineRun{
-		Generator: g,
-		Config: runtime.Config{
-			CheckpointDir:      ckDir,
-			CheckpointInterval: o.interval,
-			Parallelism:        o.cores,
-			Logger:             slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})),
-		},
-		RatePerSecond: o.rate,
-		KeepLines:     exact,
-		Watermarks:    o.watermarks,
-		Emitted:       &emitted,
-	})
-	engineCPU := cpuTime() - cpu0
-	stopProfile()
-	close(stop)
-	<-done
-	if err != nil {
-		return r, err
-	}
-	r.Results = res.Output.Count
+	r.OutputMatchesReference = matched
+	ref := medianBy(refs, func(x refRun) time.Duration { return x.cpu })
+	r.ReferenceCPUSeconds = ref.cpu.Seconds()
+	r.ReferenceEventsPerSecond = float64(o.events) / ref.elapsed.Seconds()
+	e := medianBy(engines, func(x engineRun) time.Duration { return x.cpu })
+	res, engineCPU := e.res, e.cpu
+	r.Results = e.results
 	r.ElapsedSeconds = res.Elapsed.Seconds()
 	r.EventsPerSecond = float64(o.events) / res.Elapsed.Seconds()
 	r.EventsPerSecondPerCore = r.EventsPerSecond / float64(o.cores)
@@ -277,11 +297,89 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 		ratio := r.EventsPerSecondPerCore / f
 		r.FelderaPerCore, r.RatioToFeldera = &f, &ratio
 	}
-	r.OutputMatchesReference = res.Output.Equal(want)
-	if !r.OutputMatchesReference {
-		fmt.Fprintf(stderr, "\r\033[K%s: OUTPUT MISMATCH: %s\n", q.Name(), nexmark.Diff(res.Output, want, 5))
-	}
 	return r, nil
+}
+
+// refRun and engineRun are one measurement of a query's reference loop and
+// of its engine job.
+type refRun struct {
+	cpu     time.Duration // process CPU time, result hashing included
+	elapsed time.Duration // the loop's wall time, result hashing excluded
+}
+
+type engineRun struct {
+	res     *nexmark.EngineResult
+	results int64
+	cpu     time.Duration
+}
+
+// runEngine runs q once as a weir job in a fresh checkpoint directory under
+// dir, from a settled heap, writing a CPU profile to profile if set.
+func runEngine(q nexmark.Query, o *options, g *nexmark.Generator, dir string, exact bool, profile string, stderr io.Writer) (engineRun, error) {
+	ckDir, err := os.MkdirTemp(dir, q.Name()+"-*")
+	if err != nil {
+		return engineRun{}, err
+	}
+	defer os.RemoveAll(ckDir)
+	var emitted atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if o.progress {
+			progress(stderr, q.Name(), o.events, &emitted, stop)
+		}
+	}()
+	settle()
+	stopProfile, err := benchmarks.StartCPUProfile(profile)
+	if err != nil {
+		close(stop)
+		<-done
+		return engineRun{}, err
+	}
+	cpu0 := cpuTime()
+	res, err := q.RunEngine(context.Background(), nexmark.EngineRun{
+		Generator: g,
+		Config: runtime.Config{
+			CheckpointDir:      ckDir,
+			CheckpointInterval: o.interval,
+			Parallelism:        o.cores,
+			Logger:             slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel})),
+		},
+		RatePerSecond: o.rate,
+		KeepLines:     exact,
+		Watermarks:    o.watermarks,
+		Emitted:       &emitted,
+	})
+	cpu := cpuTime() - cpu0
+	stopProfile()
+	close(stop)
+	<-done
+	if err != nil {
+		return engineRun{}, err
+	}
+	return engineRun{res: res, results: res.Output.Count, cpu: cpu}, nil
+}
+
+// settle collects the garbage and returns every free page of the heap to
+// the operating system, so that the measurement that follows starts from
+// the same state whatever ran before it: as in a fresh process, the memory
+// it allocates is faulted in anew. Without it, each side inherited the
+// freed heap of the one before: the reference loop of a query run alone
+// found a cold heap and the engine after it a warm one, while in a run of
+// all queries the reference inherited the previous query's engine heap.
+// Faulting in a heap of a few hundred MB costs the reference loops of q18
+// to q20 as much as their loop itself (q18: 1.25 s of CPU warm, 2.0 s
+// cold, 80K page faults against 23K), which is why their speed varied
+// twofold between identical runs.
+func settle() { debug.FreeOSMemory() }
+
+// medianBy returns the element of xs (not empty) with the median key, the
+// lower of the two middle ones for an even count.
+func medianBy[T any](xs []T, key func(T) time.Duration) T {
+	s := slices.Clone(xs)
+	slices.SortStableFunc(s, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
+	return s[(len(s)-1)/2]
 }
 
 // profilePath is the CPU profile file of query q: path itself for a single
