@@ -7,9 +7,10 @@
 // that is race-instrumented code, which the test does not check for races
 // (package devbroker's own tests do): in internal/e2e's group tests, whose
 // members keep the broker busy, the test process spent 17.8 s of CPU with
-// the broker inside and 3.4 s without (at load 12 on 2 cores). Tests that need no hook into the
-// broker's internals run it here instead; stopping and restarting it on
-// its address and data directory works as in the process.
+// the broker inside and 3.4 s without (at load 12 on 2 cores). Tests that
+// need no hook into the broker's internals run it here instead; stopping
+// and restarting it on its address and data directory works as in the
+// process.
 package devbrokertest
 
 import (
