@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -195,4 +196,15 @@ func TestOrdersGroup(t *testing.T) {
 		t.Errorf("only %d members started tasks; want the tasks spread over at least two", spread)
 	}
 	e.check(t, out)
+	// An independent client agrees: kcat (librdkafka) under read_committed
+	// sees one record a distinct order, as weir's reader did.
+	if kcat, err := exec.LookPath("kcat"); err == nil {
+		n := kcatCount(t, kcat, e.brokers[0], out, "read_committed")
+		if n != distinct {
+			t.Errorf("kcat under read_committed sees %d records in %q, want the %d distinct orders", n, out, distinct)
+		}
+		t.Logf("kcat under read_committed sees %d records in %q", n, out)
+	} else {
+		t.Log("kcat not on PATH (apt-get install -y kcat): no cross-check with librdkafka")
+	}
 }
