@@ -46,7 +46,7 @@ test-deps:
 # detector, tag weirfault), so that vet's compile of each package is the one
 # the tests reuse from the build cache instead of a second, non-race compile
 # (on a clean machine the compile is about half of `make test`'s CPU: 450 s
-# for the race build alone, 150 s of it benchmarks/nexmark, whose queries
+# for the race build alone, 175 s of it benchmarks/nexmark, whose queries
 # instantiate the engine's generics for their own types); then without the
 # tag or the race detector only the packages whose files differ without them
 # (internal/fault's and internal/invariants' off.go, statebackend's
