@@ -36,22 +36,29 @@
 //     than the wall-time ratio on a shared machine (the reference's CPU time
 //     includes hashing its results; the engine's includes all its goroutines:
 //     checkpoints, Pebble compactions, the sink).
+//   - page faults: the process's page faults (minor and major) during each
+//     side's timed run: memory the side had to take from the operating
+//     system (with --warmup, mostly memory Pebble allocates outside the Go
+//     heap).
 //   - output_matches_reference: the engine's committed results equal the
 //     reference's as a multiset: line for line up to --exact-limit events,
 //     above that by count and a 64-bit multiset hash (sum of result hashes).
 //
-// Both sides are measured the same way: each run starts from a settled heap
-// (garbage collected, and every free page returned to the operating
-// system, as in a fresh process) that holds none of the other side's
-// results. Without it a side's speed depended on what ran before it: a
-// measurement that inherits a heap of free pages skips the page faults of
-// one that does not, which for the reference loops of q18–q20, whose maps
-// grow to hundreds of MB, was as much CPU time as the loop itself (q18:
-// 1.25 s warm, 2.0 s cold); run alone, a query's reference found a cold
-// heap and its engine a warm one, and in a run of all queries each
-// reference inherited the previous query's engine heap. --repeat N measures
-// each side N times, alternately, and reports the median CPU time of each
-// (events/s and the other figures are those of the median run).
+// Both sides are measured the same way. Before each timed run the heap
+// is settled (garbage collected, and every free page returned to the
+// operating system) and, with --warmup (the default), the same side runs
+// once untimed, so that the timed run finds the free heap its own run
+// left, as a long-running job does, holding none of the other side's
+// results. Without the settling a side's speed depended on what ran
+// before it: one that inherits a heap of free pages skips the page faults
+// of one that does not, which for the reference loops of q18-q20, whose
+// maps grow to hundreds of MB, was as much CPU time as the loop itself
+// (q18: 1.25 s warm, 2.0 s cold). Without the warm-up both sides pay for
+// faulting their memory in, as a fresh process does, which at 2M events is
+// half the CPU time of the fastest queries (q0's engine: 0.57 s warm,
+// 1.04 s cold) and measures start-up rather than throughput. --repeat N
+// measures each side N times, alternately, and reports the median CPU time of each (events/s and the
+// other figures are those of the median run).
 //
 // Results go to --out as results.json, results.csv and results.svg. Any
 // output mismatch makes the command exit 1 after writing them.
@@ -98,6 +105,7 @@ type options struct {
 	watermarks bool
 	logLevel   slog.Level
 	repeat     int
+	warmup     bool
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -119,6 +127,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.progress, "progress", true, "show a progress line on stderr")
 	fs.BoolVar(&o.watermarks, "watermarks", false, "give the source event time and watermarks also for q0-q3, which do not use them")
 	fs.IntVar(&o.repeat, "repeat", 1, "measure each query's reference loop and engine job this many times, alternately, and report the median CPU time of each")
+	fs.BoolVar(&o.warmup, "warmup", true, "before each timed run of a side, run that side once untimed, so that it is measured on the heap its own run left, as a long-running job is, rather than on memory it must fault in first")
 	o.logLevel = slog.LevelWarn
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelWarn, "log level of the jobs: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -223,14 +232,14 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 	}
 
 	// Each side is measured o.repeat times, alternately, each time from a
-	// settled heap (see settle) that holds none of the other side's
-	// results: each side holds only its own while it runs, kept for an
-	// exact comparison as the engine's results sink keeps them. The
-	// reference's are dropped before the engine runs, and for an exact
-	// comparison the reference runs again, untimed, after it. (Before, the
-	// engine ran while the reference's results were live, and its garbage
-	// collector marked them at every cycle.) The median CPU time of each
-	// side is reported, with the run that had it.
+	// heap prepared the same way (see prepare) that holds none of the
+	// other side's results: each side holds only its own while it runs,
+	// kept for an exact comparison as the engine's results sink keeps
+	// them. The reference's are dropped before the engine runs, and for an
+	// exact comparison the reference runs again, untimed, after it.
+	// (Before, the engine ran while the reference's results were live, and
+	// its garbage collector marked them at every cycle.) The median CPU
+	// time of each side is reported, with the run that had it.
 	var refs []refRun
 	var engines []engineRun
 	var first *nexmark.Output
@@ -239,10 +248,10 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 		if o.progress {
 			fmt.Fprintf(stderr, "\r\033[K%s: reference loop over %d events (run %d of %d)…", q.Name(), o.events, i+1, o.repeat)
 		}
-		settle()
-		cpu0 := cpuTime()
+		prepare(o.warmup, func() error { q.RunReference(g, exact); return nil })
+		cpu0, faults0 := cpuTime(), pageFaults()
 		want, elapsed := q.RunReference(g, exact)
-		refs = append(refs, refRun{cpu: cpuTime() - cpu0, elapsed: elapsed}) // CPU includes result hashing
+		refs = append(refs, refRun{cpu: cpuTime() - cpu0, faults: pageFaults() - faults0, elapsed: elapsed}) // CPU includes result hashing
 		if first == nil {
 			first = &nexmark.Output{Count: want.Count, Sum: want.Sum}
 		} else if !want.Equal(first) {
@@ -253,6 +262,9 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 		profile := ""
 		if o.cpuProfile != "" && i == 0 {
 			profile = profilePath(o.cpuProfile, q.Name(), len(o.queries) > 1)
+		}
+		if err := prepare(o.warmup, func() error { _, err := runEngine(q, o, g, dir, exact, "", stderr); return err }); err != nil {
+			return r, err
 		}
 		e, err := runEngine(q, o, g, dir, exact, profile, stderr)
 		if err != nil {
@@ -272,6 +284,7 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 	r.OutputMatchesReference = matched
 	ref := medianBy(refs, func(x refRun) time.Duration { return x.cpu })
 	r.ReferenceCPUSeconds = ref.cpu.Seconds()
+	r.ReferencePageFaults = ref.faults
 	r.ReferenceEventsPerSecond = float64(o.events) / ref.elapsed.Seconds()
 	e := medianBy(engines, func(x engineRun) time.Duration { return x.cpu })
 	res, engineCPU := e.res, e.cpu
@@ -286,6 +299,7 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 	r.CheckpointP99Ms = ms(percentile(res.Checkpoints, 99))
 	r.RatioToReference = r.EventsPerSecond / r.ReferenceEventsPerSecond
 	r.EngineCPUSeconds = engineCPU.Seconds()
+	r.EnginePageFaults = e.faults
 	if r.EngineCPUSeconds > 0 && r.ReferenceCPUSeconds > 0 {
 		r.RatioToReferenceCPU = r.ReferenceCPUSeconds / r.EngineCPUSeconds
 	}
@@ -304,6 +318,7 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 // of its engine job.
 type refRun struct {
 	cpu     time.Duration // process CPU time, result hashing included
+	faults  int64         // the process's page faults during the run
 	elapsed time.Duration // the loop's wall time, result hashing excluded
 }
 
@@ -311,10 +326,11 @@ type engineRun struct {
 	res     *nexmark.EngineResult
 	results int64
 	cpu     time.Duration
+	faults  int64
 }
 
 // runEngine runs q once as a weir job in a fresh checkpoint directory under
-// dir, from a settled heap, writing a CPU profile to profile if set.
+// dir, writing a CPU profile to profile if set.
 func runEngine(q nexmark.Query, o *options, g *nexmark.Generator, dir string, exact bool, profile string, stderr io.Writer) (engineRun, error) {
 	ckDir, err := os.MkdirTemp(dir, q.Name()+"-*")
 	if err != nil {
@@ -330,14 +346,13 @@ func runEngine(q nexmark.Query, o *options, g *nexmark.Generator, dir string, ex
 			progress(stderr, q.Name(), o.events, &emitted, stop)
 		}
 	}()
-	settle()
 	stopProfile, err := benchmarks.StartCPUProfile(profile)
 	if err != nil {
 		close(stop)
 		<-done
 		return engineRun{}, err
 	}
-	cpu0 := cpuTime()
+	cpu0, faults0 := cpuTime(), pageFaults()
 	res, err := q.RunEngine(context.Background(), nexmark.EngineRun{
 		Generator: g,
 		Config: runtime.Config{
@@ -351,14 +366,14 @@ func runEngine(q nexmark.Query, o *options, g *nexmark.Generator, dir string, ex
 		Watermarks:    o.watermarks,
 		Emitted:       &emitted,
 	})
-	cpu := cpuTime() - cpu0
+	cpu, faults := cpuTime()-cpu0, pageFaults()-faults0
 	stopProfile()
 	close(stop)
 	<-done
 	if err != nil {
 		return engineRun{}, err
 	}
-	return engineRun{res: res, results: res.Output.Count, cpu: cpu}, nil
+	return engineRun{res: res, results: res.Output.Count, cpu: cpu, faults: faults}, nil
 }
 
 // settle collects the garbage and returns every free page of the heap to
@@ -373,6 +388,23 @@ func runEngine(q nexmark.Query, o *options, g *nexmark.Generator, dir string, ex
 // cold, 80K page faults against 23K), which is why their speed varied
 // twofold between identical runs.
 func settle() { debug.FreeOSMemory() }
+
+// prepare readies the heap for a timed run of one side: settled (see
+// settle), then with warmup that side's own run once, untimed, and a
+// collection, so that the timed run finds the free heap its own previous
+// run left, as a long-running job does, and does not fault its memory in
+// from the operating system. Either way both sides start alike.
+func prepare(warmup bool, warm func() error) error {
+	settle()
+	if !warmup {
+		return nil
+	}
+	if err := warm(); err != nil {
+		return err
+	}
+	goruntime.GC()
+	return nil
+}
 
 // medianBy returns the element of xs (not empty) with the median key, the
 // lower of the two middle ones for an even count.

@@ -233,3 +233,55 @@ func TestEngineRunsWithoutReferenceOutput(t *testing.T) {
 		t.Error("the outputs do not match")
 	}
 }
+
+// warmupQuery is a query whose first run of each side in a pair burns
+// CPU time: with --warmup the harness must measure only the second run.
+type warmupQuery struct {
+	refRuns, engineRuns int
+}
+
+const warmupBurn = 300 * time.Millisecond
+
+// burn spends d of the process's CPU time.
+func burn(d time.Duration) {
+	for start := cpuTime(); cpuTime()-start < d; {
+	}
+}
+
+func (q *warmupQuery) Name() string        { return "q0" }
+func (q *warmupQuery) UsesEventTime() bool { return false }
+
+func (q *warmupQuery) RunReference(*nexmark.Generator, bool) (*nexmark.Output, time.Duration) {
+	if q.refRuns++; q.refRuns%2 == 1 {
+		burn(warmupBurn)
+	}
+	return &nexmark.Output{Count: 1, Sum: 7}, time.Millisecond
+}
+
+func (q *warmupQuery) RunEngine(context.Context, nexmark.EngineRun) (*nexmark.EngineResult, error) {
+	if q.engineRuns++; q.engineRuns%2 == 1 {
+		burn(warmupBurn)
+	}
+	return &nexmark.EngineResult{Output: &nexmark.Output{Count: 1, Sum: 7}, Elapsed: time.Millisecond}, nil
+}
+
+func TestWarmupRunsAreNotMeasured(t *testing.T) {
+	if cpuTime() == 0 {
+		t.Skip("CPU time is not measured on this platform")
+	}
+	q := &warmupQuery{}
+	// exactLimit 0: the reference does not run again after the engine.
+	o := &options{queries: []nexmark.Query{q}, events: 1000, cores: 1, repeat: 2, warmup: true, interval: time.Second}
+	r, err := runQuery(q, o, t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.refRuns != 4 || q.engineRuns != 4 {
+		t.Errorf("%d reference and %d engine runs for --repeat 2 with warm-up, want 4 each", q.refRuns, q.engineRuns)
+	}
+	for side, cpu := range map[string]float64{"reference": r.ReferenceCPUSeconds, "engine": r.EngineCPUSeconds} {
+		if cpu >= (warmupBurn / 2).Seconds() {
+			t.Errorf("the %s's measured CPU time is %.3f s: it includes the warm-up run's %v", side, cpu, warmupBurn)
+		}
+	}
+}

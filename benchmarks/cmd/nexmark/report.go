@@ -49,6 +49,8 @@ type Result struct {
 	EngineCPUSeconds            float64  `json:"engine_cpu_seconds"`
 	ReferenceCPUSeconds         float64  `json:"reference_cpu_seconds"`
 	RatioToReferenceCPU         float64  `json:"ratio_to_reference_cpu"`
+	EnginePageFaults            int64    `json:"engine_page_faults"`
+	ReferencePageFaults         int64    `json:"reference_page_faults"`
 	FlinkEventsPerSecondPerCore *float64 `json:"flink_events_per_second_per_core"`   // null for q6
 	RatioToFlink                *float64 `json:"ratio_to_flink"`                     // per core; null for q6
 	FelderaPerCore              *float64 `json:"feldera_events_per_second_per_core"` // null where unpublished
@@ -64,7 +66,8 @@ var columns = []string{
 	"query", "events", "cores", "results", "elapsed_seconds", "events_per_second", "events_per_second_per_core",
 	"latency_p50_ms", "latency_p99_ms", "latency_samples", "checkpoints", "checkpoint_p99_ms",
 	"reference_events_per_second", "ratio_to_reference", "engine_cpu_seconds", "reference_cpu_seconds",
-	"ratio_to_reference_cpu", "flink_events_per_second_per_core", "ratio_to_flink",
+	"ratio_to_reference_cpu", "engine_page_faults", "reference_page_faults",
+	"flink_events_per_second_per_core", "ratio_to_flink",
 	"feldera_events_per_second_per_core", "ratio_to_feldera",
 	"output_matches_reference", "comparison", "watermarks", "machine",
 }
@@ -84,6 +87,7 @@ func (r Result) row() []string {
 		strconv.Itoa(r.Checkpoints), f(round(r.CheckpointP99Ms, 3)),
 		f(math.Round(r.ReferenceEventsPerSecond)), f(round(r.RatioToReference, 3)),
 		f(round(r.EngineCPUSeconds, 3)), f(round(r.ReferenceCPUSeconds, 3)), f(round(r.RatioToReferenceCPU, 3)),
+		strconv.FormatInt(r.EnginePageFaults, 10), strconv.FormatInt(r.ReferencePageFaults, 10),
 		opt(r.FlinkEventsPerSecondPerCore), opt(r.RatioToFlink), opt(r.FelderaPerCore), opt(r.RatioToFeldera),
 		strconv.FormatBool(r.OutputMatchesReference), r.Comparison, strconv.FormatBool(r.Watermarks), r.Machine,
 	}
