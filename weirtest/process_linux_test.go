@@ -29,7 +29,9 @@ func TestJobDiesWithKit(t *testing.T) {
 	pidFile := filepath.Join(dir, "pid")
 	bin := script(t, "echo $$ > "+pidFile+".tmp && mv "+pidFile+".tmp "+pidFile+"\nexec sleep 300\n")
 	helper := exec.Command(os.Args[0], "-test.run=^TestJobDiesWithKit$")
-	helper.Env = append(os.Environ(), helperEnv+"="+bin)
+	// The helper dies by SIGKILL and cannot remove its temporary
+	// directories: they go under this test's, which is removed.
+	helper.Env = append(os.Environ(), helperEnv+"="+bin, "TMPDIR="+t.TempDir())
 	if err := helper.Start(); err != nil {
 		t.Fatal(err)
 	}
