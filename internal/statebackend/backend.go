@@ -198,8 +198,7 @@ func Open(cfg Config) (*Backend, error) {
 	existed := len(entries) > 0
 	opts := dbOptions(cfg.Dir, cfg.BlockCache, cfg.Logger)
 	gate := newCompactionGate(existed) // see compactionGate
-	opts.Experimental.CompactionScheduler = gate
-	db, err := pebble.Open(cfg.Dir, opts)
+	db, err := openPebble(cfg.Dir, opts, gate)
 	if err != nil {
 		return nil, fmt.Errorf("state: open Pebble in %s: %w", cfg.Dir, err)
 	}

@@ -20,7 +20,10 @@ import (
 // a takeover's open, several tasks at once, scaleout failover at a load of
 // 11–20), and later compactions took the CPU the task needed to catch up
 // and take its first checkpoint. Held, the compaction runs after that
-// checkpoint; L0 has one table more meanwhile.
+// checkpoint; L0 has one table more meanwhile. A database being rescaled
+// (RescaleKeyGroups) holds its gate until it is closed: a compaction there
+// would rewrite state that the rescale then excises, and the backend that
+// opens the result compacts after its first checkpoint anyway.
 type compactionGate struct {
 	mu      sync.Mutex
 	db      pebble.DBForCompaction
@@ -38,6 +41,19 @@ var _ pebble.CompactionGrantHandle = (*compactionGate)(nil)
 // newCompactionGate returns a gate, held if held is set.
 func newCompactionGate(held bool) *compactionGate {
 	return &compactionGate{held: held, poke: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// openPebble opens the database in dir with g as its compaction scheduler.
+// If the open fails after Pebble registered g, g is stopped: Pebble does
+// not unregister a scheduler on a failed open, and the granter would run on
+// (calling the half-opened database) for the life of the process.
+func openPebble(dir string, opts *pebble.Options, g *compactionGate) (*pebble.DB, error) {
+	opts.Experimental.CompactionScheduler = g
+	db, err := pebble.Open(dir, opts)
+	if err != nil && g.db != nil { // NB: Register ran in Open, on this goroutine
+		g.Unregister()
+	}
+	return db, err
 }
 
 // release lets compactions run.

@@ -40,7 +40,7 @@ func RescaleKeyGroups(dir string, first, end int, srcs []KeyGroupSource, logger 
 		logger = slog.Default()
 	}
 	opts := dbOptions(dir, nil, logger)
-	db, err := pebble.Open(dir, opts)
+	db, err := openPebble(dir, opts, newCompactionGate(true)) // see compactionGate
 	if err != nil {
 		return fmt.Errorf("state: rescale: open %s: %w", dir, err)
 	}
