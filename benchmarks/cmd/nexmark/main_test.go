@@ -23,28 +23,32 @@ var required = []string{
 	"query", "events", "events_per_second", "events_per_second_per_core", "latency_p50_ms", "latency_p99_ms",
 	"checkpoints", "checkpoint_p99_ms", "reference_events_per_second", "ratio_to_reference",
 	"flink_events_per_second_per_core", "ratio_to_flink", "feldera_events_per_second_per_core", "ratio_to_feldera",
-	"output_matches_reference",
+	"output_matches_reference", "engine_page_faults", "reference_page_faults",
 }
 
-func TestRunWritesResults(t *testing.T) {
-	out := t.TempDir()
+// runAndRead runs the command with args, 3000 events and quick
+// checkpoints, results to out, and decodes results.json into results.
+func runAndRead(t *testing.T, out string, results any, args ...string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run([]string{
-		"--queries", "q0,q3,q7", "--events", "3000", "--out", out, "--progress=false",
-		"--checkpoint-interval", "10ms", "--checkpoint-dir", t.TempDir(),
-	}, &stdout, &stderr)
-	if code != 0 {
+	args = append(args, "--events", "3000", "--out", out, "--progress=false",
+		"--checkpoint-interval", "10ms", "--checkpoint-dir", t.TempDir())
+	if code := run(args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
-
 	b, err := os.ReadFile(filepath.Join(out, "results.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var results []map[string]any
-	if err := json.Unmarshal(b, &results); err != nil {
+	if err := json.Unmarshal(b, results); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestRunWritesResults(t *testing.T) {
+	out := t.TempDir()
+	var results []map[string]any
+	runAndRead(t, out, &results, "--queries", "q0,q3,q7")
 	if len(results) != 3 {
 		t.Fatalf("%d results, want 3", len(results))
 	}
@@ -164,23 +168,8 @@ func TestMedianBy(t *testing.T) {
 }
 
 func TestRepeatMeasuresEachSideAgain(t *testing.T) {
-	out := t.TempDir()
-	var stdout, stderr bytes.Buffer
-	code := run([]string{
-		"--queries", "q3", "--events", "3000", "--out", out, "--progress=false", "--repeat", "3",
-		"--checkpoint-interval", "10ms", "--checkpoint-dir", t.TempDir(),
-	}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
-	}
-	b, err := os.ReadFile(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var results []Result
-	if err := json.Unmarshal(b, &results); err != nil {
-		t.Fatal(err)
-	}
+	runAndRead(t, t.TempDir(), &results, "--queries", "q3", "--repeat", "3")
 	if len(results) != 1 || !results[0].OutputMatchesReference || results[0].Results == 0 {
 		t.Fatalf("results %+v", results)
 	}
