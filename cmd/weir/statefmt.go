@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/weirstream/weir/connectors/file"
 	"github.com/weirstream/weir/connectors/kafka"
@@ -48,8 +49,11 @@ type twoPhaseSinkState struct {
 	// Checkpoint is the checkpoint whose pre-commit wrote the state.
 	Checkpoint uint64          `json:"checkpoint"`
 	Pending    []pendingCommit `json:"pending"`
-	// WriterStateBytes is the size of the sink's own state beside them.
-	WriterStateBytes int `json:"writer_state_bytes,omitempty"`
+	// InProgress is a rolling file sink's in-progress part file, its
+	// writer state; WriterStateBytes the size of a writer state of another
+	// format.
+	InProgress       *file.InProgressFile `json:"in_progress,omitempty"`
+	WriterStateBytes int                  `json:"writer_state_bytes,omitempty"`
 }
 
 // pendingCommit is a committable (a transaction, a staged file) that a
@@ -132,7 +136,15 @@ func stateText(b []byte, subtask, parallelism int) string {
 			}
 			parts = append(parts, fmt.Sprintf("checkpoint %d: %s", p.Checkpoint, what))
 		}
-		return "sink pending commits: " + listText(parts)
+		text := "sink pending commits: " + listText(parts)
+		switch {
+		case st.InProgress != nil:
+			f := st.InProgress
+			text += fmt.Sprintf("; in progress: %s (%d bytes, started %s)", f.Staged, f.Bytes, f.Started.Format(time.RFC3339))
+		case st.WriterStateBytes > 0:
+			text += fmt.Sprintf("; writer state of %d bytes", st.WriterStateBytes)
+		}
+		return text
 	case *fileSinkState:
 		var parts []string
 		for _, p := range st.Pending {
@@ -208,7 +220,12 @@ func decodeTwoPhaseSink(b []byte, subtask int) *twoPhaseSinkState {
 	if err != nil || st.Subtask != uint64(subtask) {
 		return nil
 	}
-	out := &twoPhaseSinkState{Format: "two-phase sink", Checkpoint: st.Checkpoint, Pending: []pendingCommit{}, WriterStateBytes: len(st.WriterState)}
+	out := &twoPhaseSinkState{Format: "two-phase sink", Checkpoint: st.Checkpoint, Pending: []pendingCommit{}}
+	if f, ok := file.DescribeSinkWriterState(st.WriterState); ok {
+		out.InProgress = &f
+	} else {
+		out.WriterStateBytes = len(st.WriterState)
+	}
 	for _, p := range st.Pending {
 		c := pendingCommit{Checkpoint: p.Checkpoint, Commit: p.Description}
 		if c.Commit == nil {

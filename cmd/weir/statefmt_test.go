@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/weirstream/weir/connectors/file"
 	"github.com/weirstream/weir/connectors/generator"
 	"github.com/weirstream/weir/connectors/kafka"
+	"github.com/weirstream/weir/internal/twophase"
 	"github.com/weirstream/weir/runtime"
 )
 
@@ -131,4 +133,25 @@ func TestInspectKafkaSinkPendingTransactions(t *testing.T) {
 		}
 	}
 	t.Logf("weir checkpoints inspect\n%s", text)
+}
+
+// TestStateTextShowsInProgressFile checks that a rolling file sink's writer
+// state, its in-progress part file, is shown by name, and another writer
+// state by its size.
+func TestStateTextShowsInProgressFile(t *testing.T) {
+	rolling := binary.AppendUvarint(nil, 4096)
+	rolling = binary.AppendVarint(rolling, time.Date(2026, 12, 4, 23, 50, 0, 0, time.UTC).UnixMilli())
+	rolling = append(rolling, "ABC123"...)
+	for _, tc := range []struct {
+		writerState []byte
+		want        string
+	}{
+		{rolling, "in progress: inprogress-ABC123 (4096 bytes, started 2026-12-04T23:50:00Z)"},
+		{[]byte{0xff, 0xff}, "writer state of 2 bytes"},
+	} {
+		b := twophase.Append(nil, &twophase.State{Checkpoint: 7, WriterState: tc.writerState})
+		if got := stateText(b, 0, 1); !strings.Contains(got, tc.want) {
+			t.Errorf("writer state %q shown as %q; want it to contain %q", tc.writerState, got, tc.want)
+		}
+	}
 }

@@ -1,5 +1,7 @@
 package file
 
+import "time"
+
 // SourceState is a file source subtask's checkpointed position as tools show
 // it (weir checkpoints inspect): every snapshot version decodes to it, so
 // that the tools need not know the layout.
@@ -101,4 +103,26 @@ func DescribeLegacySinkState(b []byte) (st LegacySinkState, ok bool) {
 		st.Pending = append(st.Pending, StagedFile{Checkpoint: p.checkpoint, Size: p.size, Staged: p.pending, Final: p.final})
 	}
 	return st, true
+}
+
+// InProgressFile is the part file a rolling file sink's subtask was writing
+// at a checkpoint (SinkConfig.MaxFileSize, MaxFileAge), as tools show it:
+// the writer state the sink keeps beside its pending files. A restore
+// truncates the file to Bytes and appends to it again.
+type InProgressFile struct {
+	// Staged is its base name in the staging directory (it may have been
+	// rolled since, to sealed-<the same random part>).
+	Staged  string    `json:"staged"`
+	Bytes   int64     `json:"bytes"`
+	Started time.Time `json:"started"`
+}
+
+// DescribeSinkWriterState decodes the writer state of a rolling file sink
+// (runtime.Recovery's WriterState); ok is false if b is not one.
+func DescribeSinkWriterState(b []byte) (f InProgressFile, ok bool) {
+	size, started, id, err := decodeRollWriterState(b)
+	if err != nil {
+		return f, false
+	}
+	return InProgressFile{Staged: "inprogress-" + id, Bytes: int64(size), Started: time.UnixMilli(started).UTC()}, true
 }

@@ -1,9 +1,11 @@
 package file
 
 import (
+	"encoding/binary"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/weirstream/weir/runtime"
 )
@@ -56,6 +58,25 @@ func TestDescribeLegacySinkState(t *testing.T) {
 	for _, bad := range [][]byte{nil, append(slices.Clone(b), 0), b[:len(b)-1], append([]byte{2}, b[1:]...)} {
 		if st, ok := DescribeLegacySinkState(bad); ok {
 			t.Errorf("%q described as %+v; want not a file sink state", bad, st)
+		}
+	}
+}
+
+// TestDescribeSinkWriterState decodes a rolling sink's writer state,
+// written as prepareRolling does: the in-progress file's size, start and
+// random part.
+func TestDescribeSinkWriterState(t *testing.T) {
+	started := time.Date(2026, 12, 4, 23, 50, 0, 0, time.UTC)
+	b := binary.AppendUvarint(nil, 200)
+	b = binary.AppendVarint(b, started.UnixMilli())
+	b = append(b, "ABC123"...)
+	want := InProgressFile{Staged: "inprogress-ABC123", Bytes: 200, Started: started}
+	if got, ok := DescribeSinkWriterState(b); !ok || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, %v; want %+v", got, ok, want)
+	}
+	for _, bad := range [][]byte{nil, b[:1], b[:len(b)-6], append(slices.Clone(b), "/x"...)} {
+		if f, ok := DescribeSinkWriterState(bad); ok {
+			t.Errorf("%q described as %+v; want not a rolling sink's writer state", bad, f)
 		}
 	}
 }

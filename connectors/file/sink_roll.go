@@ -93,6 +93,21 @@ func (s *sink[T]) prepareRolling(id uint64, endOfInput bool) ([]pendingFile, []b
 	return files, append(ws, strings.TrimPrefix(filepath.Base(s.path), "inprogress-")...), nil
 }
 
+// decodeRollWriterState decodes the writer state of prepareRolling: the
+// in-progress file's size, start (Unix milliseconds) and random part.
+func decodeRollWriterState(ws []byte) (size uint64, started int64, id string, err error) {
+	size, n := binary.Uvarint(ws)
+	started, m := binary.Varint(ws[max(n, 0):])
+	if n <= 0 || m <= 0 || size > 1<<62 {
+		return 0, 0, "", errCorruptState
+	}
+	id = string(ws[n+m:])
+	if id == "" || strings.ContainsAny(id, `/\.`) {
+		return 0, 0, "", errCorruptState
+	}
+	return size, started, id, nil
+}
+
 // resume reopens the in-progress file that writer state ws of checkpoint
 // restored describes (none if ws is empty), truncated to its checkpointed
 // size, and returns its name in the staging directory. If an earlier
@@ -103,14 +118,9 @@ func (s *sink[T]) resume(ws []byte, restored uint64) (string, error) {
 	if len(ws) == 0 {
 		return "", nil
 	}
-	size, n := binary.Uvarint(ws)
-	started, m := binary.Varint(ws[max(n, 0):])
-	if n <= 0 || m <= 0 || size > 1<<62 {
-		return "", errCorruptState
-	}
-	id := string(ws[n+m:])
-	if id == "" || strings.ContainsAny(id, `/\.`) {
-		return "", errCorruptState
+	size, started, id, err := decodeRollWriterState(ws)
+	if err != nil {
+		return "", err
 	}
 	name := "inprogress-" + id
 	path := filepath.Join(s.staging, name)
