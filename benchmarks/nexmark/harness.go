@@ -259,8 +259,9 @@ type fileOutput[R fmt.Stringer] struct {
 // that writes files is built here, not in RunEngine, so that it is compiled
 // only for the result types that go to files (q10's): as code of RunEngine,
 // the file sink (connectors/file, partitionedSink and their runtime sink
-// wrappers) was instantiated for each of the 23 result types, about a tenth
-// of the package's machine code.
+// wrappers) was instantiated for each of the 23 result types: 13% of the
+// package's machine code under -race (20.3 → 17.6 MB, 47,956 → 42,321
+// functions), a fifth of its compile time.
 func toFiles[R fmt.Stringer](partition, line func([]byte, R) []byte) *fileOutput[R] {
 	format := func(dst []byte, r R) []byte { return append(append(dst, r.String()...), '\n') }
 	if line != nil {
