@@ -45,9 +45,10 @@ test-deps:
 # vet sees every file once: all packages as the tests build them (race
 # detector, tag weirfault), so that vet's compile of each package is the one
 # the tests reuse from the build cache instead of a second, non-race compile
-# (on a clean machine the compile is about half of `make test`'s CPU: 450 s
-# for the race build alone, 175 s of it benchmarks/nexmark, whose queries
-# instantiate the engine's generics for their own types); then without the
+# (on a clean machine the compile is about half of `make test`'s CPU: about
+# 415 s for the race build alone, 140 s of it benchmarks/nexmark, the package
+# and again with its in-package tests, whose queries instantiate the
+# engine's generics for their own types); then without the
 # tag or the race detector only the packages whose files differ without them
 # (internal/fault's and internal/invariants' off.go, statebackend's
 # race_off_test.go): every other file is the same either way. The job

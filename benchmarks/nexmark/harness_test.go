@@ -195,7 +195,7 @@ func TestQ10SinkWritesWithoutAllocating(t *testing.T) {
 		}
 	}
 	root := t.TempDir()
-	sink, err := partitionedFileSink(root, q.fileSink, func(dst []byte, r Q10Result) []byte { return append(q.fileLine(dst, r), '\n') })()
+	sink, err := partitionedFileSink(root, q.files.partition, func(dst []byte, r Q10Result) []byte { return append(q.files.line(dst, r), '\n') })()
 	if err != nil {
 		t.Fatal(err)
 	}
