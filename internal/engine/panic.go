@@ -20,16 +20,20 @@ var ErrPanic = errors.New("weir: panic in user code")
 // know which one panicked; it finds out after the fact: the task notes the
 // member it calls into (task.entry, once per batch or event), and every
 // chained edge the call went down left one countingCollector.Collect (or
-// countingProcessor.Collect) frame on the panicking stack, which is still
-// there while the deferred recovery runs. A KeyBy key function runs where
-// records are routed, in the writer of the operator upstream, which is
-// therefore the one named; the error also names the function that panicked.
+// countingProcessor.Collect, or DirectProcessor.Collect) frame on the
+// panicking stack, which is still there while the deferred recovery runs
+// (inlined frames are frames too: CallersFrames lists them). A KeyBy key
+// function runs where records are routed, in the writer of the operator
+// upstream, which is therefore the one named; the error also names the
+// function that panicked.
 
-// countingCollect and countingProcess are the function names of
-// countingCollector.Collect and countingProcessor.Collect in stack frames.
+// countingCollect, countingProcess and directProcess are the function
+// names of countingCollector.Collect, countingProcessor.Collect and
+// DirectProcessor.Collect in stack frames (inlined ones included).
 var (
 	countingCollect = goruntime.FuncForPC(reflect.ValueOf((*countingCollector[int]).Collect).Pointer()).Name()
 	countingProcess = goruntime.FuncForPC(reflect.ValueOf((*countingProcessor[int]).Collect).Pointer()).Name()
+	directProcess   = goruntime.FuncForPC(reflect.ValueOf(DirectProcessor[int].Collect).Pointer()).Name()
 )
 
 // recovered turns v, a panic recovered at the task's boundary, into the
@@ -116,7 +120,7 @@ func (t *task) culprit(pcs []uintptr) *member {
 	for more := true; more; {
 		var f goruntime.Frame
 		f, more = frames.Next()
-		if f.Function == countingCollect || f.Function == countingProcess {
+		if f.Function == countingCollect || f.Function == countingProcess || f.Function == directProcess {
 			hops++
 		}
 	}

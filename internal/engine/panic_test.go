@@ -112,6 +112,27 @@ func TestPanicFailsTheJob(t *testing.T) {
 			sink(operators.Map(c, str), "sink-c")
 			return []string{fmt.Sprintf("operator %q, subtask 1", c.Name()), "bad record 43"}
 		}},
+		// A watermark generator calls the operator chained behind it
+		// directly (engine.DirectProcessor), without the edge's Collect
+		// frame that the tracing follows otherwise.
+		{"operator behind a source with watermarks", func(p *runtime.Pipeline) []string {
+			s := runtime.From(p, "gen", newGen(100), runtime.WithWatermarks(runtime.Monotonic(func(v uint64) int64 { return int64(v) })))
+			b := operators.Map(s, check)
+			sink(operators.Map(b, str), "sink")
+			return []string{fmt.Sprintf("operator %q, subtask 1", b.Name()), "bad record 43"}
+		}},
+		{"timestamps of a source with watermarks", func(p *runtime.Pipeline) []string {
+			s := runtime.From(p, "gen", newGen(100), runtime.WithWatermarks(runtime.Monotonic(func(v uint64) int64 { return int64(check(v)) })))
+			sink(operators.Map(s, str), "sink")
+			return []string{`operator "gen", subtask 1`, "bad record 43"}
+		}},
+		{"operator behind AssignTimestamps", func(p *runtime.Pipeline) []string {
+			a := operators.Map(runtime.From(p, "gen", newGen(100)), func(v uint64) uint64 { return v })
+			s := runtime.AssignTimestamps(a, "stamp", runtime.Monotonic(func(v uint64) int64 { return int64(v) }))
+			b := operators.Map(s, check)
+			sink(operators.Map(b, str), "sink")
+			return []string{fmt.Sprintf("operator %q, subtask 1", b.Name()), "bad record 43"}
+		}},
 		{"keyed function behind a gate", func(p *runtime.Pipeline) []string {
 			s := runtime.From(p, "gen", newGen(100))
 			sums := operators.Reduce(operators.KeyBy(s, func(v uint64) uint64 { return v % 5 }), "sum",
