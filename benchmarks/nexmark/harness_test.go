@@ -366,3 +366,36 @@ func BenchmarkResultSinkQ18(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(rows)), "cpu-ns/row")
 }
+
+// TestRowIndexMatchesMap checks the sink's index of upsert rows against a
+// map through many growths, with keys that share their first or second
+// part (an auction's bidders, a bidder's auctions).
+func TestRowIndexMatchesMap(t *testing.T) {
+	seed := testseed.Seed(t)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	x, model := newRowIndex(0), map[upsertKey]int32{}
+	for i := range int32(100_000) {
+		k := upsertKey{rng.Int64N(300), rng.Int64N(1000)}
+		got, ok := x.place(k, i)
+		want, had := model[k]
+		if !had {
+			want = i
+			model[k] = i
+		}
+		if got != want || ok != had {
+			t.Fatalf("seed %d, step %d, key %v: place %d, %v; want %d, %v", seed, i, k, got, ok, want, had)
+		}
+	}
+	if x.len() != len(model) {
+		t.Fatalf("seed %d: %d keys, want %d", seed, x.len(), len(model))
+	}
+	n := 0
+	for k, p := range x.all() {
+		if n++; model[k] != p {
+			t.Fatalf("seed %d: key %v at %d, want %d", seed, k, p, model[k])
+		}
+	}
+	if n != len(model) {
+		t.Fatalf("seed %d: all yields %d keys, want %d", seed, n, len(model))
+	}
+}
