@@ -617,9 +617,10 @@ func (b *resultBatch[R]) upsert(k upsertKey, r R) {
 // array of slots, each key beside its place: a lookup in a table of a few
 // hundred thousand keys costs one cache miss, where a Go map costs two
 // (its control word, then the slot), and a row written, then folded into
-// the committed table at its commit, is two lookups. (q18 writes 1.8M rows
-// of 0.6M keys over 2M events: with Go maps the sink was a fifth of its
-// engine's CPU profile; BenchmarkResultSinkQ18 gives the cost per row.)
+// the committed table at its commit, is two lookups. (q18 writes about
+// 1.8M rows of 0.6M keys over 2M events: with Go maps the sink was a fifth
+// of its engine's CPU profile; BenchmarkResultSinkQ18 gives the cost per
+// row.)
 type rowIndex struct {
 	slots []rowSlot
 	n     int
@@ -896,7 +897,7 @@ func (s *resultSink[R]) PreCommit(_ context.Context, id uint64) ([]byte, error) 
 	b := s.cur
 	s.cur = resultBatch[R]{}
 	if b.rows != nil {
-		// Room for as many keys as the last checkpoint's: the map need
+		// Room for as many keys as the last checkpoint's: the index need
 		// not grow from empty at every checkpoint.
 		s.cur.rows = newRowIndex(b.rows.len())
 	}
