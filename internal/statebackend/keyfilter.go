@@ -84,12 +84,7 @@ func (f *keyFilter) add(h uint64) {
 		if len(f.layers) > 0 {
 			blocks = 2 * len(f.layers[len(f.layers)-1].blocks)
 		}
-		f.size += blocks * 64
-		f.layers = append(f.layers, filterLayer{
-			blocks: make([]filterBlock, blocks),
-			shift:  uint(64 - bits.TrailingZeros(uint(blocks))),
-			max:    blocks * 512 / filterBitsPerKey,
-		})
+		f.addLayer(blocks)
 	}
 	l := &f.layers[len(f.layers)-1]
 	b := &l.blocks[h>>l.shift]
@@ -99,6 +94,34 @@ func (f *keyFilter) add(h uint64) {
 		probes >>= 9
 	}
 	l.n++
+}
+
+// reserve makes room for n more keys in the newest layer, adding one of
+// at least twice the size of the newest if it lacks the room, so that n
+// keys added at once (see table.fillStored) take one layer, not a series.
+func (f *keyFilter) reserve(n int) {
+	blocks := filterFirstBlocks
+	if len(f.layers) > 0 {
+		l := &f.layers[len(f.layers)-1]
+		if l.max-l.n >= n {
+			return
+		}
+		blocks = 2 * len(l.blocks)
+	}
+	for blocks*512/filterBitsPerKey < n {
+		blocks *= 2
+	}
+	f.addLayer(blocks)
+}
+
+// addLayer adds an empty layer of blocks blocks (a power of two).
+func (f *keyFilter) addLayer(blocks int) {
+	f.size += blocks * 64
+	f.layers = append(f.layers, filterLayer{
+		blocks: make([]filterBlock, blocks),
+		shift:  uint(64 - bits.TrailingZeros(uint(blocks))),
+		max:    blocks * 512 / filterBitsPerKey,
+	})
 }
 
 func (l *filterLayer) has(h, probes uint64) bool {
