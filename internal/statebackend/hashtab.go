@@ -37,6 +37,17 @@ type hashTable[K comparable, V any] struct {
 	// keeps the compiler from dropping its loads.
 	homes   []int
 	touched uint32
+	// last memoizes the last lookup: key lastK was at slot lastAt
+	// (lastHit) or absent, its probe ending at the free slot lastAt. State
+	// is mostly read and then written under the same key (Value.Get then
+	// Put, an operator's read-modify-write): the write finds the slot, or
+	// where to insert, without hashing and probing again. Valid while
+	// lastOK; whatever moves or frees a slot clears it (insert, removeAt,
+	// growTo, reset): writes of an entry in place leave it valid.
+	lastK   K
+	lastAt  int
+	lastHit bool
+	lastOK  bool
 }
 
 type slot[K comparable, V any] struct {
@@ -64,13 +75,21 @@ func (h *hashTable[K, V]) find(k K) int {
 	if h.n == 0 {
 		return -1
 	}
+	if h.lastOK && h.lastK == k {
+		if h.lastHit {
+			return h.lastAt
+		}
+		return -1
+	}
 	mask := len(h.slots) - 1
 	for i := h.home(k); ; i = (i + 1) & mask {
 		s := &h.slots[i]
 		if s.e.mark&occupied == 0 {
+			h.lastK, h.lastAt, h.lastHit, h.lastOK = k, i, false, true
 			return -1
 		}
 		if s.k == k {
+			h.lastK, h.lastAt, h.lastHit, h.lastOK = k, i, true, true
 			return i
 		}
 	}
@@ -126,12 +145,14 @@ func (h *hashTable[K, V]) insert(k K, e entry[V]) {
 	if 4*(h.n+1) > 3*len(h.slots) {
 		h.grow()
 	}
-	mask := len(h.slots) - 1
-	i := h.home(k)
-	for h.used(i) {
-		i = (i + 1) & mask
+	i := h.lastAt
+	if !h.lastOK || h.lastHit || h.lastK != k { // else a find just probed for k
+		mask := len(h.slots) - 1
+		for i = h.home(k); h.used(i); i = (i + 1) & mask {
+		}
 	}
 	h.slots[i] = slot[K, V]{k: k, e: e}
+	h.lastK, h.lastAt, h.lastHit, h.lastOK = k, i, true, true
 	h.n++
 	if h.acct != nil {
 		*h.acct += h.per
@@ -167,6 +188,7 @@ func (h *hashTable[K, V]) grow() { h.growTo(max(minTableSlots, 2*len(h.slots))) 
 func (h *hashTable[K, V]) growTo(size int) {
 	old := h.slots
 	h.slots = make([]slot[K, V], size)
+	h.lastOK = false
 	adviseHugePages(h.slots)
 	h.shift = uint(64 - bits.TrailingZeros(uint(size)))
 	h.grown++
@@ -194,6 +216,7 @@ func (h *hashTable[K, V]) remove(k K) {
 // passed through it, so that every entry stays reachable from its home
 // without deletion markers. An entry after i may end up at i.
 func (h *hashTable[K, V]) removeAt(i int) {
+	h.lastOK = false
 	mask := len(h.slots) - 1
 	for j := (i + 1) & mask; h.used(j); j = (j + 1) & mask {
 		// The entry at j may fill the hole at i unless its home lies
@@ -213,6 +236,7 @@ func (h *hashTable[K, V]) removeAt(i int) {
 // reset removes every entry and keeps the slots for reuse.
 func (h *hashTable[K, V]) reset() {
 	clear(h.slots)
+	h.lastOK = false
 	if h.acct != nil {
 		*h.acct -= int64(h.n) * h.per
 	}

@@ -66,25 +66,59 @@ func TestRecordHashesItsKeyOnce(t *testing.T) {
 	}
 }
 
-// TestPutLooksUpOnce checks that a Put of a cached key looks it up in the
-// cache once, and of a new key once and a probe for a free slot: it used
-// to look the key up to mark the change, then again to store it.
+// countingProbes counts the probes of v's cache table (its hashes, below
+// the scope's memo: one a probe).
+func countingProbes[K comparable](v *Value[K, int64]) *int {
+	n := new(int)
+	hash := v.t.m.hash
+	v.t.m.hash = func(k K) uint64 { *n++; return hash(k) }
+	return n
+}
+
+// TestPutLooksUpOnce checks that a Put probes the cache once, for a cached
+// key and for a new one, whose free slot is where the lookup's probe ended:
+// it used to look the key up to mark the change, then again to store it,
+// and probe a third time for a new key's slot.
 func TestPutLooksUpOnce(t *testing.T) {
 	_, s, v := openValue[int64](t, nil)
-	// Count the table's hashes, below the scope's memo: one a probe.
-	probes := 0
-	hash := v.t.m.hash
-	v.t.m.hash = func(k int64) uint64 { probes++; return hash(k) }
-	for round, want := range []int{2, 1} { // new keys, then cached ones
+	probes := countingProbes(v)
+	for round := range 2 { // new keys, then cached ones
 		for i := range int64(100) {
 			s.SetKey(i)
-			before, grown := probes, v.t.m.grown
+			before, grown := *probes, v.t.m.grown
 			v.Put(i)
 			if v.t.m.grown != grown {
 				continue // growing rehashes every key
 			}
-			if got := probes - before; got != want {
-				t.Fatalf("round %d: Put of key %d probed %d times, want %d", round, i, got, want)
+			if got := *probes - before; got != 1 {
+				t.Fatalf("round %d: Put of key %d probed %d times, want once", round, i, got)
+			}
+		}
+	}
+}
+
+// TestGetThenPutProbesOnce checks that a record's read-modify-write (a Get
+// and a Put of the same key) probes the cache once: the Put reuses the
+// Get's probe (hashTable.lastK), for a cached key and for a new one.
+// Between records of other keys the memo must not mislead: every Get
+// returns what the key's last Put stored.
+func TestGetThenPutProbesOnce(t *testing.T) {
+	_, s, v := openValue[int64](t, nil)
+	probes := countingProbes(v)
+	for round := range 3 { // new keys, then cached ones twice
+		for i := range int64(100) {
+			s.SetKey(i)
+			before, grown := *probes, v.t.m.grown
+			got, ok := v.Get()
+			if want := int64(round - 1); ok != (round > 0) || (ok && got != i*10+want) {
+				t.Fatalf("round %d: key %d holds %d, %v", round, i, got, ok)
+			}
+			v.Put(i*10 + int64(round))
+			if v.t.m.grown != grown {
+				continue // growing rehashes every key
+			}
+			if n := *probes - before; n != 1 {
+				t.Fatalf("round %d: a Get and a Put of key %d probed %d times, want once", round, i, n)
 			}
 		}
 	}
