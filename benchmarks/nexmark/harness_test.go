@@ -269,27 +269,11 @@ func q19Rows(n int64) []Q19Result {
 // (flat) and with the rows grouped by auction (grouped, as q19 runs).
 func BenchmarkResultSinkUpsert(b *testing.B) {
 	rows := q19Rows(1 << 20)
-	ctx := context.Background()
 	for _, grouped := range []bool{false, true} {
 		b.Run(map[bool]string{false: "flat", true: "grouped"}[grouped], func(b *testing.B) {
-			cpu0 := cpuTime()
-			for range b.N {
-				store := &resultStore[Q19Result]{hash: hashQ19, upsert: q19Key, grouped: grouped, clock: NewEmitClock(), pre: map[preKey]*resultBatch[Q19Result]{}}
-				sink := store.newSink()
-				if err := sink.Open(ctx, runtime.TaskInfo{}, nil); err != nil {
-					b.Fatal(err)
-				}
-				id := uint64(0)
-				for i, r := range rows {
-					sink.Write(ctx, Traced[Q19Result]{Result: r, Origin: -1})
-					if i%100_000 == 99_999 || i == len(rows)-1 {
-						id++
-						sink.PreCommit(ctx, id)
-						sink.Commit(ctx, id)
-					}
-				}
-			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(rows)), "cpu-ns/row")
+			benchSinkRows(b, rows, 100_000, func() *resultStore[Q19Result] {
+				return &resultStore[Q19Result]{hash: hashQ19, upsert: q19Key, grouped: grouped, clock: NewEmitClock(), pre: map[preKey]*resultBatch[Q19Result]{}}
+			})
 		})
 	}
 }
@@ -345,19 +329,26 @@ func q18Rows(n int64) []Q18Result {
 // engine's time: a row per write, kept per key until the commit folds it
 // into the committed table.
 func BenchmarkResultSinkQ18(b *testing.B) {
-	rows := q18Rows(2_000_000)
+	benchSinkRows(b, q18Rows(2_000_000), 400_000, func() *resultStore[Q18Result] {
+		return &resultStore[Q18Result]{hash: hashBid, upsert: q18Key, clock: NewEmitClock(), pre: map[preKey]*resultBatch[Q18Result]{}}
+	})
+}
+
+// benchSinkRows writes rows through the sink of a new store b.N times,
+// with a checkpoint (pre-commit and commit) every `every` rows and after
+// the last, and reports the CPU time per row.
+func benchSinkRows[R any](b *testing.B, rows []R, every int, newStore func() *resultStore[R]) {
 	ctx := context.Background()
 	cpu0 := cpuTime()
 	for range b.N {
-		store := &resultStore[Q18Result]{hash: hashBid, upsert: q18Key, clock: NewEmitClock(), pre: map[preKey]*resultBatch[Q18Result]{}}
-		sink := store.newSink()
+		sink := newStore().newSink()
 		if err := sink.Open(ctx, runtime.TaskInfo{}, nil); err != nil {
 			b.Fatal(err)
 		}
 		id := uint64(0)
 		for i, r := range rows {
-			sink.Write(ctx, Traced[Q18Result]{Result: r, Origin: -1})
-			if i%400_000 == 399_999 || i == len(rows)-1 {
+			sink.Write(ctx, Traced[R]{Result: r, Origin: -1})
+			if i%every == every-1 || i == len(rows)-1 {
 				id++
 				sink.PreCommit(ctx, id)
 				sink.Commit(ctx, id)
