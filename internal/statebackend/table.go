@@ -737,9 +737,7 @@ func (t *table[K, V]) noteStored(k K) {
 		return
 	}
 	t.stored.add(t.filterHash(k))
-	if int64(t.stored.bytes()) > max(t.b.cfg.CacheBytes/8, maxFilterFloor) {
-		t.stored, t.storedKnown = nil, false // see keyFilter
-	}
+	t.boundStored()
 }
 
 // fillStored adds the key of every cached entry to the filter of stored
@@ -756,8 +754,14 @@ func (t *table[K, V]) fillStored() {
 			t.stored.add(t.filterHash(s.k))
 		}
 	}
+	t.boundStored()
+}
+
+// boundStored drops the filter of stored keys once it takes more than an
+// eighth of the cache's bytes (or maxFilterFloor): see keyFilter.
+func (t *table[K, V]) boundStored() {
 	if int64(t.stored.bytes()) > max(t.b.cfg.CacheBytes/8, maxFilterFloor) {
-		t.stored, t.storedKnown = nil, false // see keyFilter
+		t.stored, t.storedKnown = nil, false
 	}
 }
 

@@ -377,9 +377,10 @@ func runEngine(q nexmark.Query, o *options, g *nexmark.Generator, dir string, ex
 }
 
 // settle collects the garbage and returns every free page of the heap to
-// the operating system, so that the measurement that follows starts from
-// the same state whatever ran before it: as in a fresh process, the memory
-// it allocates is faulted in anew. Without it, each side inherited the
+// the operating system, so that what runs next (a side's warm-up, or its
+// timed run without one) starts from the same state whatever ran before
+// it: as in a fresh process, the memory it allocates is faulted in anew.
+// Without it, each side inherited the
 // freed heap of the one before: the reference loop of a query run alone
 // found a cold heap and the engine after it a warm one, while in a run of
 // all queries the reference inherited the previous query's engine heap.
