@@ -120,7 +120,13 @@ func Encode(m *Manifest) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.MarshalIndent(envelope{CRC32C: crc32.Checksum(body, castagnoli), Manifest: body}, "", "  ")
+	return encodeEnvelope(crc32.Checksum(body, castagnoli), body)
+}
+
+// encodeEnvelope returns the file of a manifest whose compact JSON body is
+// body, with its checksum.
+func encodeEnvelope(crc uint32, body []byte) ([]byte, error) {
+	out, err := json.MarshalIndent(envelope{CRC32C: crc, Manifest: body}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -134,10 +140,15 @@ func Decode(data []byte) (*Manifest, error) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, fmt.Errorf("%w: unreadable manifest: %v", ErrCorrupt, err)
 	}
-	// The checksum covers the compact form, so indentation does not matter.
+	// The checksum covers the compact body. The rest of the file must be
+	// exactly what Encode writes: JSON ignores whitespace and the letter case
+	// of field names, so a changed byte there would otherwise go unnoticed.
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, env.Manifest); err != nil || crc32.Checksum(compact.Bytes(), castagnoli) != env.CRC32C {
 		return nil, fmt.Errorf("%w: manifest checksum mismatch", ErrCorrupt)
+	}
+	if canonical, err := encodeEnvelope(env.CRC32C, compact.Bytes()); err != nil || !bytes.Equal(canonical, data) {
+		return nil, fmt.Errorf("%w: manifest file differs from its checksummed form", ErrCorrupt)
 	}
 	var m Manifest
 	if err := json.Unmarshal(env.Manifest, &m); err != nil {

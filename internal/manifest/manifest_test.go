@@ -68,9 +68,8 @@ func TestManifestVersionMismatch(t *testing.T) {
 }
 
 // TestManifestFlippedByte flips every byte of an encoded manifest: the
-// result must fail with ErrCorrupt or (for a change of insignificant
-// whitespace or of letter case in a field name) decode to the same
-// manifest. It must never decode to a different manifest.
+// result must fail with ErrCorrupt, even where JSON would read the same
+// manifest (whitespace, the letter case of a field name).
 func TestManifestFlippedByte(t *testing.T) {
 	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
@@ -84,13 +83,10 @@ func TestManifestFlippedByte(t *testing.T) {
 			bad := bytes.Clone(data)
 			bad[i] ^= mask
 			got, err := Decode(bad)
-			if mask == 0x01 && err == nil {
-				t.Fatalf("seed %d: byte %d (%q) ^ 0x01 went unnoticed", seed, i, data[i])
+			if err == nil {
+				t.Fatalf("seed %d: byte %d (%q) ^ %#x went unnoticed (decoded to %+v)", seed, i, data[i], mask, got)
 			}
-			if err == nil && !reflect.DeepEqual(got, want) {
-				t.Fatalf("seed %d: byte %d (%q) ^ %#x decoded to a different manifest: %+v", seed, i, data[i], mask, got)
-			}
-			if err != nil && !errors.Is(err, ErrCorrupt) {
+			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("seed %d: byte %d ^ %#x: error %v does not wrap ErrCorrupt", seed, i, mask, err)
 			}
 		}
