@@ -792,9 +792,30 @@ func (b *resultBatch[R]) add(o *resultBatch[R], upsert func(R) upsertKey) {
 		b.vals = append(b.vals, o.vals...)
 		return
 	}
+	if b.kept() > o.kept() {
+		b.fold(o, upsert, true)
+		return
+	}
+	// The smaller table is folded into the larger: at q18's first commit
+	// the committed table is empty and takes the pre-committed one whole.
+	o.fold(b, upsert, false)
+	b.vals, b.rows = o.vals, o.rows
+}
+
+// fold sets the rows of o, an upsert stream's table, in b: all of them if
+// o is later in the stream (later), else only those of keys b has no row
+// for.
+func (b *resultBatch[R]) fold(o *resultBatch[R], upsert func(R) upsertKey, later bool) {
+	if b.rows == nil {
+		b.rows = newRowIndex(o.kept())
+	}
 	for _, c := range o.vals {
 		for _, r := range c {
-			b.upsert(upsert(r), r)
+			if i, ok := b.rows.place(upsert(r), int32(b.kept())); !ok {
+				b.keep(r)
+			} else if later {
+				b.vals[i/keepChunk][i%keepChunk] = r
+			}
 		}
 	}
 }

@@ -183,6 +183,31 @@ func TestResultBatchKeepsInChunks(t *testing.T) {
 	}
 }
 
+// TestUpsertFoldKeepsLaterRows folds an upsert stream's later table into
+// an earlier one, each the larger in turn (add folds the smaller into the
+// larger), with some keys in both: the later table's rows must win.
+func TestUpsertFoldKeepsLaterRows(t *testing.T) {
+	row := func(auction, price int64) Q19Result { return Q19Result{Rank: 1, Bid: Bid{Auction: auction, Price: price}} }
+	for _, tc := range []struct{ earlier, later int64 }{{10, 3000}, {3000, 10}, {5, 5}, {0, 7}} {
+		var b, o resultBatch[Q19Result]
+		want := map[upsertKey]Q19Result{}
+		for a := range tc.earlier {
+			b.upsert(q19Key(row(a, 1)), row(a, 1))
+			want[q19Key(row(a, 1))] = row(a, 1)
+		}
+		for a := range tc.later { // keys 0 to later-1: some in both
+			o.upsert(q19Key(row(a, 2)), row(a, 2))
+			want[q19Key(row(a, 2))] = row(a, 2)
+		}
+		b.add(&o, q19Key)
+		got := map[upsertKey]Q19Result{}
+		b.eachRow(func(r Q19Result) { got[q19Key(r)] = r })
+		if b.kept() != len(want) || !maps.Equal(got, want) {
+			t.Errorf("earlier %d rows, later %d: the table holds %d rows (%d distinct), want %d, or the earlier rows won", tc.earlier, tc.later, b.kept(), len(got), len(want))
+		}
+	}
+}
+
 // TestQ10SinkWritesWithoutAllocating checks that q10's file sink formats a
 // result, and finds its partition, without allocating: they were a string
 // per line and per partition name, and most of q10's time in the engine.
