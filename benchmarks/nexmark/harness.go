@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"iter"
 	"maps"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -505,15 +504,14 @@ func (q query[R]) RunEngine(ctx context.Context, run EngineRun) (*EngineResult, 
 	case q.upsertKey != nil:
 		// The table's rows: one per key.
 		res.Output = &Output{}
-		store.done.eachRow(func(r R) {
+		store.eachRow(func(r R) {
 			res.Output.Count++
 			res.Output.Sum += q.hash(r)
 		})
 		if run.KeepLines {
-			done := &store.done
 			res.Output.makeLines = func() []string {
 				var vals []R
-				done.eachRow(func(r R) { vals = append(vals, r) })
+				store.eachRow(func(r R) { vals = append(vals, r) })
 				return q.sortedLines(vals)
 			}
 		}
@@ -543,7 +541,36 @@ type resultStore[R any] struct {
 	mu        sync.Mutex
 	done      resultBatch[R]
 	pre       map[preKey]*resultBatch[R]
+	tables    map[int]*upsertTable[R] // a flat upsert stream's, by subtask
 	latencies []time.Duration
+}
+
+// flatUpsert reports whether the store is a flat upsert stream's, kept in
+// upsertTables.
+func (s *resultStore[R]) flatUpsert() bool { return s.upsert != nil && !s.grouped }
+
+// table returns the upsert table of a subtask. s.mu must be held.
+func (s *resultStore[R]) table(subtask int) *upsertTable[R] {
+	t := s.tables[subtask]
+	if t == nil {
+		t = newUpsertTable[R]()
+		if s.tables == nil {
+			s.tables = map[int]*upsertTable[R]{}
+		}
+		s.tables[subtask] = t
+	}
+	return t
+}
+
+// eachRow calls f with each committed row of an upsert stream's table.
+func (s *resultStore[R]) eachRow(f func(R)) {
+	if !s.flatUpsert() {
+		s.done.eachRow(f)
+		return
+	}
+	for _, st := range slices.Sorted(maps.Keys(s.tables)) {
+		s.tables[st].eachRow(f)
+	}
 }
 
 type preKey struct {
@@ -556,11 +583,12 @@ type upsertKey [2]int64
 
 // resultBatch holds results. The sink's own costs count in the engine's
 // time (the reference keeps its results outside its clock), so keeping is
-// cheap: results are kept in chunks that are never copied, and an upsert
-// stream keeps only the last result per key, overwritten in place, from the
-// first write on (q19 writes about six results per final row: keeping them
-// all until the commit folded them into a map of rows cost a fifth of its
-// CPU time).
+// cheap: results are kept in chunks that are never copied, and a grouped
+// upsert stream keeps only the last result per key, overwritten in place,
+// from the first write on (q19 writes about six results per final row:
+// keeping them all until the commit folded them into a map of rows cost a
+// fifth of its CPU time). A flat upsert stream has a table of its own per
+// subtask (upsertTable).
 //
 // A grouped upsert stream (query.upsertGrouped) indexes its rows by group,
 // the key's first part, as a table clustered on its primary key would:
@@ -578,10 +606,6 @@ type resultBatch[R any] struct {
 	n    int64
 	sum  uint64
 	vals [][]R // chunks of keepChunk results
-	// rows, for an upsert stream, is the index in vals of each key's
-	// result: small entries, which grow cheaply, where a map of the results
-	// themselves moved them all at every growth.
-	rows *rowIndex
 
 	// groups, for a grouped upsert stream, is the index in grouped of each
 	// group, and groupKeys[i] the key of grouped[i], which lists the
@@ -612,107 +636,19 @@ func (b *resultBatch[R]) keep(r R) {
 	*last = append(*last, r)
 }
 
+// at returns the result at place i of vals (chunk*keepChunk + index in
+// the chunk).
+func (b *resultBatch[R]) at(i int32) R { return b.vals[i/keepChunk][i%keepChunk] }
+
+// setAt replaces the result at place i of vals.
+func (b *resultBatch[R]) setAt(i int32, r R) { b.vals[i/keepChunk][i%keepChunk] = r }
+
 // kept returns the number of results in vals.
 func (b *resultBatch[R]) kept() int {
 	if len(b.vals) == 0 {
 		return 0
 	}
 	return (len(b.vals)-1)*keepChunk + len(b.vals[len(b.vals)-1])
-}
-
-// upsert makes r the result of key k.
-func (b *resultBatch[R]) upsert(k upsertKey, r R) {
-	if b.rows == nil {
-		b.rows = newRowIndex(0)
-	}
-	if i, ok := b.rows.place(k, int32(b.kept())); ok {
-		b.vals[i/keepChunk][i%keepChunk] = r
-		return
-	}
-	b.keep(r)
-}
-
-// rowIndex maps the keys of an upsert stream to their rows' places in a
-// resultBatch's vals. It is open addressing with linear probing over one
-// array of slots, each key beside its place: a lookup in a table of a few
-// hundred thousand keys costs one cache miss, where a Go map costs two
-// (its control word, then the slot), and a row written, then folded into
-// the committed table at its commit, is two lookups. (q18 writes about
-// 1.8M rows of 0.6M keys over 2M events: with Go maps the sink was a fifth
-// of its engine's CPU profile; BenchmarkResultSinkQ18 gives the cost per
-// row.)
-type rowIndex struct {
-	slots []rowSlot
-	n     int
-	shift uint // 64 - log2(len(slots)): a key's home is its hash >> shift
-}
-
-// rowSlot is a key and 1 + its row's place; 0 marks a free slot.
-type rowSlot struct {
-	k     upsertKey
-	place int32
-}
-
-// newRowIndex returns an index with room for n keys before it grows.
-func newRowIndex(n int) *rowIndex {
-	size := 8
-	for 4*n > 3*size {
-		size *= 2
-	}
-	return &rowIndex{slots: make([]rowSlot, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
-}
-
-func (x *rowIndex) len() int { return x.n }
-
-func (x *rowIndex) home(k upsertKey) int {
-	return int(mix64(uint64(k[0])*0x9E3779B97F4A7C15^uint64(k[1])) >> x.shift)
-}
-
-// place returns the place of k's row and true if k has one, else makes
-// next its place and returns next, false.
-func (x *rowIndex) place(k upsertKey, next int32) (int32, bool) {
-	mask := len(x.slots) - 1
-	i := x.home(k)
-	for ; x.slots[i].place != 0; i = (i + 1) & mask {
-		if x.slots[i].k == k {
-			return x.slots[i].place - 1, true
-		}
-	}
-	if 4*(x.n+1) > 3*len(x.slots) {
-		x.grow()
-		return x.place(k, next)
-	}
-	x.slots[i] = rowSlot{k, next + 1}
-	x.n++
-	return next, false
-}
-
-func (x *rowIndex) grow() {
-	old := x.slots
-	*x = *newRowIndex(2 * len(old) * 3 / 4)
-	mask := len(x.slots) - 1
-	for _, s := range old {
-		if s.place == 0 {
-			continue
-		}
-		i := x.home(s.k)
-		for x.slots[i].place != 0 {
-			i = (i + 1) & mask
-		}
-		x.slots[i] = s
-		x.n++
-	}
-}
-
-// all yields each key and its row's place.
-func (x *rowIndex) all() iter.Seq2[upsertKey, int32] {
-	return func(yield func(upsertKey, int32) bool) {
-		for _, s := range x.slots {
-			if s.place != 0 && !yield(s.k, s.place-1) {
-				return
-			}
-		}
-	}
 }
 
 // group returns the index in grouped of group g, which it adds if absent.
@@ -749,7 +685,7 @@ func (b *resultBatch[R]) setRow(i int32, k int64, r R) {
 	slots := b.grouped[i]
 	for _, s := range slots {
 		if s.k == k {
-			b.vals[s.i/keepChunk][s.i%keepChunk] = r
+			b.setAt(s.i, r)
 			return
 		}
 	}
@@ -773,51 +709,22 @@ func (b *resultBatch[R]) eachRow(f func(R)) {
 	}
 	for _, slots := range b.grouped {
 		for _, s := range slots {
-			f(b.vals[s.i/keepChunk][s.i%keepChunk])
+			f(b.at(s.i))
 		}
 	}
 }
 
-// add appends o, which comes later in the stream, to b; for an upsert
-// stream (upsert not nil) b keeps only the last result per key. o is not
-// used after: its chunks may become b's.
-func (b *resultBatch[R]) add(o *resultBatch[R], upsert func(R) upsertKey) {
+// add appends o, which comes later in the stream, to b; a grouped upsert
+// stream keeps only the last result per key. o is not used after: its
+// chunks may become b's.
+func (b *resultBatch[R]) add(o *resultBatch[R]) {
 	b.n += o.n
 	b.sum += o.sum
 	if o.groups != nil {
 		b.addGrouped(o)
 		return
 	}
-	if upsert == nil {
-		b.vals = append(b.vals, o.vals...)
-		return
-	}
-	if b.kept() > o.kept() {
-		b.fold(o, upsert, true)
-		return
-	}
-	// The smaller table is folded into the larger: at q18's first commit
-	// the committed table is empty and takes the pre-committed one whole.
-	o.fold(b, upsert, false)
-	b.vals, b.rows = o.vals, o.rows
-}
-
-// fold sets the rows of o, an upsert stream's table, in b: all of them if
-// o is later in the stream (later), else only those of keys b has no row
-// for.
-func (b *resultBatch[R]) fold(o *resultBatch[R], upsert func(R) upsertKey, later bool) {
-	if b.rows == nil {
-		b.rows = newRowIndex(o.kept())
-	}
-	for _, c := range o.vals {
-		for _, r := range c {
-			if i, ok := b.rows.place(upsert(r), int32(b.kept())); !ok {
-				b.keep(r)
-			} else if later {
-				b.vals[i/keepChunk][i%keepChunk] = r
-			}
-		}
-	}
+	b.vals = append(b.vals, o.vals...)
 }
 
 // addGrouped folds the grouped upsert stream o into b. o's chunks become
@@ -842,7 +749,7 @@ func (b *resultBatch[R]) addGrouped(o *resultBatch[R]) {
 			continue
 		}
 		for _, s := range slots {
-			b.setRow(j, s.k, o.vals[s.i/keepChunk][s.i%keepChunk])
+			b.setRow(j, s.k, o.at(s.i))
 		}
 	}
 	b.lastGroup = 0
@@ -853,6 +760,14 @@ func (b *resultBatch[R]) addGrouped(o *resultBatch[R]) {
 func (s *resultStore[R]) commit(subtask int, id uint64, discardLater bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.flatUpsert() {
+		t := s.table(subtask)
+		t.commit(id)
+		if discardLater {
+			t.discard()
+		}
+		return
+	}
 	// In checkpoint order: an upsert stream's order matters.
 	keys := slices.SortedFunc(maps.Keys(s.pre), func(a, b preKey) int { return cmp.Compare(a.checkpoint, b.checkpoint) })
 	for _, k := range keys {
@@ -860,7 +775,7 @@ func (s *resultStore[R]) commit(subtask int, id uint64, discardLater bool) {
 			continue
 		}
 		if k.checkpoint <= id {
-			s.done.add(s.pre[k], s.upsert)
+			s.done.add(s.pre[k])
 			delete(s.pre, k)
 		} else if discardLater {
 			delete(s.pre, k)
@@ -880,6 +795,7 @@ type resultSink[R any] struct {
 	keep      bool
 	upsert    func(R) upsertKey // nil unless an upsert stream
 	grouped   bool              // a grouped upsert stream
+	table     *upsertTable[R]   // a flat upsert stream's, of this subtask
 	clock     *EmitClock
 	origin    func(R) int64
 	subtask   int
@@ -896,6 +812,12 @@ func (s *resultSink[R]) Open(_ context.Context, info runtime.TaskInfo, restored 
 			delete(s.store.pre, k) // a fresh start: nothing was promised
 		}
 	}
+	if s.store.flatUpsert() {
+		s.table = s.store.table(s.subtask)
+		if restored == nil {
+			s.table.discard()
+		}
+	}
 	s.store.mu.Unlock()
 	if restored != nil {
 		if len(restored) != 8 {
@@ -910,8 +832,8 @@ func (s *resultSink[R]) Write(_ context.Context, rec Traced[R]) error {
 	switch {
 	case s.grouped: // counted and hashed once folded into its table
 		s.cur.upsertGrouped(s.upsert(rec.Result), rec.Result)
-	case s.upsert != nil:
-		s.cur.upsert(s.upsert(rec.Result), rec.Result)
+	case s.table != nil:
+		s.table.set(s.upsert(rec.Result), rec.Result)
 	case s.keep:
 		s.cur.keep(rec.Result)
 		fallthrough
@@ -935,20 +857,22 @@ func (s *resultSink[R]) Write(_ context.Context, rec Traced[R]) error {
 }
 
 func (s *resultSink[R]) PreCommit(_ context.Context, id uint64) ([]byte, error) {
+	state := binary.BigEndian.AppendUint64(nil, id)
+	if s.table != nil {
+		s.store.mu.Lock()
+		s.table.preCommit(id)
+		s.store.mu.Unlock()
+		return state, nil
+	}
 	b := s.cur
 	s.cur = resultBatch[R]{}
-	if b.rows != nil {
-		// Room for as many keys as the last checkpoint's: the index need
-		// not grow from empty at every checkpoint.
-		s.cur.rows = newRowIndex(b.rows.len())
-	}
 	if b.groups != nil {
 		s.cur.groups = make(map[int64]int32, len(b.groups))
 	}
 	s.store.mu.Lock()
 	s.store.pre[preKey{s.subtask, id}] = &b
 	s.store.mu.Unlock()
-	return binary.BigEndian.AppendUint64(nil, id), nil
+	return state, nil
 }
 
 func (s *resultSink[R]) Commit(_ context.Context, id uint64) error {
