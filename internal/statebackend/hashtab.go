@@ -63,7 +63,12 @@ func (h *hashTable[K, V]) len() int { return h.n }
 // taking its top bits: the hashes are stable (key groups depend on them) and
 // easy to invert for integer keys, and without the seed, input crafted to
 // share top bits would make every probe walk one long cluster.
-func (h *hashTable[K, V]) home(k K) int { return int(keygroup.Mix64(h.hash(k)^slotSeed) >> h.shift) }
+func (h *hashTable[K, V]) home(k K) int { return h.homeOf(h.hash(k)) }
+
+// homeOf returns the home of a key whose hash is hash.
+func (h *hashTable[K, V]) homeOf(hash uint64) int {
+	return int(keygroup.Mix64(hash^slotSeed) >> h.shift)
+}
 
 // slotSeed is the per-process seed of home.
 var slotSeed = rand.Uint64()
@@ -111,6 +116,23 @@ func (h *hashTable[K, V]) touch(keys []K) {
 		homes = append(homes, h.home(k))
 	}
 	h.homes = homes
+	h.touchHomes(homes)
+}
+
+// touchHashed is touch for the keys whose hashes are hashes.
+func (h *hashTable[K, V]) touchHashed(hashes []uint64) {
+	if h.n == 0 {
+		return
+	}
+	homes := h.homes[:0]
+	for _, x := range hashes {
+		homes = append(homes, h.homeOf(x))
+	}
+	h.homes = homes
+	h.touchHomes(homes)
+}
+
+func (h *hashTable[K, V]) touchHomes(homes []int) {
 	var sum uint32
 	mask := len(h.slots) - 1
 	for _, i := range homes {

@@ -447,9 +447,9 @@ func (n *namespaced[K, V]) cachedAll() bool {
 
 func (n *namespaced[K, V]) setPrefetch(newest int) { n.prefetchNewest = max(newest, 0) }
 
-func (n *namespaced[K, V]) prefetch(keys []K) {
+func (n *namespaced[K, V]) prefetch(keys []K, hashes []uint64) {
 	for i := max(len(n.live)-n.prefetchNewest, 0); i < len(n.live); i++ {
-		n.live[i].t.prefetch(keys)
+		n.live[i].t.prefetch(keys, hashes)
 	}
 }
 

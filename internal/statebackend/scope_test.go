@@ -124,3 +124,53 @@ func TestMapAllStopsEarly(t *testing.T) {
 		t.Fatal("Delete of an absent entry created one")
 	}
 }
+
+// TestPrefetchKeepsHashes checks that the keys of a Prefetch, set in order
+// as the runtime sets them, are hashed once each: by the Prefetch, not again
+// by their Get and Put (which hashed each key a second time). Keys set out
+// of order, or skipped, still get their own hash.
+func TestPrefetchKeepsHashes(t *testing.T) {
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := NewScope[pairKey](b, pairKeyCodec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewValue(s, "v", Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := s.hash
+	calls := 0
+	s.hash = func(k pairKey) uint64 { calls++; return hash(k) }
+	keys := make([]pairKey, 64)
+	for i := range keys {
+		keys[i] = pairKey{int64(i), int64(i % 7)}
+	}
+	for round := range 3 {
+		calls = 0
+		s.Prefetch(keys)
+		for i, k := range keys {
+			s.SetKey(k)
+			got, _ := v.Get()
+			v.Put(got + int64(i))
+		}
+		if round > 0 && calls != len(keys) { // (round 0 grows the table, which hashes)
+			t.Errorf("round %d: %d hashes for %d keys, want one each", round, calls, len(keys))
+		}
+	}
+	// Out of order: the hashes must still be the keys' own.
+	s.Prefetch(keys)
+	for _, i := range []int{3, 0, 1, 1, 63, 2, 5, 4} {
+		s.SetKey(keys[i])
+		if got, want := s.keyHash(keys[i]), hash(keys[i]); got != want {
+			t.Errorf("key %v: hash %x, want %x", keys[i], got, want)
+		}
+		if got, _ := v.Get(); got != 3*int64(i) {
+			t.Errorf("key %v: %d, want %d", keys[i], got, 3*i)
+		}
+	}
+}

@@ -345,7 +345,15 @@ func makeTable[K comparable, V any](s *Scope[K], vals Codec[V]) *table[K, V] {
 	return t
 }
 
-func (t *table[K, V]) prefetch(keys []K) { t.m.touch(keys) }
+// prefetch touches the slots of keys; hashes, if not nil, are their key
+// hashes (see Scope.Prefetch).
+func (t *table[K, V]) prefetch(keys []K, hashes []uint64) {
+	if hashes != nil && t.scope.slotHash == nil { // the slots are placed by the key hash
+		t.m.touchHashed(hashes)
+		return
+	}
+	t.m.touch(keys)
+}
 
 func (t *table[K, V]) get(k K) (V, bool) {
 	if e, ok := t.m.get(k); ok {

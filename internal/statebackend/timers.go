@@ -129,7 +129,7 @@ func (tm *Timers[K]) fireSome(at int64, keys []K, fire func(key K, at int64)) {
 		batch = append(batch, timerKey[K]{at: at, key: k})
 	}
 	tm.batch = batch
-	tm.set.prefetch(batch)
+	tm.set.prefetch(batch, nil)
 	for _, tk := range batch {
 		if !tm.set.take(tk) {
 			continue // deleted
