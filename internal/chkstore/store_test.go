@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -479,4 +480,36 @@ func sameManifest(a, b *Manifest) bool {
 	ea, erra := manifest.Encode(a)
 	eb, errb := manifest.Encode(b)
 	return erra == nil && errb == nil && bytes.Equal(ea, eb)
+}
+
+// TestCompleteReadsThroughOneBuffer completes a checkpoint of many small
+// files and checks that checksumming them did not allocate a read buffer
+// for each.
+func TestCompleteReadsThroughOneBuffer(t *testing.T) {
+	const files = 20
+	s := openStore(t)
+	if _, err := s.Begin(1); err != nil {
+		t.Fatal(err)
+	}
+	m := &Manifest{Job: "job", ID: 1, MaxParallelism: 128}
+	for i := range files {
+		rel, err := s.WriteOperatorState(1, fmt.Sprintf("op%d", i), 0, []byte("state"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Operators = append(m.Operators, SubtaskState{Operator: fmt.Sprintf("op%d", i), StateFile: rel})
+	}
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	if err := s.Complete(m); err != nil {
+		t.Fatal(err)
+	}
+	goruntime.ReadMemStats(&after)
+	// At most a quarter of io.Copy's buffer (32 KB) a file.
+	if got, most := after.TotalAlloc-before.TotalAlloc, uint64(files*(32<<10)/4); got > most {
+		t.Errorf("completing a checkpoint of %d files allocated %d bytes, want at most %d", files, got, most)
+	}
+	if err := s.Verify(m); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -299,7 +299,7 @@ func (d *delta) writeSST(path string, opts sstable.WriterOptions) error {
 	if err != nil {
 		return err
 	}
-	w := sstable.NewWriter(newSSTWritable(f), opts)
+	w := sstable.NewWriter(newSSTWritable(f, d.sstBuffer()), opts)
 	var scratch [inlineKeyBytes]byte
 	d.touchRecs(0, 2*gatherBatch)
 	for i := range d.recs {
@@ -392,6 +392,27 @@ const touchedBytes = 256
 // (deltas of 3 to 37 MB) those calls were 8% of the CPU profile.
 const sstWriteBuffer = 1 << 20
 
+// sstBuffer returns the write buffer for the delta's sstable: room for
+// the whole table if that is smaller than sstWriteBuffer (its keys and
+// values, a generous 32 bytes a change for the record's own bytes and the
+// table's per-key overhead, and 4 KB for its index, filter, properties
+// and footer), else sstWriteBuffer. NB: the buffer is allocated and zeroed
+// at every checkpoint: at 1 MB for a delta of a few records (Nexmark q7's
+// one checkpoint at 2M events writes 753 bytes) it was a megabyte a
+// checkpoint of the garbage that sets the collector's pace, as much as
+// 10,000 of the events' own allocations. A buffer too small for the table
+// only costs more write calls.
+func (d *delta) sstBuffer() int {
+	n := len(d.buf) + len(d.spanBuf) + 32*(len(d.recs)+len(d.spans)) + 4<<10
+	for _, c := range d.chunks[:min(d.cur, len(d.chunks))] {
+		n += len(c)
+		if n >= sstWriteBuffer {
+			return sstWriteBuffer
+		}
+	}
+	return min(n, sstWriteBuffer)
+}
+
 // sstWritable is an objstorage.Writable over a file, buffered by
 // sstWriteBuffer bytes.
 type sstWritable struct {
@@ -399,8 +420,9 @@ type sstWritable struct {
 	bw *bufio.Writer
 }
 
-func newSSTWritable(f vfs.File) *sstWritable {
-	return &sstWritable{f: f, bw: bufio.NewWriterSize(f, sstWriteBuffer)}
+// newSSTWritable returns a writable over f that buffers size bytes.
+func newSSTWritable(f vfs.File, size int) *sstWritable {
+	return &sstWritable{f: f, bw: bufio.NewWriterSize(f, size)}
 }
 
 func (w *sstWritable) Write(p []byte) error {

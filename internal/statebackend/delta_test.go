@@ -5,7 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"testing"
 	"unsafe"
@@ -204,7 +208,7 @@ func TestSSTWritableBuffers(t *testing.T) {
 		t.Fatal(err)
 	}
 	cf := &writeCountingFile{File: f}
-	w := newSSTWritable(cf)
+	w := newSSTWritable(cf, sstWriteBuffer)
 	const block, blocks = 4 << 10, 1000
 	var want []byte
 	for i := range blocks {
@@ -231,5 +235,44 @@ func TestSSTWritableBuffers(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("the file holds %d bytes, not the %d written", len(got), len(want))
+	}
+}
+
+// TestDeltaSSTBufferFitsTable writes the sstable of a delta of two changes
+// and checks that doing so allocates far less than sstWriteBuffer (the
+// write buffer fits the table, which it holds whole), and that a delta of
+// more than sstWriteBuffer bytes still gets the full buffer.
+func TestDeltaSSTBufferFitsTable(t *testing.T) {
+	opts := dbOptions(t.TempDir(), nil, slog.New(slog.DiscardHandler))
+	wopts := opts.MakeWriterOptions(0, opts.FormatMajorVersion.MaxTableFormat())
+	var d delta
+	d.add([]byte("k1"), func(dst []byte) []byte { return append(dst, 1) }, false)
+	d.add(bytes.Repeat([]byte{'k'}, 40), func(dst []byte) []byte { return append(dst, bytes.Repeat([]byte{'v'}, 40)...) }, false)
+	d.sort()
+	path := filepath.Join(t.TempDir(), "small.sst")
+	var before, after goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	if err := d.writeSST(path, wopts); err != nil {
+		t.Fatal(err)
+	}
+	goruntime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > sstWriteBuffer/4 {
+		t.Errorf("writing the sstable of 2 changes allocated %d bytes, want at most %d", got, sstWriteBuffer/4)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buf := d.sstBuffer(); info.Size() > int64(buf) {
+		t.Errorf("the sstable has %d bytes, more than its write buffer of %d", info.Size(), buf)
+	}
+
+	var big delta
+	value := bytes.Repeat([]byte{'v'}, 1<<10)
+	for i := range sstWriteBuffer/len(value) + 10 {
+		big.add(binary.BigEndian.AppendUint64(nil, uint64(i)), func(dst []byte) []byte { return append(dst, value...) }, false)
+	}
+	if got := big.sstBuffer(); got != sstWriteBuffer {
+		t.Errorf("a delta of %d values of %d bytes gets a write buffer of %d bytes, want %d", len(big.recs), len(value), got, sstWriteBuffer)
 	}
 }

@@ -88,7 +88,7 @@ func copyKeyGroups(db *pebble.DB, wopts sstable.WriterOptions, src KeyGroupSourc
 	if err != nil {
 		return err
 	}
-	w := sstable.NewWriter(newSSTWritable(f), wopts)
+	w := sstable.NewWriter(newSSTWritable(f, sstWriteBuffer), wopts)
 	n := 0
 	ranges := []pebble.KeyRange{
 		{Start: keyGroupKey(max(first, src.First)), End: keyGroupKey(min(end, src.End))},
