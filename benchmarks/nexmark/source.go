@@ -137,28 +137,23 @@ type source struct {
 // object's would: a slab is never reused. A person kept alive keeps its
 // slab (3.5 KB) alive.
 type recordSlabs struct {
-	persons  []Person
-	auctions []Auction
+	persons  slab[Person]
+	auctions slab[Auction]
 }
 
 const slabLen = 32
 
-func (s *recordSlabs) person() *Person {
-	if len(s.persons) == 0 {
-		s.persons = make([]Person, slabLen)
-	}
-	p := &s.persons[0]
-	s.persons = s.persons[1:]
-	return p
-}
+// slab is the unused rest of a slab of Ts.
+type slab[T any] []T
 
-func (s *recordSlabs) auction() *Auction {
-	if len(s.auctions) == 0 {
-		s.auctions = make([]Auction, slabLen)
+// next returns a zero T of the slab, which it refills when used up.
+func (s *slab[T]) next() *T {
+	if len(*s) == 0 {
+		*s = make([]T, slabLen)
 	}
-	a := &s.auctions[0]
-	s.auctions = s.auctions[1:]
-	return a
+	p := &(*s)[0]
+	*s = (*s)[1:]
+	return p
 }
 
 func (s *source) Open(_ context.Context, info runtime.TaskInfo, restored []byte) error {
@@ -220,11 +215,11 @@ func (g *Generator) fillRecord(n int64, r *Record, slabs *recordSlabs) {
 	switch r.Kind {
 	case KindPerson:
 		r.Bid = Bid{}
-		r.Person = slabs.person()
+		r.Person = slabs.persons.next()
 		g.person(r.Person, id, ts, &rng)
 	case KindAuction:
 		r.Bid = Bid{}
-		r.Auction = slabs.auction()
+		r.Auction = slabs.auctions.next()
 		g.auction(r.Auction, id, ts, &rng)
 	default:
 		g.bid(&r.Bid, id, ts, &rng)
