@@ -3,6 +3,7 @@ package nexmark
 import (
 	"context"
 	"encoding/binary"
+	"iter"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -392,6 +393,20 @@ func benchSinkRows[R any](b *testing.B, rows []R, every int, newStore func() *re
 		}
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(rows)), "cpu-ns/row")
+}
+
+// len and all serve the tests.
+func (x *rowIndex) len() int { return x.n }
+
+// all yields each key and its integer.
+func (x *rowIndex) all() iter.Seq2[upsertKey, int32] {
+	return func(yield func(upsertKey, int32) bool) {
+		for _, s := range x.slots {
+			if s.place != 0 && !yield(s.k, s.place-1) {
+				return
+			}
+		}
+	}
 }
 
 // TestRowIndexMatchesMap checks the sink's index of upsert rows against a

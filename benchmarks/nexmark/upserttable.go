@@ -1,9 +1,6 @@
 package nexmark
 
-import (
-	"iter"
-	"math/bits"
-)
+import "math/bits"
 
 // upsertTable is one subtask's table of a flat upsert stream (q18): the
 // committed row of each key, and the rows written since, which a commit
@@ -132,8 +129,6 @@ func newRowIndex(n int) *rowIndex {
 	return &rowIndex{slots: make([]rowSlot, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
 }
 
-func (x *rowIndex) len() int { return x.n }
-
 func (x *rowIndex) home(k upsertKey) int {
 	return int(mix64(uint64(k[0])*0x9E3779B97F4A7C15^uint64(k[1])) >> x.shift)
 }
@@ -171,16 +166,5 @@ func (x *rowIndex) grow() {
 		}
 		x.slots[i] = s
 		x.n++
-	}
-}
-
-// all yields each key and its integer.
-func (x *rowIndex) all() iter.Seq2[upsertKey, int32] {
-	return func(yield func(upsertKey, int32) bool) {
-		for _, s := range x.slots {
-			if s.place != 0 && !yield(s.k, s.place-1) {
-				return
-			}
-		}
 	}
 }
