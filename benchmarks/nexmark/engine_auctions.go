@@ -27,14 +27,16 @@ type auctionOrBid struct {
 type auctionOrBidOp struct {
 	recordOp[auctionOrBid]
 	dropText bool
+	auctions slab[Auction]
 }
 
 func (o *auctionOrBidOp) Process(r Record) {
 	switch r.Kind {
 	case KindAuction:
-		a := r.Auction
+		a := o.auctions.next()
+		*a = r.Auction
 		if o.dropText {
-			a = &Auction{ID: a.ID, InitialBid: a.InitialBid, Reserve: a.Reserve, DateTime: a.DateTime, Expires: a.Expires, Seller: a.Seller, Category: a.Category}
+			a.ItemName, a.Description, a.Extra = "", "", ""
 		}
 		o.out.Collect(auctionOrBid{Auction: a})
 	case KindBid:
@@ -44,6 +46,24 @@ func (o *auctionOrBidOp) Process(r Record) {
 		}
 		o.out.Collect(auctionOrBid{Bid: b})
 	}
+}
+
+// slab hands out the Ts an operator passes on by pointer (the auctions of
+// auctionOrBid and q20In) from slabs of slabLen, one allocation each. A
+// pointer handed out stays valid, as a new object's would: a slab is never
+// reused. A T kept alive keeps its slab alive.
+type slab[T any] []T
+
+const slabLen = 32
+
+// next returns a zero T of the slab, which it refills when used up.
+func (s *slab[T]) next() *T {
+	if len(*s) == 0 {
+		*s = make([]T, slabLen)
+	}
+	p := &(*s)[0]
+	*s = (*s)[1:]
+	return p
 }
 
 // auctionState is the keyed state of one auction id. It is held by

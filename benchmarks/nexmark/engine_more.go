@@ -344,13 +344,18 @@ type q20In struct {
 	N       int64
 }
 
-type q20Op struct{ recordOp[q20In] }
+type q20Op struct {
+	recordOp[q20In]
+	auctions slab[Auction]
+}
 
 func (o *q20Op) Process(r Record) {
 	switch r.Kind {
 	case KindAuction:
 		if r.Auction.Category == Q3Category {
-			o.out.Collect(q20In{Auction: r.Auction, N: r.N})
+			a := o.auctions.next()
+			*a = r.Auction
+			o.out.Collect(q20In{Auction: a, N: r.N})
 		}
 	case KindBid:
 		o.out.Collect(q20In{Bid: r.Bid, N: r.N})
