@@ -2,6 +2,7 @@ package operators_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -301,5 +302,97 @@ func TestProcessContextTimestamp(t *testing.T) {
 			}
 			check(t, "timestamps", out.records(), want)
 		})
+	}
+}
+
+// timedSource emits 0, 1, … n-1 (subtask i of p: i, i+p, …) in chunks of
+// 7, at the event times ts gives, with CollectAt where its collector takes times (the source has
+// WithWatermarks) and with Collect where not, as a source that knows its
+// records' times (Kafka's record timestamps) does.
+type timedSource struct {
+	n, next, step uint64
+	ts            func(uint64) int64
+}
+
+func timedNumbers(n uint64, ts func(uint64) int64) runtime.SourceFactory[uint64] {
+	return func() (runtime.Source[uint64], error) { return &timedSource{n: n, ts: ts}, nil }
+}
+
+func (s *timedSource) Open(_ context.Context, info runtime.TaskInfo, restored []byte) error {
+	s.next, s.step = uint64(info.Subtask), uint64(info.Parallelism)
+	if len(restored) == 8 {
+		s.next = binary.BigEndian.Uint64(restored)
+	}
+	return nil
+}
+
+func (s *timedSource) Read(_ context.Context, out runtime.Collector[uint64]) error {
+	timed, isTimed := out.(runtime.TimestampCollector[uint64])
+	for range 7 {
+		if s.next >= s.n {
+			return runtime.ErrEndOfInput
+		}
+		if isTimed {
+			timed.CollectAt(s.next, s.ts(s.next))
+		} else {
+			out.Collect(s.next)
+		}
+		s.next += s.step
+	}
+	return nil
+}
+
+func (s *timedSource) Snapshot() ([]byte, error) {
+	return binary.BigEndian.AppendUint64(nil, s.next), nil
+}
+func (s *timedSource) Close() error { return nil }
+
+// TestWindowOverSourceTimestamps windows by the event times a source gives
+// with CollectAt: under a strategy without a Timestamp function they are
+// the records' times; with one, the function decides.
+func TestWindowOverSourceTimestamps(t *testing.T) {
+	const n, keys, size = 2000, 3, 1000
+	srcTime := func(v uint64) int64 { return 1_000_000 + int64(v)*7 }
+	fnTime := func(v uint64) int64 { return int64(v)*10 + size/2 }
+	key := func(v uint64) uint64 { return v % keys }
+	for _, tc := range []struct {
+		name     string
+		strategy runtime.WatermarkStrategy[uint64]
+		want     []string
+	}{
+		{"source times", runtime.WatermarkStrategy[uint64]{}, countWindows(n, key, srcTime, size)},
+		{"timestamp function", runtime.Monotonic(fnTime), countWindows(n, key, fnTime, size)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, lateOut := newOutput[string](), newOutput[string]()
+			p := runtime.NewPipeline("source-times")
+			src := runtime.From(p, "src", timedNumbers(n, srcTime), runtime.WithWatermarks(tc.strategy))
+			res, late := countPerWindow(src, keys, size)
+			runtime.To(res, "sink", newMemSink(out))
+			runtime.To(late, "late-sink", newMemSink(lateOut))
+			if err := runtime.Run(context.Background(), p, testConfig(t, 2)); err != nil {
+				t.Fatal(err)
+			}
+			check(t, "windows", out.records(), tc.want)
+			check(t, "late", lateOut.records(), nil)
+		})
+	}
+}
+
+// TestRecordWithoutSourceTimestamp checks that a record a source emits
+// with Collect under a strategy without a Timestamp function fails the job
+// with an error that names the source and says what to do, rather than
+// reaching an operator without event time.
+func TestRecordWithoutSourceTimestamp(t *testing.T) {
+	out := newOutput[string]()
+	p := runtime.NewPipeline("no-source-times")
+	src := runtime.From(p, "plain-src", numbers(10), runtime.WithWatermarks(runtime.WatermarkStrategy[uint64]{}))
+	runtime.To(stamped(src, "stamps"), "sink", newMemSink(out))
+	err := runtime.Run(context.Background(), p, testConfig(t, 1))
+	if err == nil || !strings.Contains(err.Error(), `"plain-src"`) || !strings.Contains(err.Error(), "CollectAt") {
+		t.Fatalf("Run = %v, want an error that names the source and CollectAt", err)
+	}
+	if got := out.records(); len(got) != 0 {
+		t.Fatalf("the sink received %v, want nothing: no record has an event time", got)
 	}
 }

@@ -34,6 +34,9 @@ const (
 // its watermarks.
 type WatermarkStrategy[T any] struct {
 	// Timestamp returns the event time of a record, in ms since the epoch.
+	// At a source (WithWatermarks) it may be nil: the event times are then
+	// those the source gives with CollectAt (see TimestampCollector), such
+	// as the Kafka source's record timestamps.
 	Timestamp func(T) int64
 	// MaxOutOfOrderness is how much later than the newest record so far an
 	// older record may still arrive: the watermark trails the largest
@@ -76,6 +79,23 @@ func WithWatermarks[T any](s WatermarkStrategy[T]) SourceOption[T] {
 	return func(o *sourceOptions[T]) { o.watermarks = &s }
 }
 
+// TimestampCollector is the Collector a source's Read is given when the
+// source has WithWatermarks: CollectAt emits a record at an event time the
+// source knows (a Kafka record's timestamp, a generator's clock), which a
+// strategy without a Timestamp function uses; with one, the function
+// decides. A source that knows its records' times checks for it once per
+// Read:
+//
+//	tc, timed := out.(runtime.TimestampCollector[T])
+//
+// and emits with tc.CollectAt where timed. A record emitted with Collect
+// under a strategy without a Timestamp function fails the job: it has no
+// event time.
+type TimestampCollector[T any] interface {
+	Collector[T]
+	CollectAt(rec T, ts int64)
+}
+
 // AssignTimestamps adds an operator called name that assigns event times to
 // the records of s with strategy and generates watermarks from them, per
 // subtask, replacing any watermarks that reached it. Use it where the
@@ -98,7 +118,7 @@ func AssignTimestamps[T any](s Stream[T], name string, strategy WatermarkStrateg
 	}
 	n.AssignsEventTime, n.EventTime = true, true
 	n.Build = func(env *engine.Env) (engine.Subtask, error) {
-		w := newWatermarker(strategy, env.Out.(Collector[T]), env.Timestamp)
+		w := newWatermarker(strategy, env.Out.(Collector[T]), env)
 		return engine.Subtask{Instance: assignerInstance[T]{w}, In: Collector[T](w)}, nil
 	}
 	engine.Connect(s.n, n, engine.Forward, nil)
@@ -172,29 +192,51 @@ type watermarker[T any] struct {
 	emitted  int64  // last watermark sent downstream
 	lastRec  time.Time
 	idle     bool
-	seen     bool // a record arrived since the last check
+	seen     bool        // a record arrived since the last check
+	name     string      // the source's or AssignTimestamps' name
+	fail     func(error) // fails the job (engine.Env.Fail)
 }
 
-func newWatermarker[T any](strategy WatermarkStrategy[T], out Collector[T], ts *int64) *watermarker[T] {
-	w := &watermarker[T]{strategy: strategy, out: out, ts: ts, maxTime: MinWatermark, emitted: MinWatermark, lastRec: time.Now()}
+func newWatermarker[T any](strategy WatermarkStrategy[T], out Collector[T], env *engine.Env) *watermarker[T] {
+	w := &watermarker[T]{strategy: strategy, out: out, ts: env.Timestamp, name: env.Operator, fail: env.Fail,
+		maxTime: MinWatermark, emitted: MinWatermark, lastRec: time.Now()}
 	w.direct, w.isDirect = engine.Direct[T](out)
 	return w
 }
 
 // Collect gives rec its timestamp, which it carries downstream
-// (OperatorContext.Timestamp), and forwards it.
+// (OperatorContext.Timestamp), and forwards it. Without a Timestamp
+// function the record has none: the job fails (see TimestampCollector).
 func (w *watermarker[T]) Collect(rec T) {
-	ts := w.strategy.Timestamp(rec)
+	if w.strategy.Timestamp == nil {
+		w.fail(fmt.Errorf("source %q: a record without event time: the watermark strategy has no Timestamp function, so the source must emit every record with CollectAt (runtime.TimestampCollector); give the strategy a Timestamp function to use this source", w.name))
+		return
+	}
+	w.forward(&rec, w.strategy.Timestamp(rec))
+}
+
+// CollectAt forwards rec at the event time the source gave, unless the
+// strategy's Timestamp function decides.
+func (w *watermarker[T]) CollectAt(rec T, ts int64) {
+	if w.strategy.Timestamp != nil {
+		ts = w.strategy.Timestamp(rec)
+	}
+	w.forward(&rec, ts)
+}
+
+// forward takes rec by pointer: by value it was copied once more per
+// record (it is not inlined).
+func (w *watermarker[T]) forward(rec *T, ts int64) {
 	if ts > w.maxTime {
 		w.maxTime = ts
 	}
 	w.seen = true
 	*w.ts = ts
 	if w.isDirect {
-		w.direct.Collect(rec)
+		w.direct.Collect(*rec)
 		return
 	}
-	w.out.Collect(rec)
+	w.out.Collect(*rec)
 }
 
 // EventTime returns the watermark to send after a Read or a batch, if it

@@ -176,9 +176,6 @@ func From[T any](p *Pipeline, name string, newSource SourceFactory[T], opts ...S
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.watermarks != nil && o.watermarks.Timestamp == nil {
-		p.Fail(fmt.Errorf("source %q: watermark strategy without a Timestamp function", name))
-	}
 	if newSource == nil {
 		p.Fail(fmt.Errorf("source %q: nil SourceFactory: pass the factory a connector's NewSource returned", name))
 	}
@@ -207,7 +204,7 @@ func sourceBuild[T any](newSource SourceFactory[T], o sourceOptions[T]) buildFun
 		}
 		inst := &sourceInstance[T]{src: src, out: env.Out.(Collector[T])}
 		if o.watermarks != nil {
-			inst.wm = newWatermarker(*o.watermarks, inst.out, env.Timestamp)
+			inst.wm = newWatermarker(*o.watermarks, inst.out, env)
 			inst.out = inst.wm
 		}
 		return engine.Subtask{Instance: inst, Reports: reports(src)}, nil

@@ -36,18 +36,6 @@ type Record struct {
 	Auction  Auction
 }
 
-// Time returns the event time (ms) of the payload.
-func (r *Record) Time() int64 {
-	switch r.Kind {
-	case KindPerson:
-		return r.Person.DateTime
-	case KindAuction:
-		return r.Auction.DateTime
-	default:
-		return r.Bid.DateTime
-	}
-}
-
 // Event returns the payload as an Event.
 func (r *Record) Event() Event {
 	switch r.Kind {
@@ -105,13 +93,15 @@ func Source(cfg SourceConfig) runtime.SourceFactory[Record] {
 // Watermarks returns the watermark strategy matching g: monotonous
 // timestamps when g keeps events in order, otherwise bounded by g's
 // out-of-orderness, so that the watermark never passes an event still to
-// come and no event is late.
+// come and no event is late. The strategy has no Timestamp function: the
+// source gives each record's event time with CollectAt, as it generates
+// it (a function of the record was a copy of it per event).
 func Watermarks(g *Generator) runtime.SourceOption[Record] {
-	ts := func(r Record) int64 { return r.Time() }
-	if g.Config().OutOfOrderGroupSize == 1 {
-		return runtime.WithWatermarks(runtime.Monotonic(ts))
+	var s runtime.WatermarkStrategy[Record]
+	if g.Config().OutOfOrderGroupSize > 1 {
+		s.MaxOutOfOrderness = g.MaxOutOfOrderness()
 	}
-	return runtime.WithWatermarks(runtime.BoundedOutOfOrderness(ts, g.MaxOutOfOrderness()))
+	return runtime.WithWatermarks(s)
 }
 
 // MaxOutOfOrderness returns how much earlier than the latest event so far a
@@ -158,6 +148,8 @@ func (s *source) Read(ctx context.Context, out runtime.Collector[Record]) error 
 	}()
 	clock := s.cfg.Clock
 	stride := int64(s.seq.Stride)
+	// With Watermarks the source gives the event times.
+	timed, isTimed := out.(runtime.TimestampCollector[Record])
 	var rec Record // on the stack: filling it needs no write barriers
 	for range n {
 		next := int64(s.seq.Next)
@@ -167,8 +159,11 @@ func (s *source) Read(ctx context.Context, out runtime.Collector[Record]) error 
 		if clock != nil && next&(emitBlock-1) < stride {
 			clock.record(next) // the first event of its block this subtask emits
 		}
-		s.g.fillRecord(next, &rec)
-		out.Collect(rec)
+		if ts := s.g.fillRecord(next, &rec); isTimed {
+			timed.CollectAt(rec, ts)
+		} else {
+			out.Collect(rec)
+		}
 		s.seq.Next += s.seq.Stride
 		emitted++
 	}
@@ -180,8 +175,9 @@ func (s *source) Read(ctx context.Context, out runtime.Collector[Record]) error 
 // payload straight into its field of r, with no Event to copy from (the
 // source's share of the work the reference loop does not have), and the
 // processing time taken from the event time when the events are in order,
-// where the two are equal, rather than computed again.
-func (g *Generator) fillRecord(n int64, r *Record) {
+// where the two are equal, rather than computed again. It returns the
+// event's time.
+func (g *Generator) fillRecord(n int64, r *Record) (eventTime int64) {
 	id := g.adjusted(n)
 	ts := g.timeOf(id)
 	rng := eventRNG(g.cfg.Seed, id)
@@ -201,6 +197,7 @@ func (g *Generator) fillRecord(n int64, r *Record) {
 	default:
 		g.bid(&r.Bid, id, ts, &rng)
 	}
+	return ts
 }
 
 // clear zeroes the payload of kind k. NB: fillRecord clears only the payload

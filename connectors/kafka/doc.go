@@ -78,6 +78,12 @@
 // readers stop at the last stable offset but do not drop aborted records, so
 // they cannot implement read_committed on their own.)
 //
+// Event time: with runtime.WithWatermarks and a strategy without a
+// Timestamp function (runtime.WatermarkStrategy[T]{MaxOutOfOrderness: d}),
+// a record's event time is its Kafka timestamp (the producer's CreateTime
+// or the broker's LogAppendTime, as the topic is configured), as in
+// Flink's Kafka source; a Timestamp function, when given, decides instead.
+//
 // Records that the user's Deserializer rejects are handled by the
 // OnDecodeError policy: fail the job (the default), skip and count them, or
 // copy the raw record to a dead-letter topic and count them.

@@ -706,6 +706,9 @@ func (s *source[T]) process(parts []*partition, resp *kmsg.FetchResponse, out ru
 
 func (s *source[T]) emit(p *partition, recs []*kgo.Record, out runtime.Collector[T], dead []kafkago.Message) ([]kafkago.Message, error) {
 	var hdrs []Header
+	// With runtime.WithWatermarks the records' event times can be their
+	// Kafka timestamps.
+	timed, isTimed := out.(runtime.TimestampCollector[T])
 	for _, kr := range recs {
 		if kr.Offset < p.next {
 			continue
@@ -743,6 +746,8 @@ func (s *source[T]) emit(p *partition, recs []*kgo.Record, out runtime.Collector
 			default:
 				return dead, &DecodeError{Topic: p.topic, Partition: p.partition, Offset: kr.Offset, Err: err}
 			}
+		} else if isTimed {
+			timed.CollectAt(v, kr.Timestamp.UnixMilli())
 		} else {
 			out.Collect(v)
 		}

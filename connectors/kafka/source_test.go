@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -490,4 +491,50 @@ func newSourceInstance[T any](cfg SourceConfig[T]) (*source[T], error) {
 		return nil, err
 	}
 	return s.(*source[T]), nil
+}
+
+// timesCollector records the event times a source gives with CollectAt, as
+// the collector of a source with runtime.WithWatermarks does.
+type timesCollector struct {
+	at    map[string]int64
+	plain int // records emitted with Collect, without a time
+}
+
+func (c *timesCollector) Collect(string)               { c.plain++ }
+func (c *timesCollector) CollectAt(v string, ts int64) { c.at[v] = ts }
+
+// TestEventTimeIsKafkaTimestamp checks that a source whose collector takes
+// event times gives each record's Kafka timestamp.
+func TestEventTimeIsKafkaTimestamp(t *testing.T) {
+	b := startBroker(t)
+	if err := b.CreateTopic("times", 2); err != nil {
+		t.Fatal(err)
+	}
+	base := time.UnixMilli(1_700_000_000_000)
+	vs := values("t", 20)
+	msgs := make([]kafkago.Message, len(vs))
+	want := map[string]int64{}
+	for i, v := range vs {
+		at := base.Add(time.Duration(i*7) * time.Second)
+		msgs[i] = kafkago.Message{Key: []byte(v), Value: []byte(v), Time: at}
+		want[v] = at.UnixMilli()
+	}
+	w := &kafkago.Writer{Addr: kafkago.TCP(b.Addr()), Topic: "times", Balancer: &kafkago.Hash{}, RequiredAcks: kafkago.RequireAll, BatchTimeout: time.Millisecond}
+	if err := w.WriteMessages(testCtx(t), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	s := openSource(t, SourceConfig[string]{Brokers: []string{b.Addr()}, Topics: []string{"times"}, Deserializer: asString, Mode: StopAtEnd}, task(0, 1), nil)
+	c := &timesCollector{at: map[string]int64{}}
+	for err := error(nil); !errors.Is(err, runtime.ErrEndOfInput); {
+		if err = s.Read(testCtx(t), c); err != nil && !errors.Is(err, runtime.ErrEndOfInput) {
+			t.Fatalf("Read: %v", err)
+		}
+	}
+	if c.plain != 0 {
+		t.Errorf("%d records emitted without their time", c.plain)
+	}
+	if !maps.Equal(c.at, want) {
+		t.Errorf("event times %v, want the records' Kafka timestamps %v", c.at, want)
+	}
 }
