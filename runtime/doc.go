@@ -85,8 +85,9 @@
 // # Event time
 //
 // AssignTimestamps gives any stream event time (a source given
-// WithWatermarks does the same inside its subtasks): it assigns each record
-// its timestamp, which the record carries through every later operator
+// WithWatermarks does the same inside its subtasks, and can take the times
+// the source itself gives through TimestampCollector, such as Kafka
+// timestamps): it assigns each record its timestamp, which the record carries through every later operator
 // (OperatorContext.Timestamp), and emits watermarks, which flow with the
 // records; operators with several inputs forward the minimum, idle inputs
 // excepted. Operators that drop records behind the watermark count them
