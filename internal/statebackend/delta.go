@@ -107,7 +107,15 @@ func (d *delta) grow() {
 		d.nextChunk(room)
 	}
 	if len(d.recs) == cap(d.recs) {
-		d.recs = append(make([]deltaRec, 0, 2*len(d.recs)+256), d.recs...)
+		// A large delta's records and chunks ask for huge pages: their
+		// memory is fresh from the OS at a job's first large checkpoints,
+		// and faulting it in 4 KiB at a time was a tenth of Nexmark q18's
+		// CPU (its one checkpoint, 1.4M records: engine CPU 1.74 → 1.57 s,
+		// page faults 37K → 14K, medians of 4 interleaved runs).
+		recs := make([]deltaRec, len(d.recs), 2*len(d.recs)+256)
+		adviseHugePages(recs[:cap(recs)])
+		copy(recs, d.recs)
+		d.recs = recs
 	}
 }
 
@@ -134,7 +142,9 @@ func (d *delta) nextChunk(room int) {
 		panic("state: a delta of more than 65535 chunks")
 	}
 	// Later kept chunks are dropped: the chunks stay in order of size.
-	d.chunks = append(d.chunks[:d.cur], make([]byte, 0, max(size, room)))
+	chunk := make([]byte, 0, max(size, room))
+	adviseHugePages(chunk[:cap(chunk)]) // see grow
+	d.chunks = append(d.chunks[:d.cur], chunk)
 	d.buf = d.chunks[d.cur]
 }
 

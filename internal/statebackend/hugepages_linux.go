@@ -13,8 +13,9 @@ const madvHugePage = 14
 // default, it does not otherwise). A cache lookup into a state of millions
 // of keys lands on a random page: with 4 KiB pages it misses the TLB too,
 // with 2 MiB pages mostly not. Measured on the counting benchmark: about a
-// tenth faster. Failure is harmless and ignored: the advice is an
-// optimization only.
+// tenth faster. Filling such a slice the first time also faults in 512
+// times fewer pages (see delta.grow). Failure is harmless and ignored: the
+// advice is an optimization only.
 func adviseHugePages[T any](s []T) {
 	var zero T
 	size := uintptr(len(s)) * unsafe.Sizeof(zero)
