@@ -18,7 +18,7 @@ import (
 
 // auctionOrBid is an auction or a bid, keyed by auction id.
 type auctionOrBid struct {
-	Auction *Auction // nil for a bid; shared, read-only
+	Auction *Auction // nil for a bid; read-only
 	Bid     Bid
 }
 
