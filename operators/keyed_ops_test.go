@@ -26,9 +26,23 @@ func ranked(a, b tev) int {
 // later orders tevs by time, then value.
 func later(a, b tev) bool { return a.TS > b.TS || a.TS == b.TS && a.V > b.V }
 
-// upsertJob runs TopNPerKey (top 3) and KeepLast over evs and folds their
-// upsert streams, as rows "key/rank=event" and "key=event", into tables.
-func upsertJob(p *runtime.Pipeline, src runtime.SourceFactory[uint64], evs []tev, top, last *output[string]) {
+// upserts are the tables upsertJob's sinks commit.
+type upserts struct {
+	top, last, lastAtCheckpoints *output[string]
+	// relayed is KeepLast again behind KeepLastAtCheckpoints: at
+	// parallelism 1 the two are chained, and what the first emits at a
+	// barrier must reach the second's state before its snapshot.
+	relayed *output[string]
+}
+
+func newUpserts() upserts {
+	return upserts{newOutput[string](), newOutput[string](), newOutput[string](), newOutput[string]()}
+}
+
+// upsertJob runs TopNPerKey (top 3) and KeepLast, with and without
+// KeepLastAtCheckpoints, over evs and folds their upsert streams, as rows
+// "key/rank=event" and "key=event", into tables.
+func upsertJob(p *runtime.Pipeline, src runtime.SourceFactory[uint64], evs []tev, out upserts) {
 	s := operators.Map(runtime.From(p, "src", src), func(i uint64) tev { return evs[i] })
 	keyed := operators.KeyBy(s, func(e tev) int64 { return e.Key })
 	rankings := operators.TopNPerKey(keyed, "top", operators.TopN[tev]{N: 3, Compare: ranked}, state.JSON[tev]())
@@ -37,9 +51,38 @@ func upsertJob(p *runtime.Pipeline, src runtime.SourceFactory[uint64], evs []tev
 			out.Collect(fmt.Sprintf("%d/%d=%v", r.Key, i+1, r.Top[i]))
 		}
 	})
-	runtime.To(rows, "top-sink", newMemSink(top))
+	runtime.To(rows, "top-sink", newMemSink(out.top))
+	row := func(e tev) string { return fmt.Sprintf("%d=%v", e.Key, e) }
 	latest := operators.KeepLast(keyed, "last", later, state.JSON[tev]())
-	runtime.To(operators.Map(latest, func(e tev) string { return fmt.Sprintf("%d=%v", e.Key, e) }), "last-sink", newMemSink(last))
+	runtime.To(operators.Map(latest, row), "last-sink", newMemSink(out.last))
+	batched := operators.KeepLast(keyed, "last-at-checkpoints", later, state.JSON[tev](), operators.KeepLastAtCheckpoints())
+	runtime.To(operators.Map(batched, row), "last-at-checkpoints-sink", newMemSink(out.lastAtCheckpoints))
+	relayed := operators.KeepLast(operators.KeyBy(batched, func(e tev) int64 { return e.Key }), "relayed", later, state.JSON[tev]())
+	runtime.To(operators.Map(relayed, row), "relayed-sink", newMemSink(out.relayed))
+}
+
+// check compares the folded tables with the reference's, and checks that
+// KeepLastAtCheckpoints committed each key at most once a checkpoint, and
+// that what it emitted at a barrier reached the KeepLast behind it in the
+// same checkpoint.
+func (u upserts) check(t *testing.T, wantTop, wantLast []string) {
+	t.Helper()
+	check(t, "top 3", fold(u.top.records()), wantTop)
+	check(t, "last", fold(u.last.records()), wantLast)
+	check(t, "last at checkpoints", fold(u.lastAtCheckpoints.records()), wantLast)
+	check(t, "relayed", fold(u.relayed.records()), wantLast)
+	relayed := u.relayed.commits()
+	for id, batch := range u.lastAtCheckpoints.commits() {
+		seen := map[string]bool{}
+		for _, r := range batch {
+			k, _, _ := strings.Cut(r, "=")
+			if seen[k] {
+				t.Fatalf("KeepLastAtCheckpoints committed key %s twice in checkpoint %d: %q", k, id, batch)
+			}
+			seen[k] = true
+		}
+		check(t, fmt.Sprintf("relayed in checkpoint %d", id), relayed[id], batch)
+	}
 }
 
 // fold returns the final table of an upsert stream of "key=value" rows.
@@ -86,23 +129,23 @@ func randomEvents(rng *rand.Rand, n, keys int) []tev {
 }
 
 // TestTopNPerKeyAndKeepLast checks that the upsert streams of TopNPerKey
-// and KeepLast fold into the top 3 and the latest event per key, whatever
-// the arrival order (parallelism 3 interleaves the source's subtasks).
+// and KeepLast (with and without KeepLastAtCheckpoints) fold into the top 3
+// and the latest event per key, whatever the arrival order (parallelism 3
+// interleaves the source's subtasks).
 func TestTopNPerKeyAndKeepLast(t *testing.T) {
 	rng := rand.New(rand.NewPCG(testseed.Seed(t), 3))
 	evs := randomEvents(rng, 5000, 40)
 	wantTop, wantLast := upsertWant(evs)
 	for _, par := range []int{1, 3} {
 		t.Run(fmt.Sprintf("parallelism=%d", par), func(t *testing.T) {
-			top, last := newOutput[string](), newOutput[string]()
+			out := newUpserts()
 			p := runtime.NewPipeline("upserts")
-			upsertJob(p, must(generator.NewSource(generator.SourceConfig[uint64]{Record: func(i uint64) uint64 { return i }, Count: uint64(len(evs)), ChunkSize: 7})), evs, top, last)
+			upsertJob(p, must(generator.NewSource(generator.SourceConfig[uint64]{Record: func(i uint64) uint64 { return i }, Count: uint64(len(evs)), ChunkSize: 7})), evs, out)
 			if err := runtime.Run(context.Background(), p, testConfig(t, par)); err != nil {
 				t.Fatal(err)
 			}
-			check(t, "top 3", fold(top.records()), wantTop)
-			check(t, "last", fold(last.records()), wantLast)
-			if n := len(top.records()); n >= len(evs) {
+			out.check(t, wantTop, wantLast)
+			if n := len(out.top.records()); n >= len(evs) {
 				t.Errorf("TopNPerKey emitted %d rows for %d events: it should skip records that do not rank", n, len(evs))
 			}
 		})
@@ -117,18 +160,19 @@ func TestUpsertOperatorsRestart(t *testing.T) {
 	const n = 3000
 	evs := randomEvents(rng, n, 25)
 	wantTop, wantLast := upsertWant(evs)
-	for _, mode := range []string{"stop", "crash"} {
-		t.Run(mode, func(t *testing.T) {
-			dir := t.TempDir()
-			top, last := newOutput[string](), newOutput[string]()
-			rj := restartJob{name: "upserts-restart", par: 2, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], _ *output[string]) {
-				upsertJob(p, src, evs, top, last)
-			}}
-			rj.interrupt(t, dir, top, n/2, mode)
-			rj.resume(t, dir, top)
-			check(t, "top 3", fold(top.records()), wantTop)
-			check(t, "last", fold(last.records()), wantLast)
-		})
+	for _, par := range []int{1, 2} {
+		for _, mode := range []string{"stop", "crash"} {
+			t.Run(fmt.Sprintf("parallelism=%d/%s", par, mode), func(t *testing.T) {
+				dir := t.TempDir()
+				out := newUpserts()
+				rj := restartJob{name: "upserts-restart", par: par, n: n, build: func(p *runtime.Pipeline, src runtime.SourceFactory[uint64], _ *output[string]) {
+					upsertJob(p, src, evs, out)
+				}}
+				rj.interrupt(t, dir, out.top, n/2, mode)
+				rj.resume(t, dir, out.top)
+				out.check(t, wantTop, wantLast)
+			})
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 type output[T any] struct {
 	mu        sync.Mutex
 	committed []T
+	batches   map[uint64][]T // committed, by checkpoint
 	done      map[string]bool
 	// down makes Commit hang until the job is cancelled, as if the process
 	// died after a checkpoint completed but before the sink committed it;
@@ -33,13 +35,21 @@ type output[T any] struct {
 }
 
 func newOutput[T any]() *output[T] {
-	return &output[T]{done: map[string]bool{}, crashed: make(chan struct{})}
+	return &output[T]{done: map[string]bool{}, batches: map[uint64][]T{}, crashed: make(chan struct{})}
 }
 
 func (o *output[T]) records() []T {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.committed)
+}
+
+// commits returns the records committed by checkpoint (by every sink
+// subtask).
+func (o *output[T]) commits() map[uint64][]T {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.batches)
 }
 
 // staged is what a sink pre-committed for one checkpoint.
@@ -116,6 +126,7 @@ func (s *memSink[T]) commit(st staged[T]) {
 	}
 	s.out.done[key] = true
 	s.out.committed = append(s.out.committed, st.Recs...)
+	s.out.batches[st.ID] = append(s.out.batches[st.ID], st.Recs...)
 }
 
 func (s *memSink[T]) Close() error { return nil }

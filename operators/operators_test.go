@@ -139,6 +139,16 @@ func TestPipelineErrors(t *testing.T) {
 			want: []string{`"src"`, "parallelism 0"},
 		},
 		{
+			name: "KeepLastAtCheckpoints with event time",
+			build: func(p *runtime.Pipeline) {
+				s := runtime.AssignTimestamps(runtime.From(p, "src", numbers(1)), "times", runtime.Monotonic(func(v uint64) int64 { return int64(v) }))
+				last := operators.KeepLast(operators.KeyBy(s, func(v uint64) uint64 { return v }), "last", func(a, b uint64) bool { return a > b }, nil,
+					operators.KeepLastAtCheckpoints())
+				runtime.To(last, "sink", newMemSink(newOutput[uint64]()))
+			},
+			want: []string{`keep last "last"`, "KeepLastAtCheckpoints", "without event time", `"times"`},
+		},
+		{
 			name:  "no source",
 			build: func(p *runtime.Pipeline) {},
 			want:  []string{"no source"},

@@ -15,8 +15,11 @@ import (
 //	Open → Process … Process [Snapshot(n) at barrier n] … [NotifyCheckpointComplete(n)] … → Finish → Close
 //
 // Snapshot returns the operator (non-keyed) state to keep in checkpoint n; it
-// runs while the stream is paused, so it must be quick. Finish runs at the
-// end of a bounded input, before the final checkpoint, and may emit records.
+// runs while the stream is paused, so it must be quick. It may emit records,
+// which reach the operators and sinks behind it ahead of barrier n (an
+// operator that emits its changes once per checkpoint does). Finish runs at
+// the end of a bounded input, before the final checkpoint, and may emit
+// records.
 // Process has no error result because it sits on the hot path: report an
 // error with OperatorContext.Fail, which stops the job.
 type Operator[In, Out any] interface {

@@ -310,11 +310,14 @@ var bidderAuctionCodec = codec[bidderAuction]{
 }
 
 // EngineQ18 is q18: the last bid of each bidder on each auction, as an
-// upsert stream (operators.KeepLast).
+// upsert stream (operators.KeepLast) that carries each changed row once per
+// checkpoint (KeepLastAtCheckpoints, as Flink's published runs use
+// mini-batches): the sink commits the same table at each checkpoint.
 func EngineQ18(events runtime.Stream[Record]) runtime.Stream[Traced[Q18Result]] {
 	keyed := operators.KeyBy(bids(events), func(b Bid) bidderAuction { return bidderAuction{b.Bidder, b.Auction} },
 		operators.KeyCodec[bidderAuction](bidderAuctionCodec))
-	last := operators.KeepLast(keyed, "q18-last", func(a, b Bid) bool { return LaterBid(&a, &b) }, bidCodec)
+	last := operators.KeepLast(keyed, "q18-last", func(a, b Bid) bool { return LaterBid(&a, &b) }, bidCodec,
+		operators.KeepLastAtCheckpoints())
 	return operators.Map(last, func(b Bid) Traced[Q18Result] { return Traced[Q18Result]{b, -1} })
 }
 

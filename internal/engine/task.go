@@ -451,13 +451,18 @@ func (t *task) onCommand(ctx context.Context, cmd command) {
 }
 
 // checkpoint takes the synchronous part of checkpoint id: operator state,
-// the freeze of keyed state, and the barrier sent downstream.
+// the freeze of keyed state, and the barrier sent downstream. Members
+// snapshot in chain order, each after its held-back records were
+// processed, so that what a member emits at its snapshot (an upsert stream
+// flushed once per checkpoint) reaches the members behind it before theirs.
 func (t *task) checkpoint(ctx context.Context, id uint64, final bool) {
-	t.flush()
 	start := time.Now()
 	ack := &taskAck{task: t, checkpoint: id, alignment: t.stats.alignment()}
 	for i, m := range t.members {
 		t.entry = i
+		if m.buffer != nil {
+			m.buffer.Flush()
+		}
 		data, err := m.inst.Snapshot(ctx, id)
 		if err != nil {
 			t.fail(fmt.Errorf("operator %q: snapshot for checkpoint %d: %w", m.node.Name, id, err))

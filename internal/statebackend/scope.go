@@ -173,6 +173,49 @@ func (v *Value[K, T]) Delete() {
 	v.t.delete(v.t.scope.key)
 }
 
+// EachChanged calls f with each key whose value was set since the last
+// barrier and still has one, and that value. It is for operators that emit
+// their state's changes once per checkpoint, at the barrier
+// (operators.KeepLastAtCheckpoints): the table knows the keys its next
+// snapshot writes, so that costs nothing per record. f must not change the
+// state. A value with a TTL keeps no such list: EachChanged panics.
+//
+// The order is the table's, not the order of the changes: when many keys
+// changed, a walk over every slot in memory order is cheaper than a lookup
+// per changed key, which misses the CPU cache (q18: 0.29 s of lookups for
+// 586,000 keys, against milliseconds for the walk).
+func (v *Value[K, T]) EachChanged(f func(K, T)) {
+	if v.tv != nil {
+		panic("statebackend: EachChanged of a value with a TTL")
+	}
+	t := v.t
+	if len(t.dirty) > t.m.len()/4 {
+		for i := range t.m.slots {
+			if s := &t.m.slots[i]; t.m.used(i) {
+				v.changed(s.k, &s.e, f)
+			}
+		}
+		return
+	}
+	for _, k := range t.dirty {
+		if i := t.m.find(k); i >= 0 { // else set and deleted since the barrier (see deleteAt)
+			v.changed(k, &t.m.slots[i].e, f)
+		}
+	}
+}
+
+// changed calls f with k and e's value if e was set in the current epoch.
+func (v *Value[K, T]) changed(k K, e *entry[T], f func(K, T)) {
+	if e.epoch != v.t.b.epoch || e.deleted() {
+		return
+	}
+	val := e.val
+	if v.clone != nil {
+		val = v.clone(val)
+	}
+	f(k, val)
+}
+
 // Map is a map from UK to V per key. The entries of one key are cached and
 // stored together, which suits maps of up to a few thousand entries per key.
 // With a TTL (see WithTTL), each entry has its own.

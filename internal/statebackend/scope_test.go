@@ -174,3 +174,78 @@ func TestPrefetchKeepsHashes(t *testing.T) {
 		}
 	}
 }
+
+// TestValueEachChanged checks that EachChanged reports exactly the keys set
+// since the last barrier that still have a value, each once with its
+// current value, both by its list of changed keys (few changed) and by its
+// walk over the table (many changed), and nothing changed before the
+// barrier.
+func TestValueEachChanged(t *testing.T) {
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, _ := NewScope[int64](b, nil)
+	v, err := NewValue(s, "v", Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(k, val int64) { s.SetKey(k); v.Put(val) }
+	del := func(k int64) { s.SetKey(k); v.Delete() }
+	check := func(step string, want map[int64]int64) {
+		t.Helper()
+		got := map[int64]int64{}
+		v.EachChanged(func(k, val int64) {
+			if _, dup := got[k]; dup {
+				t.Errorf("%s: key %d reported twice", step, k)
+			}
+			got[k] = val
+		})
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: changed %v, want %v", step, got, want)
+		}
+	}
+	barrier := func(id uint64) {
+		t.Helper()
+		if err := b.Freeze(id, filepath.Join(t.TempDir(), "chk")); err != nil {
+			t.Fatal(err)
+		}
+		if !b.Drain(0) {
+			t.Fatal("Drain(0) did not finish")
+		}
+	}
+
+	// Every key is new: the walk over the table.
+	want := map[int64]int64{}
+	for k := range int64(100) {
+		put(k, k)
+		put(k, k+1) // a second change in the epoch is the same key
+		want[k] = k + 1
+	}
+	check("first interval", want)
+	barrier(1)
+	check("after the barrier", map[int64]int64{})
+
+	// A few changes: the list of changed keys, with a deletion and a key
+	// set and deleted again, neither of which has a value.
+	put(3, 30)
+	put(7, 70)
+	del(5)
+	put(200, 1)
+	del(200)
+	check("second interval", map[int64]int64{3: 30, 7: 70})
+	barrier(2)
+
+	// Many changes and deletions: the walk, which must skip the deleted.
+	want = map[int64]int64{}
+	for k := int64(10); k < 90; k++ {
+		if k%3 == 0 {
+			del(k)
+			continue
+		}
+		put(k, -k)
+		want[k] = -k
+	}
+	check("third interval", want)
+}
