@@ -49,7 +49,8 @@
 //
 // Updating (unwindowed) operators emit upsert streams, in which a key's
 // last record is its current value: TopNPerKey ranks each key's best
-// records, KeepLast keeps each key's latest (Dedup keeps the first).
+// records, KeepLast keeps each key's latest (Dedup keeps the first), at
+// every change or, with KeepLastAtCheckpoints, once per checkpoint.
 // LookupJoin joins a stream with a bounded table loaded when the job
 // starts (a side input). WindowJoin and IntervalJoin join two streams; Dedup drops repeated
 // ids. All are keyed operators whose state and event-time or processing-time

@@ -85,7 +85,9 @@
 //
 // Windowed aggregates use operators.Window with PreAggregate (local-global
 // aggregation before the shuffle) and, for rankings, WindowTopN; q11 uses
-// session windows; q13 operators.LookupJoin; q18 operators.KeepLast; q19
+// session windows; q13 operators.LookupJoin; q18 operators.KeepLast with
+// KeepLastAtCheckpoints (one row per changed key and checkpoint: Flink's
+// published runs enable mini-batches, which do the same); q19
 // operators.TopNPerKey; q4, q6 and q9 close auctions with
 // operators.ProcessWithTimers. Results that a watermark fires carry no
 // origin event; the harness traces their latency to the first event at or

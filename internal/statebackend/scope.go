@@ -183,7 +183,7 @@ func (v *Value[K, T]) Delete() {
 // The order is the table's, not the order of the changes: when many keys
 // changed, a walk over every slot in memory order is cheaper than a lookup
 // per changed key, which misses the CPU cache (q18: 0.29 s of lookups for
-// 586,000 keys, against milliseconds for the walk).
+// 586,000 keys; the walk, about 0.01 s in the same profile).
 func (v *Value[K, T]) EachChanged(f func(K, T)) {
 	if v.tv != nil {
 		panic("statebackend: EachChanged of a value with a TTL")
