@@ -182,8 +182,8 @@ func (v *Value[K, T]) Delete() {
 //
 // The order is the table's, not the order of the changes: when many keys
 // changed, a walk over every slot in memory order is cheaper than a lookup
-// per changed key, which misses the CPU cache (q18: 0.29 s of lookups for
-// 586,000 keys; the walk, about 0.01 s in the same profile).
+// per changed key, which misses the CPU cache (q18's 586,000 changed keys:
+// 0.29 s of CPU by lookups, about 0.01 s by the walk).
 func (v *Value[K, T]) EachChanged(f func(K, T)) {
 	if v.tv != nil {
 		panic("statebackend: EachChanged of a value with a TTL")
