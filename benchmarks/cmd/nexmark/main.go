@@ -29,13 +29,16 @@
 //     99th percentile of their duration, from trigger to durable manifest.
 //   - reference events/s: the QnReference function over the same events,
 //     generated on the fly as for the engine (generation is included on both
-//     sides; result hashing is not). References of the stateless queries
-//     q0–q2 run over segments of 1M events to bound their memory.
+//     sides, and so is what each does with its results: the reference hashes
+//     them, and keeps them for an exact comparison, as the engine's sink does
+//     as it writes). References of the stateless queries q0–q2 run over
+//     segments of 1M events to bound their memory.
 //   - CPU seconds: the process's user+system CPU time during each run, and
 //     ratio_to_reference_cpu = reference CPU / engine CPU, which is steadier
 //     than the wall-time ratio on a shared machine (the reference's CPU time
-//     includes hashing its results; the engine's includes all its goroutines:
-//     checkpoints, Pebble compactions, the sink).
+//     includes hashing its results, as its wall time does; the engine's
+//     includes all its goroutines: checkpoints, Pebble compactions, the
+//     sink).
 //   - page faults: the process's page faults (minor and major) during each
 //     side's timed run: memory the side had to take from the operating
 //     system (with --warmup, mostly memory Pebble allocates outside the Go
@@ -251,7 +254,7 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 		prepare(o.warmup, func() error { q.RunReference(g, exact); return nil })
 		cpu0, faults0 := cpuTime(), pageFaults()
 		want, elapsed := q.RunReference(g, exact)
-		refs = append(refs, refRun{cpu: cpuTime() - cpu0, faults: pageFaults() - faults0, elapsed: elapsed}) // CPU includes result hashing
+		refs = append(refs, refRun{cpu: cpuTime() - cpu0, faults: pageFaults() - faults0, elapsed: elapsed})
 		if first == nil {
 			first = &nexmark.Output{Count: want.Count, Sum: want.Sum}
 		} else if !want.Equal(first) {
@@ -317,9 +320,9 @@ func runQuery(q nexmark.Query, o *options, dir string, stderr io.Writer) (Result
 // refRun and engineRun are one measurement of a query's reference loop and
 // of its engine job.
 type refRun struct {
-	cpu     time.Duration // process CPU time, result hashing included
+	cpu     time.Duration // process CPU time
 	faults  int64         // the process's page faults during the run
-	elapsed time.Duration // the loop's wall time, result hashing excluded
+	elapsed time.Duration // the loop's wall time, result hashing included
 }
 
 type engineRun struct {
