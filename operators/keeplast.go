@@ -28,9 +28,11 @@ type keepLastOptions struct {
 // committed table no later than without the option, and with fewer
 // intermediate rows: when keys change many times an interval, the writes
 // downstream drop by that factor. Readers of a sink that writes at once
-// see changes up to one checkpoint interval later. The stream must not
-// carry event time: the records emitted at a barrier would be behind the
-// watermark the operator forwarded before it.
+// see changes up to one checkpoint interval later. The records are emitted
+// while the stream is paused for the barrier, so the pause grows with the
+// number of keys changed in the interval. The stream must not carry event
+// time: the records emitted at a barrier would be behind the watermark the
+// operator forwarded before it.
 func KeepLastAtCheckpoints() KeepLastOption {
 	return func(o *keepLastOptions) { o.atCheckpoints = true }
 }
