@@ -43,9 +43,10 @@
 // emitted (runtime.WatermarkStrategy). Read one after the other, two files
 // with overlapping time ranges would make the second file's early lines
 // late, and an event-time window downstream would drop them. Set
-// SourceConfig.Timestamp (to the strategy's Timestamp function) and a
-// subtask reads all its files together instead, a k-way merge that always
-// emits the earliest pending line (ties to the file first in the list). A
+// SourceConfig.Timestamp and a subtask reads all its files together
+// instead, a k-way merge that always emits the earliest pending line (ties
+// to the file first in the list), at that time: the source's
+// runtime.WatermarkStrategy may leave its own Timestamp function unset. A
 // line is then late only if it is late within its own file, as with
 // Flink's per-split watermarks, and windows downstream hold little state
 // because the merged stream is nearly in time order. The cost: every

@@ -23,6 +23,8 @@ import (
 // counts lines in event-time windows: with SourceConfig.Timestamp no line
 // comes out of the window's late stream, and every window counts all its
 // lines. (Read one after the other, the second file's lines were all late.)
+// The stream's strategy has its own Timestamp function, or none: the
+// source gives each line's time.
 func TestEventTimeWindowOverTwoFiles(t *testing.T) {
 	in := t.TempDir()
 	var a, b strings.Builder
@@ -36,7 +38,33 @@ func TestEventTimeWindowOverTwoFiles(t *testing.T) {
 		}
 	}
 	ts := func(line string) int64 { n, _ := strconv.ParseInt(line, 10, 64); return n }
-	newLines, err := file.NewSource(file.SourceConfig{Paths: []string{filepath.Join(in, "*.log")}, MaxLinesPerRead: 4, Timestamp: ts})
+	for _, tc := range []struct {
+		name     string
+		strategy runtime.WatermarkStrategy[string]
+	}{
+		{"strategy with Timestamp", runtime.Monotonic(ts)},
+		{"source's times", runtime.WatermarkStrategy[string]{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := countTwoFiles(t, in, ts, tc.strategy)
+			var want []string
+			for w := int64(0); w < 100; w += 10 {
+				want = append(want, fmt.Sprintf("%v 10", operators.TimeWindow{Start: w, End: w + 10}))
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// countTwoFiles runs the job of TestEventTimeWindowOverTwoFiles over the
+// files in dir and returns its committed lines.
+func countTwoFiles(t *testing.T, dir string, ts func(string) int64, strategy runtime.WatermarkStrategy[string]) []string {
+	t.Helper()
+	newLines, err := file.NewSource(file.SourceConfig{Paths: []string{filepath.Join(dir, "*.log")}, MaxLinesPerRead: 4, Timestamp: ts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +74,7 @@ func TestEventTimeWindowOverTwoFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := runtime.NewPipeline("two-files")
-	lines := runtime.From(p, "lines", newLines, runtime.WithWatermarks(runtime.Monotonic(ts))).SetParallelism(1)
+	lines := runtime.From(p, "lines", newLines, runtime.WithWatermarks(strategy)).SetParallelism(1)
 	counts, late := operators.WindowAggregate(
 		operators.Window(operators.KeyBy(lines, func(string) string { return "all" }), "per-10ms", operators.Tumbling(10*time.Millisecond)),
 		operators.WindowAggregateFunc[string, string, int64, string]{
@@ -58,16 +86,7 @@ func TestEventTimeWindowOverTwoFiles(t *testing.T) {
 	if err := runtime.Run(context.Background(), p, cfg); err != nil {
 		t.Fatal(err)
 	}
-	got := readDir(t, out)
-	var want []string
-	for w := int64(0); w < 100; w += 10 {
-		want = append(want, fmt.Sprintf("%v 10", operators.TimeWindow{Start: w, End: w + 10}))
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	return readDir(t, out)
 }
 
 // readDir returns the lines of the committed files in dir (names not

@@ -145,9 +145,14 @@ func (m *mergeSource) Read(ctx context.Context, out runtime.Collector[string]) e
 	if len(m.heads) == 0 {
 		return runtime.ErrEndOfInput
 	}
+	timed, isTimed := out.(runtime.TimestampCollector[string])
 	for range m.files.cfg.MaxLinesPerRead {
 		h := m.heads[0]
-		out.Collect(h.line)
+		if isTimed {
+			timed.CollectAt(h.line, h.ts) // the strategy needs no Timestamp function of its own
+		} else {
+			out.Collect(h.line)
+		}
 		m.offsets[h.i] = h.pos
 		ok, err := m.advance(h)
 		if err != nil {

@@ -69,10 +69,12 @@ type SourceConfig struct {
 	// the earliest pending line of all its files, so that the stream's
 	// watermark, which follows the largest timestamp emitted, does not
 	// make the early lines of one file late because another file's late
-	// lines came first. Set it, to the same function as the stream's
-	// runtime.WatermarkStrategy.Timestamp, whenever a subtask may read more
-	// than one file (more files than the source's parallelism) of a stream
-	// with event time. Every unread file of a subtask is then open at
+	// lines came first. Set it whenever a subtask may read more than one
+	// file (more files than the source's parallelism) of a stream with
+	// event time. The source gives each line this time
+	// (runtime.TimestampCollector), so the stream's
+	// runtime.WatermarkStrategy needs no Timestamp function (one, if set,
+	// decides instead). Every unread file of a subtask is then open at
 	// once, each with a BufferSize buffer. See the package documentation.
 	Timestamp func(line string) int64
 	// MonitorInterval, if positive, makes the source unbounded: it keeps

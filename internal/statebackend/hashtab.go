@@ -108,31 +108,28 @@ func (h *hashTable[K, V]) find(k K) int {
 // with loads and calls interleaved, 135 with the homes first, 92 when the
 // second cache line a lookup may need is read too.)
 func (h *hashTable[K, V]) touch(keys []K) {
-	if h.n == 0 {
-		return
-	}
 	homes := h.homes[:0]
 	for _, k := range keys {
 		homes = append(homes, h.home(k))
 	}
-	h.homes = homes
 	h.touchHomes(homes)
 }
 
 // touchHashed is touch for the keys whose hashes are hashes.
 func (h *hashTable[K, V]) touchHashed(hashes []uint64) {
-	if h.n == 0 {
-		return
-	}
 	homes := h.homes[:0]
 	for _, x := range hashes {
 		homes = append(homes, h.homeOf(x))
 	}
-	h.homes = homes
 	h.touchHomes(homes)
 }
 
+// touchHomes reads the slots at homes (and keeps homes' array for reuse).
 func (h *hashTable[K, V]) touchHomes(homes []int) {
+	h.homes = homes
+	if h.n == 0 {
+		return // no slots to read
+	}
 	var sum uint32
 	mask := len(h.slots) - 1
 	for _, i := range homes {
