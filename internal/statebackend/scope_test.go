@@ -45,11 +45,7 @@ func collidingNames(t *testing.T) (string, string) {
 }
 
 func TestRegisterErrors(t *testing.T) {
-	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t)
 	s, err := NewScope[string](b, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -91,11 +87,7 @@ func TestRegisterErrors(t *testing.T) {
 }
 
 func TestMapAllStopsEarly(t *testing.T) {
-	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t)
 	s, _ := NewScope[string](b, nil)
 	m, err := NewMap(s, "m", String, Int)
 	if err != nil {
@@ -130,11 +122,7 @@ func TestMapAllStopsEarly(t *testing.T) {
 // by their Get and Put (which hashed each key a second time). Keys set out
 // of order, or skipped, still get their own hash.
 func TestPrefetchKeepsHashes(t *testing.T) {
-	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t)
 	s, err := NewScope[pairKey](b, pairKeyCodec{})
 	if err != nil {
 		t.Fatal(err)
@@ -181,11 +169,7 @@ func TestPrefetchKeepsHashes(t *testing.T) {
 // walk over the table (many changed), and nothing changed before the
 // barrier.
 func TestValueEachChanged(t *testing.T) {
-	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBackend(t)
 	s, _ := NewScope[int64](b, nil)
 	v, err := NewValue(s, "v", Int64)
 	if err != nil {
@@ -248,4 +232,16 @@ func TestValueEachChanged(t *testing.T) {
 		want[k] = -k
 	}
 	check("third interval", want)
+}
+
+// openBackend opens a Backend with the default configuration in a
+// temporary directory, closed when the test ends.
+func openBackend(t *testing.T) *Backend {
+	t.Helper()
+	b, err := Open(Config{Dir: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
