@@ -85,15 +85,16 @@ func TestReferenceSegmentsAreExact(t *testing.T) {
 	}
 }
 
-// TestCrashesAreExactlyOnce kills three stateful queries (sliding windows
-// with pre-aggregation, closing auctions with timers, session windows) at
-// random points of their input, several times per run, each time
-// restarting from the checkpoint directory, and compares the committed
-// output with the reference line by line.
+// TestCrashesAreExactlyOnce kills four stateful queries (sliding windows
+// with pre-aggregation, closing auctions with timers, session windows, and
+// an upsert stream emitted once per checkpoint) at random points of their
+// input, several times per run, each time restarting from the checkpoint
+// directory, and compares the committed output with the reference line by
+// line (q18's by its final table).
 func TestCrashesAreExactlyOnce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(testseed.Seed(t), 14))
 	const n = 6000
-	for _, name := range []string{"q5", "q9", "q11"} {
+	for _, name := range []string{"q5", "q9", "q11", "q18"} {
 		q := QueryByName(name)
 		// Kill points spread over the first three quarters of the input
 		// (replays count, so every one is reached with input left to
