@@ -211,14 +211,18 @@ func TestValueEachChanged(t *testing.T) {
 	barrier(1)
 	check("after the barrier", map[int64]int64{})
 
-	// A few changes: the list of changed keys, with a deletion and a key
-	// set and deleted again, neither of which has a value.
+	// A few changes: the list of changed keys, with a deletion.
 	put(3, 30)
 	put(7, 70)
 	del(5)
+	check("second interval", map[int64]int64{3: 30, 7: 70})
+	// A new key set and deleted has no value; set again, it is listed
+	// twice among the changed keys but reported once.
 	put(200, 1)
 	del(200)
-	check("second interval", map[int64]int64{3: 30, 7: 70})
+	check("second interval, a new key deleted", map[int64]int64{3: 30, 7: 70})
+	put(200, 2)
+	check("second interval, the key set again", map[int64]int64{3: 30, 7: 70, 200: 2})
 	barrier(2)
 
 	// Many changes and deletions: the walk, which must skip the deleted.
