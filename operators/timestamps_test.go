@@ -306,9 +306,9 @@ func TestProcessContextTimestamp(t *testing.T) {
 }
 
 // timedSource emits 0, 1, … n-1 (subtask i of p: i, i+p, …) in chunks of
-// 7, at the event times ts gives, with CollectAt where its collector takes times (the source has
-// WithWatermarks) and with Collect where not, as a source that knows its
-// records' times (Kafka's record timestamps) does.
+// 7, at the event times ts gives, with CollectAt where its collector takes
+// times (the source has WithWatermarks) and with Collect where not, as a
+// source that knows its records' times (Kafka's record timestamps) does.
 type timedSource struct {
 	n, next, step uint64
 	ts            func(uint64) int64

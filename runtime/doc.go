@@ -87,10 +87,10 @@
 // AssignTimestamps gives any stream event time (a source given
 // WithWatermarks does the same inside its subtasks, and can take the times
 // the source itself gives through TimestampCollector, such as Kafka
-// timestamps): it assigns each record its timestamp, which the record carries through every later operator
-// (OperatorContext.Timestamp), and emits watermarks, which flow with the
-// records; operators with several inputs forward the minimum, idle inputs
-// excepted. Operators that drop records behind the watermark count them
+// timestamps): it assigns each record its timestamp, which the record
+// carries through every later operator (OperatorContext.Timestamp), and
+// emits watermarks, which flow with the records; operators with several
+// inputs forward the minimum, idle inputs excepted. Operators that drop records behind the watermark count them
 // with OperatorContext.DroppedLate (weir_late_records_dropped_total). Keyed operators that implement
 // TimerHandler get event-time and processing-time timers, stored as keyed
 // state. The watermark of every task is part of each checkpoint.
